@@ -1,0 +1,93 @@
+// mmkit_bench's main: registers every benchmark, in an order that
+// interleaves mmkit with its peers, and runs them.
+//
+// Google Benchmark runs benchmarks in registration order, and static
+// registration across files has no defined order; so nothing registers
+// itself and this file lists them all. The order0 pcp pair runs before and
+// after the peers (page_alloc/order0_pcp and page_alloc/order0_pcp/repeat),
+// so drift over the run (another build, a frequency change) shows up as a
+// gap between the two instead of silently favouring one side. For finer
+// mixing, pass --benchmark_enable_random_interleaving=true.
+//
+// Before anything else main makes sure jemalloc can be dlopen'ed (see
+// peers.cc): if the probe fails for lack of static TLS, the binary
+// re-executes itself once with GLIBC_TUNABLES asking for a larger surplus.
+// MMKIT_BENCH_NO_REEXEC=1 turns that off (peer/jemalloc is then skipped).
+#include <benchmark/benchmark.h>
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace mmkit_bench {
+
+void BM_order0_pcp(benchmark::State& state, uint64_t gib);
+void BM_order0_nopcp(benchmark::State& state);
+void BM_orderN(benchmark::State& state, unsigned order);
+void BM_two_cpu_remote_free(benchmark::State& state);
+void BM_peer_aligned_4k(benchmark::State& state, int peer);  // peers.cc's kPeers order
+void BM_peer_mmap_4k(benchmark::State& state);
+void BM_boot(benchmark::State& state, uint64_t gib);
+
+namespace {
+
+constexpr const char* kReexecMarker = "MMKIT_BENCH_REEXECED";
+constexpr const char* kStaticTlsTunable = "glibc.rtld.optional_static_tls=65536";
+
+void ensure_jemalloc_loadable(char** argv) {
+  if (std::getenv("MMKIT_BENCH_NO_REEXEC") != nullptr || std::getenv(kReexecMarker) != nullptr) return;
+  if (dlopen("libjemalloc.so.2", RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND) != nullptr) return;
+  const char* why = dlerror();
+  if (why == nullptr || std::strstr(why, "static TLS") == nullptr) return;  // absent: skipped later
+  std::string tunables = kStaticTlsTunable;
+  if (const char* old = std::getenv("GLIBC_TUNABLES"); old != nullptr && *old != '\0')
+    tunables = std::string(old) + ":" + tunables;
+  setenv("GLIBC_TUNABLES", tunables.c_str(), 1);
+  setenv(kReexecMarker, "1", 1);
+  execv("/proc/self/exe", argv);
+  std::fprintf(stderr, "mmkit_bench: re-exec for jemalloc's static TLS failed: %s\n",
+               std::strerror(errno));
+}
+
+void register_all() {
+  using benchmark::RegisterBenchmark;
+  using benchmark::kMillisecond;
+
+  RegisterBenchmark("page_alloc/order0_pcp", BM_order0_pcp, uint64_t{4});
+  RegisterBenchmark("peer/glibc_aligned_4k", BM_peer_aligned_4k, 0);
+  RegisterBenchmark("peer/jemalloc_aligned_4k", BM_peer_aligned_4k, 1);
+  RegisterBenchmark("peer/tcmalloc_aligned_4k", BM_peer_aligned_4k, 2);
+  RegisterBenchmark("peer/mimalloc_aligned_4k", BM_peer_aligned_4k, 3);
+  RegisterBenchmark("peer/mmap_4k", BM_peer_mmap_4k);
+  RegisterBenchmark("page_alloc/order0_pcp/repeat", BM_order0_pcp, uint64_t{4});
+
+  RegisterBenchmark("page_alloc/order0_nopcp", BM_order0_nopcp);
+  for (unsigned order = 1; order <= 10; ++order)
+    RegisterBenchmark(("page_alloc/order" + std::to_string(order)).c_str(), BM_orderN, order);
+  RegisterBenchmark("page_alloc/two_cpu_remote_free", BM_two_cpu_remote_free)->UseRealTime();
+
+  RegisterBenchmark("page_alloc/order0_pcp_1GiB", BM_order0_pcp, uint64_t{1});
+  RegisterBenchmark("page_alloc/order0_pcp_64GiB", BM_order0_pcp, uint64_t{64});
+
+  for (uint64_t gib : {1, 16, 64})
+    RegisterBenchmark(("boot/" + std::to_string(gib) + "GiB").c_str(), BM_boot, gib)
+        ->Unit(kMillisecond);
+}
+
+}  // namespace
+}  // namespace mmkit_bench
+
+int main(int argc, char** argv) {
+  mmkit_bench::ensure_jemalloc_loadable(argv);
+  mmkit_bench::register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Markdown tables of mmkit_bench results and the ratios the targets are set on.
+
+Reads `mmkit_bench --benchmark_format=json` output (a file argument, or stdin)
+and prints two tables: every benchmark's median time (with min, max and the
+counters), then the ratios, each with its target and a verdict:
+
+  order0_pcp / peer aligned 4 KiB pair   < 1: mmkit is faster than that peer
+  order0_nopcp / order0_pcp              <= 3: the zone-lock path within 3x
+  order0_pcp_64GiB / order0_pcp_1GiB     <= 1.25: order-0 cost flat in RAM
+                                         (1.25 is the noise allowance)
+  boot/64GiB                             < 1 s
+  order0_pcp/repeat / order0_pcp         drift over the run (no target)
+
+Medians are taken over the repetitions (run with --benchmark_repetitions=N);
+when only aggregates were reported, their median is used. order0_pcp in the
+peer ratios pools the runs of page_alloc/order0_pcp and its /repeat twin,
+which run before and after the peers. Times are real time.
+"""
+import json
+import statistics
+import sys
+
+TO_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+PEERS = ["glibc", "jemalloc", "tcmalloc", "mimalloc"]
+PCP = "page_alloc/order0_pcp"
+PCP_RUNS = [PCP, PCP + "/repeat"]
+# Benchmark keys that are not user counters.
+NON_COUNTERS = {
+    "name", "family_index", "per_family_instance_index", "run_name", "run_type",
+    "repetitions", "repetition_index", "threads", "iterations", "real_time", "cpu_time",
+    "time_unit", "aggregate_name", "aggregate_unit", "error_occurred", "error_message",
+    "label", "items_per_second", "bytes_per_second",
+}
+
+
+def load(stream):
+    """{run_name: {"times": [ns...], "counters": {name: [values]}, "order": i}}."""
+    data = json.load(stream)
+    runs, medians = {}, {}
+    for i, b in enumerate(data.get("benchmarks", [])):
+        name = b.get("run_name", b["name"])
+        if b.get("error_occurred"):
+            runs.setdefault(name, {"times": [], "counters": {}, "order": i,
+                                   "error": b.get("error_message", "error")})
+            continue
+        ns = b["real_time"] * TO_NS[b.get("time_unit", "ns")]
+        counters = {k: v for k, v in b.items() if k not in NON_COUNTERS and isinstance(v, (int, float))}
+        if b.get("run_type") == "aggregate":
+            if b.get("aggregate_name") == "median":
+                medians[name] = (ns, counters, i)
+            continue
+        r = runs.setdefault(name, {"times": [], "counters": {}, "order": i})
+        r["times"].append(ns)
+        for k, v in counters.items():
+            r["counters"].setdefault(k, []).append(v)
+    for name, (ns, counters, i) in medians.items():  # aggregates only
+        if name not in runs or not runs[name]["times"]:
+            runs[name] = {"times": [ns], "counters": {k: [v] for k, v in counters.items()}, "order": i}
+    return data.get("context", {}), runs
+
+
+def fmt_time(ns):
+    if ns is None:
+        return "n/a"
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
+        if ns >= scale:
+            return f"{ns / scale:.3g} {unit}"
+    return f"{ns:.3g} ns"
+
+
+def median(runs, *names):
+    times = [t for n in names if n in runs for t in runs[n]["times"]]
+    return statistics.median(times) if times else None
+
+
+def ratio_row(label, num, den, target, ok):
+    if num is None or den is None or den == 0:
+        return f"| {label} | n/a | {target} | missing |"
+    r = num / den
+    verdict = "" if ok is None else ("met" if ok(r) else "**missed**")
+    return f"| {label} | {r:.3g} ({fmt_time(num)} / {fmt_time(den)}) | {target} | {verdict} |"
+
+
+def main():
+    stream = open(sys.argv[1]) if len(sys.argv) > 1 else sys.stdin
+    context, runs = load(stream)
+
+    loadavg = context.get("load_avg") or []
+    load_s = f", load average {' '.join(f'{x:.2f}' for x in loadavg)} at start" if loadavg else ""
+    print(f"Host: {context.get('num_cpus', '?')} CPUs at {context.get('mhz_per_cpu', '?')} MHz{load_s}, "
+          f"{context.get('date', '')}; times are medians of real time.\n")
+    print("| benchmark | median | min | max | runs | counters (median) |")
+    print("|---|---:|---:|---:|---:|---|")
+    for name, r in sorted(runs.items(), key=lambda kv: kv[1]["order"]):
+        if "error" in r and not r["times"]:
+            print(f"| {name} | error: {r['error']} | | | 0 | |")
+            continue
+        t = r["times"]
+        counters = ", ".join(f"{k}={statistics.median(v):.4g}" for k, v in sorted(r["counters"].items()))
+        print(f"| {name} | {fmt_time(statistics.median(t))} | {fmt_time(min(t))} | {fmt_time(max(t))} "
+              f"| {len(t)} | {counters} |")
+
+    pcp = median(runs, *PCP_RUNS)
+    print("\n| ratio | value (ours / theirs) | target | verdict |")
+    print("|---|---:|---|---|")
+    for peer in PEERS:
+        print(ratio_row(f"order0_pcp / {peer}_aligned_4k", pcp, median(runs, f"peer/{peer}_aligned_4k"),
+                        "< 1", lambda r: r < 1))
+    print(ratio_row("order0_pcp / mmap_4k", pcp, median(runs, "peer/mmap_4k"), "(context)", None))
+    print(ratio_row("order0_nopcp / order0_pcp", median(runs, "page_alloc/order0_nopcp"), pcp,
+                    "<= 3", lambda r: r <= 3))
+    print(ratio_row("order0_pcp_64GiB / order0_pcp_1GiB", median(runs, "page_alloc/order0_pcp_64GiB"),
+                    median(runs, "page_alloc/order0_pcp_1GiB"), "<= 1.25 (flat)", lambda r: r <= 1.25))
+    print(ratio_row("order0_pcp/repeat / order0_pcp (drift)", median(runs, PCP_RUNS[1]),
+                    median(runs, PCP_RUNS[0]), "(noise)", None))
+    print(ratio_row("two_cpu_remote_free / order0_pcp", median(runs, "page_alloc/two_cpu_remote_free"),
+                    pcp, "(context)", None))
+    print(ratio_row("boot/64GiB / boot/1GiB", median(runs, "boot/64GiB"), median(runs, "boot/1GiB"),
+                    "(context)", None))
+    for gib in (1, 16, 64):
+        name = f"boot/{gib}GiB"
+        t = median(runs, name)
+        rss = runs.get(name, {}).get("counters", {}).get("rss_MiB")
+        rss_s = f", rss +{statistics.median(rss):.1f} MiB" if rss else ""
+        target, ok = ("< 1 s", t is not None and t < 1e9) if gib == 64 else ("(context)", None)
+        verdict = "missing" if t is None else "" if ok is None else ("met" if ok else "**missed**")
+        print(f"| {name} boot + destroy | {fmt_time(t)}{rss_s} | {target} | {verdict} |")
+
+
+if __name__ == "__main__":
+    main()

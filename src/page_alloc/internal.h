@@ -1,0 +1,48 @@
+// Private interfaces between the page allocator's files (Linux's mm/internal.h).
+//
+// Lock order: zone->lock is the only lock here and is never held across
+// zones; a CPU's pcp lists are owned by the thread bound to that CPU (or by a
+// drainer that has taken the CPU over), so they need no lock.
+#pragma once
+
+#include "page_alloc/gfp.h"
+#include "page_alloc/page_alloc.h"
+#include "phys/machine.h"
+
+namespace mmkit {
+
+enum class Fpi { kNone, kToTail };
+
+// --- buddy.cc: free lists, split and merge (all under zone.lock) -------------
+inline bool migratetype_is_mergeable(unsigned mt) {
+  return mt < MIGRATE_PCPTYPES;
+}
+inline unsigned buddy_order(const Page* p) {
+  return static_cast<unsigned>(p->private_);
+}
+
+void __free_one_page(Zone& z, Page* page, uint64_t pfn, unsigned order, unsigned mt, Fpi fpi)
+    REQUIRES(z.lock);
+Page* __rmqueue_smallest(Zone& z, unsigned order, unsigned mt) REQUIRES(z.lock);
+Page* __rmqueue(Zone& z, unsigned order, unsigned mt, unsigned alloc_flags) REQUIRES(z.lock);
+// Moves `count` blocks of `order` onto a pcp list, tail first; returns how many.
+int rmqueue_bulk(Zone& z, unsigned order, int count, ListHead* list, unsigned mt,
+                 unsigned alloc_flags);
+// Takes one block straight from the buddy lists (orders above the pcp's).
+Page* rmqueue_buddy(Zone& z, unsigned order, unsigned mt, unsigned alloc_flags);
+void free_one_page(Zone& z, Page* page, uint64_t pfn, unsigned order, Fpi fpi);
+void reserve_highatomic_pageblock(Zone& z, Page* page, unsigned order);
+bool unreserve_highatomic_pageblock(Machine& m, Zone* const* zonelist, unsigned highest,
+                                    unsigned mt, bool force);
+
+// --- pcp.cc: per-CPU lists ------------------------------------------------------------
+Page* rmqueue_pcplist(Zone& z, CpuState& cpu, unsigned order, unsigned mt, unsigned alloc_flags,
+                      bool cold);
+void free_unref_page(Zone& z, CpuState& cpu, Page* page, uint64_t pfn, unsigned order);
+void drain_pages_zone(Zone& z, PerCpuPages& pcp);
+
+// --- alloc.cc ------------------------------------------------------------------------
+// Reports a page that failed a free-time check (Linux's bad_page()).
+void bad_page(Machine& m, Page* page, const char* reason);
+
+}  // namespace mmkit

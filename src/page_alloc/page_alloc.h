@@ -1,0 +1,88 @@
+// The page allocator's interface (mm/page_alloc.c's exported functions).
+//
+//   alloc_pages(m, gfp, order, nid)  2^order contiguous frames, or null
+//   free_pages(m, page, order)       drop a reference; free at zero (__free_pages)
+//   get_free_pages / free_pages_addr the same by direct-map address
+//   drain_local_pages / drain_all_pages  give per-CPU lists back to the buddy lists
+//
+// The allocation path never throws. It returns null exactly where Linux
+// would fail (watermarks, __GFP_THISNODE, invalid zone modifiers, fault
+// injection), counts the failure, and prints Linux's allocation-failure
+// report to the machine's warning sink unless __GFP_NOWARN.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "base/result.h"
+#include "page_alloc/gfp.h"
+#include "phys/machine.h"
+
+namespace mmkit {
+
+// Boots a machine from a config: lays it out (Machine::create), computes
+// watermarks and per-CPU list sizes, and frees all memory to the buddy
+// allocator (memblock_free_all). The returned machine is ready to allocate.
+Result<std::unique_ptr<Machine>> boot(const MachineConfig& cfg);
+
+Page* alloc_pages(Machine& m, gfp_t gfp, unsigned order, int nid = NUMA_NO_NODE);
+inline Page* alloc_page(Machine& m, gfp_t gfp) {
+  return alloc_pages(m, gfp, 0);
+}
+// __free_pages(): drops the caller's reference; the block is freed when the
+// last reference goes. `order` must be the order it was allocated with.
+void free_pages(Machine& m, Page* page, unsigned order);
+inline void free_page(Machine& m, Page* page) {
+  free_pages(m, page, 0);
+}
+// __get_free_pages() / free_pages(addr): by direct-map address (no HIGHMEM).
+void* get_free_pages(Machine& m, gfp_t gfp, unsigned order);
+void free_pages_addr(Machine& m, void* addr, unsigned order);
+
+void get_page(Page* page);
+// put_page(): drops a reference to a (possibly compound) page.
+void put_page(Machine& m, Page* page);
+
+// Per-CPU lists back to the buddy allocator: the calling thread's CPU, or all.
+// A CPU bound to another thread is drained by its owner at its next free
+// (the request Linux queues as per-CPU work); the return value says how many
+// CPUs were drained now.
+void drain_local_pages(Machine& m);
+unsigned drain_all_pages(Machine& m);
+
+// Recomputes watermarks, lowmem_reserve and pcp high/batch after a sysctl
+// change (min_free_kbytes, watermark_scale_factor, lowmem_reserve_ratio,
+// percpu_pagelist_high_fraction), as the sysctl handlers do.
+void setup_per_zone_wmarks(Machine& m);
+void setup_per_zone_lowmem_reserve(Machine& m);
+void zone_pcp_update(Machine& m);
+// calculate_min_free_kbytes(): int_sqrt(lowmem_kbytes * 16) clamped, unless user-set.
+uint64_t calculate_min_free_kbytes(const Machine& m);
+int zone_batchsize(const Zone& z);
+int zone_highsize(const Machine& m, const Zone& z, int batch);
+
+// __zone_watermark_ok(): can `zone` serve an order-`order` allocation at
+// `mark` for a request whose highest usable zone is `highest_zoneidx`?
+bool zone_watermark_ok(const Zone& z, unsigned order, uint64_t mark, unsigned highest_zoneidx,
+                       unsigned alloc_flags);
+
+// Free pages of a node or the machine (buddy lists; pcp pages not included).
+uint64_t nr_free_pages(const Machine& m);
+// Pages held on the per-CPU lists of a zone, all CPUs.
+uint64_t zone_pcp_pages(const Zone& z);
+
+// Where allocation-failure and bad-page reports go (default: stderr).
+void set_warn_sink(Machine& m, std::function<void(const std::string&)> sink);
+
+// Walks every buddy and per-CPU structure of the machine and proves the
+// allocator's invariants (see check.cc). Returns "" when they hold, else the
+// first violation found. Callers must quiesce other CPUs first.
+std::string check(Machine& m);
+
+// Visits each free block: (zone, pfn, order, migratetype). For views and tests.
+void walk_free_blocks(Machine& m,
+                      const std::function<void(const Zone&, uint64_t, unsigned, unsigned)>& fn);
+
+}  // namespace mmkit

@@ -1,0 +1,240 @@
+// validate() and default_demo_config(): the one place a MachineConfig is judged.
+//
+// Every rule a booting Machine relies on is checked here, so that the boot
+// code can assume a sane config and the TOML parser only has to deal with
+// syntax and types. The rules follow Linux where Linux has one (SLIT
+// distances, sysctl bounds, MAX_ORDER-sized node spans, the i386 PAE limit);
+// each failure is one message "field: what is wrong" with the field spelled
+// as in the TOML schema, so the parser can point at the offending line.
+#include "phys/config.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+namespace mmkit {
+namespace {
+
+constexpr uint64_t kPageSize = 4096;
+constexpr uint64_t kMaxOrderBytes = 4ull << 20;  // one MAX_ORDER block: 1024 pages
+constexpr uint64_t kKiB = 1ull << 10;
+constexpr uint64_t kGiB = 1ull << 30;
+constexpr uint64_t kTiB = 1ull << 40;
+constexpr uint64_t kMaxMemI386 = 64 * kGiB;    // 36-bit physical addresses with PAE
+constexpr uint64_t kMaxMemX86_64 = 64 * kTiB;  // what this library is sized for
+constexpr int kLocalDistance = 10;             // LOCAL_DISTANCE
+constexpr int kMaxRemoteDistance = 254;        // 255 would be "unreachable"
+constexpr unsigned kMaxFailOrder = 10;         // MAX_ORDER
+
+// "2GiB", "64MiB", "12KiB" when exact, else plain bytes ("4097").
+std::string format_size(uint64_t bytes) {
+  static constexpr struct {
+    uint64_t unit;
+    const char* suffix;
+  } kUnits[] = {{kTiB, "TiB"}, {kGiB, "GiB"}, {1ull << 20, "MiB"}, {kKiB, "KiB"}};
+  if (bytes == 0) return "0";
+  for (const auto& u : kUnits) {
+    if (bytes % u.unit == 0) return std::to_string(bytes / u.unit) + u.suffix;
+  }
+  return std::to_string(bytes);
+}
+
+std::string range_name(int node, const char* kind, size_t i) {
+  return "node[" + std::to_string(node) + "]." + kind + "[" + std::to_string(i) + "]";
+}
+
+bool overlaps(const MemRange& a, const MemRange& b) {
+  // Both ranges are known to lie inside the node, so the ends cannot overflow.
+  return a.start < b.start + b.size && b.start < a.start + a.size;
+}
+
+// Checks one hole or reserved range of a node; `kind` is "holes" or "reserved".
+std::string check_range(int node, const char* kind, size_t i, const MemRange& r, uint64_t memory) {
+  const std::string name = range_name(node, kind, i);
+  const char* what = std::string(kind) == "holes" ? "hole" : "reserved range";
+  if (r.size == 0) return name + ".size: must be > 0";
+  if (r.start % kPageSize) {
+    return name + ".start: " + std::to_string(r.start) +
+           " is not a multiple of the page size (4096)";
+  }
+  if (r.size % kPageSize) {
+    return name + ".size: " + std::to_string(r.size) + " is not a multiple of the page size (4096)";
+  }
+  if (r.start >= memory || r.size > memory - r.start) {
+    return name + ".start: " + what + " extends past the node's memory (" + format_size(memory) +
+           ")";
+  }
+  return "";
+}
+
+std::string check_node(const MachineConfig& c, int n) {
+  const NodeConfig& node = c.nodes[n];
+  const std::string name = "node[" + std::to_string(n) + "]";
+  if (node.memory == 0) return name + ".memory: must be > 0";
+  if (node.memory % kMaxOrderBytes) {
+    return name + ".memory: " + format_size(node.memory) +
+           " is not a multiple of 4MiB (the MAX_ORDER block size)";
+  }
+
+  uint64_t hole_bytes = 0;
+  for (size_t i = 0; i < node.holes.size(); ++i) {
+    if (auto e = check_range(n, "holes", i, node.holes[i], node.memory); !e.empty()) return e;
+    for (size_t j = 0; j < i; ++j) {
+      if (overlaps(node.holes[i], node.holes[j])) {
+        return range_name(n, "holes", i) + ": overlaps " + range_name(n, "holes", j);
+      }
+    }
+    hole_bytes += node.holes[i].size;  // disjoint and inside the node: no overflow
+  }
+  if (!node.holes.empty() && hole_bytes == node.memory) {
+    return name + ".holes: the holes cover all of the node's memory";
+  }
+
+  for (size_t i = 0; i < node.reserved.size(); ++i) {
+    if (auto e = check_range(n, "reserved", i, node.reserved[i], node.memory); !e.empty()) {
+      return e;
+    }
+    for (size_t j = 0; j < node.holes.size(); ++j) {
+      if (overlaps(node.reserved[i], node.holes[j])) {
+        return range_name(n, "reserved", i) + ": overlaps " + range_name(n, "holes", j);
+      }
+    }
+  }
+
+  if (!node.distance.empty()) {
+    if (node.distance.size() != c.nodes.size()) {
+      return name + ".distance: " + std::to_string(node.distance.size()) + " entries for " +
+             std::to_string(c.nodes.size()) + " node(s); give one distance per node";
+    }
+    for (size_t i = 0; i < node.distance.size(); ++i) {
+      const int d = node.distance[i];
+      const std::string field = name + ".distance[" + std::to_string(i) + "]";
+      if (static_cast<int>(i) == n) {
+        if (d != kLocalDistance) {
+          return field + ": the local distance must be 10, not " + std::to_string(d);
+        }
+      } else if (d <= kLocalDistance || d > kMaxRemoteDistance) {
+        return field + ": remote distance " + std::to_string(d) + " is out of range (must be " +
+               "11..254)";
+      }
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string validate(const MachineConfig& c) {
+  if (c.cpus < 1 || c.cpus > static_cast<unsigned>(kMaxCpus)) {
+    return "cpus: " + std::to_string(c.cpus) + " is out of range (must be 1.." +
+           std::to_string(kMaxCpus) + ")";
+  }
+  if (c.nodes.empty()) return "node: at least one [[node]] is required";
+  if (c.nodes.size() > static_cast<size_t>(kMaxNumNodes)) {
+    return "node: " + std::to_string(c.nodes.size()) + " nodes; at most " +
+           std::to_string(kMaxNumNodes) + " are supported";
+  }
+
+  const uint64_t max_mem = c.arch == Arch::i386 ? kMaxMemI386 : kMaxMemX86_64;
+  uint64_t total = 0;  // saturates at max_mem + 1 so it cannot overflow
+  for (int n = 0; n < static_cast<int>(c.nodes.size()); ++n) {
+    if (auto e = check_node(c, n); !e.empty()) return e;
+    total = std::min(total + std::min(c.nodes[n].memory, max_mem + 1), max_mem + 1);
+  }
+  if (total > max_mem) {
+    if (c.arch == Arch::i386) {
+      return "node: the nodes' memory adds up to more than i386 can address (64GiB with PAE)";
+    }
+    return "node: the nodes' memory adds up to more than x86_64 supports here (64TiB)";
+  }
+
+  const bool any_cpus = std::any_of(c.nodes.begin(), c.nodes.end(),
+                                    [](const NodeConfig& n) { return n.cpus.has_value(); });
+  if (any_cpus) {
+    uint64_t sum = 0;
+    for (size_t n = 0; n < c.nodes.size(); ++n) {
+      if (!c.nodes[n].cpus) {
+        return "node[" + std::to_string(n) +
+               "].cpus: missing; when one node gives cpus, every node must";
+      }
+      sum += *c.nodes[n].cpus;
+    }
+    if (sum != c.cpus) {
+      return "cpus: " + std::to_string(c.cpus) + " but the nodes' cpus add up to " +
+             std::to_string(sum);
+    }
+  }
+
+  if (c.min_free_kbytes) {
+    const uint64_t limit = total / kKiB / 4;
+    if (*c.min_free_kbytes == 0 || *c.min_free_kbytes > limit) {
+      return "min_free_kbytes: " + std::to_string(*c.min_free_kbytes) +
+             " is out of range (must be 1.." + std::to_string(limit) +
+             ", a quarter of the memory in KiB)";
+    }
+  }
+  if (c.watermark_scale_factor < 1 || c.watermark_scale_factor > 3000) {
+    return "watermark_scale_factor: " + std::to_string(c.watermark_scale_factor) +
+           " is out of range (must be 1..3000)";
+  }
+  if (!c.lowmem_reserve_ratio.empty()) {
+    if (c.lowmem_reserve_ratio.size() != static_cast<size_t>(kMaxZonesPerNode)) {
+      return "lowmem_reserve_ratio: has " + std::to_string(c.lowmem_reserve_ratio.size()) +
+             " entries; it needs exactly 4, one per zone (" +
+             (c.arch == Arch::i386 ? "DMA, Normal, HighMem, Movable"
+                                   : "DMA, DMA32, Normal, Movable") +
+             ")";
+    }
+    for (size_t i = 0; i < c.lowmem_reserve_ratio.size(); ++i) {
+      if (c.lowmem_reserve_ratio[i] > (1u << 31)) {
+        return "lowmem_reserve_ratio[" + std::to_string(i) +
+               "]: " + std::to_string(c.lowmem_reserve_ratio[i]) +
+               " is too large (at most 2147483648)";
+      }
+    }
+  }
+  if (c.percpu_pagelist_high_fraction != 0 && c.percpu_pagelist_high_fraction < 8) {
+    return "percpu_pagelist_high_fraction: " + std::to_string(c.percpu_pagelist_high_fraction) +
+           " is too small (must be 0 or at least 8)";
+  }
+  if (c.movablecore != 0) {
+    if (c.movablecore % kMaxOrderBytes) {
+      return "movablecore: " + format_size(c.movablecore) +
+             " is not a multiple of 4MiB (the MAX_ORDER block size)";
+    }
+    if (c.movablecore >= total) {
+      return "movablecore: " + format_size(c.movablecore) +
+             " is not smaller than the total memory (" + format_size(total) + ")";
+    }
+  }
+
+  const FaultConfig& f = c.fail_page_alloc.fault;
+  if (f.probability > 100) {
+    return "fail_page_alloc.probability: " + std::to_string(f.probability) +
+           " is out of range (must be 0..100)";
+  }
+  if (f.interval < 1) return "fail_page_alloc.interval: must be >= 1";
+  if (f.times < -1) {
+    return "fail_page_alloc.times: " + std::to_string(f.times) +
+           " is out of range (must be -1 for no limit, or >= 0)";
+  }
+  if (f.space < 0) {
+    return "fail_page_alloc.space: " + std::to_string(f.space) + " is negative";
+  }
+  if (c.fail_page_alloc.min_order > kMaxFailOrder) {
+    return "fail_page_alloc.min_order: " + std::to_string(c.fail_page_alloc.min_order) +
+           " is out of range (must be 0..10)";
+  }
+  return "";
+}
+
+MachineConfig default_demo_config() {
+  MachineConfig c;
+  c.arch = Arch::x86_64;
+  c.cpus = 2;
+  c.nodes.resize(2);
+  for (NodeConfig& n : c.nodes) n.memory = 2 * kGiB;
+  return c;
+}
+
+}  // namespace mmkit

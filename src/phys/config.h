@@ -1,0 +1,65 @@
+// MachineConfig: everything a Machine is booted from, as plain values.
+//
+// It is filled either by the TOML parser (config_toml.h) or directly in code
+// (tests build many small machines). validate() is the single place where a
+// config is judged; the TOML parser adds the file and line to its message.
+// Sizes are in bytes; ranges inside a node are relative to the node's start.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/fault_inject.h"
+
+namespace mmkit {
+
+enum class Arch { x86_64, i386 };
+
+struct MemRange {
+  uint64_t start = 0;  // bytes from the node's first address
+  uint64_t size = 0;
+};
+
+struct NodeConfig {
+  uint64_t memory = 0;             // the node's span in bytes (holes included)
+  std::vector<MemRange> holes;     // not present: spanned but not present
+  std::vector<MemRange> reserved;  // present but never given to the buddy allocator
+  std::vector<int> distance;       // SLIT row; empty: 10 local, 20 remote
+  std::optional<unsigned> cpus;    // CPUs on this node; default: spread evenly
+};
+
+struct FailPageAllocConfig {
+  FaultConfig fault;
+  unsigned min_order = 1;       // Linux's fail_page_alloc defaults
+  bool ignore_gfp_wait = true;  // ignore allocations that may direct-reclaim
+  bool ignore_gfp_highmem = true;
+};
+
+inline constexpr int kMaxNumNodes = 64;
+inline constexpr int kMaxCpus = 256;
+inline constexpr int kMaxZonesPerNode = 4;  // MAX_NR_ZONES on both arches
+
+struct MachineConfig {
+  Arch arch = Arch::x86_64;
+  unsigned cpus = 1;
+  std::optional<uint64_t> min_free_kbytes;  // unset: computed as Linux does
+  unsigned watermark_scale_factor = 10;
+  // sysctl vm.lowmem_reserve_ratio, one per zone index of the arch.
+  std::vector<unsigned> lowmem_reserve_ratio;  // empty: Linux's defaults
+  unsigned percpu_pagelist_high_fraction = 0;
+  uint64_t movablecore = 0;  // bytes for ZONE_MOVABLE, 0: none
+  std::vector<NodeConfig> nodes;
+  FailPageAllocConfig fail_page_alloc;
+};
+
+// Checks every field; returns "" when the config can boot, else one message
+// of the form "field: what is wrong" (field as in the TOML schema, e.g.
+// "node[1].holes[0].start").
+std::string validate(const MachineConfig& c);
+
+// The default machine of `mmsim demo`: x86_64, 2 CPUs, 2 nodes of 2 GiB.
+MachineConfig default_demo_config();
+
+}  // namespace mmkit

@@ -1,0 +1,554 @@
+// The TOML front end of MachineConfig, on toml++.
+//
+// screen() refuses bytes that TOML forbids or that trip toml++ 3.3 bugs;
+// toml++ checks the syntax; Parser walks the document against the schema (in
+// config_toml.h), rejecting wrong types and unknown keys, and records the
+// source line of every field it reads. validate() then judges the values; its
+// "field: ..." message is mapped back to that field's line, so every error,
+// whichever layer finds it, reads "FILE:LINE: field: what". Internally a
+// failure is thrown and caught at the top; no exception leaves this file.
+#include "phys/config_toml.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <initializer_list>
+#include <limits>
+#include <map>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <toml++/toml.h>
+
+namespace mmkit {
+namespace {
+
+// A parse failure: where, which field, what is wrong.
+struct ConfigError {
+  uint32_t line;
+  std::string field;
+  std::string what;
+};
+
+// A problem found before toml++ runs (see screen()).
+struct SyntaxError {
+  uint32_t line;
+  std::string what;
+};
+
+[[noreturn]] void fail_at(uint32_t line, std::string what) {
+  throw SyntaxError{line, std::move(what)};
+}
+
+constexpr uint64_t kMaxSize = 1ull << 63;
+
+// `s` quoted for a one-line message: escapes quotes, backslashes and control
+// bytes, and shortens long strings, so that no input can split the line.
+std::string quoted(std::string_view s) {
+  constexpr size_t kMaxShown = 48;
+  std::string out = "\"";
+  for (size_t i = 0; i < s.size() && i < kMaxShown; ++i) {
+    const unsigned char ch = static_cast<unsigned char>(s[i]);
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += static_cast<char>(ch);
+    } else if (ch < 0x20 || ch == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[ch >> 4];
+      out += kHex[ch & 15];
+    } else {
+      out += static_cast<char>(ch);
+    }
+  }
+  if (s.size() > kMaxShown) out += "...";
+  return out + "\"";
+}
+
+// toml++'s descriptions are one line already; make sure of it.
+std::string one_line(std::string_view s) {
+  std::string out(s);
+  for (char& ch : out) {
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = ' ';
+  }
+  return out;
+}
+
+const char* type_name(const toml::node& n) {
+  switch (n.type()) {
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    default:
+      return "nothing";
+  }
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// "1GiB", "64MiB", ...: parses a size string into bytes, or says why not.
+bool parse_size(std::string_view s, uint64_t* out, std::string* why) {
+  const std::string shown = quoted(s);
+  const std::string garbage = shown + " is not a size (use e.g. \"512MiB\")";
+  if (s.empty()) {
+    *why = garbage;
+    return false;
+  }
+  if (s[0] == '-') {
+    *why = shown + " is negative";
+    return false;
+  }
+  size_t i = 0;
+  uint64_t v = 0;
+  bool overflow = false;
+  for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i) {
+    const uint64_t d = static_cast<uint64_t>(s[i] - '0');
+    if (v > (std::numeric_limits<uint64_t>::max() - d) / 10) overflow = true;
+    if (!overflow) v = v * 10 + d;
+  }
+  if (i == 0) {
+    *why = garbage;
+    return false;
+  }
+  if (i < s.size() && s[i] == '.') {
+    *why = shown + " is not a whole number of bytes (use a smaller unit, e.g. \"1536MiB\")";
+    return false;
+  }
+  while (i < s.size() && s[i] == ' ') ++i;
+  std::string suffix;
+  for (; i < s.size(); ++i) {
+    const char ch = s[i];
+    suffix += (ch >= 'A' && ch <= 'Z') ? static_cast<char>(ch - 'A' + 'a') : ch;
+  }
+  static constexpr struct {
+    const char* name;
+    int shift;
+  } kSuffixes[] = {{"", 0},     {"b", 0},   {"k", 10},   {"kb", 10}, {"kib", 10},
+                   {"m", 20},   {"mb", 20}, {"mib", 20}, {"g", 30},  {"gb", 30},
+                   {"gib", 30}, {"t", 40},  {"tb", 40},  {"tib", 40}};
+  int shift = -1;
+  for (const auto& suf : kSuffixes) {
+    if (suffix == suf.name) shift = suf.shift;
+  }
+  if (shift < 0) {
+    *why = garbage;
+    return false;
+  }
+  if (overflow || v > (kMaxSize >> shift)) {
+    *why = shown + " is too large (at most 2^63 bytes)";
+    return false;
+  }
+  *out = v << shift;
+  return true;
+}
+
+class Parser {
+ public:
+  explicit Parser(std::map<std::string, uint32_t>* lines) : lines_(*lines) {}
+
+  MachineConfig parse(const toml::table& root) {
+    MachineConfig c;
+    check_keys(root, "", "at the top level",
+               {"arch", "cpus", "min_free_kbytes", "watermark_scale_factor", "lowmem_reserve_ratio",
+                "percpu_pagelist_high_fraction", "movablecore", "node", "fail_page_alloc"});
+    for (const auto& [key, value] : root) note(std::string(key.str()), value);
+
+    if (const toml::node* n = root.get("arch")) {
+      const auto* s = n->as_string();
+      if (!s) fail(*n, "arch", std::string("expected a string, got ") + type_name(*n));
+      if (s->get() == "x86_64") {
+        c.arch = Arch::x86_64;
+      } else if (s->get() == "i386") {
+        c.arch = Arch::i386;
+      } else {
+        fail(*n, "arch",
+             "unknown architecture " + quoted(s->get()) + "; expected \"x86_64\" or \"i386\"");
+      }
+    }
+    if (const toml::node* n = root.get("cpus")) c.cpus = get_uint<unsigned>(*n, "cpus");
+    if (const toml::node* n = root.get("min_free_kbytes")) {
+      c.min_free_kbytes = get_uint<uint64_t>(*n, "min_free_kbytes");
+    }
+    if (const toml::node* n = root.get("watermark_scale_factor")) {
+      c.watermark_scale_factor = get_uint<unsigned>(*n, "watermark_scale_factor");
+    }
+    if (const toml::node* n = root.get("lowmem_reserve_ratio")) {
+      const toml::array& a = get_array(*n, "lowmem_reserve_ratio", "integers");
+      for (size_t i = 0; i < a.size(); ++i) {
+        const std::string field = "lowmem_reserve_ratio[" + std::to_string(i) + "]";
+        note(field, a[i]);
+        c.lowmem_reserve_ratio.push_back(get_uint<unsigned>(a[i], field));
+      }
+    }
+    if (const toml::node* n = root.get("percpu_pagelist_high_fraction")) {
+      c.percpu_pagelist_high_fraction = get_uint<unsigned>(*n, "percpu_pagelist_high_fraction");
+    }
+    if (const toml::node* n = root.get("movablecore")) c.movablecore = get_size(*n, "movablecore");
+    if (const toml::node* n = root.get("node")) {
+      const auto* a = n->as_array();
+      if (!a) {
+        fail(*n, "node",
+             std::string("expected an array of tables ([[node]]), got ") + type_name(*n));
+      }
+      for (size_t i = 0; i < a->size(); ++i) {
+        c.nodes.push_back(get_node((*a)[i], "node[" + std::to_string(i) + "]"));
+      }
+      // The array's own position may be unknown; the first node stands for it.
+      if (!a->empty() && line_of(*n) == 0) lines_["node"] = line_of((*a)[0]);
+    }
+    if (const toml::node* n = root.get("fail_page_alloc")) {
+      get_fail_page_alloc(*n, &c.fail_page_alloc);
+    }
+    return c;
+  }
+
+ private:
+  static uint32_t line_of(const toml::node& n) { return n.source().begin.line; }
+
+  [[noreturn]] static void fail(uint32_t line, std::string field, std::string what) {
+    throw ConfigError{line, std::move(field), std::move(what)};
+  }
+  [[noreturn]] static void fail(const toml::node& n, std::string field, std::string what) {
+    fail(line_of(n), std::move(field), std::move(what));
+  }
+
+  void note(const std::string& field, const toml::node& n) {
+    if (line_of(n) != 0) lines_[field] = line_of(n);
+  }
+
+  // Rejects the unknown key that comes first in the file, suggesting the
+  // closest known key when there is one, else listing the known keys.
+  void check_keys(const toml::table& t, const std::string& prefix, const char* where,
+                  std::initializer_list<std::string_view> known) {
+    const toml::key* bad = nullptr;
+    for (const auto& [key, value] : t) {
+      if (std::find(known.begin(), known.end(), key.str()) != known.end()) continue;
+      if (!bad || key.source().begin.line < bad->source().begin.line) bad = &key;
+    }
+    if (!bad) return;
+    std::string_view best;
+    size_t best_distance = 3;  // suggest only close matches
+    for (std::string_view k : known) {
+      // A typo, or a shortened or lengthened name ("mem", "cpus_count").
+      const std::string_view b = bad->str();
+      const bool prefix = b.size() >= 3 && (k.starts_with(b) || b.starts_with(k));
+      const size_t d = prefix ? 1 : edit_distance(b, k);
+      if (d < best_distance) best = k, best_distance = d;
+    }
+    std::string what = "unknown key " + quoted(bad->str()) + " " + where;
+    if (!best.empty()) {
+      what += "; did you mean " + quoted(best) + "?";
+    } else {
+      what += " (expected one of";
+      for (std::string_view k : known)
+        what += std::string(k == *known.begin() ? " " : ", ") + std::string(k);
+      what += ")";
+    }
+    std::string key_text = quoted(bad->str());
+    fail(bad->source().begin.line, prefix + key_text.substr(1, key_text.size() - 2), what);
+  }
+
+  static int64_t get_int(const toml::node& n, const std::string& field) {
+    const auto* v = n.as_integer();
+    if (!v) fail(n, field, std::string("expected an integer, got ") + type_name(n));
+    return v->get();
+  }
+
+  template <class T>
+  static T get_uint(const toml::node& n, const std::string& field) {
+    const int64_t v = get_int(n, field);
+    if (v < 0) fail(n, field, std::to_string(v) + " is negative");
+    if (static_cast<uint64_t>(v) > std::numeric_limits<T>::max()) {
+      fail(n, field, std::to_string(v) + " is too large");
+    }
+    return static_cast<T>(v);
+  }
+
+  static bool get_bool(const toml::node& n, const std::string& field) {
+    const auto* v = n.as_boolean();
+    if (!v) fail(n, field, std::string("expected true or false, got ") + type_name(n));
+    return v->get();
+  }
+
+  static uint64_t get_size(const toml::node& n, const std::string& field) {
+    if (const auto* i = n.as_integer()) {
+      if (i->get() < 0) fail(n, field, std::to_string(i->get()) + " is negative");
+      return static_cast<uint64_t>(i->get());
+    }
+    if (const auto* s = n.as_string()) {
+      uint64_t bytes = 0;
+      std::string why;
+      if (!parse_size(s->get(), &bytes, &why)) fail(n, field, why);
+      return bytes;
+    }
+    fail(n, field,
+         std::string("expected a size (bytes as an integer, or a string like \"512MiB\"), got ") +
+             type_name(n));
+  }
+
+  static const toml::array& get_array(const toml::node& n, const std::string& field,
+                                      const char* of) {
+    const auto* a = n.as_array();
+    if (!a) fail(n, field, std::string("expected an array of ") + of + ", got " + type_name(n));
+    return *a;
+  }
+
+  std::vector<MemRange> get_ranges(const toml::node& n, const std::string& field) {
+    const toml::array& a = get_array(n, field, "{ start, size } tables");
+    std::vector<MemRange> ranges;
+    for (size_t i = 0; i < a.size(); ++i) {
+      const std::string name = field + "[" + std::to_string(i) + "]";
+      const auto* t = a[i].as_table();
+      if (!t) {
+        fail(a[i], name,
+             std::string("expected a table like { start = \"1GiB\", size = \"64MiB\" }, got ") +
+                 type_name(a[i]));
+      }
+      note(name, *t);
+      check_keys(*t, name + ".", "in a range", {"start", "size"});
+      MemRange r;
+      for (const char* key : {"start", "size"}) {
+        const toml::node* v = t->get(key);
+        if (!v) fail(*t, name + "." + key, "missing (required)");
+        note(name + "." + key, *v);
+        (std::string_view(key) == "start" ? r.start : r.size) = get_size(*v, name + "." + key);
+      }
+      ranges.push_back(r);
+    }
+    return ranges;
+  }
+
+  NodeConfig get_node(const toml::node& n, const std::string& field) {
+    const auto* t = n.as_table();
+    if (!t) fail(n, field, std::string("expected a table, got ") + type_name(n));
+    note(field, *t);
+    check_keys(*t, field + ".", "in [[node]]", {"memory", "cpus", "distance", "holes", "reserved"});
+    for (const auto& [key, value] : *t) note(field + "." + std::string(key.str()), value);
+
+    NodeConfig node;
+    const toml::node* memory = t->get("memory");
+    if (!memory) fail(*t, field + ".memory", "missing (required)");
+    node.memory = get_size(*memory, field + ".memory");
+    if (const toml::node* v = t->get("cpus")) node.cpus = get_uint<unsigned>(*v, field + ".cpus");
+    if (const toml::node* v = t->get("distance")) {
+      const toml::array& a = get_array(*v, field + ".distance", "integers");
+      for (size_t i = 0; i < a.size(); ++i) {
+        const std::string name = field + ".distance[" + std::to_string(i) + "]";
+        note(name, a[i]);
+        const int64_t d = get_int(a[i], name);
+        if (d < std::numeric_limits<int>::min() || d > std::numeric_limits<int>::max()) {
+          fail(a[i], name, std::to_string(d) + " is out of range (must be 10..254)");
+        }
+        node.distance.push_back(static_cast<int>(d));
+      }
+    }
+    if (const toml::node* v = t->get("holes")) node.holes = get_ranges(*v, field + ".holes");
+    if (const toml::node* v = t->get("reserved")) {
+      node.reserved = get_ranges(*v, field + ".reserved");
+    }
+    return node;
+  }
+
+  void get_fail_page_alloc(const toml::node& n, FailPageAllocConfig* f) {
+    const auto* t = n.as_table();
+    if (!t) fail(n, "fail_page_alloc", std::string("expected a table, got ") + type_name(n));
+    check_keys(*t, "fail_page_alloc.", "in [fail_page_alloc]",
+               {"probability", "interval", "times", "space", "min_order", "ignore_gfp_wait",
+                "ignore_gfp_highmem", "seed"});
+    for (const auto& [key, value] : *t) note("fail_page_alloc." + std::string(key.str()), value);
+    auto field = [&](const char* key) { return std::string("fail_page_alloc.") + key; };
+    if (const toml::node* v = t->get("probability")) {
+      f->fault.probability = get_uint<unsigned>(*v, field("probability"));
+    }
+    if (const toml::node* v = t->get("interval")) {
+      f->fault.interval = get_uint<unsigned>(*v, field("interval"));
+    }
+    if (const toml::node* v = t->get("times")) f->fault.times = get_int(*v, field("times"));
+    if (const toml::node* v = t->get("space")) f->fault.space = get_int(*v, field("space"));
+    if (const toml::node* v = t->get("min_order")) {
+      f->min_order = get_uint<unsigned>(*v, field("min_order"));
+    }
+    if (const toml::node* v = t->get("ignore_gfp_wait")) {
+      f->ignore_gfp_wait = get_bool(*v, field("ignore_gfp_wait"));
+    }
+    if (const toml::node* v = t->get("ignore_gfp_highmem")) {
+      f->ignore_gfp_highmem = get_bool(*v, field("ignore_gfp_highmem"));
+    }
+    if (const toml::node* v = t->get("seed")) f->fault.seed = get_uint<uint64_t>(*v, field("seed"));
+  }
+
+  std::map<std::string, uint32_t>& lines_;
+};
+
+// Screens the text before toml++ sees it. TOML forbids raw control
+// characters other than tab and newline everywhere (strings must escape
+// them), and toml++ 3.3 reaches __builtin_unreachable() on some non-ASCII
+// code points where it looks for whitespace (marzer/tomlplusplus#190, #295).
+// A machine file needs non-ASCII text only in comments and plain strings, so
+// it is refused anywhere else, including multi-line strings. When unsure
+// whether toml++ is inside a string, this errs on the side of "not".
+void screen(std::string_view text) {
+  enum class In { kCode, kComment, kBasic, kLiteral, kMultiBasic, kMultiLiteral } in = In::kCode;
+  uint32_t line = 1;
+  bool escaped = false;  // the previous character was a backslash in a basic string
+  // The length of the run of `quote` characters starting at i.
+  auto run = [&](size_t i, char quote) {
+    size_t n = 0;
+    while (i + n < text.size() && text[i + n] == quote) ++n;
+    return n;
+  };
+  for (size_t i = 0; i < text.size(); ++i) {
+    const unsigned char ch = static_cast<unsigned char>(text[i]);
+    if ((ch < 0x20 && ch != '\t' && ch != '\n' && ch != '\r') || ch == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      fail_at(line, std::string("control character 0x") + kHex[ch >> 4] + kHex[ch & 15] +
+                        " is not allowed in TOML (use an escape in a string)");
+    }
+    if (ch >= 0x80 && in != In::kComment && in != In::kBasic && in != In::kLiteral) {
+      fail_at(line, "non-ASCII character outside a comment or a one-line string");
+    }
+    if (ch == '\n') {
+      ++line;
+      escaped = false;
+      if (in == In::kComment || in == In::kBasic || in == In::kLiteral) in = In::kCode;
+      continue;
+    }
+    if (escaped) {
+      // toml++ classifies the character after a backslash, whitespace included.
+      if (ch >= 0x80) fail_at(line, "non-ASCII character after a backslash");
+      escaped = false;
+      continue;
+    }
+    switch (in) {
+      case In::kCode:
+        if (ch == '#') {
+          in = In::kComment;
+        } else if ((ch == '"' || ch == '\'') &&
+                   (i == 0 ||
+                    std::string_view(" \t\r\n=[{,.").find(text[i - 1]) != std::string_view::npos)) {
+          // A quote opens a string only where TOML allows one (a key or a
+          // value); inside a bare token toml++ reads on, and so must we.
+          const bool multi = run(i, ch) >= 3;
+          if (multi) i += 2;
+          in = ch == '"' ? (multi ? In::kMultiBasic : In::kBasic)
+                         : (multi ? In::kMultiLiteral : In::kLiteral);
+        }
+        break;
+      case In::kComment:
+        break;
+      case In::kBasic:
+      case In::kMultiBasic:
+      case In::kLiteral:
+      case In::kMultiLiteral: {
+        const bool basic = in == In::kBasic || in == In::kMultiBasic;
+        const char quote = basic ? '"' : '\'';
+        if (basic && ch == '\\') {
+          escaped = true;
+        } else if (ch == quote) {
+          if (in == In::kBasic || in == In::kLiteral) {
+            in = In::kCode;
+          } else if (const size_t n = run(i, quote); n >= 3) {
+            // """"" closes with up to two quotes of content before the delimiter.
+            i += std::min<size_t>(n, 5) - 1;
+            in = In::kCode;
+          }
+        }
+        break;
+      }
+    }
+  }
+}
+
+// The line of `field`, or of the nearest enclosing field that has one
+// ("node[1].holes[0].start" -> "node[1].holes[0]" -> ... -> "node"), else 1.
+uint32_t line_for(const std::map<std::string, uint32_t>& lines, std::string field) {
+  while (!field.empty()) {
+    if (auto it = lines.find(field); it != lines.end() && it->second != 0) return it->second;
+    const size_t cut = field.find_last_of(".[");
+    if (cut == std::string::npos) break;
+    field.resize(cut);
+  }
+  return 1;
+}
+
+Error located(std::string_view file, uint32_t line, const std::string& message) {
+  return Error{std::string(file) + ":" + std::to_string(line == 0 ? 1 : line) + ": " + message};
+}
+
+}  // namespace
+
+Result<MachineConfig> parse_machine_config(std::string_view text, std::string_view file_name) {
+  std::map<std::string, uint32_t> lines;
+  MachineConfig config;
+  try {
+    screen(text);
+    const toml::table root = toml::parse(text, file_name);
+    config = Parser(&lines).parse(root);
+  } catch (const toml::parse_error& e) {
+    return located(file_name, e.source().begin.line, "syntax: " + one_line(e.description()));
+  } catch (const ConfigError& e) {
+    return located(file_name, e.line, e.field + ": " + e.what);
+  } catch (const SyntaxError& e) {
+    return located(file_name, e.line, "syntax: " + e.what);
+  } catch (const std::exception& e) {
+    return located(file_name, 1, "internal: " + one_line(e.what()));
+  } catch (...) {
+    return located(file_name, 1, "internal: unknown exception");
+  }
+  const std::string problem = validate(config);
+  if (!problem.empty()) {
+    return located(file_name, line_for(lines, problem.substr(0, problem.find(": "))), problem);
+  }
+  return config;
+}
+
+Result<MachineConfig> load_machine_config(const std::string& path) {
+  auto cannot_read = [&](int err) {
+    return Error{path + ": cannot read: " + std::generic_category().message(err)};
+  };
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return cannot_read(errno);
+  std::string text;
+  char buf[1 << 16];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) text.append(buf, n);
+  const int err = std::ferror(f) ? errno : 0;
+  std::fclose(f);
+  if (err != 0) return cannot_read(err);
+  return parse_machine_config(text, path);
+}
+
+}  // namespace mmkit

@@ -1,0 +1,70 @@
+// CPUs: a CPU is a context that one thread binds to at a time.
+//
+// Per-CPU data (the page allocator's pcp lists, event counters, later slab
+// freelists and TLBs) is indexed by the bound CPU, so its fast paths take no
+// lock and no atomic read-modify-write: exclusive ownership is established
+// once, when a thread binds (CpuScope), not on every operation.
+//
+// Ownership protocol: CpuState::owner is 0 (free), a thread token (bound), or
+// kDrainerToken (another thread is draining the CPU's lists). Binding and
+// draining take the CPU with a compare-and-swap and give it back with a
+// release store, so whatever one owner wrote is visible to the next.
+// A thread that has bound no CPU of a machine still allocates: it takes the
+// zone-locked path and counts its events in the machine's shared counters.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+
+#include "base/counter.h"
+#include "base/result.h"
+#include "phys/vmstat_items.h"
+
+namespace mmkit {
+
+class Machine;
+
+inline constexpr unsigned kNrVmEvents = static_cast<unsigned>(VmEvent::NR_EVENTS);
+inline constexpr uint64_t kDrainerToken = ~uint64_t{0};
+
+struct alignas(64) CpuState {
+  int id = 0;
+  int node = 0;
+  std::atomic<uint64_t> owner{0};
+  std::array<OwnedCounter, kNrVmEvents> events;
+};
+
+struct CpuBinding {
+  const Machine* machine = nullptr;
+  CpuState* cpu = nullptr;
+};
+extern thread_local CpuBinding tls_cpu;
+
+// The CPU the calling thread has bound on `m`, or null.
+inline CpuState* this_cpu(const Machine& m) {
+  return tls_cpu.machine == &m ? tls_cpu.cpu : nullptr;
+}
+
+// Binds the calling thread to one CPU of a machine for the scope's lifetime.
+// A thread may hold one binding per machine stack-wise; a CPU is bound by at
+// most one thread (a second binder gets an error, not a wait).
+class CpuScope {
+ public:
+  static Result<CpuScope> bind(Machine& m, int cpu);
+  CpuScope(CpuScope&& o) noexcept : cpu_(o.cpu_), prev_(o.prev_) { o.cpu_ = nullptr; }
+  CpuScope& operator=(CpuScope&&) = delete;
+  CpuScope(const CpuScope&) = delete;
+  ~CpuScope();
+  int id() const { return cpu_->id; }
+
+ private:
+  CpuScope(CpuState* c, CpuBinding prev) : cpu_(c), prev_(prev) {}
+  CpuState* cpu_;
+  CpuBinding prev_;
+};
+
+// A token unique to the calling thread (never 0 or kDrainerToken).
+uint64_t thread_token();
+
+}  // namespace mmkit

@@ -1,0 +1,393 @@
+// Machine::create(): Linux's early memory set-up (mm/memblock.c, mm/mm_init.c
+// free_area_init) over a memfd: node and zone spans, holes, reserved ranges,
+// the memmap reservation, CPUs, zonelists, and the dmesg-style boot log.
+#include "phys/machine.h"
+
+#include <fmt/format.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <numeric>
+
+#include "base/bitops.h"
+
+namespace mmkit {
+
+thread_local CpuBinding tls_cpu;
+
+uint64_t thread_token() {
+  static thread_local const char marker = 0;
+  return reinterpret_cast<uint64_t>(&marker);
+}
+
+Result<CpuScope> CpuScope::bind(Machine& m, int cpu) {
+  if (cpu < 0 || static_cast<unsigned>(cpu) >= m.nr_cpus())
+    return Error{fmt::format("cpu {}: no such CPU (machine has {})", cpu, m.nr_cpus())};
+  if (tls_cpu.machine == &m)
+    return Error{
+        fmt::format("cpu {}: this thread is already bound to cpu {}", cpu, tls_cpu.cpu->id)};
+  CpuState& c = m.cpu(cpu);
+  const uint64_t me = thread_token();
+  for (;;) {
+    uint64_t expected = 0;
+    if (c.owner.compare_exchange_strong(expected, me, std::memory_order_acquire)) break;
+    if (expected != kDrainerToken)
+      return Error{fmt::format("cpu {}: already bound to another thread", cpu)};
+    __builtin_ia32_pause();  // a drainer holds it for a moment
+  }
+  CpuBinding prev = tls_cpu;
+  tls_cpu = CpuBinding{&m, &c};
+  return CpuScope(&c, prev);
+}
+
+CpuScope::~CpuScope() {
+  if (!cpu_) return;
+  tls_cpu = prev_;
+  cpu_->owner.store(0, std::memory_order_release);
+}
+
+void ReclaimOps::wakeup_kswapd(Machine& m, Zone& zone, gfp_t, unsigned order,
+                               unsigned highest_zoneidx) {
+  Node& n = m.node(zone.node);
+  n.kswapd_wakeups.add(1);
+  int cur = n.kswapd_order.load(std::memory_order_relaxed);
+  while (cur < static_cast<int>(order) &&
+         !n.kswapd_order.compare_exchange_weak(cur, static_cast<int>(order))) {
+  }
+  n.kswapd_highest_zoneidx.store(static_cast<int>(highest_zoneidx), std::memory_order_relaxed);
+  m.count_event(VmEvent::KSWAPD_WAKEUP);
+}
+
+namespace {
+
+constexpr ZoneKind kX86_64Zones[MAX_NR_ZONES] = {ZoneKind::DMA, ZoneKind::DMA32, ZoneKind::NORMAL,
+                                                 ZoneKind::MOVABLE};
+constexpr ZoneKind kI386Zones[MAX_NR_ZONES] = {ZoneKind::DMA, ZoneKind::NORMAL, ZoneKind::HIGHMEM,
+                                               ZoneKind::MOVABLE};
+constexpr uint64_t kMiB = 1ull << 20;
+constexpr uint64_t kDmaEndPfn = (16 * kMiB) >> PAGE_SHIFT;
+constexpr uint64_t kDma32EndPfn = (4096 * kMiB) >> PAGE_SHIFT;
+constexpr uint64_t kLowmemEndPfn = (896 * kMiB) >> PAGE_SHIFT;  // i386 MAXMEM with the 3G/1G split
+constexpr uint64_t kNoLimit = ~uint64_t{0};
+
+// The arch's pfn limits of each zone index (MOVABLE is carved separately).
+void arch_zone_limits(Arch a, uint64_t lo[MAX_NR_ZONES], uint64_t hi[MAX_NR_ZONES]) {
+  if (a == Arch::x86_64) {
+    const uint64_t l[] = {0, kDmaEndPfn, kDma32EndPfn, 0},
+                   h[] = {kDmaEndPfn, kDma32EndPfn, kNoLimit, 0};
+    std::copy(l, l + 4, lo), std::copy(h, h + 4, hi);
+  } else {
+    const uint64_t l[] = {0, kDmaEndPfn, kLowmemEndPfn, 0},
+                   h[] = {kDmaEndPfn, kLowmemEndPfn, kNoLimit, 0};
+    std::copy(l, l + 4, lo), std::copy(h, h + 4, hi);
+  }
+}
+
+std::string mem_range(uint64_t start_pfn, uint64_t end_pfn) {
+  return fmt::format("[mem {:#018x}-{:#018x}]", start_pfn << PAGE_SHIFT,
+                     (end_pfn << PAGE_SHIFT) - 1);
+}
+
+}  // namespace
+
+const ZoneKind* Machine::zone_kinds() const {
+  return cfg_.arch == Arch::x86_64 ? kX86_64Zones : kI386Zones;
+}
+
+unsigned Machine::zone_index(ZoneKind k) const {
+  const ZoneKind* kinds = zone_kinds();
+  for (unsigned i = 0; i < MAX_NR_ZONES; ++i)
+    if (kinds[i] == k) return i;
+  return zone_index(ZoneKind::NORMAL);
+}
+
+Machine::Machine(const MachineConfig& cfg) : cfg_(cfg) {}
+
+void Machine::warn(const std::string& text) const {
+  if (warn_sink)
+    warn_sink(text);
+  else
+    std::fputs(text.c_str(), stderr);
+}
+
+Machine::~Machine() {
+  for (PerCpuPages* p : pcp_storage_) delete[] p;
+  delete[] cpus_;
+  if (mem_map_) munmap(mem_map_, mem_map_pages_ * sizeof(Page));
+}
+
+Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& cfg) {
+  if (std::string err = validate(cfg); !err.empty()) return Error{err};
+  std::unique_ptr<Machine> m(new Machine(cfg));
+  if (auto r = m->layout(); !r) return r.error();
+  return m;
+}
+
+uint64_t Machine::reserve_range(uint64_t start_pfn, uint64_t end_pfn) {
+  uint64_t newly = 0;
+  if (start_pfn < end_pfn) unavailable_.emplace_back(start_pfn, end_pfn);
+  for (uint64_t pfn = start_pfn; pfn < end_pfn; ++pfn) {
+    if (mem_map_[pfn].test(PG_reserved)) continue;
+    mem_map_[pfn].set(PG_reserved);
+    ++newly;
+  }
+  return newly;
+}
+
+int64_t Machine::sum_event(VmEvent e) const {
+  const unsigned i = static_cast<unsigned>(e);
+  int64_t sum = unbound_events_[i].get();
+  for (unsigned c = 0; c < nr_cpus_; ++c) sum += cpus_[c].events[i].get();
+  return sum;
+}
+
+uint64_t Machine::totalram_pages() const {
+  uint64_t n = 0;
+  for_each_zone([&](const Zone& z) { n += z.managed(); });
+  return n;
+}
+
+uint64_t Machine::totalhigh_pages() const {
+  uint64_t n = 0;
+  for_each_zone([&](const Zone& z) { n += z.kind == ZoneKind::HIGHMEM ? z.managed() : 0; });
+  return n;
+}
+
+Result<bool> Machine::layout() {
+  const unsigned nr_nodes = static_cast<unsigned>(cfg_.nodes.size());
+  pageblock_order_ = cfg_.arch == Arch::x86_64 ? 9 : MAX_PAGE_ORDER;
+
+  // Nodes sit one after another in the physical address space.
+  std::vector<uint64_t> node_start(nr_nodes + 1, 0);
+  for (unsigned n = 0; n < nr_nodes; ++n)
+    node_start[n + 1] = node_start[n] + (cfg_.nodes[n].memory >> PAGE_SHIFT);
+  max_pfn_ = node_start[nr_nodes];
+  mem_map_pages_ = align_up(max_pfn_, MAX_ORDER_NR_PAGES);
+  direct_map_pfns_ = cfg_.arch == Arch::i386 ? std::min(max_pfn_, kLowmemEndPfn) : max_pfn_;
+
+  if (auto r = ram_.map(max_pfn_ << PAGE_SHIFT); !r) return r.error();
+  void* mm = mmap(nullptr, mem_map_pages_ * sizeof(Page), PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (mm == MAP_FAILED) return Error{fmt::format("mem_map: mmap failed: {}", std::strerror(errno))};
+  madvise(mm, mem_map_pages_ * sizeof(Page), MADV_NOHUGEPAGE);  // touch 4 KiB at a time
+  mem_map_ = static_cast<Page*>(mm);
+  const uint64_t nr_blocks = mem_map_pages_ >> pageblock_order_;
+  zone_of_block_.assign(nr_blocks, nullptr);
+  pageblock_mt_.assign(nr_blocks,
+                       MIGRATE_MOVABLE);    // memmap_init_range() marks every block movable
+  reserve_range(max_pfn_, mem_map_pages_);  // the tail past the end of RAM
+
+  // CPUs, spread evenly over the nodes unless the config places them.
+  nr_cpus_ = cfg_.cpus;
+  cpus_ = new CpuState[nr_cpus_];
+  for (unsigned n = 0, c = 0; n < nr_nodes; ++n) {
+    nodes_.push_back(std::make_unique<Node>());
+    const unsigned cnt = cfg_.nodes[n].cpus
+                             ? *cfg_.nodes[n].cpus
+                             : (n + 1) * nr_cpus_ / nr_nodes - n * nr_cpus_ / nr_nodes;
+    for (unsigned i = 0; i < cnt; ++i, ++c) {
+      cpus_[c].id = static_cast<int>(c);
+      cpus_[c].node = static_cast<int>(n);
+      nodes_[n]->cpus.push_back(static_cast<int>(c));
+    }
+  }
+
+  // ZONE_MOVABLE (movablecore=): spread evenly over the nodes, carved from the
+  // top of each node within the highest zone kind that has memory, as
+  // find_zone_movable_pfns_for_nodes() does (simplified: no kernelcore=).
+  uint64_t lo[MAX_NR_ZONES], hi[MAX_NR_ZONES];
+  arch_zone_limits(cfg_.arch, lo, hi);
+  unsigned movable_src = 0;
+  for (unsigned i = 0; i < MAX_NR_ZONES - 1; ++i)
+    if (max_pfn_ > lo[i]) movable_src = i;
+  const uint64_t movable_per_node =
+      align_up(div_round_up(cfg_.movablecore >> PAGE_SHIFT, nr_nodes), MAX_ORDER_NR_PAGES);
+
+  boot_log_.push_back("Zone ranges:");
+  for (unsigned i = 0; i < MAX_NR_ZONES - 1; ++i) {
+    const std::string_view name = kZoneKindNames[static_cast<unsigned>(zone_kinds()[i])];
+    const uint64_t s = lo[i], e = std::min(hi[i], max_pfn_);
+    boot_log_.push_back(s < e ? fmt::format("  {:<8} {}", name, mem_range(s, e))
+                              : fmt::format("  {:<8} empty", name));
+  }
+  boot_log_.push_back("Movable zone start for each node");
+  std::vector<std::string> early_ranges{"Early memory node ranges"};
+
+  for (unsigned n = 0; n < nr_nodes; ++n) {
+    Node& node = *nodes_[n];
+    const NodeConfig& nc = cfg_.nodes[n];
+    node.id = static_cast<int>(n);
+    node.node_start_pfn = node_start[n];
+    node.node_spanned_pages = node_start[n + 1] - node_start[n];
+    node.nr_zones = MAX_NR_ZONES;
+    node.distance = nc.distance;
+    if (node.distance.empty())
+      for (unsigned j = 0; j < nr_nodes; ++j) node.distance.push_back(j == n ? 10 : 20);
+    const uint64_t ns = node_start[n], ne = node_start[n + 1];
+
+    uint64_t movable_start = ne;
+    if (movable_per_node) {
+      const uint64_t floor = std::max(ns, lo[movable_src]);
+      movable_start = ne > floor + movable_per_node ? ne - movable_per_node : floor;
+      movable_start = align_up(movable_start, MAX_ORDER_NR_PAGES);
+      if (movable_start < ne)
+        boot_log_.push_back(fmt::format("  Node {}: {:#018x}", n, movable_start << PAGE_SHIFT));
+    }
+    for (unsigned i = 0; i < MAX_NR_ZONES; ++i) {
+      Zone& z = node.zones[i];
+      z.machine = this;
+      z.node = static_cast<int>(n);
+      z.idx = i;
+      z.kind = zone_kinds()[i];
+      z.name = kZoneKindNames[static_cast<unsigned>(z.kind)];
+      for (auto& fa : z.free_area)
+        for (auto& l : fa.free_list) l.init();
+      uint64_t s, e;
+      if (z.kind == ZoneKind::MOVABLE)
+        s = movable_start, e = ne;
+      else
+        s = std::max(ns, lo[i]), e = std::min({ne, hi[i], movable_start});
+      if (s < e) {
+        z.zone_start_pfn = s;
+        z.spanned_pages = e - s;
+        z.present_pages = e - s;
+        for (uint64_t b = s >> pageblock_order_; b < div_round_up(e, pageblock_nr_pages()); ++b)
+          zone_of_block_[b] = &z;
+      }
+      PerCpuPages* pcp = new PerCpuPages[nr_cpus_];
+      for (unsigned c = 0; c < nr_cpus_; ++c)
+        for (auto& l : pcp[c].lists) l.init();
+      pcp_storage_.push_back(pcp);
+      z.pcp = pcp;
+    }
+
+    // Holes: spanned but not present (init_unavailable_range marks them reserved).
+    std::vector<MemRange> holes = nc.holes;
+    std::sort(holes.begin(), holes.end(), [](auto& a, auto& b) { return a.start < b.start; });
+    uint64_t cursor = ns;
+    for (const MemRange& h : holes) {
+      const uint64_t hs = ns + (h.start >> PAGE_SHIFT), he = hs + (h.size >> PAGE_SHIFT);
+      if (hs > cursor)
+        early_ranges.push_back(fmt::format("  node {:>3}: {}", n, mem_range(cursor, hs)));
+      cursor = he;
+      reserve_range(hs, he);  // holes are unavailable, not reserved: not counted
+      for (unsigned i = 0; i < MAX_NR_ZONES; ++i) {
+        Zone& z = node.zones[i];
+        const uint64_t a = std::max(hs, z.zone_start_pfn), b = std::min(he, z.end_pfn());
+        if (a < b) z.present_pages -= b - a;
+      }
+    }
+    if (cursor < ne)
+      early_ranges.push_back(fmt::format("  node {:>3}: {}", n, mem_range(cursor, ne)));
+    for (unsigned i = 0; i < MAX_NR_ZONES; ++i)
+      node.node_present_pages += node.zones[i].present_pages;
+  }
+
+  boot_log_.insert(boot_log_.end(), early_ranges.begin(), early_ranges.end());
+
+  // Reserved ranges, then the memmap, are present but not managed.
+  for (unsigned n = 0; n < nr_nodes; ++n)
+    for (const MemRange& r : cfg_.nodes[n].reserved)
+      for (uint64_t pfn = node_start[n] + (r.start >> PAGE_SHIFT),
+                    end = node_start[n] + ((r.start + r.size) >> PAGE_SHIFT);
+           pfn < end; ++pfn)
+        if (!mem_map_[pfn].test(PG_reserved)) {
+          mem_map_[pfn].set(PG_reserved);
+          ++pfn_zone(pfn)->reserved_at_boot;
+          unavailable_.emplace_back(pfn, pfn + 1);
+        }
+
+  // The memmap: Linux spends 64 bytes of RAM per page frame on struct page,
+  // allocated top-down from the node's low memory (memblock_alloc). mmkit keeps
+  // its descriptors in host memory but reserves the same frames, so managed
+  // pages come out as Linux's do.
+  for (unsigned n = 0; n < nr_nodes; ++n) {
+    Node& node = *nodes_[n];
+    uint64_t need = div_round_up(node.node_spanned_pages * sizeof(Page), PAGE_SIZE);
+    for (int nn = static_cast<int>(n); need && nn >= 0; --nn) {  // fall back to lower nodes
+      for (int i = MAX_NR_ZONES - 1; need && i >= 0; --i) {
+        Zone& z = nodes_[nn]->zones[i];
+        if (!z.populated() || z.kind == ZoneKind::HIGHMEM || z.kind == ZoneKind::MOVABLE) continue;
+        for (uint64_t pfn = z.end_pfn(); need && pfn-- > z.zone_start_pfn;) {
+          if (mem_map_[pfn].test(PG_reserved)) continue;
+          mem_map_[pfn].set(PG_reserved);
+          ++z.reserved_at_boot;
+          unavailable_.emplace_back(pfn, pfn + 1);
+          --need;
+        }
+      }
+    }
+  }
+
+  std::sort(unavailable_.begin(), unavailable_.end());
+  std::vector<std::pair<uint64_t, uint64_t>> merged;
+  for (auto r : unavailable_) {
+    if (!merged.empty() && r.first <= merged.back().second)
+      merged.back().second = std::max(merged.back().second, r.second);
+    else
+      merged.push_back(r);
+  }
+  unavailable_ = std::move(merged);
+
+  // Managed = present minus reserved frames, counted zone by zone.
+  for (unsigned n = 0; n < nr_nodes; ++n) {
+    Node& node = *nodes_[n];
+    boot_log_.push_back(
+        fmt::format("Initmem setup node {} {}", n,
+                    mem_range(node.node_start_pfn, node.node_start_pfn + node.node_spanned_pages)));
+    for (unsigned i = 0; i < MAX_NR_ZONES; ++i) {
+      Zone& z = node.zones[i];
+      if (!z.spanned_pages) continue;
+      const uint64_t holes = z.spanned_pages - z.present_pages;
+      z.managed_pages.store(z.present_pages - z.reserved_at_boot, std::memory_order_relaxed);
+      reserved_pages_ += z.reserved_at_boot;
+      if (holes)
+        boot_log_.push_back(
+            fmt::format("On node {}, zone {}: {} pages in unavailable ranges", n, z.name, holes));
+    }
+  }
+
+  // Zonelists: the node's own zones highest first, then the other nodes by
+  // distance (ties by id), each highest zone first: build_zonelists()'s node order.
+  for (unsigned n = 0; n < nr_nodes; ++n) {
+    Node& node = *nodes_[n];
+    std::vector<int> order(nr_nodes);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+      const bool sa = a == static_cast<int>(n), sb = b == static_cast<int>(n);
+      if (sa != sb) return sa;
+      return node.distance[a] < node.distance[b];
+    });
+    unsigned k = 0, j = 0;
+    for (int other : order)
+      for (int i = MAX_NR_ZONES - 1; i >= 0; --i) {
+        Zone& z = nodes_[other]->zones[i];
+        if (!z.populated()) continue;
+        node.zonelist_fallback[k++] = &z;
+        if (other == static_cast<int>(n)) node.zonelist_nofallback[j++] = &z;
+      }
+  }
+
+  // Sysctls.
+  watermark_scale_factor = cfg_.watermark_scale_factor;
+  percpu_pagelist_high_fraction = cfg_.percpu_pagelist_high_fraction;
+  user_min_free_kbytes = cfg_.min_free_kbytes.value_or(0);
+  // sysctl_lowmem_reserve_ratio defaults (mm/page_alloc.c): DMA 256, DMA32 256,
+  // Normal 32, HighMem 0, Movable 0.
+  const ZoneKind* kinds = zone_kinds();
+  for (unsigned i = 0; i < MAX_NR_ZONES; ++i) {
+    const ZoneKind k = kinds[i];
+    lowmem_reserve_ratio[i] = !cfg_.lowmem_reserve_ratio.empty() ? cfg_.lowmem_reserve_ratio[i]
+                              : (k == ZoneKind::DMA || k == ZoneKind::DMA32) ? 256
+                              : k == ZoneKind::NORMAL                        ? 32
+                                                                             : 0;
+  }
+  fail_page_alloc_cfg = cfg_.fail_page_alloc;
+  fail_page_alloc.configure(cfg_.fail_page_alloc.fault);
+  return true;
+}
+
+}  // namespace mmkit

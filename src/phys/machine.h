@@ -1,0 +1,176 @@
+// Machine: one booted computer — RAM, NUMA nodes, zones, page descriptors, CPUs.
+//
+// Machine::create() does what Linux's early boot does for memory (memblock
+// and free_area_init): it maps the RAM, lays nodes and zones over the pfn
+// space, marks holes and reserved ranges, reserves the pages Linux would spend
+// on the descriptor array, and logs it all like dmesg. It does not hand memory
+// to an allocator: page_alloc's boot does that (page_alloc/boot.h), so the
+// machine a caller gets from there is ready to allocate.
+//
+// RAM is one memfd mapped once: pfn N is the page at byte N * PAGE_SIZE of it,
+// page_address() is an add (null for i386 high memory, which is outside the
+// direct map). The descriptor array covers every pfn up to the end of RAM
+// rounded up to a MAX_ORDER block, so a buddy pfn is always a valid index.
+// There is no global state: tests boot as many machines as they like.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/fault_inject.h"
+#include "base/result.h"
+#include "phys/config.h"
+#include "phys/cpu.h"
+#include "phys/mmzone.h"
+#include "phys/page.h"
+#include "phys/ram.h"
+#include "phys/reclaim_ops.h"
+
+namespace mmkit {
+
+inline constexpr int NUMA_NO_NODE = -1;
+
+class Machine {
+ public:
+  // Validates `cfg`, maps RAM and lays out the machine. Errors name the field.
+  static Result<std::unique_ptr<Machine>> create(const MachineConfig& cfg);
+  ~Machine();
+  Machine(const Machine&) = delete;
+  Machine& operator=(const Machine&) = delete;
+
+  const MachineConfig& config() const { return cfg_; }
+  Arch arch() const { return cfg_.arch; }
+  unsigned nr_nodes() const { return static_cast<unsigned>(nodes_.size()); }
+  Node& node(int nid) { return *nodes_[nid]; }
+  const Node& node(int nid) const { return *nodes_[nid]; }
+  unsigned nr_cpus() const { return nr_cpus_; }
+  CpuState& cpu(int id) { return cpus_[id]; }
+  const CpuState& cpu(int id) const { return cpus_[id]; }
+  // Zone kinds of this arch by zone index (4 entries).
+  const ZoneKind* zone_kinds() const;
+  // Index of a zone kind on this arch, mapping absent kinds as Linux's
+  // OPT_ZONE_* do (DMA32 on i386 and HIGHMEM on x86_64 mean Normal).
+  unsigned zone_index(ZoneKind k) const;
+
+  // --- pfn, page and address conversions (all O(1)) -------------------------
+  uint64_t max_pfn() const { return max_pfn_; }              // end of RAM
+  uint64_t mem_map_pages() const { return mem_map_pages_; }  // descriptors, MAX_ORDER aligned
+  Page* pfn_to_page(uint64_t pfn) const { return mem_map_ + pfn; }
+  uint64_t page_to_pfn(const Page* p) const { return static_cast<uint64_t>(p - mem_map_); }
+  bool pfn_valid(uint64_t pfn) const {
+    return pfn < max_pfn_ && zone_of_block_[pfn >> pageblock_order_];
+  }
+  // The direct-map address of a page; null for a high-memory page.
+  void* page_address(const Page* p) const {
+    const uint64_t pfn = page_to_pfn(p);
+    return pfn < direct_map_pfns_ ? ram_.base() + (pfn << PAGE_SHIFT) : nullptr;
+  }
+  Page* virt_to_page(const void* addr) const {
+    return mem_map_ + ((static_cast<const char*>(addr) - ram_.base()) >> PAGE_SHIFT);
+  }
+  bool is_direct_mapped(const void* addr) const {
+    const auto a = static_cast<const char*>(addr);
+    return a >= ram_.base() && a < ram_.base() + (direct_map_pfns_ << PAGE_SHIFT);
+  }
+  // Host address of any pfn, high memory included: the machine's own access
+  // to physical memory (clearing pages, checks). Not a kernel mapping.
+  char* phys_window(uint64_t pfn) const { return ram_.base() + (pfn << PAGE_SHIFT); }
+  uint64_t direct_map_pfns() const { return direct_map_pfns_; }
+
+  // --- zones and pageblocks ------------------------------------------------------
+  Zone* page_zone(const Page* p) const {
+    return zone_of_block_[page_to_pfn(p) >> pageblock_order_];
+  }
+  Zone* pfn_zone(uint64_t pfn) const { return zone_of_block_[pfn >> pageblock_order_]; }
+  unsigned pageblock_order() const { return pageblock_order_; }
+  uint64_t pageblock_nr_pages() const { return uint64_t{1} << pageblock_order_; }
+  unsigned get_pageblock_migratetype(uint64_t pfn) const {
+    return pageblock_mt_[pfn >> pageblock_order_];
+  }
+  void set_pageblock_migratetype(uint64_t pfn, unsigned mt) {
+    pageblock_mt_[pfn >> pageblock_order_] = static_cast<uint8_t>(mt);
+  }
+  // page_group_by_mobility_disabled is its negation (set by page_alloc's boot).
+  bool mobility_grouping = true;
+
+  // --- sysctls (vm.*) ------------------------------------------------------------
+  uint64_t min_free_kbytes = 0;
+  uint64_t user_min_free_kbytes = 0;  // 0: not set by the user
+  unsigned watermark_scale_factor = 10;
+  unsigned lowmem_reserve_ratio[MAX_NR_ZONES] = {};
+  unsigned percpu_pagelist_high_fraction = 0;
+
+  // --- fault injection, reclaim hooks, counters ------------------------------------
+  FaultAttr fail_page_alloc;
+  FailPageAllocConfig fail_page_alloc_cfg;
+  ReclaimOps* reclaim() const { return reclaim_; }
+  void set_reclaim(ReclaimOps* ops) { reclaim_ = ops ? ops : &stub_reclaim_; }
+  // Adds to an event counter of the calling thread's CPU (or the shared one).
+  void count_event(VmEvent e, int64_t n = 1) {
+    if (CpuState* c = this_cpu(*this))
+      c->events[static_cast<unsigned>(e)].add(n);
+    else
+      unbound_events_[static_cast<unsigned>(e)].add(n);
+  }
+  int64_t sum_event(VmEvent e) const;
+
+  // --- totals -------------------------------------------------------------------------
+  uint64_t totalram_pages() const;                             // managed pages, all zones
+  uint64_t totalhigh_pages() const;                            // managed pages of HIGHMEM zones
+  uint64_t reserved_pages() const { return reserved_pages_; }  // present but not managed
+  // Pfn ranges [first, second) the buddy allocator never gets: holes, reserved
+  // ranges, the memmap, the tail past RAM. Sorted and merged (memblock.reserved).
+  const std::vector<std::pair<uint64_t, uint64_t>>& unavailable() const { return unavailable_; }
+
+  // Where warnings (allocation failures, bad pages) go; default: stderr.
+  std::function<void(const std::string&)> warn_sink;
+  void warn(const std::string& text) const;
+  SharedCounter bad_pages;  // pages withheld after a failed free-time check
+
+  // Each line as Linux's dmesg would print it at boot.
+  std::vector<std::string>& boot_log() { return boot_log_; }
+  const std::vector<std::string>& boot_log() const { return boot_log_; }
+
+  // Visits each zone (populated or not) in node, then zone-index order.
+  template <class F>
+  void for_each_zone(F&& f) {
+    for (auto& n : nodes_)
+      for (unsigned i = 0; i < n->nr_zones; ++i) f(n->zones[i]);
+  }
+  template <class F>
+  void for_each_zone(F&& f) const {
+    for (auto& n : nodes_)
+      for (unsigned i = 0; i < n->nr_zones; ++i) f(static_cast<const Zone&>(n->zones[i]));
+  }
+
+ private:
+  explicit Machine(const MachineConfig& cfg);
+  Result<bool> layout();
+  uint64_t reserve_range(uint64_t start_pfn, uint64_t end_pfn);
+
+  MachineConfig cfg_;
+  RamBacking ram_;
+  std::vector<std::unique_ptr<Node>> nodes_;
+  unsigned nr_cpus_ = 0;
+  CpuState* cpus_ = nullptr;
+  Page* mem_map_ = nullptr;
+  uint64_t mem_map_pages_ = 0;
+  uint64_t max_pfn_ = 0;
+  uint64_t direct_map_pfns_ = 0;
+  unsigned pageblock_order_ = 9;
+  std::vector<Zone*> zone_of_block_;
+  std::vector<uint8_t> pageblock_mt_;
+  uint64_t reserved_pages_ = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> unavailable_;
+  std::vector<PerCpuPages*> pcp_storage_;
+  std::array<SharedCounter, kNrVmEvents> unbound_events_;
+  ReclaimOps stub_reclaim_;
+  ReclaimOps* reclaim_ = &stub_reclaim_;
+  std::vector<std::string> boot_log_;
+};
+
+}  // namespace mmkit

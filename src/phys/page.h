@@ -1,0 +1,77 @@
+// struct page: one 64-byte descriptor per page frame (Linux's mem_map entry).
+//
+// The descriptor array is allocated lazily (an anonymous mapping touched only
+// where a descriptor is written), and the all-zero descriptor is a valid
+// state: "not on any list, no references, no flags". So a 64 GiB machine's
+// 1 GiB of descriptors costs host memory only for the heads of free blocks
+// and the pages actually used.
+//
+// Field use by state (as in Linux):
+//   free in the buddy allocator: PG_buddy, private = order, lru on free_area
+//   on a per-CPU list:           lru on pcp->lists
+//   allocated:                   refcount >= 1; compound heads have PG_head
+//                                and the order in the flags; tails point
+//                                back with compound_head = head | 1
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "base/list.h"
+
+namespace mmkit {
+
+inline constexpr unsigned PAGE_SHIFT = 12;
+inline constexpr uint64_t PAGE_SIZE = uint64_t{1} << PAGE_SHIFT;
+
+// Page flag bits (include/linux/page-flags.h; PG_buddy is a page type there).
+enum PageFlag : unsigned {
+  PG_locked = 0,
+  PG_referenced = 2,
+  PG_uptodate = 3,
+  PG_dirty = 4,
+  PG_lru = 5,
+  PG_head = 6,
+  PG_active = 7,
+  PG_reserved = 10,
+  PG_private = 11,
+  PG_writeback = 13,
+  PG_swapbacked = 19,
+  PG_buddy = 24,  // free in the buddy allocator (PageBuddy)
+  PG_slab = 25,   // owned by the slab allocator (PageSlab)
+  PG_bad = 26,    // failed a free-time check and was withheld from reuse (mmkit's own)
+};
+inline constexpr unsigned kPageOrderShift = 56;  // compound order of a head page
+inline constexpr uint64_t kPageOrderMask = uint64_t{0xff} << kPageOrderShift;
+
+struct Page {
+  std::atomic<uint64_t> flags;
+  ListHead lru;
+  uintptr_t compound_head;        // tail page: head address | 1
+  uint64_t private_;              // buddy: order; later: owner data
+  std::atomic<int32_t> mapcount;  // page-table entries mapping it (0: unmapped)
+  std::atomic<int32_t> refcount;  // _refcount
+  void* mapping;                  // later: anon_vma, address_space, kmem_cache
+  uint64_t index;
+
+  bool test(PageFlag f) const { return flags.load(std::memory_order_relaxed) >> f & 1; }
+  void set(PageFlag f) {
+    flags.store(flags.load(std::memory_order_relaxed) | uint64_t{1} << f,
+                std::memory_order_relaxed);
+  }
+  void clear(PageFlag f) {
+    flags.store(flags.load(std::memory_order_relaxed) & ~(uint64_t{1} << f),
+                std::memory_order_relaxed);
+  }
+  bool is_tail() const { return compound_head & 1; }
+  Page* head() { return is_tail() ? reinterpret_cast<Page*>(compound_head - 1) : this; }
+  unsigned compound_order() const {
+    return test(PG_head)
+               ? static_cast<unsigned>(flags.load(std::memory_order_relaxed) >> kPageOrderShift)
+               : 0;
+  }
+  int ref_count() const { return refcount.load(std::memory_order_relaxed); }
+};
+static_assert(sizeof(Page) == 64, "struct page is 64 bytes, as Linux's");
+
+}  // namespace mmkit

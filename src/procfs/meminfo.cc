@@ -1,0 +1,170 @@
+// /proc/meminfo, as Linux 6.1's fs/proc/meminfo.c meminfo_proc_show() prints
+// it, followed by hugetlb_report_meminfo() (mm/hugetlb.c) and x86's
+// arch_report_meminfo() (arch/x86/mm/pat/set_memory.c).
+//
+// Most lines come from show_val_kb(): the label as written in the source
+// (colon and padding to 16 columns included), the value in kB right-aligned
+// in 8 columns (seq_put_decimal_ull_width), then " kB". A few lines use their
+// own seq_printf widths ("HardwareCorrupted: %5lu kB", "HugePages_Total:
+// %5lu"); MeminfoField keeps each line's prefix and width as Linux prints it.
+//
+// Values: MemTotal is totalram_pages (managed pages), MemFree is
+// NR_FREE_PAGES (pages in the buddy lists; 6.1 does not count pcp pages),
+// MemAvailable is si_mem_available() with no page cache or reclaimable slab
+// yet: free - totalreserve_pages, at least 0. High/Low lines appear on i386
+// (CONFIG_HIGHMEM) only. CommitLimit is totalram * overcommit_ratio (50) / 100
+// with no swap. VmallocTotal is x86_64's 32 TiB - 1 kB, or on i386 the space
+// between the direct map's end + 8 MiB and VMALLOC_END (MAXMEM + 128 MiB
+// above PAGE_OFFSET). Everything mmkit does not model yet prints 0.
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "page_alloc/page_alloc.h"
+#include "procfs/internal.h"
+#include "procfs/procfs.h"
+
+namespace mmkit {
+namespace procfs_internal {
+
+uint64_t totalreserve_pages(const Machine& m) {
+  uint64_t total = 0;
+  for (unsigned nid = 0; nid < m.nr_nodes(); ++nid) {
+    const Node& n = m.node(static_cast<int>(nid));
+    for (unsigned i = 0; i < n.nr_zones; ++i) {
+      const Zone& z = n.zones[i];
+      uint64_t max = 0;
+      for (unsigned j = i; j < MAX_NR_ZONES; ++j) max = std::max(max, z.lowmem_reserve[j]);
+      max += z.high_wmark();
+      total += std::min(max, z.managed());
+    }
+  }
+  return total;
+}
+
+uint64_t free_highmem_pages(const Machine& m) {
+  uint64_t n = 0;
+  m.for_each_zone([&](const Zone& z) {
+    if (z.kind == ZoneKind::HIGHMEM) n += static_cast<uint64_t>(std::max<int64_t>(z.nr_free(), 0));
+  });
+  return n;
+}
+
+}  // namespace procfs_internal
+
+namespace {
+
+constexpr uint64_t K(uint64_t pages) {
+  return pages << (PAGE_SHIFT - 10);
+}
+
+// arch/x86/include/asm/pgtable_64_types.h: VMALLOC_SIZE_TB 32 (4-level), and
+// VMALLOC_END = VMALLOC_START + 32 TiB - 1, printed >> 10.
+constexpr uint64_t kVmallocTotalX86_64Kb = ((uint64_t{32} << 40) - 1) >> 10;
+
+// i386 (arch/x86/include/asm/pgtable_32_areas.h): VMALLOC_START is 8 MiB
+// (VMALLOC_OFFSET) past the end of the direct map, VMALLOC_END sits
+// __VMALLOC_RESERVE (128 MiB) above MAXMEM (896 MiB), both from PAGE_OFFSET.
+uint64_t vmalloc_total_i386_kb(const Machine& m) {
+  constexpr uint64_t kMiB = uint64_t{1} << 20;
+  const uint64_t vmalloc_end = (896 + 128) * kMiB;
+  const uint64_t vmalloc_start = (m.direct_map_pfns() << PAGE_SHIFT) + 8 * kMiB;
+  return vmalloc_end > vmalloc_start ? (vmalloc_end - vmalloc_start) >> 10 : 0;
+}
+
+}  // namespace
+
+std::vector<MeminfoField> meminfo_fields(const Machine& m) {
+  namespace pi = procfs_internal;
+  const uint64_t totalram = m.totalram_pages();
+  const uint64_t freeram = nr_free_pages(m);
+  const uint64_t reserve = pi::totalreserve_pages(m);
+  const uint64_t available = freeram > reserve ? freeram - reserve : 0;
+  const bool i386 = m.arch() == Arch::i386;
+
+  std::vector<MeminfoField> f;
+  auto kb = [&](std::string_view prefix, uint64_t pages) {
+    f.push_back({prefix, 8, true, K(pages)});
+  };
+  auto raw = [&](std::string_view prefix, unsigned width, bool is_kb, uint64_t v) {
+    f.push_back({prefix, width, is_kb, v});
+  };
+
+  kb("MemTotal:       ", totalram);
+  kb("MemFree:        ", freeram);
+  kb("MemAvailable:   ", available);
+  kb("Buffers:        ", 0);
+  kb("Cached:         ", 0);
+  kb("SwapCached:     ", 0);
+  kb("Active:         ", 0);
+  kb("Inactive:       ", 0);
+  kb("Active(anon):   ", 0);
+  kb("Inactive(anon): ", 0);
+  kb("Active(file):   ", 0);
+  kb("Inactive(file): ", 0);
+  kb("Unevictable:    ", 0);
+  kb("Mlocked:        ", 0);
+  if (i386) {  // CONFIG_HIGHMEM
+    const uint64_t totalhigh = m.totalhigh_pages();
+    const uint64_t freehigh = pi::free_highmem_pages(m);
+    kb("HighTotal:      ", totalhigh);
+    kb("HighFree:       ", freehigh);
+    kb("LowTotal:       ", totalram - totalhigh);
+    kb("LowFree:        ", freeram > freehigh ? freeram - freehigh : 0);
+  }
+  kb("SwapTotal:      ", 0);
+  kb("SwapFree:       ", 0);
+  raw("Zswap:          ", 8, true, 0);  // CONFIG_ZSWAP
+  raw("Zswapped:       ", 8, true, 0);
+  kb("Dirty:          ", 0);
+  kb("Writeback:      ", 0);
+  kb("AnonPages:      ", 0);
+  kb("Mapped:         ", 0);
+  kb("Shmem:          ", 0);
+  kb("KReclaimable:   ", 0);
+  kb("Slab:           ", 0);
+  kb("SReclaimable:   ", 0);
+  kb("SUnreclaim:     ", 0);
+  raw("KernelStack:    ", 8, true, 0);
+  kb("PageTables:     ", 0);
+  kb("SecPageTables:  ", 0);
+  kb("NFS_Unstable:   ", 0);
+  kb("Bounce:         ", 0);
+  kb("WritebackTmp:   ", 0);
+  kb("CommitLimit:    ", totalram * 50 / 100);  // vm_commit_limit(), overcommit_ratio 50
+  kb("Committed_AS:   ", 0);
+  raw("VmallocTotal:   ", 8, true, i386 ? vmalloc_total_i386_kb(m) : kVmallocTotalX86_64Kb);
+  kb("VmallocUsed:    ", 0);
+  kb("VmallocChunk:   ", 0);
+  kb("Percpu:         ", 0);
+  raw("HardwareCorrupted: ", 5, true, 0);  // CONFIG_MEMORY_FAILURE
+  kb("AnonHugePages:  ", 0);               // CONFIG_TRANSPARENT_HUGEPAGE
+  kb("ShmemHugePages: ", 0);
+  kb("ShmemPmdMapped: ", 0);
+  kb("FileHugePages:  ", 0);
+  kb("FilePmdMapped:  ", 0);
+  kb("CmaTotal:       ", 0);  // CONFIG_CMA
+  kb("CmaFree:        ", 0);
+  // hugetlb_report_meminfo(): the default hstate is 2 MiB (PMD) on x86_64 and PAE.
+  raw("HugePages_Total:   ", 5, false, 0);
+  raw("HugePages_Free:    ", 5, false, 0);
+  raw("HugePages_Rsvd:    ", 5, false, 0);
+  raw("HugePages_Surp:    ", 5, false, 0);
+  raw("Hugepagesize:   ", 8, true, 2048);
+  raw("Hugetlb:        ", 8, true, 0);
+  // arch_report_meminfo(): DirectMap2M on x86_64 and PAE; 1G with gbpages (x86_64).
+  raw("DirectMap4k:    ", 8, true, 0);
+  raw("DirectMap2M:    ", 8, true, 0);
+  if (!i386) raw("DirectMap1G:    ", 8, true, 0);
+  return f;
+}
+
+std::string render_meminfo(const Machine& m) {
+  fmt::memory_buffer out;
+  for (const MeminfoField& f : meminfo_fields(m))
+    fmt::format_to(std::back_inserter(out), "{}{:>{}}{}\n", f.prefix, f.value, f.width,
+                   f.kb ? " kB" : "");
+  return fmt::to_string(out);
+}
+
+}  // namespace mmkit

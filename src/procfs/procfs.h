@@ -1,0 +1,68 @@
+// The /proc views of a machine, as Linux 6.1 prints them (Debian 12's kernel).
+//
+//   render_buddyinfo      /proc/buddyinfo     mm/vmstat.c frag_show_print
+//   render_pagetypeinfo   /proc/pagetypeinfo  mm/vmstat.c pagetypeinfo_show*
+//   render_zoneinfo       /proc/zoneinfo      mm/vmstat.c zoneinfo_show_print
+//   render_meminfo        /proc/meminfo       fs/proc/meminfo.c meminfo_proc_show
+//   render_vmstat         /proc/vmstat        mm/vmstat.c vmstat_text, vmstat_show
+//   render_json           all of the above as one JSON object, for tools
+//
+// The text is byte for byte what a 6.1 kernel built with Debian 12's config
+// prints for the same numbers, so Linux's own tools (procps `free`,
+// `vmstat -s`) read it. Where mmkit has no counter yet (page cache, slab,
+// swap), the field is printed as 0, as Linux prints a counter nothing has
+// touched. mmkit has no ZONE_DEVICE, so the views are those of that config
+// without CONFIG_ZONE_DEVICE (no "Device" zone, no *_device events).
+//
+// Locking: like Linux's walk_zones_in_node(), each zone's numbers are read
+// under zone->lock (a snapshot; formatting happens after the lock is
+// dropped). Per-CPU list sizes and counters are atomics, read without it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "phys/machine.h"
+
+namespace mmkit {
+
+std::string render_buddyinfo(const Machine& m);
+std::string render_pagetypeinfo(Machine& m);
+std::string render_zoneinfo(const Machine& m);
+std::string render_meminfo(const Machine& m);
+std::string render_vmstat(const Machine& m);
+
+// The view called `name` ("buddyinfo", "meminfo", ...), or "" for an unknown name.
+std::string render_view(Machine& m, std::string_view name);
+// The names render_view knows, in /proc's alphabetical order.
+std::vector<std::string_view> view_names();
+
+// {"buddyinfo": [...], "pagetypeinfo": {...}, "zoneinfo": [...],
+//  "meminfo": {...}, "vmstat": {...}}: see json.cc for the schema.
+std::string render_json(Machine& m);
+
+// --- the structured forms the text and JSON views share -----------------------
+
+// One /proc/meminfo line: `prefix` is Linux's label as printed (colon and
+// padding included, e.g. "MemTotal:       "), then the value right-aligned in
+// `width` columns, then " kB" when `kb`.
+struct MeminfoField {
+  std::string_view prefix;
+  unsigned width = 8;
+  bool kb = true;
+  uint64_t value = 0;  // kB when `kb`, else a count
+  std::string_view name() const { return prefix.substr(0, prefix.find(':')); }
+};
+std::vector<MeminfoField> meminfo_fields(const Machine& m);
+
+// One /proc/vmstat line. `with_private` appends mmkit's own events (those
+// from kFirstPrivateVmEvent on), which the text view leaves out.
+struct VmstatField {
+  std::string_view name;
+  uint64_t value = 0;
+};
+std::vector<VmstatField> vmstat_fields(const Machine& m, bool with_private = false);
+
+}  // namespace mmkit

@@ -1,0 +1,30 @@
+// mmsim's machine loading: parse and validate the TOML config, then boot.
+#include "machine_loader.h"
+
+#include <cstdio>
+
+#include "page_alloc/page_alloc.h"
+#include "phys/config_toml.h"
+
+namespace mmsim {
+
+std::unique_ptr<mmkit::Machine> load_machine(const std::string& config_path) {
+  mmkit::MachineConfig cfg = mmkit::default_demo_config();
+  if (!config_path.empty()) {
+    auto parsed = mmkit::load_machine_config(config_path);
+    if (!parsed) {
+      std::fprintf(stderr, "%s\n", parsed.error().message.c_str());
+      return nullptr;
+    }
+    cfg = std::move(parsed.value());
+  }
+  auto m = mmkit::boot(cfg);
+  if (!m) {
+    std::fprintf(stderr, "%s: %s\n", config_path.empty() ? "default machine" : config_path.c_str(),
+                 m.error().message.c_str());
+    return nullptr;
+  }
+  return std::move(m.value());
+}
+
+}  // namespace mmsim
