@@ -16,6 +16,12 @@ namespace {
 
 constexpr unsigned MAX_RECLAIM_RETRIES = 16;
 
+// PAGE_FLAGS_CHECK_AT_FREE: flags a page being freed must not have.
+constexpr uint64_t kCheckAtFree = (uint64_t{1} << PG_buddy) | (uint64_t{1} << PG_slab) |
+                                  (uint64_t{1} << PG_lru) | (uint64_t{1} << PG_locked) |
+                                  (uint64_t{1} << PG_reserved) | (uint64_t{1} << PG_writeback) |
+                                  (uint64_t{1} << PG_bad);
+
 // gfp_zone() resolved to this arch's zone index (OPT_ZONE_DMA32/HIGHMEM fold to Normal).
 constexpr int8_t kZoneIdx[2][5] = {
     /* x86_64: DMA DMA32 NORMAL HIGHMEM MOVABLE */ {0, 1, 2, 2, 3},
@@ -89,7 +95,7 @@ Page* get_page_from_freelist(Machine& m, CpuState* cpu, gfp_t gfp, unsigned orde
     }
     Page* page = rmqueue(z, cpu, order, gfp, alloc_flags, ac.migratetype);
     if (!page) continue;
-    m.count_event(pgalloc_event(z.kind), int64_t{1} << order);
+    m.count_event(cpu, pgalloc_event(z.kind), int64_t{1} << order);
     prep_new_page(m, page, order, gfp);
     if (order && (alloc_flags & ALLOC_HIGHATOMIC)) [[unlikely]]
       reserve_highatomic_pageblock(z, page, order);
@@ -231,10 +237,6 @@ nopage:
 
 inline bool free_pages_prepare(Machine& m, Page* page, unsigned order) {
   const uint64_t flags = page->flags.load(std::memory_order_relaxed);
-  constexpr uint64_t kCheckAtFree = (uint64_t{1} << PG_buddy) | (uint64_t{1} << PG_slab) |
-                                    (uint64_t{1} << PG_lru) | (uint64_t{1} << PG_locked) |
-                                    (uint64_t{1} << PG_reserved) | (uint64_t{1} << PG_writeback) |
-                                    (uint64_t{1} << PG_bad);
   if ((flags & kCheckAtFree) || page->mapping || page->mapcount.load(std::memory_order_relaxed) ||
       page->is_tail()) [[unlikely]] {
     bad_page(m, page,
@@ -297,7 +299,8 @@ bool zone_watermark_ok(const Zone& z, unsigned order, uint64_t mark, unsigned hi
   return false;
 }
 
-Page* alloc_pages(Machine& m, gfp_t gfp, unsigned order, int nid) {
+// The general path: any order, node, CPU binding and flags.
+Page* alloc_pages_general(Machine& m, CpuState* cpu, gfp_t gfp, unsigned order, int nid) {
   const int kind = gfp_zone_kind(gfp);
   if (order > MAX_PAGE_ORDER || kind == kBadZone) [[unlikely]] {
     if (!(gfp & __GFP_NOWARN))
@@ -308,7 +311,6 @@ Page* alloc_pages(Machine& m, gfp_t gfp, unsigned order, int nid) {
     m.count_event(VmEvent::ALLOC_FAIL);
     return nullptr;
   }
-  CpuState* cpu = this_cpu(m);
   if (nid == NUMA_NO_NODE) nid = cpu ? cpu->node : 0;
   if (nid < 0 || static_cast<unsigned>(nid) >= m.nr_nodes()) [[unlikely]] {
     m.warn(fmt::format("WARNING: alloc_pages: node {} does not exist\n", nid));
@@ -328,9 +330,66 @@ Page* alloc_pages(Machine& m, gfp_t gfp, unsigned order, int nid) {
   return alloc_pages_slowpath(m, cpu, gfp, order, ac);
 }
 
+Page* alloc_pages(Machine& m, gfp_t gfp, unsigned order, int nid) {
+  // Fast path: a bound CPU, a pcp order, the preferred zone above its LOW
+  // watermark and a non-empty list of the wanted type. No lock, no atomic
+  // read-modify-write. Anything else goes the general way.
+  CpuState* cpu = this_cpu(m);
+  if (cpu && order <= PAGE_ALLOC_COSTLY_ORDER && nid == NUMA_NO_NODE && !(gfp & __GFP_COLD) &&
+      !m.fail_page_alloc.enabled()) [[likely]] {
+    Zone* z = cpu->preferred_zone[gfp & GFP_ZONEMASK];
+    if (z) [[likely]] {
+      const unsigned highest = kZoneIdx[m.arch() == Arch::i386][gfp_zone_kind(gfp)];
+      if (zone_watermark_fast(*z, order, z->low_wmark(), highest, ALLOC_WMARK_LOW)) [[likely]] {
+        PerCpuPages& pcp = z->pcp[cpu->id];
+        ListHead* list = &pcp.lists[order_to_pindex(gfp_migratetype(gfp), order)];
+        if (!list->empty()) [[likely]] {
+          Page* page = container_of(list->next, &Page::lru);
+          ListHead::del(&page->lru);
+          pcp.count.store(pcp.count.load(std::memory_order_relaxed) - (1 << order),
+                          std::memory_order_relaxed);
+          pcp.free_factor >>= 1;
+          cpu->events[static_cast<unsigned>(pgalloc_event(z->kind))].add(int64_t{1} << order);
+          prep_new_page(m, page, order, gfp);
+          return page;
+        }
+      }
+    }
+  }
+  return alloc_pages_general(m, cpu, gfp, order, nid);
+}
+
 void free_pages(Machine& m, Page* page, unsigned order) {
+  // The caller's reference is the only one: nobody else may touch the count
+  // (speculative references are taken only on LRU and page-cache pages, which
+  // are released through put_page()), so drop it without a locked operation.
+  if (page->refcount.load(std::memory_order_relaxed) != 1) [[unlikely]] {
+    put_page_order(m, page, order);
+    return;
+  }
+  page->refcount.store(0, std::memory_order_relaxed);
+  // Fast path: a clean page of a pcp order onto this CPU's list, hot end.
+  CpuState* cpu = this_cpu(m);
+  const uint64_t flags = page->flags.load(std::memory_order_relaxed);
+  if (cpu && order <= PAGE_ALLOC_COSTLY_ORDER && !(flags & (kCheckAtFree | 1ull << PG_head)) &&
+      !page->mapping && !page->mapcount.load(std::memory_order_relaxed) && !page->compound_head)
+      [[likely]] {
+    const uint64_t pfn = m.page_to_pfn(page);
+    const Machine::PageblockInfo& pb = m.pageblock(pfn);
+    const unsigned mt = pb.migratetype.load(std::memory_order_relaxed);
+    if (mt < MIGRATE_PCPTYPES) [[likely]] {
+      page->private_ = 0;
+      cpu->events[static_cast<unsigned>(VmEvent::PGFREE)].add(int64_t{1} << order);
+      free_unref_page_commit(*pb.zone, *cpu, page, mt, order);
+      return;
+    }
+  }
+  free_the_page(m, page, order);
+}
+
+void put_page_order(Machine& m, Page* page, unsigned order) {
   const int old = page->refcount.fetch_sub(1, std::memory_order_acq_rel);
-  if (old == 1) [[likely]] {
+  if (old == 1) {
     free_the_page(m, page, order);
   } else if (old <= 0) [[unlikely]] {
     page->refcount.fetch_add(1, std::memory_order_relaxed);
@@ -348,7 +407,7 @@ void get_page(Page* page) {
 
 void put_page(Machine& m, Page* page) {
   Page* head = page->head();
-  free_pages(m, head, head->compound_order());
+  put_page_order(m, head, head->compound_order());
 }
 
 void* get_free_pages(Machine& m, gfp_t gfp, unsigned order) {

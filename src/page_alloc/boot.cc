@@ -27,6 +27,24 @@ void free_range(Zone& z, uint64_t start, uint64_t end) REQUIRES(z.lock) {
   }
 }
 
+// Each CPU's first usable zone per GFP zone-modifier combination.
+void build_preferred_zones(Machine& m) {
+  for (unsigned c = 0; c < m.nr_cpus(); ++c) {
+    CpuState& cpu = m.cpu(static_cast<int>(c));
+    for (gfp_t bits = 0; bits < 16; ++bits) {
+      const int kind = gfp_zone_kind(bits);
+      cpu.preferred_zone[bits] = nullptr;
+      if (kind == kBadZone) continue;
+      const unsigned highest = m.zone_index(static_cast<ZoneKind>(kind));
+      for (Zone* const* zp = m.node(cpu.node).zonelist_fallback; *zp; ++zp)
+        if ((*zp)->idx <= highest) {
+          cpu.preferred_zone[bits] = *zp;
+          break;
+        }
+    }
+  }
+}
+
 void memblock_free_all(Machine& m) {
   const auto& holes = m.unavailable();
   m.for_each_zone([&](Zone& z) {
@@ -51,6 +69,7 @@ Result<std::unique_ptr<Machine>> boot(const MachineConfig& cfg) {
   Machine& m = *mp;
 
   memblock_free_all(m);
+  build_preferred_zones(m);
 
   // Grouping by mobility needs enough pageblocks to be worth it.
   const uint64_t total = m.totalram_pages();

@@ -39,10 +39,28 @@ bool unreserve_highatomic_pageblock(Machine& m, Zone* const* zonelist, unsigned 
 Page* rmqueue_pcplist(Zone& z, CpuState& cpu, unsigned order, unsigned mt, unsigned alloc_flags,
                       bool cold);
 void free_unref_page(Zone& z, CpuState& cpu, Page* page, uint64_t pfn, unsigned order);
+// Returns a batch to the buddy lists (or drains all, when asked to).
+void pcp_overflow(Zone& z, PerCpuPages& pcp, unsigned pindex);
+
+// free_unref_page_commit(): a freed page of pcp type `mt` goes to the head
+// of its list (it is cache-hot); over `high`, a batch goes back.
+inline void free_unref_page_commit(Zone& z, CpuState& cpu, Page* page, unsigned mt,
+                                   unsigned order) {
+  PerCpuPages& pcp = z.pcp[cpu.id];
+  const unsigned pindex = order_to_pindex(mt, order);
+  pcp.lists[pindex].add(&page->lru);
+  const int count = pcp.count.load(std::memory_order_relaxed) + (1 << order);
+  pcp.count.store(count, std::memory_order_relaxed);
+  if (count >= pcp.high.load(std::memory_order_relaxed) ||
+      pcp.drain_request.load(std::memory_order_relaxed)) [[unlikely]]
+    pcp_overflow(z, pcp, pindex);
+}
 void drain_pages_zone(Zone& z, PerCpuPages& pcp);
 
 // --- alloc.cc ------------------------------------------------------------------------
 // Reports a page that failed a free-time check (Linux's bad_page()).
 void bad_page(Machine& m, Page* page, const char* reason);
+// Drops one reference with an atomic decrement; frees the block at zero.
+void put_page_order(Machine& m, Page* page, unsigned order);
 
 }  // namespace mmkit

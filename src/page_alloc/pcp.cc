@@ -88,21 +88,18 @@ void free_unref_page(Zone& z, CpuState& cpu, Page* page, uint64_t pfn, unsigned 
     }
     mt = MIGRATE_MOVABLE;  // high-atomic pages ride the movable list
   }
-  PerCpuPages& pcp = z.pcp[cpu.id];
-  const unsigned pindex = order_to_pindex(mt, order);
-  pcp.lists[pindex].add(&page->lru);
-  const int count = pcp.count.load(std::memory_order_relaxed) + (1 << order);
-  pcp.count.store(count, std::memory_order_relaxed);
-  const int high = pcp.high.load(std::memory_order_relaxed);
-  if (count >= high || pcp.drain_request.load(std::memory_order_relaxed)) [[unlikely]] {
-    if (pcp.drain_request.load(std::memory_order_relaxed)) {
-      pcp.drain_request.store(false, std::memory_order_relaxed);
-      drain_pages_zone(z, pcp);
-      return;
-    }
-    free_pcppages_bulk(z, nr_pcp_free(pcp, high, pcp.batch.load(std::memory_order_relaxed)), pcp,
-                       pindex);
+  free_unref_page_commit(z, cpu, page, mt, order);
+}
+
+void pcp_overflow(Zone& z, PerCpuPages& pcp, unsigned pindex) {
+  if (pcp.drain_request.load(std::memory_order_relaxed)) {
+    pcp.drain_request.store(false, std::memory_order_relaxed);
+    drain_pages_zone(z, pcp);
+    return;
   }
+  const int high = pcp.high.load(std::memory_order_relaxed);
+  free_pcppages_bulk(z, nr_pcp_free(pcp, high, pcp.batch.load(std::memory_order_relaxed)), pcp,
+                     pindex);
 }
 
 void drain_pages_zone(Zone& z, PerCpuPages& pcp) {

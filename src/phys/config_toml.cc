@@ -477,7 +477,7 @@ void screen(std::string_view text) {
         const char quote = basic ? '"' : '\'';
         if (basic && ch == '\\') {
           escaped = true;
-        } else if (ch == quote) {
+        } else if (text[i] == quote) {
           if (in == In::kBasic || in == In::kLiteral) {
             in = In::kCode;
           } else if (const size_t n = run(i, quote); n >= 3) {

@@ -28,10 +28,17 @@ class Machine;
 inline constexpr unsigned kNrVmEvents = static_cast<unsigned>(VmEvent::NR_EVENTS);
 inline constexpr uint64_t kDrainerToken = ~uint64_t{0};
 
+struct Zone;
+
 struct alignas(64) CpuState {
   int id = 0;
   int node = 0;
   std::atomic<uint64_t> owner{0};
+  // The page allocator's preferred zone for each combination of the GFP
+  // zone modifiers (DMA, HIGHMEM, DMA32, MOVABLE): the first zone of this
+  // CPU's node zonelist the request may use (Linux's ac->preferred_zoneref),
+  // null for the invalid combinations. Filled when the machine boots.
+  Zone* preferred_zone[16] = {};
   std::array<OwnedCounter, kNrVmEvents> events;
 };
 
@@ -39,7 +46,7 @@ struct CpuBinding {
   const Machine* machine = nullptr;
   CpuState* cpu = nullptr;
 };
-extern thread_local CpuBinding tls_cpu;
+extern constinit thread_local CpuBinding tls_cpu __attribute__((tls_model("initial-exec")));
 
 // The CPU the calling thread has bound on `m`, or null.
 inline CpuState* this_cpu(const Machine& m) {

@@ -16,7 +16,7 @@
 
 namespace mmkit {
 
-thread_local CpuBinding tls_cpu;
+constinit thread_local CpuBinding tls_cpu __attribute__((tls_model("initial-exec")));
 
 uint64_t thread_token() {
   static thread_local const char marker = 0;
@@ -175,9 +175,8 @@ Result<bool> Machine::layout() {
   madvise(mm, mem_map_pages_ * sizeof(Page), MADV_NOHUGEPAGE);  // touch 4 KiB at a time
   mem_map_ = static_cast<Page*>(mm);
   const uint64_t nr_blocks = mem_map_pages_ >> pageblock_order_;
-  zone_of_block_.assign(nr_blocks, nullptr);
-  pageblock_mt_.assign(nr_blocks,
-                       MIGRATE_MOVABLE);    // memmap_init_range() marks every block movable
+  // memmap_init_range() marks every pageblock movable (the default here).
+  pageblocks_ = std::make_unique<PageblockInfo[]>(nr_blocks);
   reserve_range(max_pfn_, mem_map_pages_);  // the tail past the end of RAM
 
   // CPUs, spread evenly over the nodes unless the config places them.
@@ -255,7 +254,7 @@ Result<bool> Machine::layout() {
         z.spanned_pages = e - s;
         z.present_pages = e - s;
         for (uint64_t b = s >> pageblock_order_; b < div_round_up(e, pageblock_nr_pages()); ++b)
-          zone_of_block_[b] = &z;
+          pageblocks_[b].zone = &z;
       }
       PerCpuPages* pcp = new PerCpuPages[nr_cpus_];
       for (unsigned c = 0; c < nr_cpus_; ++c)

@@ -62,7 +62,7 @@ class Machine {
   Page* pfn_to_page(uint64_t pfn) const { return mem_map_ + pfn; }
   uint64_t page_to_pfn(const Page* p) const { return static_cast<uint64_t>(p - mem_map_); }
   bool pfn_valid(uint64_t pfn) const {
-    return pfn < max_pfn_ && zone_of_block_[pfn >> pageblock_order_];
+    return pfn < max_pfn_ && pageblocks_[pfn >> pageblock_order_].zone;
   }
   // The direct-map address of a page; null for a high-memory page.
   void* page_address(const Page* p) const {
@@ -82,17 +82,27 @@ class Machine {
   uint64_t direct_map_pfns() const { return direct_map_pfns_; }
 
   // --- zones and pageblocks ------------------------------------------------------
-  Zone* page_zone(const Page* p) const {
-    return zone_of_block_[page_to_pfn(p) >> pageblock_order_];
+  // Per pageblock: its zone and migrate type (Linux's pageblock_flags). The
+  // type is written under zone.lock and read without it by the free path.
+  struct PageblockInfo {
+    Zone* zone = nullptr;
+    std::atomic<uint8_t> migratetype{MIGRATE_MOVABLE};
+  };
+  const PageblockInfo& pageblock(uint64_t pfn) const {
+    return pageblocks_[pfn >> pageblock_order_];
   }
-  Zone* pfn_zone(uint64_t pfn) const { return zone_of_block_[pfn >> pageblock_order_]; }
+  Zone* page_zone(const Page* p) const {
+    return pageblocks_[page_to_pfn(p) >> pageblock_order_].zone;
+  }
+  Zone* pfn_zone(uint64_t pfn) const { return pageblocks_[pfn >> pageblock_order_].zone; }
   unsigned pageblock_order() const { return pageblock_order_; }
   uint64_t pageblock_nr_pages() const { return uint64_t{1} << pageblock_order_; }
   unsigned get_pageblock_migratetype(uint64_t pfn) const {
-    return pageblock_mt_[pfn >> pageblock_order_];
+    return pageblocks_[pfn >> pageblock_order_].migratetype.load(std::memory_order_relaxed);
   }
   void set_pageblock_migratetype(uint64_t pfn, unsigned mt) {
-    pageblock_mt_[pfn >> pageblock_order_] = static_cast<uint8_t>(mt);
+    pageblocks_[pfn >> pageblock_order_].migratetype.store(static_cast<uint8_t>(mt),
+                                                           std::memory_order_relaxed);
   }
   // page_group_by_mobility_disabled is its negation (set by page_alloc's boot).
   bool mobility_grouping = true;
@@ -110,9 +120,11 @@ class Machine {
   ReclaimOps* reclaim() const { return reclaim_; }
   void set_reclaim(ReclaimOps* ops) { reclaim_ = ops ? ops : &stub_reclaim_; }
   // Adds to an event counter of the calling thread's CPU (or the shared one).
-  void count_event(VmEvent e, int64_t n = 1) {
-    if (CpuState* c = this_cpu(*this))
-      c->events[static_cast<unsigned>(e)].add(n);
+  void count_event(VmEvent e, int64_t n = 1) { count_event(this_cpu(*this), e, n); }
+  // The same when the caller already knows its CpuState (the fast paths).
+  void count_event(CpuState* cpu, VmEvent e, int64_t n = 1) {
+    if (cpu)
+      cpu->events[static_cast<unsigned>(e)].add(n);
     else
       unbound_events_[static_cast<unsigned>(e)].add(n);
   }
@@ -162,8 +174,7 @@ class Machine {
   uint64_t max_pfn_ = 0;
   uint64_t direct_map_pfns_ = 0;
   unsigned pageblock_order_ = 9;
-  std::vector<Zone*> zone_of_block_;
-  std::vector<uint8_t> pageblock_mt_;
+  std::unique_ptr<PageblockInfo[]> pageblocks_;
   uint64_t reserved_pages_ = 0;
   std::vector<std::pair<uint64_t, uint64_t>> unavailable_;
   std::vector<PerCpuPages*> pcp_storage_;

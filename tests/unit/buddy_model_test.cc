@@ -89,9 +89,8 @@ std::string mmkit_free_frames(Machine& m, std::vector<bool>& free) {
       free[pfn + i] = true;
     }
   };
-  walk_free_blocks(m, [&](const Zone&, uint64_t pfn, unsigned order, unsigned) {
-    mark(pfn, order, "buddy");
-  });
+  walk_free_blocks(
+      m, [&](const Zone&, uint64_t pfn, unsigned order, unsigned) { mark(pfn, order, "buddy"); });
   m.for_each_zone([&](Zone& z) {
     if (!z.populated()) return;
     for (unsigned c = 0; c < m.nr_cpus(); ++c)
@@ -126,8 +125,9 @@ void expect_agrees(Machine& m, const Model& model, const std::vector<bool>& unav
       ASSERT_FALSE(model.allocated[pfn]) << when << ": unavailable pfn " << pfn << " was allocated";
     } else {
       ASSERT_NE(free[pfn], model.allocated[pfn])
-          << when << ": pfn " << pfn << (free[pfn] ? " is both free and allocated"
-                                                   : " is neither free nor allocated (leaked)");
+          << when << ": pfn " << pfn
+          << (free[pfn] ? " is both free and allocated"
+                        : " is neither free nor allocated (leaked)");
     }
   }
   ASSERT_EQ(nr_free_pages(m) + pcp_pages(m) + model.pages, m.totalram_pages()) << when;
@@ -151,7 +151,8 @@ MachineConfig model_machine() {
 
 TEST(BuddyModel, RandomOpsAgreeWithReference) {
   const uint64_t seed = seed_or(11);
-  SCOPED_TRACE("seed " + std::to_string(seed) + " (replay: MMKIT_SEED=" + std::to_string(seed) + ")");
+  SCOPED_TRACE("seed " + std::to_string(seed) + " (replay: MMKIT_SEED=" + std::to_string(seed) +
+               ")");
   RecordProperty("seed", std::to_string(seed));
   auto booted = boot(model_machine());
   ASSERT_TRUE(booted.ok()) << booted.error().message;
@@ -160,7 +161,8 @@ TEST(BuddyModel, RandomOpsAgreeWithReference) {
 
   std::vector<bool> unavail(m.max_pfn());
   uint64_t n_unavail = 0;
-  for (uint64_t pfn = 0; pfn < m.max_pfn(); ++pfn) n_unavail += unavail[pfn] = is_unavailable(m, pfn);
+  for (uint64_t pfn = 0; pfn < m.max_pfn(); ++pfn)
+    n_unavail += unavail[pfn] = is_unavailable(m, pfn);
   // 256 hole frames + 3 reserved + 192 memmap.
   ASSERT_EQ(n_unavail, 256u + 3u + 192u);
   ASSERT_EQ(m.totalram_pages(), m.max_pfn() - n_unavail);
@@ -183,22 +185,25 @@ TEST(BuddyModel, RandomOpsAgreeWithReference) {
       }
       what = scope ? "bind" : "unbind";
     } else if (r < 7) {
-      if (r & 1) drain_local_pages(m);
-      else drain_all_pages(m);
+      if (r & 1)
+        drain_local_pages(m);
+      else
+        drain_all_pages(m);
       what = "drain";
     } else if (!model.blocks.empty() && (r < 50 || model.pages > m.totalram_pages() / 2)) {
       Model::Block b = model.give_back(rng() % model.blocks.size());
       free_pages(m, b.page, b.order);
       what = "free pfn " + std::to_string(b.pfn) + " order " + std::to_string(b.order);
     } else {
-      const unsigned order = rng() % 3 ? static_cast<unsigned>(rng() % 4) : static_cast<unsigned>(rng() % 11);
+      const unsigned order =
+          rng() % 3 ? static_cast<unsigned>(rng() % 4) : static_cast<unsigned>(rng() % 11);
       const gfp_t gfp = kGfp[rng() % std::size(kGfp)] | __GFP_NOWARN;
       Page* p = alloc_pages(m, gfp, order);
       what = "alloc order " + std::to_string(order) + " " + format_gfp(gfp);
       if (p) {
         const uint64_t pfn = m.page_to_pfn(p);
-        ASSERT_FALSE(model.overlaps(pfn, order)) << what << " returned pfn " << pfn
-                                                 << ", which overlaps an allocated block";
+        ASSERT_FALSE(model.overlaps(pfn, order))
+            << what << " returned pfn " << pfn << ", which overlaps an allocated block";
         model.take(p, pfn, order);
       }
     }
@@ -217,7 +222,8 @@ TEST(BuddyModel, RandomOpsAgreeWithReference) {
   EXPECT_EQ(check(m), "");
 }
 
-using FreeList = std::vector<std::tuple<int, unsigned, uint64_t, unsigned>>;  // node, zone, pfn, order
+using FreeList =
+    std::vector<std::tuple<int, unsigned, uint64_t, unsigned>>;  // node, zone, pfn, order
 
 FreeList free_blocks(Machine& m) {
   FreeList out;

@@ -104,8 +104,9 @@ class Harness {
       } else {
         EXPECT_GT(warnings_.size(), warns_before) << "a failure printed no report";
         if (warnings_.size() > warns_before) {
-          EXPECT_NE(warnings_.back().find("page allocation failure: order:" + std::to_string(order)),
-                    std::string::npos)
+          EXPECT_NE(
+              warnings_.back().find("page allocation failure: order:" + std::to_string(order)),
+              std::string::npos)
               << warnings_.back();
         }
       }
@@ -128,7 +129,8 @@ class Harness {
     EXPECT_EQ(p->ref_count(), 1);
     for (uint64_t i = 0; i < n; ++i) {
       EXPECT_FALSE(owned_[pfn + i]) << "pfn " << pfn + i << " handed out twice";
-      EXPECT_FALSE(m_.pfn_to_page(pfn + i)->test(PG_buddy)) << "allocated pfn " << pfn + i << " has PG_buddy";
+      EXPECT_FALSE(m_.pfn_to_page(pfn + i)->test(PG_buddy))
+          << "allocated pfn " << pfn + i << " has PG_buddy";
       owned_[pfn + i] = true;
     }
     if (gfp & __GFP_ZERO) {
@@ -171,8 +173,8 @@ class Harness {
       put_page(m_, b.page + (n - 1));  // a tail reference frees the compound page
     else
       free_pages(m_, b.page, b.order);
-    EXPECT_EQ(warnings_.size(), warns_before) << "freeing a live block warned: "
-                                              << (warnings_.empty() ? "" : warnings_.back());
+    EXPECT_EQ(warnings_.size(), warns_before)
+        << "freeing a live block warned: " << (warnings_.empty() ? "" : warnings_.back());
   }
 
   void free_all() {
@@ -237,10 +239,14 @@ void run_random_sequence(uint64_t seed, int steps) {
   std::optional<CpuScope> scope;  // unbound, cpu 0 or cpu 1
   const uint64_t budget = m.totalram_pages() * 6 / 10;
 
-  static constexpr gfp_t kBases[] = {GFP_KERNEL,           GFP_ATOMIC,
-                                     GFP_HIGHUSER_MOVABLE, GFP_KERNEL | GFP_DMA,
-                                     GFP_KERNEL | GFP_DMA32, GFP_KERNEL | __GFP_RECLAIMABLE,
-                                     GFP_NOWAIT,           GFP_ATOMIC | GFP_DMA};
+  static constexpr gfp_t kBases[] = {GFP_KERNEL,
+                                     GFP_ATOMIC,
+                                     GFP_HIGHUSER_MOVABLE,
+                                     GFP_KERNEL | GFP_DMA,
+                                     GFP_KERNEL | GFP_DMA32,
+                                     GFP_KERNEL | __GFP_RECLAIMABLE,
+                                     GFP_NOWAIT,
+                                     GFP_ATOMIC | GFP_DMA};
   int allocs = 0, failures = 0, frees = 0;
   for (int step = 0; step < steps; ++step) {
     const unsigned r = rng() % 100;
@@ -337,7 +343,8 @@ bool min_wmark_passes(Machine& m, const Zone& z, unsigned order, unsigned highes
   if (order == 0) return true;
   bool block = false;
   walk_free_blocks(m, [&](const Zone& bz, uint64_t, unsigned o, unsigned mt) {
-    if (&bz == &z && o >= order && (mt < MIGRATE_PCPTYPES || (non_block && mt == MIGRATE_HIGHATOMIC)))
+    if (&bz == &z && o >= order &&
+        (mt < MIGRATE_PCPTYPES || (non_block && mt == MIGRATE_HIGHATOMIC)))
       block = true;
   });
   return block;
