@@ -113,7 +113,24 @@ void Machine::warn(const std::string& text) const {
     std::fputs(text.c_str(), stderr);
 }
 
+LayerState* Machine::install_layer_state(Layer l, std::unique_ptr<LayerState> st) {
+  LayerState* expected = nullptr;
+  auto& slot = layer_state_[static_cast<unsigned>(l)];
+  if (slot.compare_exchange_strong(expected, st.get(), std::memory_order_acq_rel))
+    return st.release();
+  return expected;
+}
+
+int64_t Machine::node_stat_sum(NodeStat item) const {
+  int64_t sum = 0;
+  for (auto& n : nodes_) sum += n->stat[static_cast<unsigned>(item)].get();
+  return sum;
+}
+
 Machine::~Machine() {
+  // Higher layers first, newest first: they may still look at zones and pages.
+  for (unsigned i = static_cast<unsigned>(Layer::kCount); i-- > 0;)
+    delete layer_state_[i].exchange(nullptr);
   for (PerCpuPages* p : pcp_storage_) delete[] p;
   delete[] cpus_;
   if (mem_map_) munmap(mem_map_, mem_map_pages_ * sizeof(Page));

@@ -34,6 +34,14 @@ namespace mmkit {
 
 inline constexpr int NUMA_NO_NODE = -1;
 
+// Per-machine state of a layer above phys (the slab allocator's caches, ...).
+// phys keeps the slot; the layer defines the type and creates it on first use.
+class LayerState {
+ public:
+  virtual ~LayerState() = default;
+};
+enum class Layer : unsigned { kSlab, kVm, kVmalloc, kReclaim, kCount };
+
 class Machine {
  public:
   // Validates `cfg`, maps RAM and lays out the machine. Errors name the field.
@@ -143,6 +151,16 @@ class Machine {
   void warn(const std::string& text) const;
   SharedCounter bad_pages;  // pages withheld after a failed free-time check
 
+  // Node statistics (per-node vmstat items), e.g. slab pages.
+  int64_t node_stat_sum(NodeStat item) const;
+
+  // A higher layer's state; created once under layer_lock by its owner.
+  LayerState* layer_state(Layer l) const {
+    return layer_state_[static_cast<unsigned>(l)].load(std::memory_order_acquire);
+  }
+  // Installs `st` unless another thread did first; returns the installed one.
+  LayerState* install_layer_state(Layer l, std::unique_ptr<LayerState> st);
+
   // Each line as Linux's dmesg would print it at boot.
   std::vector<std::string>& boot_log() { return boot_log_; }
   const std::vector<std::string>& boot_log() const { return boot_log_; }
@@ -182,6 +200,7 @@ class Machine {
   ReclaimOps stub_reclaim_;
   ReclaimOps* reclaim_ = &stub_reclaim_;
   std::vector<std::string> boot_log_;
+  std::atomic<LayerState*> layer_state_[static_cast<unsigned>(Layer::kCount)] = {};
 };
 
 }  // namespace mmkit

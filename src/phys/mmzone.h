@@ -24,6 +24,7 @@
 #include "base/spinlock.h"
 #include "phys/config.h"
 #include "phys/page.h"
+#include "phys/vmstat_items.h"
 
 namespace mmkit {
 
@@ -143,6 +144,9 @@ struct Node {
   std::atomic<int> kswapd_order{0};
   std::atomic<int> kswapd_highest_zoneidx{0};
   SharedCounter kswapd_wakeups;
+
+  // Node statistics (NodeStat), in pages.
+  std::array<SharedCounter, kNrNodeStats> stat;
 };
 
 }  // namespace mmkit

@@ -120,6 +120,18 @@ inline constexpr std::array<std::string_view, static_cast<size_t>(VmEvent::NR_EV
         "mmkit_alloc_slowpath",
         "mmkit_kswapd_wakeup",
 };
+// Per-node state counts in pages (enum node_stat_item; Linux keeps slab in bytes
+// internally and prints pages).
+enum class NodeStat : unsigned {
+  NR_SLAB_RECLAIMABLE,
+  NR_SLAB_UNRECLAIMABLE,
+  NR_PAGETABLE,
+  NR_ANON_PAGES,
+  NR_KERNEL_MISC_RECLAIMABLE,
+  NR_STATS
+};
+inline constexpr unsigned kNrNodeStats = static_cast<unsigned>(NodeStat::NR_STATS);
+
 inline constexpr unsigned kFirstPrivateVmEvent = static_cast<unsigned>(VmEvent::ALLOC_FAIL);
 
 }  // namespace mmkit

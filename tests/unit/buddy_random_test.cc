@@ -16,7 +16,8 @@
 // may use (Linux's __zone_watermark_ok, worked out here independently).
 //
 // Seeds: each test prints its seed (SCOPED_TRACE, and as the "seed" test
-// property). MMKIT_SEED=<n> replays one seed; MMKIT_SEED=random picks one.
+// property). MMKIT_SEED=<n> replays one seed; MMKIT_SEED=random picks one;
+// MMKIT_RANDOM_STEPS=<n> makes the random sequences longer.
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -41,6 +42,13 @@ std::vector<uint64_t> seeds(std::vector<uint64_t> defaults) {
   return {std::strtoull(env, nullptr, 0)};
 }
 
+// MMKIT_RANDOM_STEPS=<n> runs longer sequences (a soak); the default keeps
+// the test quick under ASan, where check() after every step dominates.
+int random_steps(int dflt) {
+  const char* env = std::getenv("MMKIT_RANDOM_STEPS");
+  return env && *env ? std::atoi(env) : dflt;
+}
+
 std::string seed_note(uint64_t seed) {
   return "seed " + std::to_string(seed) + " (replay: MMKIT_SEED=" + std::to_string(seed) + ")";
 }
@@ -51,10 +59,21 @@ NodeConfig node_of(uint64_t mem) {
   return n;
 }
 
-// 2 nodes x 32 MiB, 2 CPUs (cpu 0 on node 0, cpu 1 on node 1).
-// Node 0: DMA [0, 4096), DMA32 [4096, 8192); node 1: DMA32 [8192, 16384).
-// Small, so that check() after every step stays cheap.
+// 2 nodes x 16 MiB, 2 CPUs (cpu 0 on node 0, cpu 1 on node 1).
+// Node 0: DMA [0, 4096); node 1: DMA32 [4096, 8192). Small, so that check()
+// after every step stays cheap (also under ASan).
 MachineConfig small_two_node() {
+  MachineConfig c;
+  c.cpus = 2;
+  c.nodes.push_back(node_of(16 * kMiB));
+  c.nodes.push_back(node_of(16 * kMiB));
+  return c;
+}
+
+// 2 nodes x 32 MiB, 2 CPUs, for the near-OOM tests (which check less often):
+// node 0: DMA [0, 4096), DMA32 [4096, 8192); node 1: DMA32 [8192, 16384).
+// Node 0 has DMA below DMA32, so DMA holds a lowmem_reserve against it.
+MachineConfig near_oom_machine() {
   MachineConfig c;
   c.cpus = 2;
   c.nodes.push_back(node_of(32 * kMiB));
@@ -181,7 +200,7 @@ class Harness {
     while (!live_.empty()) free(live_.size() - 1, false);
   }
 
-  const std::vector<bool>& owned() const { return owned_; }
+  const std::vector<uint8_t>& owned() const { return owned_; }
 
  private:
   void write_tags(const Block& b) {
@@ -208,7 +227,7 @@ class Harness {
   }
 
   Machine& m_;
-  std::vector<bool> owned_;
+  std::vector<uint8_t> owned_;
   std::vector<Block> live_;
   uint64_t live_pages_ = 0;
   uint64_t next_tag_ = 0;
@@ -320,7 +339,7 @@ void run_random_sequence(uint64_t seed, int steps) {
 TEST(BuddyRandom, MixedOrdersAndFlags) {
   for (uint64_t seed : seeds({1, 2})) {
     ::testing::Test::RecordProperty("seed", std::to_string(seed));
-    run_random_sequence(seed, 1000);
+    run_random_sequence(seed, random_steps(400));
     if (HasFatalFailure()) return;
   }
 }
@@ -363,7 +382,7 @@ std::vector<const Zone*> usable_zones(Machine& m, int nid, unsigned highest) {
 // GFP_KERNEL stops when every usable zone has free == min + lowmem_reserve;
 // GFP_ATOMIC then goes on to min - min/2 - (min - min/2)/4 (+ reserve).
 TEST(BuddyNearOom, OrderZeroStopsExactlyAtTheWatermark) {
-  auto booted = boot(small_two_node());
+  auto booted = boot(near_oom_machine());
   ASSERT_TRUE(booted.ok()) << booted.error().message;
   Machine& m = **booted;
   const uint64_t boot_free = nr_free_pages(m);
@@ -432,7 +451,7 @@ TEST(BuddyNearOom, MixedOrdersFailOnlyBelowWatermarks) {
   for (uint64_t seed : seeds({7})) {
     SCOPED_TRACE(seed_note(seed));
     ::testing::Test::RecordProperty("seed", std::to_string(seed));
-    auto booted = boot(small_two_node());
+    auto booted = boot(near_oom_machine());
     ASSERT_TRUE(booted.ok()) << booted.error().message;
     Machine& m = **booted;
     const uint64_t boot_free = nr_free_pages(m);

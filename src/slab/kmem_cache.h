@@ -1,0 +1,157 @@
+// SLUB's internal structures (mm/slab.h, mm/slub.c).
+//
+// A slab is a (compound) page run from the buddy allocator; its head Page
+// doubles as the slab descriptor (Linux's struct slab overlays struct page
+// the same way): `mapping` names the cache, `lru` links it on a partial
+// list, `private_` chains the per-CPU partial slabs, and `index` is one
+// atomic word holding the slab's freelist head (as an offset into the slab)
+// with its counters, so a free from any CPU is a single compare-and-swap.
+//
+// Free objects form singly linked lists through a free pointer inside each
+// object at `offset`. Each CPU owns one active slab (c.slab) whose free
+// objects it hands out from its private list (c.freelist) with no atomic
+// operation; slabs a CPU owns (active or on its partial list) are "frozen":
+// frees from other CPUs go to the slab's own freelist and never move a
+// frozen slab between lists.
+//
+// Invariants (slab_check.cc): for every slab, objects == inuse + free on its
+// own list; on top of that, objects on a CPU's list are counted inuse; a
+// node's partial list holds only unfrozen slabs with free objects; frozen
+// slabs are exactly the CPUs' active and partial slabs.
+//
+// Lock order: slab_mutex (cache list) > node list_lock > zone.lock.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "base/spinlock.h"
+#include "slab/slab.h"
+
+namespace mmkit {
+
+inline constexpr unsigned MAX_OBJS_PER_PAGE = 32767;
+inline constexpr unsigned MIN_PARTIAL = 5, MAX_PARTIAL = 10;
+inline constexpr unsigned kCacheLine = 64;
+
+// The freelist word of a slab: [frozen:1][objects:15][inuse:16][head offset + 1:32].
+struct SlabWord {
+  uint32_t head;  // byte offset of the first free object + 1; 0: empty
+  unsigned inuse, objects;
+  bool frozen;
+
+  static SlabWord unpack(uint64_t w) {
+    return {static_cast<uint32_t>(w), static_cast<unsigned>(w >> 32 & 0xffff),
+            static_cast<unsigned>(w >> 48 & 0x7fff), static_cast<bool>(w >> 63)};
+  }
+  uint64_t pack() const {
+    return uint64_t{head} | uint64_t{inuse} << 32 | uint64_t{objects} << 48 |
+           uint64_t{frozen} << 63;
+  }
+};
+
+struct alignas(64) KmemCacheCpu {
+  void* freelist = nullptr;  // free objects of `slab`, this CPU's alone
+  Page* slab = nullptr;      // the active slab (frozen)
+  Page* partial = nullptr;   // frozen partial slabs, chained by private_
+  unsigned partial_slabs = 0;
+  unsigned colour_next = 0;
+};
+
+struct KmemCacheNode {
+  SpinLock list_lock;
+  ListHead partial GUARDED_BY(list_lock);
+  uint64_t nr_partial GUARDED_BY(list_lock) = 0;
+  std::atomic<int64_t> nr_slabs{0};
+  std::atomic<int64_t> total_objects{0};
+};
+
+struct KmemCache {
+  Machine* machine = nullptr;
+  std::string name;
+  unsigned object_size = 0;  // what the user asked for (grows when merged)
+  unsigned size = 0;         // object plus metadata, aligned: the stride
+  unsigned align = 0;
+  unsigned inuse = 0;   // offset of the metadata after the object
+  unsigned offset = 0;  // free pointer offset within the object
+  unsigned red_left_pad = 0;
+  slab_flags_t flags = 0;
+  void (*ctor)(void*) = nullptr;
+  unsigned order = 0, objects = 0;          // oo: preferred slab order and its objects
+  unsigned min_order = 0, min_objects = 0;  // min: fallback when that order fails
+  unsigned colour_slack = 0;                // bytes of colour offset available
+  unsigned min_partial = MIN_PARTIAL;
+  unsigned cpu_partial = 0, cpu_partial_slabs = 0;
+  gfp_t allocflags = 0;
+  uint64_t random = 0;  // hardened free pointer key
+  int refcount = 1;     // merged aliases share the cache
+  std::vector<std::string> aliases;
+  std::unique_ptr<KmemCacheCpu[]> cpu_slab;
+  std::vector<std::unique_ptr<KmemCacheNode>> node;
+
+  bool debug() const { return flags & (SLAB_DEBUG_FLAGS | SLAB_FREELIST_HARDENED); }
+  bool has_cpu_partial() const { return !(flags & SLAB_DEBUG_FLAGS); }
+  unsigned slab_bytes(unsigned ord) const { return static_cast<unsigned>(PAGE_SIZE) << ord; }
+};
+
+// --- the slab descriptor in the head Page ---------------------------------------------
+inline KmemCache* slab_cache(const Page* slab) {
+  return static_cast<KmemCache*>(slab->mapping);
+}
+inline std::atomic<uint64_t>& slab_word(Page* slab) {
+  static_assert(sizeof(std::atomic<uint64_t>) == sizeof(slab->index));
+  return *reinterpret_cast<std::atomic<uint64_t>*>(&slab->index);
+}
+inline Page*& slab_next(Page* slab) {
+  return *reinterpret_cast<Page**>(&slab->private_);
+}
+inline char* slab_base(const Machine& m, const Page* slab) {
+  return static_cast<char*>(m.page_address(slab));
+}
+
+// --- free pointers (with hardening: ptr ^ random ^ bswap(address of the pointer)) ---
+inline void* get_freepointer(const KmemCache* s, void* obj) {
+  const uintptr_t raw = *reinterpret_cast<uintptr_t*>(static_cast<char*>(obj) + s->offset);
+  if (!(s->flags & SLAB_FREELIST_HARDENED)) [[likely]]
+    return reinterpret_cast<void*>(raw);
+  const uintptr_t at = reinterpret_cast<uintptr_t>(static_cast<char*>(obj) + s->offset);
+  return reinterpret_cast<void*>(raw ^ s->random ^ __builtin_bswap64(at));
+}
+inline void set_freepointer(const KmemCache* s, void* obj, void* fp) {
+  auto* at = reinterpret_cast<uintptr_t*>(static_cast<char*>(obj) + s->offset);
+  uintptr_t v = reinterpret_cast<uintptr_t>(fp);
+  if (s->flags & SLAB_FREELIST_HARDENED) [[unlikely]]
+    v ^= s->random ^ __builtin_bswap64(reinterpret_cast<uintptr_t>(at));
+  *at = v;
+}
+
+// Per-machine slab state: the cache list and the kmalloc caches.
+struct SlabState final : LayerState {
+  std::mutex slab_mutex;
+  std::vector<KmemCache*> caches;  // owned; creation order
+  KmemCache* kmalloc_caches[14] = {};
+  ~SlabState() override;
+};
+SlabState& slab_state(Machine& m);  // creates the kmalloc caches on first use
+
+// --- slub.cc -----------------------------------------------------------------------------------
+// Sets up a new cache's sizes, order and per-CPU/node structures.
+bool kmem_cache_open(KmemCache* s);
+void* slab_alloc_slow(KmemCache* s, CpuState* cpu, gfp_t gfp, int node);
+void slab_free_slow(KmemCache* s, CpuState* cpu, Page* slab, void* obj);
+// Returns every CPU's slabs of `s` to the node lists (flush_all()); false if
+// a CPU bound to another thread still holds one.
+bool flush_all(KmemCache* s);
+// Frees empty slabs on the node partial lists.
+void shrink_node_partials(KmemCache* s);
+void free_kmem_cache_nodes(KmemCache* s);
+uint64_t count_partial_free(KmemCache* s, int node);
+
+// --- slab reports ------------------------------------------------------------------------------
+void slab_report(KmemCache* s, const char* what, const void* obj);
+
+}  // namespace mmkit

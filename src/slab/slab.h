@@ -1,0 +1,99 @@
+// The slab allocator's interface (include/linux/slab.h): object caches and
+// the kmalloc family, over the page allocator. SLUB's design (mm/slub.c).
+//
+//   kmem_cache_create(m, name, size, align, flags, ctor) -> KmemCache*
+//   kmem_cache_alloc / _node / kmem_cache_free / kmem_cache_shrink / _destroy
+//   kmalloc / kzalloc / kcalloc / krealloc / kfree / ksize / kmalloc_node
+//
+// The allocation paths never throw: they return null where Linux would fail.
+// kmalloc(0) returns ZERO_SIZE_PTR, which faults on any use and which kfree
+// accepts. Misuse (a double free, a pointer from another cache, destroying a
+// cache with live objects) is reported Linux-style through Machine::warn and
+// never corrupts the allocator. The slab layer of a machine starts on first
+// use (the kmalloc caches are created then).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "page_alloc/gfp.h"
+#include "phys/machine.h"
+
+namespace mmkit {
+
+using slab_flags_t = uint32_t;
+// Flag values of include/linux/slab.h.
+inline constexpr slab_flags_t SLAB_CONSISTENCY_CHECKS = 0x00000100;
+inline constexpr slab_flags_t SLAB_RED_ZONE = 0x00000400;
+inline constexpr slab_flags_t SLAB_POISON = 0x00000800;
+inline constexpr slab_flags_t SLAB_HWCACHE_ALIGN = 0x00002000;
+inline constexpr slab_flags_t SLAB_CACHE_DMA = 0x00004000;
+inline constexpr slab_flags_t SLAB_CACHE_DMA32 = 0x00008000;
+inline constexpr slab_flags_t SLAB_STORE_USER = 0x00010000;
+inline constexpr slab_flags_t SLAB_PANIC = 0x00040000;
+inline constexpr slab_flags_t SLAB_TYPESAFE_BY_RCU = 0x00080000;
+inline constexpr slab_flags_t SLAB_RECLAIM_ACCOUNT = 0x00020000;
+inline constexpr slab_flags_t SLAB_NO_MERGE = 0x01000000;
+// mmkit's own: hardened free pointers (CONFIG_SLAB_FREELIST_HARDENED as a
+// per-cache debug option) and slab colouring (Linux's SLAB had it).
+inline constexpr slab_flags_t SLAB_FREELIST_HARDENED = 0x10000000;
+inline constexpr slab_flags_t SLAB_COLOUR = 0x20000000;
+
+inline constexpr slab_flags_t SLAB_DEBUG_FLAGS =
+    SLAB_CONSISTENCY_CHECKS | SLAB_RED_ZONE | SLAB_POISON | SLAB_STORE_USER;
+
+struct KmemCache;
+
+// Returns null (and reports why) on bad arguments or when out of memory;
+// with SLAB_PANIC the report says the creation was fatal, as Linux panics.
+KmemCache* kmem_cache_create(Machine& m, std::string_view name, unsigned size, unsigned align,
+                             slab_flags_t flags, void (*ctor)(void*) = nullptr);
+void* kmem_cache_alloc(KmemCache* s, gfp_t gfp);
+void* kmem_cache_alloc_node(KmemCache* s, gfp_t gfp, int node);
+void kmem_cache_free(KmemCache* s, void* obj);
+// 0 on success; -EBUSY (with a report) while objects are live.
+int kmem_cache_destroy(KmemCache* s);
+// Frees the empty slabs of the cache; returns 0.
+int kmem_cache_shrink(KmemCache* s);
+const char* kmem_cache_name(const KmemCache* s);
+unsigned kmem_cache_size(const KmemCache* s);  // object size
+
+inline void* const ZERO_SIZE_PTR = reinterpret_cast<void*>(16);
+inline bool ZERO_OR_NULL_PTR(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) <= 16;
+}
+inline constexpr size_t KMALLOC_MAX_CACHE_SIZE = 8192;  // larger: the page allocator
+
+void* kmalloc(Machine& m, size_t size, gfp_t gfp);
+void* kmalloc_node(Machine& m, size_t size, gfp_t gfp, int node);
+inline void* kzalloc(Machine& m, size_t size, gfp_t gfp) {
+  return kmalloc(m, size, gfp | __GFP_ZERO);
+}
+void* kcalloc(Machine& m, size_t n, size_t size, gfp_t gfp);  // null on overflow
+void* krealloc(Machine& m, const void* p, size_t new_size, gfp_t gfp);
+void kfree(Machine& m, const void* p);
+size_t ksize(Machine& m, const void* p);
+// The kmalloc cache serving `size` bytes, or null above KMALLOC_MAX_CACHE_SIZE.
+KmemCache* kmalloc_cache(Machine& m, size_t size);
+
+// Every cache of the machine in creation order, and the names merged into it.
+std::vector<KmemCache*> slab_caches(Machine& m);
+std::vector<std::string> kmem_cache_aliases(const KmemCache* s);
+
+// /proc/slabinfo numbers of one cache (get_slabinfo()).
+struct SlabInfo {
+  std::string name;
+  uint64_t active_objs, num_objs;
+  unsigned objsize, objperslab, pagesperslab;
+  uint64_t active_slabs, num_slabs;
+};
+SlabInfo get_slabinfo(KmemCache* s);
+
+// Proves every cache's invariants (see slab_check.cc); "" when they hold.
+// Other CPUs must be quiet.
+std::string slab_check(Machine& m);
+
+}  // namespace mmkit

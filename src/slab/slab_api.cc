@@ -1,0 +1,334 @@
+// The slab allocator's entry points: cache creation (with SLUB's size,
+// alignment and order calculation and cache merging, mm/slab_common.c), the
+// per-CPU fast paths of kmem_cache_alloc/free, shrink and destroy.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <random>
+
+#include "base/bitops.h"
+#include "page_alloc/page_alloc.h"
+#include "slab/kmem_cache.h"
+#include "slab/slab_debug.h"
+
+namespace mmkit {
+
+namespace {
+
+constexpr slab_flags_t SLAB_NEVER_MERGE =
+    SLAB_RED_ZONE | SLAB_POISON | SLAB_STORE_USER | SLAB_TYPESAFE_BY_RCU | SLAB_NO_MERGE |
+    SLAB_CONSISTENCY_CHECKS | SLAB_FREELIST_HARDENED | SLAB_COLOUR;
+constexpr slab_flags_t SLAB_MERGE_SAME = SLAB_RECLAIM_ACCOUNT | SLAB_CACHE_DMA | SLAB_CACHE_DMA32;
+constexpr slab_flags_t kValidFlags = SLAB_DEBUG_FLAGS | SLAB_HWCACHE_ALIGN | SLAB_CACHE_DMA |
+                                     SLAB_CACHE_DMA32 | SLAB_PANIC | SLAB_RECLAIM_ACCOUNT |
+                                     SLAB_NO_MERGE | SLAB_FREELIST_HARDENED | SLAB_COLOUR;
+
+unsigned get_order(uint64_t size) {
+  return size <= PAGE_SIZE ? 0 : static_cast<unsigned>(fls((size - 1) >> PAGE_SHIFT));
+}
+unsigned order_objects(unsigned order, unsigned size) {
+  return static_cast<unsigned>((PAGE_SIZE << order) / size);
+}
+
+// calculate_alignment(): SLAB_HWCACHE_ALIGN aligns to the cache line, or a
+// fraction of it for small objects, never below a word.
+unsigned calculate_alignment(slab_flags_t flags, unsigned align, unsigned size) {
+  if (flags & SLAB_HWCACHE_ALIGN) {
+    unsigned ralign = kCacheLine;
+    while (size <= ralign / 2) ralign /= 2;
+    align = std::max(align, ralign);
+  }
+  align = std::max(align, 8u);
+  return static_cast<unsigned>(align_up(align, sizeof(void*)));
+}
+
+// calculate_order(): the smallest order up to slub_max_order (3) that holds
+// min_objects = 4 * (fls(nr_cpus) + 1) objects and wastes at most 1/16 of
+// the slab, then 1/8, 1/4, 1/2; failing that, the order of one object.
+unsigned calculate_order(unsigned size, unsigned nr_cpus) {
+  constexpr unsigned slub_min_order = 0, slub_max_order = 3;
+  unsigned min_objects = 4 * (fls(nr_cpus) + 1);
+  const unsigned max_objects = std::max(order_objects(slub_max_order, size), 1u);
+  min_objects = std::min(min_objects, max_objects);
+  const unsigned min_order = std::max(slub_min_order, get_order(uint64_t{min_objects} * size));
+  if (order_objects(min_order, size) > MAX_OBJS_PER_PAGE)
+    return get_order(uint64_t{size} * MAX_OBJS_PER_PAGE) - 1;
+  for (unsigned fraction = 16; fraction > 1; fraction /= 2) {
+    for (unsigned order = min_order; order <= slub_max_order; ++order) {
+      const unsigned slab_size = static_cast<unsigned>(PAGE_SIZE) << order;
+      if (slab_size % size <= slab_size / fraction) return order;
+    }
+  }
+  return get_order(size);
+}
+
+// calculate_sizes(): where the free pointer and debug metadata go, the
+// stride, and the slab order.
+bool calculate_sizes(KmemCache* s) {
+  unsigned size = static_cast<unsigned>(align_up(s->object_size, sizeof(void*)));
+  if ((s->flags & SLAB_RED_ZONE) && size == s->object_size)
+    size += sizeof(void*);  // right red zone
+  s->inuse = size;
+  if ((s->flags & (SLAB_TYPESAFE_BY_RCU | SLAB_POISON)) || s->ctor ||
+      ((s->flags & SLAB_RED_ZONE) && s->object_size < sizeof(void*))) {
+    s->offset = size;  // the object must stay intact while free
+    size += sizeof(void*);
+  } else {
+    s->offset = static_cast<unsigned>(align_down(s->object_size / 2, sizeof(void*)));
+  }
+  if (s->flags & SLAB_RED_ZONE) {
+    s->red_left_pad = static_cast<unsigned>(align_up(sizeof(void*), s->align));
+    size += s->red_left_pad;
+  }
+  size = static_cast<unsigned>(align_up(size, s->align));
+  s->size = size;
+  const unsigned order = calculate_order(size, s->machine->nr_cpus());
+  if (order > MAX_PAGE_ORDER) return false;
+  s->order = order;
+  s->objects = order_objects(order, size);
+  s->min_order = get_order(size);
+  s->min_objects = order_objects(s->min_order, size);
+  s->colour_slack =
+      static_cast<unsigned>(align_down(s->slab_bytes(order) - s->objects * size, kCacheLine));
+  s->allocflags = (order ? __GFP_COMP : 0) |
+                  ((s->flags & SLAB_RECLAIM_ACCOUNT) ? __GFP_RECLAIMABLE : 0) |
+                  ((s->flags & SLAB_CACHE_DMA) ? __GFP_DMA : 0) |
+                  ((s->flags & SLAB_CACHE_DMA32) ? __GFP_DMA32 : 0);
+  if (s->min_order) s->allocflags |= __GFP_COMP;
+  return true;
+}
+
+// set_cpu_partial(): how many objects a CPU may keep on partial slabs.
+void set_cpu_partial(KmemCache* s) {
+  unsigned nr = 0;
+  if (s->has_cpu_partial())
+    nr = s->size >= PAGE_SIZE ? 6 : s->size >= 1024 ? 24 : s->size >= 256 ? 52 : 120;
+  s->cpu_partial = nr;
+  s->cpu_partial_slabs = static_cast<unsigned>(div_round_up(uint64_t{nr} * 2, s->objects));
+}
+
+KmemCache* find_mergeable(SlabState& st, unsigned size, unsigned align, slab_flags_t flags,
+                          void (*ctor)(void*)) {
+  if (ctor || (flags & SLAB_NEVER_MERGE)) return nullptr;
+  size = static_cast<unsigned>(align_up(size, sizeof(void*)));
+  align = calculate_alignment(flags, align, size);
+  size = static_cast<unsigned>(align_up(size, align));
+  for (auto it = st.caches.rbegin(); it != st.caches.rend(); ++it) {
+    KmemCache* s = *it;
+    if ((s->flags & SLAB_NEVER_MERGE) || s->ctor || s->refcount < 0) continue;
+    if (size > s->size) continue;
+    if ((flags & SLAB_MERGE_SAME) != (s->flags & SLAB_MERGE_SAME)) continue;
+    if ((s->size & ~(align - 1)) != s->size) continue;  // alignment compatible
+    if (s->size - size >= sizeof(void*)) continue;      // would waste a word or more
+    return s;
+  }
+  return nullptr;
+}
+
+KmemCache* create_cache(Machine& m, std::string_view name, unsigned size, unsigned align,
+                        slab_flags_t flags, void (*ctor)(void*)) {
+  auto s = std::make_unique<KmemCache>();
+  s->machine = &m;
+  s->name = std::string(name);
+  s->object_size = size;
+  s->flags = flags;
+  s->ctor = ctor;
+  s->align = calculate_alignment(flags, align, size);
+  if (!kmem_cache_open(s.get())) return nullptr;
+  return s.release();
+}
+
+}  // namespace
+
+bool kmem_cache_open(KmemCache* s) {
+  Machine& m = *s->machine;
+  if (!calculate_sizes(s)) return false;
+  s->min_partial = std::clamp(static_cast<unsigned>(ilog2(s->size)) / 2, MIN_PARTIAL, MAX_PARTIAL);
+  set_cpu_partial(s);
+  std::random_device rd;
+  s->random = (uint64_t{rd()} << 32) | rd();
+  s->cpu_slab = std::make_unique<KmemCacheCpu[]>(m.nr_cpus());
+  for (unsigned i = 0; i < m.nr_nodes(); ++i) {
+    s->node.push_back(std::make_unique<KmemCacheNode>());
+    SpinGuard g(s->node.back()->list_lock);
+    s->node.back()->partial.init();
+  }
+  return true;
+}
+
+KmemCache* kmem_cache_create(Machine& m, std::string_view name, unsigned size, unsigned align,
+                             slab_flags_t flags, void (*ctor)(void*)) {
+  SlabState& st = slab_state(m);
+  auto fail = [&](const std::string& why) -> KmemCache* {
+    m.warn(fmt::format("kmem_cache_create({}) failed: {}{}\n", name, why,
+                       (flags & SLAB_PANIC) ? " (SLAB_PANIC: fatal in Linux)" : ""));
+    return nullptr;
+  };
+  if (name.empty()) return fail("empty name");
+  if (size == 0 || size > (PAGE_SIZE << MAX_PAGE_ORDER) / 2)
+    return fail(fmt::format("object size {} out of range", size));
+  if (align & (align - 1)) return fail(fmt::format("alignment {} is not a power of two", align));
+  if (align > PAGE_SIZE) return fail(fmt::format("alignment {} above a page", align));
+  if (flags & ~kValidFlags) return fail(fmt::format("unknown flags {:#x}", flags & ~kValidFlags));
+  if (flags & SLAB_TYPESAFE_BY_RCU) return fail("SLAB_TYPESAFE_BY_RCU is not supported (no RCU)");
+
+  std::lock_guard<std::mutex> g(st.slab_mutex);
+  for (KmemCache* s : st.caches)
+    if (s->name == name) return fail("a cache of that name exists");
+  if (KmemCache* s = find_mergeable(st, size, align, flags, ctor)) {
+    s->refcount++;
+    s->object_size = std::max(s->object_size, size);
+    s->inuse = std::max(s->inuse, static_cast<unsigned>(align_up(size, sizeof(void*))));
+    s->aliases.emplace_back(name);
+    return s;
+  }
+  KmemCache* s = create_cache(m, name, size, align, flags, ctor);
+  if (!s) return fail("no slab order can hold the object");
+  st.caches.push_back(s);
+  return s;
+}
+
+void* kmem_cache_alloc_node(KmemCache* s, gfp_t gfp, int node) {
+  Machine& m = *s->machine;
+  CpuState* cpu = this_cpu(m);
+  void* obj;
+  if (cpu && node == NUMA_NO_NODE && !s->debug() && !(gfp & __GFP_ZERO)) [[likely]] {
+    KmemCacheCpu& c = s->cpu_slab[cpu->id];
+    obj = c.freelist;
+    if (obj) [[likely]] {
+      c.freelist = get_freepointer(s, obj);
+      return obj;
+    }
+  }
+  if (node != NUMA_NO_NODE && (node < 0 || static_cast<unsigned>(node) >= m.nr_nodes())) {
+    m.warn(fmt::format("kmem_cache_alloc_node({}): node {} does not exist\n", s->name, node));
+    return nullptr;
+  }
+  for (;;) {
+    obj = slab_alloc_slow(s, cpu, gfp, node);
+    if (!obj || !s->debug()) break;
+    Page* slab = m.virt_to_page(obj)->head();
+    if (alloc_debug_processing(s, slab, obj)) break;  // else quarantined: take another
+  }
+  if (obj && (gfp & __GFP_ZERO)) std::memset(obj, 0, s->object_size);
+  return obj;
+}
+
+void* kmem_cache_alloc(KmemCache* s, gfp_t gfp) {
+  return kmem_cache_alloc_node(s, gfp, NUMA_NO_NODE);
+}
+
+void kmem_cache_free(KmemCache* s, void* obj) {
+  Machine& m = *s->machine;
+  if (!obj) return;
+  CpuState* cpu = this_cpu(m);
+  if (!m.is_direct_mapped(obj)) [[unlikely]] {
+    slab_report(s, "kmem_cache_free: pointer outside the direct map", obj);
+    return;
+  }
+  Page* slab = m.virt_to_page(obj)->head();
+  if (cpu && !s->debug()) [[likely]] {
+    KmemCacheCpu& c = s->cpu_slab[cpu->id];
+    if (slab == c.slab) [[likely]] {
+      if (obj == c.freelist) [[unlikely]] {  // the naive double-free check of hardened SLUB
+        slab_report(s, "double free detected", obj);
+        return;
+      }
+      set_freepointer(s, obj, c.freelist);
+      c.freelist = obj;
+      return;
+    }
+  }
+  if (!slab->test(PG_slab) || slab_cache(slab) != s) [[unlikely]] {
+    slab_report(s,
+                slab->test(PG_slab) ? "kmem_cache_free: object belongs to another cache"
+                                    : "kmem_cache_free: object is not from a slab",
+                obj);
+    return;
+  }
+  if (s->debug() && !free_debug_processing(s, slab, obj)) return;
+  slab_free_slow(s, cpu, slab, obj);
+}
+
+int kmem_cache_shrink(KmemCache* s) {
+  flush_all(s);
+  shrink_node_partials(s);
+  return 0;
+}
+
+int kmem_cache_destroy(KmemCache* s) {
+  if (!s) return 0;
+  Machine& m = *s->machine;
+  SlabState& st = slab_state(m);
+  std::lock_guard<std::mutex> g(st.slab_mutex);
+  if (--s->refcount > 0) return 0;  // an alias goes; the cache stays
+  const bool flushed = flush_all(s);
+  shrink_node_partials(s);
+  int64_t slabs = 0, objects = 0;
+  for (auto& n : s->node) {
+    slabs += n->nr_slabs.load();
+    objects += n->total_objects.load();
+  }
+  if (slabs) {
+    s->refcount++;
+    m.warn(fmt::format(
+        "=============================================================================\n"
+        "BUG {} (Not tainted): Objects remaining in {} on __kmem_cache_shutdown()\n"
+        "-----------------------------------------------------------------------------\n"
+        "{} slab(s) with {} object slots still allocated{}\n"
+        "kmem_cache_destroy {}: Slab cache still has objects\n",
+        s->name, s->name, slabs, objects,
+        flushed ? "" : " (a CPU bound to another thread still holds a slab)", s->name));
+    return -EBUSY;
+  }
+  st.caches.erase(std::find(st.caches.begin(), st.caches.end(), s));
+  delete s;
+  return 0;
+}
+
+const char* kmem_cache_name(const KmemCache* s) {
+  return s->name.c_str();
+}
+unsigned kmem_cache_size(const KmemCache* s) {
+  return s->object_size;
+}
+
+std::vector<KmemCache*> slab_caches(Machine& m) {
+  SlabState& st = slab_state(m);
+  std::lock_guard<std::mutex> g(st.slab_mutex);
+  return st.caches;
+}
+
+std::vector<std::string> kmem_cache_aliases(const KmemCache* s) {
+  return s->aliases;
+}
+
+SlabInfo get_slabinfo(KmemCache* s) {
+  SlabInfo info{s->name, 0, 0, s->size, s->objects, 1u << s->order, 0, 0};
+  uint64_t free = 0;
+  for (unsigned i = 0; i < s->node.size(); ++i) {
+    info.num_slabs += s->node[i]->nr_slabs.load(std::memory_order_relaxed);
+    info.num_objs += s->node[i]->total_objects.load(std::memory_order_relaxed);
+    free += count_partial_free(s, static_cast<int>(i));
+  }
+  info.active_objs = info.num_objs - free;
+  info.active_slabs = info.num_slabs;
+  return info;
+}
+
+void slab_report(KmemCache* s, const char* what, const void* obj) {
+  s->machine->warn(
+      fmt::format("=============================================================================\n"
+                  "BUG {} (Not tainted): {}\n"
+                  "-----------------------------------------------------------------------------\n"
+                  "Object {} in cache {} (object size {})\n",
+                  s->name, what, obj, s->name, s->object_size));
+}
+
+SlabState::~SlabState() {
+  for (KmemCache* s : caches) delete s;
+}
+
+}  // namespace mmkit

@@ -1,0 +1,474 @@
+// SLUB's allocation and free paths (mm/slub.c, Linux 6.1's frozen-slab design).
+//
+// Fast paths (kmem_cache_alloc / kmem_cache_free, in slab_api.cc) pop and
+// push the bound CPU's private freelist. When it runs dry, ___slab_alloc()
+// here refills it: first the rest of the active slab's own freelist (remote
+// frees collected there), then the CPU's partial slabs, then the node's
+// partial list (taking a few more slabs for the CPU while it holds the lock),
+// then a new slab from the page allocator. A free that is not to the CPU's
+// active slab is __slab_free(): one compare-and-swap on the slab's word, and
+// list work only when the slab goes from full to partial (it is frozen onto
+// the freeing CPU's partial list) or from partial to empty (node list_lock).
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "base/bitops.h"
+#include "page_alloc/page_alloc.h"
+#include "slab/kmem_cache.h"
+#include "slab/slab_debug.h"
+
+namespace mmkit {
+
+namespace {
+
+inline void* word_head(char* base, uint32_t head) {
+  return head ? base + head - 1 : nullptr;
+}
+inline uint32_t head_of(char* base, void* obj) {
+  return obj ? static_cast<uint32_t>(static_cast<char*>(obj) - base + 1) : 0;
+}
+inline int slab_nid(const Machine& m, const Page* slab) {
+  return m.page_zone(slab)->node;
+}
+
+void add_partial(KmemCacheNode* n, Page* slab, bool tail) REQUIRES(n->list_lock) {
+  n->nr_partial++;
+  if (tail)
+    n->partial.add_tail(&slab->lru);
+  else
+    n->partial.add(&slab->lru);
+}
+
+void remove_partial(KmemCacheNode* n, Page* slab) REQUIRES(n->list_lock) {
+  ListHead::del(&slab->lru);
+  n->nr_partial--;
+}
+
+NodeStat slab_stat(const KmemCache* s) {
+  return (s->flags & SLAB_RECLAIM_ACCOUNT) ? NodeStat::NR_SLAB_RECLAIMABLE
+                                           : NodeStat::NR_SLAB_UNRECLAIMABLE;
+}
+
+// allocate_slab(): pages for a new slab (falling back to the minimum order),
+// its free objects chained in address order. Returns the slab frozen and
+// fully in use, and its freelist through *freelist.
+Page* allocate_slab(KmemCache* s, KmemCacheCpu* c, gfp_t gfp, int node, void** freelist) {
+  Machine& m = *s->machine;
+  const gfp_t flags =
+      (gfp & ~(__GFP_ZERO | __GFP_HIGHMEM | __GFP_MOVABLE | __GFP_COLD)) | s->allocflags;
+  unsigned order = s->order, objects = s->objects;
+  Page* slab = nullptr;
+  if (order > s->min_order)
+    slab = alloc_pages(m, (flags | __GFP_NOWARN | __GFP_NORETRY) & ~__GFP_NOFAIL, order, node);
+  if (!slab) {
+    order = s->min_order;
+    objects = s->min_objects;
+    slab = alloc_pages(m, flags, order, node);
+    if (!slab) return nullptr;
+  }
+  slab->set(PG_slab);
+  slab->mapping = s;
+  slab_next(slab) = nullptr;
+  char* base = slab_base(m, slab);
+  unsigned colour = 0;
+  if ((s->flags & SLAB_COLOUR) && s->colour_slack && c) {
+    colour = c->colour_next;
+    c->colour_next = colour + kCacheLine > s->colour_slack ? 0 : colour + kCacheLine;
+  }
+  slab->mapcount.store(static_cast<int32_t>(colour),
+                       std::memory_order_relaxed);  // the slab's colour
+  char* first = base + colour + s->red_left_pad;
+  for (unsigned i = 0; i < objects; ++i) {
+    char* obj = first + static_cast<size_t>(i) * s->size;
+    setup_object_debug(s, obj);
+    if (s->ctor) s->ctor(obj);
+    set_freepointer(s, obj, i + 1 < objects ? obj + s->size : nullptr);
+  }
+  slab_word(slab).store(SlabWord{0, objects, objects, true}.pack(), std::memory_order_relaxed);
+  KmemCacheNode* n = s->node[slab_nid(m, slab)].get();
+  n->nr_slabs.fetch_add(1, std::memory_order_relaxed);
+  n->total_objects.fetch_add(objects, std::memory_order_relaxed);
+  m.node(slab_nid(m, slab)).stat[static_cast<unsigned>(slab_stat(s))].add(int64_t{1} << order);
+  *freelist = first;
+  return slab;
+}
+
+void discard_slab(KmemCache* s, Page* slab) {
+  Machine& m = *s->machine;
+  const SlabWord w = SlabWord::unpack(slab_word(slab).load(std::memory_order_relaxed));
+  const unsigned order = slab->compound_order();
+  const int nid = slab_nid(m, slab);
+  KmemCacheNode* n = s->node[nid].get();
+  n->nr_slabs.fetch_sub(1, std::memory_order_relaxed);
+  n->total_objects.fetch_sub(w.objects, std::memory_order_relaxed);
+  m.node(nid).stat[static_cast<unsigned>(slab_stat(s))].add(-(int64_t{1} << order));
+  slab->clear(PG_slab);
+  slab->mapping = nullptr;
+  slab->index = 0;
+  slab->private_ = 0;
+  slab->mapcount.store(0, std::memory_order_relaxed);
+  free_pages(m, slab, order);
+}
+
+// Counts a chain of free objects and finds its last one.
+unsigned chain_length(const KmemCache* s, void* head, void** tail) {
+  unsigned n = 0;
+  for (void* p = head; p; p = get_freepointer(s, p)) {
+    ++n;
+    *tail = p;
+  }
+  return n;
+}
+
+// deactivate_slab(): a CPU gives its active slab back, with the objects
+// still on its private freelist; the slab goes to the node's partial list,
+// stays off lists when full, or is freed when empty and the node has enough.
+void deactivate_slab(KmemCache* s, Page* slab, void* freelist) {
+  Machine& m = *s->machine;
+  char* base = slab_base(m, slab);
+  void* tail = nullptr;
+  const unsigned nr = chain_length(s, freelist, &tail);
+  KmemCacheNode* n = s->node[slab_nid(m, slab)].get();
+  n->list_lock.lock();
+  std::atomic<uint64_t>& word = slab_word(slab);
+  SlabWord nw;
+  for (uint64_t old = word.load(std::memory_order_acquire);;) {
+    const SlabWord ow = SlabWord::unpack(old);
+    nw = ow;
+    if (freelist) {
+      set_freepointer(s, tail, word_head(base, ow.head));
+      nw.head = head_of(base, freelist);
+    }
+    nw.inuse -= nr;
+    nw.frozen = false;
+    if (word.compare_exchange_weak(old, nw.pack(), std::memory_order_acq_rel)) break;
+  }
+  if (nw.inuse == 0 && n->nr_partial >= s->min_partial) {
+    n->list_lock.unlock();
+    discard_slab(s, slab);
+    return;
+  }
+  if (nw.head) add_partial(n, slab, freelist != nullptr);
+  n->list_lock.unlock();
+}
+
+// __unfreeze_partials(): a chain of a CPU's partial slabs back to their nodes.
+void unfreeze_partials(KmemCache* s, Page* chain) {
+  Machine& m = *s->machine;
+  while (chain) {
+    Page* slab = chain;
+    chain = slab_next(slab);
+    slab_next(slab) = nullptr;
+    KmemCacheNode* n = s->node[slab_nid(m, slab)].get();
+    n->list_lock.lock();
+    std::atomic<uint64_t>& word = slab_word(slab);
+    SlabWord nw;
+    for (uint64_t old = word.load(std::memory_order_acquire);;) {
+      nw = SlabWord::unpack(old);
+      nw.frozen = false;
+      if (word.compare_exchange_weak(old, nw.pack(), std::memory_order_acq_rel)) break;
+    }
+    if (nw.inuse == 0 && n->nr_partial >= s->min_partial) {
+      n->list_lock.unlock();
+      discard_slab(s, slab);
+      continue;
+    }
+    add_partial(n, slab, true);
+    n->list_lock.unlock();
+  }
+}
+
+// put_cpu_partial(): a slab just frozen by a free joins this CPU's partial
+// slabs; when the CPU already holds cpu_partial_slabs, those go back first.
+void put_cpu_partial(KmemCache* s, KmemCacheCpu* c, Page* slab) {
+  Page* to_unfreeze = nullptr;
+  if (c->partial_slabs >= s->cpu_partial_slabs) {
+    to_unfreeze = c->partial;
+    c->partial = nullptr;
+    c->partial_slabs = 0;
+  }
+  slab_next(slab) = c->partial;
+  c->partial = slab;
+  c->partial_slabs++;
+  if (to_unfreeze) unfreeze_partials(s, to_unfreeze);
+}
+
+// get_freelist(): takes a frozen slab's whole freelist for its CPU; a slab
+// with nothing free is unfrozen (it is full and on no list).
+void* get_freelist(KmemCache* s, Page* slab) {
+  char* base = slab_base(*s->machine, slab);
+  std::atomic<uint64_t>& word = slab_word(slab);
+  for (uint64_t old = word.load(std::memory_order_acquire);;) {
+    const SlabWord ow = SlabWord::unpack(old);
+    SlabWord nw = ow;
+    nw.head = 0;
+    nw.inuse = ow.objects;
+    nw.frozen = ow.head != 0;
+    if (word.compare_exchange_weak(old, nw.pack(), std::memory_order_acq_rel))
+      return word_head(base, ow.head);
+  }
+}
+
+// acquire_slab(): freeze a partial slab for this CPU (under list_lock),
+// taking its freelist when `take` (the slab becomes the active one).
+void* acquire_slab(KmemCache* s, KmemCacheNode* n, Page* slab, bool take) REQUIRES(n->list_lock) {
+  char* base = slab_base(*s->machine, slab);
+  std::atomic<uint64_t>& word = slab_word(slab);
+  void* freelist;
+  for (uint64_t old = word.load(std::memory_order_acquire);;) {
+    const SlabWord ow = SlabWord::unpack(old);
+    SlabWord nw = ow;
+    nw.frozen = true;
+    if (take) {
+      nw.head = 0;
+      nw.inuse = ow.objects;
+    }
+    freelist = word_head(base, ow.head);
+    if (word.compare_exchange_weak(old, nw.pack(), std::memory_order_acq_rel)) break;
+  }
+  remove_partial(n, slab);
+  return freelist;
+}
+
+// get_partial_node(): a partial slab of node `nid` for the CPU, and up to
+// half of cpu_partial_slabs more onto its partial list.
+void* get_partial_node(KmemCache* s, int nid, KmemCacheCpu* c, Page** out) {
+  KmemCacheNode* n = s->node[nid].get();
+  void* object = nullptr;
+  unsigned taken = 0;
+  SpinGuard g(n->list_lock);
+  for (ListHead* p = n->partial.next; p != &n->partial;) {
+    Page* slab = container_of(p, &Page::lru);
+    p = p->next;
+    if (!object) {
+      object = acquire_slab(s, n, slab, true);
+      *out = slab;
+    } else {
+      acquire_slab(s, n, slab, false);
+      slab_next(slab) = c->partial;
+      c->partial = slab;
+      c->partial_slabs++;
+      ++taken;
+    }
+    if (!c || !s->has_cpu_partial() || taken > s->cpu_partial_slabs / 2) break;
+  }
+  return object;
+}
+
+// get_partial(): the requested node's partial slabs, else (when any node
+// will do) the others in zonelist order (get_any_partial()).
+void* get_partial(KmemCache* s, int node, int local, gfp_t gfp, KmemCacheCpu* c, Page** out) {
+  Machine& m = *s->machine;
+  const int first = node == NUMA_NO_NODE ? local : node;
+  if (void* obj = get_partial_node(s, first, c, out)) return obj;
+  if (node != NUMA_NO_NODE || (gfp & __GFP_THISNODE)) return nullptr;
+  int last = first;
+  for (Zone* const* zp = m.node(first).zonelist_fallback; *zp; ++zp) {
+    if ((*zp)->node == last || (*zp)->node == first) continue;
+    last = (*zp)->node;
+    if (void* obj = get_partial_node(s, last, c, out)) return obj;
+  }
+  return nullptr;
+}
+
+void flush_cpu_slab(KmemCache* s, KmemCacheCpu* c) {
+  if (c->slab) deactivate_slab(s, c->slab, c->freelist);
+  c->slab = nullptr;
+  c->freelist = nullptr;
+  Page* chain = c->partial;
+  c->partial = nullptr;
+  c->partial_slabs = 0;
+  unfreeze_partials(s, chain);
+}
+
+void slab_out_of_memory(KmemCache* s, gfp_t gfp, int node) {
+  std::string msg = fmt::format(
+      "SLUB: Unable to allocate memory on node {}, gfp={:#x}({})\n  cache: {}, object size: {}, "
+      "buffer size: {}, default order: {}, min order: {}\n",
+      node, gfp, format_gfp(gfp), s->name, s->object_size, s->size, s->order, s->min_order);
+  for (unsigned i = 0; i < s->node.size(); ++i) {
+    KmemCacheNode* n = s->node[i].get();
+    const int64_t slabs = n->nr_slabs.load(), objs = n->total_objects.load();
+    msg += fmt::format("  node {}: slabs: {}, objs: {}, free: {}\n", i, slabs, objs,
+                       count_partial_free(s, static_cast<int>(i)));
+  }
+  s->machine->warn(msg);
+}
+
+}  // namespace
+
+void* slab_alloc_slow(KmemCache* s, CpuState* cpu, gfp_t gfp, int node) {
+  Machine& m = *s->machine;
+  KmemCacheCpu* c = cpu ? &s->cpu_slab[cpu->id] : nullptr;
+  const int local = cpu ? cpu->node : 0;
+  void* freelist = nullptr;
+  Page* slab = nullptr;
+
+  if (!c) {
+    // A thread bound to no CPU has no per-CPU slab: take one object from a
+    // partial slab, or a new slab whose other objects go to the node list.
+    KmemCacheCpu tmp;
+    freelist = get_partial(s, node, local, gfp, nullptr, &slab);
+    if (!freelist) {
+      slab = allocate_slab(s, nullptr, gfp, node, &freelist);
+      if (!slab) {
+        if (!(gfp & __GFP_NOWARN)) slab_out_of_memory(s, gfp, node);
+        return nullptr;
+      }
+    }
+    tmp.slab = slab;
+    tmp.freelist = get_freepointer(s, freelist);
+    flush_cpu_slab(s, &tmp);
+    return freelist;
+  }
+
+  for (;;) {
+    slab = c->slab;
+    if (slab && node != NUMA_NO_NODE && slab_nid(m, slab) != node) {
+      deactivate_slab(s, slab, c->freelist);
+      c->slab = nullptr;
+      c->freelist = nullptr;
+      slab = nullptr;
+    }
+    if (slab) {
+      if (c->freelist) {  // the fast path declined (debug, __GFP_ZERO): use it here
+        freelist = c->freelist;
+        break;
+      }
+      freelist = get_freelist(s, slab);  // objects freed remotely meanwhile
+      if (freelist) break;
+      c->slab = nullptr;  // full: it was unfrozen and sits on no list
+    }
+    if (c->partial && node == NUMA_NO_NODE) {
+      slab = c->partial;
+      c->partial = slab_next(slab);
+      c->partial_slabs--;
+      slab_next(slab) = nullptr;
+      c->slab = slab;
+      c->freelist = nullptr;
+      continue;
+    }
+    freelist = get_partial(s, node, local, gfp, c, &slab);
+    if (freelist) {
+      c->slab = slab;
+      break;
+    }
+    slab = allocate_slab(s, c, gfp, node, &freelist);
+    if (!slab) {
+      if (!(gfp & __GFP_NOWARN)) slab_out_of_memory(s, gfp, node == NUMA_NO_NODE ? local : node);
+      return nullptr;
+    }
+    if (c->slab) deactivate_slab(s, c->slab, c->freelist);  // a refill raced in (never, bound)
+    c->slab = slab;
+    break;
+  }
+  c->freelist = get_freepointer(s, freelist);
+  return freelist;
+}
+
+void slab_free_slow(KmemCache* s, CpuState* cpu, Page* slab, void* obj) {
+  Machine& m = *s->machine;
+  char* base = slab_base(m, slab);
+  const bool cpu_partial = s->has_cpu_partial() && cpu;
+  KmemCacheNode* n = nullptr;
+  std::atomic<uint64_t>& word = slab_word(slab);
+  SlabWord ow, nw;
+  bool locked = false;
+  for (uint64_t old = word.load(std::memory_order_acquire);;) {
+    if (locked) {
+      n->list_lock.unlock();
+      locked = false;
+    }
+    ow = SlabWord::unpack(old);
+    set_freepointer(s, obj, word_head(base, ow.head));
+    nw = ow;
+    nw.head = head_of(base, obj);
+    nw.inuse -= 1;
+    if ((!nw.inuse || !ow.head) && !ow.frozen) {
+      if (cpu_partial && !ow.head) {
+        nw.frozen = true;  // full -> partial: the freeing CPU takes it
+      } else {
+        n = s->node[slab_nid(m, slab)].get();
+        n->list_lock.lock();
+        locked = true;
+      }
+    }
+    if (word.compare_exchange_weak(old, nw.pack(), std::memory_order_acq_rel)) break;
+  }
+  if (!locked) {
+    if (!ow.frozen && nw.frozen) put_cpu_partial(s, &s->cpu_slab[cpu->id], slab);
+    return;
+  }
+  if (!nw.inuse && n->nr_partial >= s->min_partial) {
+    if (ow.head) remove_partial(n, slab);  // it was partial; a full slab is on no list
+    n->list_lock.unlock();
+    discard_slab(s, slab);
+    return;
+  }
+  if (!ow.head) add_partial(n, slab, true);  // full -> partial
+  n->list_lock.unlock();
+}
+
+bool flush_all(KmemCache* s) {
+  Machine& m = *s->machine;
+  CpuState* self = this_cpu(m);
+  bool all = true;
+  for (unsigned i = 0; i < m.nr_cpus(); ++i) {
+    CpuState& cpu = m.cpu(static_cast<int>(i));
+    KmemCacheCpu* c = &s->cpu_slab[i];
+    if (&cpu == self) {
+      flush_cpu_slab(s, c);
+      continue;
+    }
+    uint64_t expected = 0;
+    if (cpu.owner.compare_exchange_strong(expected, kDrainerToken, std::memory_order_acquire)) {
+      flush_cpu_slab(s, c);
+      cpu.owner.store(0, std::memory_order_release);
+    } else {
+      all = false;  // bound to another thread: its slabs stay with it
+    }
+  }
+  return all;
+}
+
+void shrink_node_partials(KmemCache* s) {
+  for (auto& np : s->node) {
+    KmemCacheNode* n = np.get();
+    ListHead discard;
+    discard.init();
+    {
+      SpinGuard g(n->list_lock);
+      for (ListHead* p = n->partial.next; p != &n->partial;) {
+        Page* slab = container_of(p, &Page::lru);
+        p = p->next;
+        if (SlabWord::unpack(slab_word(slab).load(std::memory_order_acquire)).inuse == 0) {
+          remove_partial(n, slab);
+          discard.add(&slab->lru);
+        }
+      }
+    }
+    while (!discard.empty()) {
+      Page* slab = container_of(discard.next, &Page::lru);
+      ListHead::del(&slab->lru);
+      discard_slab(s, slab);
+    }
+  }
+}
+
+uint64_t count_partial_free(KmemCache* s, int node) {
+  KmemCacheNode* n = s->node[node].get();
+  uint64_t free = 0;
+  SpinGuard g(n->list_lock);
+  for (ListHead* p = n->partial.next; p != &n->partial; p = p->next) {
+    const SlabWord w = SlabWord::unpack(slab_word(container_of(p, &Page::lru)).load());
+    free += w.objects - w.inuse;
+  }
+  return free;
+}
+
+void free_kmem_cache_nodes(KmemCache* s) {
+  s->node.clear();
+}
+
+}  // namespace mmkit
