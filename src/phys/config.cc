@@ -208,6 +208,18 @@ std::string validate(const MachineConfig& c) {
     }
   }
 
+  for (const char* which : {"fail_page_alloc", "failslab"}) {
+    const FaultConfig& f = which[4] == 'p' ? c.fail_page_alloc.fault : c.failslab.fault;
+    const std::string w = which;
+    if (f.probability > 100)
+      return w + ".probability: " + std::to_string(f.probability) +
+             " is out of range (must be 0..100)";
+    if (f.interval < 1) return w + ".interval: must be >= 1";
+    if (f.times < -1)
+      return w + ".times: " + std::to_string(f.times) +
+             " is out of range (must be -1 for no limit, or >= 0)";
+    if (f.space < 0) return w + ".space: " + std::to_string(f.space) + " is negative";
+  }
   const FaultConfig& f = c.fail_page_alloc.fault;
   if (f.probability > 100) {
     return "fail_page_alloc.probability: " + std::to_string(f.probability) +

@@ -37,6 +37,11 @@ struct FailPageAllocConfig {
   bool ignore_gfp_highmem = true;
 };
 
+struct FailSlabConfig {
+  FaultConfig fault;
+  bool ignore_gfp_wait = true;  // Linux's failslab default
+};
+
 inline constexpr int kMaxNumNodes = 64;
 inline constexpr int kMaxCpus = 256;
 inline constexpr int kMaxZonesPerNode = 4;  // MAX_NR_ZONES on both arches
@@ -52,6 +57,7 @@ struct MachineConfig {
   uint64_t movablecore = 0;  // bytes for ZONE_MOVABLE, 0: none
   std::vector<NodeConfig> nodes;
   FailPageAllocConfig fail_page_alloc;
+  FailSlabConfig failslab;
 };
 
 // Checks every field; returns "" when the config can boot, else one message

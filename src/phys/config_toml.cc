@@ -181,9 +181,10 @@ class Parser {
 
   MachineConfig parse(const toml::table& root) {
     MachineConfig c;
-    check_keys(root, "", "at the top level",
-               {"arch", "cpus", "min_free_kbytes", "watermark_scale_factor", "lowmem_reserve_ratio",
-                "percpu_pagelist_high_fraction", "movablecore", "node", "fail_page_alloc"});
+    check_keys(
+        root, "", "at the top level",
+        {"arch", "cpus", "min_free_kbytes", "watermark_scale_factor", "lowmem_reserve_ratio",
+         "percpu_pagelist_high_fraction", "movablecore", "node", "fail_page_alloc", "failslab"});
     for (const auto& [key, value] : root) note(std::string(key.str()), value);
 
     if (const toml::node* n = root.get("arch")) {
@@ -229,6 +230,7 @@ class Parser {
       // The array's own position may be unknown; the first node stands for it.
       if (!a->empty() && line_of(*n) == 0) lines_["node"] = line_of((*a)[0]);
     }
+    if (const toml::node* n = root.get("failslab")) get_failslab(*n, &c.failslab);
     if (const toml::node* n = root.get("fail_page_alloc")) {
       get_fail_page_alloc(*n, &c.fail_page_alloc);
     }
@@ -407,6 +409,24 @@ class Parser {
     if (const toml::node* v = t->get("ignore_gfp_highmem")) {
       f->ignore_gfp_highmem = get_bool(*v, field("ignore_gfp_highmem"));
     }
+    if (const toml::node* v = t->get("seed")) f->fault.seed = get_uint<uint64_t>(*v, field("seed"));
+  }
+
+  void get_failslab(const toml::node& n, FailSlabConfig* f) {
+    const auto* t = n.as_table();
+    if (!t) fail(n, "failslab", std::string("expected a table, got ") + type_name(n));
+    check_keys(*t, "failslab.", "in [failslab]",
+               {"probability", "interval", "times", "space", "ignore_gfp_wait", "seed"});
+    for (const auto& [key, value] : *t) note("failslab." + std::string(key.str()), value);
+    auto field = [&](const char* key) { return std::string("failslab.") + key; };
+    if (const toml::node* v = t->get("probability"))
+      f->fault.probability = get_uint<unsigned>(*v, field("probability"));
+    if (const toml::node* v = t->get("interval"))
+      f->fault.interval = get_uint<unsigned>(*v, field("interval"));
+    if (const toml::node* v = t->get("times")) f->fault.times = get_int(*v, field("times"));
+    if (const toml::node* v = t->get("space")) f->fault.space = get_int(*v, field("space"));
+    if (const toml::node* v = t->get("ignore_gfp_wait"))
+      f->ignore_gfp_wait = get_bool(*v, field("ignore_gfp_wait"));
     if (const toml::node* v = t->get("seed")) f->fault.seed = get_uint<uint64_t>(*v, field("seed"));
   }
 

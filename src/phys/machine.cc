@@ -403,6 +403,8 @@ Result<bool> Machine::layout() {
   }
   fail_page_alloc_cfg = cfg_.fail_page_alloc;
   fail_page_alloc.configure(cfg_.fail_page_alloc.fault);
+  failslab_cfg = cfg_.failslab;
+  failslab.configure(cfg_.failslab.fault);
   return true;
 }
 

@@ -125,6 +125,8 @@ class Machine {
   // --- fault injection, reclaim hooks, counters ------------------------------------
   FaultAttr fail_page_alloc;
   FailPageAllocConfig fail_page_alloc_cfg;
+  FaultAttr failslab;  // should_failslab(): the slab allocator's fault injection
+  FailSlabConfig failslab_cfg;
   ReclaimOps* reclaim() const { return reclaim_; }
   void set_reclaim(ReclaimOps* ops) { reclaim_ = ops ? ops : &stub_reclaim_; }
   // Adds to an event counter of the calling thread's CPU (or the shared one).

@@ -140,6 +140,13 @@ KmemCache* create_cache(Machine& m, std::string_view name, unsigned size, unsign
   return s.release();
 }
 
+// should_failslab(): failslab's filters, then the attribute.
+bool should_failslab(Machine& m, gfp_t gfp) {
+  if (gfp & __GFP_NOFAIL) return false;
+  if (m.failslab_cfg.ignore_gfp_wait && (gfp & __GFP_DIRECT_RECLAIM)) return false;
+  return m.failslab.should_fail(1);
+}
+
 }  // namespace
 
 bool kmem_cache_open(KmemCache* s) {
@@ -194,6 +201,8 @@ void* kmem_cache_alloc_node(KmemCache* s, gfp_t gfp, int node) {
   Machine& m = *s->machine;
   CpuState* cpu = this_cpu(m);
   void* obj;
+  if (m.failslab.enabled() && should_failslab(m, gfp)) [[unlikely]]
+    return nullptr;
   if (cpu && node == NUMA_NO_NODE && !s->debug() && !(gfp & __GFP_ZERO)) [[likely]] {
     KmemCacheCpu& c = s->cpu_slab[cpu->id];
     obj = c.freelist;

@@ -60,7 +60,7 @@ const BadConfig kBadConfigs[] = {
     {"UnknownTopLevelKeyListsKnownKeys", "\nzzzzzzz = -1\n[[node]]\nmemory = \"4MiB\"\n",
      "t.toml:2: zzzzzzz: unknown key \"zzzzzzz\" at the top level (expected one of arch, cpus, "
      "min_free_kbytes, watermark_scale_factor, lowmem_reserve_ratio, "
-     "percpu_pagelist_high_fraction, movablecore, node, fail_page_alloc)"},
+     "percpu_pagelist_high_fraction, movablecore, node, fail_page_alloc, failslab)"},
     {"UnknownNodeKey", "[[node]]\nmemory = \"1GiB\"\n[[node]]\nmemory = \"1GiB\"\nweight = 3\n",
      "t.toml:5: node[1].weight: unknown key \"weight\" in [[node]] (expected one of memory, cpus, "
      "distance, holes, reserved)"},
