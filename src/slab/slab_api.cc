@@ -197,24 +197,17 @@ KmemCache* kmem_cache_create(Machine& m, std::string_view name, unsigned size, u
   return s;
 }
 
-void* kmem_cache_alloc_node(KmemCache* s, gfp_t gfp, int node) {
+// The slow half of kmem_cache_alloc_node: fault injection, node checks,
+// refills, debug processing, zeroing. Kept out of line so the fast path
+// stays a leaf function.
+[[gnu::noinline]] void* kmem_cache_alloc_slow(KmemCache* s, CpuState* cpu, gfp_t gfp, int node) {
   Machine& m = *s->machine;
-  CpuState* cpu = this_cpu(m);
-  void* obj;
-  if (m.failslab.enabled() && should_failslab(m, gfp)) [[unlikely]]
-    return nullptr;
-  if (cpu && node == NUMA_NO_NODE && !s->debug() && !(gfp & __GFP_ZERO)) [[likely]] {
-    KmemCacheCpu& c = s->cpu_slab[cpu->id];
-    obj = c.freelist;
-    if (obj) [[likely]] {
-      c.freelist = get_freepointer(s, obj);
-      return obj;
-    }
-  }
+  if (m.failslab.enabled() && should_failslab(m, gfp)) return nullptr;
   if (node != NUMA_NO_NODE && (node < 0 || static_cast<unsigned>(node) >= m.nr_nodes())) {
     m.warn(fmt::format("kmem_cache_alloc_node({}): node {} does not exist\n", s->name, node));
     return nullptr;
   }
+  void* obj;
   for (;;) {
     obj = slab_alloc_slow(s, cpu, gfp, node);
     if (!obj || !s->debug()) break;
@@ -225,40 +218,65 @@ void* kmem_cache_alloc_node(KmemCache* s, gfp_t gfp, int node) {
   return obj;
 }
 
+void* kmem_cache_alloc_node(KmemCache* s, gfp_t gfp, int node) {
+  Machine& m = *s->machine;
+  CpuState* cpu = this_cpu(m);
+  // Fast path: pop this CPU's private freelist. Debug and hardened caches,
+  // __GFP_ZERO, a node request and fault injection take the slow path.
+  if (cpu && node == NUMA_NO_NODE && !s->debug() && !(gfp & __GFP_ZERO) && !m.failslab.enabled())
+      [[likely]] {
+    KmemCacheCpu& c = s->cpu_slab[cpu->id];
+    void* obj = c.freelist;
+    if (obj) [[likely]] {
+      c.freelist = *reinterpret_cast<void**>(static_cast<char*>(obj) + s->offset);
+      return obj;
+    }
+  }
+  return kmem_cache_alloc_slow(s, cpu, gfp, node);
+}
+
 void* kmem_cache_alloc(KmemCache* s, gfp_t gfp) {
   return kmem_cache_alloc_node(s, gfp, NUMA_NO_NODE);
 }
 
-void kmem_cache_free(KmemCache* s, void* obj) {
+[[gnu::noinline]] void kmem_cache_free_slow(KmemCache* s, CpuState* cpu, void* obj) {
   Machine& m = *s->machine;
   if (!obj) return;
-  CpuState* cpu = this_cpu(m);
-  if (!m.is_direct_mapped(obj)) [[unlikely]] {
+  if (!m.is_direct_mapped(obj)) {
     slab_report(s, "kmem_cache_free: pointer outside the direct map", obj);
     return;
   }
   Page* slab = m.virt_to_page(obj)->head();
-  if (cpu && !s->debug()) [[likely]] {
-    KmemCacheCpu& c = s->cpu_slab[cpu->id];
-    if (slab == c.slab) [[likely]] {
-      if (obj == c.freelist) [[unlikely]] {  // the naive double-free check of hardened SLUB
-        slab_report(s, "double free detected", obj);
-        return;
-      }
-      set_freepointer(s, obj, c.freelist);
-      c.freelist = obj;
-      return;
-    }
-  }
-  if (!slab->test(PG_slab) || slab_cache(slab) != s) [[unlikely]] {
+  if (!slab->test(PG_slab) || slab_cache(slab) != s) {
     slab_report(s,
                 slab->test(PG_slab) ? "kmem_cache_free: object belongs to another cache"
                                     : "kmem_cache_free: object is not from a slab",
                 obj);
     return;
   }
+  if (cpu && !s->debug() && slab == s->cpu_slab[cpu->id].slab) {
+    slab_report(s, "double free detected", obj);  // obj was the head of the CPU freelist
+    return;
+  }
   if (s->debug() && !free_debug_processing(s, slab, obj)) return;
   slab_free_slow(s, cpu, slab, obj);
+}
+
+void kmem_cache_free(KmemCache* s, void* obj) {
+  Machine& m = *s->machine;
+  CpuState* cpu = this_cpu(m);
+  // Fast path: an object of this CPU's active slab goes on its private
+  // freelist. Everything else (remote slabs, debug caches, bad pointers,
+  // the naive double free of hardened SLUB: obj == freelist head) is slow.
+  if (cpu && !s->debug() && m.is_direct_mapped(obj)) [[likely]] {
+    KmemCacheCpu& c = s->cpu_slab[cpu->id];
+    if (m.virt_to_page(obj)->head() == c.slab && obj != c.freelist) [[likely]] {
+      *reinterpret_cast<void**>(static_cast<char*>(obj) + s->offset) = c.freelist;
+      c.freelist = obj;
+      return;
+    }
+  }
+  kmem_cache_free_slow(s, cpu, obj);
 }
 
 int kmem_cache_shrink(KmemCache* s) {
