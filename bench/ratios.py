@@ -15,7 +15,12 @@ counters), then the ratios, each with its target and a verdict:
 Medians are taken over the repetitions (run with --benchmark_repetitions=N);
 when only aggregates were reported, their median is used. order0_pcp in the
 peer ratios pools the runs of page_alloc/order0_pcp and its /repeat twin,
-which run before and after the peers. Times are real time.
+which run before and after the peers. Times are real time; with --cpu, the
+benchmark thread's CPU time instead (less disturbed by other load on a shared
+host), except for benchmarks registered with UseRealTime (the two-CPU one),
+which keep real time.
+
+usage: mmkit_bench --benchmark_format=json ... | python3 bench/ratios.py [--cpu] [FILE]
 """
 import json
 import statistics
@@ -34,17 +39,19 @@ NON_COUNTERS = {
 }
 
 
-def load(stream):
+def load(stream, use_cpu):
     """{run_name: {"times": [ns...], "counters": {name: [values]}, "order": i}}."""
     data = json.load(stream)
     runs, medians = {}, {}
     for i, b in enumerate(data.get("benchmarks", [])):
         name = b.get("run_name", b["name"])
+        real_only = name.endswith("/real_time")
+        name = name.removesuffix("/real_time")
         if b.get("error_occurred"):
             runs.setdefault(name, {"times": [], "counters": {}, "order": i,
                                    "error": b.get("error_message", "error")})
             continue
-        ns = b["real_time"] * TO_NS[b.get("time_unit", "ns")]
+        ns = b["cpu_time" if use_cpu and not real_only else "real_time"] * TO_NS[b.get("time_unit", "ns")]
         counters = {k: v for k, v in b.items() if k not in NON_COUNTERS and isinstance(v, (int, float))}
         if b.get("run_type") == "aggregate":
             if b.get("aggregate_name") == "median":
@@ -83,13 +90,17 @@ def ratio_row(label, num, den, target, ok):
 
 
 def main():
-    stream = open(sys.argv[1]) if len(sys.argv) > 1 else sys.stdin
-    context, runs = load(stream)
+    args = sys.argv[1:]
+    use_cpu = "--cpu" in args
+    args = [a for a in args if a != "--cpu"]
+    stream = open(args[0]) if args else sys.stdin
+    context, runs = load(stream, use_cpu)
 
     loadavg = context.get("load_avg") or []
     load_s = f", load average {' '.join(f'{x:.2f}' for x in loadavg)} at start" if loadavg else ""
     print(f"Host: {context.get('num_cpus', '?')} CPUs at {context.get('mhz_per_cpu', '?')} MHz{load_s}, "
-          f"{context.get('date', '')}; times are medians of real time.\n")
+          f"{context.get('date', '')}; times are medians of "
+          f"{'thread CPU time (real time where marked real_time)' if use_cpu else 'real time'}.\n")
     print("| benchmark | median | min | max | runs | counters (median) |")
     print("|---|---:|---:|---:|---:|---|")
     for name, r in sorted(runs.items(), key=lambda kv: kv[1]["order"]):

@@ -74,12 +74,11 @@ inline void prep_new_page(Machine& m, Page* page, unsigned order, gfp_t gfp) {
 
 inline Page* rmqueue(Zone& z, CpuState* cpu, unsigned order, gfp_t gfp, unsigned alloc_flags,
                      unsigned mt) {
-  Page* page;
+  // A failed pcp refill still tries the buddy lists (rmqueue()).
   if (order <= PAGE_ALLOC_COSTLY_ORDER && cpu) [[likely]]
-    page = rmqueue_pcplist(z, *cpu, order, mt, alloc_flags, gfp & __GFP_COLD);
-  else
-    page = rmqueue_buddy(z, order, mt, alloc_flags);
-  return page;
+    if (Page* page = rmqueue_pcplist(z, *cpu, order, mt, alloc_flags, gfp & __GFP_COLD))
+      return page;
+  return rmqueue_buddy(z, order, mt, alloc_flags);
 }
 
 // get_page_from_freelist(): the first zone of the zonelist that passes its
@@ -302,12 +301,14 @@ bool zone_watermark_ok(const Zone& z, unsigned order, uint64_t mark, unsigned hi
 // The general path: any order, node, CPU binding and flags.
 Page* alloc_pages_general(Machine& m, CpuState* cpu, gfp_t gfp, unsigned order, int nid) {
   const int kind = gfp_zone_kind(gfp);
-  if (order > MAX_PAGE_ORDER || kind == kBadZone) [[unlikely]] {
+  const bool both_mobility = (gfp & GFP_MOVABLE_MASK) == GFP_MOVABLE_MASK;
+  if (order > MAX_PAGE_ORDER || kind == kBadZone || both_mobility) [[unlikely]] {
     if (!(gfp & __GFP_NOWARN))
-      m.warn(fmt::format(
-          "WARNING: alloc_pages: {} (order:{}, mode:{:#x}({}))\n",
-          order > MAX_PAGE_ORDER ? "order above MAX_PAGE_ORDER" : "invalid GFP zone modifiers",
-          order, gfp, format_gfp(gfp)));
+      m.warn(fmt::format("WARNING: alloc_pages: {} (order:{}, mode:{:#x}({}))\n",
+                         order > MAX_PAGE_ORDER ? "order above MAX_PAGE_ORDER"
+                         : both_mobility        ? "__GFP_MOVABLE and __GFP_RECLAIMABLE together"
+                                                : "invalid GFP zone modifiers",
+                         order, gfp, format_gfp(gfp)));
     m.count_event(VmEvent::ALLOC_FAIL);
     return nullptr;
   }
@@ -320,7 +321,7 @@ Page* alloc_pages_general(Machine& m, CpuState* cpu, gfp_t gfp, unsigned order, 
   Node& node = m.node(nid);
   const AllocContext ac{(gfp & __GFP_THISNODE) ? node.zonelist_nofallback : node.zonelist_fallback,
                         static_cast<unsigned>(kZoneIdx[m.arch() == Arch::i386][kind]),
-                        gfp_migratetype(gfp), nid};
+                        gfp_migratetype(gfp, m.gfp_movable_mask), nid};
   if (m.fail_page_alloc.enabled() && should_fail_alloc_page(m, gfp, order)) [[unlikely]] {
     m.count_event(VmEvent::ALLOC_FAIL);
     return nullptr;
@@ -337,12 +338,13 @@ Page* alloc_pages(Machine& m, gfp_t gfp, unsigned order, int nid) {
   CpuState* cpu = this_cpu(m);
   if (cpu && order <= PAGE_ALLOC_COSTLY_ORDER && nid == NUMA_NO_NODE && !(gfp & __GFP_COLD) &&
       !m.fail_page_alloc.enabled()) [[likely]] {
-    Zone* z = cpu->preferred_zone[gfp & GFP_ZONEMASK];
+    Zone* z = cpu->preferred_zone[gfp & (GFP_ZONEMASK | __GFP_RECLAIMABLE)];
     if (z) [[likely]] {
       const unsigned highest = kZoneIdx[m.arch() == Arch::i386][gfp_zone_kind(gfp)];
       if (zone_watermark_fast(*z, order, z->low_wmark(), highest, ALLOC_WMARK_LOW)) [[likely]] {
         PerCpuPages& pcp = z->pcp[cpu->id];
-        ListHead* list = &pcp.lists[order_to_pindex(gfp_migratetype(gfp), order)];
+        ListHead* list =
+            &pcp.lists[order_to_pindex(gfp_migratetype(gfp, m.gfp_movable_mask), order)];
         if (!list->empty()) [[likely]] {
           Page* page = container_of(list->next, &Page::lru);
           ListHead::del(&page->lru);

@@ -31,10 +31,10 @@ void free_range(Zone& z, uint64_t start, uint64_t end) REQUIRES(z.lock) {
 void build_preferred_zones(Machine& m) {
   for (unsigned c = 0; c < m.nr_cpus(); ++c) {
     CpuState& cpu = m.cpu(static_cast<int>(c));
-    for (gfp_t bits = 0; bits < 16; ++bits) {
+    for (gfp_t bits = 0; bits < 32; ++bits) {
       const int kind = gfp_zone_kind(bits);
       cpu.preferred_zone[bits] = nullptr;
-      if (kind == kBadZone) continue;
+      if (kind == kBadZone || (bits & GFP_MOVABLE_MASK) == GFP_MOVABLE_MASK) continue;
       const unsigned highest = m.zone_index(static_cast<ZoneKind>(kind));
       for (Zone* const* zp = m.node(cpu.node).zonelist_fallback; *zp; ++zp)
         if ((*zp)->idx <= highest) {
@@ -74,6 +74,7 @@ Result<std::unique_ptr<Machine>> boot(const MachineConfig& cfg) {
   // Grouping by mobility needs enough pageblocks to be worth it.
   const uint64_t total = m.totalram_pages();
   m.mobility_grouping = total >= m.pageblock_nr_pages() * MIGRATE_TYPES;
+  m.gfp_movable_mask = m.mobility_grouping ? GFP_MOVABLE_MASK : 0;
   m.boot_log().push_back(fmt::format("Built {} zonelists, mobility grouping {}.  Total pages: {}",
                                      m.nr_nodes(), m.mobility_grouping ? "on" : "off", total));
   m.boot_log().push_back(fmt::format(

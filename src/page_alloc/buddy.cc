@@ -287,7 +287,13 @@ Page* rmqueue_buddy(Zone& z, unsigned order, unsigned mt, unsigned alloc_flags) 
   SpinGuard g(z.lock);
   Page* page = nullptr;
   if (alloc_flags & ALLOC_HIGHATOMIC) page = __rmqueue_smallest(z, order, MIGRATE_HIGHATOMIC);
-  if (!page) page = __rmqueue(z, order, mt, alloc_flags);
+  if (!page) {
+    page = __rmqueue(z, order, mt, alloc_flags);
+    // Failing an atomic (or OOM) allocation now is worse than failing a
+    // high-order atomic one later: let it into the high-atomic reserve.
+    if (!page && (alloc_flags & (ALLOC_OOM | ALLOC_NON_BLOCK)))
+      page = __rmqueue_smallest(z, order, MIGRATE_HIGHATOMIC);
+  }
   return page;
 }
 

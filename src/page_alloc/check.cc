@@ -24,14 +24,14 @@ namespace {
 std::string check_zone(Machine& m, Zone& z) {
   SpinGuard g(z.lock);
   const uint64_t start = z.zone_start_pfn, span = z.spanned_pages;
-  std::vector<bool> free_bits(span, false);
+  std::vector<uint8_t> free_bits(span, 0);
   const std::string where = fmt::format("node {} zone {}", z.node, z.name);
   int64_t free_total = 0;
   auto mark = [&](uint64_t pfn, uint64_t n, const char* what) -> std::string {
     for (uint64_t i = 0; i < n; ++i) {
       if (free_bits[pfn - start + i])
         return fmt::format("{}: pfn {:#x} is in two free places ({})", where, pfn + i, what);
-      free_bits[pfn - start + i] = true;
+      free_bits[pfn - start + i] = 1;
     }
     return "";
   };

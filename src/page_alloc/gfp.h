@@ -82,9 +82,11 @@ constexpr int gfp_zone_kind(gfp_t gfp) {
 }
 
 // gfp_migratetype(): MOVABLE and RECLAIMABLE bits shifted down onto the
-// migrate type numbers (UNMOVABLE 0, MOVABLE 1, RECLAIMABLE 2).
-constexpr unsigned gfp_migratetype(gfp_t gfp) {
-  return (gfp & GFP_MOVABLE_MASK) >> GFP_MOVABLE_SHIFT;
+// migrate type numbers (UNMOVABLE 0, MOVABLE 1, RECLAIMABLE 2). Both bits
+// at once is a caller bug (Linux warns); alloc_pages refuses it. With
+// mobility grouping off the machine passes a zero mask: all unmovable.
+constexpr unsigned gfp_migratetype(gfp_t gfp, gfp_t mask = GFP_MOVABLE_MASK) {
+  return (gfp & mask) >> GFP_MOVABLE_SHIFT;
 }
 
 // Internal allocation flags (mm/internal.h ALLOC_*). The low bits pick the

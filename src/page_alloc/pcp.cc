@@ -68,7 +68,9 @@ Page* rmqueue_pcplist(Zone& z, CpuState& cpu, unsigned order, unsigned mt, unsig
   ListHead* list = &pcp.lists[order_to_pindex(mt, order)];
   if (list->empty()) [[unlikely]] {
     int batch = pcp.batch.load(std::memory_order_relaxed);
-    if (order) batch = std::max(batch >> order, 2);
+    // Scale by order only when batch says pages may be kept here (a batch
+    // of 1 is a small zone's: one block at a time).
+    if (batch > 1) batch = std::max(batch >> order, 2);
     const int got = rmqueue_bulk(z, order, batch, list, mt, alloc_flags);
     if (!got) return nullptr;
     pcp_count_add(pcp, got << order);

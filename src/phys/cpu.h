@@ -35,10 +35,11 @@ struct alignas(64) CpuState {
   int node = 0;
   std::atomic<uint64_t> owner{0};
   // The page allocator's preferred zone for each combination of the GFP
-  // zone modifiers (DMA, HIGHMEM, DMA32, MOVABLE): the first zone of this
-  // CPU's node zonelist the request may use (Linux's ac->preferred_zoneref),
-  // null for the invalid combinations. Filled when the machine boots.
-  Zone* preferred_zone[16] = {};
+  // zone modifiers and mobility bits (gfp & 0x1f: DMA, HIGHMEM, DMA32,
+  // MOVABLE, RECLAIMABLE): the first zone of this CPU's node zonelist the
+  // request may use (Linux's ac->preferred_zoneref); null for invalid
+  // combinations. Filled when the machine boots.
+  Zone* preferred_zone[32] = {};
   std::array<OwnedCounter, kNrVmEvents> events;
 };
 

@@ -114,6 +114,9 @@ class Machine {
   }
   // page_group_by_mobility_disabled is its negation (set by page_alloc's boot).
   bool mobility_grouping = true;
+  // The GFP bits gfp_migratetype() looks at: none when grouping is off
+  // (every request is then unmovable, as in Linux).
+  uint32_t gfp_movable_mask = 0x18;
 
   // --- sysctls (vm.*) ------------------------------------------------------------
   uint64_t min_free_kbytes = 0;

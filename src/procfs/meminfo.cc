@@ -10,12 +10,16 @@
 //
 // Values: MemTotal is totalram_pages (managed pages), MemFree is
 // NR_FREE_PAGES (pages in the buddy lists; 6.1 does not count pcp pages),
-// MemAvailable is si_mem_available() with no page cache or reclaimable slab
-// yet: free - totalreserve_pages, at least 0. High/Low lines appear on i386
-// (CONFIG_HIGHMEM) only. CommitLimit is totalram * overcommit_ratio (50) / 100
-// with no swap. VmallocTotal is x86_64's 32 TiB - 1 kB, or on i386 the space
-// between the direct map's end + 8 MiB and VMALLOC_END (MAXMEM + 128 MiB
-// above PAGE_OFFSET). Everything mmkit does not model yet prints 0.
+// MemAvailable is si_mem_available() with no page cache yet: free -
+// totalreserve_pages, plus reclaimable slab and kernel memory less
+// min(half of it, the zones' low watermarks), at least 0. SReclaimable and
+// SUnreclaim are the nodes' NR_SLAB_RECLAIMABLE / NR_SLAB_UNRECLAIMABLE
+// (slab pages of SLAB_RECLAIM_ACCOUNT caches and of the others), Slab their
+// sum, KReclaimable SReclaimable plus NR_KERNEL_MISC_RECLAIMABLE. High/Low
+// lines appear on i386 (CONFIG_HIGHMEM) only. CommitLimit is totalram *
+// overcommit_ratio (50) / 100 with no swap. VmallocTotal is x86_64's 32 TiB
+// - 1 kB, or on i386 the space between the direct map's end + 8 MiB and
+// VMALLOC_END (MAXMEM + 128 MiB above PAGE_OFFSET). Everything mmkit does not model yet prints 0.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -58,6 +62,25 @@ constexpr uint64_t K(uint64_t pages) {
   return pages << (PAGE_SHIFT - 10);
 }
 
+// global_node_page_state(): the nodes' sum, never below 0.
+uint64_t node_pages(const Machine& m, NodeStat item) {
+  return static_cast<uint64_t>(std::max<int64_t>(m.node_stat_sum(item), 0));
+}
+
+// si_mem_available() (mm/page_alloc.c in 6.1), less the page cache term
+// (mmkit has no file LRU yet).
+uint64_t si_mem_available(const Machine& m, uint64_t freeram) {
+  uint64_t wmark_low = 0;
+  m.for_each_zone([&](const Zone& z) { wmark_low += z.low_wmark(); });
+  int64_t available =
+      static_cast<int64_t>(freeram) - static_cast<int64_t>(procfs_internal::totalreserve_pages(m));
+  uint64_t reclaimable = node_pages(m, NodeStat::NR_SLAB_RECLAIMABLE) +
+                         node_pages(m, NodeStat::NR_KERNEL_MISC_RECLAIMABLE);
+  reclaimable -= std::min(reclaimable / 2, wmark_low);
+  available += static_cast<int64_t>(reclaimable);
+  return available < 0 ? 0 : static_cast<uint64_t>(available);
+}
+
 // arch/x86/include/asm/pgtable_64_types.h: VMALLOC_SIZE_TB 32 (4-level), and
 // VMALLOC_END = VMALLOC_START + 32 TiB - 1, printed >> 10.
 constexpr uint64_t kVmallocTotalX86_64Kb = ((uint64_t{32} << 40) - 1) >> 10;
@@ -78,8 +101,9 @@ std::vector<MeminfoField> meminfo_fields(const Machine& m) {
   namespace pi = procfs_internal;
   const uint64_t totalram = m.totalram_pages();
   const uint64_t freeram = nr_free_pages(m);
-  const uint64_t reserve = pi::totalreserve_pages(m);
-  const uint64_t available = freeram > reserve ? freeram - reserve : 0;
+  const uint64_t available = si_mem_available(m, freeram);
+  const uint64_t sreclaimable = node_pages(m, NodeStat::NR_SLAB_RECLAIMABLE);
+  const uint64_t sunreclaim = node_pages(m, NodeStat::NR_SLAB_UNRECLAIMABLE);
   const bool i386 = m.arch() == Arch::i386;
 
   std::vector<MeminfoField> f;
@@ -121,10 +145,10 @@ std::vector<MeminfoField> meminfo_fields(const Machine& m) {
   kb("AnonPages:      ", 0);
   kb("Mapped:         ", 0);
   kb("Shmem:          ", 0);
-  kb("KReclaimable:   ", 0);
-  kb("Slab:           ", 0);
-  kb("SReclaimable:   ", 0);
-  kb("SUnreclaim:     ", 0);
+  kb("KReclaimable:   ", sreclaimable + node_pages(m, NodeStat::NR_KERNEL_MISC_RECLAIMABLE));
+  kb("Slab:           ", sreclaimable + sunreclaim);
+  kb("SReclaimable:   ", sreclaimable);
+  kb("SUnreclaim:     ", sunreclaim);
   raw("KernelStack:    ", 8, true, 0);
   kb("PageTables:     ", 0);
   kb("SecPageTables:  ", 0);

@@ -5,13 +5,14 @@
 //   render_zoneinfo       /proc/zoneinfo      mm/vmstat.c zoneinfo_show_print
 //   render_meminfo        /proc/meminfo       fs/proc/meminfo.c meminfo_proc_show
 //   render_vmstat         /proc/vmstat        mm/vmstat.c vmstat_text, vmstat_show
+//   render_slabinfo       /proc/slabinfo      mm/slab_common.c cache_show (version 2.1)
 //   render_json           all of the above as one JSON object, for tools
 //
 // The text is byte for byte what a 6.1 kernel built with Debian 12's config
 // prints for the same numbers, so Linux's own tools (procps `free`,
-// `vmstat -s`) read it. Where mmkit has no counter yet (page cache, slab,
-// swap), the field is printed as 0, as Linux prints a counter nothing has
-// touched. mmkit has no ZONE_DEVICE, so the views are those of that config
+// `vmstat -s`, `slabtop -o`) read it. Where mmkit has no counter yet (page
+// cache, swap), the field is printed as 0, as Linux prints a counter nothing
+// has touched. mmkit has no ZONE_DEVICE, so the views are those of that config
 // without CONFIG_ZONE_DEVICE (no "Device" zone, no *_device events).
 //
 // Locking: like Linux's walk_zones_in_node(), each zone's numbers are read
@@ -25,6 +26,7 @@
 #include <vector>
 
 #include "phys/machine.h"
+#include "slab/slab.h"
 
 namespace mmkit {
 
@@ -33,6 +35,8 @@ std::string render_pagetypeinfo(Machine& m);
 std::string render_zoneinfo(const Machine& m);
 std::string render_meminfo(const Machine& m);
 std::string render_vmstat(const Machine& m);
+// Starts the machine's slab layer (its kmalloc caches) if nothing has yet.
+std::string render_slabinfo(Machine& m);
 
 // The view called `name` ("buddyinfo", "meminfo", ...), or "" for an unknown name.
 std::string render_view(Machine& m, std::string_view name);
@@ -40,7 +44,7 @@ std::string render_view(Machine& m, std::string_view name);
 std::vector<std::string_view> view_names();
 
 // {"buddyinfo": [...], "pagetypeinfo": {...}, "zoneinfo": [...],
-//  "meminfo": {...}, "vmstat": {...}}: see json.cc for the schema.
+//  "meminfo": {...}, "vmstat": {...}, "slabinfo": [...]}: see json.cc for the schema.
 std::string render_json(Machine& m);
 
 // --- the structured forms the text and JSON views share -----------------------
@@ -64,5 +68,18 @@ struct VmstatField {
   uint64_t value = 0;
 };
 std::vector<VmstatField> vmstat_fields(const Machine& m, bool with_private = false);
+
+// One /proc/slabinfo row: get_slabinfo()'s numbers and the names merged into
+// the cache (which the text does not show). Rows come newest cache first, as
+// Linux walks slab_caches (create_cache() list_add()s at the head), so the
+// kmalloc caches come last, kmalloc-8k first among them. SLUB has no
+// tunables and no shared arrays: limit, batchcount, sharedfactor and
+// sharedavail are always 0. No cache may be destroyed while this runs (Linux
+// holds slab_mutex across the walk).
+struct SlabinfoRow {
+  SlabInfo info;
+  std::vector<std::string> aliases;
+};
+std::vector<SlabinfoRow> slabinfo_rows(Machine& m);
 
 }  // namespace mmkit

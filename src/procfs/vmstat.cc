@@ -2,10 +2,13 @@
 // order: zone_stat_item, numa_stat_item (CONFIG_NUMA), node_stat_item, the
 // writeback thresholds, then vm_event_item (vmstat_start/vmstat_show).
 //
-// Real values: nr_free_pages (NR_FREE_PAGES, the buddy lists), the two dirty
-// thresholds (global_dirty_limits() over free pages less totalreserve_pages),
-// and every event mmkit counts (Machine::sum_event over VmEvent, matched to
-// Linux's name). Everything else prints 0, as an untouched counter does.
+// Real values: nr_free_pages (NR_FREE_PAGES, the buddy lists), the slab
+// pages nr_slab_reclaimable and nr_slab_unreclaimable (Linux counts them in
+// bytes and prints pages; mmkit counts pages) and nr_kernel_misc_reclaimable
+// (Machine::node_stat_sum over the nodes), the two dirty thresholds
+// (global_dirty_limits() over free pages less totalreserve_pages), and every
+// event mmkit counts (Machine::sum_event over VmEvent, matched to Linux's
+// name). Everything else prints 0, as an untouched counter does.
 // mmkit's private events (kFirstPrivateVmEvent on) are not Linux's, so only
 // vmstat_fields(m, true) and the JSON view carry them.
 #include <fmt/format.h>
@@ -169,7 +172,19 @@ std::vector<VmstatField> vmstat_fields(const Machine& m, bool with_private) {
     v.push_back({name, name == "nr_free_pages" ? nr_free_pages(m) : 0});
   if (pi::has_numa(m))
     for (std::string_view name : pi::kNumaStatNames) v.push_back({name, 0});
-  for (std::string_view name : pi::node_stat_names(m)) v.push_back({name, 0});
+  auto node_stat = [&](NodeStat item) {
+    return static_cast<uint64_t>(std::max<int64_t>(m.node_stat_sum(item), 0));
+  };
+  for (std::string_view name : pi::node_stat_names(m)) {
+    uint64_t value = 0;
+    if (name == "nr_slab_reclaimable")
+      value = node_stat(NodeStat::NR_SLAB_RECLAIMABLE);
+    else if (name == "nr_slab_unreclaimable")
+      value = node_stat(NodeStat::NR_SLAB_UNRECLAIMABLE);
+    else if (name == "nr_kernel_misc_reclaimable")
+      value = node_stat(NodeStat::NR_KERNEL_MISC_RECLAIMABLE);
+    v.push_back({name, value});
+  }
   const pi::DirtyLimits d = pi::global_dirty_limits(m);
   v.push_back({"nr_dirty_threshold", d.dirty});
   v.push_back({"nr_dirty_background_threshold", d.background});

@@ -89,6 +89,8 @@ struct KmemCache {
   gfp_t allocflags = 0;
   uint64_t random = 0;  // hardened free pointer key
   int refcount = 1;     // merged aliases share the cache
+  // Objects slub_debug withheld from the cache (slab_debug.cc).
+  std::atomic<uint64_t> quarantined{0};
   std::vector<std::string> aliases;
   std::unique_ptr<KmemCacheCpu[]> cpu_slab;
   std::vector<std::unique_ptr<KmemCacheNode>> node;
@@ -134,6 +136,12 @@ struct SlabState final : LayerState {
   std::mutex slab_mutex;
   std::vector<KmemCache*> caches;  // owned; creation order
   KmemCache* kmalloc_caches[14] = {};
+  // slub_debug (set_slub_debug, slab_debug.cc), under slab_mutex: the debug
+  // flags and the caches they go to ("": all).
+  slab_flags_t slub_debug_flags = 0;
+  std::string slub_debug_caches;
+  std::mutex shrinker_mutex;                 // guards `shrinkers` (shrinker.cc)
+  std::vector<struct Shrinker*> shrinkers;  // registered, in registration order
   ~SlabState() override;
 };
 SlabState& slab_state(Machine& m);  // creates the kmalloc caches on first use

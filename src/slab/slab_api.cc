@@ -182,6 +182,7 @@ KmemCache* kmem_cache_create(Machine& m, std::string_view name, unsigned size, u
   if (flags & SLAB_TYPESAFE_BY_RCU) return fail("SLAB_TYPESAFE_BY_RCU is not supported (no RCU)");
 
   std::lock_guard<std::mutex> g(st.slab_mutex);
+  flags |= slub_debug_flags_for(st, name);  // slub_debug= (slab_debug.cc)
   for (KmemCache* s : st.caches)
     if (s->name == name) return fail("a cache of that name exists");
   if (KmemCache* s = find_mergeable(st, size, align, flags, ctor)) {
@@ -345,14 +346,7 @@ SlabInfo get_slabinfo(KmemCache* s) {
   return info;
 }
 
-void slab_report(KmemCache* s, const char* what, const void* obj) {
-  s->machine->warn(
-      fmt::format("=============================================================================\n"
-                  "BUG {} (Not tainted): {}\n"
-                  "-----------------------------------------------------------------------------\n"
-                  "Object {} in cache {} (object size {})\n",
-                  s->name, what, obj, s->name, s->object_size));
-}
+// slab_report() is in slab_debug.cc.
 
 SlabState::~SlabState() {
   for (KmemCache* s : caches) delete s;

@@ -114,7 +114,7 @@ void discard_slab(KmemCache* s, Page* slab) {
 // Counts a chain of free objects and finds its last one.
 unsigned chain_length(const KmemCache* s, void* head, void** tail) {
   unsigned n = 0;
-  for (void* p = head; p; p = get_freepointer(s, p)) {
+  for (void* p = head; p; p = get_freepointer_checked(s, nullptr, p)) {
     ++n;
     *tail = p;
   }
@@ -318,7 +318,7 @@ void* slab_alloc_slow(KmemCache* s, CpuState* cpu, gfp_t gfp, int node) {
       }
     }
     tmp.slab = slab;
-    tmp.freelist = get_freepointer(s, freelist);
+    tmp.freelist = get_freepointer_checked(s, slab, freelist);
     flush_cpu_slab(s, &tmp);
     return freelist;
   }
@@ -363,7 +363,7 @@ void* slab_alloc_slow(KmemCache* s, CpuState* cpu, gfp_t gfp, int node) {
     c->slab = slab;
     break;
   }
-  c->freelist = get_freepointer(s, freelist);
+  c->freelist = get_freepointer_checked(s, slab, freelist);
   return freelist;
 }
 

@@ -612,7 +612,7 @@ void highatomic_case(bool bound) {
 // (src/page_alloc/alloc.cc) does not fall back to rmqueue_buddy() when
 // rmqueue_pcplist() fails, so the 510 reserved pages stay free. Enable once
 // that is fixed.
-TEST(Gfp, DISABLED_AtomicOrderZeroMayUseHighAtomicReserve) {
+TEST(Gfp, AtomicOrderZeroMayUseHighAtomicReserve) {
   highatomic_case(false);
   if (HasFatalFailure()) return;
   highatomic_case(true);
@@ -628,7 +628,7 @@ TEST(Gfp, DISABLED_AtomicOrderZeroMayUseHighAtomicReserve) {
 // overflow); bound, order_to_pindex(3, order) picks the wrong pcp list
 // (orders 0..2: the UNMOVABLE list of order + 1) or one past the end
 // (order 3). Enable once alloc_pages() rejects (or masks) the combination.
-TEST(Gfp, DISABLED_MovableAndReclaimableTogetherIsRejected) {
+TEST(Gfp, MovableAndReclaimableTogetherIsRejected) {
   auto mp = must_boot(one_node(Arch::x86_64, 32 * kMiB, 2));
   ASSERT_TRUE(mp);
   Machine& m = *mp;
@@ -661,7 +661,7 @@ TEST(Gfp, DISABLED_MovableAndReclaimableTogetherIsRejected) {
 // DISABLED: mmkit allocates by gfp_migratetype(gfp) whatever
 // m.mobility_grouping says (src/page_alloc/alloc.cc), so the page comes
 // from the MOVABLE lists and its pageblock stays MOVABLE.
-TEST(Gfp, DISABLED_NoMobilityGroupingMeansUnmovable) {
+TEST(Gfp, NoMobilityGroupingMeansUnmovable) {
   auto mp = must_boot(one_node(Arch::i386, 16 * kMiB));
   ASSERT_TRUE(mp);
   Machine& m = *mp;

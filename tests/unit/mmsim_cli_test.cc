@@ -61,6 +61,16 @@ TEST(MmsimCli, BuddyinfoLinesHaveElevenOrders) {
   EXPECT_EQ(lines, 3u);  // DMA and DMA32 of node 0, DMA32 of node 1
 }
 
+TEST(MmsimCli, ProcSlabinfoListsTheKmallocCaches) {
+  CliRun r = mmsim("proc slabinfo");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("slabinfo - version: 2.1\n# name            <active_objs> ", 0), 0u)
+      << r.out.substr(0, 200);
+  const std::regex kmalloc64(
+      R"((^|\n)kmalloc-64 +0 +0 +64 +\d+ +1 : tunables +0 +0 +0 : slabdata +0 +0 +0\n)");
+  EXPECT_TRUE(std::regex_search(r.out, kmalloc64)) << r.out;
+}
+
 TEST(MmsimCli, ProcWithConfigAndJson) {
   const std::string cfg =
       write_config("i386.toml", "arch = \"i386\"\n[[node]]\nmemory = \"2GiB\"\n");
@@ -99,6 +109,21 @@ TEST(MmsimCli, DemoRunsAndReturnsAllMemory) {
   EXPECT_GT(pages_before, 1000000u);
   EXPECT_EQ(free_pages_in(r.out.substr(r.out.find('\n', after) + 1)), pages_before);
   EXPECT_NE(r.out.find("pgfree"), std::string::npos);
+  // The slab side: the demo caches' rows at the peak and after.
+  const size_t slab_peak = r.out.find("== slabinfo at the peak");
+  const size_t slab_after = r.out.find("== slabinfo after");
+  ASSERT_NE(slab_peak, std::string::npos);
+  ASSERT_NE(slab_after, std::string::npos);
+  const std::regex row(R"(\n(demo_inode|demo_dentry) +(\d+) +(\d+) +(640|192) )");
+  std::smatch match;
+  const std::string peak = r.out.substr(slab_peak, slab_after - slab_peak);
+  ASSERT_TRUE(std::regex_search(peak, match, row)) << peak;
+  EXPECT_GT(std::stoull(match[3]), 0u) << match[0];  // slabs held at the peak
+  const std::string slabs_after = r.out.substr(slab_after);
+  EXPECT_NE(slabs_after.find("\ndemo_inode             0      0    640"), std::string::npos)
+      << slabs_after;
+  EXPECT_NE(slabs_after.find("\ndemo_dentry            0      0    192"), std::string::npos)
+      << slabs_after;
 }
 
 struct BadInput {

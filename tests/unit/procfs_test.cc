@@ -415,7 +415,7 @@ TEST(ProcfsTest, RenderViewByName) {
   auto m = boot_or_die(x86_64_config(256));
   ASSERT_TRUE(m);
   const auto names = view_names();
-  EXPECT_EQ(names.size(), 5u);
+  EXPECT_EQ(names.size(), 6u);
   for (std::string_view name : names) EXPECT_FALSE(render_view(*m, name).empty()) << name;
   EXPECT_EQ(render_view(*m, "meminfo"), render_meminfo(*m));
   EXPECT_EQ(render_view(*m, "buddyinfo"), render_buddyinfo(*m));

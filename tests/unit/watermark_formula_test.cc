@@ -398,7 +398,7 @@ TEST(WatermarkFormula, PcpRefillBatchScalesWithOrder) {
 // DISABLED: mmkit's rmqueue_pcplist() (src/page_alloc/pcp.cc) applies
 // max(batch >> order, 2) whenever order > 0, pulls two order-2 blocks and
 // leaves one (4 pages) on the list. Enable once that is fixed.
-TEST(WatermarkFormula, DISABLED_PcpRefillBatchOneIsNotScaled) {
+TEST(WatermarkFormula, PcpRefillBatchOneIsNotScaled) {
   auto mp = must_boot(x86(512 * kMiB, 1));
   ASSERT_TRUE(mp);
   Machine& m = *mp;
