@@ -74,8 +74,7 @@ std::vector<VmstatField> vmstat_fields(const Machine& m, bool with_private = fal
 // Linux walks slab_caches (create_cache() list_add()s at the head), so the
 // kmalloc caches come last, kmalloc-8k first among them. SLUB has no
 // tunables and no shared arrays: limit, batchcount, sharedfactor and
-// sharedavail are always 0. No cache may be destroyed while this runs (Linux
-// holds slab_mutex across the walk).
+// sharedavail are always 0. The walk holds slab_mutex, as Linux's does.
 struct SlabinfoRow {
   SlabInfo info;
   std::vector<std::string> aliases;

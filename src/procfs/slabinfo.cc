@@ -32,11 +32,10 @@
 namespace mmkit {
 
 std::vector<SlabinfoRow> slabinfo_rows(Machine& m) {
-  std::vector<KmemCache*> caches = slab_caches(m);  // creation order
-  std::reverse(caches.begin(), caches.end());       // slab_caches' list order: newest first
   std::vector<SlabinfoRow> rows;
-  rows.reserve(caches.size());
-  for (KmemCache* s : caches) rows.push_back({get_slabinfo(s), kmem_cache_aliases(s)});
+  for_each_slab_cache(m, [&](KmemCache* s) {
+    rows.push_back({get_slabinfo(s), kmem_cache_aliases(s)});
+  });
   return rows;
 }
 

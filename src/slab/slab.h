@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -82,6 +83,9 @@ KmemCache* kmalloc_cache(Machine& m, size_t size);
 // Every cache of the machine in creation order, and the names merged into it.
 std::vector<KmemCache*> slab_caches(Machine& m);
 std::vector<std::string> kmem_cache_aliases(const KmemCache* s);
+// Visits the caches newest first (the order of Linux's slab_caches list)
+// under slab_mutex, so none is destroyed meanwhile.
+void for_each_slab_cache(Machine& m, const std::function<void(KmemCache*)>& fn);
 
 // /proc/slabinfo numbers of one cache (get_slabinfo()).
 struct SlabInfo {

@@ -333,6 +333,12 @@ std::vector<std::string> kmem_cache_aliases(const KmemCache* s) {
   return s->aliases;
 }
 
+void for_each_slab_cache(Machine& m, const std::function<void(KmemCache*)>& fn) {
+  SlabState& st = slab_state(m);
+  std::lock_guard<std::mutex> g(st.slab_mutex);
+  for (auto it = st.caches.rbegin(); it != st.caches.rend(); ++it) fn(*it);
+}
+
 SlabInfo get_slabinfo(KmemCache* s) {
   SlabInfo info{s->name, 0, 0, s->size, s->objects, 1u << s->order, 0, 0};
   uint64_t free = 0;
