@@ -28,6 +28,7 @@ namespace mmkit_bench {
 
 void BM_order0_pcp(benchmark::State& state, uint64_t gib);
 void BM_order0_nopcp(benchmark::State& state);
+void BM_order0_nopcp_nomerge(benchmark::State& state);
 void BM_orderN(benchmark::State& state, unsigned order);
 void BM_two_cpu_remote_free(benchmark::State& state);
 void BM_peer_aligned_4k(benchmark::State& state, int peer);  // peers.cc's kPeers order
@@ -67,6 +68,7 @@ void register_all() {
   RegisterBenchmark("page_alloc/order0_pcp/repeat", BM_order0_pcp, uint64_t{4});
 
   RegisterBenchmark("page_alloc/order0_nopcp", BM_order0_nopcp);
+  RegisterBenchmark("page_alloc/order0_nopcp_nomerge", BM_order0_nopcp_nomerge);
   for (unsigned order = 1; order <= 10; ++order)
     RegisterBenchmark(("page_alloc/order" + std::to_string(order)).c_str(), BM_orderN, order);
   RegisterBenchmark("page_alloc/two_cpu_remote_free", BM_two_cpu_remote_free)->UseRealTime();

@@ -18,11 +18,11 @@
 
 namespace mmkit_bench {
 
-mmkit::Machine* bench_machine(uint64_t gib, std::string* err);
+mmkit::Machine* bench_machine(uint64_t gib, int instance, std::string* err);
 
 void BM_orderN(benchmark::State& state, unsigned order) {
   std::string err;
-  mmkit::Machine* m = bench_machine(4, &err);
+  mmkit::Machine* m = bench_machine(4, 0, &err);
   if (m == nullptr) return state.SkipWithError(err.c_str());
   auto scope = mmkit::CpuScope::bind(*m, 0);
   if (!scope.ok()) return state.SkipWithError(("bind CPU 0: " + scope.error().message).c_str());

@@ -2,11 +2,13 @@
 """Markdown tables of mmkit_bench results and the ratios the targets are set on.
 
 Reads `mmkit_bench --benchmark_format=json` output (a file argument, or stdin)
-and prints two tables: every benchmark's median time (with min, max and the
-counters), then the ratios, each with its target and a verdict:
+and prints two tables: every benchmark in registration order (median real
+time, its range, median CPU time, the counters), then the ratios, each with
+its target and a verdict:
 
   order0_pcp / peer aligned 4 KiB pair   < 1: mmkit is faster than that peer
   order0_nopcp / order0_pcp              <= 3: the zone-lock path within 3x
+  order0_nopcp_nomerge / order0_pcp      the lock path without split/merge
   order0_pcp_64GiB / order0_pcp_1GiB     <= 1.25: order-0 cost flat in RAM
                                          (1.25 is the noise allowance)
   boot/64GiB                             < 1 s
@@ -40,7 +42,7 @@ NON_COUNTERS = {
 
 
 def load(stream, use_cpu):
-    """{run_name: {"times": [ns...], "counters": {name: [values]}, "order": i}}."""
+    """(context, {run_name: {"times", "real", "cpu": [ns...], "counters": {name: [values]}, "order"}})."""
     data = json.load(stream)
     runs, medians = {}, {}
     for i, b in enumerate(data.get("benchmarks", [])):
@@ -48,22 +50,29 @@ def load(stream, use_cpu):
         real_only = name.endswith("/real_time")
         name = name.removesuffix("/real_time")
         if b.get("error_occurred"):
-            runs.setdefault(name, {"times": [], "counters": {}, "order": i,
-                                   "error": b.get("error_message", "error")})
+            runs.setdefault(name, {"times": [], "real": [], "cpu": [], "counters": {},
+                                   "order": b.get("family_index", i)})
+            runs[name]["error"] = b.get("error_message", "error")
             continue
-        ns = b["cpu_time" if use_cpu and not real_only else "real_time"] * TO_NS[b.get("time_unit", "ns")]
+        unit = TO_NS[b.get("time_unit", "ns")]
+        ns = b["cpu_time" if use_cpu and not real_only else "real_time"] * unit
+        real_ns, cpu_ns = b["real_time"] * unit, b["cpu_time"] * unit
         counters = {k: v for k, v in b.items() if k not in NON_COUNTERS and isinstance(v, (int, float))}
         if b.get("run_type") == "aggregate":
             if b.get("aggregate_name") == "median":
-                medians[name] = (ns, counters, i)
+                medians[name] = (ns, real_ns, cpu_ns, counters, b.get("family_index", i))
             continue
-        r = runs.setdefault(name, {"times": [], "counters": {}, "order": i})
+        r = runs.setdefault(name, {"times": [], "real": [], "cpu": [], "counters": {},
+                                   "order": b.get("family_index", i)})
         r["times"].append(ns)
+        r["real"].append(real_ns)
+        r["cpu"].append(cpu_ns)
         for k, v in counters.items():
             r["counters"].setdefault(k, []).append(v)
-    for name, (ns, counters, i) in medians.items():  # aggregates only
+    for name, (ns, real_ns, cpu_ns, counters, i) in medians.items():  # aggregates only
         if name not in runs or not runs[name]["times"]:
-            runs[name] = {"times": [ns], "counters": {k: [v] for k, v in counters.items()}, "order": i}
+            runs[name] = {"times": [ns], "real": [real_ns], "cpu": [cpu_ns],
+                          "counters": {k: [v] for k, v in counters.items()}, "order": i}
     return data.get("context", {}), runs
 
 
@@ -101,16 +110,16 @@ def main():
     print(f"Host: {context.get('num_cpus', '?')} CPUs at {context.get('mhz_per_cpu', '?')} MHz{load_s}, "
           f"{context.get('date', '')}; times are medians of "
           f"{'thread CPU time (real time where marked real_time)' if use_cpu else 'real time'}.\n")
-    print("| benchmark | median | min | max | runs | counters (median) |")
+    print("| benchmark | real (median) | real min .. max | CPU (median) | runs | counters (median) |")
     print("|---|---:|---:|---:|---:|---|")
     for name, r in sorted(runs.items(), key=lambda kv: kv[1]["order"]):
         if "error" in r and not r["times"]:
             print(f"| {name} | error: {r['error']} | | | 0 | |")
             continue
-        t = r["times"]
+        real, cpu = r["real"], r["cpu"]
         counters = ", ".join(f"{k}={statistics.median(v):.4g}" for k, v in sorted(r["counters"].items()))
-        print(f"| {name} | {fmt_time(statistics.median(t))} | {fmt_time(min(t))} | {fmt_time(max(t))} "
-              f"| {len(t)} | {counters} |")
+        print(f"| {name} | {fmt_time(statistics.median(real))} | {fmt_time(min(real))} .. "
+              f"{fmt_time(max(real))} | {fmt_time(statistics.median(cpu))} | {len(real)} | {counters} |")
 
     pcp = median(runs, *PCP_RUNS)
     print("\n| ratio | value (ours / theirs) | target | verdict |")
@@ -121,6 +130,8 @@ def main():
     print(ratio_row("order0_pcp / mmap_4k", pcp, median(runs, "peer/mmap_4k"), "(context)", None))
     print(ratio_row("order0_nopcp / order0_pcp", median(runs, "page_alloc/order0_nopcp"), pcp,
                     "<= 3", lambda r: r <= 3))
+    print(ratio_row("order0_nopcp_nomerge / order0_pcp (lock path, no split/merge)",
+                    median(runs, "page_alloc/order0_nopcp_nomerge"), pcp, "(context)", None))
     print(ratio_row("order0_pcp_64GiB / order0_pcp_1GiB", median(runs, "page_alloc/order0_pcp_64GiB"),
                     median(runs, "page_alloc/order0_pcp_1GiB"), "<= 1.25 (flat)", lambda r: r <= 1.25))
     print(ratio_row("order0_pcp/repeat / order0_pcp (drift)", median(runs, PCP_RUNS[1]),

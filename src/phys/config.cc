@@ -220,6 +220,15 @@ std::string validate(const MachineConfig& c) {
              " is out of range (must be -1 for no limit, or >= 0)";
     if (f.space < 0) return w + ".space: " + std::to_string(f.space) + " is negative";
   }
+  if (!c.slub_debug.empty()) {
+    const std::string letters = c.slub_debug.substr(0, c.slub_debug.find(','));
+    for (char ch : letters)
+      if (std::string_view("FZPUTH-").find(ch) == std::string_view::npos)
+        return std::string("slub_debug: unknown flag '") + ch +
+               "' (use F sanity checks, Z red zones, P poisoning, U user tracking, H hardened)";
+    if (c.slub_debug.find(",,") != std::string::npos || c.slub_debug.back() == ',')
+      return "slub_debug: empty cache name in \"" + c.slub_debug + "\"";
+  }
   const FaultConfig& f = c.fail_page_alloc.fault;
   if (f.probability > 100) {
     return "fail_page_alloc.probability: " + std::to_string(f.probability) +

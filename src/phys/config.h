@@ -58,6 +58,10 @@ struct MachineConfig {
   std::vector<NodeConfig> nodes;
   FailPageAllocConfig fail_page_alloc;
   FailSlabConfig failslab;
+  // Linux's slub_debug= boot parameter: flag letters (F sanity checks, Z red
+  // zones, P poisoning, U user tracking, H hardened free pointers, - none)
+  // then optionally ",cache,cache*". Empty: no debugging.
+  std::string slub_debug;
 };
 
 // Checks every field; returns "" when the config can boot, else one message

@@ -181,10 +181,10 @@ class Parser {
 
   MachineConfig parse(const toml::table& root) {
     MachineConfig c;
-    check_keys(
-        root, "", "at the top level",
-        {"arch", "cpus", "min_free_kbytes", "watermark_scale_factor", "lowmem_reserve_ratio",
-         "percpu_pagelist_high_fraction", "movablecore", "node", "fail_page_alloc", "failslab"});
+    check_keys(root, "", "at the top level",
+               {"arch", "cpus", "min_free_kbytes", "watermark_scale_factor", "lowmem_reserve_ratio",
+                "percpu_pagelist_high_fraction", "movablecore", "node", "fail_page_alloc",
+                "failslab", "slub_debug"});
     for (const auto& [key, value] : root) note(std::string(key.str()), value);
 
     if (const toml::node* n = root.get("arch")) {
@@ -231,6 +231,11 @@ class Parser {
       if (!a->empty() && line_of(*n) == 0) lines_["node"] = line_of((*a)[0]);
     }
     if (const toml::node* n = root.get("failslab")) get_failslab(*n, &c.failslab);
+    if (const toml::node* n = root.get("slub_debug")) {
+      const auto* s = n->as_string();
+      if (!s) fail(*n, "slub_debug", std::string("expected a string, got ") + type_name(*n));
+      c.slub_debug = s->get();
+    }
     if (const toml::node* n = root.get("fail_page_alloc")) {
       get_fail_page_alloc(*n, &c.fail_page_alloc);
     }

@@ -10,6 +10,7 @@
 #include "base/bitops.h"
 #include "page_alloc/page_alloc.h"
 #include "slab/kmem_cache.h"
+#include "slab/slab_debug.h"
 
 namespace mmkit {
 
@@ -66,7 +67,10 @@ SlabState& slab_state(Machine& m) {
   // Creation order of create_kmalloc_caches(): by size.
   for (unsigned size : {8u, 16u, 32u, 64u, 96u, 128u, 192u, 256u, 512u, 1024u, 2048u, 4096u, 8192u})
     st->caches.push_back(st->kmalloc_caches[kmalloc_index(size)]);
-  return *static_cast<SlabState*>(m.install_layer_state(Layer::kSlab, std::move(st)));
+  SlabState* ours = st.get();
+  auto* installed = static_cast<SlabState*>(m.install_layer_state(Layer::kSlab, std::move(st)));
+  if (installed == ours && !m.config().slub_debug.empty()) apply_slub_debug_param(m);
+  return *installed;
 }
 
 KmemCache* kmalloc_cache(Machine& m, size_t size) {

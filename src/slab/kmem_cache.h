@@ -140,7 +140,7 @@ struct SlabState final : LayerState {
   // flags and the caches they go to ("": all).
   slab_flags_t slub_debug_flags = 0;
   std::string slub_debug_caches;
-  std::mutex shrinker_mutex;                 // guards `shrinkers` (shrinker.cc)
+  std::mutex shrinker_mutex;                // guards `shrinkers` (shrinker.cc)
   std::vector<struct Shrinker*> shrinkers;  // registered, in registration order
   ~SlabState() override;
 };

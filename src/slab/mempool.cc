@@ -1,4 +1,4 @@
-// Memory pools (mm/mempool.c, Linux 6.1 with the later min_nr == 0 fix).
+// Memory pools (mm/mempool.c: Linux 6.1, plus the min_nr == 0 case of later kernels).
 //
 // Why a pool: code on the reclaim and writeback paths must make progress
 // when the allocators are out of memory, or the memory it would free never

@@ -112,6 +112,7 @@ int register_shrinker(Machine& m, Shrinker* shrinker, std::string_view name) {
   }
   shrinker->name = std::string(name);
   shrinker->machine = &m;
+  shrinker->nr_deferred.store(0, std::memory_order_relaxed);  // Linux allocates it zeroed
   if (shrinker->flags & SHRINKER_NUMA_AWARE) {
     shrinker->nr_deferred_node = std::make_unique<std::atomic<int64_t>[]>(m.nr_nodes());
     for (unsigned i = 0; i < m.nr_nodes(); ++i) shrinker->nr_deferred_node[i].store(0);

@@ -694,4 +694,35 @@ void set_slub_debug(Machine& m, slab_flags_t flags, std::string_view cache_names
   }
 }
 
+void apply_slub_debug_param(Machine& m) {
+  const std::string& param = m.config().slub_debug;
+  const size_t comma = param.find(',');
+  slab_flags_t flags = 0;
+  for (char ch : param.substr(0, comma)) {
+    switch (ch) {
+      case 'F':
+        flags |= SLAB_CONSISTENCY_CHECKS;
+        break;
+      case 'Z':
+        flags |= SLAB_RED_ZONE;
+        break;
+      case 'P':
+        flags |= SLAB_POISON;
+        break;
+      case 'U':
+        flags |= SLAB_STORE_USER;
+        break;
+      case 'H':
+        flags |= SLAB_FREELIST_HARDENED;
+        break;
+      default:
+        break;  // '-' and 'T': nothing to turn on
+    }
+  }
+  if (param.substr(0, comma).empty())
+    flags = SLAB_DEBUG_FLAGS & ~SLAB_STORE_USER;  // "slub_debug" alone: FZP
+  set_slub_debug(m, flags,
+                 comma == std::string::npos ? "" : std::string_view(param).substr(comma + 1));
+}
+
 }  // namespace mmkit

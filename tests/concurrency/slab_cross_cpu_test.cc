@@ -70,7 +70,7 @@ MachineConfig two_cpu_config() {
   return c;
 }
 
-constexpr uint32_t kSizes[] = {8,   16,  24,   40,   64,   96,   128,  192,   256,  300,
+constexpr uint32_t kSizes[] = {8,   16,  24,   40,   64,   96,   128,  192,  256,   300,
                                512, 700, 1024, 2000, 2048, 4096, 5000, 8192, 12000, 20000};
 
 class CrossCpu {
@@ -102,8 +102,10 @@ class CrossCpu {
         while (!out.push(obj)) {
           // The ring is full: free what the other CPU sent meanwhile, so
           // the two threads never wait on each other.
-          if (in.pop(&it)) release(it);
-          else std::this_thread::yield();
+          if (in.pop(&it))
+            release(it);
+          else
+            std::this_thread::yield();
         }
       }
       // Free some incoming objects: a burst now and then, one otherwise.
@@ -158,8 +160,7 @@ class CrossCpu {
       return obj;
     }
     if (live(obj.p).exchange(1, std::memory_order_relaxed) != 0) {
-      ADD_FAILURE() << "object " << obj.p << " (size " << obj.size
-                    << ") handed out while live";
+      ADD_FAILURE() << "object " << obj.p << " (size " << obj.size << ") handed out while live";
       errors_.fetch_add(1, std::memory_order_relaxed);
     }
     std::memcpy(obj.p, &obj.tag, 8);
@@ -195,7 +196,8 @@ class CrossCpu {
 
   Machine& m_;
   char* base_;
-  std::unique_ptr<std::atomic<uint8_t>[]> live_;  // per 8 bytes of RAM: 1 = a live object starts here
+  std::unique_ptr<std::atomic<uint8_t>[]>
+      live_;  // per 8 bytes of RAM: 1 = a live object starts here
   KmemCache* cache_;
   Ring ring_[2];  // ring_[c]: produced by CPU c for the other
   std::atomic<bool> done_[2] = {false, false};

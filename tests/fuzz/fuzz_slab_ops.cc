@@ -138,8 +138,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       what = "kmem_cache_create size " + std::to_string(sz) + " align " + std::to_string(align) +
              " flags " + std::to_string(flags);
       if (handles.size() < kMaxCaches) {
-        KmemCache* c =
-            kmem_cache_create(m, "fuzz" + std::to_string(created++), sz, align, flags);
+        KmemCache* c = kmem_cache_create(m, "fuzz" + std::to_string(created++), sz, align, flags);
         if (c) {
           if (kmem_cache_size(c) < sz) fail(what + ": object size below the request");
           handles.push_back({c, sz});

@@ -60,7 +60,7 @@ const BadConfig kBadConfigs[] = {
     {"UnknownTopLevelKeyListsKnownKeys", "\nzzzzzzz = -1\n[[node]]\nmemory = \"4MiB\"\n",
      "t.toml:2: zzzzzzz: unknown key \"zzzzzzz\" at the top level (expected one of arch, cpus, "
      "min_free_kbytes, watermark_scale_factor, lowmem_reserve_ratio, "
-     "percpu_pagelist_high_fraction, movablecore, node, fail_page_alloc, failslab)"},
+     "percpu_pagelist_high_fraction, movablecore, node, fail_page_alloc, failslab, slub_debug)"},
     {"UnknownNodeKey", "[[node]]\nmemory = \"1GiB\"\n[[node]]\nmemory = \"1GiB\"\nweight = 3\n",
      "t.toml:5: node[1].weight: unknown key \"weight\" in [[node]] (expected one of memory, cpus, "
      "distance, holes, reserved)"},
@@ -364,6 +364,29 @@ TEST(ConfigLoad, ReadsFile) {
   EXPECT_EQ(r.error().message, std::string(path) +
                                    ":6: node[1].mem: unknown key \"mem\" in [[node]]; did you "
                                    "mean \"memory\"?");
+}
+
+}  // namespace
+}  // namespace mmkit
+
+namespace mmkit {
+namespace {
+
+TEST(ConfigSlubDebug, ParsesAndValidates) {
+  auto ok = parse_machine_config(
+      "slub_debug = \"FZP,kmalloc-64,dbg*\"\n[[node]]\nmemory = \"64MiB\"\n", "t.toml");
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(ok->slub_debug, "FZP,kmalloc-64,dbg*");
+  auto bad = parse_machine_config("slub_debug = \"FQ\"\n[[node]]\nmemory = \"64MiB\"\n", "t.toml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(
+      bad.error().message,
+      "t.toml:1: slub_debug: unknown flag 'Q' (use F sanity checks, Z red zones, P poisoning, U "
+      "user tracking, H hardened)");
+  auto empty =
+      parse_machine_config("slub_debug = \"Z,,x\"\n[[node]]\nmemory = \"64MiB\"\n", "t.toml");
+  ASSERT_FALSE(empty.ok());
+  EXPECT_EQ(empty.error().message, "t.toml:1: slub_debug: empty cache name in \"Z,,x\"");
 }
 
 }  // namespace

@@ -210,3 +210,33 @@ TEST(SlabBasics, OrderFollowsCalculateOrder) {
 
 }  // namespace
 }  // namespace mmkit
+
+namespace mmkit {
+namespace {
+
+TEST(SlabBasics, SlubDebugFromTheMachineConfig) {
+  MachineConfig c = small_numa();
+  c.slub_debug = "FZ,kmalloc-64";
+  auto booted = boot(c);
+  ASSERT_TRUE(booted.ok());
+  Machine& m = **booted;
+  std::string report;
+  m.warn_sink = [&](const std::string& s) { report += s; };
+  auto cpu = CpuScope::bind(m, 0);
+  auto* p = static_cast<uint8_t*>(kmalloc(m, 64, GFP_KERNEL));
+  ASSERT_NE(p, nullptr);
+  p[64] = 0;  // one byte past the object: the right red zone
+  kfree(m, p);
+  EXPECT_NE(report.find("BUG kmalloc-64 (Not tainted): Right Redzone overwritten"),
+            std::string::npos)
+      << report;
+  report.clear();
+  auto* q = static_cast<uint8_t*>(kmalloc(m, 32, GFP_KERNEL));  // kmalloc-32: not debugged
+  q[31] = 0;  // the last byte of its own object: fine
+  kfree(m, q);
+  EXPECT_EQ(report, "");
+  EXPECT_EQ(slab_check(m), "");
+}
+
+}  // namespace
+}  // namespace mmkit
