@@ -45,6 +45,9 @@ inline bool has_numa(const Machine& m) {
 
 // enum node_stat_item, as zoneinfo's "per-node stats" and vmstat print it.
 std::vector<std::string_view> node_stat_names(const Machine& m);
+// The value of a node stat item by its /proc name, for one node (pages);
+// 0 for the items mmkit does not track yet.
+uint64_t node_stat_value(const Node& n, std::string_view name);
 
 // enum vm_event_item names in vmstat_text order (all but the zone-indexed
 // ones are the same on both arches, give or take the config above).

@@ -22,6 +22,18 @@
 namespace mmkit {
 namespace procfs_internal {
 
+uint64_t node_stat_value(const Node& n, std::string_view name) {
+  auto get = [&](NodeStat item) {
+    return static_cast<uint64_t>(std::max<int64_t>(n.stat[static_cast<unsigned>(item)].get(), 0));
+  };
+  if (name == "nr_slab_reclaimable") return get(NodeStat::NR_SLAB_RECLAIMABLE);
+  if (name == "nr_slab_unreclaimable") return get(NodeStat::NR_SLAB_UNRECLAIMABLE);
+  if (name == "nr_kernel_misc_reclaimable") return get(NodeStat::NR_KERNEL_MISC_RECLAIMABLE);
+  if (name == "nr_page_table_pages") return get(NodeStat::NR_PAGETABLE);
+  if (name == "nr_anon_pages") return get(NodeStat::NR_ANON_PAGES);
+  return 0;
+}
+
 std::vector<std::string_view> node_stat_names(const Machine& m) {
   std::vector<std::string_view> v = {
       "nr_inactive_anon",
@@ -172,17 +184,10 @@ std::vector<VmstatField> vmstat_fields(const Machine& m, bool with_private) {
     v.push_back({name, name == "nr_free_pages" ? nr_free_pages(m) : 0});
   if (pi::has_numa(m))
     for (std::string_view name : pi::kNumaStatNames) v.push_back({name, 0});
-  auto node_stat = [&](NodeStat item) {
-    return static_cast<uint64_t>(std::max<int64_t>(m.node_stat_sum(item), 0));
-  };
   for (std::string_view name : pi::node_stat_names(m)) {
     uint64_t value = 0;
-    if (name == "nr_slab_reclaimable")
-      value = node_stat(NodeStat::NR_SLAB_RECLAIMABLE);
-    else if (name == "nr_slab_unreclaimable")
-      value = node_stat(NodeStat::NR_SLAB_UNRECLAIMABLE);
-    else if (name == "nr_kernel_misc_reclaimable")
-      value = node_stat(NodeStat::NR_KERNEL_MISC_RECLAIMABLE);
+    for (unsigned nid = 0; nid < m.nr_nodes(); ++nid)
+      value += pi::node_stat_value(m.node(nid), name);
     v.push_back({name, value});
   }
   const pi::DirtyLimits d = pi::global_dirty_limits(m);

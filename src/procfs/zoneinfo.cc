@@ -82,7 +82,7 @@ void print_zone(fmt::memory_buffer& out, const Machine& m, const Node& n, const 
   if (is_zone_first_populated(n, z)) {
     fmt::format_to(it, "\n  per-node stats");
     for (std::string_view name : pi::node_stat_names(m))
-      fmt::format_to(it, "\n      {:<12} {}", name, 0);
+      fmt::format_to(it, "\n      {:<12} {}", name, pi::node_stat_value(n, name));
   }
   const ZoneSnapshot s = snapshot(z);
   fmt::format_to(it,
