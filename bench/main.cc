@@ -13,6 +13,9 @@
 // peers.cc): if the probe fails for lack of static TLS, the binary
 // re-executes itself once with GLIBC_TUNABLES asking for a larger surplus.
 // MMKIT_BENCH_NO_REEXEC=1 turns that off (peer/jemalloc is then skipped).
+//
+// The slab benchmarks (slab/...) follow the page allocator's, each size's
+// mmkit runs next to the malloc peers of that size (peer/<lib>/...).
 #include <benchmark/benchmark.h>
 #include <dlfcn.h>
 #include <unistd.h>
@@ -34,11 +37,21 @@ void BM_two_cpu_remote_free(benchmark::State& state);
 void BM_peer_aligned_4k(benchmark::State& state, int peer);  // peers.cc's kPeers order
 void BM_peer_mmap_4k(benchmark::State& state);
 void BM_boot(benchmark::State& state, uint64_t gib);
+void BM_slab_cache_pair(benchmark::State& state, unsigned size);
+void BM_slab_kmalloc_pair(benchmark::State& state, unsigned size);
+void BM_slab_batch(benchmark::State& state, unsigned size);
+void BM_slab_remote_free(benchmark::State& state);
+void BM_slab_colour(benchmark::State& state, bool colour, unsigned nr_slabs);
+// peers_malloc.cc; `peer` indexes kMallocPeerNames.
+void BM_peer_malloc_pair(benchmark::State& state, int peer, unsigned size);
+void BM_peer_batch(benchmark::State& state, int peer, unsigned size);
+void BM_peer_remote_free(benchmark::State& state, int peer);
 
 namespace {
 
 constexpr const char* kReexecMarker = "MMKIT_BENCH_REEXECED";
 constexpr const char* kStaticTlsTunable = "glibc.rtld.optional_static_tls=65536";
+constexpr const char* kMallocPeerNames[] = {"glibc", "jemalloc", "tcmalloc", "mimalloc"};
 
 void ensure_jemalloc_loadable(char** argv) {
   if (std::getenv("MMKIT_BENCH_NO_REEXEC") != nullptr || std::getenv(kReexecMarker) != nullptr) return;
@@ -53,6 +66,37 @@ void ensure_jemalloc_loadable(char** argv) {
   execv("/proc/self/exe", argv);
   std::fprintf(stderr, "mmkit_bench: re-exec for jemalloc's static TLS failed: %s\n",
                std::strerror(errno));
+}
+
+// The slab benchmarks, each size's mmkit runs next to that size's peers.
+void register_slab() {
+  using benchmark::RegisterBenchmark;
+  auto peer_name = [](int peer, const std::string& what) {
+    return "peer/" + std::string(kMallocPeerNames[peer]) + "/" + what;
+  };
+  for (unsigned size : {8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192}) {
+    const std::string sz = std::to_string(size);
+    if (size == 16 || size == 64 || size == 256 || size == 1024)
+      RegisterBenchmark(("slab/cache_pair/" + sz).c_str(), BM_slab_cache_pair, size);
+    RegisterBenchmark(("slab/kmalloc_pair/" + sz).c_str(), BM_slab_kmalloc_pair, size);
+    for (int peer = 0; peer < 4; ++peer)
+      RegisterBenchmark(peer_name(peer, "malloc_pair/" + sz).c_str(), BM_peer_malloc_pair, peer,
+                        size);
+  }
+  for (unsigned size : {16, 64, 256, 1024}) {
+    const std::string sz = std::to_string(size);
+    RegisterBenchmark(("slab/batch/" + sz).c_str(), BM_slab_batch, size);
+    for (int peer = 0; peer < 4; ++peer)
+      RegisterBenchmark(peer_name(peer, "batch/" + sz).c_str(), BM_peer_batch, peer, size);
+  }
+  RegisterBenchmark("slab/remote_free", BM_slab_remote_free)->UseRealTime();
+  for (int peer = 0; peer < 4; ++peer)
+    RegisterBenchmark(peer_name(peer, "remote_free").c_str(), BM_peer_remote_free, peer)
+        ->UseRealTime();
+  RegisterBenchmark("slab/colour/off", BM_slab_colour, false, 64u);
+  RegisterBenchmark("slab/colour/on", BM_slab_colour, true, 64u);
+  RegisterBenchmark("slab/colour/off/512", BM_slab_colour, false, 512u);
+  RegisterBenchmark("slab/colour/on/512", BM_slab_colour, true, 512u);
 }
 
 void register_all() {
@@ -75,6 +119,8 @@ void register_all() {
 
   RegisterBenchmark("page_alloc/order0_pcp_1GiB", BM_order0_pcp, uint64_t{1});
   RegisterBenchmark("page_alloc/order0_pcp_64GiB", BM_order0_pcp, uint64_t{64});
+
+  register_slab();
 
   for (uint64_t gib : {1, 16, 64})
     RegisterBenchmark(("boot/" + std::to_string(gib) + "GiB").c_str(), BM_boot, gib)

@@ -3,6 +3,7 @@
 // stderr and exit status 2, never a crash.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -20,7 +21,10 @@ struct CliRun {
 };
 
 CliRun mmsim(const std::string& args) {
-  const std::string err_file = ::testing::TempDir() + "mmsim_err.txt";
+  // One file per call and process: ctest runs tests in parallel processes.
+  static int calls = 0;
+  const std::string err_file = ::testing::TempDir() + "mmsim_err_" + std::to_string(getpid()) +
+                               "_" + std::to_string(++calls) + ".txt";
   const std::string cmd = std::string(MMSIM_PATH) + " " + args + " 2>" + err_file;
   CliRun r{};
   FILE* p = popen(cmd.c_str(), "r");
@@ -35,7 +39,7 @@ CliRun mmsim(const std::string& args) {
 }
 
 std::string write_config(const std::string& name, const std::string& text) {
-  const std::string path = ::testing::TempDir() + name;
+  const std::string path = ::testing::TempDir() + std::to_string(getpid()) + "_" + name;
   std::ofstream(path) << text;
   return path;
 }

@@ -1,0 +1,189 @@
+// The timed loops shared by the slab benchmarks and their malloc peers, so
+// that mmkit and every peer run exactly the same code around their calls;
+// only the callables differ (mmkit's inline a direct call into the static
+// library, a peer's call through a function pointer from dlsym).
+//
+//   run_pairs(state, alloc, free_fn)   one alloc + free per iteration
+//   run_batch(state, alloc, free_fn)   kBatchObjects allocations, then all of
+//       them freed in allocation order; one iteration is one object (its
+//       allocation, and its free when the batch completes), so the time per
+//       iteration is the time per object. The objects of a batch still open
+//       when the timed loop ends are freed after it, untimed.
+//   run_remote_free(state, alloc, free_fn, enter)
+//       objects allocated on the benchmark thread, freed on a second thread.
+//       The benchmark thread hands them in batches of 64 through a bounded
+//       single-producer single-consumer ring (PtrRing, the design of
+//       page_alloc/two_cpu_remote_free's PageRing) to a consumer thread,
+//       which frees them. One iteration is one object; the reported (real)
+//       time is the time per object, allocation to free. Up to
+//       PtrRing::kRingSize objects still in flight when the timed loop ends
+//       are freed after it, untimed. `enter(body)` runs on the consumer
+//       thread and must call `body()` once it is ready (mmkit: with CPU 1
+//       bound around it) or return an error string without calling it.
+//       Both threads need a core of their own: on a busy 2-core host the
+//       real time mostly measures how long one waits for the other to be
+//       scheduled. So the counter consumer_cpu_ns gives the freeing thread's
+//       CPU time per object (CLOCK_THREAD_CPUTIME_ID); with the benchmark's
+//       own CPU time (the allocating thread's) it is the work per object,
+//       whatever the load.
+//
+// `alloc()` returns null on failure, which ends the benchmark with an error.
+// None of the loops touches the objects beyond what the allocator does.
+#pragma once
+
+#include <benchmark/benchmark.h>
+#include <time.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace mmkit_bench {
+
+inline double thread_cpu_ns_now() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
+}
+
+// A bounded SPSC ring of pointers. Each side caches the other side's index
+// and re-reads it only when the cached value says full / empty.
+class PtrRing {
+ public:
+  static constexpr size_t kRingSize = 1024;  // a power of two
+
+  // Producer: pushes all `n` pointers, waiting while the ring is full.
+  void push(void* const* objs, size_t n) {
+    size_t tail = tail_.load(std::memory_order_relaxed);
+    for (size_t i = 0; i < n; ++i, ++tail) {
+      for (unsigned spins = 0; tail - head_cache_ >= kRingSize; ++spins) {
+        head_cache_ = head_.load(std::memory_order_acquire);
+        if (spins > 64) std::this_thread::yield();
+      }
+      slots_[tail & (kRingSize - 1)] = objs[i];
+    }
+    tail_.store(tail, std::memory_order_release);
+  }
+  // Consumer: up to `max` pointers into `out`; 0 when the ring is empty.
+  size_t pop(void** out, size_t max) {
+    size_t head = head_.load(std::memory_order_relaxed);
+    if (head == tail_cache_) {
+      tail_cache_ = tail_.load(std::memory_order_acquire);
+      if (head == tail_cache_) return 0;
+    }
+    size_t n = 0;
+    for (; n < max && head != tail_cache_; ++n, ++head) out[n] = slots_[head & (kRingSize - 1)];
+    head_.store(head, std::memory_order_release);
+    return n;
+  }
+
+ private:
+  void* slots_[kRingSize] = {};
+  alignas(64) std::atomic<size_t> tail_{0};  // written by the producer
+  size_t head_cache_ = 0;                    // producer's view of head_
+  alignas(64) std::atomic<size_t> head_{0};  // written by the consumer
+  size_t tail_cache_ = 0;                    // consumer's view of tail_
+};
+
+inline constexpr size_t kBatchObjects = 10000;
+
+template <class Alloc, class Free>
+void run_pairs(benchmark::State& state, Alloc alloc, Free free_fn) {
+  for (auto _ : state) {
+    void* p = alloc();
+    if (p == nullptr) [[unlikely]] {
+      state.SkipWithError("allocation failed");
+      break;
+    }
+    benchmark::DoNotOptimize(p);
+    free_fn(p);
+  }
+}
+
+template <class Alloc, class Free>
+void run_batch(benchmark::State& state, Alloc alloc, Free free_fn) {
+  std::vector<void*> objs(kBatchObjects);
+  size_t n = 0;
+  for (auto _ : state) {
+    void* p = alloc();
+    if (p == nullptr) [[unlikely]] {
+      state.SkipWithError("allocation failed");
+      break;
+    }
+    objs[n++] = p;
+    if (n == kBatchObjects) {
+      for (void* q : objs) free_fn(q);
+      n = 0;
+    }
+  }
+  for (size_t i = 0; i < n; ++i) free_fn(objs[i]);
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+}
+
+template <class Alloc, class Free, class Enter>
+void run_remote_free(benchmark::State& state, Alloc alloc, Free free_fn, Enter enter) {
+  constexpr size_t kBatch = 64;
+  PtrRing ring;
+  std::atomic<bool> done{false};
+  std::atomic<int> consumer_state{0};  // 0 starting, 1 running, -1 failed
+  std::string consumer_err;
+  double consumer_cpu = 0;  // ns, written by the consumer before it exits
+  std::thread consumer([&] {
+    std::string err = enter([&] {
+      consumer_state.store(1, std::memory_order_release);
+      const double cpu0 = thread_cpu_ns_now();
+      void* objs[kBatch];
+      for (unsigned idle = 0;;) {
+        // Read `done` before popping: once it is set, every object has been
+        // pushed, so a pop that then comes back empty means the ring is done.
+        const bool last = done.load(std::memory_order_acquire);
+        const size_t n = ring.pop(objs, kBatch);
+        for (size_t i = 0; i < n; ++i) free_fn(objs[i]);
+        if (n != 0) {
+          idle = 0;
+        } else if (last) {
+          break;
+        } else if (++idle > 64) {
+          std::this_thread::yield();
+        }
+      }
+      consumer_cpu = thread_cpu_ns_now() - cpu0;
+    });
+    if (!err.empty()) {
+      consumer_err = std::move(err);
+      consumer_state.store(-1, std::memory_order_release);
+    }
+  });
+  int cs;
+  while ((cs = consumer_state.load(std::memory_order_acquire)) == 0) std::this_thread::yield();
+  if (cs < 0) {
+    consumer.join();
+    return state.SkipWithError(consumer_err.c_str());
+  }
+
+  void* batch[kBatch];
+  size_t n = 0;
+  for (auto _ : state) {
+    void* p = alloc();
+    if (p == nullptr) [[unlikely]] {
+      state.SkipWithError("allocation failed");
+      break;
+    }
+    batch[n++] = p;
+    if (n == kBatch) {
+      ring.push(batch, n);
+      n = 0;
+    }
+  }
+  ring.push(batch, n);
+  done.store(true, std::memory_order_release);
+  consumer.join();
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+  if (state.iterations() > 0)
+    state.counters["consumer_cpu_ns"] = consumer_cpu / static_cast<double>(state.iterations());
+}
+
+}  // namespace mmkit_bench
