@@ -20,18 +20,27 @@
 //       are freed after it, untimed. `enter(body)` runs on the consumer
 //       thread and must call `body()` once it is ready (mmkit: with CPU 1
 //       bound around it) or return an error string without calling it.
+//       The two threads are pinned to two different host CPUs (the first
+//       two the process may use; the benchmark thread's affinity is restored
+//       afterwards), so every free really is remote, with the cache-line
+//       transfers that implies; unpinned, the scheduler sometimes runs both
+//       on one core, which is cheaper and made runs differ by 2x. Counter
+//       host_cpus_pinned says whether that worked (0 with a single CPU).
 //       Both threads need a core of their own: on a busy 2-core host the
-//       real time mostly measures how long one waits for the other to be
+//       real time also measures how long one waits for the other to be
 //       scheduled. So the counter consumer_cpu_ns gives the freeing thread's
 //       CPU time per object (CLOCK_THREAD_CPUTIME_ID); with the benchmark's
-//       own CPU time (the allocating thread's) it is the work per object,
-//       whatever the load.
+//       own CPU time (the allocating thread's) it is the CPU spent per
+//       object, whatever the load (spinning on a full or empty ring
+//       included).
 //
 // `alloc()` returns null on failure, which ends the benchmark with an error.
 // None of the loops touches the objects beyond what the allocator does.
 #pragma once
 
 #include <benchmark/benchmark.h>
+#include <pthread.h>
+#include <sched.h>
 #include <time.h>
 
 #include <atomic>
@@ -47,6 +56,23 @@ inline double thread_cpu_ns_now() {
   timespec ts;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) * 1e9 + static_cast<double>(ts.tv_nsec);
+}
+
+// The first two host CPUs the process may run on; false if there are fewer.
+inline bool two_host_cpus(int* a, int* b) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return false;
+  int found = 0;
+  for (int c = 0; c < CPU_SETSIZE && found < 2; ++c)
+    if (CPU_ISSET(c, &set)) (found++ == 0 ? *a : *b) = c;
+  return found == 2;
+}
+
+inline bool pin_to_host_cpu(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return pthread_setaffinity_np(pthread_self(), sizeof(set), &set) == 0;
 }
 
 // A bounded SPSC ring of pointers. Each side caches the other side's index
@@ -126,12 +152,19 @@ void run_batch(benchmark::State& state, Alloc alloc, Free free_fn) {
 template <class Alloc, class Free, class Enter>
 void run_remote_free(benchmark::State& state, Alloc alloc, Free free_fn, Enter enter) {
   constexpr size_t kBatch = 64;
+  int host_a = -1, host_b = -1;
+  cpu_set_t saved;
+  const bool pin = two_host_cpus(&host_a, &host_b) &&
+                   pthread_getaffinity_np(pthread_self(), sizeof(saved), &saved) == 0;
+  bool pinned = pin && pin_to_host_cpu(host_a);
   PtrRing ring;
   std::atomic<bool> done{false};
   std::atomic<int> consumer_state{0};  // 0 starting, 1 running, -1 failed
   std::string consumer_err;
   double consumer_cpu = 0;  // ns, written by the consumer before it exits
+  std::atomic<bool> consumer_pinned{false};
   std::thread consumer([&] {
+    if (pinned) consumer_pinned.store(pin_to_host_cpu(host_b), std::memory_order_relaxed);
     std::string err = enter([&] {
       consumer_state.store(1, std::memory_order_release);
       const double cpu0 = thread_cpu_ns_now();
@@ -159,8 +192,12 @@ void run_remote_free(benchmark::State& state, Alloc alloc, Free free_fn, Enter e
   });
   int cs;
   while ((cs = consumer_state.load(std::memory_order_acquire)) == 0) std::this_thread::yield();
+  auto unpin = [&] {
+    if (pin) pthread_setaffinity_np(pthread_self(), sizeof(saved), &saved);
+  };
   if (cs < 0) {
     consumer.join();
+    unpin();
     return state.SkipWithError(consumer_err.c_str());
   }
 
@@ -181,6 +218,9 @@ void run_remote_free(benchmark::State& state, Alloc alloc, Free free_fn, Enter e
   ring.push(batch, n);
   done.store(true, std::memory_order_release);
   consumer.join();
+  unpin();
+  pinned = pinned && consumer_pinned.load(std::memory_order_relaxed);
+  state.counters["host_cpus_pinned"] = pinned ? 1 : 0;
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
   if (state.iterations() > 0)
     state.counters["consumer_cpu_ns"] = consumer_cpu / static_cast<double>(state.iterations());

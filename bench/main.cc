@@ -54,7 +54,8 @@ constexpr const char* kStaticTlsTunable = "glibc.rtld.optional_static_tls=65536"
 constexpr const char* kMallocPeerNames[] = {"glibc", "jemalloc", "tcmalloc", "mimalloc"};
 
 void ensure_jemalloc_loadable(char** argv) {
-  if (std::getenv("MMKIT_BENCH_NO_REEXEC") != nullptr || std::getenv(kReexecMarker) != nullptr) return;
+  if (std::getenv("MMKIT_BENCH_NO_REEXEC") != nullptr || std::getenv(kReexecMarker) != nullptr)
+    return;
   if (dlopen("libjemalloc.so.2", RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND) != nullptr) return;
   const char* why = dlerror();
   if (why == nullptr || std::strstr(why, "static TLS") == nullptr) return;  // absent: skipped later
@@ -100,8 +101,8 @@ void register_slab() {
 }
 
 void register_all() {
-  using benchmark::RegisterBenchmark;
   using benchmark::kMillisecond;
+  using benchmark::RegisterBenchmark;
 
   RegisterBenchmark("page_alloc/order0_pcp", BM_order0_pcp, uint64_t{4});
   RegisterBenchmark("peer/glibc_aligned_4k", BM_peer_aligned_4k, 0);

@@ -117,13 +117,15 @@ const LoadedMalloc* peer_or_skip(benchmark::State& state, int peer) {
 void BM_peer_malloc_pair(benchmark::State& state, int peer, unsigned size) {
   const LoadedMalloc* l = peer_or_skip(state, peer);
   if (l == nullptr) return;
-  run_pairs(state, [mf = l->malloc, size] { return mf(size); }, l->free);
+  run_pairs(
+      state, [mf = l->malloc, size] { return mf(size); }, l->free);
 }
 
 void BM_peer_batch(benchmark::State& state, int peer, unsigned size) {
   const LoadedMalloc* l = peer_or_skip(state, peer);
   if (l == nullptr) return;
-  run_batch(state, [mf = l->malloc, size] { return mf(size); }, l->free);
+  run_batch(
+      state, [mf = l->malloc, size] { return mf(size); }, l->free);
 }
 
 void BM_peer_remote_free(benchmark::State& state, int peer) {

@@ -14,6 +14,22 @@ its target and a verdict:
   boot/64GiB                             < 1 s
   order0_pcp/repeat / order0_pcp         drift over the run (no target)
 
+and, when the slab benchmarks ran, a third table, each mmkit number against
+the FASTEST peer of the same size (the smallest median among glibc,
+jemalloc, tcmalloc and mimalloc; named in the row):
+
+  slab/cache_pair/SIZE / peer malloc_pair/SIZE     <= 1.0
+  slab/kmalloc_pair/SIZE / peer malloc_pair/SIZE   <= 1.0
+  slab/batch/SIZE / peer batch/SIZE                <= 1.2 (per object)
+  slab/remote_free / peer remote_free              <= 1.0, on real time even
+      with --cpu (UseRealTime): both threads are pinned to their own host CPU
+      and spin when the ring is full or empty, so their CPU times say how
+      long they ran, not how much work they did
+  slab/colour/off / slab/colour/on               > 1: colouring helps (for
+      64 slabs, and for 512 slabs when slab/colour/*/512 ran)
+
+Tables are printed only for the benchmarks that ran (--benchmark_filter).
+
 Medians are taken over the repetitions (run with --benchmark_repetitions=N);
 when only aggregates were reported, their median is used. order0_pcp in the
 peer ratios pools the runs of page_alloc/order0_pcp and its /repeat twin,
@@ -98,6 +114,66 @@ def ratio_row(label, num, den, target, ok):
     return f"| {label} | {r:.3g} ({fmt_time(num)} / {fmt_time(den)}) | {target} | {verdict} |"
 
 
+SLAB_PAIR_SIZES = [16, 64, 256, 1024]
+KMALLOC_SIZES = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192]
+BATCH_SIZES = [16, 64, 256, 1024]
+
+
+def fastest_peer(runs, what, value=None):
+    """(peer, value) of the peer with the smallest `value(runs, name)` for peer/<lib>/<what>."""
+    value = value or median
+    best = None
+    for peer in PEERS:
+        v = value(runs, f"peer/{peer}/{what}")
+        if v is not None and (best is None or v < best[1]):
+            best = (peer, v)
+    return best or (None, None)
+
+
+def counter_median(runs, name, counter):
+    values = runs.get(name, {}).get("counters", {}).get(counter)
+    return statistics.median(values) if values else None
+
+
+def slab_ratios(runs):
+    print("\n| slab ratio (ours / fastest peer) | value (ours / theirs) | target | verdict |")
+    print("|---|---:|---|---|")
+    at_most = lambda limit: (lambda r: r <= limit)
+    for size in KMALLOC_SIZES:
+        peer, theirs = fastest_peer(runs, f"malloc_pair/{size}")
+        for kind in ("cache_pair", "kmalloc_pair"):
+            name = f"slab/{kind}/{size}"
+            if name in runs:
+                print(ratio_row(f"{kind}/{size} / {peer} malloc_pair/{size}", median(runs, name),
+                                theirs, "<= 1.0", at_most(1.0)))
+    for size in BATCH_SIZES:
+        name = f"slab/batch/{size}"
+        if name in runs:
+            peer, theirs = fastest_peer(runs, f"batch/{size}")
+            print(ratio_row(f"batch/{size} / {peer} batch/{size} (per object)", median(runs, name),
+                            theirs, "<= 1.2", at_most(1.2)))
+    if "slab/remote_free" in runs:
+        real = lambda rs, n: statistics.median(rs[n]["real"]) if rs.get(n, {}).get("real") else None
+        peer, theirs = fastest_peer(runs, "remote_free", real)
+        print(ratio_row(f"remote_free / {peer} remote_free (real time)", real(runs, "slab/remote_free"),
+                        theirs, "<= 1.0", at_most(1.0)))
+    for suffix in ("", "/512"):
+        off, on = f"slab/colour/off{suffix}", f"slab/colour/on{suffix}"
+        if off in runs or on in runs:
+            slabs = counter_median(runs, on, "slabs") or counter_median(runs, off, "slabs")
+            sets = counter_median(runs, on, "l1_sets")
+            what = f"{slabs:.0f} slabs" if slabs else "slabs"
+            if sets:
+                what += f", L1 sets {counter_median(runs, off, 'l1_sets') or 0:.0f} -> {sets:.0f}"
+            row = ratio_row(f"colour/off{suffix} / colour/on{suffix} (per access; {what})",
+                            median(runs, off), median(runs, on), "> 1: colouring helps", None)
+            r_off, r_on = median(runs, off), median(runs, on)
+            if r_off is not None and r_on:
+                row = row.rstrip("|").rstrip() + (" helps |" if r_off / r_on > 1.05 else
+                                                  " no measurable effect |")
+            print(row)
+
+
 def main():
     args = sys.argv[1:]
     use_cpu = "--cpu" in args
@@ -121,6 +197,14 @@ def main():
         print(f"| {name} | {fmt_time(statistics.median(real))} | {fmt_time(min(real))} .. "
               f"{fmt_time(max(real))} | {fmt_time(statistics.median(cpu))} | {len(real)} | {counters} |")
 
+    if any(n.startswith(("page_alloc/", "boot/")) or n.endswith(("_aligned_4k", "mmap_4k"))
+           for n in runs):
+        page_ratios(runs)
+    if any(n.startswith("slab/") for n in runs):
+        slab_ratios(runs)
+
+
+def page_ratios(runs):
     pcp = median(runs, *PCP_RUNS)
     print("\n| ratio | value (ours / theirs) | target | verdict |")
     print("|---|---:|---|---|")

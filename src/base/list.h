@@ -49,11 +49,18 @@ struct ListHead {
   }
 };
 
+// The byte offset of `member` in T (offsetof for a pointer to member): taken
+// on storage that is never constructed, which the compiler folds to a constant.
+template <class T, class M>
+inline std::ptrdiff_t member_offset(M T::*member) {
+  alignas(T) static char storage[sizeof(T)];
+  const T* obj = reinterpret_cast<const T*>(storage);
+  return reinterpret_cast<const char*>(&(obj->*member)) - storage;
+}
+
 template <class T, class M>
 inline T* container_of(M* ptr, M T::*member) {
-  const std::ptrdiff_t off = reinterpret_cast<const char*>(&(static_cast<T*>(nullptr)->*member)) -
-                             static_cast<const char*>(nullptr);
-  return reinterpret_cast<T*>(reinterpret_cast<char*>(ptr) - off);
+  return reinterpret_cast<T*>(reinterpret_cast<char*>(ptr) - member_offset(member));
 }
 
 }  // namespace mmkit

@@ -108,8 +108,11 @@ inline std::atomic<uint64_t>& slab_word(Page* slab) {
   static_assert(sizeof(std::atomic<uint64_t>) == sizeof(slab->index));
   return *reinterpret_cast<std::atomic<uint64_t>*>(&slab->index);
 }
-inline Page*& slab_next(Page* slab) {
-  return *reinterpret_cast<Page**>(&slab->private_);
+inline Page* slab_next(const Page* slab) {
+  return reinterpret_cast<Page*>(slab->private_);
+}
+inline void set_slab_next(Page* slab, Page* next) {
+  slab->private_ = reinterpret_cast<uintptr_t>(next);
 }
 inline char* slab_base(const Machine& m, const Page* slab) {
   return static_cast<char*>(m.page_address(slab));

@@ -69,7 +69,7 @@ Page* allocate_slab(KmemCache* s, KmemCacheCpu* c, gfp_t gfp, int node, void** f
   }
   slab->set(PG_slab);
   slab->mapping = s;
-  slab_next(slab) = nullptr;
+  set_slab_next(slab, nullptr);
   char* base = slab_base(m, slab);
   unsigned colour = 0;
   if ((s->flags & SLAB_COLOUR) && s->colour_slack && c) {
@@ -159,7 +159,7 @@ void unfreeze_partials(KmemCache* s, Page* chain) {
   while (chain) {
     Page* slab = chain;
     chain = slab_next(slab);
-    slab_next(slab) = nullptr;
+    set_slab_next(slab, nullptr);
     KmemCacheNode* n = s->node[slab_nid(m, slab)].get();
     n->list_lock.lock();
     std::atomic<uint64_t>& word = slab_word(slab);
@@ -188,7 +188,7 @@ void put_cpu_partial(KmemCache* s, KmemCacheCpu* c, Page* slab) {
     c->partial = nullptr;
     c->partial_slabs = 0;
   }
-  slab_next(slab) = c->partial;
+  set_slab_next(slab, c->partial);
   c->partial = slab;
   c->partial_slabs++;
   if (to_unfreeze) unfreeze_partials(s, to_unfreeze);
@@ -246,7 +246,7 @@ void* get_partial_node(KmemCache* s, int nid, KmemCacheCpu* c, Page** out) {
       *out = slab;
     } else {
       acquire_slab(s, n, slab, false);
-      slab_next(slab) = c->partial;
+      set_slab_next(slab, c->partial);
       c->partial = slab;
       c->partial_slabs++;
       ++taken;
@@ -344,7 +344,7 @@ void* slab_alloc_slow(KmemCache* s, CpuState* cpu, gfp_t gfp, int node) {
       slab = c->partial;
       c->partial = slab_next(slab);
       c->partial_slabs--;
-      slab_next(slab) = nullptr;
+      set_slab_next(slab, nullptr);
       c->slab = slab;
       c->freelist = nullptr;
       continue;
