@@ -93,7 +93,8 @@ class SlabReclaimOps final : public ReclaimOps {
 // Installs the slab layer's reclaim hook unless a layer installed its own.
 void install_slab_reclaim(Machine& m) {
   static SlabReclaimOps ops;  // stateless: one serves every machine
-  if (typeid(*m.reclaim()) == typeid(ReclaimOps)) m.set_reclaim(&ops);
+  const ReclaimOps& current = *m.reclaim();
+  if (typeid(current) == typeid(ReclaimOps)) m.set_reclaim(&ops);
 }
 
 }  // namespace

@@ -69,7 +69,9 @@ TEST(SlabRandom, ChecksHoldAfterEveryStep) {
         l.size = kmem_cache_size(l.cache);
         const int node = rng() % 4 == 0 ? static_cast<int>(rng() % 2) : NUMA_NO_NODE;
         l.p = kmem_cache_alloc_node(l.cache, GFP_KERNEL, node);
-        if (l.p && node != NUMA_NO_NODE) ASSERT_EQ(m.page_zone(m.virt_to_page(l.p))->node, node);
+        if (l.p && node != NUMA_NO_NODE) {
+          ASSERT_EQ(m.page_zone(m.virt_to_page(l.p))->node, node);
+        }
       } else {
         l.size = rng() % 5 == 0 ? rng() % 20000 : rng() % 300;
         l.p = kmalloc(m, l.size, GFP_KERNEL | (rng() % 4 == 0 ? __GFP_ZERO : 0));
