@@ -338,11 +338,12 @@ Page* alloc_pages(Machine& m, gfp_t gfp, unsigned order, int nid) {
   CpuState* cpu = this_cpu(m);
   if (cpu && order <= PAGE_ALLOC_COSTLY_ORDER && nid == NUMA_NO_NODE && !(gfp & __GFP_COLD) &&
       !m.fail_page_alloc.enabled()) [[likely]] {
-    Zone* z = cpu->preferred_zone[gfp & (GFP_ZONEMASK | __GFP_RECLAIMABLE)];
+    const unsigned idx = gfp & (GFP_ZONEMASK | __GFP_RECLAIMABLE);
+    Zone* z = cpu->preferred_zone[idx];
     if (z) [[likely]] {
-      const unsigned highest = kZoneIdx[m.arch() == Arch::i386][gfp_zone_kind(gfp)];
+      const unsigned highest = cpu->preferred_highest[idx];
       if (zone_watermark_fast(*z, order, z->low_wmark(), highest, ALLOC_WMARK_LOW)) [[likely]] {
-        PerCpuPages& pcp = z->pcp[cpu->id];
+        PerCpuPages& pcp = *cpu->preferred_pcp[idx];
         ListHead* list =
             &pcp.lists[order_to_pindex(gfp_migratetype(gfp, m.gfp_movable_mask), order)];
         if (!list->empty()) [[likely]] {
@@ -382,7 +383,7 @@ void free_pages(Machine& m, Page* page, unsigned order) {
     if (mt < MIGRATE_PCPTYPES) [[likely]] {
       page->private_ = 0;
       cpu->events[static_cast<unsigned>(VmEvent::PGFREE)].add(int64_t{1} << order);
-      free_unref_page_commit(*pb.zone, *cpu, page, mt, order);
+      free_unref_page_commit(*pb.zone, pb.pcp[cpu->id], page, mt, order);
       return;
     }
   }

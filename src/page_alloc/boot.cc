@@ -34,11 +34,14 @@ void build_preferred_zones(Machine& m) {
     for (gfp_t bits = 0; bits < 32; ++bits) {
       const int kind = gfp_zone_kind(bits);
       cpu.preferred_zone[bits] = nullptr;
+      cpu.preferred_pcp[bits] = nullptr;
       if (kind == kBadZone || (bits & GFP_MOVABLE_MASK) == GFP_MOVABLE_MASK) continue;
       const unsigned highest = m.zone_index(static_cast<ZoneKind>(kind));
       for (Zone* const* zp = m.node(cpu.node).zonelist_fallback; *zp; ++zp)
         if ((*zp)->idx <= highest) {
           cpu.preferred_zone[bits] = *zp;
+          cpu.preferred_pcp[bits] = &(*zp)->pcp[c];
+          cpu.preferred_highest[bits] = static_cast<uint8_t>(highest);
           break;
         }
     }

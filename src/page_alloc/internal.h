@@ -44,9 +44,8 @@ void pcp_overflow(Zone& z, PerCpuPages& pcp, unsigned pindex);
 
 // free_unref_page_commit(): a freed page of pcp type `mt` goes to the head
 // of its list (it is cache-hot); over `high`, a batch goes back.
-inline void free_unref_page_commit(Zone& z, CpuState& cpu, Page* page, unsigned mt,
+inline void free_unref_page_commit(Zone& z, PerCpuPages& pcp, Page* page, unsigned mt,
                                    unsigned order) {
-  PerCpuPages& pcp = z.pcp[cpu.id];
   const unsigned pindex = order_to_pindex(mt, order);
   pcp.lists[pindex].add(&page->lru);
   const int count = pcp.count.load(std::memory_order_relaxed) + (1 << order);

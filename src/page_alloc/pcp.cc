@@ -90,7 +90,7 @@ void free_unref_page(Zone& z, CpuState& cpu, Page* page, uint64_t pfn, unsigned 
     }
     mt = MIGRATE_MOVABLE;  // high-atomic pages ride the movable list
   }
-  free_unref_page_commit(z, cpu, page, mt, order);
+  free_unref_page_commit(z, z.pcp[cpu.id], page, mt, order);
 }
 
 void pcp_overflow(Zone& z, PerCpuPages& pcp, unsigned pindex) {

@@ -29,6 +29,7 @@ inline constexpr unsigned kNrVmEvents = static_cast<unsigned>(VmEvent::NR_EVENTS
 inline constexpr uint64_t kDrainerToken = ~uint64_t{0};
 
 struct Zone;
+struct PerCpuPages;
 
 struct alignas(64) CpuState {
   int id = 0;
@@ -40,6 +41,8 @@ struct alignas(64) CpuState {
   // request may use (Linux's ac->preferred_zoneref); null for invalid
   // combinations. Filled when the machine boots.
   Zone* preferred_zone[32] = {};
+  PerCpuPages* preferred_pcp[32] = {};  // this CPU's lists in that zone
+  uint8_t preferred_highest[32] = {};   // gfp_zone() as a zone index
   std::array<OwnedCounter, kNrVmEvents> events;
 };
 

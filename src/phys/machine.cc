@@ -278,6 +278,9 @@ Result<bool> Machine::layout() {
         for (auto& l : pcp[c].lists) l.init();
       pcp_storage_.push_back(pcp);
       z.pcp = pcp;
+      if (s < e)
+        for (uint64_t b = s >> pageblock_order_; b < div_round_up(e, pageblock_nr_pages()); ++b)
+          pageblocks_[b].pcp = pcp;
     }
 
     // Holes: spanned but not present (init_unavailable_range marks them reserved).

@@ -94,6 +94,7 @@ class Machine {
   // type is written under zone.lock and read without it by the free path.
   struct PageblockInfo {
     Zone* zone = nullptr;
+    PerCpuPages* pcp = nullptr;  // zone->pcp, one load nearer for the free fast path
     std::atomic<uint8_t> migratetype{MIGRATE_MOVABLE};
   };
   const PageblockInfo& pageblock(uint64_t pfn) const {
