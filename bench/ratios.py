@@ -114,7 +114,6 @@ def ratio_row(label, num, den, target, ok):
     return f"| {label} | {r:.3g} ({fmt_time(num)} / {fmt_time(den)}) | {target} | {verdict} |"
 
 
-SLAB_PAIR_SIZES = [16, 64, 256, 1024]
 KMALLOC_SIZES = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192]
 BATCH_SIZES = [16, 64, 256, 1024]
 

@@ -51,7 +51,7 @@ void* kmalloc_large(Machine& m, size_t size, gfp_t gfp, int node) {
 
 }  // namespace
 
-SlabState& slab_state(Machine& m) {
+SlabState& slab_state_init(Machine& m) {
   if (LayerState* st = m.layer_state(Layer::kSlab)) [[likely]]
     return *static_cast<SlabState*>(st);
   auto st = std::make_unique<SlabState>();
@@ -85,7 +85,7 @@ void* kmalloc_node(Machine& m, size_t size, gfp_t gfp, int node) {
     if (p && (gfp & __GFP_ZERO)) std::memset(p, 0, size);
     return p;
   }
-  return kmem_cache_alloc_node(slab_state(m).kmalloc_caches[kmalloc_index(size)], gfp, node);
+  return slab_alloc_fast(slab_state(m).kmalloc_caches[kmalloc_index(size)], this_cpu(m), gfp, node);
 }
 
 void* kmalloc(Machine& m, size_t size, gfp_t gfp) {
@@ -107,8 +107,8 @@ void kfree(Machine& m, const void* p) {
   }
   Page* page = m.virt_to_page(obj);
   Page* head = page->head();
-  if (head->test(PG_slab)) {
-    kmem_cache_free(slab_cache(head), obj);
+  if (head->test(PG_slab)) [[likely]] {
+    slab_free_fast(slab_cache(head), this_cpu(m), head, obj);
     return;
   }
   if (page != head || m.page_address(head) != obj || !head->ref_count()) {

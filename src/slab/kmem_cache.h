@@ -147,7 +147,47 @@ struct SlabState final : LayerState {
   std::vector<struct Shrinker*> shrinkers;  // registered, in registration order
   ~SlabState() override;
 };
-SlabState& slab_state(Machine& m);  // creates the kmalloc caches on first use
+SlabState& slab_state_init(Machine& m);  // creates the kmalloc caches on first use
+inline SlabState& slab_state(Machine& m) {
+  if (LayerState* st = m.layer_state(Layer::kSlab)) [[likely]]
+    return *static_cast<SlabState*>(st);
+  return slab_state_init(m);
+}
+
+// --- the fast paths (slab_api.cc has the slow halves) ------------------------------------
+[[gnu::noinline]] void* kmem_cache_alloc_slow(KmemCache* s, CpuState* cpu, gfp_t gfp, int node);
+[[gnu::noinline]] void kmem_cache_free_slow(KmemCache* s, CpuState* cpu, void* obj);
+
+// Pops this CPU's private freelist. Debug and hardened caches, __GFP_ZERO,
+// a node request and fault injection take the slow path.
+inline void* slab_alloc_fast(KmemCache* s, CpuState* cpu, gfp_t gfp, int node) {
+  if (cpu && node == NUMA_NO_NODE && !s->debug() && !(gfp & __GFP_ZERO) &&
+      !s->machine->failslab.enabled()) [[likely]] {
+    KmemCacheCpu& c = s->cpu_slab[cpu->id];
+    void* obj = c.freelist;
+    if (obj) [[likely]] {
+      c.freelist = *reinterpret_cast<void**>(static_cast<char*>(obj) + s->offset);
+      return obj;
+    }
+  }
+  return kmem_cache_alloc_slow(s, cpu, gfp, node);
+}
+
+// Pushes an object of this CPU's active slab (`head`, the slab of a
+// direct-map `obj`) on its private freelist. Everything else (remote slabs,
+// debug caches, bad pointers, the naive double free of hardened SLUB:
+// obj == freelist head) is slow.
+inline void slab_free_fast(KmemCache* s, CpuState* cpu, Page* head, void* obj) {
+  if (cpu && !s->debug()) [[likely]] {
+    KmemCacheCpu& c = s->cpu_slab[cpu->id];
+    if (head == c.slab && obj != c.freelist) [[likely]] {
+      *reinterpret_cast<void**>(static_cast<char*>(obj) + s->offset) = c.freelist;
+      c.freelist = obj;
+      return;
+    }
+  }
+  kmem_cache_free_slow(s, cpu, obj);
+}
 
 // --- slub.cc -----------------------------------------------------------------------------------
 // Sets up a new cache's sizes, order and per-CPU/node structures.

@@ -201,7 +201,7 @@ KmemCache* kmem_cache_create(Machine& m, std::string_view name, unsigned size, u
 // The slow half of kmem_cache_alloc_node: fault injection, node checks,
 // refills, debug processing, zeroing. Kept out of line so the fast path
 // stays a leaf function.
-[[gnu::noinline]] void* kmem_cache_alloc_slow(KmemCache* s, CpuState* cpu, gfp_t gfp, int node) {
+void* kmem_cache_alloc_slow(KmemCache* s, CpuState* cpu, gfp_t gfp, int node) {
   Machine& m = *s->machine;
   if (m.failslab.enabled() && should_failslab(m, gfp)) return nullptr;
   if (node != NUMA_NO_NODE && (node < 0 || static_cast<unsigned>(node) >= m.nr_nodes())) {
@@ -220,27 +220,14 @@ KmemCache* kmem_cache_create(Machine& m, std::string_view name, unsigned size, u
 }
 
 void* kmem_cache_alloc_node(KmemCache* s, gfp_t gfp, int node) {
-  Machine& m = *s->machine;
-  CpuState* cpu = this_cpu(m);
-  // Fast path: pop this CPU's private freelist. Debug and hardened caches,
-  // __GFP_ZERO, a node request and fault injection take the slow path.
-  if (cpu && node == NUMA_NO_NODE && !s->debug() && !(gfp & __GFP_ZERO) && !m.failslab.enabled())
-      [[likely]] {
-    KmemCacheCpu& c = s->cpu_slab[cpu->id];
-    void* obj = c.freelist;
-    if (obj) [[likely]] {
-      c.freelist = *reinterpret_cast<void**>(static_cast<char*>(obj) + s->offset);
-      return obj;
-    }
-  }
-  return kmem_cache_alloc_slow(s, cpu, gfp, node);
+  return slab_alloc_fast(s, this_cpu(*s->machine), gfp, node);
 }
 
 void* kmem_cache_alloc(KmemCache* s, gfp_t gfp) {
   return kmem_cache_alloc_node(s, gfp, NUMA_NO_NODE);
 }
 
-[[gnu::noinline]] void kmem_cache_free_slow(KmemCache* s, CpuState* cpu, void* obj) {
+void kmem_cache_free_slow(KmemCache* s, CpuState* cpu, void* obj) {
   Machine& m = *s->machine;
   if (!obj) return;
   if (!m.is_direct_mapped(obj)) {
@@ -265,19 +252,11 @@ void* kmem_cache_alloc(KmemCache* s, gfp_t gfp) {
 
 void kmem_cache_free(KmemCache* s, void* obj) {
   Machine& m = *s->machine;
-  CpuState* cpu = this_cpu(m);
-  // Fast path: an object of this CPU's active slab goes on its private
-  // freelist. Everything else (remote slabs, debug caches, bad pointers,
-  // the naive double free of hardened SLUB: obj == freelist head) is slow.
-  if (cpu && !s->debug() && m.is_direct_mapped(obj)) [[likely]] {
-    KmemCacheCpu& c = s->cpu_slab[cpu->id];
-    if (m.virt_to_page(obj)->head() == c.slab && obj != c.freelist) [[likely]] {
-      *reinterpret_cast<void**>(static_cast<char*>(obj) + s->offset) = c.freelist;
-      c.freelist = obj;
-      return;
-    }
+  if (!m.is_direct_mapped(obj)) [[unlikely]] {
+    kmem_cache_free_slow(s, this_cpu(m), obj);
+    return;
   }
-  kmem_cache_free_slow(s, cpu, obj);
+  slab_free_fast(s, this_cpu(m), m.virt_to_page(obj)->head(), obj);
 }
 
 int kmem_cache_shrink(KmemCache* s) {
