@@ -78,18 +78,25 @@ KmemCache* kmalloc_cache(Machine& m, size_t size) {
   return slab_state(m).kmalloc_caches[kmalloc_index(size)];
 }
 
-void* kmalloc_node(Machine& m, size_t size, gfp_t gfp, int node) {
+// Zero-size and large requests, out of line so kmalloc's path stays short.
+[[gnu::noinline]] void* kmalloc_special(Machine& m, size_t size, gfp_t gfp, int node) {
   if (size == 0) return ZERO_SIZE_PTR;
-  if (size > KMALLOC_MAX_CACHE_SIZE) {
-    void* p = kmalloc_large(m, size, gfp, node);
-    if (p && (gfp & __GFP_ZERO)) std::memset(p, 0, size);
-    return p;
-  }
+  void* p = kmalloc_large(m, size, gfp, node);
+  if (p && (gfp & __GFP_ZERO)) std::memset(p, 0, size);
+  return p;
+}
+
+void* kmalloc_node(Machine& m, size_t size, gfp_t gfp, int node) {
+  if (size - 1 >= KMALLOC_MAX_CACHE_SIZE) [[unlikely]]  // 0 wraps around
+    return kmalloc_special(m, size, gfp, node);
   return slab_alloc_fast(slab_state(m).kmalloc_caches[kmalloc_index(size)], this_cpu(m), gfp, node);
 }
 
 void* kmalloc(Machine& m, size_t size, gfp_t gfp) {
-  return kmalloc_node(m, size, gfp, NUMA_NO_NODE);
+  if (size - 1 >= KMALLOC_MAX_CACHE_SIZE) [[unlikely]]
+    return kmalloc_special(m, size, gfp, NUMA_NO_NODE);
+  return slab_alloc_fast(slab_state(m).kmalloc_caches[kmalloc_index(size)], this_cpu(m), gfp,
+                         NUMA_NO_NODE);
 }
 
 void* kcalloc(Machine& m, size_t n, size_t size, gfp_t gfp) {
@@ -98,8 +105,8 @@ void* kcalloc(Machine& m, size_t n, size_t size, gfp_t gfp) {
   return kmalloc(m, bytes, gfp | __GFP_ZERO);
 }
 
-void kfree(Machine& m, const void* p) {
-  if (ZERO_OR_NULL_PTR(p)) return;
+// kfree of what is not a slab object: a large kmalloc, or a bad pointer.
+[[gnu::noinline]] void kfree_special(Machine& m, const void* p) {
   void* obj = const_cast<void*>(p);
   if (!m.is_direct_mapped(obj)) {
     m.warn(fmt::format("BUG: kfree: {} is not a kmalloc pointer (outside the direct map)\n", p));
@@ -107,15 +114,24 @@ void kfree(Machine& m, const void* p) {
   }
   Page* page = m.virt_to_page(obj);
   Page* head = page->head();
-  if (head->test(PG_slab)) [[likely]] {
-    slab_free_fast(slab_cache(head), this_cpu(m), head, obj);
-    return;
-  }
   if (page != head || m.page_address(head) != obj || !head->ref_count()) {
     m.warn(fmt::format("BUG: kfree: {} is not the start of a kmalloc allocation\n", p));
     return;
   }
   free_pages(m, head, head->compound_order());
+}
+
+void kfree(Machine& m, const void* p) {
+  if (ZERO_OR_NULL_PTR(p)) return;
+  void* obj = const_cast<void*>(p);
+  if (m.is_direct_mapped(obj)) [[likely]] {
+    Page* head = m.virt_to_page(obj)->head();
+    if (head->test(PG_slab)) [[likely]] {
+      slab_free_fast(slab_cache(head), this_cpu(m), head, obj);
+      return;
+    }
+  }
+  kfree_special(m, p);
 }
 
 size_t ksize(Machine& m, const void* p) {
