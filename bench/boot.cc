@@ -66,7 +66,8 @@ void BM_boot(benchmark::State& state, uint64_t gib) {
     r.value().reset();  // destroy: unmaps RAM and the descriptor array
   }
   if (state.iterations() == 0) return;
-  state.counters["boot_ms"] = benchmark::Counter(boot_seconds * 1e3, benchmark::Counter::kAvgIterations);
+  state.counters["boot_ms"] =
+      benchmark::Counter(boot_seconds * 1e3, benchmark::Counter::kAvgIterations);
   state.counters["rss_MiB"] = static_cast<double>(max_rss_growth) / (1 << 20);
 }
 

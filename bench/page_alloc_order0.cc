@@ -55,7 +55,8 @@ uint64_t pcp_pages(mmkit::Machine& m) {
 }
 
 // The timed loop, shared by all variants; returns the pairs that got `want`.
-int64_t order0_pairs(benchmark::State& state, mmkit::Machine& m, const mmkit::Page* want = nullptr) {
+int64_t order0_pairs(benchmark::State& state, mmkit::Machine& m,
+                     const mmkit::Page* want = nullptr) {
   int64_t hits = 0;
   for (auto _ : state) {
     mmkit::Page* p = mmkit::alloc_pages(m, mmkit::GFP_KERNEL, 0);
@@ -123,7 +124,8 @@ void BM_order0_nopcp_nomerge(benchmark::State& state) {
   const int64_t hits = order0_pairs(state, *m, freed);
   state.counters["pcp_delta"] = static_cast<double>(pcp_pages(*m)) - static_cast<double>(before);
   if (state.iterations() > 0)
-    state.counters["same_page"] = static_cast<double>(hits) / static_cast<double>(state.iterations());
+    state.counters["same_page"] =
+        static_cast<double>(hits) / static_cast<double>(state.iterations());
   mmkit::free_pages(*m, keep, 0);  // the zone coalesces again for the next call
 }
 

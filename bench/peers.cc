@@ -112,8 +112,10 @@ void BM_peer_aligned_4k(benchmark::State& state, int peer) {
   const LoadedPeer& l = load_peer(peer);
   if (l.alloc == nullptr) return state.SkipWithError(l.error.c_str());
   state.SetLabel(l.from);  // proof of which library answered
-  if (kPeers[peer].size_first) aligned_pairs<true>(state, l.alloc, l.free);
-  else aligned_pairs<false>(state, l.alloc, l.free);
+  if (kPeers[peer].size_first)
+    aligned_pairs<true>(state, l.alloc, l.free);
+  else
+    aligned_pairs<false>(state, l.alloc, l.free);
 }
 
 void BM_peer_mmap_4k(benchmark::State& state) {
