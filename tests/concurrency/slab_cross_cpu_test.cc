@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "../support/spsc_ring.h"
 #include "page_alloc/page_alloc.h"
 #include "slab/slab.h"
 
@@ -39,29 +40,7 @@ struct Item {
   uint64_t tag;
 };
 
-// Single-producer single-consumer ring.
-class Ring {
- public:
-  bool push(const Item& it) {
-    const size_t t = tail_.load(std::memory_order_relaxed);
-    if (t - head_.load(std::memory_order_acquire) == kSize) return false;
-    buf_[t % kSize] = it;
-    tail_.store(t + 1, std::memory_order_release);
-    return true;
-  }
-  bool pop(Item* it) {
-    const size_t h = head_.load(std::memory_order_relaxed);
-    if (h == tail_.load(std::memory_order_acquire)) return false;
-    *it = buf_[h % kSize];
-    head_.store(h + 1, std::memory_order_release);
-    return true;
-  }
-
- private:
-  static constexpr size_t kSize = 512;
-  Item buf_[kSize];
-  std::atomic<size_t> head_{0}, tail_{0};
-};
+using Ring = test::SpscRing<Item, 512>;
 
 MachineConfig two_cpu_config() {
   MachineConfig c;

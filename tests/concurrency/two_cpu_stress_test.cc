@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "../support/spsc_ring.h"
 #include "page_alloc/page_alloc.h"
 
 namespace mmkit {
@@ -20,29 +21,7 @@ struct Item {
   unsigned order;
 };
 
-// Single-producer single-consumer ring.
-class Ring {
- public:
-  bool push(Item it) {
-    const size_t t = tail_.load(std::memory_order_relaxed);
-    if (t - head_.load(std::memory_order_acquire) == kSize) return false;
-    buf_[t % kSize] = it;
-    tail_.store(t + 1, std::memory_order_release);
-    return true;
-  }
-  bool pop(Item* it) {
-    const size_t h = head_.load(std::memory_order_relaxed);
-    if (h == tail_.load(std::memory_order_acquire)) return false;
-    *it = buf_[h % kSize];
-    head_.store(h + 1, std::memory_order_release);
-    return true;
-  }
-
- private:
-  static constexpr size_t kSize = 1024;
-  Item buf_[kSize];
-  std::atomic<size_t> head_{0}, tail_{0};
-};
+using Ring = test::SpscRing<Item, 1024>;
 
 MachineConfig two_cpu_config() {
   MachineConfig c;

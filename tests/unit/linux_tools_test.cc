@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/proc_tools.h"
 #include "page_alloc/page_alloc.h"
 #include "procfs/procfs.h"
 
@@ -26,47 +27,9 @@ namespace {
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 
-// A file under $TMPDIR removed when the object goes.
-class TempFile {
- public:
-  explicit TempFile(const std::string& contents) {
-    const char* dir = getenv("TMPDIR");
-    path_ = std::string(dir && *dir ? dir : "/tmp") + "/mmkit_procfs_XXXXXX";
-    const int fd = mkstemp(path_.data());
-    if (fd < 0) {
-      path_.clear();
-      return;
-    }
-    close(fd);
-    std::ofstream(path_) << contents;
-  }
-  ~TempFile() {
-    if (!path_.empty()) unlink(path_.c_str());
-  }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-struct CommandResult {
-  int status = -1;  // exit status, or -1 when the command did not run
-  std::string output;
-};
-
-// Runs `command` with sh, stdout and stderr captured.
-CommandResult run(const std::string& command) {
-  CommandResult r;
-  FILE* p = popen((command + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) r.output.append(buf, n);
-  const int st = pclose(p);
-  r.status = st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using test::CommandResult;
+using test::run;
+using test::TempFile;
 
 std::string quote(const std::string& s) {
   return "'" + s + "'";
@@ -145,7 +108,7 @@ TEST_F(LinuxToolsTest, FreeAndVmstatReadOurViews) {
   const std::string meminfo = render_meminfo(m);
   const std::string vmstat = render_vmstat(m);
   const auto mi = parse_meminfo(meminfo);
-  TempFile f1(meminfo), f2(vmstat);
+  TempFile f1("mmkit_meminfo", meminfo), f2("mmkit_vmstat", vmstat);
   ASSERT_FALSE(f1.path().empty());
   ASSERT_FALSE(f2.path().empty());
 

@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "../support/proc_tools.h"
 #include "page_alloc/page_alloc.h"
 #include "procfs/procfs.h"
 #include "slab/slab.h"
@@ -32,47 +33,9 @@ namespace {
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 
-// A file under $TMPDIR removed when the object goes.
-class TempFile {
- public:
-  explicit TempFile(const std::string& contents) {
-    const char* dir = getenv("TMPDIR");
-    path_ = std::string(dir && *dir ? dir : "/tmp") + "/mmkit_slabinfo_XXXXXX";
-    const int fd = mkstemp(path_.data());
-    if (fd < 0) {
-      path_.clear();
-      return;
-    }
-    close(fd);
-    std::ofstream(path_) << contents;
-  }
-  ~TempFile() {
-    if (!path_.empty()) unlink(path_.c_str());
-  }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-struct CommandResult {
-  int status = -1;  // exit status, or -1 when the command did not run
-  std::string output;
-};
-
-// Runs `command` with sh, stdin from /dev/null, stdout and stderr captured.
-CommandResult run(const std::string& command) {
-  CommandResult r;
-  FILE* p = popen((command + " </dev/null 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) r.output.append(buf, n);
-  const int st = pclose(p);
-  r.status = st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using test::CommandResult;
+using test::run;
+using test::TempFile;
 
 // Runs `tools` with `slabinfo_path` bind-mounted over /proc/slabinfo.
 CommandResult with_slabinfo(const std::string& slabinfo_path, const std::string& tools) {
@@ -183,7 +146,7 @@ TEST_F(SlabtopTest, ListsOurCachesWithOurNumbers) {
   }
 
   const std::string text = render_slabinfo(m);
-  TempFile f(text);
+  TempFile f("mmkit_slabinfo", text);
   ASSERT_FALSE(f.path().empty());
   const CommandResult probe = with_slabinfo(f.path(), "true");
   if (probe.status != 0) GTEST_SKIP() << "cannot bind-mount over /proc/slabinfo: " << probe.output;
