@@ -50,6 +50,8 @@
 #include <thread>
 #include <vector>
 
+#include "spsc_ring.h"
+
 namespace mmkit_bench {
 
 inline double thread_cpu_ns_now() {
@@ -75,44 +77,7 @@ inline bool pin_to_host_cpu(int cpu) {
   return pthread_setaffinity_np(pthread_self(), sizeof(set), &set) == 0;
 }
 
-// A bounded SPSC ring of pointers. Each side caches the other side's index
-// and re-reads it only when the cached value says full / empty.
-class PtrRing {
- public:
-  static constexpr size_t kRingSize = 1024;  // a power of two
-
-  // Producer: pushes all `n` pointers, waiting while the ring is full.
-  void push(void* const* objs, size_t n) {
-    size_t tail = tail_.load(std::memory_order_relaxed);
-    for (size_t i = 0; i < n; ++i, ++tail) {
-      for (unsigned spins = 0; tail - head_cache_ >= kRingSize; ++spins) {
-        head_cache_ = head_.load(std::memory_order_acquire);
-        if (spins > 64) std::this_thread::yield();
-      }
-      slots_[tail & (kRingSize - 1)] = objs[i];
-    }
-    tail_.store(tail, std::memory_order_release);
-  }
-  // Consumer: up to `max` pointers into `out`; 0 when the ring is empty.
-  size_t pop(void** out, size_t max) {
-    size_t head = head_.load(std::memory_order_relaxed);
-    if (head == tail_cache_) {
-      tail_cache_ = tail_.load(std::memory_order_acquire);
-      if (head == tail_cache_) return 0;
-    }
-    size_t n = 0;
-    for (; n < max && head != tail_cache_; ++n, ++head) out[n] = slots_[head & (kRingSize - 1)];
-    head_.store(head, std::memory_order_release);
-    return n;
-  }
-
- private:
-  void* slots_[kRingSize] = {};
-  alignas(64) std::atomic<size_t> tail_{0};  // written by the producer
-  size_t head_cache_ = 0;                    // producer's view of head_
-  alignas(64) std::atomic<size_t> head_{0};  // written by the consumer
-  size_t tail_cache_ = 0;                    // consumer's view of tail_
-};
+using PtrRing = SpscBatchRing<void*>;
 
 inline constexpr size_t kBatchObjects = 10000;
 

@@ -30,6 +30,7 @@
 #include "page_alloc/page_alloc.h"
 #include "phys/cpu.h"
 #include "phys/machine.h"
+#include "spsc_ring.h"
 
 namespace mmkit_bench {
 
@@ -44,44 +45,8 @@ double thread_cpu_ns() {
 }
 
 constexpr size_t kBatch = 64;
-constexpr size_t kRingSize = 1024;  // a power of two
-
-// A bounded SPSC ring of page pointers. Each side caches the other side's
-// index and re-reads it only when the cached value says full / empty.
-class PageRing {
- public:
-  // Producer: pushes all `n` pages, waiting while the ring is full.
-  void push(mmkit::Page* const* pages, size_t n) {
-    size_t tail = tail_.load(std::memory_order_relaxed);
-    for (size_t i = 0; i < n; ++i, ++tail) {
-      for (unsigned spins = 0; tail - head_cache_ >= kRingSize; ++spins) {
-        head_cache_ = head_.load(std::memory_order_acquire);
-        if (spins > 64) std::this_thread::yield();
-      }
-      slots_[tail & (kRingSize - 1)] = pages[i];
-    }
-    tail_.store(tail, std::memory_order_release);
-  }
-  // Consumer: up to `max` pages into `out`; 0 when the ring is empty.
-  size_t pop(mmkit::Page** out, size_t max) {
-    size_t head = head_.load(std::memory_order_relaxed);
-    if (head == tail_cache_) {
-      tail_cache_ = tail_.load(std::memory_order_acquire);
-      if (head == tail_cache_) return 0;
-    }
-    size_t n = 0;
-    for (; n < max && head != tail_cache_; ++n, ++head) out[n] = slots_[head & (kRingSize - 1)];
-    head_.store(head, std::memory_order_release);
-    return n;
-  }
-
- private:
-  mmkit::Page* slots_[kRingSize] = {};
-  alignas(64) std::atomic<size_t> tail_{0};  // written by the producer
-  size_t head_cache_ = 0;                    // producer's view of head_
-  alignas(64) std::atomic<size_t> head_{0};  // written by the consumer
-  size_t tail_cache_ = 0;                    // consumer's view of tail_
-};
+using PageRing = SpscBatchRing<mmkit::Page*>;
+constexpr size_t kRingSize = PageRing::kRingSize;
 
 }  // namespace
 

@@ -244,12 +244,14 @@ inline bool free_pages_prepare(Machine& m, Page* page, unsigned order) {
              : page->mapping                 ? "non-NULL mapping"
              : page->mapcount.load()         ? "nonzero mapcount"
                                              : "PAGE_FLAGS_CHECK_AT_FREE flag(s) set");
+    if (!page->is_tail()) page->set(PG_bad);  // withheld: never handed out or freed again
     return false;
   }
   if (flags & (uint64_t{1} << PG_head)) {
     const unsigned corder = static_cast<unsigned>(flags >> kPageOrderShift);
     if (corder != order) [[unlikely]] {
       bad_page(m, page, "compound page freed with the wrong order");
+      page->set(PG_bad);
       return false;
     }
     for (unsigned i = 1; i < (1u << order); ++i) page[i].compound_head = 0;

@@ -359,7 +359,6 @@ void* slab_alloc_slow(KmemCache* s, CpuState* cpu, gfp_t gfp, int node) {
       if (!(gfp & __GFP_NOWARN)) slab_out_of_memory(s, gfp, node == NUMA_NO_NODE ? local : node);
       return nullptr;
     }
-    if (c->slab) deactivate_slab(s, c->slab, c->freelist);  // a refill raced in (never, bound)
     c->slab = slab;
     break;
   }

@@ -55,4 +55,15 @@ inline CommandResult run(const std::string& command) {
   return r;
 }
 
+// Why Linux's tools cannot be run over our views here ("" when they can):
+// `programs` (e.g. "free vmstat") missing, or no private mount namespace.
+inline std::string tools_unavailable(const std::string& programs) {
+  if (run("for p in " + programs + " unshare; do command -v $p || exit 1; done").status != 0)
+    return "one of " + programs + ", unshare is not installed (procps, util-linux)";
+  const CommandResult ns = run("unshare -m true");
+  if (ns.status != 0)
+    return "cannot create a mount namespace (unshare -m needs root or CAP_SYS_ADMIN): " + ns.output;
+  return "";
+}
+
 }  // namespace mmkit::test

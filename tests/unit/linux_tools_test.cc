@@ -73,13 +73,8 @@ bool vmstat_s_value(const std::string& text, const std::string& what, uint64_t* 
 class LinuxToolsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (run("command -v free && command -v vmstat && command -v unshare").status != 0)
-      GTEST_SKIP() << "procps (free, vmstat) or util-linux (unshare) not installed";
-    const CommandResult ns = run("unshare -m true");
-    if (ns.status != 0)
-      GTEST_SKIP() << "cannot create a mount namespace (unshare -m needs root or "
-                      "CAP_SYS_ADMIN): "
-                   << ns.output;
+    if (const std::string why = test::tools_unavailable("free vmstat"); !why.empty())
+      GTEST_SKIP() << why;
   }
 
   // Runs `tools` with meminfo and vmstat bind-mounted over /proc's.

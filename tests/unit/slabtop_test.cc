@@ -90,13 +90,8 @@ bool summary(const std::string& out, const std::string& what, uint64_t* active, 
 class SlabtopTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (run("command -v slabtop && command -v unshare").status != 0)
-      GTEST_SKIP() << "procps (slabtop) or util-linux (unshare) not installed";
-    const CommandResult ns = run("unshare -m true");
-    if (ns.status != 0)
-      GTEST_SKIP() << "cannot create a mount namespace (unshare -m needs root or "
-                      "CAP_SYS_ADMIN): "
-                   << ns.output;
+    if (const std::string why = test::tools_unavailable("slabtop"); !why.empty())
+      GTEST_SKIP() << why;
     if (access("/proc/slabinfo", F_OK) != 0)
       GTEST_SKIP() << "no /proc/slabinfo to mount over (kernel without CONFIG_SLUB_DEBUG)";
   }
