@@ -1,0 +1,159 @@
+// Page tables stored in page frames, and the operations memory.c performs on
+// ranges of them (arch/x86/include/asm/pgtable*.h, mm/memory.c, mm/mprotect.c,
+// mm/mremap.c, mm/pgtable-generic.c).
+//
+// A PageTable is one address space's tree (mm->pgd): every table is a zeroed
+// page from the buddy allocator, counted in the node's NR_PAGETABLE and in
+// the table's own nr_tables (VmPTE). Entries have the hardware's layout:
+//   x86-64, 4 or 5 levels (LA57): 64-bit entries, 512 per table, frame in
+//     bits 12..51, PRESENT 0, RW 1, USER 2, PWT 3, PCD 4, ACCESSED 5,
+//     DIRTY 6, PSE 7, GLOBAL 8, software 9..11, NX 63
+//     (arch/x86/include/asm/pgtable_types.h);
+//   i386 (non-PAE), 2 levels: 32-bit entries, 1024 per table, frame in bits
+//     12..31, the same low flag bits, no NX.
+// The interface speaks 64-bit entry values for both formats; an i386 entry
+// is widened on load and narrowed on store (NX dropped).
+//
+// Locking: the caller holds the address space's mmap lock for writing
+// around every function here that changes entries, except pte_set_flags_atomic
+// (the MMU's accessed/dirty update, which races with it by design, as the
+// hardware's does). Walkers (the MMU) read entries with atomic loads and may
+// run concurrently on other CPUs; a table page is freed only after every
+// CPU that may be walking or caching it has flushed (see tlb.h).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "page_alloc/gfp.h"
+#include "phys/machine.h"
+
+namespace mmkit {
+
+using pteval_t = uint64_t;
+
+// Entry bits (arch/x86/include/asm/pgtable_types.h).
+inline constexpr pteval_t _PAGE_PRESENT = pteval_t{1} << 0;
+inline constexpr pteval_t _PAGE_RW = pteval_t{1} << 1;
+inline constexpr pteval_t _PAGE_USER = pteval_t{1} << 2;
+inline constexpr pteval_t _PAGE_PWT = pteval_t{1} << 3;
+inline constexpr pteval_t _PAGE_PCD = pteval_t{1} << 4;
+inline constexpr pteval_t _PAGE_ACCESSED = pteval_t{1} << 5;
+inline constexpr pteval_t _PAGE_DIRTY = pteval_t{1} << 6;
+inline constexpr pteval_t _PAGE_PSE = pteval_t{1} << 7;
+inline constexpr pteval_t _PAGE_GLOBAL = pteval_t{1} << 8;
+inline constexpr pteval_t _PAGE_SOFTW1 = pteval_t{1}
+                                         << 9;  // _PAGE_SPECIAL: no struct page refcount
+inline constexpr pteval_t _PAGE_SPECIAL = _PAGE_SOFTW1;
+inline constexpr pteval_t _PAGE_NX = pteval_t{1} << 63;
+inline constexpr pteval_t PTE_PFN_MASK = 0x000ffffffffff000ull;  // bits 12..51
+inline constexpr pteval_t PTE_FLAGS_MASK = ~PTE_PFN_MASK;
+
+inline constexpr uint64_t pte_pfn(pteval_t v) {
+  return (v & PTE_PFN_MASK) >> 12;
+}
+inline constexpr pteval_t pfn_pte(uint64_t pfn, pteval_t prot) {
+  return (pfn << 12 & PTE_PFN_MASK) | (prot & PTE_FLAGS_MASK);
+}
+inline constexpr bool pte_present(pteval_t v) {
+  return v & _PAGE_PRESENT;
+}
+inline constexpr bool pte_write(pteval_t v) {
+  return v & _PAGE_RW;
+}
+
+enum class PagingMode : uint8_t {
+  kX86_64_4Level,  // 48-bit virtual addresses, PGD bits 39..47
+  kX86_64_5Level,  // LA57: 57-bit virtual addresses, PGD bits 48..56
+  kI386,           // 32-bit, two levels, 4 KiB pages
+};
+
+struct PageTable {
+  Machine* machine = nullptr;
+  PagingMode mode = PagingMode::kX86_64_4Level;
+  Page* pgd = nullptr;                 // the top-level table's frame
+  uint32_t asid = 0;                   // tags this tree's TLB entries; unique per machine
+  std::atomic<uint64_t> nr_tables{0};  // table pages, the top level included (VmPTE)
+  std::atomic<uint64_t> cpumask{0};    // CPUs that may hold its translations (mm_cpumask)
+};
+
+// pgd_alloc(): a fresh tree with an empty top level (for a user address
+// space on x86-64, the kernel half is shared with init_mm as Linux's
+// clone_pgd_range does, so kernel mappings made later are seen by all).
+// False when the top-level frame cannot be allocated.
+bool pgd_alloc(Machine& m, PagingMode mode, PageTable& pt);
+// Frees the top level. Every lower table must have been freed (free_pgtables).
+void pgd_free(PageTable& pt);
+
+// The kernel's tree (swapper_pg_dir / init_mm.pgd) of a machine, created on
+// first use with the machine's paging mode. vmalloc, pkmap and fixmap
+// mappings live here.
+PageTable& kernel_page_table(Machine& m);
+
+// The shared zero page (ZERO_PAGE(0)): mapped read-only by read faults on
+// anonymous memory; never refcounted through page tables.
+Page* zero_page(Machine& m);
+
+// The value of the last-level entry for `addr`, or 0 when none (no table, or
+// an empty entry).
+pteval_t pte_get(const PageTable& pt, uint64_t addr);
+// set_pte_at(): installs `val` at `addr`, allocating missing tables with
+// `gfp` (GFP_KERNEL | __GFP_ZERO semantics). False when a table page cannot
+// be allocated. Does not touch the mapped page's refcount or mapcount: the
+// caller does (page_add_*_rmap), as in Linux. Does not flush the TLB: an
+// entry that was not present cannot be cached.
+bool pte_set(PageTable& pt, uint64_t addr, pteval_t val, gfp_t gfp = GFP_KERNEL);
+// ptep_get_and_clear(): clears the entry and returns its old value
+// (accessed/dirty bits the MMU set included). The caller flushes.
+pteval_t pte_clear(PageTable& pt, uint64_t addr);
+// Atomically ORs `bits` into a present entry (the MMU's accessed/dirty
+// update); false when the entry is no longer present.
+bool pte_set_flags_atomic(PageTable& pt, uint64_t addr, pteval_t bits);
+
+// zap_page_range(): clears every entry in [start, end); for each normal page
+// mapped (not _PAGE_SPECIAL, not the zero page) drops its mapcount and the
+// mapping's reference (put_page), and transfers a dirty bit to the page
+// (PG_dirty). Flushes the range from every CPU's TLB before any page is
+// freed. Returns the number of normal pages unmapped (the caller adjusts
+// its RSS counters).
+uint64_t zap_range(PageTable& pt, uint64_t start, uint64_t end);
+
+// free_pgtables() / free_pgd_range(): frees the tables that map only
+// addresses inside [start, end), never one that also covers addresses
+// outside [floor, ceiling) (a neighbouring VMA's). Entries in the range must
+// already be clear (zap_range first).
+void free_pgtables(PageTable& pt, uint64_t start, uint64_t end, uint64_t floor, uint64_t ceiling);
+
+// change_protection(): for every present entry in [start, end) keeps the
+// frame and the accessed/dirty/special bits and replaces RW/USER/NX with
+// those of `newprot`; flushes the range. Returns the number of entries
+// changed.
+uint64_t change_protection(PageTable& pt, uint64_t start, uint64_t end, pteval_t newprot);
+
+// copy_page_range() for fork: copies every entry of [start, end) from `src`
+// to `dst`, allocating dst's tables. For a private writable mapping (`cow`)
+// each present writable entry is write-protected in both trees (and src's
+// range flushed); every normal page mapped gets one more mapcount and one
+// more reference. False when a table cannot be allocated (dst keeps what
+// was copied; the caller unwinds with zap_range + free_pgtables).
+bool copy_range(PageTable& dst, PageTable& src, uint64_t start, uint64_t end, bool cow);
+
+// move_page_tables() for mremap: moves the entries of [old_addr,
+// old_addr + len) to new_addr, allocating tables as needed; flushes the old
+// range. False when a table cannot be allocated (nothing moved past the
+// entries already moved; the return says how far: see move_range_done).
+bool move_range(PageTable& pt, uint64_t old_addr, uint64_t new_addr, uint64_t len);
+
+// Visits every present entry in [start, end): fn(addr, value). For check(),
+// /proc/<pid>/smaps_rollup and tests.
+void walk_range(const PageTable& pt, uint64_t start, uint64_t end,
+                const std::function<void(uint64_t addr, pteval_t val)>& fn);
+
+// check(): proves the tree's invariants (nr_tables equals the tables
+// reachable; every present entry's frame is inside RAM and allocated; no
+// table frame is free). Returns "" or the first violation.
+std::string check(const PageTable& pt);
+
+}  // namespace mmkit
