@@ -16,12 +16,6 @@ namespace {
 
 constexpr unsigned MAX_RECLAIM_RETRIES = 16;
 
-// PAGE_FLAGS_CHECK_AT_FREE: flags a page being freed must not have.
-constexpr uint64_t kCheckAtFree = (uint64_t{1} << PG_buddy) | (uint64_t{1} << PG_slab) |
-                                  (uint64_t{1} << PG_lru) | (uint64_t{1} << PG_locked) |
-                                  (uint64_t{1} << PG_reserved) | (uint64_t{1} << PG_writeback) |
-                                  (uint64_t{1} << PG_bad);
-
 // gfp_zone() resolved to this arch's zone index (OPT_ZONE_DMA32/HIGHMEM fold to Normal).
 constexpr int8_t kZoneIdx[2][5] = {
     /* x86_64: DMA DMA32 NORMAL HIGHMEM MOVABLE */ {0, 1, 2, 2, 3},
@@ -67,18 +61,20 @@ void prep_compound_page(Page* page, unsigned order) {
 
 inline void prep_new_page(Machine& m, Page* page, unsigned order, gfp_t gfp) {
   page->refcount.store(1, std::memory_order_relaxed);
-  if (gfp & __GFP_ZERO) [[unlikely]]
-    clear_pages(m, page, order);
-  if (order && (gfp & __GFP_COMP)) prep_compound_page(page, order);
+  if ((gfp & __GFP_ZERO) || (order && (gfp & __GFP_COMP))) prep_new_page_extra(m, page, order, gfp);
 }
 
+// rmqueue(): the pcp lists for their orders on a bound CPU, else the buddy
+// lists; each counts PGALLOC_<zone> (rmqueue_buddy under zone.lock).
 inline Page* rmqueue(Zone& z, CpuState* cpu, unsigned order, gfp_t gfp, unsigned alloc_flags,
                      unsigned mt) {
   // A failed pcp refill still tries the buddy lists (rmqueue()).
   if (order <= PAGE_ALLOC_COSTLY_ORDER && cpu) [[likely]]
-    if (Page* page = rmqueue_pcplist(z, *cpu, order, mt, alloc_flags, gfp & __GFP_COLD))
+    if (Page* page = rmqueue_pcplist(z, *cpu, order, mt, alloc_flags, gfp & __GFP_COLD)) {
+      cpu->events[static_cast<unsigned>(pgalloc_event(z.kind))].add(int64_t{1} << order);
       return page;
-  return rmqueue_buddy(z, order, mt, alloc_flags);
+    }
+  return rmqueue_buddy(z, cpu, order, mt, alloc_flags);
 }
 
 // get_page_from_freelist(): the first zone of the zonelist that passes its
@@ -94,7 +90,6 @@ Page* get_page_from_freelist(Machine& m, CpuState* cpu, gfp_t gfp, unsigned orde
     }
     Page* page = rmqueue(z, cpu, order, gfp, alloc_flags, ac.migratetype);
     if (!page) continue;
-    m.count_event(cpu, pgalloc_event(z.kind), int64_t{1} << order);
     prep_new_page(m, page, order, gfp);
     if (order && (alloc_flags & ALLOC_HIGHATOMIC)) [[unlikely]]
       reserve_highatomic_pageblock(z, page, order);
@@ -265,14 +260,15 @@ inline bool free_pages_prepare(Machine& m, Page* page, unsigned order) {
 void free_the_page(Machine& m, Page* page, unsigned order) {
   if (!free_pages_prepare(m, page, order)) [[unlikely]]
     return;
-  m.count_event(VmEvent::PGFREE, int64_t{1} << order);
   const uint64_t pfn = m.page_to_pfn(page);
   Zone& z = *m.pfn_zone(pfn);
   CpuState* cpu = this_cpu(m);
-  if (order <= PAGE_ALLOC_COSTLY_ORDER && cpu) [[likely]]
+  if (order <= PAGE_ALLOC_COSTLY_ORDER && cpu) [[likely]] {
+    cpu->events[static_cast<unsigned>(VmEvent::PGFREE)].add(int64_t{1} << order);
     free_unref_page(z, *cpu, page, pfn, order);
-  else
-    free_one_page(z, page, pfn, order, Fpi::kNone);
+  } else {
+    free_one_page_counted(z, cpu, page, pfn, order);
+  }
 }
 
 }  // namespace
@@ -333,62 +329,22 @@ Page* alloc_pages_general(Machine& m, CpuState* cpu, gfp_t gfp, unsigned order, 
   return alloc_pages_slowpath(m, cpu, gfp, order, ac);
 }
 
-Page* alloc_pages(Machine& m, gfp_t gfp, unsigned order, int nid) {
-  // Fast path: a bound CPU, a pcp order, the preferred zone above its LOW
-  // watermark and a non-empty list of the wanted type. No lock, no atomic
-  // read-modify-write. Anything else goes the general way.
-  CpuState* cpu = this_cpu(m);
-  if (cpu && order <= PAGE_ALLOC_COSTLY_ORDER && nid == NUMA_NO_NODE && !(gfp & __GFP_COLD) &&
-      !m.fail_page_alloc.enabled()) [[likely]] {
-    const unsigned idx = gfp & (GFP_ZONEMASK | __GFP_RECLAIMABLE);
-    Zone* z = cpu->preferred_zone[idx];
-    if (z) [[likely]] {
-      const unsigned highest = cpu->preferred_highest[idx];
-      if (zone_watermark_fast(*z, order, z->low_wmark(), highest, ALLOC_WMARK_LOW)) [[likely]] {
-        PerCpuPages& pcp = *cpu->preferred_pcp[idx];
-        ListHead* list =
-            &pcp.lists[order_to_pindex(gfp_migratetype(gfp, m.gfp_movable_mask), order)];
-        if (!list->empty()) [[likely]] {
-          Page* page = container_of(list->next, &Page::lru);
-          ListHead::del(&page->lru);
-          pcp.count.store(pcp.count.load(std::memory_order_relaxed) - (1 << order),
-                          std::memory_order_relaxed);
-          pcp.free_factor >>= 1;
-          cpu->events[static_cast<unsigned>(pgalloc_event(z->kind))].add(int64_t{1} << order);
-          prep_new_page(m, page, order, gfp);
-          return page;
-        }
-      }
-    }
-  }
-  return alloc_pages_general(m, cpu, gfp, order, nid);
+void prep_new_page_extra(Machine& m, Page* page, unsigned order, gfp_t gfp) {
+  if (gfp & __GFP_ZERO) clear_pages(m, page, order);
+  if (order && (gfp & __GFP_COMP)) prep_compound_page(page, order);
 }
 
-void free_pages(Machine& m, Page* page, unsigned order) {
-  // The caller's reference is the only one: nobody else may touch the count
-  // (speculative references are taken only on LRU and page-cache pages, which
-  // are released through put_page()), so drop it without a locked operation.
-  if (page->refcount.load(std::memory_order_relaxed) != 1) [[unlikely]] {
+Page* alloc_pages_slow(Machine& m, gfp_t gfp, unsigned order, int nid) {
+  return alloc_pages_general(m, this_cpu(m), gfp, order, nid);
+}
+
+void free_pages_slow(Machine& m, Page* page, unsigned order) {
+  if (page->refcount.load(std::memory_order_relaxed) != 1) {
     put_page_order(m, page, order);
     return;
   }
+  // The sole reference: dropped with a plain store (see free_pages()).
   page->refcount.store(0, std::memory_order_relaxed);
-  // Fast path: a clean page of a pcp order onto this CPU's list, hot end.
-  CpuState* cpu = this_cpu(m);
-  const uint64_t flags = page->flags.load(std::memory_order_relaxed);
-  if (cpu && order <= PAGE_ALLOC_COSTLY_ORDER && !(flags & (kCheckAtFree | 1ull << PG_head)) &&
-      !page->mapping && !page->mapcount.load(std::memory_order_relaxed) && !page->compound_head)
-      [[likely]] {
-    const uint64_t pfn = m.page_to_pfn(page);
-    const Machine::PageblockInfo& pb = m.pageblock(pfn);
-    const unsigned mt = pb.migratetype.load(std::memory_order_relaxed);
-    if (mt < MIGRATE_PCPTYPES) [[likely]] {
-      page->private_ = 0;
-      cpu->events[static_cast<unsigned>(VmEvent::PGFREE)].add(int64_t{1} << order);
-      free_unref_page_commit(*pb.zone, pb.pcp[cpu->id], page, mt, order);
-      return;
-    }
-  }
   free_the_page(m, page, order);
 }
 

@@ -28,20 +28,23 @@ void free_range(Zone& z, uint64_t start, uint64_t end) REQUIRES(z.lock) {
 }
 
 // Each CPU's first usable zone per GFP zone-modifier combination.
-void build_preferred_zones(Machine& m) {
+void build_pcp_classes(Machine& m) {
   for (unsigned c = 0; c < m.nr_cpus(); ++c) {
     CpuState& cpu = m.cpu(static_cast<int>(c));
     for (gfp_t bits = 0; bits < 32; ++bits) {
+      PcpClass& cls = cpu.pcp_class[bits];
       const int kind = gfp_zone_kind(bits);
-      cpu.preferred_zone[bits] = nullptr;
-      cpu.preferred_pcp[bits] = nullptr;
+      cls.zone = nullptr;
+      cls.pcp = nullptr;
       if (kind == kBadZone || (bits & GFP_MOVABLE_MASK) == GFP_MOVABLE_MASK) continue;
       const unsigned highest = m.zone_index(static_cast<ZoneKind>(kind));
       for (Zone* const* zp = m.node(cpu.node).zonelist_fallback; *zp; ++zp)
         if ((*zp)->idx <= highest) {
-          cpu.preferred_zone[bits] = *zp;
-          cpu.preferred_pcp[bits] = &(*zp)->pcp[c];
-          cpu.preferred_highest[bits] = static_cast<uint8_t>(highest);
+          cls.zone = *zp;
+          cls.pcp = &(*zp)->pcp[c];
+          cls.highest = static_cast<uint8_t>(highest);
+          cls.pgalloc_event = static_cast<uint16_t>(static_cast<unsigned>(VmEvent::PGALLOC_DMA) +
+                                                    static_cast<unsigned>((*zp)->kind));
           break;
         }
     }
@@ -72,7 +75,7 @@ Result<std::unique_ptr<Machine>> boot(const MachineConfig& cfg) {
   Machine& m = *mp;
 
   memblock_free_all(m);
-  build_preferred_zones(m);
+  build_pcp_classes(m);
 
   // Grouping by mobility needs enough pageblocks to be worth it.
   const uint64_t total = m.totalram_pages();

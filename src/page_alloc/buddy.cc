@@ -46,25 +46,36 @@ void update_nonempty(FreeArea& area) {
   area.nonempty.store(mask, std::memory_order_relaxed);
 }
 
+// The list operations below leave zone.free_pages to their callers, which
+// add up a whole split or merge and account it once (the sum is the same
+// under zone.lock, where nobody else writes it).
 void add_to_free_list(Page* p, Zone& z, unsigned order, unsigned mt, bool tail) {
   FreeArea& area = z.free_area[order];
+  ListHead& list = area.free_list[mt];
+  if (list.empty())
+    area.nonempty.store(area.nonempty.load(std::memory_order_relaxed) | 1u << mt,
+                        std::memory_order_relaxed);
   if (tail)
-    area.free_list[mt].add_tail(&p->lru);
+    list.add_tail(&p->lru);
   else
-    area.free_list[mt].add(&p->lru);
+    list.add(&p->lru);
   area.nr_free++;
-  area.nonempty.store(area.nonempty.load(std::memory_order_relaxed) | 1u << mt,
-                      std::memory_order_relaxed);
-  add_free_pages(z, int64_t{1} << order);
 }
 
-void del_page_from_free_list(Page* p, Zone& z, unsigned order) {
-  ListHead::del(&p->lru);
-  p->clear(PG_buddy);
+// Unlinks a free block of `order` from free_list[mt] (its pageblock's type).
+void del_page_from_free_list(Page* p, Zone& z, unsigned order, unsigned mt) {
+  FreeArea& area = z.free_area[order];
+  ListHead* next = p->lru.next;
+  ListHead* prev = p->lru.prev;
+  if (next == prev)  // the only entry: both point at the list head
+    area.nonempty.store(area.nonempty.load(std::memory_order_relaxed) & ~(1u << mt),
+                        std::memory_order_relaxed);
+  next->prev = prev;
+  prev->next = next;
+  p->flags.store(p->flags.load(std::memory_order_relaxed) & ~(uint64_t{1} << PG_buddy),
+                 std::memory_order_relaxed);
   p->private_ = 0;
-  z.free_area[order].nr_free--;
-  update_nonempty(z.free_area[order]);
-  add_free_pages(z, -(int64_t{1} << order));
+  area.nr_free--;
 }
 
 void move_to_free_list(Page* p, Zone& z, unsigned order, unsigned new_mt) {
@@ -91,12 +102,19 @@ bool page_is_buddy(Zone& z, Page* buddy, uint64_t buddy_pfn, unsigned order) {
 // expand(): split a block of order `high` down to `low`, freeing the upper halves.
 void expand(Zone& z, Page* page, unsigned low, unsigned high, unsigned mt) {
   uint64_t size = uint64_t{1} << high;
+  add_free_pages(z, static_cast<int64_t>(size - (uint64_t{1} << low)));
   while (high > low) {
     --high;
     size >>= 1;
     set_buddy_order(&page[size], high);
     add_to_free_list(&page[size], z, high, mt, false);
   }
+}
+
+// Takes a free block off its list for an allocation (or a steal).
+void take_free_block(Page* p, Zone& z, unsigned order, unsigned mt) {
+  del_page_from_free_list(p, z, order, mt);
+  add_free_pages(z, -(int64_t{1} << order));
 }
 
 // buddy_merge_likely(): the block about to be listed would merge with its
@@ -177,12 +195,12 @@ Page* steal_suitable_fallback(Zone& z, Page* page, unsigned current, unsigned or
   const uint64_t pfn = m.page_to_pfn(page);
   const unsigned block_mt = m.get_pageblock_migratetype(pfn);
   if (block_mt == MIGRATE_HIGHATOMIC || !whole_block) {
-    del_page_from_free_list(page, z, current);
+    take_free_block(page, z, current, block_mt);
     expand(z, page, order, current, block_mt);
     return page;
   }
   if (current >= m.pageblock_order()) {  // take ownership of whole blocks
-    del_page_from_free_list(page, z, current);
+    take_free_block(page, z, current, block_mt);
     change_pageblock_range(m, pfn, current, start_mt);
     expand(z, page, order, current, start_mt);
     return page;
@@ -202,7 +220,7 @@ Page* steal_suitable_fallback(Zone& z, Page* page, unsigned current, unsigned or
       return __rmqueue_smallest(z, order, start_mt);
     }
   }
-  del_page_from_free_list(page, z, current);
+  take_free_block(page, z, current, block_mt);
   expand(z, page, order, current, block_mt);
   return page;
 }
@@ -233,18 +251,26 @@ Page* __rmqueue_fallback(Zone& z, unsigned order, unsigned start_mt) {
 
 void __free_one_page(Zone& z, Page* page, uint64_t pfn, unsigned order, unsigned mt, Fpi fpi) {
   Machine& m = mach(z);
+  // Merging leaves the zone's free pages up by exactly the block freed.
+  add_free_pages(z, int64_t{1} << order);
+  const unsigned pb_order = m.pageblock_order();
   while (order < MAX_PAGE_ORDER) {
     const uint64_t buddy_pfn = pfn ^ (uint64_t{1} << order);
     Page* buddy = page + (static_cast<int64_t>(buddy_pfn) - static_cast<int64_t>(pfn));
-    if (!page_is_buddy(z, buddy, buddy_pfn, order)) break;
-    if (order >= m.pageblock_order()) {
+    unsigned buddy_mt = mt;
+    if (order < pb_order) {
+      // Below pageblock order the buddy shares the pageblock: same zone,
+      // same migrate type (page_is_buddy() without the zone lookup).
+      if (!buddy->test(PG_buddy) || buddy_order(buddy) != order) break;
+    } else {
+      if (!page_is_buddy(z, buddy, buddy_pfn, order)) break;
       // Blocks without fallbacks (highatomic, isolate) merge only with their own kind.
-      const unsigned buddy_mt = m.get_pageblock_migratetype(buddy_pfn);
+      buddy_mt = m.get_pageblock_migratetype(buddy_pfn);
       if (buddy_mt != mt && (!migratetype_is_mergeable(mt) || !migratetype_is_mergeable(buddy_mt)))
         break;
       if (buddy_mt != mt) change_pageblock_range(m, buddy_pfn, order, mt);
     }
-    del_page_from_free_list(buddy, z, order);
+    del_page_from_free_list(buddy, z, order, buddy_mt);
     const uint64_t combined = buddy_pfn & pfn;
     page += static_cast<int64_t>(combined) - static_cast<int64_t>(pfn);
     pfn = combined;
@@ -259,7 +285,7 @@ Page* __rmqueue_smallest(Zone& z, unsigned order, unsigned mt) {
   for (unsigned current = order; current < NR_PAGE_ORDERS; ++current) {
     Page* page = first_free(z, current, mt);
     if (!page) continue;
-    del_page_from_free_list(page, z, current);
+    take_free_block(page, z, current, mt);
     expand(z, page, order, current, mt);
     return page;
   }
@@ -283,7 +309,7 @@ int rmqueue_bulk(Zone& z, unsigned order, int count, ListHead* list, unsigned mt
   return i;
 }
 
-Page* rmqueue_buddy(Zone& z, unsigned order, unsigned mt, unsigned alloc_flags) {
+Page* rmqueue_buddy(Zone& z, CpuState* cpu, unsigned order, unsigned mt, unsigned alloc_flags) {
   SpinGuard g(z.lock);
   Page* page = nullptr;
   if (alloc_flags & ALLOC_HIGHATOMIC) page = __rmqueue_smallest(z, order, MIGRATE_HIGHATOMIC);
@@ -294,12 +320,23 @@ Page* rmqueue_buddy(Zone& z, unsigned order, unsigned mt, unsigned alloc_flags) 
     if (!page && (alloc_flags & (ALLOC_OOM | ALLOC_NON_BLOCK)))
       page = __rmqueue_smallest(z, order, MIGRATE_HIGHATOMIC);
   }
+  if (page) {
+    const unsigned ev = static_cast<unsigned>(VmEvent::PGALLOC_DMA) + static_cast<unsigned>(z.kind);
+    (cpu ? cpu->events[ev] : z.locked_events[ev]).add(int64_t{1} << order);
+  }
   return page;
 }
 
 void free_one_page(Zone& z, Page* page, uint64_t pfn, unsigned order, Fpi fpi) {
   SpinGuard g(z.lock);
   __free_one_page(z, page, pfn, order, mach(z).get_pageblock_migratetype(pfn), fpi);
+}
+
+void free_one_page_counted(Zone& z, CpuState* cpu, Page* page, uint64_t pfn, unsigned order) {
+  const unsigned ev = static_cast<unsigned>(VmEvent::PGFREE);
+  SpinGuard g(z.lock);
+  (cpu ? cpu->events[ev] : z.locked_events[ev]).add(int64_t{1} << order);
+  __free_one_page(z, page, pfn, order, mach(z).get_pageblock_migratetype(pfn), Fpi::kNone);
 }
 
 // reserve_highatomic_pageblock(): a high-order atomic allocation succeeded;
@@ -322,6 +359,7 @@ void reserve_highatomic_pageblock(Zone& z, Page* page, unsigned order) {
     change_pageblock_range(m, pfn, order, MIGRATE_HIGHATOMIC);
     z.nr_reserved_highatomic += uint64_t{1} << order;
   }
+  pcp_class_update(m, &z);
 }
 
 // unreserve_highatomic_pageblock(): under memory pressure, give a reserved
@@ -341,6 +379,7 @@ bool unreserve_highatomic_pageblock(Machine& m, Zone* const* zonelist, unsigned 
           std::min<uint64_t>(std::max<uint64_t>(m.pageblock_nr_pages(), uint64_t{1} << order),
                              z.nr_reserved_highatomic);
       z.nr_reserved_highatomic -= size;
+      pcp_class_update(m, &z);
       if (order < m.pageblock_order()) {
         uint64_t start;
         int free, movable;

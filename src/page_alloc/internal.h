@@ -28,32 +28,27 @@ Page* __rmqueue(Zone& z, unsigned order, unsigned mt, unsigned alloc_flags) REQU
 // Moves `count` blocks of `order` onto a pcp list, tail first; returns how many.
 int rmqueue_bulk(Zone& z, unsigned order, int count, ListHead* list, unsigned mt,
                  unsigned alloc_flags);
-// Takes one block straight from the buddy lists (orders above the pcp's).
-Page* rmqueue_buddy(Zone& z, unsigned order, unsigned mt, unsigned alloc_flags);
+// Takes one block straight from the buddy lists (orders above the pcp's,
+// or a thread bound to no CPU) and counts PGALLOC_<zone> for `cpu` (null:
+// in the zone's locked_events, under the lock).
+Page* rmqueue_buddy(Zone& z, CpuState* cpu, unsigned order, unsigned mt, unsigned alloc_flags);
 void free_one_page(Zone& z, Page* page, uint64_t pfn, unsigned order, Fpi fpi);
+// free_one_page() for a freshly freed block, counting PGFREE like rmqueue_buddy.
+void free_one_page_counted(Zone& z, CpuState* cpu, Page* page, uint64_t pfn, unsigned order);
 void reserve_highatomic_pageblock(Zone& z, Page* page, unsigned order);
 bool unreserve_highatomic_pageblock(Machine& m, Zone* const* zonelist, unsigned highest,
                                     unsigned mt, bool force);
+
+// --- watermarks.cc ---------------------------------------------------------------------
+// Recomputes every CPU's PcpClass::free_above from the zones' LOW
+// watermark, lowmem_reserve and high-atomic reserve (call after any
+// change), for the classes of zone `only` (under its lock) or all of them.
+void pcp_class_update(Machine& m, const Zone* only = nullptr);
 
 // --- pcp.cc: per-CPU lists ------------------------------------------------------------
 Page* rmqueue_pcplist(Zone& z, CpuState& cpu, unsigned order, unsigned mt, unsigned alloc_flags,
                       bool cold);
 void free_unref_page(Zone& z, CpuState& cpu, Page* page, uint64_t pfn, unsigned order);
-// Returns a batch to the buddy lists (or drains all, when asked to).
-void pcp_overflow(Zone& z, PerCpuPages& pcp, unsigned pindex);
-
-// free_unref_page_commit(): a freed page of pcp type `mt` goes to the head
-// of its list (it is cache-hot); over `high`, a batch goes back.
-inline void free_unref_page_commit(Zone& z, PerCpuPages& pcp, Page* page, unsigned mt,
-                                   unsigned order) {
-  const unsigned pindex = order_to_pindex(mt, order);
-  pcp.lists[pindex].add(&page->lru);
-  const int count = pcp.count.load(std::memory_order_relaxed) + (1 << order);
-  pcp.count.store(count, std::memory_order_relaxed);
-  if (count >= pcp.high.load(std::memory_order_relaxed) ||
-      pcp.drain_request.load(std::memory_order_relaxed)) [[unlikely]]
-    pcp_overflow(z, pcp, pindex);
-}
 void drain_pages_zone(Zone& z, PerCpuPages& pcp);
 
 // --- alloc.cc ------------------------------------------------------------------------

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "base/result.h"
+#include "page_alloc/fast_path.h"
 #include "page_alloc/gfp.h"
 #include "phys/machine.h"
 
@@ -27,13 +28,11 @@ namespace mmkit {
 // allocator (memblock_free_all). The returned machine is ready to allocate.
 Result<std::unique_ptr<Machine>> boot(const MachineConfig& cfg);
 
-Page* alloc_pages(Machine& m, gfp_t gfp, unsigned order, int nid = NUMA_NO_NODE);
+// alloc_pages(m, gfp, order, nid) and free_pages(m, page, order) are inline
+// in fast_path.h.
 inline Page* alloc_page(Machine& m, gfp_t gfp) {
   return alloc_pages(m, gfp, 0);
 }
-// __free_pages(): drops the caller's reference; the block is freed when the
-// last reference goes. `order` must be the order it was allocated with.
-void free_pages(Machine& m, Page* page, unsigned order);
 inline void free_page(Machine& m, Page* page) {
   free_pages(m, page, 0);
 }
@@ -63,10 +62,7 @@ uint64_t calculate_min_free_kbytes(const Machine& m);
 int zone_batchsize(const Zone& z);
 int zone_highsize(const Machine& m, const Zone& z, int batch);
 
-// __zone_watermark_ok(): can `zone` serve an order-`order` allocation at
-// `mark` for a request whose highest usable zone is `highest_zoneidx`?
-bool zone_watermark_ok(const Zone& z, unsigned order, uint64_t mark, unsigned highest_zoneidx,
-                       unsigned alloc_flags);
+// zone_watermark_ok() (__zone_watermark_ok) is declared in fast_path.h.
 
 // Free pages of a node or the machine (buddy lists; pcp pages not included).
 uint64_t nr_free_pages(const Machine& m);

@@ -58,6 +58,18 @@ void setup_per_zone_wmarks(Machine& m) {
     z.watermark[WMARK_HIGH] = z.watermark[WMARK_LOW] + tmp;
   });
   zone_pcp_update(m);
+  pcp_class_update(m);
+}
+
+void pcp_class_update(Machine& m, const Zone* only) {
+  for (unsigned c = 0; c < m.nr_cpus(); ++c)
+    for (PcpClass& cls : m.cpu(static_cast<int>(c)).pcp_class) {
+      if (!cls.zone || (only && cls.zone != only)) continue;
+      const Zone& z = *cls.zone;
+      const uint64_t above =
+          z.low_wmark() + z.lowmem_reserve[cls.highest] + z.nr_reserved_highatomic;
+      cls.free_above.store(static_cast<int64_t>(above), std::memory_order_relaxed);
+    }
 }
 
 void setup_per_zone_lowmem_reserve(Machine& m) {
@@ -75,6 +87,7 @@ void setup_per_zone_lowmem_reserve(Machine& m) {
       }
     }
   }
+  pcp_class_update(m);
 }
 
 int zone_batchsize(const Zone& z) {

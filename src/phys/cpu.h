@@ -31,18 +31,29 @@ inline constexpr uint64_t kDrainerToken = ~uint64_t{0};
 struct Zone;
 struct PerCpuPages;
 
+// The page allocator's view of one GFP class (gfp & 0x1f: the zone
+// modifiers DMA, HIGHMEM, DMA32 and the mobility bits MOVABLE, RECLAIMABLE)
+// on one CPU, laid out so that alloc_pages' fast path reads one entry:
+// the first zone of the CPU's node zonelist the request may use (Linux's
+// ac->preferred_zoneref; null for an invalid combination), this CPU's lists
+// in it, and the LOW watermark check folded into one threshold.
+struct PcpClass {
+  Zone* zone = nullptr;
+  PerCpuPages* pcp = nullptr;
+  // The order-0 LOW watermark test of zone_watermark_fast() as one compare:
+  // free_pages > watermark[LOW] + lowmem_reserve[highest] +
+  // nr_reserved_highatomic. page_alloc recomputes it whenever one of those
+  // changes; other CPUs' recomputations make it an atomic.
+  std::atomic<int64_t> free_above{INT64_MAX};
+  uint8_t highest = 0;         // gfp_zone() as a zone index
+  uint16_t pgalloc_event = 0;  // PGALLOC_<zone kind>
+};
+
 struct alignas(64) CpuState {
   int id = 0;
   int node = 0;
   std::atomic<uint64_t> owner{0};
-  // The page allocator's preferred zone for each combination of the GFP
-  // zone modifiers and mobility bits (gfp & 0x1f: DMA, HIGHMEM, DMA32,
-  // MOVABLE, RECLAIMABLE): the first zone of this CPU's node zonelist the
-  // request may use (Linux's ac->preferred_zoneref); null for invalid
-  // combinations. Filled when the machine boots.
-  Zone* preferred_zone[32] = {};
-  PerCpuPages* preferred_pcp[32] = {};  // this CPU's lists in that zone
-  uint8_t preferred_highest[32] = {};   // gfp_zone() as a zone index
+  PcpClass pcp_class[32];  // filled when the machine boots
   std::array<OwnedCounter, kNrVmEvents> events;
 };
 

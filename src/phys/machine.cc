@@ -158,6 +158,7 @@ int64_t Machine::sum_event(VmEvent e) const {
   const unsigned i = static_cast<unsigned>(e);
   int64_t sum = unbound_events_[i].get();
   for (unsigned c = 0; c < nr_cpus_; ++c) sum += cpus_[c].events[i].get();
+  for_each_zone([&](const Zone& z) { sum += z.locked_events[i].get(); });
   return sum;
 }
 

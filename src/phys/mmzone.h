@@ -111,6 +111,10 @@ struct Zone {
   alignas(64) SpinLock lock;
   FreeArea free_area[NR_PAGE_ORDERS];
   std::atomic<int64_t> free_pages{0};  // NR_FREE_PAGES: pages in free_area
+  // Events of threads bound to no CPU (their PGALLOC and PGFREE), counted
+  // under zone.lock, which they hold anyway, instead of with a locked add on
+  // the machine's shared counters. Machine::sum_event adds them in.
+  std::array<OwnedCounter, static_cast<unsigned>(VmEvent::NR_EVENTS)> locked_events;
 
   // Per-CPU lists, one per CPU of the machine.
   PerCpuPages* pcp = nullptr;
