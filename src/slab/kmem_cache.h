@@ -57,8 +57,18 @@ struct SlabWord {
 struct alignas(64) KmemCacheCpu {
   void* freelist = nullptr;  // free objects of `slab`, this CPU's alone
   Page* slab = nullptr;      // the active slab (frozen)
-  Page* partial = nullptr;   // frozen partial slabs, chained by private_
+  // Frees of this CPU to one other slab, held back and chained through
+  // their free pointers (newest first), so that a run of frees to a slab
+  // reaches it as one detached freelist with one compare-and-swap (Linux's
+  // build_detached_freelist() for kmem_cache_free_bulk, here across calls).
+  // The slab still counts them in use until the chain is flushed: when a
+  // free goes to a third slab, before the CPU refills, and by flush_all().
+  Page* defer_slab = nullptr;
+  void* defer_head = nullptr;
+  void* defer_tail = nullptr;
+  unsigned defer_count = 0;
   unsigned partial_slabs = 0;
+  Page* partial = nullptr;  // frozen partial slabs, chained by private_
   unsigned colour_next = 0;
 };
 
@@ -66,8 +76,22 @@ struct KmemCacheNode {
   SpinLock list_lock;
   ListHead partial GUARDED_BY(list_lock);
   uint64_t nr_partial GUARDED_BY(list_lock) = 0;
-  std::atomic<int64_t> nr_slabs{0};
-  std::atomic<int64_t> total_objects{0};
+  // The node's slabs and their objects in one word ([slabs:24][objects:40]),
+  // so creating or discarding a slab is one atomic add (Linux's
+  // inc_slabs_node()/dec_slabs_node() update two atomics).
+  std::atomic<uint64_t> slabs_objects{0};
+  static constexpr unsigned kSlabsShift = 40;
+  void account_slab(int64_t slabs, int64_t objects) {
+    slabs_objects.fetch_add(static_cast<uint64_t>(slabs * (int64_t{1} << kSlabsShift) + objects),
+                            std::memory_order_relaxed);
+  }
+  int64_t nr_slabs() const {
+    return static_cast<int64_t>(slabs_objects.load(std::memory_order_relaxed) >> kSlabsShift);
+  }
+  int64_t total_objects() const {
+    return static_cast<int64_t>(slabs_objects.load(std::memory_order_relaxed) &
+                                ((uint64_t{1} << kSlabsShift) - 1));
+  }
 };
 
 struct KmemCache {
@@ -174,15 +198,24 @@ inline void* slab_alloc_fast(KmemCache* s, CpuState* cpu, gfp_t gfp, int node) {
 }
 
 // Pushes an object of this CPU's active slab (`head`, the slab of a
-// direct-map `obj`) on its private freelist. Everything else (remote slabs,
-// debug caches, bad pointers, the naive double free of hardened SLUB:
-// obj == freelist head) is slow.
+// direct-map `obj`) on its private freelist, or an object of the slab this
+// CPU is collecting frees for on that chain. Everything else (another slab,
+// debug caches, bad pointers, the naive double free of hardened SLUB: obj
+// == the head of either list) is slow.
 inline void slab_free_fast(KmemCache* s, CpuState* cpu, Page* head, void* obj) {
   if (cpu && !s->debug()) [[likely]] {
     KmemCacheCpu& c = s->cpu_slab[cpu->id];
-    if (head == c.slab && obj != c.freelist) [[likely]] {
-      *reinterpret_cast<void**>(static_cast<char*>(obj) + s->offset) = c.freelist;
-      c.freelist = obj;
+    void** fp = reinterpret_cast<void**>(static_cast<char*>(obj) + s->offset);
+    if (head == c.slab) [[likely]] {
+      if (obj != c.freelist) [[likely]] {
+        *fp = c.freelist;
+        c.freelist = obj;
+        return;
+      }
+    } else if (head == c.defer_slab && obj != c.defer_head) {
+      *fp = c.defer_head;
+      c.defer_head = obj;
+      c.defer_count++;
       return;
     }
   }
@@ -193,7 +226,14 @@ inline void slab_free_fast(KmemCache* s, CpuState* cpu, Page* head, void* obj) {
 // Sets up a new cache's sizes, order and per-CPU/node structures.
 bool kmem_cache_open(KmemCache* s);
 void* slab_alloc_slow(KmemCache* s, CpuState* cpu, gfp_t gfp, int node);
-void slab_free_slow(KmemCache* s, CpuState* cpu, Page* slab, void* obj);
+// __slab_free(): `cnt` objects of `slab`, chained from `head` to `tail`
+// through their free pointers, go back to it.
+void slab_free_slow(KmemCache* s, CpuState* cpu, Page* slab, void* head, void* tail, unsigned cnt);
+// A free of this CPU to a slab other than its active one: flushes the chain
+// it was collecting for another slab and starts one for `slab`.
+void slab_free_defer(KmemCache* s, CpuState* cpu, Page* slab, void* obj);
+// Returns the CPU's collected frees to their slab.
+void flush_deferred_frees(KmemCache* s, CpuState* cpu, KmemCacheCpu* c);
 // Returns every CPU's slabs of `s` to the node lists (flush_all()); false if
 // a CPU bound to another thread still holds one.
 bool flush_all(KmemCache* s);

@@ -242,12 +242,18 @@ void kmem_cache_free_slow(KmemCache* s, CpuState* cpu, void* obj) {
                 obj);
     return;
   }
-  if (cpu && !s->debug() && slab == s->cpu_slab[cpu->id].slab) {
-    slab_report(s, "double free detected", obj);  // obj was the head of the CPU freelist
+  if (cpu && !s->debug()) {
+    const KmemCacheCpu& c = s->cpu_slab[cpu->id];
+    if (slab == c.slab || slab == c.defer_slab) {
+      // obj was the head of the CPU freelist or of the deferred chain.
+      slab_report(s, "double free detected", obj);
+      return;
+    }
+    slab_free_defer(s, cpu, slab, obj);
     return;
   }
   if (s->debug() && !free_debug_processing(s, slab, obj)) return;
-  slab_free_slow(s, cpu, slab, obj);
+  slab_free_slow(s, cpu, slab, obj, obj, 1);
 }
 
 void kmem_cache_free(KmemCache* s, void* obj) {
@@ -275,8 +281,8 @@ int kmem_cache_destroy(KmemCache* s) {
   shrink_node_partials(s);
   int64_t slabs = 0, objects = 0;
   for (auto& n : s->node) {
-    slabs += n->nr_slabs.load();
-    objects += n->total_objects.load();
+    slabs += n->nr_slabs();
+    objects += n->total_objects();
   }
   if (slabs) {
     s->refcount++;
@@ -322,8 +328,8 @@ SlabInfo get_slabinfo(KmemCache* s) {
   SlabInfo info{s->name, 0, 0, s->size, s->objects, 1u << s->order, 0, 0};
   uint64_t free = 0;
   for (unsigned i = 0; i < s->node.size(); ++i) {
-    info.num_slabs += s->node[i]->nr_slabs.load(std::memory_order_relaxed);
-    info.num_objs += s->node[i]->total_objects.load(std::memory_order_relaxed);
+    info.num_slabs += s->node[i]->nr_slabs();
+    info.num_objs += s->node[i]->total_objects();
     free += count_partial_free(s, static_cast<int>(i));
   }
   info.active_objs = info.num_objs - free;

@@ -5,9 +5,10 @@
 // count; its freelist is acyclic, inside the slab, on object boundaries and
 // holds objects - inuse entries; a CPU's private freelist lies in that CPU's
 // active slab, disjoint from the slab's own list, and is no longer than
-// inuse. Frozen slabs are exactly the CPUs' active and partial slabs; the
-// node partial lists hold only unfrozen slabs with free objects, of their
-// node, and nr_partial is their length; node slab and object counts match.
+// inuse; a CPU's deferred free chain likewise lies in its slab, disjoint
+// from both, with defer_count entries. Frozen slabs are exactly the CPUs' active and partial slabs;
+// the node partial lists hold only unfrozen slabs with free objects, of their node, and nr_partial
+// is their length; node slab and object counts match.
 #include <fmt/format.h>
 
 #include <set>
@@ -45,9 +46,18 @@ std::string check_chain(KmemCache* s, Page* slab, void* head, unsigned limit,
 
 std::string check_cache(KmemCache* s, const std::vector<Page*>& slabs) {
   Machine& m = *s->machine;
-  std::unordered_map<Page*, int> cpu_owner;  // frozen slabs: active or cpu-partial
+  std::unordered_map<Page*, int> cpu_owner;       // frozen slabs: active or cpu-partial
+  std::unordered_multimap<Page*, int> deferring;  // slabs with a CPU's deferred frees
   for (unsigned c = 0; c < m.nr_cpus(); ++c) {
     KmemCacheCpu& cc = s->cpu_slab[c];
+    if (cc.defer_slab) {
+      if (!cc.defer_head || !cc.defer_count || !cc.defer_slab->test(PG_slab) ||
+          slab_cache(cc.defer_slab) != s)
+        return fmt::format("{}: cpu {} deferred free chain is corrupt", s->name, c);
+      deferring.emplace(cc.defer_slab, static_cast<int>(c));
+    } else if (cc.defer_head || cc.defer_count) {
+      return fmt::format("{}: cpu {} has deferred frees but no slab", s->name, c);
+    }
     if (cc.slab) cpu_owner[cc.slab] = static_cast<int>(c);
     if (!cc.slab && cc.freelist)
       return fmt::format("{}: cpu {} has a freelist but no slab", s->name, c);
@@ -112,16 +122,27 @@ std::string check_cache(KmemCache* s, const std::vector<Page*>& slabs) {
           !e.empty())
         return e;
     }
+    auto [d, d_end] = deferring.equal_range(slab);
+    for (unsigned held = cpu_free; d != d_end; ++d) {
+      const KmemCacheCpu& cc = s->cpu_slab[d->second];
+      unsigned n = 0;
+      if (auto e = check_chain(s, slab, cc.defer_head, w.inuse - held, &seen, &n, "deferred");
+          !e.empty())
+        return e;
+      if (n != cc.defer_count)
+        return fmt::format("{}: cpu {} deferred {} frees but its chain holds {}", s->name,
+                           d->second, cc.defer_count, n);
+      held += n;
+    }
     const int nid = m.page_zone(slab)->node;
     nr_slabs[nid]++;
     nr_objs[nid] += w.objects;
   }
   for (unsigned nid = 0; nid < s->node.size(); ++nid)
-    if (nr_slabs[nid] != s->node[nid]->nr_slabs.load() ||
-        nr_objs[nid] != s->node[nid]->total_objects.load())
+    if (nr_slabs[nid] != s->node[nid]->nr_slabs() || nr_objs[nid] != s->node[nid]->total_objects())
       return fmt::format("{}: node {} counts {} slabs/{} objects but holds {}/{}", s->name, nid,
-                         s->node[nid]->nr_slabs.load(), s->node[nid]->total_objects.load(),
-                         nr_slabs[nid], nr_objs[nid]);
+                         s->node[nid]->nr_slabs(), s->node[nid]->total_objects(), nr_slabs[nid],
+                         nr_objs[nid]);
   return "";
 }
 

@@ -430,7 +430,7 @@ bool name_matches(std::string_view list, std::string_view name) {
 
 bool cache_unused(const KmemCache* s) {
   for (const auto& n : s->node)
-    if (n->nr_slabs.load() != 0) return false;
+    if (n->nr_slabs() != 0) return false;
   for (unsigned i = 0; i < s->machine->nr_cpus(); ++i)
     if (s->cpu_slab[i].slab || s->cpu_slab[i].partial) return false;
   return true;

@@ -79,16 +79,24 @@ Page* allocate_slab(KmemCache* s, KmemCacheCpu* c, gfp_t gfp, int node, void** f
   slab->mapcount.store(static_cast<int32_t>(colour),
                        std::memory_order_relaxed);  // the slab's colour
   char* first = base + colour + s->red_left_pad;
-  for (unsigned i = 0; i < objects; ++i) {
-    char* obj = first + static_cast<size_t>(i) * s->size;
-    setup_object_debug(s, obj);
-    if (s->ctor) s->ctor(obj);
-    set_freepointer(s, obj, i + 1 < objects ? obj + s->size : nullptr);
+  if (!s->debug() && !s->ctor) {
+    // The common case as a tight loop: the cache's fields stay in registers.
+    const size_t stride = s->size, offset = s->offset;
+    char* obj = first;
+    for (unsigned i = 1; i < objects; ++i, obj += stride)
+      *reinterpret_cast<void**>(obj + offset) = obj + stride;
+    *reinterpret_cast<void**>(obj + offset) = nullptr;
+  } else {
+    for (unsigned i = 0; i < objects; ++i) {
+      char* obj = first + static_cast<size_t>(i) * s->size;
+      setup_object_debug(s, obj);
+      if (s->ctor) s->ctor(obj);
+      set_freepointer(s, obj, i + 1 < objects ? obj + s->size : nullptr);
+    }
   }
   slab_word(slab).store(SlabWord{0, objects, objects, true}.pack(), std::memory_order_relaxed);
   KmemCacheNode* n = s->node[slab_nid(m, slab)].get();
-  n->nr_slabs.fetch_add(1, std::memory_order_relaxed);
-  n->total_objects.fetch_add(objects, std::memory_order_relaxed);
+  n->account_slab(1, objects);
   m.node(slab_nid(m, slab)).stat[static_cast<unsigned>(slab_stat(s))].add(int64_t{1} << order);
   *freelist = first;
   return slab;
@@ -100,8 +108,7 @@ void discard_slab(KmemCache* s, Page* slab) {
   const unsigned order = slab->compound_order();
   const int nid = slab_nid(m, slab);
   KmemCacheNode* n = s->node[nid].get();
-  n->nr_slabs.fetch_sub(1, std::memory_order_relaxed);
-  n->total_objects.fetch_sub(w.objects, std::memory_order_relaxed);
+  n->account_slab(-1, -static_cast<int64_t>(w.objects));
   m.node(nid).stat[static_cast<unsigned>(slab_stat(s))].add(-(int64_t{1} << order));
   slab->clear(PG_slab);
   slab->mapping = nullptr;
@@ -273,6 +280,7 @@ void* get_partial(KmemCache* s, int node, int local, gfp_t gfp, KmemCacheCpu* c,
 }
 
 void flush_cpu_slab(KmemCache* s, KmemCacheCpu* c) {
+  flush_deferred_frees(s, nullptr, c);
   if (c->slab) deactivate_slab(s, c->slab, c->freelist);
   c->slab = nullptr;
   c->freelist = nullptr;
@@ -289,7 +297,7 @@ void slab_out_of_memory(KmemCache* s, gfp_t gfp, int node) {
       node, gfp, format_gfp(gfp), s->name, s->object_size, s->size, s->order, s->min_order);
   for (unsigned i = 0; i < s->node.size(); ++i) {
     KmemCacheNode* n = s->node[i].get();
-    const int64_t slabs = n->nr_slabs.load(), objs = n->total_objects.load();
+    const int64_t slabs = n->nr_slabs(), objs = n->total_objects();
     msg += fmt::format("  node {}: slabs: {}, objs: {}, free: {}\n", i, slabs, objs,
                        count_partial_free(s, static_cast<int>(i)));
   }
@@ -323,6 +331,9 @@ void* slab_alloc_slow(KmemCache* s, CpuState* cpu, gfp_t gfp, int node) {
     return freelist;
   }
 
+  // Frees this CPU held back go to their slab first: it may be the one to
+  // refill from.
+  if (c->defer_slab) flush_deferred_frees(s, cpu, c);
   for (;;) {
     slab = c->slab;
     if (slab && node != NUMA_NO_NODE && slab_nid(m, slab) != node) {
@@ -366,7 +377,7 @@ void* slab_alloc_slow(KmemCache* s, CpuState* cpu, gfp_t gfp, int node) {
   return freelist;
 }
 
-void slab_free_slow(KmemCache* s, CpuState* cpu, Page* slab, void* obj) {
+void slab_free_slow(KmemCache* s, CpuState* cpu, Page* slab, void* head, void* tail, unsigned cnt) {
   Machine& m = *s->machine;
   char* base = slab_base(m, slab);
   const bool cpu_partial = s->has_cpu_partial() && cpu;
@@ -380,10 +391,10 @@ void slab_free_slow(KmemCache* s, CpuState* cpu, Page* slab, void* obj) {
       locked = false;
     }
     ow = SlabWord::unpack(old);
-    set_freepointer(s, obj, word_head(base, ow.head));
+    set_freepointer(s, tail, word_head(base, ow.head));
     nw = ow;
-    nw.head = head_of(base, obj);
-    nw.inuse -= 1;
+    nw.head = head_of(base, head);
+    nw.inuse -= cnt;
     if ((!nw.inuse || !ow.head) && !ow.frozen) {
       if (cpu_partial && !ow.head) {
         nw.frozen = true;  // full -> partial: the freeing CPU takes it
@@ -407,6 +418,24 @@ void slab_free_slow(KmemCache* s, CpuState* cpu, Page* slab, void* obj) {
   }
   if (!ow.head) add_partial(n, slab, true);  // full -> partial
   n->list_lock.unlock();
+}
+
+void flush_deferred_frees(KmemCache* s, CpuState* cpu, KmemCacheCpu* c) {
+  Page* slab = c->defer_slab;
+  if (!slab) return;
+  c->defer_slab = nullptr;
+  slab_free_slow(s, cpu, slab, c->defer_head, c->defer_tail, c->defer_count);
+  c->defer_head = c->defer_tail = nullptr;
+  c->defer_count = 0;
+}
+
+void slab_free_defer(KmemCache* s, CpuState* cpu, Page* slab, void* obj) {
+  KmemCacheCpu* c = &s->cpu_slab[cpu->id];
+  flush_deferred_frees(s, cpu, c);
+  set_freepointer(s, obj, nullptr);
+  c->defer_slab = slab;
+  c->defer_head = c->defer_tail = obj;
+  c->defer_count = 1;
 }
 
 bool flush_all(KmemCache* s) {
