@@ -16,15 +16,6 @@ namespace mmkit {
 
 namespace {
 
-// kmalloc_index(): 1 is the 96-byte cache, 2 the 192-byte one, n >= 3 holds 2^n.
-unsigned kmalloc_index(size_t size) {
-  // size_index[] for sizes up to 192, by (size - 1) / 8.
-  static constexpr uint8_t kSizeIndex[24] = {3, 4, 5, 5, 6, 6, 6, 6, 1, 1, 1, 1,
-                                             7, 7, 7, 7, 2, 2, 2, 2, 2, 2, 2, 2};
-  if (size <= 192) return kSizeIndex[(size - 1) / 8];
-  return static_cast<unsigned>(fls(size - 1));
-}
-
 unsigned kmalloc_size(unsigned index) {
   return index == 1 ? 96 : index == 2 ? 192 : 1u << index;
 }
@@ -78,25 +69,16 @@ KmemCache* kmalloc_cache(Machine& m, size_t size) {
   return slab_state(m).kmalloc_caches[kmalloc_index(size)];
 }
 
-// Zero-size and large requests, out of line so kmalloc's path stays short.
-[[gnu::noinline]] void* kmalloc_special(Machine& m, size_t size, gfp_t gfp, int node) {
+void* kmalloc_special(Machine& m, size_t size, gfp_t gfp, int node) {
   if (size == 0) return ZERO_SIZE_PTR;
   void* p = kmalloc_large(m, size, gfp, node);
   if (p && (gfp & __GFP_ZERO)) std::memset(p, 0, size);
   return p;
 }
 
-void* kmalloc_node(Machine& m, size_t size, gfp_t gfp, int node) {
-  if (size - 1 >= KMALLOC_MAX_CACHE_SIZE) [[unlikely]]  // 0 wraps around
-    return kmalloc_special(m, size, gfp, node);
-  return slab_alloc_fast(slab_state(m).kmalloc_caches[kmalloc_index(size)], this_cpu(m), gfp, node);
-}
-
-void* kmalloc(Machine& m, size_t size, gfp_t gfp) {
-  if (size - 1 >= KMALLOC_MAX_CACHE_SIZE) [[unlikely]]
-    return kmalloc_special(m, size, gfp, NUMA_NO_NODE);
-  return slab_alloc_fast(slab_state(m).kmalloc_caches[kmalloc_index(size)], this_cpu(m), gfp,
-                         NUMA_NO_NODE);
+void* kmalloc_first(Machine& m, size_t size, gfp_t gfp, int node) {
+  SlabState& st = slab_state_init(m);
+  return slab_alloc_fast(m, st.kmalloc_caches[kmalloc_index(size)], this_cpu(m), gfp, node);
 }
 
 void* kcalloc(Machine& m, size_t n, size_t size, gfp_t gfp) {
@@ -124,8 +106,11 @@ void* kcalloc(Machine& m, size_t n, size_t size, gfp_t gfp) {
 void kfree(Machine& m, const void* p) {
   if (ZERO_OR_NULL_PTR(p)) return;
   void* obj = const_cast<void*>(p);
-  if (m.is_direct_mapped(obj)) [[likely]] {
-    Page* head = m.virt_to_page(obj)->head();
+  // is_direct_mapped() and virt_to_page() as one offset and one compare.
+  const uintptr_t off =
+      reinterpret_cast<uintptr_t>(obj) - reinterpret_cast<uintptr_t>(m.phys_window(0));
+  if (off < m.direct_map_pfns() << PAGE_SHIFT) [[likely]] {
+    Page* head = m.pfn_to_page(off >> PAGE_SHIFT)->head();
     if (head->test(PG_slab)) [[likely]] {
       slab_free_fast(slab_cache(head), this_cpu(m), head, obj);
       return;

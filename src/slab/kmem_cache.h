@@ -23,6 +23,7 @@
 #pragma once
 
 #include <atomic>
+#include <bit>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -184,9 +185,10 @@ inline SlabState& slab_state(Machine& m) {
 
 // Pops this CPU's private freelist. Debug and hardened caches, __GFP_ZERO,
 // a node request and fault injection take the slow path.
-inline void* slab_alloc_fast(KmemCache* s, CpuState* cpu, gfp_t gfp, int node) {
-  if (cpu && node == NUMA_NO_NODE && !s->debug() && !(gfp & __GFP_ZERO) &&
-      !s->machine->failslab.enabled()) [[likely]] {
+// `m` is the cache's machine, passed when the caller has it at hand.
+inline void* slab_alloc_fast(const Machine& m, KmemCache* s, CpuState* cpu, gfp_t gfp, int node) {
+  if (cpu && node == NUMA_NO_NODE && !s->debug() && !(gfp & __GFP_ZERO) && !m.failslab.enabled())
+      [[likely]] {
     KmemCacheCpu& c = s->cpu_slab[cpu->id];
     void* obj = c.freelist;
     if (obj) [[likely]] {
@@ -195,6 +197,32 @@ inline void* slab_alloc_fast(KmemCache* s, CpuState* cpu, gfp_t gfp, int node) {
     }
   }
   return kmem_cache_alloc_slow(s, cpu, gfp, node);
+}
+
+// --- kmalloc's fast half (kmalloc.cc has the rest) -----------------------------------------
+// kmalloc_index(): 1 is the 96-byte cache, 2 the 192-byte one, n >= 3 holds 2^n.
+inline unsigned kmalloc_index(size_t size) {
+  // size_index[] for sizes up to 192, by (size - 1) / 8.
+  static constexpr uint8_t kSizeIndex[24] = {3, 4, 5, 5, 6, 6, 6, 6, 1, 1, 1, 1,
+                                             7, 7, 7, 7, 2, 2, 2, 2, 2, 2, 2, 2};
+  if (size <= 192) return kSizeIndex[(size - 1) / 8];
+  return static_cast<unsigned>(std::bit_width(size - 1));
+}
+// Zero-size and large requests; the first kmalloc of a machine.
+[[gnu::noinline]] void* kmalloc_special(Machine& m, size_t size, gfp_t gfp, int node);
+[[gnu::noinline]] void* kmalloc_first(Machine& m, size_t size, gfp_t gfp, int node);
+
+inline void* kmalloc_node(Machine& m, size_t size, gfp_t gfp, int node) {
+  if (size - 1 >= KMALLOC_MAX_CACHE_SIZE) [[unlikely]]  // 0 wraps around
+    return kmalloc_special(m, size, gfp, node);
+  LayerState* ls = m.layer_state(Layer::kSlab);
+  if (!ls) [[unlikely]]
+    return kmalloc_first(m, size, gfp, node);
+  KmemCache* s = static_cast<SlabState*>(ls)->kmalloc_caches[kmalloc_index(size)];
+  return slab_alloc_fast(m, s, this_cpu(m), gfp, node);
+}
+inline void* kmalloc(Machine& m, size_t size, gfp_t gfp) {
+  return kmalloc_node(m, size, gfp, NUMA_NO_NODE);
 }
 
 // Pushes an object of this CPU's active slab (`head`, the slab of a

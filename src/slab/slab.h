@@ -68,8 +68,10 @@ inline bool ZERO_OR_NULL_PTR(const void* p) {
 }
 inline constexpr size_t KMALLOC_MAX_CACHE_SIZE = 8192;  // larger: the page allocator
 
-void* kmalloc(Machine& m, size_t size, gfp_t gfp);
-void* kmalloc_node(Machine& m, size_t size, gfp_t gfp, int node);
+// Inline, as in Linux (kmem_cache.h has the definitions): the size class is
+// a table lookup, folded away when the size is a constant.
+inline void* kmalloc(Machine& m, size_t size, gfp_t gfp);
+inline void* kmalloc_node(Machine& m, size_t size, gfp_t gfp, int node);
 inline void* kzalloc(Machine& m, size_t size, gfp_t gfp) {
   return kmalloc(m, size, gfp | __GFP_ZERO);
 }
@@ -101,3 +103,6 @@ SlabInfo get_slabinfo(KmemCache* s);
 std::string slab_check(Machine& m);
 
 }  // namespace mmkit
+
+// kmalloc()'s inline definition needs the cache internals.
+#include "slab/kmem_cache.h"  // IWYU pragma: export

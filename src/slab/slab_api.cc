@@ -220,7 +220,8 @@ void* kmem_cache_alloc_slow(KmemCache* s, CpuState* cpu, gfp_t gfp, int node) {
 }
 
 void* kmem_cache_alloc_node(KmemCache* s, gfp_t gfp, int node) {
-  return slab_alloc_fast(s, this_cpu(*s->machine), gfp, node);
+  const Machine& m = *s->machine;
+  return slab_alloc_fast(m, s, this_cpu(m), gfp, node);
 }
 
 void* kmem_cache_alloc(KmemCache* s, gfp_t gfp) {
