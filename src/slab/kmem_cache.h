@@ -58,6 +58,12 @@ struct SlabWord {
 struct alignas(64) KmemCacheCpu {
   void* freelist = nullptr;  // free objects of `slab`, this CPU's alone
   Page* slab = nullptr;      // the active slab (frozen)
+  // A new slab's objects not handed out yet, [bump, bump_end): allocate_slab
+  // leaves their free pointers unwritten and the CPU hands them out in
+  // address order once its freelist is empty; they are chained
+  // (cpu_slab_materialize) before the slab leaves the CPU. Plain caches only.
+  char* bump = nullptr;
+  char* bump_end = nullptr;
   // Frees of this CPU to one other slab, held back and chained through
   // their free pointers (newest first), so that a run of frees to a slab
   // reaches it as one detached freelist with one compare-and-swap (Linux's
@@ -195,6 +201,11 @@ inline void* slab_alloc_fast(const Machine& m, KmemCache* s, CpuState* cpu, gfp_
       c.freelist = *reinterpret_cast<void**>(static_cast<char*>(obj) + s->offset);
       return obj;
     }
+    if (c.bump != c.bump_end) {
+      obj = c.bump;
+      c.bump += s->size;
+      return obj;
+    }
   }
   return kmem_cache_alloc_slow(s, cpu, gfp, node);
 }
@@ -260,6 +271,8 @@ void slab_free_slow(KmemCache* s, CpuState* cpu, Page* slab, void* head, void* t
 // A free of this CPU to a slab other than its active one: flushes the chain
 // it was collecting for another slab and starts one for `slab`.
 void slab_free_defer(KmemCache* s, CpuState* cpu, Page* slab, void* obj);
+// Chains the CPU's unwritten objects of its active slab onto its freelist.
+void cpu_slab_materialize(KmemCache* s, KmemCacheCpu* c);
 // Returns the CPU's collected frees to their slab.
 void flush_deferred_frees(KmemCache* s, CpuState* cpu, KmemCacheCpu* c);
 // Returns every CPU's slabs of `s` to the node lists (flush_all()); false if

@@ -225,7 +225,8 @@ void* kmem_cache_alloc_node(KmemCache* s, gfp_t gfp, int node) {
 }
 
 void* kmem_cache_alloc(KmemCache* s, gfp_t gfp) {
-  return kmem_cache_alloc_node(s, gfp, NUMA_NO_NODE);
+  const Machine& m = *s->machine;
+  return slab_alloc_fast(m, s, this_cpu(m), gfp, NUMA_NO_NODE);
 }
 
 void kmem_cache_free_slow(KmemCache* s, CpuState* cpu, void* obj) {

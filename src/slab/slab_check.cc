@@ -5,7 +5,8 @@
 // count; its freelist is acyclic, inside the slab, on object boundaries and
 // holds objects - inuse entries; a CPU's private freelist lies in that CPU's
 // active slab, disjoint from the slab's own list, and is no longer than
-// inuse; a CPU's deferred free chain likewise lies in its slab, disjoint
+// inuse, with its unwritten objects (bump) whole objects of that slab; a
+// CPU's deferred free chain likewise lies in its slab, disjoint
 // from both, with defer_count entries. Frozen slabs are exactly the CPUs' active and partial slabs;
 // the node partial lists hold only unfrozen slabs with free objects, of their node, and nr_partial
 // is their length; node slab and object counts match.
@@ -59,8 +60,8 @@ std::string check_cache(KmemCache* s, const std::vector<Page*>& slabs) {
       return fmt::format("{}: cpu {} has deferred frees but no slab", s->name, c);
     }
     if (cc.slab) cpu_owner[cc.slab] = static_cast<int>(c);
-    if (!cc.slab && cc.freelist)
-      return fmt::format("{}: cpu {} has a freelist but no slab", s->name, c);
+    if (!cc.slab && (cc.freelist || cc.bump != cc.bump_end))
+      return fmt::format("{}: cpu {} has free objects but no slab", s->name, c);
     unsigned n = 0;
     for (Page* p = cc.partial; p; p = slab_next(p)) {
       if (++n > cc.partial_slabs || !cpu_owner.emplace(p, static_cast<int>(c)).second)
@@ -117,10 +118,27 @@ std::string check_cache(KmemCache* s, const std::vector<Page*>& slabs) {
       return fmt::format("{}: unfrozen slab pfn {:#x} has free objects but is on no partial list",
                          s->name, m.page_to_pfn(slab));
     if (owner != cpu_owner.end() && s->cpu_slab[owner->second].slab == slab) {
-      if (auto e = check_chain(s, slab, s->cpu_slab[owner->second].freelist, w.inuse, &seen,
-                               &cpu_free, "cpu");
-          !e.empty())
+      const KmemCacheCpu& cc = s->cpu_slab[owner->second];
+      if (auto e = check_chain(s, slab, cc.freelist, w.inuse, &seen, &cpu_free, "cpu"); !e.empty())
         return e;
+      // Unwritten objects: whole objects of this slab, after every listed one.
+      if (cc.bump != cc.bump_end) {
+        const char* first = base + slab->mapcount.load() + s->red_left_pad;
+        const char* end = first + static_cast<size_t>(w.objects) * s->size;
+        if (cc.bump < first || cc.bump_end > end || cc.bump > cc.bump_end ||
+            (cc.bump - first) % s->size || (cc.bump_end - cc.bump) % s->size)
+          return fmt::format("{}: cpu {} unwritten objects [{}, {}) outside slab pfn {:#x}",
+                             s->name, owner->second, static_cast<void*>(cc.bump),
+                             static_cast<void*>(cc.bump_end), m.page_to_pfn(slab));
+        for (const char* p = cc.bump; p != cc.bump_end; p += s->size)
+          if (seen.count(const_cast<char*>(p)))
+            return fmt::format("{}: unwritten object {} of slab pfn {:#x} is also on a freelist",
+                               s->name, static_cast<const void*>(p), m.page_to_pfn(slab));
+        cpu_free += static_cast<unsigned>((cc.bump_end - cc.bump) / s->size);
+        if (cpu_free > w.inuse)
+          return fmt::format("{}: cpu {} holds {} free objects of slab pfn {:#x}, inuse {}",
+                             s->name, owner->second, cpu_free, m.page_to_pfn(slab), w.inuse);
+      }
     }
     auto [d, d_end] = deferring.equal_range(slab);
     for (unsigned held = cpu_free; d != d_end; ++d) {

@@ -53,7 +53,12 @@ NodeStat slab_stat(const KmemCache* s) {
 // allocate_slab(): pages for a new slab (falling back to the minimum order),
 // its free objects chained in address order. Returns the slab frozen and
 // fully in use, and its freelist through *freelist.
-Page* allocate_slab(KmemCache* s, KmemCacheCpu* c, gfp_t gfp, int node, void** freelist) {
+// With `lazy` (a plain cache going to a CPU) the free pointers stay
+// unwritten and *lazy_end gets the end of the objects: the CPU hands them
+// out in order (KmemCacheCpu::bump), as Linux's would pop a freelist built
+// in address order, without touching each object twice.
+Page* allocate_slab(KmemCache* s, KmemCacheCpu* c, gfp_t gfp, int node, void** freelist,
+                    char** lazy_end = nullptr) {
   Machine& m = *s->machine;
   const gfp_t flags =
       (gfp & ~(__GFP_ZERO | __GFP_HIGHMEM | __GFP_MOVABLE | __GFP_COLD)) | s->allocflags;
@@ -79,7 +84,9 @@ Page* allocate_slab(KmemCache* s, KmemCacheCpu* c, gfp_t gfp, int node, void** f
   slab->mapcount.store(static_cast<int32_t>(colour),
                        std::memory_order_relaxed);  // the slab's colour
   char* first = base + colour + s->red_left_pad;
-  if (!s->debug() && !s->ctor) {
+  if (lazy_end && c && !s->debug() && !s->ctor) {
+    *lazy_end = first + static_cast<size_t>(objects) * s->size;
+  } else if (!s->debug() && !s->ctor) {
     // The common case as a tight loop: the cache's fields stay in registers.
     const size_t stride = s->size, offset = s->offset;
     char* obj = first;
@@ -281,6 +288,7 @@ void* get_partial(KmemCache* s, int node, int local, gfp_t gfp, KmemCacheCpu* c,
 
 void flush_cpu_slab(KmemCache* s, KmemCacheCpu* c) {
   flush_deferred_frees(s, nullptr, c);
+  cpu_slab_materialize(s, c);
   if (c->slab) deactivate_slab(s, c->slab, c->freelist);
   c->slab = nullptr;
   c->freelist = nullptr;
@@ -334,6 +342,9 @@ void* slab_alloc_slow(KmemCache* s, CpuState* cpu, gfp_t gfp, int node) {
   // Frees this CPU held back go to their slab first: it may be the one to
   // refill from.
   if (c->defer_slab) flush_deferred_frees(s, cpu, c);
+  // The fast path declined with unwritten objects left (__GFP_ZERO, a node
+  // request, fault injection): chain them, so what follows sees one list.
+  cpu_slab_materialize(s, c);
   for (;;) {
     slab = c->slab;
     if (slab && node != NUMA_NO_NODE && slab_nid(m, slab) != node) {
@@ -365,12 +376,19 @@ void* slab_alloc_slow(KmemCache* s, CpuState* cpu, gfp_t gfp, int node) {
       c->slab = slab;
       break;
     }
-    slab = allocate_slab(s, c, gfp, node, &freelist);
+    char* lazy_end = nullptr;
+    slab = allocate_slab(s, c, gfp, node, &freelist, &lazy_end);
     if (!slab) {
       if (!(gfp & __GFP_NOWARN)) slab_out_of_memory(s, gfp, node == NUMA_NO_NODE ? local : node);
       return nullptr;
     }
     c->slab = slab;
+    if (lazy_end) {
+      c->freelist = nullptr;
+      c->bump = static_cast<char*>(freelist) + s->size;
+      c->bump_end = lazy_end;
+      return freelist;
+    }
     break;
   }
   c->freelist = get_freepointer_checked(s, slab, freelist);
@@ -418,6 +436,18 @@ void slab_free_slow(KmemCache* s, CpuState* cpu, Page* slab, void* head, void* t
   }
   if (!ow.head) add_partial(n, slab, true);  // full -> partial
   n->list_lock.unlock();
+}
+
+void cpu_slab_materialize(KmemCache* s, KmemCacheCpu* c) {
+  if (c->bump == c->bump_end) return;
+  void* head = c->freelist;
+  for (char* obj = c->bump_end; obj != c->bump;) {
+    obj -= s->size;
+    set_freepointer(s, obj, head);
+    head = obj;
+  }
+  c->freelist = head;
+  c->bump = c->bump_end = nullptr;
 }
 
 void flush_deferred_frees(KmemCache* s, CpuState* cpu, KmemCacheCpu* c) {

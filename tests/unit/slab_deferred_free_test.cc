@@ -6,9 +6,13 @@
 // after every step); every path that gives a CPU's slabs back (shrink,
 // destroy, the refill) flushes it first, so no object is lost; and a double
 // free of the chain's head is caught as SLUB catches one of its freelist's.
+// Also a new slab's unwritten objects (KmemCacheCpu::bump): handed out in
+// address order, chained when the slab leaves the CPU or the fast path
+// declines, and never lost.
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -161,6 +165,51 @@ TEST(SlabDeferredFree, AnotherCpusChainIsFlushedByDestroy) {
     EXPECT_NE(s->cpu_slab[1].defer_slab, nullptr);
     ASSERT_EQ(slab_check(m), "");
   }
+  EXPECT_EQ(kmem_cache_destroy(s), 0);
+  EXPECT_EQ(check(m), "");
+}
+
+TEST(SlabLazySlab, NewSlabObjectsComeInOrderAndAreChainedWhenTheSlabLeaves) {
+  auto mp = boot_small(1);
+  ASSERT_TRUE(mp);
+  Machine& m = *mp;
+  auto scope = CpuScope::bind(m, 0);
+  ASSERT_TRUE(scope.ok());
+  KmemCache* s = kmem_cache_create(m, "lazy96", 96, 0, SLAB_NO_MERGE);
+  ASSERT_NE(s, nullptr);
+  KmemCacheCpu& c = s->cpu_slab[0];
+  char* first = static_cast<char*>(kmem_cache_alloc(s, GFP_KERNEL));
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(c.bump, first + s->size);
+  EXPECT_EQ(c.bump_end, first + static_cast<size_t>(s->objects) * s->size);
+  ASSERT_EQ(slab_check(m), "");
+  char* second = static_cast<char*>(kmem_cache_alloc(s, GFP_KERNEL));
+  EXPECT_EQ(second, first + s->size) << "address order";
+  // A freed object comes back before the unwritten ones (it is hot).
+  kmem_cache_free(s, second);
+  EXPECT_EQ(kmem_cache_alloc(s, GFP_KERNEL), second);
+  // __GFP_ZERO declines the fast path: the rest is chained, and the object
+  // comes zeroed.
+  std::memset(first + 2 * s->size, 0x5a, s->object_size);
+  auto* z = static_cast<unsigned char*>(kmem_cache_alloc(s, GFP_KERNEL | __GFP_ZERO));
+  ASSERT_NE(z, nullptr);
+  EXPECT_EQ(c.bump, c.bump_end);
+  for (unsigned i = 0; i < s->object_size; ++i) ASSERT_EQ(z[i], 0) << i;
+  ASSERT_EQ(slab_check(m), "");
+  EXPECT_EQ(get_slabinfo(s).active_objs, s->objects) << "the CPU's objects count as active";
+  kmem_cache_free(s, z);
+  kmem_cache_free(s, second);
+  kmem_cache_free(s, first);
+  ASSERT_EQ(slab_check(m), "");
+
+  // A fresh slab left with unwritten objects: shrink chains them back.
+  std::vector<void*> objs;
+  for (unsigned i = 0; i < s->objects + 3; ++i) objs.push_back(kmem_cache_alloc(s, GFP_KERNEL));
+  ASSERT_NE(c.bump, c.bump_end);
+  kmem_cache_shrink(s);
+  EXPECT_EQ(c.bump, nullptr);
+  ASSERT_EQ(slab_check(m), "");
+  for (void* p : objs) kmem_cache_free(s, p);
   EXPECT_EQ(kmem_cache_destroy(s), 0);
   EXPECT_EQ(check(m), "");
 }
