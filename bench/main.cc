@@ -32,6 +32,7 @@ namespace mmkit_bench {
 void BM_order0_pcp(benchmark::State& state, uint64_t gib);
 void BM_order0_nopcp(benchmark::State& state);
 void BM_order0_nopcp_nomerge(benchmark::State& state);
+void BM_zone_lock_pair(benchmark::State& state);
 void BM_orderN(benchmark::State& state, unsigned order);
 void BM_two_cpu_remote_free(benchmark::State& state);
 void BM_peer_aligned_4k(benchmark::State& state, int peer);  // peers.cc's kPeers order
@@ -114,6 +115,7 @@ void register_all() {
 
   RegisterBenchmark("page_alloc/order0_nopcp", BM_order0_nopcp);
   RegisterBenchmark("page_alloc/order0_nopcp_nomerge", BM_order0_nopcp_nomerge);
+  RegisterBenchmark("page_alloc/zone_lock_pair", BM_zone_lock_pair);
   for (unsigned order = 1; order <= 10; ++order)
     RegisterBenchmark(("page_alloc/order" + std::to_string(order)).c_str(), BM_orderN, order);
   RegisterBenchmark("page_alloc/two_cpu_remote_free", BM_two_cpu_remote_free)->UseRealTime();

@@ -8,6 +8,8 @@
 //                                   on the buddy lists directly
 //   page_alloc/order0_nopcp_nomerge diagnostic: the same, with the freed page's
 //                                   buddy held, so no split and no merge
+//   page_alloc/zone_lock_pair       diagnostic: zone->lock taken and dropped
+//                                   twice, the unbound pair's locking alone
 //
 // Without per-CPU lists the cost depends on how coalesced the zone is: an
 // order-0 pair on a zone whose free memory sits in order-10 blocks splits one
@@ -127,6 +129,21 @@ void BM_order0_nopcp_nomerge(benchmark::State& state) {
     state.counters["same_page"] =
         static_cast<double>(hits) / static_cast<double>(state.iterations());
   mmkit::free_pages(*m, keep, 0);  // the zone coalesces again for the next call
+}
+
+void BM_zone_lock_pair(benchmark::State& state) {
+  std::string err;
+  mmkit::Machine* m = bench_machine(4, kNopcpMachine, &err);
+  if (m == nullptr) return state.SkipWithError(err.c_str());
+  mmkit::Zone& z = *m->pfn_zone(m->max_pfn() - 1);
+  for (auto _ : state) {
+    z.lock.lock();  // the allocation's rmqueue_buddy()
+    benchmark::ClobberMemory();
+    z.lock.unlock();
+    z.lock.lock();  // the free's free_one_page()
+    benchmark::ClobberMemory();
+    z.lock.unlock();
+  }
 }
 
 }  // namespace mmkit_bench

@@ -9,6 +9,8 @@ its target and a verdict:
   order0_pcp / peer aligned 4 KiB pair   < 1: mmkit is faster than that peer
   order0_nopcp / order0_pcp              <= 3: the zone-lock path within 3x
   order0_nopcp_nomerge / order0_pcp      the lock path without split/merge
+  zone_lock_pair / order0_pcp            zone->lock taken twice: the floor of
+                                         any unbound pair
   order0_pcp_64GiB / order0_pcp_1GiB     <= 1.25: order-0 cost flat in RAM
                                          (1.25 is the noise allowance)
   boot/64GiB                             < 1 s
@@ -215,6 +217,8 @@ def page_ratios(runs):
                     "<= 3", lambda r: r <= 3))
     print(ratio_row("order0_nopcp_nomerge / order0_pcp (lock path, no split/merge)",
                     median(runs, "page_alloc/order0_nopcp_nomerge"), pcp, "(context)", None))
+    print(ratio_row("zone_lock_pair / order0_pcp (two lock round trips alone)",
+                    median(runs, "page_alloc/zone_lock_pair"), pcp, "(context)", None))
     print(ratio_row("order0_pcp_64GiB / order0_pcp_1GiB", median(runs, "page_alloc/order0_pcp_64GiB"),
                     median(runs, "page_alloc/order0_pcp_1GiB"), "<= 1.25 (flat)", lambda r: r <= 1.25))
     print(ratio_row("order0_pcp/repeat / order0_pcp (drift)", median(runs, PCP_RUNS[1]),
