@@ -38,9 +38,12 @@ peer ratios pools the runs of page_alloc/order0_pcp and its /repeat twin,
 which run before and after the peers. Times are real time; with --cpu, the
 benchmark thread's CPU time instead (less disturbed by other load on a shared
 host), except for benchmarks registered with UseRealTime (the two-CPU one),
-which keep real time.
+which keep real time. With --min the ratio tables use each benchmark's
+fastest repetition instead of the median: on a host shared with other
+work, the least-disturbed run of each side (the per-benchmark table still
+shows medians).
 
-usage: mmkit_bench --benchmark_format=json ... | python3 bench/ratios.py [--cpu] [FILE]
+usage: mmkit_bench --benchmark_format=json ... | python3 bench/ratios.py [--cpu] [--min] [FILE]
 """
 import json
 import statistics
@@ -103,9 +106,13 @@ def fmt_time(ns):
     return f"{ns:.3g} ns"
 
 
+# The statistic of the ratio tables: the median, or the minimum (--min).
+STAT = statistics.median
+
+
 def median(runs, *names):
     times = [t for n in names if n in runs for t in runs[n]["times"]]
-    return statistics.median(times) if times else None
+    return STAT(times) if times else None
 
 
 def ratio_row(label, num, den, target, ok):
@@ -154,7 +161,7 @@ def slab_ratios(runs):
             print(ratio_row(f"batch/{size} / {peer} batch/{size} (per object)", median(runs, name),
                             theirs, "<= 1.2", at_most(1.2)))
     if "slab/remote_free" in runs:
-        real = lambda rs, n: statistics.median(rs[n]["real"]) if rs.get(n, {}).get("real") else None
+        real = lambda rs, n: STAT(rs[n]["real"]) if rs.get(n, {}).get("real") else None
         peer, theirs = fastest_peer(runs, "remote_free", real)
         print(ratio_row(f"remote_free / {peer} remote_free (real time)", real(runs, "slab/remote_free"),
                         theirs, "<= 1.0", at_most(1.0)))
@@ -176,9 +183,12 @@ def slab_ratios(runs):
 
 
 def main():
+    global STAT
     args = sys.argv[1:]
     use_cpu = "--cpu" in args
-    args = [a for a in args if a != "--cpu"]
+    if "--min" in args:
+        STAT = min
+    args = [a for a in args if a not in ("--cpu", "--min")]
     stream = open(args[0]) if args else sys.stdin
     context, runs = load(stream, use_cpu)
 
@@ -186,7 +196,8 @@ def main():
     load_s = f", load average {' '.join(f'{x:.2f}' for x in loadavg)} at start" if loadavg else ""
     print(f"Host: {context.get('num_cpus', '?')} CPUs at {context.get('mhz_per_cpu', '?')} MHz{load_s}, "
           f"{context.get('date', '')}; times are medians of "
-          f"{'thread CPU time (real time where marked real_time)' if use_cpu else 'real time'}.\n")
+          f"{'thread CPU time (real time where marked real_time)' if use_cpu else 'real time'}"
+          f"{'; ratios use the fastest repetition' if STAT is min else ''}.\n")
     print("| benchmark | real (median) | real min .. max | CPU (median) | runs | counters (median) |")
     print("|---|---:|---:|---:|---:|---|")
     for name, r in sorted(runs.items(), key=lambda kv: kv[1]["order"]):
