@@ -89,6 +89,7 @@ void* kcalloc(Machine& m, size_t n, size_t size, gfp_t gfp) {
 
 // kfree of what is not a slab object: a large kmalloc, or a bad pointer.
 [[gnu::noinline]] void kfree_special(Machine& m, const void* p) {
+  if (ZERO_OR_NULL_PTR(p)) return;
   void* obj = const_cast<void*>(p);
   if (!m.is_direct_mapped(obj)) {
     m.warn(fmt::format("BUG: kfree: {} is not a kmalloc pointer (outside the direct map)\n", p));
@@ -104,9 +105,10 @@ void* kcalloc(Machine& m, size_t n, size_t size, gfp_t gfp) {
 }
 
 void kfree(Machine& m, const void* p) {
-  if (ZERO_OR_NULL_PTR(p)) return;
   void* obj = const_cast<void*>(p);
-  // is_direct_mapped() and virt_to_page() as one offset and one compare.
+  // is_direct_mapped() and virt_to_page() as one offset and one compare;
+  // null and ZERO_SIZE_PTR fall outside (the direct map starts far above
+  // them) and kfree_special lets them go.
   const uintptr_t off =
       reinterpret_cast<uintptr_t>(obj) - reinterpret_cast<uintptr_t>(m.phys_window(0));
   if (off < m.direct_map_pfns() << PAGE_SHIFT) [[likely]] {
