@@ -62,6 +62,9 @@ struct MachineConfig {
   // zones, P poisoning, U user tracking, H hardened free pointers, - none)
   // then optionally ",cache,cache*". Empty: no debugging.
   std::string slub_debug;
+  // Linux's vmalloc= boot parameter: the size of the vmalloc area (x86_64
+  // only; it is reserved in the host's address space). 0: mmkit's default.
+  uint64_t vmalloc_size = 0;
 };
 
 // Checks every field; returns "" when the config can boot, else one message

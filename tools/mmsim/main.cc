@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+
 #include "demo.h"
 #include "machine_loader.h"
 #include "procfs/procfs.h"
@@ -55,12 +57,12 @@ int main(int argc, char** argv) {
       fmt::print("{}\n", mmkit::render_json(*m));
       return 0;
     }
-    const std::string text = mmkit::render_view(*m, view);
-    if (text.empty()) {
+    const auto known = mmkit::view_names();
+    if (std::find(known.begin(), known.end(), view) == known.end()) {
       fmt::print(stderr, "mmsim: proc: unknown view \"{}\" (views: {})\n", view, names);
       return mmsim::kExitBadInput;
     }
-    fmt::print("{}", text);
+    fmt::print("{}", mmkit::render_view(*m, view));
     return 0;
   }
   return mmsim::run_demo(*m, demo_opt);
