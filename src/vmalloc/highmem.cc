@@ -121,6 +121,13 @@ void kunmap(Machine& m, Page* page) {
   m.warn(fmt::format("kunmap: pfn {:#x} is not kmapped\n", m.page_to_pfn(page)));
 }
 
+void kmap_flush_unused(Machine& m) {
+  VmallocState* st = vmalloc_state_if_any(m);
+  if (!st) return;
+  std::lock_guard<std::mutex> g(st->pkmap.lock);
+  flush_all_zero_pkmaps(*st);
+}
+
 void* kmap_page_address(Machine& m, const Page* page) {
   if (!PageHighMem(m, page)) return m.page_address(page);
   VmallocState* st = vmalloc_state_if_any(m);

@@ -51,6 +51,12 @@ inline void kunmap_local(Machine& m, void* addr) {
   kunmap_atomic(m, addr);
 }
 
+// kmap_flush_unused(): clears every slot that is mapped but unused (count
+// 1) now, instead of at the next wrap. Until then such a slot keeps its
+// page mapped even after the page is freed, as in Linux; call this before
+// proving the kernel page table's invariants after freeing kmapped pages.
+void kmap_flush_unused(Machine& m);
+
 // page_address() for a high page: its pkmap address while kmapped, else null.
 void* kmap_page_address(Machine& m, const Page* page);
 

@@ -2,7 +2,7 @@
 // layout, the host window over it, the free vmap space, and on i386 the
 // page tables of the pkmap and fixmap windows (permanent_kmaps_init() and
 // the fixmap's page_table_range_init(): made at boot, so kmap_atomic never
-// allocates).
+// allocates). The tables are made once, by the installed state only.
 #include "vmalloc/state.h"
 
 #include <fmt/format.h>
@@ -16,8 +16,12 @@ VmallocState::VmallocState(Machine& m) : machine(m), layout(kernel_layout(m)) {
   window_error = window.reserve(layout.window_start, layout.window_end);
   free_space.init(layout.vmalloc_start, layout.vmalloc_end);
   kmap_atomic_cpus = std::make_unique<KmapAtomicCpu[]>(m.nr_cpus());
-  if (m.arch() != Arch::i386) return;
+}
+
+void VmallocState::populate_kmap_tables() {
+  if (machine.arch() != Arch::i386 || !ok()) return;
   // One table covers 4 MiB on i386: touch every table of pkmap and fixmap.
+  SpinGuard g(pte_lock);
   auto populate = [&](uint64_t start, uint64_t end) {
     for (uint64_t a = start & ~(PMD_SIZE_I386 - 1); a < end; a += PMD_SIZE_I386) {
       const uint64_t at = a < start ? start : a;
@@ -29,9 +33,12 @@ VmallocState::VmallocState(Machine& m) : machine(m), layout(kernel_layout(m)) {
 }
 
 VmallocState& vmalloc_state(Machine& m) {
-  if (LayerState* s = m.layer_state(Layer::kVmalloc)) return *static_cast<VmallocState*>(s);
-  return *static_cast<VmallocState*>(
-      m.install_layer_state(Layer::kVmalloc, std::make_unique<VmallocState>(m)));
+  auto* st = static_cast<VmallocState*>(m.layer_state(Layer::kVmalloc));
+  if (!st)  // two first users may both build one; the loser's is dropped unused
+    st = static_cast<VmallocState*>(
+        m.install_layer_state(Layer::kVmalloc, std::make_unique<VmallocState>(m)));
+  std::call_once(st->tables_once, [st] { st->populate_kmap_tables(); });
+  return *st;
 }
 
 }  // namespace mmkit
