@@ -199,6 +199,9 @@ void* vmalloc_gfp(Machine& m, uint64_t size, gfp_t gfp, int nid, Caller caller) 
     if (!p) break;
     pages.push_back(p);
   }
+  // Any frame will do for any page of the area: in pfn order, the runs the
+  // per-CPU lists hand out (often descending) become one host mmap each.
+  std::sort(pages.begin(), pages.end());
   const bool got_all = pages.size() == nr;
   if (!got_all || !map_pages(*st, vm->addr, pages, PAGE_KERNEL)) {
     warn(m, gfp,
