@@ -7,10 +7,14 @@
 // kmap; since four batches less one page each (4 * 204 = 816) leave slots
 // over, some thread can always finish its batch, and none may deadlock.
 // kmap_atomic: both CPUs map nested pairs of high pages at the same time.
+// vmalloc/vfree: three threads (two bound) allocate, fill, check and free
+// areas at once; no two live areas overlap and every page comes back.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -18,6 +22,7 @@
 #include "vm/pgtable.h"
 #include "vmalloc/highmem.h"
 #include "vmalloc/layout.h"
+#include "vmalloc/vmalloc.h"
 
 namespace mmkit {
 namespace {
@@ -136,6 +141,56 @@ TEST(KmapConcurrency, KmapAtomicOnBothCpusAtOnce) {
   for (auto& th : threads) th.join();
   EXPECT_EQ(errors.load(), 0u);
   EXPECT_EQ(check(kernel_page_table(*m)), "");
+}
+
+TEST(KmapConcurrency, VmallocAndVfreeFromThreeThreads) {
+  auto m = boot_i386_2g();
+  ASSERT_TRUE(m);
+  PageTable& kpt = kernel_page_table(*m);
+  vfree(*m, vmalloc(*m, PAGE_SIZE));  // the layer's state and tables exist
+  drain_all_pages(*m);
+  const uint64_t before = nr_free_pages(*m), tables_before = kpt.nr_tables.load();
+  std::atomic<unsigned> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&, t] {
+      std::optional<CpuScope> cpu;
+      if (t < 2) {
+        auto s = CpuScope::bind(*m, t);
+        if (!s.ok()) {
+          errors++;
+          return;
+        }
+        cpu.emplace(std::move(s.value()));
+      }
+      std::vector<std::pair<char*, uint64_t>> live;
+      for (int i = 0; i < 300; ++i) {
+        const uint64_t size = (1 + (i * 7 + t) % 24) * PAGE_SIZE - (i % 3);
+        auto* p = static_cast<char*>(vmalloc(*m, size));
+        if (!p) {
+          errors++;
+          return;
+        }
+        std::memset(p, 'a' + t, size);
+        live.emplace_back(p, size);
+        if (live.size() > 4) {
+          auto [q, qs] = live.front();
+          if (std::count(q, q + qs, 'a' + t) != static_cast<long>(qs)) errors++;
+          vfree(*m, q);
+          live.erase(live.begin());
+        }
+      }
+      for (auto [q, qs] : live) vfree(*m, q);
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(errors.load(), 0u);
+  EXPECT_EQ(vmalloc_check(*m), "");
+  EXPECT_EQ(vmalloc_nr_pages(*m), 0u);
+  drain_all_pages(*m);
+  EXPECT_EQ(nr_free_pages(*m) + (kpt.nr_tables.load() - tables_before), before);
+  EXPECT_EQ(check(*m), "");
+  EXPECT_EQ(check(kpt), "");
 }
 
 }  // namespace

@@ -156,6 +156,13 @@ TEST(MmsimCli, LayoutOfAnI386Machine) {
   EXPECT_NE(r.out.find("highmem 1152 MB"), std::string::npos) << r.out;
 }
 
+TEST(MmsimCli, ProcVmallocinfoIsEmptyOnAFreshMachine) {
+  CliRun r = mmsim("proc vmallocinfo");
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "");  // nothing has used vmalloc yet
+  EXPECT_EQ(r.err, "");
+}
+
 TEST(MmsimCli, LayoutOfAnX86_64Machine) {
   const std::string cfg =
       write_config("layout_x86.toml", "vmalloc = \"1GiB\"\n[[node]]\nmemory = \"4GiB\"\n");
