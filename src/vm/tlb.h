@@ -1,0 +1,72 @@
+// The per-CPU software TLB and the state a TLB shootdown needs.
+//
+// Each CPU has one direct-mapped TLB of kTlbEntries entries, indexed by the
+// low bits of the virtual page number and tagged with (virtual page, asid).
+// An entry caches the host address of the page, the last-level entry, and
+// which accesses the cached permissions allow without a walk (`allow`): a
+// write is allowed only when the entry was cached dirty, so the first write
+// to a clean page walks and sets DIRTY, as the hardware re-walks.
+//
+// Only the thread bound to the CPU reads or writes its entries. Other CPUs
+// reach a TLB through two words (see docs/pgtable.md for the proof):
+//   flush_req   a shooter adds one to ask for a full flush; the owner compares
+//               it with flush_seen at the start of every translate() and
+//               flushes before using any entry when they differ;
+//   access_seq  odd while the owner is inside mmu_access_begin/end (or inside
+//               a page walk); a shooter whose request may have arrived during
+//               such an access waits until the count moves on.
+// Invariants: asid 0 marks an empty entry; flush_seen <= flush_req.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "base/counter.h"
+#include "vm/pgtable.h"
+
+namespace mmkit {
+
+inline constexpr unsigned kTlbEntries = 512;  // a power of two
+
+// allow bits: one per (access, mode): bit 2 * access + user.
+inline constexpr uint32_t tlb_allow_bit(unsigned access, bool user) {
+  return uint32_t{1} << (2 * access + (user ? 1 : 0));
+}
+
+struct TlbEntry {
+  uint64_t va = 0;     // virtual address of the page (offset bits zero)
+  uint32_t asid = 0;   // 0: empty
+  uint32_t allow = 0;  // tlb_allow_bit()s
+  char* host = nullptr;
+  pteval_t pte = 0;
+};
+static_assert(sizeof(TlbEntry) == 32);
+
+struct alignas(64) Tlb {
+  // The owner's line: the owner reads flush_req on every translate; shooters
+  // write it (rarely).
+  std::atomic<uint64_t> flush_req{0};
+  uint64_t flush_seen = 0;
+  OwnedCounter hits, misses, flushes, shootdowns;
+  // Written by the owner at each access boundary, read by shooters.
+  alignas(64) std::atomic<uint64_t> access_seq{0};
+  unsigned access_depth = 0;  // owner only: nesting of mmu_access_begin
+  bool warned_nested_flush = false;
+  alignas(64) TlbEntry entries[kTlbEntries];
+};
+
+// Processes a pending flush request: empties the whole TLB (the owner only).
+void tlb_flush_pending(Tlb& t);
+// Empties the whole TLB (the owner only).
+void tlb_flush_all(Tlb& t);
+
+// Enters and leaves an access on the owner's TLB (see mmu_access_begin).
+inline void tlb_access_enter(Tlb& t) {
+  if (t.access_depth++ == 0) t.access_seq.fetch_add(1, std::memory_order_seq_cst);
+}
+inline void tlb_access_exit(Tlb& t) {
+  if (--t.access_depth == 0)
+    t.access_seq.store(t.access_seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+}
+
+}  // namespace mmkit
