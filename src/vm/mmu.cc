@@ -88,13 +88,18 @@ Translation translate_slow(PageTable& pt, uint64_t vaddr, Access access, bool us
   Machine& m = *pt.machine;
   const PagingFormat& f = paging_format(pt.mode);
   Tlb* t = nullptr;
+  uint64_t ctx = 0;
   if (CpuState* cpu = this_cpu(m)) {
     t = &vm_state(m).tlbs[cpu->id];
-    if (t->flush_req.load(std::memory_order_seq_cst) != t->flush_seen) tlb_flush_pending(*t);
     const uint64_t bit = uint64_t{1} << std::min(cpu->id, 63);
     if (!(pt.cpumask.load(std::memory_order_relaxed) & bit))
       pt.cpumask.fetch_or(bit, std::memory_order_seq_cst);
     tlb_access_enter(*t);
+    // After entering the access: a request that this load misses waits
+    // for the access to end (the entry filled below is then stale, and its
+    // generation says so).
+    tlb_flush_pending(*t);
+    ctx = tlb_ctx(pt.asid, t->flush_seen);
     t->misses.add(1);
   }
   const uint64_t lin = to_linear(f, vaddr);
@@ -114,9 +119,8 @@ Translation translate_slow(PageTable& pt, uint64_t vaddr, Access access, bool us
     r = Translation{page + (vaddr & (PAGE_SIZE - 1)), pte, TranslateFault::kNone};
     if (t) {
       TlbEntry& e = t->entries[(vaddr >> PAGE_SHIFT) & (kTlbEntries - 1)];
-      e.va = vaddr & ~(PAGE_SIZE - 1);
-      e.asid = pt.asid;
-      e.allow = allow_mask(w, pte & _PAGE_DIRTY);
+      e.tag = (vaddr & ~(PAGE_SIZE - 1)) | allow_mask(w, pte & _PAGE_DIRTY);
+      e.ctx = ctx;
       e.host = page;
       e.pte = pte;
     }

@@ -51,16 +51,16 @@ Translation translate_slow(PageTable& pt, uint64_t vaddr, Access access, bool us
 // The TLB-hit path is inline: one check for a pending flush request (a
 // load of a line the CPU owns), one entry compare, the offset added.
 inline Translation translate(PageTable& pt, uint64_t vaddr, Access access, bool user = true) {
-  const Machine& m = *pt.machine;
-  if (CpuState* cpu = this_cpu(m)) [[likely]] {
-    Tlb& t = vm_state_if(m)->tlbs[cpu->id];
-    if (t.flush_req.load(std::memory_order_seq_cst) == t.flush_seen) [[likely]] {
-      const TlbEntry& e = t.entries[(vaddr >> PAGE_SHIFT) & (kTlbEntries - 1)];
-      if (e.va == (vaddr & ~(PAGE_SIZE - 1)) && e.asid == pt.asid &&
-          (e.allow & tlb_allow_bit(static_cast<unsigned>(access), user))) [[likely]] {
-        t.hits.add(1);
-        return Translation{e.host + (vaddr & (PAGE_SIZE - 1)), e.pte, TranslateFault::kNone};
-      }
+  // this_cpu(), knowing that a binding of this machine has a CPU.
+  if (tls_cpu.machine == pt.machine && pt.machine) [[likely]] {
+    Tlb& t = *vm_state_if(*pt.machine)->tlb_of[tls_cpu.cpu->id];
+    const uint64_t bit = tlb_allow_bit(static_cast<unsigned>(access), user);
+    const TlbEntry& e = t.entries[(vaddr >> PAGE_SHIFT) & (kTlbEntries - 1)];
+    const uint64_t page = vaddr & ~(PAGE_SIZE - 1);
+    if ((e.tag & ~(kTlbAllowMask & ~bit)) == (page | bit) &&
+        e.ctx == tlb_ctx(pt.asid, t.flush_req.load(std::memory_order_seq_cst))) [[likely]] {
+      t.hits.add(1);
+      return Translation{e.host + (vaddr & (PAGE_SIZE - 1)), e.pte, TranslateFault::kNone};
     }
   }
   return translate_slow(pt, vaddr, access, user);

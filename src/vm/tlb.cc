@@ -35,14 +35,15 @@ void local_flush(Tlb& t, const PageTable& pt, uint64_t lo, uint64_t hi) {
   if ((hi - lo) >> PAGE_SHIFT <= kSinglePageFlushCeiling) {
     for (uint64_t lin = lo; lin < hi; lin += PAGE_SIZE) {
       TlbEntry& e = t.entries[(lin >> PAGE_SHIFT) & (kTlbEntries - 1)];
-      if (e.asid == pt.asid && to_linear(f, e.va) == lin) e.asid = 0;
+      if (static_cast<uint32_t>(e.ctx) == pt.asid && to_linear(f, e.tag & ~(PAGE_SIZE - 1)) == lin)
+        e.ctx = 0;
     }
     return;
   }
   for (TlbEntry& e : t.entries) {
-    if (e.asid != pt.asid) continue;
-    const uint64_t lin = to_linear(f, e.va);
-    if (lin >= lo && lin < hi) e.asid = 0;
+    if (static_cast<uint32_t>(e.ctx) != pt.asid) continue;
+    const uint64_t lin = to_linear(f, e.tag & ~(PAGE_SIZE - 1));
+    if (lin >= lo && lin < hi) e.ctx = 0;
   }
 }
 
@@ -92,12 +93,13 @@ int self_cpu(const Machine& m) {
 }  // namespace
 
 void tlb_flush_all(Tlb& t) {
-  for (TlbEntry& e : t.entries) e.asid = 0;
+  for (TlbEntry& e : t.entries) e.ctx = 0;
   t.flushes.add(1);
 }
 
 void tlb_flush_pending(Tlb& t) {
   const uint64_t req = t.flush_req.load(std::memory_order_seq_cst);
+  if (req == t.flush_seen) return;
   tlb_flush_all(t);
   t.flush_seen = req;
 }

@@ -33,6 +33,7 @@ void free_subtree(PageTable& pt, const PagingFormat& f, unsigned level, uint64_t
 }  // namespace
 
 VmState::VmState(Machine& m) : machine(m), tlbs(new Tlb[m.nr_cpus()]) {
+  for (unsigned c = 0; c < m.nr_cpus(); ++c) tlb_of[c] = &tlbs[c];
   kernel.machine = &m;
   kernel.mode = paging_mode(m);
   kernel.asid = alloc_asid();

@@ -28,6 +28,9 @@ struct VmState final : LayerState {
   explicit VmState(Machine& m);
   ~VmState() override;
 
+  // tlb_of[id] is &tlbs[id]: one load on translate()'s hit path instead of
+  // a multiplication by sizeof(Tlb).
+  Tlb* tlb_of[kMaxCpus] = {};
   Machine& machine;
   std::unique_ptr<Tlb[]> tlbs;  // one per CPU, indexed by CpuState::id
   PageTable kernel;             // swapper_pg_dir
