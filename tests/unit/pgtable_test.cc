@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "page_alloc/page_alloc.h"
+#include "procfs/procfs.h"
 #include "vm/mmu.h"
 #include "vm/pgtable.h"
 #include "vm/vm_state.h"
@@ -326,6 +327,29 @@ TEST(PgtableZap, CountsDirtyAndReferences) {
   EXPECT_EQ(fx.pagetables(), tables0);
   EXPECT_EQ(fx.free_pages(), free0);
   EXPECT_EQ(check(m), "");
+}
+
+// /proc/meminfo's PageTables line is NR_PAGETABLE in kB.
+TEST(PgtableStats, MeminfoPageTables) {
+  Fixture fx;
+  Machine& m = *fx.m;
+  auto page_tables_kb = [&] {
+    const std::string text = render_meminfo(m);
+    const size_t at = text.find("PageTables:");
+    EXPECT_NE(at, std::string::npos);
+    return std::stoull(text.substr(at + 11));
+  };
+  const uint64_t kb0 = page_tables_kb();
+  EXPECT_EQ(kb0, static_cast<uint64_t>(fx.pagetables()) * 4);
+  EXPECT_GE(kb0, (1u + 64u) * 4);  // the kernel's top level and the vmalloc area's tables
+  PageTable pt;
+  ASSERT_TRUE(pgd_alloc(m, paging_mode(m), pt));
+  ASSERT_TRUE(pte_set(pt, 0x1000, 0x2));  // a non-present (swap-style) entry: no page counted
+  EXPECT_EQ(page_tables_kb(), kb0 + 4 * 4);
+  pte_clear(pt, 0x1000);
+  free_pgtables(pt, 0, 0x200000, 0, 0);
+  pgd_free(pt);
+  EXPECT_EQ(page_tables_kb(), kb0);
 }
 
 TEST(PgtableZap, LastReferenceFreesThePage) {
