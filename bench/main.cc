@@ -50,6 +50,8 @@ void BM_peer_remote_free(benchmark::State& state, int peer);
 void BM_vmalloc_vfree(benchmark::State& state, uint64_t size);
 void BM_kmap_pair(benchmark::State& state);
 void BM_kmap_atomic_pair(benchmark::State& state);
+void BM_vm_translate_tlb_hit(benchmark::State& state);  // vm_translate.cc
+void BM_vm_translate_walk(benchmark::State& state, unsigned levels);
 
 namespace {
 
@@ -132,6 +134,9 @@ void register_all() {
   RegisterBenchmark("vmalloc/vmalloc_vfree/1MiB", BM_vmalloc_vfree, uint64_t{1} << 20);
   RegisterBenchmark("vmalloc/kmap_pair", BM_kmap_pair);
   RegisterBenchmark("vmalloc/kmap_atomic_pair", BM_kmap_atomic_pair);
+  RegisterBenchmark("vm/translate_tlb_hit", BM_vm_translate_tlb_hit);
+  RegisterBenchmark("vm/translate_walk_4level", BM_vm_translate_walk, 4u);
+  RegisterBenchmark("vm/translate_walk_5level", BM_vm_translate_walk, 5u);
 
   for (uint64_t gib : {1, 16, 64})
     RegisterBenchmark(("boot/" + std::to_string(gib) + "GiB").c_str(), BM_boot, gib)

@@ -140,7 +140,7 @@ std::vector<MeminfoField> meminfo_fields(const Machine& m) {
   kb("SReclaimable:   ", sreclaimable);
   kb("SUnreclaim:     ", sunreclaim);
   raw("KernelStack:    ", 8, true, 0);
-  kb("PageTables:     ", 0);
+  kb("PageTables:     ", node_pages(m, NodeStat::NR_PAGETABLE));
   kb("SecPageTables:  ", 0);
   kb("NFS_Unstable:   ", 0);
   kb("Bounce:         ", 0);

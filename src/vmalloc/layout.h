@@ -19,8 +19,9 @@
 // pkmap and fixmap, which mmkit does not model. The fixmap holds only the
 // hole and the kmap slots (no APIC, boot-time or PCIe slots).
 //
-// x86_64 (arch/x86/include/asm/pgtable_64_types.h, 4-level): the vmalloc
-// area starts at 0xffffc90000000000 as Linux's does, but is much smaller
+// x86_64 (arch/x86/include/asm/pgtable_64_types.h, page_64_types.h): the
+// vmalloc area starts where Linux's does without KASLR (0xffffc90000000000
+// with 4-level paging, 0xffa0000000000000 with 5-level), but is much smaller
 // than Linux's 32 TiB, because its whole length is reserved in the host's
 // address space and a test runs many machines: kDefaultVmallocSizeX86_64.
 // VMALLOC_END is the last byte, as Linux's is (VMALLOC_START + size - 1).
@@ -37,9 +38,13 @@
 namespace mmkit {
 
 inline constexpr uint64_t PAGE_OFFSET_I386 = 0xC0000000;
-inline constexpr uint64_t PAGE_OFFSET_X86_64 = 0xffff888000000000;  // page_offset_base
-inline constexpr uint64_t VMALLOC_BASE_X86_64 = 0xffffc90000000000;
-inline constexpr uint64_t VMEMMAP_BASE_X86_64 = 0xffffea0000000000;
+// __PAGE_OFFSET_BASE_L4/L5, __VMALLOC_BASE_L4/L5, __VMEMMAP_BASE_L4/L5.
+inline constexpr uint64_t PAGE_OFFSET_X86_64_L4 = 0xffff888000000000;
+inline constexpr uint64_t PAGE_OFFSET_X86_64_L5 = 0xff11000000000000;
+inline constexpr uint64_t VMALLOC_BASE_X86_64_L4 = 0xffffc90000000000;
+inline constexpr uint64_t VMALLOC_BASE_X86_64_L5 = 0xffa0000000000000;
+inline constexpr uint64_t VMEMMAP_BASE_X86_64_L4 = 0xffffea0000000000;
+inline constexpr uint64_t VMEMMAP_BASE_X86_64_L5 = 0xffd4000000000000;
 inline constexpr uint64_t VMALLOC_OFFSET = uint64_t{8} << 20;
 inline constexpr uint64_t PMD_SIZE_I386 = uint64_t{4} << 20;  // non-PAE: one table maps 4 MiB
 inline constexpr uint64_t FIXADDR_TOP_I386 = 0xfffff000;
@@ -49,6 +54,8 @@ inline constexpr uint64_t kDefaultVmallocSizeX86_64 = uint64_t{512} << 20;
 
 struct KernelLayout {
   Arch arch = Arch::x86_64;
+  unsigned paging_levels = 4;  // 2 on i386
+  uint64_t vmemmap_base = 0;   // x86_64 only
   uint64_t page_offset = 0;    // start of the direct map
   uint64_t high_memory = 0;    // end of the direct map
   uint64_t vmalloc_start = 0;  // VMALLOC_START

@@ -181,6 +181,21 @@ TEST(MmsimCli, LayoutOfAnX86_64Machine) {
       << r.out;
 }
 
+TEST(MmsimCli, LayoutWithFiveLevelPaging) {
+  const std::string cfg =
+      write_config("layout_la57.toml", "paging_levels = 5\n[[node]]\nmemory = \"1GiB\"\n");
+  CliRun r = mmsim("layout --config " + cfg);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("5-level paging"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("    direct  : 0xff11000000000000 - 0xff11000040000000   (   1 GB)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("    vmalloc : 0xffa0000000000000 - 0xffa0000020000000   ( 512 MB)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("    vmemmap : 0xffd4000000000000 - "), std::string::npos) << r.out;
+}
+
 TEST(MmsimCli, BadInputGetsOneLineAndStatusTwo) {
   const std::string bad_size =
       write_config("bad_size.toml", "cpus = 2\n[[node]]\nmemory = \"12XB\"\n");

@@ -251,6 +251,21 @@ TEST(Vmalloc, OnI386AreasSitBetweenVmallocStartAndEndOverHighPages) {
   vfree(m, p);
 }
 
+TEST(Vmalloc, FiveLevelPagingPutsTheAreaAtLinuxsL5Base) {
+  MachineConfig cfg = x86_config(64);
+  cfg.paging_levels = 5;
+  auto b = boot_machine(cfg);
+  Machine& m = *b.m;
+  auto* p = static_cast<char*>(vmalloc(m, 8 * PAGE_SIZE));
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(vmalloc_kva(m, p), VMALLOC_BASE_X86_64_L5);
+  std::memset(p, 7, 8 * PAGE_SIZE);
+  EXPECT_EQ(*m.phys_window(m.page_to_pfn(vmalloc_to_page(m, p + 5 * PAGE_SIZE))), 7);
+  EXPECT_EQ(vmalloc_check(m), "");
+  vfree(m, p);
+  EXPECT_EQ(check(kernel_page_table(m)), "");
+}
+
 TEST(Vmalloc, BadRequestsWarnAndReturnNull) {
   MachineConfig cfg = x86_config(64);
   cfg.vmalloc_size = 64 * PAGE_SIZE;

@@ -1,11 +1,10 @@
 // render_layout(): one line per region, "name : start - end (size)" with
 // exclusive ends, in the style of the "virtual kernel memory layout" block
 // Linux's i386 mem_init() printed (arch/x86/mm/init_32.c), and for x86_64
-// the regions of Documentation/arch/x86/x86_64/mm.rst (4-level paging, the
-// only mode mmkit's machines boot in; no KASLR, so the bases are the
-// documented ones). Where mmkit's region is smaller than Linux's (the direct
-// map holds only this machine's RAM, the vmalloc area is the configured
-// size) the line says so.
+// the regions of Documentation/arch/x86/x86_64/mm.rst for 4- or 5-level
+// paging (no KASLR, so the bases are the documented ones). Where mmkit's region is smaller than
+// Linux's (the direct map holds only this machine's RAM, the vmalloc area is the configured size)
+// the line says so.
 #include "layout.h"
 
 #include <fmt/format.h>
@@ -61,15 +60,17 @@ std::string render_layout(const mmkit::Machine& m) {
         size_text(ram - low), ram > low ? " (mapped by kmap and kmap_atomic only)" : "");
     return fmt::to_string(out);
   }
-  put("virtual kernel memory layout (x86_64, 4-level paging, {} CPUs):\n", m.nr_cpus());
-  row(out, 16, "user", 0, 0x00007ffffffff000, "TASK_SIZE_MAX");
+  const bool l5 = l.paging_levels == 5;
+  put("virtual kernel memory layout (x86_64, {}-level paging, {} CPUs):\n", l.paging_levels,
+      m.nr_cpus());
+  row(out, 16, "user", 0, l5 ? 0x00fffffffffff000 : 0x00007ffffffff000, "TASK_SIZE_MAX");
   row(out, 16, "direct", l.page_offset, l.high_memory,
-      "page_offset_base: this machine's RAM (Linux reserves 64 TB)");
+      fmt::format("page_offset_base: this machine's RAM (Linux reserves {})",
+                  l5 ? "32 PB" : "64 TB"));
   row(out, 16, "vmalloc", l.vmalloc_start, l.window_end,
-      "vmalloc_base: the configured size (Linux's is 32 TB)");
-  row(out, 16, "vmemmap", VMEMMAP_BASE_X86_64,
-      VMEMMAP_BASE_X86_64 + m.mem_map_pages() * sizeof(Page),
-      "vmemmap_base: struct page array (Linux reserves 1 TB)");
+      fmt::format("vmalloc_base: the configured size (Linux's is {})", l5 ? "12800 TB" : "32 TB"));
+  row(out, 16, "vmemmap", l.vmemmap_base, l.vmemmap_base + m.mem_map_pages() * sizeof(Page),
+      fmt::format("vmemmap_base: struct page array (Linux reserves {})", l5 ? "0.5 PB" : "1 TB"));
   row(out, 16, "cpu_area", 0xfffffe0000000000, 0xfffffe8000000000, "cpu_entry_area");
   row(out, 16, "text", 0xffffffff80000000, 0xffffffffa0000000, "__START_KERNEL_map");
   row(out, 16, "modules", 0xffffffffa0000000, 0xffffffffff000000, "MODULES_VADDR");
