@@ -18,6 +18,7 @@
 
 #include "page_alloc/page_alloc.h"
 #include "procfs/procfs.h"
+#include "vm/mmu.h"
 #include "vm/pgtable.h"
 #include "vmalloc/layout.h"
 #include "vmalloc/vmalloc.h"
@@ -221,10 +222,16 @@ TEST(Highmem, KmapAtomicIsAPerCpuStack) {
     a[i][0] = static_cast<char>('A' + i);
   }
   EXPECT_EQ(vmalloc_kva(*m, a[0]), 0xfffee000u);
+  PageTable& kpt = kernel_page_table(*m);
   for (int i = 2; i >= 0; --i) {
     EXPECT_EQ(m->phys_window(m->page_to_pfn(p[i]))[0], 'A' + i);
+    // The MMU reaches the frame through the fixmap slot until it is unmapped.
+    const Translation t = translate(kpt, l.fix_to_virt(1 + i + 16), Access::kWrite, false);
+    ASSERT_TRUE(t.ok());
+    EXPECT_EQ(t.host, m->phys_window(m->page_to_pfn(p[i])));
     kunmap_atomic(*m, a[i]);
-    EXPECT_EQ(pte_get(kernel_page_table(*m), l.fix_to_virt(1 + i + 16)), 0u);
+    EXPECT_EQ(pte_get(kpt, l.fix_to_virt(1 + i + 16)), 0u);
+    EXPECT_FALSE(translate(kpt, l.fix_to_virt(1 + i + 16), Access::kRead, false).ok());
   }
   for (Page* pg : p) free_page(*m, pg);
 }

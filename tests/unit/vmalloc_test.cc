@@ -15,6 +15,7 @@
 
 #include "page_alloc/page_alloc.h"
 #include "procfs/procfs.h"
+#include "vm/mmu.h"
 #include "vm/pgtable.h"
 #include "vmalloc/layout.h"
 
@@ -264,6 +265,31 @@ TEST(Vmalloc, FiveLevelPagingPutsTheAreaAtLinuxsL5Base) {
   EXPECT_EQ(vmalloc_check(m), "");
   vfree(m, p);
   EXPECT_EQ(check(kernel_page_table(m)), "");
+}
+
+// The software MMU sees what vmalloc mapped, and nothing after vfree: the
+// flush reaches the TLB entry the first translation cached.
+TEST(Vmalloc, TheMmuTranslatesTheAreaUntilVfree) {
+  auto b = boot_machine(x86_config(64));
+  Machine& m = *b.m;
+  auto cpu = CpuScope::bind(m, 0);
+  ASSERT_TRUE(cpu.ok());
+  PageTable& kpt = kernel_page_table(m);
+  auto* p = static_cast<char*>(vmalloc(m, 4 * PAGE_SIZE));
+  ASSERT_NE(p, nullptr);
+  const uint64_t kva = vmalloc_kva(m, p);
+  for (unsigned i = 0; i < 4; ++i) {
+    const Translation t = translate(kpt, kva + i * PAGE_SIZE + 8, Access::kWrite, false);
+    ASSERT_TRUE(t.ok()) << i;
+    const uint64_t pfn = m.page_to_pfn(vmalloc_to_page(m, p + i * PAGE_SIZE));
+    EXPECT_EQ(t.host, m.phys_window(pfn) + 8);
+    EXPECT_FALSE(translate(kpt, kva + i * PAGE_SIZE, Access::kRead, true).ok())
+        << "no USER bit: user mode may not touch it";
+    EXPECT_FALSE(translate(kpt, kva + i * PAGE_SIZE, Access::kExec, false).ok()) << "NX";
+  }
+  EXPECT_FALSE(translate(kpt, kva + 4 * PAGE_SIZE, Access::kRead, false).ok()) << "guard page";
+  vfree(m, p);
+  EXPECT_EQ(translate(kpt, kva, Access::kRead, false).fault, TranslateFault::kNotPresent);
 }
 
 TEST(Vmalloc, BadRequestsWarnAndReturnNull) {
