@@ -104,17 +104,14 @@ void* kmap(Machine& m, Page* page) {
 
 void kunmap(Machine& m, Page* page) {
   if (!PageHighMem(m, page)) return;
-  VmallocState* st = vmalloc_state_if_any(m);
-  bool wake = false;
-  if (st) {
+  if (VmallocState* st = vmalloc_state_if_any(m)) {
     PkmapState& pk = st->pkmap;
     std::lock_guard<std::mutex> g(pk.lock);
     auto it = pk.slot_of.find(page);
     if (it != pk.slot_of.end() && pk.count[it->second] >= 2) {
       // A count back at 1 frees nothing yet, but a waiter's next search
       // may flush it: wake them (kunmap_high's need_wakeup).
-      wake = --pk.count[it->second] == 1 && pk.waiters;
-      if (wake) pk.wait.notify_all();
+      if (--pk.count[it->second] == 1 && pk.waiters) pk.wait.notify_all();
       return;
     }
   }
