@@ -47,6 +47,12 @@ void BM_slab_colour(benchmark::State& state, bool colour, unsigned nr_slabs);
 void BM_peer_malloc_pair(benchmark::State& state, int peer, unsigned size);
 void BM_peer_batch(benchmark::State& state, int peer, unsigned size);
 void BM_peer_remote_free(benchmark::State& state, int peer);
+// vmalloc.cc
+void BM_vmalloc_vfree(benchmark::State& state, uint64_t size);
+void BM_kmap_pair(benchmark::State& state);
+void BM_kmap_atomic_pair(benchmark::State& state);
+void BM_vm_translate_tlb_hit(benchmark::State& state);  // vm_translate.cc
+void BM_vm_translate_walk(benchmark::State& state, unsigned levels);
 
 namespace {
 
@@ -124,6 +130,15 @@ void register_all() {
   RegisterBenchmark("page_alloc/order0_pcp_64GiB", BM_order0_pcp, uint64_t{64});
 
   register_slab();
+
+  RegisterBenchmark("vmalloc/vmalloc_vfree/4KiB", BM_vmalloc_vfree, uint64_t{4} << 10);
+  RegisterBenchmark("vmalloc/vmalloc_vfree/64KiB", BM_vmalloc_vfree, uint64_t{64} << 10);
+  RegisterBenchmark("vmalloc/vmalloc_vfree/1MiB", BM_vmalloc_vfree, uint64_t{1} << 20);
+  RegisterBenchmark("vmalloc/kmap_pair", BM_kmap_pair);
+  RegisterBenchmark("vmalloc/kmap_atomic_pair", BM_kmap_atomic_pair);
+  RegisterBenchmark("vm/translate_tlb_hit", BM_vm_translate_tlb_hit);
+  RegisterBenchmark("vm/translate_walk_4level", BM_vm_translate_walk, 4u);
+  RegisterBenchmark("vm/translate_walk_5level", BM_vm_translate_walk, 5u);
 
   for (uint64_t gib : {1, 16, 64})
     RegisterBenchmark(("boot/" + std::to_string(gib) + "GiB").c_str(), BM_boot, gib)

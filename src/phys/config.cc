@@ -208,6 +208,20 @@ std::string validate(const MachineConfig& c) {
     }
   }
 
+  if (c.vmalloc_size != 0) {  // Linux's vmalloc= (arch/x86/mm/pgtable_32.c parse_vmalloc)
+    constexpr uint64_t kMinVmalloc = uint64_t{2} << 12;   // one page and its guard
+    constexpr uint64_t kMaxVmalloc = uint64_t{32} << 40;  // x86_64's VMALLOC_SIZE_TB
+    if (c.arch == Arch::i386)
+      return "vmalloc: " + format_size(c.vmalloc_size) +
+             ": i386's vmalloc area is fixed by the 896MiB direct map (x86_64 only)";
+    if (c.vmalloc_size % 4096)
+      return "vmalloc: " + format_size(c.vmalloc_size) + " is not a multiple of 4KiB";
+    if (c.vmalloc_size < kMinVmalloc)
+      return "vmalloc: " + format_size(c.vmalloc_size) + " is too small (at least 8KiB)";
+    if (c.vmalloc_size > kMaxVmalloc)
+      return "vmalloc: " + format_size(c.vmalloc_size) +
+             " is larger than x86_64's vmalloc area (32TiB)";
+  }
   for (const char* which : {"fail_page_alloc", "failslab"}) {
     const FaultConfig& f = which[4] == 'p' ? c.fail_page_alloc.fault : c.failslab.fault;
     const std::string w = which;
@@ -228,6 +242,13 @@ std::string validate(const MachineConfig& c) {
                "' (use F sanity checks, Z red zones, P poisoning, U user tracking, H hardened)";
     if (c.slub_debug.find(",,") != std::string::npos || c.slub_debug.back() == ',')
       return "slub_debug: empty cache name in \"" + c.slub_debug + "\"";
+  }
+  if (c.paging_levels) {
+    if (c.arch == Arch::i386)
+      return "paging_levels: i386 pages with two levels; the key is for x86_64 (4 or 5)";
+    if (*c.paging_levels != 4 && *c.paging_levels != 5)
+      return "paging_levels: " + std::to_string(*c.paging_levels) +
+             " is not supported (must be 4, or 5 for LA57)";
   }
   const FaultConfig& f = c.fail_page_alloc.fault;
   if (f.probability > 100) {

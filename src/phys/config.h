@@ -62,6 +62,13 @@ struct MachineConfig {
   // zones, P poisoning, U user tracking, H hardened free pointers, - none)
   // then optionally ",cache,cache*". Empty: no debugging.
   std::string slub_debug;
+  // Linux's vmalloc= boot parameter: the size of the vmalloc area (x86_64
+  // only; it is reserved in the host's address space). 0: mmkit's default.
+  uint64_t vmalloc_size = 0;
+  // x86_64 paging depth: 4 (48-bit virtual addresses) or 5 (LA57, 57-bit),
+  // as CONFIG_X86_5LEVEL with the CPU's la57 feature. Unset: 4. i386 always
+  // pages with two levels (no PAE) and rejects the key.
+  std::optional<unsigned> paging_levels;
 };
 
 // Checks every field; returns "" when the config can boot, else one message

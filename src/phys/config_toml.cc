@@ -184,7 +184,7 @@ class Parser {
     check_keys(root, "", "at the top level",
                {"arch", "cpus", "min_free_kbytes", "watermark_scale_factor", "lowmem_reserve_ratio",
                 "percpu_pagelist_high_fraction", "movablecore", "node", "fail_page_alloc",
-                "failslab", "slub_debug"});
+                "failslab", "slub_debug", "vmalloc", "paging_levels"});
     for (const auto& [key, value] : root) note(std::string(key.str()), value);
 
     if (const toml::node* n = root.get("arch")) {
@@ -238,6 +238,10 @@ class Parser {
     }
     if (const toml::node* n = root.get("fail_page_alloc")) {
       get_fail_page_alloc(*n, &c.fail_page_alloc);
+    }
+    if (const toml::node* n = root.get("vmalloc")) c.vmalloc_size = get_size(*n, "vmalloc");
+    if (const toml::node* n = root.get("paging_levels")) {
+      c.paging_levels = get_uint<unsigned>(*n, "paging_levels");
     }
     return c;
   }

@@ -88,6 +88,9 @@ class Machine {
   // to physical memory (clearing pages, checks). Not a kernel mapping.
   char* phys_window(uint64_t pfn) const { return ram_.base() + (pfn << PAGE_SHIFT); }
   uint64_t direct_map_pfns() const { return direct_map_pfns_; }
+  // The RAM memfd: pfn N is at byte N * PAGE_SIZE. vmalloc and kmap map
+  // frames a second time from it.
+  int ram_fd() const { return ram_.fd(); }
 
   // --- zones and pageblocks ------------------------------------------------------
   // Per pageblock: its zone and migrate type (Linux's pageblock_flags). The

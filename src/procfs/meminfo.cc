@@ -17,9 +17,11 @@
 // (slab pages of SLAB_RECLAIM_ACCOUNT caches and of the others), Slab their
 // sum, KReclaimable SReclaimable plus NR_KERNEL_MISC_RECLAIMABLE. High/Low
 // lines appear on i386 (CONFIG_HIGHMEM) only. CommitLimit is totalram *
-// overcommit_ratio (50) / 100 with no swap. VmallocTotal is x86_64's 32 TiB
-// - 1 kB, or on i386 the space between the direct map's end + 8 MiB and
-// VMALLOC_END (MAXMEM + 128 MiB above PAGE_OFFSET). Everything mmkit does not model yet prints 0.
+// overcommit_ratio (50) / 100 with no swap. VmallocTotal is VMALLOC_END -
+// VMALLOC_START of the area mmkit manages (vmalloc/layout.h: on x86_64 the
+// configured size less one byte, as Linux's VMALLOC_END is inclusive), and
+// VmallocUsed vmalloc_nr_pages() (6.1: pages vmalloc holds, vmap's not
+// counted). Everything mmkit does not model yet prints 0.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -27,6 +29,8 @@
 #include "page_alloc/page_alloc.h"
 #include "procfs/internal.h"
 #include "procfs/procfs.h"
+#include "vmalloc/layout.h"
+#include "vmalloc/vmalloc.h"
 
 namespace mmkit {
 namespace procfs_internal {
@@ -79,20 +83,6 @@ uint64_t si_mem_available(const Machine& m, uint64_t freeram) {
   reclaimable -= std::min(reclaimable / 2, wmark_low);
   available += static_cast<int64_t>(reclaimable);
   return available < 0 ? 0 : static_cast<uint64_t>(available);
-}
-
-// arch/x86/include/asm/pgtable_64_types.h: VMALLOC_SIZE_TB 32 (4-level), and
-// VMALLOC_END = VMALLOC_START + 32 TiB - 1, printed >> 10.
-constexpr uint64_t kVmallocTotalX86_64Kb = ((uint64_t{32} << 40) - 1) >> 10;
-
-// i386 (arch/x86/include/asm/pgtable_32_areas.h): VMALLOC_START is 8 MiB
-// (VMALLOC_OFFSET) past the end of the direct map, VMALLOC_END sits
-// __VMALLOC_RESERVE (128 MiB) above MAXMEM (896 MiB), both from PAGE_OFFSET.
-uint64_t vmalloc_total_i386_kb(const Machine& m) {
-  constexpr uint64_t kMiB = uint64_t{1} << 20;
-  const uint64_t vmalloc_end = (896 + 128) * kMiB;
-  const uint64_t vmalloc_start = (m.direct_map_pfns() << PAGE_SHIFT) + 8 * kMiB;
-  return vmalloc_end > vmalloc_start ? (vmalloc_end - vmalloc_start) >> 10 : 0;
 }
 
 }  // namespace
@@ -150,15 +140,15 @@ std::vector<MeminfoField> meminfo_fields(const Machine& m) {
   kb("SReclaimable:   ", sreclaimable);
   kb("SUnreclaim:     ", sunreclaim);
   raw("KernelStack:    ", 8, true, 0);
-  kb("PageTables:     ", 0);
+  kb("PageTables:     ", node_pages(m, NodeStat::NR_PAGETABLE));
   kb("SecPageTables:  ", 0);
   kb("NFS_Unstable:   ", 0);
   kb("Bounce:         ", 0);
   kb("WritebackTmp:   ", 0);
   kb("CommitLimit:    ", totalram * 50 / 100);  // vm_commit_limit(), overcommit_ratio 50
   kb("Committed_AS:   ", 0);
-  raw("VmallocTotal:   ", 8, true, i386 ? vmalloc_total_i386_kb(m) : kVmallocTotalX86_64Kb);
-  kb("VmallocUsed:    ", 0);
+  raw("VmallocTotal:   ", 8, true, kernel_layout(m).vmalloc_total() >> 10);
+  kb("VmallocUsed:    ", vmalloc_nr_pages(m));
   kb("VmallocChunk:   ", 0);
   kb("Percpu:         ", 0);
   raw("HardwareCorrupted: ", 5, true, 0);  // CONFIG_MEMORY_FAILURE

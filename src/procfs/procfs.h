@@ -6,6 +6,7 @@
 //   render_meminfo        /proc/meminfo       fs/proc/meminfo.c meminfo_proc_show
 //   render_vmstat         /proc/vmstat        mm/vmstat.c vmstat_text, vmstat_show
 //   render_slabinfo       /proc/slabinfo      mm/slab_common.c cache_show (version 2.1)
+//   render_vmallocinfo    /proc/vmallocinfo   mm/vmalloc.c s_show
 //   render_json           all of the above as one JSON object, for tools
 //
 // The text is byte for byte what a 6.1 kernel built with Debian 12's config
@@ -37,6 +38,8 @@ std::string render_meminfo(const Machine& m);
 std::string render_vmstat(const Machine& m);
 // Starts the machine's slab layer (its kmalloc caches) if nothing has yet.
 std::string render_slabinfo(Machine& m);
+// Empty until something has used vmalloc, vmap or kmap on the machine.
+std::string render_vmallocinfo(const Machine& m);
 
 // The view called `name` ("buddyinfo", "meminfo", ...), or "" for an unknown name.
 std::string render_view(Machine& m, std::string_view name);

@@ -11,11 +11,12 @@ namespace {
 
 using Renderer = std::string (*)(Machine&);
 
-constexpr std::array<std::pair<std::string_view, Renderer>, 6> kViews = {{
+constexpr std::array<std::pair<std::string_view, Renderer>, 7> kViews = {{
     {"buddyinfo", [](Machine& m) { return render_buddyinfo(m); }},
     {"meminfo", [](Machine& m) { return render_meminfo(m); }},
     {"pagetypeinfo", [](Machine& m) { return render_pagetypeinfo(m); }},
     {"slabinfo", [](Machine& m) { return render_slabinfo(m); }},
+    {"vmallocinfo", [](Machine& m) { return render_vmallocinfo(m); }},
     {"vmstat", [](Machine& m) { return render_vmstat(m); }},
     {"zoneinfo", [](Machine& m) { return render_zoneinfo(m); }},
 }};

@@ -60,7 +60,8 @@ const BadConfig kBadConfigs[] = {
     {"UnknownTopLevelKeyListsKnownKeys", "\nzzzzzzz = -1\n[[node]]\nmemory = \"4MiB\"\n",
      "t.toml:2: zzzzzzz: unknown key \"zzzzzzz\" at the top level (expected one of arch, cpus, "
      "min_free_kbytes, watermark_scale_factor, lowmem_reserve_ratio, "
-     "percpu_pagelist_high_fraction, movablecore, node, fail_page_alloc, failslab, slub_debug)"},
+     "percpu_pagelist_high_fraction, movablecore, node, fail_page_alloc, failslab, slub_debug, "
+     "vmalloc, paging_levels)"},
     {"UnknownNodeKey", "[[node]]\nmemory = \"1GiB\"\n[[node]]\nmemory = \"1GiB\"\nweight = 3\n",
      "t.toml:5: node[1].weight: unknown key \"weight\" in [[node]] (expected one of memory, cpus, "
      "distance, holes, reserved)"},
@@ -172,6 +173,18 @@ const BadConfig kBadConfigs[] = {
      "t.toml:1: movablecore: 2GiB is not smaller than the total memory (2GiB)"},
     {"MovablecoreUnaligned", "movablecore = \"1MiB\"\n[[node]]\nmemory = \"2GiB\"\n",
      "t.toml:1: movablecore: 1MiB is not a multiple of 4MiB (the MAX_ORDER block size)"},
+    {"VmallocOnI386", "arch = \"i386\"\nvmalloc = \"64MiB\"\n[[node]]\nmemory = \"1GiB\"\n",
+     "t.toml:2: vmalloc: 64MiB: i386's vmalloc area is fixed by the 896MiB direct map (x86_64 "
+     "only)"},
+    {"VmallocUnaligned", "vmalloc = 5000\n[[node]]\nmemory = \"1GiB\"\n",
+     "t.toml:1: vmalloc: 5000 is not a multiple of 4KiB"},
+    {"VmallocTooSmall", "vmalloc = \"4KiB\"\n[[node]]\nmemory = \"1GiB\"\n",
+     "t.toml:1: vmalloc: 4KiB is too small (at least 8KiB)"},
+    {"VmallocTooLarge", "vmalloc = \"64TiB\"\n[[node]]\nmemory = \"1GiB\"\n",
+     "t.toml:1: vmalloc: 64TiB is larger than x86_64's vmalloc area (32TiB)"},
+    {"VmallocNotASize", "vmalloc = true\n[[node]]\nmemory = \"1GiB\"\n",
+     "t.toml:1: vmalloc: expected a size (bytes as an integer, or a string like \"512MiB\"), got "
+     "a boolean"},
     {"NodeCpusNotSumming",
      "cpus = 3\n[[node]]\nmemory = \"2GiB\"\ncpus = 1\n[[node]]\nmemory = \"2GiB\"\ncpus = 1\n",
      "t.toml:1: cpus: 3 but the nodes' cpus add up to 2"},
@@ -389,5 +402,33 @@ TEST(ConfigSlubDebug, ParsesAndValidates) {
   EXPECT_EQ(empty.error().message, "t.toml:1: slub_debug: empty cache name in \"Z,,x\"");
 }
 
+TEST(ConfigPagingLevels, ParsesAndValidates) {
+  auto dflt = parse_machine_config("[[node]]\nmemory = \"64MiB\"\n", "t.toml");
+  ASSERT_TRUE(dflt.ok()) << dflt.error().message;
+  EXPECT_FALSE(dflt->paging_levels.has_value());
+  auto la57 = parse_machine_config("paging_levels = 5\n[[node]]\nmemory = \"64MiB\"\n", "t.toml");
+  ASSERT_TRUE(la57.ok()) << la57.error().message;
+  EXPECT_EQ(la57->paging_levels, 5u);
+  auto three = parse_machine_config("paging_levels = 3\n[[node]]\nmemory = \"64MiB\"\n", "t.toml");
+  ASSERT_FALSE(three.ok());
+  EXPECT_EQ(three.error().message,
+            "t.toml:1: paging_levels: 3 is not supported (must be 4, or 5 for LA57)");
+  auto i386 = parse_machine_config(
+      "arch = \"i386\"\npaging_levels = 4\n[[node]]\nmemory = \"64MiB\"\n", "t.toml");
+  ASSERT_FALSE(i386.ok());
+  EXPECT_EQ(i386.error().message,
+            "t.toml:2: paging_levels: i386 pages with two levels; the key is for x86_64 (4 or 5)");
+  auto str =
+      parse_machine_config("paging_levels = \"5\"\n[[node]]\nmemory = \"64MiB\"\n", "t.toml");
+  ASSERT_FALSE(str.ok());
+  EXPECT_NE(str.error().message.find("t.toml:1: paging_levels: "), std::string::npos);
+}
+
 }  // namespace
+TEST(ConfigToml, VmallocSizeIsLinuxsVmallocParameter) {
+  auto ok = parse_machine_config("vmalloc = \"64MiB\"\n[[node]]\nmemory = \"64MiB\"\n", "t.toml");
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(ok->vmalloc_size, uint64_t{64} << 20);
+}
+
 }  // namespace mmkit

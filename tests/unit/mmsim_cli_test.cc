@@ -136,12 +136,74 @@ struct BadInput {
   std::string expected_err_regex;
 };
 
+TEST(MmsimCli, LayoutOfAnI386Machine) {
+  const std::string cfg =
+      write_config("layout_i386.toml", "arch = \"i386\"\ncpus = 2\n[[node]]\nmemory = \"2GiB\"\n");
+  CliRun r = mmsim("layout --config " + cfg);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("3G/1G split"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("    user    : 0x00000000 - 0xc0000000   (   3 GB)"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("    lowmem  : 0xc0000000 - 0xf8000000   ( 896 MB)"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("    hole    : 0xf8000000 - 0xf8800000   (   8 MB)"), std::string::npos);
+  EXPECT_NE(r.out.find("    vmalloc : 0xf8800000 - 0xff7fe000   ( 111 MB)"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("    pkmap   : 0xff800000 - 0xffc00000   (   4 MB)"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("    fixmap  : 0xfffde000 - 0xfffff000   ( 132 kB)"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("highmem 1152 MB"), std::string::npos) << r.out;
+}
+
+TEST(MmsimCli, ProcVmallocinfoIsEmptyOnAFreshMachine) {
+  CliRun r = mmsim("proc vmallocinfo");
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "");  // nothing has used vmalloc yet
+  EXPECT_EQ(r.err, "");
+}
+
+TEST(MmsimCli, LayoutOfAnX86_64Machine) {
+  const std::string cfg =
+      write_config("layout_x86.toml", "vmalloc = \"1GiB\"\n[[node]]\nmemory = \"4GiB\"\n");
+  CliRun r = mmsim("layout --config " + cfg);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("4-level paging"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("    direct  : 0xffff888000000000 - 0xffff888100000000   (   4 GB)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("    vmalloc : 0xffffc90000000000 - 0xffffc90040000000   (   1 GB)"),
+            std::string::npos)
+      << r.out;
+  // 4 GiB of 4 KiB frames, 64 bytes each: 64 MiB of struct page.
+  EXPECT_NE(r.out.find("    vmemmap : 0xffffea0000000000 - 0xffffea0004000000   (  64 MB)"),
+            std::string::npos)
+      << r.out;
+}
+
+TEST(MmsimCli, LayoutWithFiveLevelPaging) {
+  const std::string cfg =
+      write_config("layout_la57.toml", "paging_levels = 5\n[[node]]\nmemory = \"1GiB\"\n");
+  CliRun r = mmsim("layout --config " + cfg);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("5-level paging"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("    direct  : 0xff11000000000000 - 0xff11000040000000   (   1 GB)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("    vmalloc : 0xffa0000000000000 - 0xffa0000020000000   ( 512 MB)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("    vmemmap : 0xffd4000000000000 - "), std::string::npos) << r.out;
+}
+
 TEST(MmsimCli, BadInputGetsOneLineAndStatusTwo) {
   const std::string bad_size =
       write_config("bad_size.toml", "cpus = 2\n[[node]]\nmemory = \"12XB\"\n");
   const std::string bad_key =
       write_config("bad_key.toml", "cpu = 2\n[[node]]\nmemory = \"1GiB\"\n");
   const std::string bad_syntax = write_config("bad_syntax.toml", "cpus = = 2\n");
+  const std::string bad_vmalloc =
+      write_config("bad_vmalloc.toml", "cpus = 2\nvmalloc = 5000\n[[node]]\nmemory = \"1GiB\"\n");
   const BadInput cases[] = {
       {"bad size", "boot --config " + bad_size, "^.*bad_size.toml:3: node\\[0\\]\\.memory: .*\n$"},
       {"unknown key", "proc zoneinfo --config " + bad_key, "^.*bad_key.toml:1: cpu: .*\n$"},
@@ -149,6 +211,8 @@ TEST(MmsimCli, BadInputGetsOneLineAndStatusTwo) {
       {"missing file", "boot --config /nonexistent/m.toml",
        "^/nonexistent/m.toml: cannot read: .*\n$"},
       {"unknown view", "proc slabinfo2", "^mmsim: proc: unknown view \"slabinfo2\".*\n$"},
+      {"layout, bad vmalloc", "layout --config " + bad_vmalloc,
+       "^.*bad_vmalloc.toml:2: vmalloc: 5000 is not a multiple of 4KiB\n$"},
   };
   for (const BadInput& c : cases) {
     CliRun r = mmsim(c.args);

@@ -4,10 +4,14 @@
 //   mmsim boot  [--config F]
 //   mmsim proc  NAME [--config F] [--json]
 //   mmsim demo  [--config F] [--seed N] [--ops N] [--json]
+//   mmsim layout [--config F]
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+
 #include "demo.h"
+#include "layout.h"
 #include "machine_loader.h"
 #include "procfs/procfs.h"
 
@@ -36,6 +40,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1u, 10000000u));
   demo->add_flag("--json", demo_opt.json, "JSON output");
 
+  auto* layout = app.add_subcommand("layout", "print the kernel's virtual address layout");
+  layout->add_option("--config", config, "machine config (TOML)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -50,17 +57,21 @@ int main(int argc, char** argv) {
     for (const auto& line : m->boot_log()) fmt::print("{}\n", line);
     return 0;
   }
+  if (*layout) {
+    fmt::print("{}", mmsim::render_layout(*m));
+    return 0;
+  }
   if (*proc) {
     if (json) {
       fmt::print("{}\n", mmkit::render_json(*m));
       return 0;
     }
-    const std::string text = mmkit::render_view(*m, view);
-    if (text.empty()) {
+    const auto known = mmkit::view_names();
+    if (std::find(known.begin(), known.end(), view) == known.end()) {
       fmt::print(stderr, "mmsim: proc: unknown view \"{}\" (views: {})\n", view, names);
       return mmsim::kExitBadInput;
     }
-    fmt::print("{}", text);
+    fmt::print("{}", mmkit::render_view(*m, view));
     return 0;
   }
   return mmsim::run_demo(*m, demo_opt);
