@@ -6,6 +6,7 @@
 // with check() after every step, and every bad input refused with a reason.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cstring>
 #include <map>
 #include <random>
@@ -643,7 +644,22 @@ struct Model {
 
 class RandomSequence {
  public:
-  RandomSequence(Fixture& fx, uint32_t seed) : fx_(fx), m_(*fx.m), rng_(seed) {}
+  RandomSequence(Fixture& fx, uint32_t seed) : fx_(fx), m_(*fx.m), rng_(seed) {
+    switch (paging_mode(m_)) {
+      case PagingMode::kX86_64_4Level:
+        top_ = 0x0000800000000000ull;
+        bases_ = {0x400000, 0x7f0000000000ull, 0x40000000, 0x1ff000};
+        break;
+      case PagingMode::kX86_64_5Level:
+        top_ = 0x0100000000000000ull;
+        bases_ = {0x400000, 0x00ff000000000000ull, 0x0000ff8000000000ull, 0x1ff000};
+        break;
+      case PagingMode::kI386:  // 4 MiB per PTE table
+        top_ = 0xc0000000ull;
+        bases_ = {0x08048000, 0xbf800000ull, 0x40000000, 0x3ff000};
+        break;
+    }
+  }
 
   void run(int steps) {
     for (auto* t : {&a_, &b_}) ASSERT_TRUE(pgd_alloc(m_, paging_mode(m_), *t));
@@ -654,8 +670,8 @@ class RandomSequence {
       ASSERT_NO_FATAL_FAILURE(verify(step, op));
     }
     for (auto* t : {&a_, &b_}) {
-      zap_range(*t, 0, kTop);
-      free_pgtables(*t, 0, kTop, 0, 0);
+      zap_range(*t, 0, top_);
+      free_pgtables(*t, 0, top_, 0, 0);
       EXPECT_EQ(t->nr_tables.load(), 1u);
       pgd_free(*t);
     }
@@ -668,12 +684,8 @@ class RandomSequence {
   }
 
  private:
-  static constexpr uint64_t kTop = 0x0000800000000000ull;
   // Addresses in a few clusters so that tables are shared, emptied and freed.
-  uint64_t addr() {
-    static constexpr uint64_t kBases[] = {0x400000, 0x7f0000000000ull, 0x40000000, 0x1ff000};
-    return kBases[rng_() % 4] + (rng_() % 1024) * PAGE_SIZE;
-  }
+  uint64_t addr() { return bases_[rng_() % 4] + (rng_() % 1024) * PAGE_SIZE; }
   void range(uint64_t* s, uint64_t* e) {
     *s = addr();
     *e = *s + (1 + rng_() % 600) * PAGE_SIZE;
@@ -682,7 +694,7 @@ class RandomSequence {
     pteval_t p = _PAGE_PRESENT | _PAGE_USER;
     if (rng_() % 2) p |= _PAGE_RW;
     if (rng_() % 3 == 0) p |= _PAGE_DIRTY;
-    if (rng_() % 4 == 0) p |= _PAGE_NX;
+    if (rng_() % 4 == 0 && paging_mode(m_) != PagingMode::kI386) p |= _PAGE_NX;
     return p;
   }
   PageTable& tree(Model** model) {
@@ -788,7 +800,7 @@ class RandomSequence {
     for (auto [t, md] : {std::pair{&a_, &ma_}, std::pair{&b_, &mb_}}) {
       ASSERT_EQ(check(*t), "") << "step " << step << " op " << op;
       std::map<uint64_t, pteval_t> seen;
-      walk_range(*t, 0, kTop, [&](uint64_t a, pteval_t v) { seen[a] = v; });
+      walk_range(*t, 0, top_, [&](uint64_t a, pteval_t v) { seen[a] = v; });
       ASSERT_EQ(seen, md->entries) << "step " << step << " op " << op;
     }
     ASSERT_TRUE(fx_.warnings.empty()) << fx_.warnings.front();
@@ -797,15 +809,17 @@ class RandomSequence {
   Fixture& fx_;
   Machine& m_;
   std::mt19937 rng_;
+  uint64_t top_ = 0;
+  std::array<uint64_t, 4> bases_{};
   PageTable a_, b_;
   Model ma_, mb_;
   std::vector<Page*> pool_;
 };
 
-TEST(PgtableRandom, ModelSequence) {
+void run_model_sequence(Arch arch, unsigned levels) {
   for (uint32_t seed : {1u, 2u, 3u, 20261122u}) {
     SCOPED_TRACE("seed " + std::to_string(seed));
-    Fixture fx;
+    Fixture fx(arch, levels);
     const uint64_t free0 = fx.free_pages();
     const int64_t tables0 = fx.pagetables();
     RandomSequence(fx, seed).run(1500);
@@ -813,6 +827,16 @@ TEST(PgtableRandom, ModelSequence) {
     EXPECT_EQ(fx.free_pages(), free0);
     EXPECT_EQ(check(*fx.m), "");
   }
+}
+
+TEST(PgtableRandom, ModelSequence4Level) {
+  run_model_sequence(Arch::x86_64, 4);
+}
+TEST(PgtableRandom, ModelSequence5Level) {
+  run_model_sequence(Arch::x86_64, 5);
+}
+TEST(PgtableRandom, ModelSequenceI386) {
+  run_model_sequence(Arch::i386, 2);
 }
 
 }  // namespace
