@@ -547,6 +547,54 @@ TEST(PgtableMove, StopsAtAnOccupiedDestination) {
   free_page(m, p);
 }
 
+// fail_page_alloc for every order-0 request from here on.
+void fail_all_allocations(Machine& m) {
+  m.fail_page_alloc_cfg.min_order = 0;
+  m.fail_page_alloc_cfg.ignore_gfp_wait = false;
+  m.fail_page_alloc.configure(FaultConfig{.probability = 100, .interval = 1, .times = -1});
+}
+
+TEST(PgtableNoMemory, TableAllocationFailuresAreReported) {
+  Fixture fx;
+  Machine& m = *fx.m;
+  const uint64_t free0 = fx.free_pages();
+  PageTable parent, child;
+  ASSERT_TRUE(pgd_alloc(m, paging_mode(m), parent));
+  ASSERT_TRUE(pgd_alloc(m, paging_mode(m), child));
+  Page* p = fx.page();
+  fx.map(parent, 0x200000, p, kUserRW);                              // PTE table 1
+  fx.map(parent, 0x200000 + PAGE_SIZE, p, kUserRW);                  // PTE table 1
+  fx.map(parent, 0x400000, p, kUserRW);                              // PTE table 2
+  ASSERT_TRUE(copy_range(child, parent, 0x200000, 0x201000, true));  // child has table 1
+  fail_all_allocations(m);
+  EXPECT_FALSE(pte_set(parent, 0x7f0000000000ull, pfn_pte(m.page_to_pfn(p), kUserRO)));
+  PageTable more;
+  EXPECT_FALSE(pgd_alloc(m, paging_mode(m), more));
+  // copy_range copies what fits in the tables the child has, then stops.
+  EXPECT_FALSE(copy_range(child, parent, 0x201000, 0x600000, true));
+  EXPECT_NE(pte_get(child, 0x201000), 0u);
+  EXPECT_EQ(pte_get(child, 0x400000), 0u);
+  EXPECT_EQ(p->mapcount.load(), 3 + 2);
+  EXPECT_EQ(check(parent), "");
+  EXPECT_EQ(check(child), "");
+  // move_range stops at the first entry whose destination table is missing.
+  EXPECT_FALSE(move_range(parent, 0x400000, 0x40000000, PAGE_SIZE));
+  EXPECT_EQ(move_range_done(), 0u);
+  EXPECT_NE(pte_get(parent, 0x400000), 0u);
+  m.fail_page_alloc.configure(FaultConfig{});
+  // The caller unwinds with zap_range + free_pgtables.
+  for (PageTable* t : {&parent, &child}) {
+    zap_range(*t, 0, 0x0000800000000000ull);
+    free_pgtables(*t, 0, 0x0000800000000000ull, 0, 0);
+    EXPECT_EQ(t->nr_tables.load(), 1u);
+    pgd_free(*t);
+  }
+  EXPECT_EQ(p->mapcount.load(), 0);
+  EXPECT_EQ(p->ref_count(), 1);
+  free_page(m, p);
+  EXPECT_EQ(fx.free_pages(), free0);
+}
+
 TEST(PgtableBadInput, RefusedWithAReason) {
   Fixture fx;
   Machine& m = *fx.m;
