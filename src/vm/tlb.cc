@@ -36,14 +36,14 @@ void local_flush(Tlb& t, const PageTable& pt, uint64_t lo, uint64_t hi) {
     for (uint64_t lin = lo; lin < hi; lin += PAGE_SIZE) {
       TlbEntry& e = t.entries[(lin >> PAGE_SHIFT) & (kTlbEntries - 1)];
       if (static_cast<uint32_t>(e.ctx) == pt.asid && to_linear(f, e.tag & ~(PAGE_SIZE - 1)) == lin)
-        e.ctx = 0;
+        e = TlbEntry{};
     }
     return;
   }
   for (TlbEntry& e : t.entries) {
     if (static_cast<uint32_t>(e.ctx) != pt.asid) continue;
     const uint64_t lin = to_linear(f, e.tag & ~(PAGE_SIZE - 1));
-    if (lin >= lo && lin < hi) e.ctx = 0;
+    if (lin >= lo && lin < hi) e = TlbEntry{};
   }
 }
 
@@ -93,7 +93,7 @@ int self_cpu(const Machine& m) {
 }  // namespace
 
 void tlb_flush_all(Tlb& t) {
-  for (TlbEntry& e : t.entries) e.ctx = 0;
+  for (TlbEntry& e : t.entries) e = TlbEntry{};
   t.flushes.add(1);
 }
 

@@ -19,7 +19,8 @@
 //   access_seq  odd while the owner is inside mmu_access_begin/end (or inside
 //               a page walk); a shooter whose request may have arrived during
 //               such an access waits until the count moves on.
-// Invariants: ctx 0 marks an empty entry (asids start at 1).
+// Invariants: an empty entry is all zero; its tag has no allow bit, so no
+// lookup matches it.
 #pragma once
 
 #include <atomic>
