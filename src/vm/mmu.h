@@ -61,7 +61,7 @@ inline Translation translate(PageTable& pt, uint64_t vaddr, Access access, bool 
     const uint64_t page = vaddr & ~(PAGE_SIZE - 1);
     if ((e.tag & ~(kTlbAllowMask & ~bit)) == (page | bit) &&
         e.ctx == tlb_ctx(pt.asid, t.flush_req.load(std::memory_order_seq_cst))) [[likely]] {
-      t.hits.add(1);
+      tlb_hit_inc(t);
       return Translation{e.host + (vaddr & (PAGE_SIZE - 1)), e.pte, TranslateFault::kNone};
     }
   }
