@@ -495,6 +495,44 @@ TEST(PgtableCopy, CowWriteProtectsBothAndCounts) {
   EXPECT_EQ(check(m), "");
 }
 
+// Swap entries (present bit clear) reach the caller's callback before they
+// are cleared or copied.
+TEST(PgtableZap, NonPresentEntriesReachTheCaller) {
+  Fixture fx;
+  Machine& m = *fx.m;
+  PageTable parent, child;
+  ASSERT_TRUE(pgd_alloc(m, paging_mode(m), parent));
+  ASSERT_TRUE(pgd_alloc(m, paging_mode(m), child));
+  Page* p = fx.page();
+  fx.map(parent, 0x1000, p, kUserRW);
+  // x86-64 swap entry layout (type 3, offset 0x42): ~offset << 14 >> 5 | type << 59.
+  const pteval_t swp = (~pteval_t{0x42} << 14 >> 5) | (pteval_t{3} << 59);
+  ASSERT_FALSE(pte_present(swp));
+  ASSERT_TRUE(pte_set(parent, 0x3000, swp));
+  std::vector<std::pair<uint64_t, pteval_t>> seen;
+  auto record = [&](uint64_t a, pteval_t v) { seen.emplace_back(a, v); };
+  ASSERT_TRUE(copy_range(child, parent, 0, 0x10000, true, record));
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0], std::make_pair(uint64_t{0x3000}, swp));
+  EXPECT_EQ(pte_get(child, 0x3000), swp);
+  seen.clear();
+  EXPECT_EQ(zap_range(child, 0, 0x10000, record), 1u);
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0], std::make_pair(uint64_t{0x3000}, swp));
+  EXPECT_EQ(pte_get(child, 0x3000), 0u);
+  seen.clear();
+  EXPECT_EQ(zap_range(parent, 0, 0x10000), 1u);  // without a callback: cleared silently
+  EXPECT_EQ(pte_get(parent, 0x3000), 0u);
+  EXPECT_TRUE(seen.empty());
+  for (PageTable* t : {&parent, &child}) {
+    free_pgtables(*t, 0, 0x10000, 0, 0);
+    EXPECT_EQ(t->nr_tables.load(), 1u);
+    pgd_free(*t);
+  }
+  EXPECT_EQ(p->ref_count(), 1);
+  free_page(m, p);
+}
+
 TEST(PgtableMove, EntriesMoveWithTheirBits) {
   Fixture fx;
   Machine& m = *fx.m;
