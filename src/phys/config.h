@@ -62,6 +62,18 @@ struct MachineConfig {
   // zones, P poisoning, U user tracking, H hardened free pointers, - none)
   // then optionally ",cache,cache*". Empty: no debugging.
   std::string slub_debug;
+  // Overcommit sysctls (vm.overcommit_*, vm.*_reserve_kbytes; mm/util.c,
+  // mm/mmap.c). Unset reserves are computed at boot as Linux's
+  // init_user_reserve()/init_admin_reserve() do; overcommit_ratio and
+  // overcommit_kbytes exclude each other, as their sysctl handlers make them.
+  unsigned overcommit_memory = 0;            // 0 heuristic, 1 always, 2 never
+  std::optional<unsigned> overcommit_ratio;  // unset: 50
+  uint64_t overcommit_kbytes = 0;            // 0: use the ratio
+  std::optional<uint64_t> user_reserve_kbytes;
+  std::optional<uint64_t> admin_reserve_kbytes;
+  // Swap space in bytes: total_swap_pages for CommitLimit and SwapTotal until
+  // a swap layer provides real swap areas.
+  uint64_t swap = 0;
 };
 
 // Checks every field; returns "" when the config can boot, else one message
