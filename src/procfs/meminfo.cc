@@ -16,8 +16,10 @@
 // SUnreclaim are the nodes' NR_SLAB_RECLAIMABLE / NR_SLAB_UNRECLAIMABLE
 // (slab pages of SLAB_RECLAIM_ACCOUNT caches and of the others), Slab their
 // sum, KReclaimable SReclaimable plus NR_KERNEL_MISC_RECLAIMABLE. High/Low
-// lines appear on i386 (CONFIG_HIGHMEM) only. CommitLimit is totalram *
-// overcommit_ratio (50) / 100 with no swap. VmallocTotal is x86_64's 32 TiB
+// lines appear on i386 (CONFIG_HIGHMEM) only. CommitLimit and Committed_AS
+// are mm/util.c's vm_commit_limit() and vm_memory_committed(); AnonPages and
+// PageTables the nodes' NR_ANON_PAGES and NR_PAGETABLE; SwapTotal and
+// SwapFree the configured swap size (nothing is swapped out yet). VmallocTotal is x86_64's 32 TiB
 // - 1 kB, or on i386 the space between the direct map's end + 8 MiB and
 // VMALLOC_END (MAXMEM + 128 MiB above PAGE_OFFSET). Everything mmkit does not model yet prints 0.
 #include <fmt/format.h>
@@ -27,6 +29,7 @@
 #include "page_alloc/page_alloc.h"
 #include "procfs/internal.h"
 #include "procfs/procfs.h"
+#include "vm/overcommit.h"
 
 namespace mmkit {
 namespace procfs_internal {
@@ -136,13 +139,13 @@ std::vector<MeminfoField> meminfo_fields(const Machine& m) {
     kb("LowTotal:       ", totalram - totalhigh);
     kb("LowFree:        ", freeram > freehigh ? freeram - freehigh : 0);
   }
-  kb("SwapTotal:      ", 0);
-  kb("SwapFree:       ", 0);
+  kb("SwapTotal:      ", total_swap_pages(m));  // the configured swap, none of it used yet
+  kb("SwapFree:       ", total_swap_pages(m));
   raw("Zswap:          ", 8, true, 0);  // CONFIG_ZSWAP
   raw("Zswapped:       ", 8, true, 0);
   kb("Dirty:          ", 0);
   kb("Writeback:      ", 0);
-  kb("AnonPages:      ", 0);
+  kb("AnonPages:      ", node_pages(m, NodeStat::NR_ANON_PAGES));
   kb("Mapped:         ", 0);
   kb("Shmem:          ", 0);
   kb("KReclaimable:   ", sreclaimable + node_pages(m, NodeStat::NR_KERNEL_MISC_RECLAIMABLE));
@@ -150,13 +153,13 @@ std::vector<MeminfoField> meminfo_fields(const Machine& m) {
   kb("SReclaimable:   ", sreclaimable);
   kb("SUnreclaim:     ", sunreclaim);
   raw("KernelStack:    ", 8, true, 0);
-  kb("PageTables:     ", 0);
+  kb("PageTables:     ", node_pages(m, NodeStat::NR_PAGETABLE));
   kb("SecPageTables:  ", 0);
   kb("NFS_Unstable:   ", 0);
   kb("Bounce:         ", 0);
   kb("WritebackTmp:   ", 0);
-  kb("CommitLimit:    ", totalram * 50 / 100);  // vm_commit_limit(), overcommit_ratio 50
-  kb("Committed_AS:   ", 0);
+  kb("CommitLimit:    ", vm_commit_limit(m));
+  kb("Committed_AS:   ", vm_memory_committed(m));
   raw("VmallocTotal:   ", 8, true, i386 ? vmalloc_total_i386_kb(m) : kVmallocTotalX86_64Kb);
   kb("VmallocUsed:    ", 0);
   kb("VmallocChunk:   ", 0);

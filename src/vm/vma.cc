@@ -29,6 +29,7 @@ ShmemObject* shmem_create(Machine& m, uint64_t size_pages, uint64_t charged) {
   obj->machine = &m;
   obj->size_pages = size_pages;
   obj->charged = charged;
+  obj->ino = process_state(m).next_shmem_ino.fetch_add(1, std::memory_order_relaxed);
   return obj;
 }
 

@@ -49,6 +49,7 @@ struct ShmemObject {
   std::map<uint64_t, Page*> pages;  // page offset -> page
   uint64_t size_pages = 0;
   uint64_t charged = 0;  // pages charged to vm_committed_as (shmem_acct_size)
+  uint64_t ino = 0;      // the shmem inode's number, as /proc/<pid>/maps shows it
 };
 ShmemObject* shmem_create(Machine& m, uint64_t size_pages, uint64_t charged);
 void shmem_get(ShmemObject* obj);
