@@ -4,11 +4,13 @@
 //   mmsim boot  [--config F]
 //   mmsim proc  NAME [--config F] [--json]
 //   mmsim demo  [--config F] [--seed N] [--ops N] [--json]
+//   mmsim overcommit [--config F]
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
 #include "demo.h"
 #include "machine_loader.h"
+#include "overcommit.h"
 #include "procfs/procfs.h"
 
 int main(int argc, char** argv) {
@@ -35,6 +37,11 @@ int main(int argc, char** argv) {
   demo->add_option("--ops", demo_opt.ops_per_cpu, "operations per CPU")
       ->check(CLI::Range(1u, 10000000u));
   demo->add_flag("--json", demo_opt.json, "JSON output");
+
+  auto* overcommit = app.add_subcommand(
+      "overcommit",
+      "largest anonymous mmap under each vm.overcommit_memory mode, and what stops it");
+  overcommit->add_option("--config", config, "machine config (TOML)");
 
   try {
     app.parse(argc, argv);
@@ -63,5 +70,6 @@ int main(int argc, char** argv) {
     fmt::print("{}", text);
     return 0;
   }
+  if (*overcommit) return mmsim::run_overcommit(*m);
   return mmsim::run_demo(*m, demo_opt);
 }
