@@ -128,6 +128,17 @@ TEST(MmsimCli, DemoRunsAndReturnsAllMemory) {
       << slabs_after;
   EXPECT_NE(slabs_after.find("\ndemo_dentry            0      0    192"), std::string::npos)
       << slabs_after;
+  // The process part: the forked child's maps and status after its COW writes.
+  const size_t maps = r.out.find("== /proc/2/maps ==\n");
+  ASSERT_NE(maps, std::string::npos) << r.out;
+  EXPECT_TRUE(std::regex_search(
+      r.out.substr(maps),
+      std::regex(R"(\n555555559000-555555569000 rw-p 00000000 00:00 0 +\[heap\]\n)")));
+  EXPECT_TRUE(std::regex_search(
+      r.out.substr(maps),
+      std::regex(R"(\n7ffffffde000-7ffffffff000 rw-p 00000000 00:00 0 +\[stack\]\n)")));
+  EXPECT_NE(r.out.find("\nPPid:\t1\n"), std::string::npos);
+  EXPECT_NE(r.out.find("\nVmRSS:\t    1088 kB\n"), std::string::npos);
 }
 
 TEST(MmsimCli, OvercommitTableHasEachModesLimit) {
