@@ -46,6 +46,8 @@ void BM_slab_colour(benchmark::State& state, bool colour, unsigned nr_slabs);
 void BM_peer_malloc_pair(benchmark::State& state, int peer, unsigned size);
 void BM_peer_batch(benchmark::State& state, int peer, unsigned size);
 void BM_peer_remote_free(benchmark::State& state, int peer);
+void BM_vm_translate_tlb_hit(benchmark::State& state);  // vm_translate.cc
+void BM_vm_translate_walk(benchmark::State& state, unsigned levels);
 
 namespace {
 
@@ -122,6 +124,10 @@ void register_all() {
   RegisterBenchmark("page_alloc/order0_pcp_64GiB", BM_order0_pcp, uint64_t{64});
 
   register_slab();
+
+  RegisterBenchmark("vm/translate_tlb_hit", BM_vm_translate_tlb_hit);
+  RegisterBenchmark("vm/translate_walk_4level", BM_vm_translate_walk, 4u);
+  RegisterBenchmark("vm/translate_walk_5level", BM_vm_translate_walk, 5u);
 
   for (uint64_t gib : {1, 16, 64})
     RegisterBenchmark(("boot/" + std::to_string(gib) + "GiB").c_str(), BM_boot, gib)

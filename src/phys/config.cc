@@ -266,6 +266,13 @@ std::string validate(const MachineConfig& c) {
     if (c.slub_debug.find(",,") != std::string::npos || c.slub_debug.back() == ',')
       return "slub_debug: empty cache name in \"" + c.slub_debug + "\"";
   }
+  if (c.paging_levels) {
+    if (c.arch == Arch::i386)
+      return "paging_levels: i386 pages with two levels; the key is for x86_64 (4 or 5)";
+    if (*c.paging_levels != 4 && *c.paging_levels != 5)
+      return "paging_levels: " + std::to_string(*c.paging_levels) +
+             " is not supported (must be 4, or 5 for LA57)";
+  }
   if (auto e = validate_overcommit(c); !e.empty()) return e;
   const FaultConfig& f = c.fail_page_alloc.fault;
   if (f.probability > 100) {

@@ -74,6 +74,10 @@ struct MachineConfig {
   // Swap space in bytes: total_swap_pages for CommitLimit and SwapTotal until
   // a swap layer provides real swap areas.
   uint64_t swap = 0;
+  // x86_64 paging depth: 4 (48-bit virtual addresses) or 5 (LA57, 57-bit),
+  // as CONFIG_X86_5LEVEL with the CPU's la57 feature. Unset: 4. i386 always
+  // pages with two levels (no PAE) and rejects the key.
+  std::optional<unsigned> paging_levels;
 };
 
 // Checks every field; returns "" when the config can boot, else one message

@@ -181,11 +181,12 @@ class Parser {
 
   MachineConfig parse(const toml::table& root) {
     MachineConfig c;
-    check_keys(root, "", "at the top level",
-               {"arch", "cpus", "min_free_kbytes", "watermark_scale_factor", "lowmem_reserve_ratio",
-                "percpu_pagelist_high_fraction", "movablecore", "node", "fail_page_alloc",
-                "failslab", "slub_debug", "overcommit_memory", "overcommit_ratio",
-                "overcommit_kbytes", "user_reserve_kbytes", "admin_reserve_kbytes", "swap"});
+    check_keys(
+        root, "", "at the top level",
+        {"arch", "cpus", "min_free_kbytes", "watermark_scale_factor", "lowmem_reserve_ratio",
+         "percpu_pagelist_high_fraction", "movablecore", "node", "fail_page_alloc", "failslab",
+         "slub_debug", "overcommit_memory", "overcommit_ratio", "overcommit_kbytes",
+         "user_reserve_kbytes", "admin_reserve_kbytes", "swap", "paging_levels"});
     for (const auto& [key, value] : root) note(std::string(key.str()), value);
 
     if (const toml::node* n = root.get("arch")) {
@@ -251,6 +252,9 @@ class Parser {
     if (const toml::node* n = root.get("admin_reserve_kbytes"))
       c.admin_reserve_kbytes = get_uint<uint64_t>(*n, "admin_reserve_kbytes");
     if (const toml::node* n = root.get("swap")) c.swap = get_size(*n, "swap");
+    if (const toml::node* n = root.get("paging_levels")) {
+      c.paging_levels = get_uint<unsigned>(*n, "paging_levels");
+    }
     return c;
   }
 

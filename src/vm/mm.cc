@@ -4,8 +4,8 @@
 //
 // Layout without address-space randomisation (arch/x86/mm/mmap.c,
 // mm/util.c mmap_base()): the gap below the stack is RLIMIT_STACK plus
-// stack_guard_gap, clamped to [128 MiB, 5/6 of TASK_SIZE], so mmap_base is
-// TASK_SIZE - 128 MiB on both arches.
+// stack_guard_gap, clamped to [128 MiB, 5/6 of the map window], so
+// mmap_base is 128 MiB below the top of the window on both arches.
 #include <algorithm>
 
 #include "page_alloc/page_alloc.h"
@@ -17,20 +17,24 @@ namespace mmkit {
 
 MmLayout mm_layout(const Machine& m) {
   MmLayout l{};
-  if (m.arch() == Arch::i386) {
-    l.mode = PagingMode::kI386;
+  l.mode = paging_mode(m);
+  if (l.mode == PagingMode::kI386) {
     l.task_size = 0xC0000000ull;  // PAGE_OFFSET of the 3G/1G split
+    l.map_window = l.task_size;
     l.start_brk = 0x0804c000ull;  // just above a small ELF at 0x08048000
   } else {
-    l.mode = PagingMode::kX86_64_4Level;
-    l.task_size = 0x7ffffffff000ull;  // (1 << 47) - PAGE_SIZE
+    // DEFAULT_MAP_WINDOW: (1 << 47) - PAGE_SIZE. With LA57 the address space
+    // reaches (1 << 56) - PAGE_SIZE, but only a hint above the window (or
+    // MAP_FIXED) places a mapping there, as in Linux.
+    l.map_window = 0x7ffffffff000ull;
+    l.task_size = l.mode == PagingMode::kX86_64_5Level ? 0x00fffffffffff000ull : l.map_window;
     l.start_brk = 0x555555559000ull;  // just above a small PIE at 0x555555554000
   }
   uint64_t gap = kStackRlimit + stack_guard_gap;
-  gap = std::clamp<uint64_t>(gap, 128ull << 20, l.task_size / 6 * 5);
-  l.mmap_base = (l.task_size - gap) & ~(PAGE_SIZE - 1);
-  l.task_unmapped_base = (l.task_size / 3 + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
-  l.stack_top = l.task_size;
+  gap = std::clamp<uint64_t>(gap, 128ull << 20, l.map_window / 6 * 5);
+  l.mmap_base = (l.map_window - gap) & ~(PAGE_SIZE - 1);
+  l.task_unmapped_base = (l.map_window / 3 + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+  l.stack_top = l.map_window;
   return l;
 }
 
@@ -56,6 +60,11 @@ namespace mm_internal {
 uint64_t vm_start_gap(const VmArea* vma) {
   if (!(vma->vm_flags & VM_GROWSDOWN)) return vma->vm_start;
   return vma->vm_start > stack_guard_gap ? vma->vm_start - stack_guard_gap : 0;
+}
+
+uint64_t pgtables_ceiling(const MmStruct* mm) {
+  constexpr uint64_t kGiB = 1ull << 30;
+  return (mm->layout.task_size + kGiB - 1) & ~(kGiB - 1);
 }
 
 void vm_stat_account(MmStruct* mm, vm_flags_t flags, int64_t npages) {
@@ -119,7 +128,7 @@ void mmput(MmStruct* mm) {
       zap_vma_range(mm, vma, vma->vm_start, vma->vm_end);
       if (vma->vm_flags & VM_ACCOUNT) nr_accounted += static_cast<int64_t>(vma->pages());
     }
-    const uint64_t ceiling = (mm->layout.task_size + (1ull << 30) - 1) & ~((1ull << 30) - 1);
+    const uint64_t ceiling = pgtables_ceiling(mm);
     free_pgtables(mm->pgd, 0, ceiling, 0, ceiling);
     flush_tlb_mm(mm->pgd);
     for (auto& [end, vma] : mm->mm_mt) vm_area_free(vma);

@@ -69,6 +69,7 @@ enum MmCounter : unsigned {
 struct MmLayout {
   PagingMode mode;
   uint64_t task_size;           // TASK_SIZE: 0x7ffffffff000 (4-level), 0xC0000000 (i386)
+  uint64_t map_window;          // DEFAULT_MAP_WINDOW: the top for hintless mmap and the stack
   uint64_t mmap_base;           // top-down allocations start below it
   uint64_t task_unmapped_base;  // bottom-up fallback: PAGE_ALIGN(TASK_SIZE / 3)
   uint64_t stack_top;           // STACK_TOP without randomisation: TASK_SIZE
@@ -153,10 +154,14 @@ FaultResult access_read(MmStruct* mm, uint64_t vaddr, void* buf, size_t len);
 FaultResult access_write(MmStruct* mm, uint64_t vaddr, const void* buf, size_t len);
 // Faults every page of the range in for `access` without copying.
 FaultResult access_touch(MmStruct* mm, uint64_t vaddr, size_t len, Access access);
-// The host address of the byte at vaddr for `access`, faulting the page in
-// when needed; null (and *fault, if given, filled) when it cannot be. Valid
-// until the mapping changes (munmap, mprotect, fork's write-protect).
-char* user_page(MmStruct* mm, uint64_t vaddr, Access access, FaultResult* fault = nullptr);
+// The page-granular fast path: the host address of the byte at vaddr for
+// `access`, faulting the page in when needed, returned inside an MMU access
+// (mmu_access_begin) that the caller ends with user_page_end(mm) once done
+// with the pointer; in between it must not fault, sleep, take the mmap lock
+// or change mappings (mmu.h's rules). Null, with no access open and *fault
+// (if given) filled, when the page cannot be reached.
+char* user_page_begin(MmStruct* mm, uint64_t vaddr, Access access, FaultResult* fault = nullptr);
+void user_page_end(MmStruct* mm);
 
 // ---- invariants ------------------------------------------------------------
 // VMAs sorted, disjoint, page aligned, map_count right; every present entry
@@ -176,6 +181,9 @@ void zap_vma_range(MmStruct* mm, VmArea* vma, uint64_t start, uint64_t end);
 // get_unmapped_area() for len bytes: the hint when free, else top-down below
 // mmap_base, else bottom-up. -ENOMEM when nothing fits.
 int64_t get_unmapped_area(MmStruct* mm, uint64_t hint, uint64_t len);
+// USER_PGTABLES_CEILING: the end of the user half (TASK_SIZE rounded up to
+// a GiB), the ceiling free_pgtables uses above the last VMA.
+uint64_t pgtables_ceiling(const MmStruct* mm);
 // vm_stat_account(): total_vm, data_vm, stack_vm for a VMA's flags.
 void vm_stat_account(MmStruct* mm, vm_flags_t flags, int64_t npages);
 void update_hiwater_rss(MmStruct* mm);

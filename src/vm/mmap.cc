@@ -70,7 +70,8 @@ int64_t get_unmapped_area(MmStruct* mm, uint64_t hint, uint64_t len) {
   // arch_get_unmapped_area_topdown(), then the bottom-up fallback.
   const uint64_t low = std::max<uint64_t>(PAGE_SIZE, mmap_min_addr);
   if (uint64_t a = unmapped_area(mm, len, low, mm->mmap_base, true)) return static_cast<int64_t>(a);
-  if (uint64_t a = unmapped_area(mm, len, mm->layout.task_unmapped_base, task_size, false))
+  if (uint64_t a =
+          unmapped_area(mm, len, mm->layout.task_unmapped_base, mm->layout.map_window, false))
     return static_cast<int64_t>(a);
   return -ENOMEM;
 }
@@ -99,7 +100,7 @@ int munmap_locked(MmStruct* mm, uint64_t start, uint64_t end, bool uncharge) {
     vm_area_free(vma);
     vma = next;
   }
-  const uint64_t ceiling = vma ? vma->vm_start : mm->layout.task_size;
+  const uint64_t ceiling = vma ? vma->vm_start : pgtables_ceiling(mm);
   free_pgtables(mm->pgd, start, end, prev ? prev->vm_end : 0, ceiling);
   if (uncharge && nr_accounted) vm_unacct_memory(*mm->machine, nr_accounted);
   return 0;

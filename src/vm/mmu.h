@@ -16,7 +16,10 @@
 
 #include <cstdint>
 
+#include "phys/cpu.h"
 #include "vm/pgtable.h"
+#include "vm/tlb.h"
+#include "vm/vm_state.h"
 
 namespace mmkit {
 
@@ -37,9 +40,46 @@ struct Translation {
   bool ok() const { return fault == TranslateFault::kNone; }
 };
 
+// The walk behind translate(): checks the access, sets accessed/dirty, fills
+// the calling CPU's TLB (mmu.cc). Callers use translate().
+Translation translate_slow(PageTable& pt, uint64_t vaddr, Access access, bool user);
+
 // Translates one address for `access` from user mode (`user`: USER must be
-// set on every level) or kernel mode.
-Translation translate(PageTable& pt, uint64_t vaddr, Access access, bool user = true);
+// set on every level) or kernel mode (no SMEP/SMAP: USER is not required;
+// CR0.WP is set: a kernel write needs RW).
+//
+// The TLB-hit path is inline: one check for a pending flush request (a
+// load of a line the CPU owns), one entry compare, the offset added.
+inline Translation translate(PageTable& pt, uint64_t vaddr, Access access, bool user = true) {
+  // this_cpu(), knowing that a binding of this machine has a CPU.
+  if (tls_cpu.machine == pt.machine && pt.machine) [[likely]] {
+    Tlb& t = *vm_state_if(*pt.machine)->tlb_of[tls_cpu.cpu->id];
+    const uint64_t bit = tlb_allow_bit(static_cast<unsigned>(access), user);
+    const TlbEntry& e = t.entries[(vaddr >> PAGE_SHIFT) & (kTlbEntries - 1)];
+    const uint64_t page = vaddr & ~(PAGE_SIZE - 1);
+    if ((e.tag & ~(kTlbAllowMask & ~bit)) == (page | bit) &&
+        e.ctx == tlb_ctx(pt.asid, t.flush_req.load(std::memory_order_seq_cst))) [[likely]] {
+      t.hits.add(1);
+      return Translation{e.host + (vaddr & (PAGE_SIZE - 1)), e.pte, TranslateFault::kNone};
+    }
+  }
+  return translate_slow(pt, vaddr, access, user);
+}
+
+// An access: the span in which a caller translates and then uses the host
+// addresses it got (copies bytes), like an RCU read side. A flush on another
+// CPU that races with it returns only after the access ends, so a page freed
+// after a flush is never touched through an older translation. Accesses
+// nest. Inside one: no sleeping, no mmap lock, no page-table changes and no
+// flushes (a flush waiting for an access that waits for it deadlocks). A
+// thread with no bound CPU has no accesses: its translations are safe only
+// under the caller's locks. See docs/pgtable.md.
+inline void mmu_access_begin(Machine& m) {
+  if (CpuState* cpu = this_cpu(m)) tlb_access_enter(vm_state(m).tlbs[cpu->id]);
+}
+inline void mmu_access_end(Machine& m) {
+  if (CpuState* cpu = this_cpu(m)) tlb_access_exit(vm_state(m).tlbs[cpu->id]);
+}
 
 // Flushes, on every CPU that may hold them (pt.cpumask): translations of
 // [start, end) (flush_tlb_range), of one page, or all of pt's (flush_tlb_mm).
@@ -50,7 +90,9 @@ void flush_tlb_mm(PageTable& pt);
 // The calling CPU's whole TLB (a CR3 write without PCID).
 void flush_tlb_local(Machine& m);
 
-// Per-CPU TLB statistics (hits, misses, flushes), for tests and benchmarks.
+// Per-CPU TLB statistics, for tests and benchmarks: hits and misses of
+// translate(), flushes of the whole TLB (local or on request), shootdowns
+// this CPU sent (one per other CPU asked to flush).
 struct TlbStats {
   uint64_t hits = 0, misses = 0, flushes = 0, shootdowns = 0;
 };

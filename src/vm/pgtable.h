@@ -70,6 +70,39 @@ enum class PagingMode : uint8_t {
   kI386,           // 32-bit, two levels, 4 KiB pages
 };
 
+// Entry values of tables that point at tables (arch/x86/include/asm/pgtable_types.h:
+// _PAGE_TABLE for the user part of a tree, _KERNPG_TABLE for the kernel's).
+inline constexpr pteval_t _PAGE_TABLE =
+    _PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY;
+inline constexpr pteval_t _KERNPG_TABLE = _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY;
+
+// The geometry of a paging mode (arch/x86/include/asm/pgtable_64_types.h,
+// pgtable-2level_types.h). Level 0 is the top (the PGD).
+struct PagingFormat {
+  unsigned levels;        // 4, 5 or 2
+  unsigned entry_shift;   // log2 of the entry size: 3 (64-bit) or 2 (32-bit)
+  unsigned index_bits;    // 9 (512 entries a table) or 10 (1024)
+  unsigned va_bits;       // 48, 57 or 32
+  unsigned shift[5];      // lowest address bit of each level's index, top first
+  unsigned kernel_index;  // first top-level index of the kernel half (KERNEL_PGD_BOUNDARY)
+};
+const PagingFormat& paging_format(PagingMode mode);
+// The machine's mode: i386 machines page with two levels, x86_64 machines
+// with the config's paging_levels (4 unless set to 5).
+PagingMode paging_mode(const Machine& m);
+// x86-64: bits 63..va_bits-1 all equal (a sign extension); i386: below 4 GiB.
+bool addr_canonical(PagingMode mode, uint64_t addr);
+// The kernel half: on x86-64 the upper canonical half, on i386 from PAGE_OFFSET
+// (0xC0000000). User trees share the kernel's top-level entries there.
+bool addr_kernel_half(PagingMode mode, uint64_t addr);
+// The vmalloc area of x86-64 (VMALLOC_START .. VMALLOC_END + 1): its top-level
+// entries are populated when the kernel tree is created, as Linux's
+// preallocate_vmalloc_pages() does (arch/x86/mm/init_64.c).
+inline constexpr uint64_t VMALLOC_START_L4 = 0xffffc90000000000ull;  // __VMALLOC_BASE_L4
+inline constexpr uint64_t VMALLOC_SIZE_L4 = 32ull << 40;             // VMALLOC_SIZE_TB_L4
+inline constexpr uint64_t VMALLOC_START_L5 = 0xffa0000000000000ull;  // __VMALLOC_BASE_L5
+inline constexpr uint64_t VMALLOC_SIZE_L5 = 12800ull << 40;          // VMALLOC_SIZE_TB_L5
+
 struct PageTable {
   Machine* machine = nullptr;
   PagingMode mode = PagingMode::kX86_64_4Level;
@@ -155,5 +188,17 @@ void walk_range(const PageTable& pt, uint64_t start, uint64_t end,
 // reachable; every present entry's frame is inside RAM and allocated; no
 // table frame is free). Returns "" or the first violation.
 std::string check(const PageTable& pt);
+
+// "" when [start, end) is a range the range operations above accept on `pt`,
+// else the reason they refuse it: both ends page aligned, start <= end, the
+// range canonical and inside one half (end 0 means the top of the address
+// space; end may be the first non-canonical address after the lower half),
+// and, for a user tree, outside the shared kernel half. The operations warn
+// with that reason (Machine::warn) and do nothing when it is not "".
+std::string pgtable_range_error(const PageTable& pt, uint64_t start, uint64_t end);
+
+// How many bytes from old_addr the calling thread's last move_range() moved
+// (len when it succeeded).
+uint64_t move_range_done();
 
 }  // namespace mmkit

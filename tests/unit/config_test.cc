@@ -62,7 +62,7 @@ const BadConfig kBadConfigs[] = {
      "min_free_kbytes, watermark_scale_factor, lowmem_reserve_ratio, "
      "percpu_pagelist_high_fraction, movablecore, node, fail_page_alloc, failslab, slub_debug, "
      "overcommit_memory, overcommit_ratio, overcommit_kbytes, user_reserve_kbytes, "
-     "admin_reserve_kbytes, swap)"},
+     "admin_reserve_kbytes, swap, paging_levels)"},
     {"UnknownNodeKey", "[[node]]\nmemory = \"1GiB\"\n[[node]]\nmemory = \"1GiB\"\nweight = 3\n",
      "t.toml:5: node[1].weight: unknown key \"weight\" in [[node]] (expected one of memory, cpus, "
      "distance, holes, reserved)"},
@@ -431,6 +431,28 @@ TEST(ConfigSlubDebug, ParsesAndValidates) {
       parse_machine_config("slub_debug = \"Z,,x\"\n[[node]]\nmemory = \"64MiB\"\n", "t.toml");
   ASSERT_FALSE(empty.ok());
   EXPECT_EQ(empty.error().message, "t.toml:1: slub_debug: empty cache name in \"Z,,x\"");
+}
+
+TEST(ConfigPagingLevels, ParsesAndValidates) {
+  auto dflt = parse_machine_config("[[node]]\nmemory = \"64MiB\"\n", "t.toml");
+  ASSERT_TRUE(dflt.ok()) << dflt.error().message;
+  EXPECT_FALSE(dflt->paging_levels.has_value());
+  auto la57 = parse_machine_config("paging_levels = 5\n[[node]]\nmemory = \"64MiB\"\n", "t.toml");
+  ASSERT_TRUE(la57.ok()) << la57.error().message;
+  EXPECT_EQ(la57->paging_levels, 5u);
+  auto three = parse_machine_config("paging_levels = 3\n[[node]]\nmemory = \"64MiB\"\n", "t.toml");
+  ASSERT_FALSE(three.ok());
+  EXPECT_EQ(three.error().message,
+            "t.toml:1: paging_levels: 3 is not supported (must be 4, or 5 for LA57)");
+  auto i386 = parse_machine_config(
+      "arch = \"i386\"\npaging_levels = 4\n[[node]]\nmemory = \"64MiB\"\n", "t.toml");
+  ASSERT_FALSE(i386.ok());
+  EXPECT_EQ(i386.error().message,
+            "t.toml:2: paging_levels: i386 pages with two levels; the key is for x86_64 (4 or 5)");
+  auto str =
+      parse_machine_config("paging_levels = \"5\"\n[[node]]\nmemory = \"64MiB\"\n", "t.toml");
+  ASSERT_FALSE(str.ok());
+  EXPECT_NE(str.error().message.find("t.toml:1: paging_levels: "), std::string::npos);
 }
 
 }  // namespace
