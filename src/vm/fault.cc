@@ -58,7 +58,10 @@ bool expand_stack(MmStruct* mm, VmArea* vma, uint64_t addr) {
   const int64_t grow = static_cast<int64_t>((vma->vm_start - addr) >> PAGE_SHIFT);
   // acct_stack_growth(): RLIMIT_STACK, then the commit charge.
   if (size > kStackRlimit) return false;
-  if (vm_enough_memory_mm(mm, grow)) return false;
+  if (static_cast<uint64_t>(grow) > vma->vm_pgoff) return false;
+  // Charged only when the VMA is accounted, so that its unmap gives the
+  // charge back (an mprotect can have dropped VM_ACCOUNT from the stack).
+  if ((vma->vm_flags & VM_ACCOUNT) && vm_enough_memory_mm(mm, grow)) return false;
   vm_stat_account(mm, vma->vm_flags, grow);
   vma->vm_start = addr;
   vma->vm_pgoff -= static_cast<uint64_t>(grow);

@@ -77,6 +77,8 @@ int64_t get_unmapped_area(MmStruct* mm, uint64_t hint, uint64_t len) {
 }
 
 int munmap_locked(MmStruct* mm, uint64_t start, uint64_t end, bool uncharge) {
+  // do_vmi_munmap()'s own checks (mremap's shrink reaches here directly).
+  if (end < start || end > mm->layout.task_size) return -EINVAL;
   VmArea* vma = find_vma(mm, start);
   if (!vma || vma->vm_start >= end) return 0;
   // Splitting both ends of one VMA needs one more map slot.
@@ -113,14 +115,16 @@ using namespace mm_internal;
 namespace {
 
 // mm_populate() over [start, end): write faults for private writable
-// memory (to break COW now), read faults otherwise; errors are ignored.
+// memory (to break COW now), read faults otherwise; it stops at the first
+// fault that fails (out of memory), and mmap still succeeds, as in Linux.
 void populate_locked(MmStruct* mm, uint64_t start, uint64_t end) {
   for (uint64_t a = start; a < end; a += PAGE_SIZE) {
     VmArea* vma = find_vma(mm, a);
     if (!vma || vma->vm_start > a) continue;
     if (!(vma->vm_flags & VM_ACCESS_FLAGS)) continue;
     const bool write = (vma->vm_flags & (VM_WRITE | VM_SHARED)) == VM_WRITE;
-    handle_fault_locked(mm, a, write ? Access::kWrite : Access::kRead);
+    // __get_user_pages() gives up at the first fault it cannot resolve.
+    if (!handle_fault_locked(mm, a, write ? Access::kWrite : Access::kRead).ok()) return;
   }
 }
 

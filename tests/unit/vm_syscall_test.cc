@@ -232,6 +232,10 @@ TEST(VmMremap, ShrinkGrowInPlaceMoveAndErrors) {
   EXPECT_EQ(
       do_mremap(mm, 0x60000000, 2 * kPage, 2 * kPage, MREMAP_MAYMOVE | MREMAP_FIXED, 0x60001000),
       -EINVAL);  // overlapping
+  // Shrinking a range that runs past TASK_SIZE: do_vmi_munmap's EINVAL.
+  const uint64_t top = mm->layout.task_size - 2 * kPage;
+  ASSERT_EQ(do_mmap(mm, top, 2 * kPage, kRW, kAnon | MAP_FIXED), static_cast<int64_t>(top));
+  EXPECT_EQ(do_mremap(mm, top, 4 * kPage, kPage, 0), -EINVAL);
   EXPECT_EQ(check(mm), "");
   mmput(mm);
 }
