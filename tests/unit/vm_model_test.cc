@@ -51,9 +51,9 @@ bool readable(int prot) {
   return prot & (PROT_READ | PROT_WRITE);
 }
 
-class VmModel {
+class ModelRun {
  public:
-  VmModel(Machine& m, uint64_t seed) : m_(m), rng_(seed) {}
+  ModelRun(Machine& m, uint64_t seed) : m_(m), rng_(seed) {}
 
   void run(int steps) {
     Process* first = nullptr;
@@ -321,14 +321,25 @@ class VmModel {
   int step_ = 0;
 };
 
-TEST(VmModel, RandomOperationsMatchTheModel) {
+// The same run on each paging format: x86-64 4-level, LA57, i386.
+struct ModelMachine {
+  const char* name;
+  Arch arch;
+  unsigned paging_levels;  // 0: the arch's default
+};
+
+class VmModel : public testing::TestWithParam<ModelMachine> {};
+
+TEST_P(VmModel, RandomOperationsMatchTheModel) {
   const uint64_t seed = env_or("MMKIT_SEED", std::random_device{}());
-  const int steps = static_cast<int>(env_or("MMKIT_STEPS", 4000));
+  const int steps = static_cast<int>(env_or("MMKIT_STEPS", 3000));
   std::printf("vm_model: MMKIT_SEED=%llu\n", static_cast<unsigned long long>(seed));
   SCOPED_TRACE("MMKIT_SEED=" + std::to_string(seed));
   RecordProperty("seed", std::to_string(seed));
   MachineConfig c;
   c.cpus = 2;
+  c.arch = GetParam().arch;
+  if (GetParam().paging_levels) c.paging_levels = GetParam().paging_levels;
   c.nodes = {NodeConfig{.memory = 128ull << 20}};
   auto booted = boot(c);
   ASSERT_TRUE(booted.ok());
@@ -343,7 +354,7 @@ TEST(VmModel, RandomOperationsMatchTheModel) {
   const uint64_t free0 = nr_free_pages(m);
   const int64_t tables0 = m.node_stat_sum(NodeStat::NR_PAGETABLE);
 
-  VmModel model(m, seed);
+  ModelRun model(m, seed);
   model.run(steps);
   if (HasFailure()) return;
 
@@ -355,6 +366,14 @@ TEST(VmModel, RandomOperationsMatchTheModel) {
   EXPECT_EQ(vm_memory_committed(m), 0u);
   EXPECT_EQ(nr_free_pages(m), free0);
 }
+
+INSTANTIATE_TEST_SUITE_P(Vm, VmModel,
+                         testing::Values(ModelMachine{"x86_64", Arch::x86_64, 0},
+                                         ModelMachine{"la57", Arch::x86_64, 5},
+                                         ModelMachine{"i386", Arch::i386, 0}),
+                         [](const testing::TestParamInfo<ModelMachine>& info) {
+                           return std::string(info.param.name);
+                         });
 
 }  // namespace
 }  // namespace mmkit
