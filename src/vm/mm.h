@@ -146,6 +146,9 @@ struct FaultResult {
 FaultResult handle_mm_fault(MmStruct* mm, uint64_t addr, Access access);
 
 // ---- user memory access -------------------------------------------------
+// A thread that copies while another changes the same address space must
+// have bound a CPU (CpuScope): only a bound CPU's MMU accesses hold off a
+// TLB shootdown (and so the freeing of the page) until the copy is done.
 // Copy between a user range and `buf`, page by page, faulting pages in as
 // needed (as copy_from_user/copy_to_user with the fault handler behind
 // them). On a fault that cannot be resolved nothing more is copied and the
