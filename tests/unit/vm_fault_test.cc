@@ -169,6 +169,36 @@ TEST(VmFault, SharedAnonymousIsSharedAcrossFork) {
   exit_process(child);
 }
 
+TEST(VmFault, I386HighMemoryPagesFaultAndCopy) {
+  MachineConfig c;
+  c.arch = Arch::i386;
+  c.cpus = 1;
+  c.nodes = {NodeConfig{.memory = 1200ull << 20}};  // HIGHMEM above 896 MiB
+  auto booted = boot(c);
+  ASSERT_TRUE(booted.ok());
+  Machine& m = **booted;
+  Process* p = nullptr;
+  ASSERT_EQ(spawn(m, "high", &p), 0);
+  const int64_t a = do_mmap(p->mm, 0, kPage, kRW, kAnon);
+  ASSERT_TRUE(access_write(p->mm, a, "high", 5).ok());
+  // GFP_HIGHUSER_MOVABLE takes the highest zone first: the page has no
+  // direct-map address and is reached through the machine's window.
+  Page* page = m.pfn_to_page(pfn_at(p->mm, a));
+  EXPECT_EQ(m.page_zone(page)->kind, ZoneKind::HIGHMEM);
+  EXPECT_EQ(m.page_address(page), nullptr);
+  Process* child = nullptr;
+  ASSERT_EQ(fork_process(p, &child), 0);
+  ASSERT_TRUE(access_write(child->mm, a, "kid", 4).ok());
+  char buf[5];
+  ASSERT_TRUE(access_read(p->mm, a, buf, 5).ok());
+  EXPECT_STREQ(buf, "high");
+  ASSERT_TRUE(access_read(child->mm, a, buf, 4).ok());
+  EXPECT_STREQ(buf, "kid");
+  EXPECT_EQ(check(child->mm), "");
+  exit_process(child);
+  exit_process(p);
+}
+
 TEST(VmFault, NothingLeaksAfterExit) {
   auto m = small();
   Process* warm = nullptr;  // creates the zero page and the VMA cache
