@@ -8,6 +8,8 @@
 // Private mappings are copy-on-write: copy_range write-protects each
 // writable entry in both trees and gives every page one more mapcount and
 // reference; the child's VMAs get their own anon_vma (anon_vma_fork).
+// The child's MM_ANONPAGES is the parent's: only VMAs with an anon_vma hold
+// anonymous pages, and those are the ones copied.
 #include "vm/overcommit.h"
 #include "vm/process.h"
 #include "vm/process_state.h"
@@ -47,14 +49,20 @@ MmStruct* dup_mm(MmStruct* oldmm) {
       vm_stat_account(mm, tmp->vm_flags, len);
       if (!mpnt->anon_vma) continue;  // vma_needs_copy()
       const bool cow = (mpnt->vm_flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE;
-      if (!copy_range(mm->pgd, oldmm->pgd, mpnt->vm_start, mpnt->vm_end, cow)) failed = true;
-      int64_t anon = 0;
-      walk_range(mm->pgd, mpnt->vm_start, mpnt->vm_end, [&](uint64_t, pteval_t v) {
-        if (!(v & _PAGE_SPECIAL) && pte_pfn(v) != zero_pfn) ++anon;
-      });
-      add_mm_counter(mm, mpnt->shmem ? MM_SHMEMPAGES : MM_ANONPAGES, anon);
-      if (failed) break;
+      if (!copy_range(mm->pgd, oldmm->pgd, mpnt->vm_start, mpnt->vm_end, cow)) {
+        // A partial copy: count what arrived, so the unwinding zap balances.
+        int64_t anon = 0;
+        walk_range(mm->pgd, mpnt->vm_start, mpnt->vm_end, [&](uint64_t, pteval_t v) {
+          if (!(v & _PAGE_SPECIAL) && pte_pfn(v) != zero_pfn) ++anon;
+        });
+        add_mm_counter(mm, MM_ANONPAGES, anon);
+        failed = true;
+        break;
+      }
     }
+    // Every anonymous page lies in a VMA with an anon_vma, and all of those
+    // were copied: the child maps exactly the parent's anonymous pages.
+    if (!failed) add_mm_counter(mm, MM_ANONPAGES, oldmm->rss_stat[MM_ANONPAGES].load());
     mm->hiwater_rss.store(mm->get_mm_rss());
   }
   if (failed) {
