@@ -100,7 +100,9 @@ TEST(VmConcurrency, CopiesRaceWithMprotectAndMunmap) {
       const FaultResult f = (i & 1) ? access_write(p->mm, at, buf.data(), buf.size())
                                     : access_read(p->mm, at, buf.data(), buf.size());
       (f.ok() ? copies : segvs).fetch_add(1);
-      if (!f.ok()) EXPECT_EQ(f.status, FaultStatus::kSigsegv);
+      if (!f.ok()) {
+        EXPECT_EQ(f.status, FaultStatus::kSigsegv);
+      }
     }
   });
   {
