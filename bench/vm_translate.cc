@@ -73,14 +73,14 @@ MappedMachine* mapped_machine(unsigned levels, std::string* err) {
 }
 
 void run_translations(benchmark::State& state, MappedMachine& mm) {
-  uint64_t addrs[kPages];  // one address in each page, offsets varied
-  for (unsigned i = 0; i < kPages; ++i)
-    addrs[i] = kBase + (uint64_t{i} << mmkit::PAGE_SHIFT) + (i * 72 & 0xff8);
-  unsigned i = 0;
+  // Page i, then page i + 1 at an offset 8 bytes further, wrapping at kPages.
+  constexpr uint64_t kStride = mmkit::PAGE_SIZE + 8, kSpan = kPages * mmkit::PAGE_SIZE;
+  static_assert((kSpan & (kSpan - 1)) == 0);
+  uint64_t off = 0;
   for (auto _ : state) {
-    const mmkit::Translation t =
-        mmkit::translate(mm.pt, addrs[i++ & (kPages - 1)], mmkit::Access::kRead);
+    const mmkit::Translation t = mmkit::translate(mm.pt, kBase + off, mmkit::Access::kRead);
     benchmark::DoNotOptimize(t.host);
+    off = (off + kStride) & (kSpan - 8);
   }
   if (!mmkit::translate(mm.pt, kBase, mmkit::Access::kRead).ok())
     state.SkipWithError("translation failed");

@@ -48,8 +48,10 @@ Translation translate_slow(PageTable& pt, uint64_t vaddr, Access access, bool us
 // set on every level) or kernel mode (no SMEP/SMAP: USER is not required;
 // CR0.WP is set: a kernel write needs RW).
 //
-// The TLB-hit path is inline: one check for a pending flush request (a
-// load of a line the CPU owns), one entry compare, the offset added.
+// The TLB-hit path is inline: the entry's tag against the page and the
+// access, its context against the tree's asid and the CPU's flush
+// generation (one load of a line the CPU owns, written only by shooters),
+// the offset added.
 inline Translation translate(PageTable& pt, uint64_t vaddr, Access access, bool user = true) {
   // this_cpu(), knowing that a binding of this machine has a CPU.
   if (tls_cpu.machine == pt.machine && pt.machine) [[likely]] {
@@ -59,7 +61,7 @@ inline Translation translate(PageTable& pt, uint64_t vaddr, Access access, bool 
     const uint64_t page = vaddr & ~(PAGE_SIZE - 1);
     if ((e.tag & ~(kTlbAllowMask & ~bit)) == (page | bit) &&
         e.ctx == tlb_ctx(pt.asid, t.flush_req.load(std::memory_order_seq_cst))) [[likely]] {
-      t.hits.add(1);
+      tlb_hit_inc(t);
       return Translation{e.host + (vaddr & (PAGE_SIZE - 1)), e.pte, TranslateFault::kNone};
     }
   }

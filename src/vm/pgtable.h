@@ -201,4 +201,14 @@ std::string pgtable_range_error(const PageTable& pt, uint64_t start, uint64_t en
 // (len when it succeeded).
 uint64_t move_range_done();
 
+// The same as zap_range and copy_range, calling `nonpresent(addr, value)` for
+// each non-present, non-zero entry (a swap entry) met in the range: before
+// it is cleared (zap_range: free the swap slot) or copied (copy_range:
+// swap_duplicate, as copy_nonpresent_pte does). Without it such entries are
+// cleared or copied silently.
+using NonPresentFn = std::function<void(uint64_t addr, pteval_t val)>;
+uint64_t zap_range(PageTable& pt, uint64_t start, uint64_t end, const NonPresentFn& nonpresent);
+bool copy_range(PageTable& dst, PageTable& src, uint64_t start, uint64_t end, bool cow,
+                const NonPresentFn& nonpresent);
+
 }  // namespace mmkit

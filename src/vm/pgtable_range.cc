@@ -127,6 +127,10 @@ uint64_t move_range_done() {
 }
 
 uint64_t zap_range(PageTable& pt, uint64_t start, uint64_t end) {
+  return zap_range(pt, start, end, NonPresentFn());
+}
+
+uint64_t zap_range(PageTable& pt, uint64_t start, uint64_t end, const NonPresentFn& nonpresent) {
   uint64_t lo, hi;
   if (!range_ok(pt, "zap_range", start, end, &lo, &hi)) return 0;
   Machine& m = *pt.machine;
@@ -147,7 +151,9 @@ uint64_t zap_range(PageTable& pt, uint64_t start, uint64_t end) {
     flush_from = flush_to;
     flush_needed = false;
   };
-  for_each_leaf(pt, lo, hi, [&](uint64_t lin, EntryRef e, pteval_t) {
+  const PagingFormat& f = paging_format(pt.mode);
+  for_each_leaf(pt, lo, hi, [&](uint64_t lin, EntryRef e, pteval_t v) {
+    if (!pte_present(v) && nonpresent) nonpresent(to_canonical(f, lin), v);
     const pteval_t old = e.exchange(0);
     if (pte_present(old)) {
       flush_needed = true;
@@ -263,6 +269,11 @@ uint64_t change_protection(PageTable& pt, uint64_t start, uint64_t end, pteval_t
 }
 
 bool copy_range(PageTable& dst, PageTable& src, uint64_t start, uint64_t end, bool cow) {
+  return copy_range(dst, src, start, end, cow, NonPresentFn());
+}
+
+bool copy_range(PageTable& dst, PageTable& src, uint64_t start, uint64_t end, bool cow,
+                const NonPresentFn& nonpresent) {
   uint64_t lo, hi, dlo, dhi;
   if (!range_ok(src, "copy_range", start, end, &lo, &hi) ||
       !range_ok(dst, "copy_range", start, end, &dlo, &dhi))
@@ -304,6 +315,8 @@ bool copy_range(PageTable& dst, PageTable& src, uint64_t start, uint64_t end, bo
         get_page(page);
       }
       v &= ~_PAGE_ACCESSED;  // pte_mkold: the child has not used it yet
+    } else if (nonpresent) {
+      nonpresent(to_canonical(paging_format(src.mode), lin), v);
     }
     de.store(v);
     return true;

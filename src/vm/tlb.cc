@@ -2,7 +2,7 @@
 // tree's cpumask through a shootdown (arch/x86/mm/tlb.c's
 // flush_tlb_mm_range and native_flush_tlb_multi, without interrupts).
 //
-// A shootdown asks each target for a full flush (flush_req += 1) and then
+// A shootdown asks each target for a full flush (flush_req += one) and then
 // waits for the targets that are inside an access (access_seq odd) to leave
 // it. A target outside an access flushes lazily at its next translate(),
 // before it looks at any entry; an unbound CPU does so when a thread binds
@@ -36,14 +36,14 @@ void local_flush(Tlb& t, const PageTable& pt, uint64_t lo, uint64_t hi) {
     for (uint64_t lin = lo; lin < hi; lin += PAGE_SIZE) {
       TlbEntry& e = t.entries[(lin >> PAGE_SHIFT) & (kTlbEntries - 1)];
       if (static_cast<uint32_t>(e.ctx) == pt.asid && to_linear(f, e.tag & ~(PAGE_SIZE - 1)) == lin)
-        e.ctx = 0;
+        e = TlbEntry{};
     }
     return;
   }
   for (TlbEntry& e : t.entries) {
     if (static_cast<uint32_t>(e.ctx) != pt.asid) continue;
     const uint64_t lin = to_linear(f, e.tag & ~(PAGE_SIZE - 1));
-    if (lin >= lo && lin < hi) e.ctx = 0;
+    if (lin >= lo && lin < hi) e = TlbEntry{};
   }
 }
 
@@ -77,7 +77,7 @@ void shootdown(VmState& vs, PageTable& pt, int self) {
   uint64_t sent = 0;
   for (unsigned c = 0; c < m.nr_cpus(); ++c) {
     if (!targeted(c)) continue;
-    vs.tlbs[c].flush_req.fetch_add(1, std::memory_order_seq_cst);
+    vs.tlbs[c].flush_req.fetch_add(kTlbFlushUnit, std::memory_order_seq_cst);
     ++sent;
   }
   if (self >= 0) vs.tlbs[self].shootdowns.add(static_cast<int64_t>(sent));
@@ -93,7 +93,7 @@ int self_cpu(const Machine& m) {
 }  // namespace
 
 void tlb_flush_all(Tlb& t) {
-  for (TlbEntry& e : t.entries) e.ctx = 0;
+  for (TlbEntry& e : t.entries) e = TlbEntry{};
   t.flushes.add(1);
 }
 
@@ -149,7 +149,7 @@ TlbStats tlb_stats(Machine& m, int cpu) {
   TlbStats s;
   if (cpu < 0 || static_cast<unsigned>(cpu) >= m.nr_cpus()) return s;
   const Tlb& t = vm_state(m).tlbs[cpu];
-  s.hits = static_cast<uint64_t>(t.hits.get());
+  s.hits = t.hits.load(std::memory_order_relaxed);
   s.misses = static_cast<uint64_t>(t.misses.get());
   s.flushes = static_cast<uint64_t>(t.flushes.get());
   s.shootdowns = static_cast<uint64_t>(t.shootdowns.get());

@@ -11,15 +11,17 @@
 //
 // Only the thread bound to the CPU reads or writes its entries. Other CPUs
 // reach a TLB through two words (docs/pgtable.md has the proof):
-//   flush_req   a shooter adds one to ask for a full flush. Every entry is
-//               tagged with the flush_req it was filled under (the low 32
-//               bits, in ctx), so a request empties the TLB at once for
+//   flush_req   a shooter adds kTlbFlushUnit (one, in the upper 32 bits) to
+//               ask for a full flush. Every entry is tagged with the
+//               flush_req it was filled under (in ctx, beside the asid), so
+//               a request empties the TLB at once for
 //               every later lookup without the owner doing anything; the
 //               owner's next miss also clears the stale entries out;
 //   access_seq  odd while the owner is inside mmu_access_begin/end (or inside
 //               a page walk); a shooter whose request may have arrived during
 //               such an access waits until the count moves on.
-// Invariants: ctx 0 marks an empty entry (asids start at 1).
+// Invariants: an empty entry is all zero; its tag has no allow bit, so no
+// lookup matches it.
 #pragma once
 
 #include <atomic>
@@ -39,9 +41,11 @@ inline constexpr uint32_t tlb_allow_bit(unsigned access, bool user) {
 
 inline constexpr uint64_t kTlbAllowMask = 0x3f;
 
-// The context an entry is valid in: the tree's asid and the flush generation.
+// One flush request: flush_req counts in the upper 32 bits, so the context
+// an entry is valid in, the tree's asid and the flush generation, is an OR.
+inline constexpr uint64_t kTlbFlushUnit = uint64_t{1} << 32;
 inline constexpr uint64_t tlb_ctx(uint32_t asid, uint64_t flush_req) {
-  return asid | flush_req << 32;
+  return asid | flush_req;
 }
 
 struct TlbEntry {
@@ -57,13 +61,26 @@ struct alignas(64) Tlb {
   // write it (rarely).
   std::atomic<uint64_t> flush_req{0};
   uint64_t flush_seen = 0;
-  OwnedCounter hits, misses, flushes, shootdowns;
+  std::atomic<uint64_t> hits{0};  // tlb_hit_inc() only
+  OwnedCounter misses, flushes, shootdowns;
   // Written by the owner at each access boundary, read by shooters.
   alignas(64) std::atomic<uint64_t> access_seq{0};
   unsigned access_depth = 0;  // owner only: nesting of mmu_access_begin
   bool warned_nested_flush = false;
   alignas(64) TlbEntry entries[kTlbEntries];
 };
+
+// Counts a hit: the owner is the only writer, so on x86-64 one add to
+// memory, as Linux's this_cpu_inc (a relaxed load and store cost one more
+// instruction on the hit path); readers load the word whole. Under TSan the
+// portable form, so the sanitizer sees every access.
+inline void tlb_hit_inc(Tlb& t) {
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+  asm volatile("addq $1, %0" : "+m"(*reinterpret_cast<uint64_t*>(&t.hits)));
+#else
+  t.hits.store(t.hits.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+#endif
+}
 
 // Takes note of pending flush requests and clears the entries they made
 // stale (the owner only).

@@ -23,6 +23,11 @@ constexpr uint64_t kDead = 0xdeaddeaddeaddeadull;
 constexpr pteval_t kUserRW = _PAGE_PRESENT | _PAGE_RW | _PAGE_USER;
 constexpr pteval_t kUserRO = _PAGE_PRESENT | _PAGE_USER;
 constexpr uint64_t kAddr = 0x400000;
+// Rounds of change-then-check; more while the other CPU has not yet made
+// kProgress uses (a loaded host may not schedule its thread at first).
+constexpr int kRounds = 1000;
+constexpr uint64_t kProgress = 20;
+constexpr int kMaxRounds = 1000000;
 
 struct TwoCpus {
   std::unique_ptr<Machine> m;
@@ -71,17 +76,16 @@ TEST(TlbShootdown, MunmapLeavesNoStalePath) {
         uint64_t v;
         std::memcpy(&v, tr.host, sizeof v);
         if (v == kDead) ++bad;
-        ++n;
+        reads.store(++n, std::memory_order_relaxed);
       }
       mmu_access_end(*t.m);
     }
-    reads.store(n);
     dead_seen.store(bad);
   });
   {
     auto cpu = CpuScope::bind(*t.m, 0);
     ASSERT_TRUE(cpu.ok());
-    for (int i = 0; i < 2000; ++i) {
+    for (int i = 0; i < kRounds || (reads.load() < kProgress && i < kMaxRounds); ++i) {
       Page* p = t.pool[i % t.pool.size()];
       *t.word(p, 0) = i + 1;  // live
       t.map(p, kUserRO);
@@ -116,17 +120,16 @@ TEST(TlbShootdown, MprotectStopsWritesAtOnce) {
         std::memcpy(&v, tr.host, sizeof v);
         ++v;
         std::memcpy(tr.host, &v, sizeof v);
-        ++n;
+        writes.store(++n, std::memory_order_relaxed);
       }
       mmu_access_end(*t.m);
     }
-    writes.store(n);
   });
   uint64_t changed_while_ro = 0;
   {
     auto cpu = CpuScope::bind(*t.m, 0);
     ASSERT_TRUE(cpu.ok());
-    for (int i = 0; i < 1500; ++i) {
+    for (int i = 0; i < kRounds || (writes.load() < kProgress && i < kMaxRounds); ++i) {
       ASSERT_EQ(change_protection(t.pt, kAddr, kAddr + PAGE_SIZE, _PAGE_USER), 1u);
       const uint64_t before = *t.word(p, 1);
       for (int k = 0; k < 3; ++k) std::this_thread::yield();
@@ -140,6 +143,49 @@ TEST(TlbShootdown, MprotectStopsWritesAtOnce) {
   EXPECT_EQ(changed_while_ro, 0u);
   EXPECT_GT(writes.load(), 0u);
   EXPECT_EQ(*t.word(p, 1), writes.load());  // every counted write landed, none was lost
+}
+
+// A write through any translation, cached or walked, leaves DIRTY in the
+// entry, so zap_range's exchange always carries it to the page.
+TEST(TlbShootdown, DirtyBitIsNeverLost) {
+  TwoCpus t;
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    auto cpu = CpuScope::bind(*t.m, 1);
+    ASSERT_TRUE(cpu.ok());
+    while (!stop.load(std::memory_order_relaxed)) {
+      mmu_access_begin(*t.m);
+      const Translation tr = translate(t.pt, kAddr + 16, Access::kWrite);
+      if (tr.ok()) {
+        uint64_t v;
+        std::memcpy(&v, tr.host, sizeof v);
+        ++v;
+        std::memcpy(tr.host, &v, sizeof v);
+      }
+      mmu_access_end(*t.m);
+    }
+  });
+  uint64_t written = 0, lost = 0;
+  {
+    auto cpu = CpuScope::bind(*t.m, 0);
+    ASSERT_TRUE(cpu.ok());
+    for (int i = 0; i < kRounds || (written < kProgress && i < kMaxRounds); ++i) {
+      Page* p = t.pool[i % t.pool.size()];
+      p->clear(PG_dirty);
+      const uint64_t before = *t.word(p, 2);
+      t.map(p, kUserRW);  // clean: no DIRTY in the entry
+      for (int k = 0; k < 2; ++k) std::this_thread::yield();
+      ASSERT_EQ(zap_range(t.pt, kAddr, kAddr + PAGE_SIZE), 1u);
+      if (*t.word(p, 2) != before) {
+        ++written;
+        if (!p->test(PG_dirty)) ++lost;
+      }
+    }
+  }
+  stop.store(true);
+  writer.join();
+  EXPECT_EQ(lost, 0u);
+  EXPECT_GT(written, 0u);
 }
 
 TEST(TlbShootdown, FreedTablesAreNeverWalked) {
@@ -157,17 +203,16 @@ TEST(TlbShootdown, FreedTablesAreNeverWalked) {
         uint64_t v;
         std::memcpy(&v, tr.host, sizeof v);
         if (v == kDead || v == 0) ++b;
-        ++n;
+        hits.store(++n, std::memory_order_relaxed);
       }
       mmu_access_end(*t.m);
     }
-    hits.store(n);
     bad.store(b);
   });
   {
     auto cpu = CpuScope::bind(*t.m, 0);
     ASSERT_TRUE(cpu.ok());
-    for (int i = 0; i < 2000; ++i) {
+    for (int i = 0; i < kRounds || (hits.load() < kProgress && i < kMaxRounds); ++i) {
       Page* p = t.pool[i % t.pool.size()];
       *t.word(p, 0) = i + 1;
       t.map(p, kUserRO);

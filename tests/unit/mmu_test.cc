@@ -259,6 +259,23 @@ TEST(MmuTlb, UnboundThreadsAlwaysWalk) {
   EXPECT_TRUE(tlb_stats(*t.m, 5).hits == 0);  // out-of-range CPU: empty stats
 }
 
+TEST(MmuTlb, FreedTreeTranslatesNothing) {
+  Mmu t;
+  PageTable other;
+  ASSERT_TRUE(pgd_alloc(*t.m, paging_mode(*t.m), other));
+  Page* p = alloc_page(*t.m, GFP_KERNEL);
+  ASSERT_TRUE(pte_set(other, 0x400000, pfn_pte(t.m->page_to_pfn(p), kUserRO)));
+  auto cpu = CpuScope::bind(*t.m, 0);
+  ASSERT_TRUE(cpu.ok());
+  ASSERT_TRUE(translate(other, 0x400000, Access::kRead).ok());
+  pte_clear(other, 0x400000);
+  free_pgtables(other, 0, 0x0000800000000000ull, 0, 0);
+  pgd_free(other);
+  EXPECT_EQ(other.pgd, nullptr);
+  EXPECT_EQ(translate(other, 0x400000, Access::kRead).fault, TranslateFault::kNotPresent);
+  free_page(*t.m, p);
+}
+
 TEST(MmuTlb, RemoteCpuFlushesBeforeItsNextTranslate) {
   Mmu t;
   t.map(0x400000, kUserRW, 1);

@@ -6,6 +6,7 @@
 // with check() after every step, and every bad input refused with a reason.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cstring>
 #include <map>
 #include <random>
@@ -494,6 +495,44 @@ TEST(PgtableCopy, CowWriteProtectsBothAndCounts) {
   EXPECT_EQ(check(m), "");
 }
 
+// Swap entries (present bit clear) reach the caller's callback before they
+// are cleared or copied.
+TEST(PgtableZap, NonPresentEntriesReachTheCaller) {
+  Fixture fx;
+  Machine& m = *fx.m;
+  PageTable parent, child;
+  ASSERT_TRUE(pgd_alloc(m, paging_mode(m), parent));
+  ASSERT_TRUE(pgd_alloc(m, paging_mode(m), child));
+  Page* p = fx.page();
+  fx.map(parent, 0x1000, p, kUserRW);
+  // x86-64 swap entry layout (type 3, offset 0x42): ~offset << 14 >> 5 | type << 59.
+  const pteval_t swp = (~pteval_t{0x42} << 14 >> 5) | (pteval_t{3} << 59);
+  ASSERT_FALSE(pte_present(swp));
+  ASSERT_TRUE(pte_set(parent, 0x3000, swp));
+  std::vector<std::pair<uint64_t, pteval_t>> seen;
+  auto record = [&](uint64_t a, pteval_t v) { seen.emplace_back(a, v); };
+  ASSERT_TRUE(copy_range(child, parent, 0, 0x10000, true, record));
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0], std::make_pair(uint64_t{0x3000}, swp));
+  EXPECT_EQ(pte_get(child, 0x3000), swp);
+  seen.clear();
+  EXPECT_EQ(zap_range(child, 0, 0x10000, record), 1u);
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0], std::make_pair(uint64_t{0x3000}, swp));
+  EXPECT_EQ(pte_get(child, 0x3000), 0u);
+  seen.clear();
+  EXPECT_EQ(zap_range(parent, 0, 0x10000), 1u);  // without a callback: cleared silently
+  EXPECT_EQ(pte_get(parent, 0x3000), 0u);
+  EXPECT_TRUE(seen.empty());
+  for (PageTable* t : {&parent, &child}) {
+    free_pgtables(*t, 0, 0x10000, 0, 0);
+    EXPECT_EQ(t->nr_tables.load(), 1u);
+    pgd_free(*t);
+  }
+  EXPECT_EQ(p->ref_count(), 1);
+  free_page(m, p);
+}
+
 TEST(PgtableMove, EntriesMoveWithTheirBits) {
   Fixture fx;
   Machine& m = *fx.m;
@@ -544,6 +583,54 @@ TEST(PgtableMove, StopsAtAnOccupiedDestination) {
   free_pgtables(pt, 0, 0x0000800000000000ull, 0, 0);
   pgd_free(pt);
   free_page(m, p);
+}
+
+// fail_page_alloc for every order-0 request from here on.
+void fail_all_allocations(Machine& m) {
+  m.fail_page_alloc_cfg.min_order = 0;
+  m.fail_page_alloc_cfg.ignore_gfp_wait = false;
+  m.fail_page_alloc.configure(FaultConfig{.probability = 100, .interval = 1, .times = -1});
+}
+
+TEST(PgtableNoMemory, TableAllocationFailuresAreReported) {
+  Fixture fx;
+  Machine& m = *fx.m;
+  const uint64_t free0 = fx.free_pages();
+  PageTable parent, child;
+  ASSERT_TRUE(pgd_alloc(m, paging_mode(m), parent));
+  ASSERT_TRUE(pgd_alloc(m, paging_mode(m), child));
+  Page* p = fx.page();
+  fx.map(parent, 0x200000, p, kUserRW);                              // PTE table 1
+  fx.map(parent, 0x200000 + PAGE_SIZE, p, kUserRW);                  // PTE table 1
+  fx.map(parent, 0x400000, p, kUserRW);                              // PTE table 2
+  ASSERT_TRUE(copy_range(child, parent, 0x200000, 0x201000, true));  // child has table 1
+  fail_all_allocations(m);
+  EXPECT_FALSE(pte_set(parent, 0x7f0000000000ull, pfn_pte(m.page_to_pfn(p), kUserRO)));
+  PageTable more;
+  EXPECT_FALSE(pgd_alloc(m, paging_mode(m), more));
+  // copy_range copies what fits in the tables the child has, then stops.
+  EXPECT_FALSE(copy_range(child, parent, 0x201000, 0x600000, true));
+  EXPECT_NE(pte_get(child, 0x201000), 0u);
+  EXPECT_EQ(pte_get(child, 0x400000), 0u);
+  EXPECT_EQ(p->mapcount.load(), 3 + 2);
+  EXPECT_EQ(check(parent), "");
+  EXPECT_EQ(check(child), "");
+  // move_range stops at the first entry whose destination table is missing.
+  EXPECT_FALSE(move_range(parent, 0x400000, 0x40000000, PAGE_SIZE));
+  EXPECT_EQ(move_range_done(), 0u);
+  EXPECT_NE(pte_get(parent, 0x400000), 0u);
+  m.fail_page_alloc.configure(FaultConfig{});
+  // The caller unwinds with zap_range + free_pgtables.
+  for (PageTable* t : {&parent, &child}) {
+    zap_range(*t, 0, 0x0000800000000000ull);
+    free_pgtables(*t, 0, 0x0000800000000000ull, 0, 0);
+    EXPECT_EQ(t->nr_tables.load(), 1u);
+    pgd_free(*t);
+  }
+  EXPECT_EQ(p->mapcount.load(), 0);
+  EXPECT_EQ(p->ref_count(), 1);
+  free_page(m, p);
+  EXPECT_EQ(fx.free_pages(), free0);
 }
 
 TEST(PgtableBadInput, RefusedWithAReason) {
@@ -643,7 +730,22 @@ struct Model {
 
 class RandomSequence {
  public:
-  RandomSequence(Fixture& fx, uint32_t seed) : fx_(fx), m_(*fx.m), rng_(seed) {}
+  RandomSequence(Fixture& fx, uint32_t seed) : fx_(fx), m_(*fx.m), rng_(seed) {
+    switch (paging_mode(m_)) {
+      case PagingMode::kX86_64_4Level:
+        top_ = 0x0000800000000000ull;
+        bases_ = {0x400000, 0x7f0000000000ull, 0x40000000, 0x1ff000};
+        break;
+      case PagingMode::kX86_64_5Level:
+        top_ = 0x0100000000000000ull;
+        bases_ = {0x400000, 0x00ff000000000000ull, 0x0000ff8000000000ull, 0x1ff000};
+        break;
+      case PagingMode::kI386:  // 4 MiB per PTE table
+        top_ = 0xc0000000ull;
+        bases_ = {0x08048000, 0xbf800000ull, 0x40000000, 0x3ff000};
+        break;
+    }
+  }
 
   void run(int steps) {
     for (auto* t : {&a_, &b_}) ASSERT_TRUE(pgd_alloc(m_, paging_mode(m_), *t));
@@ -654,8 +756,8 @@ class RandomSequence {
       ASSERT_NO_FATAL_FAILURE(verify(step, op));
     }
     for (auto* t : {&a_, &b_}) {
-      zap_range(*t, 0, kTop);
-      free_pgtables(*t, 0, kTop, 0, 0);
+      zap_range(*t, 0, top_);
+      free_pgtables(*t, 0, top_, 0, 0);
       EXPECT_EQ(t->nr_tables.load(), 1u);
       pgd_free(*t);
     }
@@ -668,12 +770,8 @@ class RandomSequence {
   }
 
  private:
-  static constexpr uint64_t kTop = 0x0000800000000000ull;
   // Addresses in a few clusters so that tables are shared, emptied and freed.
-  uint64_t addr() {
-    static constexpr uint64_t kBases[] = {0x400000, 0x7f0000000000ull, 0x40000000, 0x1ff000};
-    return kBases[rng_() % 4] + (rng_() % 1024) * PAGE_SIZE;
-  }
+  uint64_t addr() { return bases_[rng_() % 4] + (rng_() % 1024) * PAGE_SIZE; }
   void range(uint64_t* s, uint64_t* e) {
     *s = addr();
     *e = *s + (1 + rng_() % 600) * PAGE_SIZE;
@@ -682,7 +780,7 @@ class RandomSequence {
     pteval_t p = _PAGE_PRESENT | _PAGE_USER;
     if (rng_() % 2) p |= _PAGE_RW;
     if (rng_() % 3 == 0) p |= _PAGE_DIRTY;
-    if (rng_() % 4 == 0) p |= _PAGE_NX;
+    if (rng_() % 4 == 0 && paging_mode(m_) != PagingMode::kI386) p |= _PAGE_NX;
     return p;
   }
   PageTable& tree(Model** model) {
@@ -788,7 +886,7 @@ class RandomSequence {
     for (auto [t, md] : {std::pair{&a_, &ma_}, std::pair{&b_, &mb_}}) {
       ASSERT_EQ(check(*t), "") << "step " << step << " op " << op;
       std::map<uint64_t, pteval_t> seen;
-      walk_range(*t, 0, kTop, [&](uint64_t a, pteval_t v) { seen[a] = v; });
+      walk_range(*t, 0, top_, [&](uint64_t a, pteval_t v) { seen[a] = v; });
       ASSERT_EQ(seen, md->entries) << "step " << step << " op " << op;
     }
     ASSERT_TRUE(fx_.warnings.empty()) << fx_.warnings.front();
@@ -797,15 +895,17 @@ class RandomSequence {
   Fixture& fx_;
   Machine& m_;
   std::mt19937 rng_;
+  uint64_t top_ = 0;
+  std::array<uint64_t, 4> bases_{};
   PageTable a_, b_;
   Model ma_, mb_;
   std::vector<Page*> pool_;
 };
 
-TEST(PgtableRandom, ModelSequence) {
+void run_model_sequence(Arch arch, unsigned levels) {
   for (uint32_t seed : {1u, 2u, 3u, 20261122u}) {
     SCOPED_TRACE("seed " + std::to_string(seed));
-    Fixture fx;
+    Fixture fx(arch, levels);
     const uint64_t free0 = fx.free_pages();
     const int64_t tables0 = fx.pagetables();
     RandomSequence(fx, seed).run(1500);
@@ -813,6 +913,16 @@ TEST(PgtableRandom, ModelSequence) {
     EXPECT_EQ(fx.free_pages(), free0);
     EXPECT_EQ(check(*fx.m), "");
   }
+}
+
+TEST(PgtableRandom, ModelSequence4Level) {
+  run_model_sequence(Arch::x86_64, 4);
+}
+TEST(PgtableRandom, ModelSequence5Level) {
+  run_model_sequence(Arch::x86_64, 5);
+}
+TEST(PgtableRandom, ModelSequenceI386) {
+  run_model_sequence(Arch::i386, 2);
 }
 
 }  // namespace
