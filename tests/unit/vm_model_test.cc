@@ -142,7 +142,9 @@ class ModelRun {
     if (rnd(8) == 0) flags |= MAP_POPULATE;
     const int64_t r = do_mmap(mp.p->mm, addr, pages * kPage, prot, flags);
     ASSERT_GT(r, 0) << "step " << step_ << " mmap";
-    if (flags & MAP_FIXED) ASSERT_EQ(static_cast<uint64_t>(r), addr);
+    if (flags & MAP_FIXED) {
+      ASSERT_EQ(static_cast<uint64_t>(r), addr);
+    }
     for (uint64_t i = 0; i < pages; ++i) mp.space[r + i * kPage] = {prot, nullptr};
   }
 
