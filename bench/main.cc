@@ -51,6 +51,14 @@ void BM_peer_remote_free(benchmark::State& state, int peer);
 void BM_vmalloc_vfree(benchmark::State& state, uint64_t size);
 void BM_kmap_pair(benchmark::State& state);
 void BM_kmap_atomic_pair(benchmark::State& state);
+// vm_fault.cc, vm_fork.cc and their host peers (peers_vm.cc).
+void BM_vm_fault_anon_zero(benchmark::State& state);
+void BM_vm_fault_cow(benchmark::State& state);
+void BM_vm_fork_1GiB(benchmark::State& state);
+void BM_vm_munmap_1GiB(benchmark::State& state);
+void BM_peer_host_fault_anon(benchmark::State& state);
+void BM_peer_host_fork_1GiB(benchmark::State& state);
+void BM_peer_host_munmap_1GiB(benchmark::State& state);
 void BM_vm_translate_tlb_hit(benchmark::State& state);  // vm_translate.cc
 void BM_vm_translate_walk(benchmark::State& state, unsigned levels);
 
@@ -139,6 +147,18 @@ void register_all() {
   RegisterBenchmark("vm/translate_tlb_hit", BM_vm_translate_tlb_hit);
   RegisterBenchmark("vm/translate_walk_4level", BM_vm_translate_walk, 4u);
   RegisterBenchmark("vm/translate_walk_5level", BM_vm_translate_walk, 5u);
+
+  RegisterBenchmark("vm/fault_anon_zero", BM_vm_fault_anon_zero);
+  RegisterBenchmark("peer/host_fault_anon", BM_peer_host_fault_anon);
+  RegisterBenchmark("vm/fault_cow", BM_vm_fault_cow);
+  RegisterBenchmark("vm/fork_1GiB", BM_vm_fork_1GiB)->Unit(kMillisecond)->UseRealTime();
+  RegisterBenchmark("peer/host_fork_1GiB", BM_peer_host_fork_1GiB)
+      ->Unit(kMillisecond)
+      ->UseRealTime();
+  RegisterBenchmark("vm/munmap_1GiB", BM_vm_munmap_1GiB)->Unit(kMillisecond)->Iterations(10);
+  RegisterBenchmark("peer/host_munmap_1GiB", BM_peer_host_munmap_1GiB)
+      ->Unit(kMillisecond)
+      ->Iterations(10);
 
   for (uint64_t gib : {1, 16, 64})
     RegisterBenchmark(("boot/" + std::to_string(gib) + "GiB").c_str(), BM_boot, gib)

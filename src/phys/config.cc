@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 namespace mmkit {
 namespace {
@@ -119,6 +120,42 @@ std::string check_node(const MachineConfig& c, int n) {
       }
     }
   }
+  return "";
+}
+
+// The overcommit sysctls and the swap size (mm/util.c's sysctl table:
+// overcommit_memory is 0..2; overcommit_ratio and overcommit_kbytes are
+// exclusive, each handler zeroing the other).
+std::string validate_overcommit(const MachineConfig& c) {
+  constexpr uint64_t kMaxKbytes = kMaxMemX86_64 / kKiB * 2;  // RAM and swap at their largest
+  if (c.overcommit_memory > 2) {
+    return "overcommit_memory: " + std::to_string(c.overcommit_memory) +
+           " is out of range (must be 0 heuristic, 1 always or 2 never)";
+  }
+  if (c.overcommit_ratio && *c.overcommit_ratio > 100000) {
+    return "overcommit_ratio: " + std::to_string(*c.overcommit_ratio) +
+           " is out of range (must be 0..100000 percent)";
+  }
+  if (c.overcommit_kbytes != 0 && c.overcommit_ratio) {
+    return "overcommit_kbytes: cannot be set together with overcommit_ratio (Linux keeps only "
+           "one of them)";
+  }
+  if (c.overcommit_kbytes > kMaxKbytes) {
+    return "overcommit_kbytes: " + std::to_string(c.overcommit_kbytes) + " is too large (at most " +
+           std::to_string(kMaxKbytes) + ")";
+  }
+  for (const auto& [name, v] : {std::pair{"user_reserve_kbytes", c.user_reserve_kbytes},
+                                std::pair{"admin_reserve_kbytes", c.admin_reserve_kbytes}}) {
+    if (v && *v > kMaxKbytes) {
+      return std::string(name) + ": " + std::to_string(*v) + " is too large (at most " +
+             std::to_string(kMaxKbytes) + ")";
+    }
+  }
+  if (c.swap % kPageSize) {
+    return "swap: " + std::to_string(c.swap) + " is not a multiple of the page size (4096)";
+  }
+  if (c.swap > kMaxMemX86_64)
+    return "swap: " + format_size(c.swap) + " is too large (at most 64TiB)";
   return "";
 }
 
@@ -250,6 +287,7 @@ std::string validate(const MachineConfig& c) {
       return "paging_levels: " + std::to_string(*c.paging_levels) +
              " is not supported (must be 4, or 5 for LA57)";
   }
+  if (auto e = validate_overcommit(c); !e.empty()) return e;
   const FaultConfig& f = c.fail_page_alloc.fault;
   if (f.probability > 100) {
     return "fail_page_alloc.probability: " + std::to_string(f.probability) +

@@ -65,6 +65,18 @@ struct MachineConfig {
   // Linux's vmalloc= boot parameter: the size of the vmalloc area (x86_64
   // only; it is reserved in the host's address space). 0: mmkit's default.
   uint64_t vmalloc_size = 0;
+  // Overcommit sysctls (vm.overcommit_*, vm.*_reserve_kbytes; mm/util.c,
+  // mm/mmap.c). Unset reserves are computed at boot as Linux's
+  // init_user_reserve()/init_admin_reserve() do; overcommit_ratio and
+  // overcommit_kbytes exclude each other, as their sysctl handlers make them.
+  unsigned overcommit_memory = 0;            // 0 heuristic, 1 always, 2 never
+  std::optional<unsigned> overcommit_ratio;  // unset: 50
+  uint64_t overcommit_kbytes = 0;            // 0: use the ratio
+  std::optional<uint64_t> user_reserve_kbytes;
+  std::optional<uint64_t> admin_reserve_kbytes;
+  // Swap space in bytes: total_swap_pages for CommitLimit and SwapTotal until
+  // a swap layer provides real swap areas.
+  uint64_t swap = 0;
   // x86_64 paging depth: 4 (48-bit virtual addresses) or 5 (LA57, 57-bit),
   // as CONFIG_X86_5LEVEL with the CPU's la57 feature. Unset: 4. i386 always
   // pages with two levels (no PAE) and rejects the key.

@@ -181,10 +181,12 @@ class Parser {
 
   MachineConfig parse(const toml::table& root) {
     MachineConfig c;
-    check_keys(root, "", "at the top level",
-               {"arch", "cpus", "min_free_kbytes", "watermark_scale_factor", "lowmem_reserve_ratio",
-                "percpu_pagelist_high_fraction", "movablecore", "node", "fail_page_alloc",
-                "failslab", "slub_debug", "vmalloc", "paging_levels"});
+    check_keys(
+        root, "", "at the top level",
+        {"arch", "cpus", "min_free_kbytes", "watermark_scale_factor", "lowmem_reserve_ratio",
+         "percpu_pagelist_high_fraction", "movablecore", "node", "fail_page_alloc", "failslab",
+         "slub_debug", "overcommit_memory", "overcommit_ratio", "overcommit_kbytes",
+         "user_reserve_kbytes", "admin_reserve_kbytes", "swap", "paging_levels", "vmalloc"});
     for (const auto& [key, value] : root) note(std::string(key.str()), value);
 
     if (const toml::node* n = root.get("arch")) {
@@ -239,7 +241,17 @@ class Parser {
     if (const toml::node* n = root.get("fail_page_alloc")) {
       get_fail_page_alloc(*n, &c.fail_page_alloc);
     }
-    if (const toml::node* n = root.get("vmalloc")) c.vmalloc_size = get_size(*n, "vmalloc");
+    if (const toml::node* n = root.get("overcommit_memory"))
+      c.overcommit_memory = get_uint<unsigned>(*n, "overcommit_memory");
+    if (const toml::node* n = root.get("overcommit_ratio"))
+      c.overcommit_ratio = get_uint<unsigned>(*n, "overcommit_ratio");
+    if (const toml::node* n = root.get("overcommit_kbytes"))
+      c.overcommit_kbytes = get_uint<uint64_t>(*n, "overcommit_kbytes");
+    if (const toml::node* n = root.get("user_reserve_kbytes"))
+      c.user_reserve_kbytes = get_uint<uint64_t>(*n, "user_reserve_kbytes");
+    if (const toml::node* n = root.get("admin_reserve_kbytes"))
+      c.admin_reserve_kbytes = get_uint<uint64_t>(*n, "admin_reserve_kbytes");
+    if (const toml::node* n = root.get("swap")) c.swap = get_size(*n, "swap");
     if (const toml::node* n = root.get("paging_levels")) {
       c.paging_levels = get_uint<unsigned>(*n, "paging_levels");
     }

@@ -20,6 +20,11 @@
 //   distance = [10, 20]                      # SLIT row
 //   holes = [{ start = "1GiB", size = "64MiB" }]
 //   reserved = [{ start = "0", size = "1MiB" }]
+//   overcommit_memory = 0                    # vm.overcommit_memory: 0, 1 or 2
+//   overcommit_ratio = 50                    # or overcommit_kbytes, not both
+//   user_reserve_kbytes = 131072             # unset: computed as Linux does
+//   admin_reserve_kbytes = 8192
+//   swap = "1GiB"                            # swap size for CommitLimit/SwapTotal
 //   [fail_page_alloc]
 //   probability = 10                         # also interval, times, space,
 //   min_order = 1                            # ignore_gfp_wait, ignore_gfp_highmem, seed

@@ -40,7 +40,8 @@ class LayerState {
  public:
   virtual ~LayerState() = default;
 };
-enum class Layer : unsigned { kSlab, kVm, kVmalloc, kReclaim, kCount };
+// kProcess: the vm layer's processes, pid allocator and overcommit counters.
+enum class Layer : unsigned { kSlab, kVm, kVmalloc, kReclaim, kProcess, kCount };
 
 class Machine {
  public:

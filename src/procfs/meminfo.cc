@@ -16,12 +16,15 @@
 // SUnreclaim are the nodes' NR_SLAB_RECLAIMABLE / NR_SLAB_UNRECLAIMABLE
 // (slab pages of SLAB_RECLAIM_ACCOUNT caches and of the others), Slab their
 // sum, KReclaimable SReclaimable plus NR_KERNEL_MISC_RECLAIMABLE. High/Low
-// lines appear on i386 (CONFIG_HIGHMEM) only. CommitLimit is totalram *
-// overcommit_ratio (50) / 100 with no swap. VmallocTotal is VMALLOC_END -
-// VMALLOC_START of the area mmkit manages (vmalloc/layout.h: on x86_64 the
-// configured size less one byte, as Linux's VMALLOC_END is inclusive), and
-// VmallocUsed vmalloc_nr_pages() (6.1: pages vmalloc holds, vmap's not
-// counted). Everything mmkit does not model yet prints 0.
+// lines appear on i386 (CONFIG_HIGHMEM) only. CommitLimit and Committed_AS
+// are mm/util.c's vm_commit_limit() and vm_memory_committed(); AnonPages and
+// PageTables the nodes' NR_ANON_PAGES and NR_PAGETABLE; SwapTotal and
+// SwapFree the configured swap size (nothing is swapped out yet).
+// VmallocTotal is VMALLOC_END - VMALLOC_START of the area mmkit manages
+// (vmalloc/layout.h: on x86_64 the configured size less one byte, as Linux's
+// VMALLOC_END is inclusive), and VmallocUsed vmalloc_nr_pages() (6.1: pages
+// vmalloc holds, vmap's not counted). Everything mmkit does not model yet
+// prints 0.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -29,6 +32,7 @@
 #include "page_alloc/page_alloc.h"
 #include "procfs/internal.h"
 #include "procfs/procfs.h"
+#include "vm/overcommit.h"
 #include "vmalloc/layout.h"
 #include "vmalloc/vmalloc.h"
 
@@ -126,13 +130,13 @@ std::vector<MeminfoField> meminfo_fields(const Machine& m) {
     kb("LowTotal:       ", totalram - totalhigh);
     kb("LowFree:        ", freeram > freehigh ? freeram - freehigh : 0);
   }
-  kb("SwapTotal:      ", 0);
-  kb("SwapFree:       ", 0);
+  kb("SwapTotal:      ", total_swap_pages(m));  // the configured swap, none of it used yet
+  kb("SwapFree:       ", total_swap_pages(m));
   raw("Zswap:          ", 8, true, 0);  // CONFIG_ZSWAP
   raw("Zswapped:       ", 8, true, 0);
   kb("Dirty:          ", 0);
   kb("Writeback:      ", 0);
-  kb("AnonPages:      ", 0);
+  kb("AnonPages:      ", node_pages(m, NodeStat::NR_ANON_PAGES));
   kb("Mapped:         ", 0);
   kb("Shmem:          ", 0);
   kb("KReclaimable:   ", sreclaimable + node_pages(m, NodeStat::NR_KERNEL_MISC_RECLAIMABLE));
@@ -145,8 +149,8 @@ std::vector<MeminfoField> meminfo_fields(const Machine& m) {
   kb("NFS_Unstable:   ", 0);
   kb("Bounce:         ", 0);
   kb("WritebackTmp:   ", 0);
-  kb("CommitLimit:    ", totalram * 50 / 100);  // vm_commit_limit(), overcommit_ratio 50
-  kb("Committed_AS:   ", 0);
+  kb("CommitLimit:    ", vm_commit_limit(m));
+  kb("Committed_AS:   ", vm_memory_committed(m));
   raw("VmallocTotal:   ", 8, true, kernel_layout(m).vmalloc_total() >> 10);
   kb("VmallocUsed:    ", vmalloc_nr_pages(m));
   kb("VmallocChunk:   ", 0);

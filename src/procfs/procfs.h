@@ -21,6 +21,8 @@
 // dropped). Per-CPU list sizes and counters are atomics, read without it.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -41,7 +43,17 @@ std::string render_slabinfo(Machine& m);
 // Empty until something has used vmalloc, vmap or kmap on the machine.
 std::string render_vmallocinfo(const Machine& m);
 
-// The view called `name` ("buddyinfo", "meminfo", ...), or "" for an unknown name.
+// Per-process views (fs/proc/array.c, fs/proc/task_mmu.c), "" when no
+// process has that pid:
+//   render_pid_status        /proc/<pid>/status        proc_pid_status + task_mem
+//   render_pid_maps          /proc/<pid>/maps          show_map_vma
+//   render_pid_smaps_rollup  /proc/<pid>/smaps_rollup  show_smaps_rollup
+std::string render_pid_status(Machine& m, int pid);
+std::string render_pid_maps(Machine& m, int pid);
+std::string render_pid_smaps_rollup(Machine& m, int pid);
+
+// The view called `name` ("buddyinfo", "meminfo", ..., or "<pid>/maps",
+// "<pid>/status", "<pid>/smaps_rollup"), or "" for an unknown name or pid.
 std::string render_view(Machine& m, std::string_view name);
 // The names render_view knows, in /proc's alphabetical order.
 std::vector<std::string_view> view_names();
@@ -83,5 +95,13 @@ struct SlabinfoRow {
   std::vector<std::string> aliases;
 };
 std::vector<SlabinfoRow> slabinfo_rows(Machine& m);
+
+namespace procfs_internal {
+// show_vma_header_prefix() for /proc/<pid>/maps and smaps_rollup: one line,
+// the name (if any) padded to Linux's column.
+void vma_header(fmt::memory_buffer& out, const Machine& m, uint64_t start, uint64_t end,
+                uint64_t vm_flags, uint64_t pgoff, unsigned major, unsigned minor, uint64_t ino,
+                std::string_view name);
+}  // namespace procfs_internal
 
 }  // namespace mmkit

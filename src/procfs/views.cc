@@ -1,6 +1,7 @@
 // The view table: /proc file names to their renderers (render_view), so a
 // front end can serve any view by name. Names are /proc's, in the
-// alphabetical order `ls /proc` lists them.
+// alphabetical order `ls /proc` lists them; "<pid>/maps", "<pid>/status"
+// and "<pid>/smaps_rollup" reach a process's views.
 #include <array>
 #include <utility>
 
@@ -26,6 +27,18 @@ constexpr std::array<std::pair<std::string_view, Renderer>, 7> kViews = {{
 std::string render_view(Machine& m, std::string_view name) {
   for (const auto& [view, render] : kViews)
     if (view == name) return render(m);
+  // "<pid>/<file>": a process's own view.
+  const size_t slash = name.find('/');
+  if (slash == 0 || slash == std::string_view::npos || slash > 9) return "";
+  int pid = 0;
+  for (char c : name.substr(0, slash)) {
+    if (c < '0' || c > '9') return "";
+    pid = pid * 10 + (c - '0');
+  }
+  const std::string_view file = name.substr(slash + 1);
+  if (file == "status") return render_pid_status(m, pid);
+  if (file == "maps") return render_pid_maps(m, pid);
+  if (file == "smaps_rollup") return render_pid_smaps_rollup(m, pid);
   return "";
 }
 

@@ -61,7 +61,8 @@ const BadConfig kBadConfigs[] = {
      "t.toml:2: zzzzzzz: unknown key \"zzzzzzz\" at the top level (expected one of arch, cpus, "
      "min_free_kbytes, watermark_scale_factor, lowmem_reserve_ratio, "
      "percpu_pagelist_high_fraction, movablecore, node, fail_page_alloc, failslab, slub_debug, "
-     "vmalloc, paging_levels)"},
+     "overcommit_memory, overcommit_ratio, overcommit_kbytes, user_reserve_kbytes, "
+     "admin_reserve_kbytes, swap, paging_levels, vmalloc)"},
     {"UnknownNodeKey", "[[node]]\nmemory = \"1GiB\"\n[[node]]\nmemory = \"1GiB\"\nweight = 3\n",
      "t.toml:5: node[1].weight: unknown key \"weight\" in [[node]] (expected one of memory, cpus, "
      "distance, holes, reserved)"},
@@ -199,6 +200,29 @@ const BadConfig kBadConfigs[] = {
      "t.toml:2: node: the nodes' memory adds up to more than i386 can address (64GiB with PAE)"},
     {"X86_64OverLimit", "[[node]]\nmemory = \"65TiB\"\n",
      "t.toml:1: node: the nodes' memory adds up to more than x86_64 supports here (64TiB)"},
+    {"OvercommitMemoryOutOfRange", "\novercommit_memory = 3\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:2: overcommit_memory: 3 is out of range (must be 0 heuristic, 1 always or 2 never)"},
+    {"OvercommitMemoryNegative", "overcommit_memory = -1\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:1: overcommit_memory: -1 is negative"},
+    {"OvercommitRatioTooLarge", "overcommit_ratio = 100001\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:1: overcommit_ratio: 100001 is out of range (must be 0..100000 percent)"},
+    {"OvercommitRatioAndKbytes",
+     "overcommit_ratio = 50\novercommit_kbytes = 4096\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:2: overcommit_kbytes: cannot be set together with overcommit_ratio (Linux keeps only "
+     "one of them)"},
+    {"OvercommitKbytesTooLarge",
+     "overcommit_kbytes = 999999999999999\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:1: overcommit_kbytes: 999999999999999 is too large (at most 137438953472)"},
+    {"UserReserveTooLarge", "user_reserve_kbytes = 999999999999999\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:1: user_reserve_kbytes: 999999999999999 is too large (at most 137438953472)"},
+    {"AdminReserveNotAnInteger", "admin_reserve_kbytes = \"8MiB\"\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:1: admin_reserve_kbytes: expected an integer, got a string"},
+    {"SwapNotPageMultiple", "swap = 4097\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:1: swap: 4097 is not a multiple of the page size (4096)"},
+    {"SwapTooLarge", "swap = \"65TiB\"\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:1: swap: 65TiB is too large (at most 64TiB)"},
+    {"SwapNotASize", "swap = \"lots\"\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:1: swap: \"lots\" is not a size (use e.g. \"512MiB\")"},
 };
 
 INSTANTIATE_TEST_SUITE_P(Config, BadConfigTest, testing::ValuesIn(kBadConfigs),
@@ -233,6 +257,25 @@ ignore_gfp_wait = true
 ignore_gfp_highmem = false
 seed = 42
 )";
+
+TEST(ConfigToml, OvercommitKeysParse) {
+  auto r = parse_machine_config(
+      "overcommit_memory = 2\novercommit_ratio = 80\nuser_reserve_kbytes = 1024\n"
+      "admin_reserve_kbytes = 0\nswap = \"1GiB\"\n[[node]]\nmemory = \"64MiB\"\n",
+      "t.toml");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->overcommit_memory, 2u);
+  EXPECT_EQ(r->overcommit_ratio, 80u);
+  EXPECT_EQ(r->overcommit_kbytes, 0u);
+  EXPECT_EQ(r->user_reserve_kbytes, 1024u);
+  EXPECT_EQ(r->admin_reserve_kbytes, 0u);
+  EXPECT_EQ(r->swap, 1ull << 30);
+  auto k =
+      parse_machine_config("overcommit_kbytes = 4096\n[[node]]\nmemory = \"4MiB\"\n", "t.toml");
+  ASSERT_TRUE(k.ok()) << k.error().message;
+  EXPECT_EQ(k->overcommit_kbytes, 4096u);
+  EXPECT_FALSE(k->overcommit_ratio.has_value());
+}
 
 TEST(ConfigToml, ExampleParses) {
   auto r = parse_machine_config(kExample, "t.toml");

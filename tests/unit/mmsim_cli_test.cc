@@ -128,6 +128,38 @@ TEST(MmsimCli, DemoRunsAndReturnsAllMemory) {
       << slabs_after;
   EXPECT_NE(slabs_after.find("\ndemo_dentry            0      0    192"), std::string::npos)
       << slabs_after;
+  // The process part: the forked child's maps and status after its COW writes.
+  const size_t maps = r.out.find("== /proc/2/maps ==\n");
+  ASSERT_NE(maps, std::string::npos) << r.out;
+  EXPECT_TRUE(std::regex_search(
+      r.out.substr(maps),
+      std::regex(R"(\n555555559000-555555569000 rw-p 00000000 00:00 0 +\[heap\]\n)")));
+  EXPECT_TRUE(std::regex_search(
+      r.out.substr(maps),
+      std::regex(R"(\n7ffffffde000-7ffffffff000 rw-p 00000000 00:00 0 +\[stack\]\n)")));
+  EXPECT_NE(r.out.find("\nPPid:\t1\n"), std::string::npos);
+  EXPECT_NE(r.out.find("\nVmRSS:\t    1088 kB\n"), std::string::npos);
+}
+
+TEST(MmsimCli, OvercommitTableHasEachModesLimit) {
+  const std::string cfg = write_config(
+      "oc.toml", "swap = \"64MiB\"\nadmin_reserve_kbytes = 0\n[[node]]\nmemory = \"256MiB\"\n");
+  CliRun r = mmsim("overcommit --config " + cfg);
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::smatch mt;
+  const std::regex mode0(
+      R"(\n(\d+) kB +65536 kB +0 \(heuristic\) +(\d+) kB +pages > totalram \+ swap\n)");
+  ASSERT_TRUE(std::regex_search(r.out, mt, mode0)) << r.out;
+  const uint64_t ram_kb = std::stoull(mt[1]);
+  EXPECT_EQ(std::stoull(mt[2]), ram_kb + 65536);  // a single request up to RAM + swap
+  EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(1 \(always\) +\d+ kB +address space)")))
+      << r.out;
+  // Mode 2: CommitLimit (RAM / 2 + swap) less the stack already committed
+  // (132 kB), the user reserve (33 pages of total_vm / 32 = 1 page) and
+  // one page (committed must stay below the limit); no admin reserve here.
+  const std::regex mode2(R"(2 \(never\) +(\d+) kB +Committed_AS >= CommitLimit - reserves\n)");
+  ASSERT_TRUE(std::regex_search(r.out, mt, mode2)) << r.out;
+  EXPECT_EQ(std::stoull(mt[1]), ram_kb / 8 * 4 + 65536 - 132 - 4 - 4);
 }
 
 struct BadInput {
@@ -204,6 +236,10 @@ TEST(MmsimCli, BadInputGetsOneLineAndStatusTwo) {
   const std::string bad_syntax = write_config("bad_syntax.toml", "cpus = = 2\n");
   const std::string bad_vmalloc =
       write_config("bad_vmalloc.toml", "cpus = 2\nvmalloc = 5000\n[[node]]\nmemory = \"1GiB\"\n");
+  const std::string bad_mode =
+      write_config("bad_mode.toml", "overcommit_memory = 5\n[[node]]\nmemory = \"64MiB\"\n");
+  const std::string bad_swap =
+      write_config("bad_swap.toml", "swap = 100\n[[node]]\nmemory = \"64MiB\"\n");
   const BadInput cases[] = {
       {"bad size", "boot --config " + bad_size, "^.*bad_size.toml:3: node\\[0\\]\\.memory: .*\n$"},
       {"unknown key", "proc zoneinfo --config " + bad_key, "^.*bad_key.toml:1: cpu: .*\n$"},
@@ -213,6 +249,10 @@ TEST(MmsimCli, BadInputGetsOneLineAndStatusTwo) {
       {"unknown view", "proc slabinfo2", "^mmsim: proc: unknown view \"slabinfo2\".*\n$"},
       {"layout, bad vmalloc", "layout --config " + bad_vmalloc,
        "^.*bad_vmalloc.toml:2: vmalloc: 5000 is not a multiple of 4KiB\n$"},
+      {"bad overcommit mode", "overcommit --config " + bad_mode,
+       "^.*bad_mode.toml:1: overcommit_memory: 5 is out of range .*\n$"},
+      {"overcommit bad swap", "overcommit --config " + bad_swap,
+       "^.*bad_swap.toml:1: swap: 100 is not a multiple of the page size .*\n$"},
   };
   for (const BadInput& c : cases) {
     CliRun r = mmsim(c.args);

@@ -16,6 +16,11 @@
 // use at the peak and after, then the counters. After the workload every
 // cache is shrunk (so all slab pages go back to the buddy lists) and the
 // demo caches are destroyed. The seed makes a run repeatable.
+//
+// Then a process: it is spawned, maps 1 MiB of anonymous memory, writes all
+// of it and grows its heap, forks, and the child writes half the mapping
+// (copy-on-write breaks those pages away from the parent). The child's
+// /proc/<pid>/maps and status are printed, and both processes exit.
 #include "demo.h"
 
 #include <fmt/format.h>
@@ -31,6 +36,8 @@
 #include "page_alloc/page_alloc.h"
 #include "procfs/procfs.h"
 #include "slab/slab.h"
+#include "vm/mm.h"
+#include "vm/process.h"
 
 namespace mmsim {
 
@@ -214,6 +221,40 @@ std::string slabinfo_rows_of(Machine& m, const std::set<std::string>& names) {
   return out;
 }
 
+// The process part of the demo; returns "" or what went wrong.
+std::string process_demo(Machine& m, bool print) {
+  constexpr uint64_t kLen = 1 << 20;
+  Process* parent = nullptr;
+  if (spawn(m, "demo", &parent) != 0) return "cannot spawn the demo process";
+  MmStruct* mm = parent->mm;
+  const int64_t a = do_mmap(mm, 0, kLen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+  if (a < 0) return "mmap failed";
+  const uint64_t addr = static_cast<uint64_t>(a);
+  std::vector<char> buf(kLen, 'p');
+  if (!access_write(mm, addr, buf.data(), kLen).ok()) return "parent write failed";
+  do_brk(mm, mm->start_brk + 64 * 1024);
+  if (!access_touch(mm, mm->start_brk, 64 * 1024, Access::kWrite).ok()) return "heap write failed";
+  Process* child = nullptr;
+  if (fork_process(parent, &child) != 0) return "fork failed";
+  std::fill(buf.begin(), buf.end(), 'c');
+  if (!access_write(child->mm, addr, buf.data(), kLen / 2).ok()) return "child write failed";
+  char p = 0, c = 0;
+  if (!access_read(mm, addr, &p, 1).ok() || !access_read(child->mm, addr, &c, 1).ok() || p != 'p' ||
+      c != 'c')
+    return "copy-on-write did not separate parent and child";
+  for (MmStruct* x : {mm, child->mm})
+    if (std::string err = check(x); !err.empty()) return err;
+  if (print) {
+    fmt::print("== process {} forked {}; the child wrote half of {:#x}-{:#x} ==\n", parent->pid,
+               child->pid, addr, addr + kLen);
+    fmt::print("== /proc/{}/maps ==\n{}\n", child->pid, render_pid_maps(m, child->pid));
+    fmt::print("== /proc/{}/status ==\n{}\n", child->pid, render_pid_status(m, child->pid));
+  }
+  exit_process(child);
+  exit_process(parent);
+  return "";
+}
+
 }  // namespace
 
 int run_demo(Machine& m, const DemoOptions& opt) {
@@ -272,6 +313,10 @@ int run_demo(Machine& m, const DemoOptions& opt) {
   }
   if (!destroyed) {
     fmt::print(stderr, "mmsim: demo: a demo cache still had objects after the demo\n");
+    return 1;
+  }
+  if (std::string err = process_demo(m, !opt.json); !err.empty()) {
+    fmt::print(stderr, "mmsim: demo: {}\n", err);
     return 1;
   }
   for (std::string err : {check(m), slab_check(m)}) {

@@ -5,6 +5,7 @@
 //   mmsim proc  NAME [--config F] [--json]
 //   mmsim demo  [--config F] [--seed N] [--ops N] [--json]
 //   mmsim layout [--config F]
+//   mmsim overcommit [--config F]
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
@@ -13,6 +14,7 @@
 #include "demo.h"
 #include "layout.h"
 #include "machine_loader.h"
+#include "overcommit.h"
 #include "procfs/procfs.h"
 
 int main(int argc, char** argv) {
@@ -42,6 +44,10 @@ int main(int argc, char** argv) {
 
   auto* layout = app.add_subcommand("layout", "print the kernel's virtual address layout");
   layout->add_option("--config", config, "machine config (TOML)");
+  auto* overcommit = app.add_subcommand(
+      "overcommit",
+      "largest anonymous mmap under each vm.overcommit_memory mode, and what stops it");
+  overcommit->add_option("--config", config, "machine config (TOML)");
 
   try {
     app.parse(argc, argv);
@@ -74,5 +80,6 @@ int main(int argc, char** argv) {
     fmt::print("{}", mmkit::render_view(*m, view));
     return 0;
   }
+  if (*overcommit) return mmsim::run_overcommit(*m);
   return mmsim::run_demo(*m, demo_opt);
 }

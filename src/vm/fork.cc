@@ -1,0 +1,75 @@
+// fork's address-space copy (kernel/fork.c dup_mm, dup_mmap; mm/memory.c
+// copy_page_range and vma_needs_copy).
+//
+// Every VMA is duplicated; an accounted one is charged again (the child
+// commits as much as the parent). Entries are copied only where Linux
+// copies them: VMAs with an anon_vma (private memory that has had a page).
+// Shared mappings and untouched private ones fault in afresh in the child.
+// Private mappings are copy-on-write: copy_range write-protects each
+// writable entry in both trees and gives every page one more mapcount and
+// reference; the child's VMAs get their own anon_vma (anon_vma_fork).
+// The child's MM_ANONPAGES is the parent's: only VMAs with an anon_vma hold
+// anonymous pages, and those are the ones copied.
+#include "vm/overcommit.h"
+#include "vm/process.h"
+#include "vm/process_state.h"
+
+namespace mmkit {
+
+MmStruct* dup_mm(MmStruct* oldmm) {
+  using namespace mm_internal;
+  Machine& m = *oldmm->machine;
+  MmStruct* mm = mm_alloc(m);
+  if (!mm) return nullptr;
+  std::lock_guard<std::mutex> g(oldmm->mmap_lock);
+  mm->mmap_base = oldmm->mmap_base;
+  mm->start_brk = oldmm->start_brk;
+  mm->brk = oldmm->brk;
+  mm->start_stack = oldmm->start_stack;
+  mm->cap_sys_admin = oldmm->cap_sys_admin;
+  const uint64_t zero_pfn = m.page_to_pfn(zero_page(m));
+  bool failed = false;
+  {
+    std::lock_guard<std::mutex> g2(mm->mmap_lock);
+    for (auto& [end, mpnt] : oldmm->mm_mt) {
+      const int64_t len = static_cast<int64_t>(mpnt->pages());
+      if ((mpnt->vm_flags & VM_ACCOUNT) && vm_enough_memory_mm(oldmm, len)) {
+        failed = true;
+        break;
+      }
+      VmArea* tmp = vm_area_dup(mpnt);
+      if (!tmp) {
+        if (mpnt->vm_flags & VM_ACCOUNT) vm_unacct_memory(m, len);
+        failed = true;
+        break;
+      }
+      tmp->vm_mm = mm;
+      if (tmp->anon_vma) tmp->anon_vma = mm->state->next_anon_vma.fetch_add(1);
+      vma_link(mm, tmp);
+      vm_stat_account(mm, tmp->vm_flags, len);
+      if (!mpnt->anon_vma) continue;  // vma_needs_copy()
+      const bool cow = (mpnt->vm_flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE;
+      if (!copy_range(mm->pgd, oldmm->pgd, mpnt->vm_start, mpnt->vm_end, cow)) {
+        // A partial copy: count what arrived, so the unwinding zap balances.
+        int64_t anon = 0;
+        walk_range(mm->pgd, mpnt->vm_start, mpnt->vm_end, [&](uint64_t, pteval_t v) {
+          if (!(v & _PAGE_SPECIAL) && pte_pfn(v) != zero_pfn) ++anon;
+        });
+        add_mm_counter(mm, MM_ANONPAGES, anon);
+        failed = true;
+        break;
+      }
+    }
+    // Every anonymous page lies in a VMA with an anon_vma, and all of those
+    // were copied: the child maps exactly the parent's anonymous pages.
+    if (!failed) add_mm_counter(mm, MM_ANONPAGES, oldmm->rss_stat[MM_ANONPAGES].load());
+    mm->hiwater_rss.store(mm->get_mm_rss());
+  }
+  if (failed) {
+    mmput(mm);
+    return nullptr;
+  }
+  return mm;
+}
+
+}  // namespace mmkit

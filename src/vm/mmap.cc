@@ -1,0 +1,275 @@
+// mmap, munmap and brk for anonymous memory (mm/mmap.c: do_mmap,
+// mmap_region, get_unmapped_area, do_vmi_munmap, the brk syscall and
+// do_brk_flags; mm/gup.c's mm_populate for MAP_POPULATE).
+//
+// Errors follow Linux: EINVAL for a zero length, a bad MAP_TYPE or an
+// unaligned MAP_FIXED address; ENOMEM for a length that wraps or exceeds
+// TASK_SIZE, no room, too many mappings, or a failed commit charge; EEXIST
+// when MAP_FIXED_NOREPLACE meets a mapping; EPERM for MAP_FIXED below
+// mmap_min_addr; EBADF for a file mapping (no files yet).
+//
+// get_unmapped_area walks the gaps between VMAs (O(n); Linux keeps the
+// largest gap of each maple-tree subtree to find one in O(log n)).
+#include <algorithm>
+
+#include "vm/mm.h"
+#include "vm/overcommit.h"
+#include "vm/process_state.h"
+
+namespace mmkit {
+namespace mm_internal {
+
+namespace {
+
+uint64_t page_align(uint64_t v) {
+  return (v + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+}
+
+// The highest (top_down) or lowest address in [low, high) where len bytes
+// fit between the VMAs, keeping each GROWSDOWN VMA's guard gap; 0 if none.
+uint64_t unmapped_area(MmStruct* mm, uint64_t len, uint64_t low, uint64_t high, bool top_down) {
+  if (high < low || high - low < len) return 0;
+  auto fits = [&](uint64_t gap_lo, uint64_t gap_hi) -> uint64_t {
+    gap_lo = std::max(gap_lo, low);
+    gap_hi = std::min(gap_hi, high);
+    if (gap_hi < gap_lo || gap_hi - gap_lo < len) return 0;
+    return top_down ? gap_hi - len : gap_lo;
+  };
+  if (top_down) {
+    uint64_t gap_hi = mm->layout.task_size;
+    for (auto it = mm->mm_mt.rbegin(); it != mm->mm_mt.rend(); ++it) {
+      const VmArea* vma = it->second;
+      if (uint64_t a = fits(vma->vm_end, gap_hi)) return a;
+      gap_hi = vm_start_gap(vma);
+      if (gap_hi <= low) return 0;
+    }
+    return fits(0, gap_hi);
+  }
+  uint64_t gap_lo = 0;
+  for (auto& [end, vma] : mm->mm_mt) {
+    if (uint64_t a = fits(gap_lo, vm_start_gap(vma))) return a;
+    gap_lo = vma->vm_end;
+    if (gap_lo >= high) return 0;
+  }
+  return fits(gap_lo, mm->layout.task_size);
+}
+
+}  // namespace
+
+int64_t get_unmapped_area(MmStruct* mm, uint64_t hint, uint64_t len) {
+  const uint64_t task_size = mm->layout.task_size;
+  if (len > task_size - mmap_min_addr) return -ENOMEM;
+  if (hint) {
+    const uint64_t addr = page_align(hint);
+    VmArea* prev = nullptr;
+    VmArea* vma = find_vma_prev(mm, addr, &prev);
+    if (addr && task_size - len >= addr && addr >= mmap_min_addr &&
+        (!vma || addr + len <= vm_start_gap(vma)) && (!prev || addr >= prev->vm_end))
+      return static_cast<int64_t>(addr);
+  }
+  // arch_get_unmapped_area_topdown(), then the bottom-up fallback.
+  const uint64_t low = std::max<uint64_t>(PAGE_SIZE, mmap_min_addr);
+  if (uint64_t a = unmapped_area(mm, len, low, mm->mmap_base, true)) return static_cast<int64_t>(a);
+  if (uint64_t a =
+          unmapped_area(mm, len, mm->layout.task_unmapped_base, mm->layout.map_window, false))
+    return static_cast<int64_t>(a);
+  return -ENOMEM;
+}
+
+int munmap_locked(MmStruct* mm, uint64_t start, uint64_t end, bool uncharge) {
+  // do_vmi_munmap()'s own checks (mremap's shrink reaches here directly).
+  if (end < start || end > mm->layout.task_size) return -EINVAL;
+  VmArea* vma = find_vma(mm, start);
+  if (!vma || vma->vm_start >= end) return 0;
+  // Splitting both ends of one VMA needs one more map slot.
+  if (vma->vm_start < start) {
+    if (end < vma->vm_end && mm->map_count >= DEFAULT_MAX_MAP_COUNT) return -ENOMEM;
+    if (!split_vma(mm, vma, start, true)) return -ENOMEM;
+  }
+  VmArea* last = find_vma(mm, end - 1);
+  if (last && last->vm_start < end && last->vm_end > end)
+    if (!split_vma(mm, last, end, false)) return -ENOMEM;
+
+  VmArea* prev = nullptr;
+  vma = find_vma_prev(mm, start, &prev);
+  int64_t nr_accounted = 0;
+  while (vma && vma->vm_start < end) {
+    VmArea* next = vma_next(mm, vma);
+    zap_vma_range(mm, vma, vma->vm_start, vma->vm_end);
+    vm_stat_account(mm, vma->vm_flags, -static_cast<int64_t>(vma->pages()));
+    if (vma->vm_flags & VM_ACCOUNT) nr_accounted += static_cast<int64_t>(vma->pages());
+    vma_unlink(mm, vma);
+    vm_area_free(vma);
+    vma = next;
+  }
+  const uint64_t ceiling = vma ? vma->vm_start : pgtables_ceiling(mm);
+  free_pgtables(mm->pgd, start, end, prev ? prev->vm_end : 0, ceiling);
+  if (uncharge && nr_accounted) vm_unacct_memory(*mm->machine, nr_accounted);
+  return 0;
+}
+
+}  // namespace mm_internal
+
+using namespace mm_internal;
+
+namespace {
+
+// mm_populate() over [start, end): write faults for private writable
+// memory (to break COW now), read faults otherwise; it stops at the first
+// fault that fails (out of memory), and mmap still succeeds, as in Linux.
+void populate_locked(MmStruct* mm, uint64_t start, uint64_t end) {
+  for (uint64_t a = start; a < end; a += PAGE_SIZE) {
+    VmArea* vma = find_vma(mm, a);
+    if (!vma || vma->vm_start > a) continue;
+    if (!(vma->vm_flags & VM_ACCESS_FLAGS)) continue;
+    const bool write = (vma->vm_flags & (VM_WRITE | VM_SHARED)) == VM_WRITE;
+    // __get_user_pages() gives up at the first fault it cannot resolve.
+    if (!handle_fault_locked(mm, a, write ? Access::kWrite : Access::kRead).ok()) return;
+  }
+}
+
+vm_flags_t calc_vm_prot_bits(int prot) {
+  vm_flags_t f = 0;
+  if (prot & PROT_READ) f |= VM_READ;
+  if (prot & PROT_WRITE) f |= VM_WRITE;
+  if (prot & PROT_EXEC) f |= VM_EXEC;
+  return f;
+}
+
+}  // namespace
+
+int64_t do_mmap(MmStruct* mm, uint64_t addr, uint64_t len, int prot, int flags) {
+  if (!(flags & MAP_ANONYMOUS)) return -EBADF;
+  if (!len) return -EINVAL;
+  const int type = flags & MAP_TYPE;
+  if (type != MAP_SHARED && type != MAP_PRIVATE && type != MAP_SHARED_VALIDATE) return -EINVAL;
+  if (flags & MAP_FIXED_NOREPLACE) flags |= MAP_FIXED;
+  const uint64_t task_size = mm->layout.task_size;
+  if (len > task_size) return -ENOMEM;
+  len = (len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+  if (!(flags & MAP_FIXED)) {
+    // round_hint_to_min()
+    addr &= ~(PAGE_SIZE - 1);
+    if (addr && addr < mmap_min_addr) addr = mmap_min_addr;
+  }
+
+  Machine& m = *mm->machine;
+  std::lock_guard<std::mutex> g(mm->mmap_lock);
+  if (mm->map_count > DEFAULT_MAX_MAP_COUNT) return -ENOMEM;
+
+  vm_flags_t vm_flags = calc_vm_prot_bits(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
+  if (flags & MAP_GROWSDOWN) vm_flags |= VM_GROWSDOWN;
+  const bool shared = type != MAP_PRIVATE;
+  if (shared) vm_flags |= VM_SHARED | VM_MAYSHARE;
+  if ((flags & MAP_NORESERVE) && overcommit_sysctls(m).overcommit_memory != OVERCOMMIT_NEVER)
+    vm_flags |= VM_NORESERVE;
+
+  if (flags & MAP_FIXED) {
+    if (addr > task_size - len) return -ENOMEM;
+    if (addr & (PAGE_SIZE - 1)) return -EINVAL;
+    if (addr < mmap_min_addr) return -EPERM;  // security_mmap_addr()
+    if ((flags & MAP_FIXED_NOREPLACE) && find_vma_intersection(mm, addr, addr + len))
+      return -EEXIST;
+  } else {
+    const int64_t a = get_unmapped_area(mm, addr, len);
+    if (a < 0) return a;
+    addr = static_cast<uint64_t>(a);
+  }
+  const uint64_t end = addr + len;
+
+  // mmap_region(): clear old maps, then charge, then set up the VMA.
+  if (int err = munmap_locked(mm, addr, end); err) return err;
+  const int64_t pages = static_cast<int64_t>(len >> PAGE_SHIFT);
+  // accountable_mapping(): private writable memory without VM_NORESERVE.
+  if ((vm_flags & (VM_NORESERVE | VM_SHARED | VM_WRITE)) == VM_WRITE) {
+    if (vm_enough_memory_mm(mm, pages)) return -ENOMEM;
+    vm_flags |= VM_ACCOUNT;
+  }
+  ShmemObject* shmem = nullptr;
+  if (shared) {
+    // shmem_zero_setup(): the new file's size is charged unless VM_NORESERVE.
+    const bool charge = !(vm_flags & VM_NORESERVE);
+    if (charge && vm_enough_memory_mm(mm, pages)) return -ENOMEM;
+    shmem = shmem_create(m, static_cast<uint64_t>(pages), charge ? pages : 0);
+  }
+  VmArea* vma = vm_area_alloc(mm);
+  if (!vma) {
+    if (shmem) shmem_put(shmem);
+    if (vm_flags & VM_ACCOUNT) vm_unacct_memory(m, pages);
+    return -ENOMEM;
+  }
+  vma->vm_start = addr;
+  vma->vm_end = end;
+  vma->vm_flags = vm_flags;
+  vma->vm_pgoff = shared ? 0 : addr >> PAGE_SHIFT;
+  vma->vm_page_prot = vm_get_page_prot(m, vm_flags);
+  vma->shmem = shmem;
+  vma_link(mm, vma);
+  if (!shared) vma_merge_neighbours(mm, vma);
+  vm_stat_account(mm, vm_flags, pages);
+  if (flags & MAP_POPULATE) populate_locked(mm, addr, end);
+  return static_cast<int64_t>(addr);
+}
+
+int do_munmap(MmStruct* mm, uint64_t start, uint64_t len) {
+  if (start & (PAGE_SIZE - 1)) return -EINVAL;
+  if (!len) return -EINVAL;
+  const uint64_t task_size = mm->layout.task_size;
+  len = (len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+  if (!len || start > task_size || len > task_size - start) return -EINVAL;
+  std::lock_guard<std::mutex> g(mm->mmap_lock);
+  return munmap_locked(mm, start, start + len);
+}
+
+uint64_t do_brk(MmStruct* mm, uint64_t brk) {
+  std::lock_guard<std::mutex> g(mm->mmap_lock);
+  const uint64_t origbrk = mm->brk;
+  if (brk < mm->start_brk || brk > mm->layout.task_size) return origbrk;
+  const uint64_t newbrk = (brk + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+  const uint64_t oldbrk = (mm->brk + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+  if (oldbrk == newbrk) {
+    mm->brk = brk;
+    return brk;
+  }
+  if (brk <= mm->brk) {
+    // Always allow shrinking brk.
+    mm->brk = brk;
+    if (munmap_locked(mm, newbrk, oldbrk)) {
+      mm->brk = origbrk;
+      return origbrk;
+    }
+    return brk;
+  }
+  // Check against existing mmap mappings (and the stack's guard gap).
+  if (VmArea* next = find_vma(mm, oldbrk); next && newbrk + PAGE_SIZE > vm_start_gap(next))
+    return origbrk;
+  // do_brk_flags(): VM_DATA_DEFAULT_FLAGS | VM_ACCOUNT, charged first.
+  const vm_flags_t flags = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_ACCOUNT;
+  const uint64_t len = newbrk - oldbrk;
+  if (mm->map_count > DEFAULT_MAX_MAP_COUNT) return origbrk;
+  if (vm_enough_memory_mm(mm, static_cast<int64_t>(len >> PAGE_SHIFT))) return origbrk;
+  VmArea* prev = nullptr;
+  find_vma_prev(mm, oldbrk, &prev);
+  if (prev && prev->vm_end == oldbrk && prev->vm_start >= mm->start_brk &&
+      prev->vm_flags == flags && !prev->shmem) {
+    vma_set_end(mm, prev, newbrk);
+  } else {
+    VmArea* vma = vm_area_alloc(mm);
+    if (!vma) {
+      vm_unacct_memory(*mm->machine, static_cast<int64_t>(len >> PAGE_SHIFT));
+      return origbrk;
+    }
+    vma->vm_start = oldbrk;
+    vma->vm_end = newbrk;
+    vma->vm_flags = flags;
+    vma->vm_pgoff = oldbrk >> PAGE_SHIFT;
+    vma->vm_page_prot = vm_get_page_prot(*mm->machine, flags);
+    vma_link(mm, vma);
+    vma_merge_neighbours(mm, vma);
+  }
+  vm_stat_account(mm, flags, static_cast<int64_t>(len >> PAGE_SHIFT));
+  mm->brk = brk;
+  return brk;
+}
+
+}  // namespace mmkit

@@ -1,0 +1,44 @@
+// The vm layer's per-machine state (Layer::kProcess): the VMA cache, the
+// process table and pid allocator, the list of live address spaces (Linux's
+// mmlist) and the overcommit counters. Created on first use.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+
+#include "phys/machine.h"
+#include "slab/slab.h"
+#include "vm/overcommit.h"
+#include "vm/process.h"
+
+namespace mmkit {
+
+struct ProcessState : LayerState {
+  explicit ProcessState(Machine& machine);
+  ~ProcessState() override;
+
+  Machine& m;
+  KmemCache* vm_area_cachep = nullptr;
+  OvercommitSysctls sysctls;
+  uint64_t total_swap_pages = 0;
+  std::atomic<int64_t> vm_committed_as{0};
+  std::atomic<uint64_t> next_anon_vma{1};
+  std::atomic<uint64_t> next_shmem_ino{1};
+  // Serialises mapcount transitions to and from 1 across address spaces
+  // (zap and COW), so NR_ANON_PAGES moves exactly once per page.
+  std::mutex rmap_lock;
+
+  std::mutex lock;  // guards everything below
+  std::map<int, std::unique_ptr<Process>> tasks;
+  int last_pid = 0;
+  std::set<MmStruct*> mms;
+};
+
+ProcessState& process_state(Machine& m);
+// The state when it exists, else null (for const readers such as meminfo).
+const ProcessState* process_state_if(const Machine& m);
+
+}  // namespace mmkit

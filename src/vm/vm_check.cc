@@ -1,0 +1,96 @@
+// check(mm): the address space's invariants, as equations over its VMAs,
+// its page tables and every other address space of the machine.
+//
+//   VMAs: vm_start < vm_end, page aligned, sorted and disjoint, each keyed
+//         by its vm_end, map_count = the number of VMAs, below TASK_SIZE
+//   entries: every present entry lies inside a VMA; a writable entry only
+//         in a VM_WRITE VMA; a user entry only in an accessible VMA; the
+//         zero page never writable
+//   RSS: MM_ANONPAGES = normal entries in private VMAs, MM_SHMEMPAGES =
+//         entries in shared ones
+//   mapcount: each page this mm maps is mapped by exactly page->mapcount
+//         entries over all address spaces of the machine
+//   page tables: vm/pgtable.h's check (nr_tables = tables reachable, ...)
+#include <fmt/format.h>
+
+#include <unordered_map>
+
+#include "vm/mm.h"
+#include "vm/process.h"
+
+namespace mmkit {
+
+std::string check(MmStruct* mm) {
+  Machine& m = *mm->machine;
+  std::lock_guard<std::mutex> g(mm->mmap_lock);
+  const uint64_t zero_pfn = m.page_to_pfn(zero_page(m));
+  uint64_t prev_end = 0;
+  int count = 0;
+  for (auto& [key, vma] : mm->mm_mt) {
+    ++count;
+    if (key != vma->vm_end)
+      return fmt::format("VMA {:#x}-{:#x} keyed by {:#x}", vma->vm_start, vma->vm_end, key);
+    if (vma->vm_start >= vma->vm_end) return fmt::format("empty VMA at {:#x}", vma->vm_start);
+    if ((vma->vm_start | vma->vm_end) & (PAGE_SIZE - 1))
+      return fmt::format("VMA {:#x}-{:#x} not page aligned", vma->vm_start, vma->vm_end);
+    if (vma->vm_start < prev_end)
+      return fmt::format("VMA {:#x}-{:#x} overlaps the one before", vma->vm_start, vma->vm_end);
+    if (vma->vm_end > mm->layout.task_size)
+      return fmt::format("VMA {:#x}-{:#x} beyond TASK_SIZE", vma->vm_start, vma->vm_end);
+    if (vma->vm_mm != mm) return fmt::format("VMA {:#x} belongs to another mm", vma->vm_start);
+    prev_end = vma->vm_end;
+  }
+  if (count != mm->map_count) return fmt::format("map_count {} but {} VMAs", mm->map_count, count);
+
+  int64_t anon = 0, shmem = 0;
+  std::string err;
+  std::unordered_map<uint64_t, int> mapped;  // pfn -> entries in this mm
+  walk_range(mm->pgd, 0, mm->layout.task_size, [&](uint64_t addr, pteval_t v) {
+    if (!err.empty()) return;
+    VmArea* vma = find_vma(mm, addr);
+    if (!vma || vma->vm_start > addr) {
+      err = fmt::format("present entry at {:#x} outside every VMA", addr);
+      return;
+    }
+    if (pte_write(v) && !(vma->vm_flags & VM_WRITE)) {
+      err = fmt::format("writable entry at {:#x} in a VMA without VM_WRITE", addr);
+      return;
+    }
+    if ((v & _PAGE_USER) && !(vma->vm_flags & VM_ACCESS_FLAGS)) {
+      err = fmt::format("user entry at {:#x} in a PROT_NONE VMA", addr);
+      return;
+    }
+    const bool zero = (v & _PAGE_SPECIAL) || pte_pfn(v) == zero_pfn;
+    if (zero) {
+      if (pte_write(v)) err = fmt::format("writable zero page at {:#x}", addr);
+      return;
+    }
+    (vma->shmem ? shmem : anon) += 1;
+    ++mapped[pte_pfn(v)];
+  });
+  if (!err.empty()) return err;
+  if (anon != mm->rss_stat[MM_ANONPAGES].load())
+    return fmt::format("MM_ANONPAGES {} but {} anonymous entries",
+                       mm->rss_stat[MM_ANONPAGES].load(), anon);
+  if (shmem != mm->rss_stat[MM_SHMEMPAGES].load())
+    return fmt::format("MM_SHMEMPAGES {} but {} shared entries", mm->rss_stat[MM_SHMEMPAGES].load(),
+                       shmem);
+  if (std::string e = check(static_cast<const PageTable&>(mm->pgd)); !e.empty())
+    return "page tables: " + e;
+
+  // Count the other address spaces' entries for the pages this one maps.
+  for (MmStruct* other : machine_mms(m)) {
+    if (other == mm) continue;
+    std::lock_guard<std::mutex> g2(other->mmap_lock);
+    walk_range(other->pgd, 0, other->layout.task_size, [&](uint64_t, pteval_t v) {
+      if (auto it = mapped.find(pte_pfn(v)); it != mapped.end()) ++it->second;
+    });
+  }
+  for (auto [pfn, n] : mapped) {
+    const int mc = m.pfn_to_page(pfn)->mapcount.load();
+    if (mc != n) return fmt::format("pfn {:#x}: mapcount {} but {} entries map it", pfn, mc, n);
+  }
+  return "";
+}
+
+}  // namespace mmkit

@@ -1,0 +1,162 @@
+// VMAs: the vm_area_struct cache, the per-mm tree, split and merge, the
+// protection map, and the shared-anonymous page object (mm/mmap.c,
+// mm/vma.c, arch/x86/mm/pgprot.c, mm/shmem.c's shmem_zero_setup reduced).
+//
+// The tree is a std::map keyed by vm_end, so find_vma(addr) (the first VMA
+// ending above addr) is one upper_bound, O(log n), as the maple tree's walk.
+#include <new>
+
+#include "page_alloc/page_alloc.h"
+#include "vm/mm.h"
+#include "vm/process_state.h"
+
+namespace mmkit {
+
+pteval_t vm_get_page_prot(const Machine& m, vm_flags_t flags) {
+  // protection_map[] (arch/x86/mm/pgprot.c): PAGE_NONE, PAGE_READONLY,
+  // PAGE_COPY (private, writable later by the fault), PAGE_SHARED and their
+  // _EXEC forms; every user protection has _PAGE_USER and _PAGE_ACCESSED.
+  if (!(flags & VM_ACCESS_FLAGS)) return _PAGE_PRESENT | _PAGE_ACCESSED;
+  pteval_t prot = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED;
+  if ((flags & VM_WRITE) && (flags & VM_SHARED)) prot |= _PAGE_RW;
+  // i386 without PAE has no NX bit.
+  if (!(flags & VM_EXEC) && m.arch() == Arch::x86_64) prot |= _PAGE_NX;
+  return prot;
+}
+
+ShmemObject* shmem_create(Machine& m, uint64_t size_pages, uint64_t charged) {
+  auto* obj = new ShmemObject;
+  obj->machine = &m;
+  obj->size_pages = size_pages;
+  obj->charged = charged;
+  obj->ino = process_state(m).next_shmem_ino.fetch_add(1, std::memory_order_relaxed);
+  return obj;
+}
+
+void shmem_get(ShmemObject* obj) {
+  obj->refcount.fetch_add(1, std::memory_order_relaxed);
+}
+
+void shmem_put(ShmemObject* obj) {
+  if (obj->refcount.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  // Evicting the inode: every cached page loses the cache's reference, and
+  // shmem_unacct_size() gives the charge back.
+  Machine& m = *obj->machine;
+  for (auto& [idx, page] : obj->pages) {
+    page->mapping = nullptr;
+    put_page(m, page);
+  }
+  if (obj->charged) vm_unacct_memory(m, static_cast<int64_t>(obj->charged));
+  delete obj;
+}
+
+VmArea* vm_area_alloc(MmStruct* mm) {
+  void* mem = kmem_cache_alloc(mm->state->vm_area_cachep, GFP_KERNEL);
+  if (!mem) return nullptr;
+  auto* vma = new (mem) VmArea;
+  vma->vm_mm = mm;
+  return vma;
+}
+
+VmArea* vm_area_dup(const VmArea* orig) {
+  VmArea* vma = vm_area_alloc(orig->vm_mm);
+  if (!vma) return nullptr;
+  *vma = *orig;
+  if (vma->shmem) shmem_get(vma->shmem);
+  return vma;
+}
+
+void vm_area_free(VmArea* vma) {
+  MmStruct* mm = vma->vm_mm;
+  if (vma->shmem) shmem_put(vma->shmem);
+  vma->~VmArea();
+  kmem_cache_free(mm->state->vm_area_cachep, vma);
+}
+
+VmArea* find_vma(MmStruct* mm, uint64_t addr) {
+  auto it = mm->mm_mt.upper_bound(addr);
+  return it == mm->mm_mt.end() ? nullptr : it->second;
+}
+
+VmArea* find_vma_prev(MmStruct* mm, uint64_t addr, VmArea** prev) {
+  auto it = mm->mm_mt.upper_bound(addr);
+  *prev = it == mm->mm_mt.begin() ? nullptr : std::prev(it)->second;
+  return it == mm->mm_mt.end() ? nullptr : it->second;
+}
+
+VmArea* vma_prev(MmStruct* mm, VmArea* vma) {
+  auto it = mm->mm_mt.find(vma->vm_end);
+  return it == mm->mm_mt.begin() ? nullptr : std::prev(it)->second;
+}
+
+VmArea* vma_next(MmStruct* mm, VmArea* vma) {
+  auto it = mm->mm_mt.upper_bound(vma->vm_end);
+  return it == mm->mm_mt.end() ? nullptr : it->second;
+}
+
+VmArea* find_vma_intersection(MmStruct* mm, uint64_t start, uint64_t end) {
+  VmArea* vma = find_vma(mm, start);
+  return vma && vma->vm_start < end ? vma : nullptr;
+}
+
+void vma_link(MmStruct* mm, VmArea* vma) {
+  mm->mm_mt.emplace(vma->vm_end, vma);
+  ++mm->map_count;
+}
+
+void vma_unlink(MmStruct* mm, VmArea* vma) {
+  mm->mm_mt.erase(vma->vm_end);
+  --mm->map_count;
+}
+
+void vma_set_end(MmStruct* mm, VmArea* vma, uint64_t end) {
+  auto node = mm->mm_mt.extract(vma->vm_end);
+  vma->vm_end = end;
+  node.key() = end;
+  mm->mm_mt.insert(std::move(node));
+}
+
+VmArea* split_vma(MmStruct* mm, VmArea* vma, uint64_t addr, bool new_below) {
+  if (mm->map_count >= DEFAULT_MAX_MAP_COUNT) return nullptr;
+  VmArea* n = vm_area_dup(vma);
+  if (!n) return nullptr;
+  const uint64_t delta = (addr - vma->vm_start) >> PAGE_SHIFT;
+  if (new_below) {
+    n->vm_end = addr;
+    vma->vm_start = addr;
+    vma->vm_pgoff += delta;
+  } else {
+    n->vm_start = addr;
+    n->vm_pgoff += delta;
+    vma_set_end(mm, vma, addr);
+  }
+  vma_link(mm, n);
+  return n;
+}
+
+bool vma_can_merge(const VmArea* a, const VmArea* b) {
+  return a && b && a->vm_end == b->vm_start && a->vm_flags == b->vm_flags && a->shmem == b->shmem &&
+         a->vm_pgoff + a->pages() == b->vm_pgoff &&
+         (!a->anon_vma || !b->anon_vma || a->anon_vma == b->anon_vma);
+}
+
+VmArea* vma_merge_neighbours(MmStruct* mm, VmArea* vma) {
+  if (VmArea* prev = vma_prev(mm, vma); vma_can_merge(prev, vma)) {
+    if (!prev->anon_vma) prev->anon_vma = vma->anon_vma;
+    const uint64_t end = vma->vm_end;
+    vma_unlink(mm, vma);
+    vm_area_free(vma);
+    vma_set_end(mm, prev, end);
+    vma = prev;
+  }
+  if (VmArea* next = vma_next(mm, vma); vma_can_merge(vma, next)) {
+    if (!vma->anon_vma) vma->anon_vma = next->anon_vma;
+    const uint64_t end = next->vm_end;
+    vma_unlink(mm, next);
+    vm_area_free(next);
+    vma_set_end(mm, vma, end);
+  }
+  return vma;
+}
+
+}  // namespace mmkit

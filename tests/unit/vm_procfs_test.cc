@@ -1,0 +1,186 @@
+// /proc/<pid>/status, maps and smaps_rollup in Linux's format, the pid
+// views through render_view, and the meminfo lines the vm layer feeds
+// (AnonPages, PageTables, CommitLimit, Committed_AS, SwapTotal).
+#include <gtest/gtest.h>
+
+#include <regex>
+#include <sstream>
+
+#include "page_alloc/page_alloc.h"
+#include "procfs/procfs.h"
+#include "vm/mm.h"
+#include "vm/overcommit.h"
+#include "vm/process.h"
+
+namespace mmkit {
+namespace {
+
+constexpr uint64_t kPage = PAGE_SIZE;
+constexpr int kAnon = MAP_PRIVATE | MAP_ANONYMOUS;
+constexpr int kRW = PROT_READ | PROT_WRITE;
+
+std::unique_ptr<Machine> small(Arch arch = Arch::x86_64, uint64_t swap = 0) {
+  MachineConfig c;
+  c.arch = arch;
+  c.cpus = 2;
+  c.swap = swap;
+  c.nodes = {NodeConfig{.memory = 64ull << 20}};
+  auto m = boot(c);
+  EXPECT_TRUE(m.ok());
+  return std::move(m.value());
+}
+
+std::vector<std::string> lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+// The value of "Label:\t   1234 kB" in a status text, or -1.
+int64_t status_kb(const std::string& text, const std::string& label) {
+  const std::regex re("(^|\n)" + label + ":\t +([0-9]+) kB\n");
+  std::smatch mt;
+  if (!std::regex_search(text, mt, re)) return -1;
+  return std::stoll(mt[2]);
+}
+
+TEST(VmProcfs, MapsLinesAreLinuxs) {
+  auto m = small();
+  Process* p = nullptr;
+  ASSERT_EQ(spawn(*m, "cat", &p), 0);
+  do_brk(p->mm, p->mm->start_brk + 2 * kPage);
+  ASSERT_EQ(do_mmap(p->mm, 0x40000000, 4 * kPage, PROT_READ | PROT_EXEC, kAnon | MAP_FIXED),
+            0x40000000);
+  ASSERT_GT(do_mmap(p->mm, 0, 2 * kPage, kRW, MAP_SHARED | MAP_ANONYMOUS), 0);
+  const std::string maps = render_pid_maps(*m, p->pid);
+  const auto ls = lines(maps);
+  ASSERT_EQ(ls.size(), 4u) << maps;
+  // "%08lx-%08lx %c%c%c%c %08llx %02x:%02x %lu " then the name at column 73.
+  const std::regex line(
+      "^([0-9a-f]{8,})-([0-9a-f]{8,}) ([r-][w-][x-][ps]) ([0-9a-f]{8}) ([0-9a-f]{2}):([0-9a-f]{2}) "
+      "([0-9]+) ?( +(.*))?$");
+  for (const std::string& l : ls) EXPECT_TRUE(std::regex_match(l, line)) << l;
+  EXPECT_EQ(ls[0], "40000000-40004000 r-xp 00000000 00:00 0 ");
+  EXPECT_EQ(ls[1].substr(0, 31), "555555559000-55555555b000 rw-p ");
+  EXPECT_EQ(ls[1].substr(73), "[heap]");
+  EXPECT_EQ(ls[1].substr(47, 26), std::string(26, ' '));
+  EXPECT_TRUE(std::regex_match(ls[2], std::regex("^7ffff7ff[0-9a-f]{4}-7ffff7fff000 rw-s 00000000 "
+                                                 "00:01 [0-9]+ +/dev/zero \\(deleted\\)$")))
+      << ls[2];
+  EXPECT_EQ(ls[3],
+            "7ffffffde000-7ffffffff000 rw-p 00000000 00:00 0                          [stack]");
+  EXPECT_EQ(render_view(*m, std::to_string(p->pid) + "/maps"), maps);
+  EXPECT_EQ(render_pid_maps(*m, 999), "");
+  EXPECT_EQ(render_view(*m, "999/maps"), "");
+  EXPECT_EQ(render_view(*m, "1/nosuchfile"), "");
+  EXPECT_EQ(render_view(*m, "x1/maps"), "");
+  exit_process(p);
+}
+
+TEST(VmProcfs, MapsOnI386UseEightDigitsAndColumn49) {
+  auto m = small(Arch::i386);
+  Process* p = nullptr;
+  ASSERT_EQ(spawn(*m, "sh", &p), 0);
+  const auto ls = lines(render_pid_maps(*m, p->pid));
+  ASSERT_EQ(ls.size(), 1u);
+  EXPECT_EQ(ls[0], "bffdf000-c0000000 rw-p 00000000 00:00 0          [stack]");
+  exit_process(p);
+}
+
+TEST(VmProcfs, StatusCountsMemory) {
+  auto m = small();
+  Process* p = nullptr;
+  ASSERT_EQ(spawn(*m, "worker", &p), 0);
+  const int64_t a = do_mmap(p->mm, 0, 64 * kPage, kRW, kAnon);
+  ASSERT_TRUE(access_touch(p->mm, a, 64 * kPage, Access::kWrite).ok());
+  ASSERT_EQ(do_munmap(p->mm, a, 32 * kPage), 0);
+  Process* c = nullptr;
+  ASSERT_EQ(fork_process(p, &c), 0);
+  const std::string st = render_pid_status(*m, c->pid);
+  EXPECT_NE(st.find("Name:\tworker\n"), std::string::npos) << st;
+  EXPECT_NE(st.find("\nPid:\t" + std::to_string(c->pid) + "\n"), std::string::npos);
+  EXPECT_NE(st.find("\nPPid:\t" + std::to_string(p->pid) + "\n"), std::string::npos);
+  EXPECT_NE(st.find("VmRSS:\t     128 kB\n"), std::string::npos) << st;  // width 8
+  EXPECT_EQ(status_kb(st, "VmSize"), 32 * 4 + 132);
+  EXPECT_EQ(status_kb(st, "VmRSS"), 32 * 4);
+  EXPECT_EQ(status_kb(st, "RssAnon"), 32 * 4);
+  EXPECT_EQ(status_kb(st, "RssShmem"), 0);
+  EXPECT_EQ(status_kb(st, "VmData"), 32 * 4);
+  EXPECT_EQ(status_kb(st, "VmStk"), 132);
+  EXPECT_GE(status_kb(st, "VmPTE"), 4);
+  const std::string ps = render_pid_status(*m, p->pid);
+  EXPECT_EQ(status_kb(ps, "VmPeak"), 64 * 4 + 132);  // before the munmap
+  EXPECT_EQ(status_kb(ps, "VmHWM"), 64 * 4);
+  EXPECT_EQ(status_kb(ps, "VmRSS"), 32 * 4);
+  // The order of Linux's task_mem().
+  const std::vector<std::string> order = {"VmPeak", "VmSize",  "VmLck",   "VmPin",    "VmHWM",
+                                          "VmRSS",  "RssAnon", "RssFile", "RssShmem", "VmData",
+                                          "VmStk",  "VmExe",   "VmLib",   "VmPTE",    "VmSwap"};
+  size_t pos = 0;
+  for (const std::string& f : order) {
+    const size_t at = st.find("\n" + f + ":\t", pos);
+    ASSERT_NE(at, std::string::npos) << f;
+    pos = at + 1;
+  }
+  EXPECT_EQ(render_view(*m, std::to_string(c->pid) + "/status"), st);
+  EXPECT_EQ(render_pid_status(*m, 12345), "");
+  exit_process(c);
+  exit_process(p);
+}
+
+TEST(VmProcfs, SmapsRollupSplitsSharedAndPrivate) {
+  auto m = small();
+  Process* p = nullptr;
+  ASSERT_EQ(spawn(*m, "p", &p), 0);
+  const int64_t a = do_mmap(p->mm, 0, 4 * kPage, kRW, kAnon);
+  ASSERT_TRUE(access_touch(p->mm, a, 4 * kPage, Access::kWrite).ok());
+  Process* c = nullptr;
+  ASSERT_EQ(fork_process(p, &c), 0);
+  ASSERT_TRUE(access_touch(c->mm, a, kPage, Access::kWrite).ok());  // one page private again
+  const std::string r = render_pid_smaps_rollup(*m, c->pid);
+  const auto ls = lines(r);
+  ASSERT_GE(ls.size(), 2u);
+  EXPECT_TRUE(std::regex_match(ls[0], std::regex("^[0-9a-f]{8,}-[0-9a-f]{8,} ---p 00000000 00:00 0 "
+                                                 "+\\[rollup\\]$")))
+      << ls[0];
+  EXPECT_EQ(ls[1], "Rss:                  16 kB");
+  EXPECT_EQ(ls[2], "Pss:                  10 kB");  // 4 + 3 * 4 / 2
+  EXPECT_NE(r.find("\nShared_Dirty:         12 kB\n"), std::string::npos) << r;
+  EXPECT_NE(r.find("\nPrivate_Dirty:         4 kB\n"), std::string::npos) << r;
+  EXPECT_NE(r.find("\nAnonymous:            16 kB\n"), std::string::npos) << r;
+  EXPECT_NE(r.find("\nPrivate_Hugetlb:       0 kB\n"), std::string::npos) << r;
+  EXPECT_EQ(render_view(*m, std::to_string(c->pid) + "/smaps_rollup"), r);
+  exit_process(c);
+  exit_process(p);
+}
+
+uint64_t meminfo_kb(const Machine& m, std::string_view name) {
+  for (const MeminfoField& f : meminfo_fields(m))
+    if (f.name() == name) return f.value;
+  ADD_FAILURE() << "no meminfo field " << name;
+  return 0;
+}
+
+TEST(VmProcfs, MeminfoFollowsTheVmCounters) {
+  auto m = small(Arch::x86_64, 32ull << 20);
+  EXPECT_EQ(meminfo_kb(*m, "SwapTotal"), 32u << 10);
+  EXPECT_EQ(meminfo_kb(*m, "SwapFree"), 32u << 10);
+  EXPECT_EQ(meminfo_kb(*m, "CommitLimit"), m->totalram_pages() * 50 / 100 * 4 + (32u << 10));
+  const uint64_t pt0 = meminfo_kb(*m, "PageTables");
+  Process* p = nullptr;
+  ASSERT_EQ(spawn(*m, "p", &p), 0);
+  const int64_t a = do_mmap(p->mm, 0, 10 * kPage, kRW, kAnon);
+  ASSERT_TRUE(access_touch(p->mm, a, 10 * kPage, Access::kWrite).ok());
+  EXPECT_EQ(meminfo_kb(*m, "AnonPages"), 40u);
+  EXPECT_EQ(meminfo_kb(*m, "Committed_AS"), 10 * 4 + 132u);
+  EXPECT_GT(meminfo_kb(*m, "PageTables"), pt0);
+  EXPECT_EQ(meminfo_kb(*m, "PageTables"),
+            static_cast<uint64_t>(m->node_stat_sum(NodeStat::NR_PAGETABLE)) * 4);
+  exit_process(p);
+  EXPECT_EQ(meminfo_kb(*m, "AnonPages"), 0u);
+  EXPECT_EQ(meminfo_kb(*m, "Committed_AS"), 0u);
+}
+
+}  // namespace
+}  // namespace mmkit
