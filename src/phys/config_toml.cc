@@ -252,6 +252,7 @@ class Parser {
     if (const toml::node* n = root.get("admin_reserve_kbytes"))
       c.admin_reserve_kbytes = get_uint<uint64_t>(*n, "admin_reserve_kbytes");
     if (const toml::node* n = root.get("swap")) c.swap = get_size(*n, "swap");
+    if (const toml::node* n = root.get("vmalloc")) c.vmalloc_size = get_size(*n, "vmalloc");
     if (const toml::node* n = root.get("paging_levels")) {
       c.paging_levels = get_uint<unsigned>(*n, "paging_levels");
     }
