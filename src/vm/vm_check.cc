@@ -22,7 +22,7 @@ namespace mmkit {
 
 std::string check(MmStruct* mm) {
   Machine& m = *mm->machine;
-  std::lock_guard<std::mutex> g(mm->mmap_lock);
+  std::unique_lock<std::mutex> g(mm->mmap_lock);
   const uint64_t zero_pfn = m.page_to_pfn(zero_page(m));
   uint64_t prev_end = 0;
   int count = 0;
@@ -79,6 +79,10 @@ std::string check(MmStruct* mm) {
     return "page tables: " + e;
 
   // Count the other address spaces' entries for the pages this one maps.
+  // One mmap_lock at a time: holding ours while taking another's would
+  // invert dup_mm's parent-then-child order. Like every check(), this one
+  // wants the machine quiet, so nothing moves between the two halves.
+  g.unlock();
   for (MmStruct* other : machine_mms(m)) {
     if (other == mm) continue;
     std::lock_guard<std::mutex> g2(other->mmap_lock);
