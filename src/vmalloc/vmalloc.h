@@ -33,6 +33,7 @@
 #include <source_location>
 #include <string>
 #include <vector>
+#include <version>
 
 #include "page_alloc/gfp.h"
 #include "phys/machine.h"
@@ -54,7 +55,19 @@ inline constexpr pteval_t PAGE_KERNEL =
     _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_GLOBAL | _PAGE_NX;
 inline constexpr pteval_t PAGE_KERNEL_RO = PAGE_KERNEL & ~_PAGE_RW;
 
+// Who asked for an area, for /proc/vmallocinfo (Linux prints the caller's
+// return address as a symbol). std::source_location where the compiler has
+// it; else the function's name alone (clang before 15 lacks the builtin
+// libstdc++'s source_location needs).
+#ifdef __cpp_lib_source_location
 using Caller = std::source_location;
+#else
+struct Caller {
+  const char* name = "";
+  static constexpr Caller current(const char* fn = __builtin_FUNCTION()) { return {fn}; }
+  constexpr const char* function_name() const { return name; }
+};
+#endif
 
 void* vmalloc(Machine& m, uint64_t size, Caller caller = Caller::current());
 void* vzalloc(Machine& m, uint64_t size, Caller caller = Caller::current());
