@@ -118,7 +118,6 @@ void zap_vma_range(MmStruct* mm, VmArea* vma, uint64_t start, uint64_t end) {
 
 void mmput(MmStruct* mm) {
   using namespace mm_internal;
-  Machine& m = *mm->machine;
   ProcessState& st = *mm->state;
   {
     std::lock_guard<std::mutex> g(mm->mmap_lock);
@@ -134,7 +133,9 @@ void mmput(MmStruct* mm) {
     for (auto& [end, vma] : mm->mm_mt) vm_area_free(vma);
     mm->mm_mt.clear();
     mm->map_count = 0;
-    if (nr_accounted) vm_unacct_memory(m, nr_accounted);
+    // Through the mm's own state: at machine teardown the machine's slot is
+    // already empty, and process_state() would make a new one.
+    if (nr_accounted) st.vm_committed_as.fetch_sub(nr_accounted, std::memory_order_relaxed);
     pgd_free(mm->pgd);
   }
   {
