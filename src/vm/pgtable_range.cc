@@ -326,12 +326,25 @@ bool copy_range(PageTable& dst, PageTable& src, uint64_t start, uint64_t end, bo
   }
   const Page* zero = vm_state(m).zero_page;
   const bool wide = paging_format(src.mode).entry_shift == 3;
+  const PagingFormat& f = paging_format(src.mode);
+  // The last-level table of dst that the previous entry went to: entries of
+  // the same table reuse it instead of walking dst's tree from the top.
+  const unsigned table_shift = f.shift[f.levels - 1] + f.index_bits;
+  uint64_t cached_region = ~uint64_t{0};
+  char* cached_table = nullptr;
   bool ok = true, wrprotected = false;
   for_each_leaf(src, lo, hi, [&](uint64_t lin, EntryRef se, pteval_t v) {
+    const uint64_t slot = table_index(f, f.levels - 1, lin) << f.entry_shift;
     char* dp;
-    if (!get_or_alloc_entry(dst, lin, GFP_KERNEL, &dp)) {
-      ok = false;
-      return false;
+    if (lin >> table_shift == cached_region) {
+      dp = cached_table + slot;
+    } else {
+      if (!get_or_alloc_entry(dst, lin, GFP_KERNEL, &dp)) {
+        ok = false;
+        return false;
+      }
+      cached_region = lin >> table_shift;
+      cached_table = dp - slot;
     }
     EntryRef de(dp, wide);
     if (de.load() != 0) {
@@ -359,7 +372,7 @@ bool copy_range(PageTable& dst, PageTable& src, uint64_t start, uint64_t end, bo
     } else if (nonpresent) {
       nonpresent(to_canonical(paging_format(src.mode), lin), v);
     }
-    de.store(v);
+    de.publish(v);  // dst's entry was empty: nothing can have cached it
     return true;
   });
   if (wrprotected) flush_tlb_linear(src, lo, hi);
