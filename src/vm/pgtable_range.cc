@@ -131,7 +131,14 @@ struct AnonUnmapped {
 // Drops the mapping's counts on a page zap_range took off the tree.
 void release_mapped(Machine& m, Page* page, bool dirty, AnonUnmapped& anon) {
   if (page_remove_rmap(m, page)) anon.add(page);
-  if (dirty) page->head()->flags.fetch_or(uint64_t{1} << PG_dirty, std::memory_order_relaxed);
+  // folio_mark_dirty(): a page already dirty (a forked child's copy of its
+  // parent's entry) needs no locked update.
+  if (dirty) {
+    Page* head = page->head();
+    constexpr uint64_t bit = uint64_t{1} << PG_dirty;
+    if (!(head->flags.load(std::memory_order_relaxed) & bit))
+      head->flags.fetch_or(bit, std::memory_order_relaxed);
+  }
   put_page(m, page);
 }
 
