@@ -22,6 +22,10 @@
 // returns are not counted, as mm_account_fault() skips them.
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
 #include "page_alloc/page_alloc.h"
 #include "vm/mm.h"
 #include "vm/overcommit.h"
@@ -84,6 +88,28 @@ bool access_error(const Machine& m, const VmArea* vma, Access access) {
   return true;
 }
 
+// clear_user_highpage(): zeroes a page about to be mapped to user space.
+// The frame is usually cold (a process faulting in fresh memory recycles
+// frames freed long before), so the zeroing bypasses the cache with
+// non-temporal stores: no line is read for ownership only to be
+// overwritten (x86's clear_page_nt does this for huge pages). The fence
+// makes the zeroes visible before the entry that maps the page.
+void clear_user_highpage(Machine& m, Page* page) {
+  char* p = m.phys_window(m.page_to_pfn(page));
+#if defined(__SSE2__)
+  const __m128i zero = _mm_setzero_si128();
+  for (uint64_t off = 0; off < PAGE_SIZE; off += 64) {
+    _mm_stream_si128(reinterpret_cast<__m128i*>(p + off), zero);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(p + off + 16), zero);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(p + off + 32), zero);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(p + off + 48), zero);
+  }
+  _mm_sfence();
+#else
+  std::memset(p, 0, PAGE_SIZE);
+#endif
+}
+
 void anon_vma_prepare(MmStruct* mm, VmArea* vma) {
   if (!vma->anon_vma)
     vma->anon_vma = mm->state->next_anon_vma.fetch_add(1, std::memory_order_relaxed);
@@ -99,8 +125,10 @@ FaultResult do_anonymous_page(MmStruct* mm, VmArea* vma, uint64_t addr, Access a
     return {};
   }
   anon_vma_prepare(mm, vma);
-  Page* page = alloc_page(m, GFP_HIGHUSER_MOVABLE | __GFP_ZERO);
+  // vma_alloc_zeroed_movable_folio(): allocate, then clear_user_highpage.
+  Page* page = alloc_page(m, GFP_HIGHUSER_MOVABLE);
   if (!page) return oom(addr);
+  clear_user_highpage(m, page);
   const pteval_t entry =
       pfn_pte(m.page_to_pfn(page), vma->vm_page_prot) | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED;
   page_add_new_anon_rmap(m, page, vma->anon_vma);
