@@ -92,8 +92,10 @@ bool access_error(const Machine& m, const VmArea* vma, Access access) {
 // The frame is usually cold (a process faulting in fresh memory recycles
 // frames freed long before), so the zeroing bypasses the cache with
 // non-temporal stores: no line is read for ownership only to be
-// overwritten (x86's clear_page_nt does this for huge pages). The fence
-// makes the zeroes visible before the entry that maps the page.
+// overwritten. (x86 Linux clears a 4 KiB page with cached string stores,
+// arch/x86/lib/clear_page_64.S; this is mmkit's choice for the host's
+// memory, where the frame behind a fault is rarely in the cache.) The
+// fence makes the zeroes visible before the entry that maps the page.
 void clear_user_highpage(Machine& m, Page* page) {
   char* p = m.phys_window(m.page_to_pfn(page));
 #if defined(__SSE2__)
