@@ -22,10 +22,15 @@
 // returns are not counted, as mm_account_fault() skips them.
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
 #include "page_alloc/page_alloc.h"
 #include "vm/mm.h"
 #include "vm/overcommit.h"
 #include "vm/process_state.h"
+#include "vm/vm_state.h"
 
 namespace mmkit {
 namespace mm_internal {
@@ -83,31 +88,53 @@ bool access_error(const Machine& m, const VmArea* vma, Access access) {
   return true;
 }
 
+// clear_user_highpage(): zeroes a page about to be mapped to user space.
+// The frame is usually cold (a process faulting in fresh memory recycles
+// frames freed long before), so the zeroing bypasses the cache with
+// non-temporal stores: no line is read for ownership only to be
+// overwritten. (x86 Linux clears a 4 KiB page with cached string stores,
+// arch/x86/lib/clear_page_64.S; this is mmkit's choice for the host's
+// memory, where the frame behind a fault is rarely in the cache.) The
+// fence makes the zeroes visible before the entry that maps the page.
+void clear_user_highpage(Machine& m, Page* page) {
+  char* p = m.phys_window(m.page_to_pfn(page));
+#if defined(__SSE2__)
+  const __m128i zero = _mm_setzero_si128();
+  for (uint64_t off = 0; off < PAGE_SIZE; off += 64) {
+    _mm_stream_si128(reinterpret_cast<__m128i*>(p + off), zero);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(p + off + 16), zero);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(p + off + 32), zero);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(p + off + 48), zero);
+  }
+  _mm_sfence();
+#else
+  std::memset(p, 0, PAGE_SIZE);
+#endif
+}
+
 void anon_vma_prepare(MmStruct* mm, VmArea* vma) {
   if (!vma->anon_vma)
     vma->anon_vma = mm->state->next_anon_vma.fetch_add(1, std::memory_order_relaxed);
 }
 
-FaultResult do_anonymous_page(MmStruct* mm, VmArea* vma, uint64_t addr, Access access) {
+// `slot` is the empty entry for `addr` (its tables made by the caller).
+FaultResult do_anonymous_page(MmStruct* mm, VmArea* vma, uint64_t addr, Access access,
+                              EntryRef slot) {
   Machine& m = *mm->machine;
   if (access != Access::kWrite) {
-    const pteval_t entry =
-        pfn_pte(m.page_to_pfn(zero_page(m)), vma->vm_page_prot & ~_PAGE_RW) | _PAGE_SPECIAL;
-    if (!pte_set(mm->pgd, addr, entry)) return oom(addr);
+    slot.publish(pfn_pte(m.page_to_pfn(zero_page(m)), vma->vm_page_prot & ~_PAGE_RW) |
+                 _PAGE_SPECIAL);
     return {};
   }
   anon_vma_prepare(mm, vma);
-  Page* page = alloc_page(m, GFP_HIGHUSER_MOVABLE | __GFP_ZERO);
+  // vma_alloc_zeroed_movable_folio(): allocate, then clear_user_highpage.
+  Page* page = alloc_page(m, GFP_HIGHUSER_MOVABLE);
   if (!page) return oom(addr);
+  clear_user_highpage(m, page);
   const pteval_t entry =
       pfn_pte(m.page_to_pfn(page), vma->vm_page_prot) | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED;
-  page->mapcount.store(1, std::memory_order_relaxed);  // page_add_new_anon_rmap()
-  if (!pte_set(mm->pgd, addr, entry)) {
-    page->mapcount.store(0, std::memory_order_relaxed);
-    put_page(m, page);
-    return oom(addr);
-  }
-  anon_stat(m, page, 1);
+  page_add_new_anon_rmap(m, page, vma->anon_vma);
+  slot.publish(entry);  // set_pte_at(), after the zeroing it orders
   add_mm_counter(mm, MM_ANONPAGES, 1);
   return {};
 }
@@ -155,8 +182,9 @@ FaultResult do_wp_page(MmStruct* mm, VmArea* vma, uint64_t addr, pteval_t pte) {
   }
   Page* old = zero ? nullptr : m.pfn_to_page(pfn);
   if (old) {
-    std::lock_guard<std::mutex> g(mm->state->rmap_lock);
-    if (old->mapcount.load(std::memory_order_relaxed) == 1 && old->ref_count() == 1) {
+    // Another address space may be dropping its mapping and reference
+    // meanwhile; both are atomic and fall, so a stale read only copies.
+    if (old->mapcount.load(std::memory_order_acquire) == 1 && old->ref_count() == 1) {
       // wp_page_reuse(): ours alone; make it writable in place.
       pte_set_flags_atomic(mm->pgd, addr, _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED);
       flush_tlb_page(mm->pgd, addr);
@@ -169,8 +197,7 @@ FaultResult do_wp_page(MmStruct* mm, VmArea* vma, uint64_t addr, pteval_t pte) {
   Page* page = alloc_page(m, GFP_HIGHUSER_MOVABLE | (zero ? __GFP_ZERO : 0));
   if (!page) return oom(addr);
   if (old) std::memcpy(m.phys_window(m.page_to_pfn(page)), m.phys_window(pfn), PAGE_SIZE);
-  page->mapcount.store(1, std::memory_order_relaxed);
-  anon_stat(m, page, 1);
+  page_add_new_anon_rmap(m, page, vma->anon_vma);
   const pteval_t entry =
       pfn_pte(m.page_to_pfn(page), vma->vm_page_prot) | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED;
   // ptep_clear_flush() then set_pte_at(): no CPU may keep the old page.
@@ -178,13 +205,9 @@ FaultResult do_wp_page(MmStruct* mm, VmArea* vma, uint64_t addr, pteval_t pte) {
   flush_tlb_page(mm->pgd, addr);
   pte_set(mm->pgd, addr, entry);  // the table exists: cannot fail
   if (old) {
-    // page_remove_rmap() + put_page().
-    std::lock_guard<std::mutex> g(mm->state->rmap_lock);
-    if (old->mapcount.fetch_sub(1, std::memory_order_relaxed) == 1) anon_stat(m, old, -1);
-  }
-  if (old)
+    if (page_remove_rmap(m, old)) anon_stat(m, old, -1);
     put_page(m, old);
-  else
+  } else
     add_mm_counter(mm, MM_ANONPAGES, 1);
   return {};
 }
@@ -210,11 +233,19 @@ FaultResult handle_fault_locked(MmStruct* mm, uint64_t addr, Access access) {
                                           : "read from a VMA without access (PROT_NONE)");
   m.count_event(VmEvent::PGFAULT);
   const uint64_t page_addr = addr & ~(PAGE_SIZE - 1);
-  const pteval_t pte = pte_get(mm->pgd, page_addr);
+  // __handle_mm_fault(): the tables down to the entry are made first, then
+  // the entry is looked at and, for a new page, stored through the same
+  // slot: one walk. The address is below TASK_SIZE, so canonical and in
+  // the user half.
+  const PagingFormat& f = paging_format(mm->pgd.mode);
+  char* p;
+  if (!get_or_alloc_entry(mm->pgd, to_linear(f, page_addr), GFP_KERNEL, &p)) return oom(addr);
+  const EntryRef slot(p, f.entry_shift == 3);
+  const pteval_t pte = slot.load();
   FaultResult r;
   if (!pte_present(pte)) {
     r = vma->shmem ? do_shared_fault(mm, vma, page_addr, access)
-                   : do_anonymous_page(mm, vma, page_addr, access);
+                   : do_anonymous_page(mm, vma, page_addr, access, slot);
   } else if (access == Access::kWrite && !pte_write(pte)) {
     r = do_wp_page(mm, vma, page_addr, pte);
   } else {

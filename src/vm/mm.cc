@@ -90,35 +90,18 @@ void add_mm_counter(MmStruct* mm, MmCounter c, int64_t n) {
 }
 
 void zap_vma_range(MmStruct* mm, VmArea* vma, uint64_t start, uint64_t end) {
-  Machine& m = *mm->machine;
   update_hiwater_rss(mm);
-  const uint64_t zero_pfn = m.page_to_pfn(zero_page(m));
-  // page_remove_rmap()'s NR_ANON_MAPPED decrement happens where the last
-  // mapping goes; rmap_lock orders it against other address spaces
-  // dropping the same page.
-  std::lock_guard<std::mutex> g(mm->state->rmap_lock);
-  int64_t anon = 0, shmem = 0;
-  walk_range(mm->pgd, start, end, [&](uint64_t, pteval_t v) {
-    if ((v & _PAGE_SPECIAL) || pte_pfn(v) == zero_pfn) return;
-    Page* p = m.pfn_to_page(pte_pfn(v));
-    if (vma->shmem) {
-      ++shmem;
-      return;
-    }
-    ++anon;
-    if (p->mapcount.load(std::memory_order_relaxed) == 1)
-      m.node(m.page_zone(p)->node).stat[static_cast<unsigned>(NodeStat::NR_ANON_PAGES)].add(-1);
-  });
-  zap_range(mm->pgd, start, end);
-  add_mm_counter(mm, MM_ANONPAGES, -anon);
-  add_mm_counter(mm, MM_SHMEMPAGES, -shmem);
+  // zap_range() moves NR_ANON_PAGES itself where an anonymous page's last
+  // mapping goes (page_remove_rmap); what it returns are the normal pages
+  // this VMA mapped, all of one kind.
+  const int64_t pages = static_cast<int64_t>(zap_range(mm->pgd, start, end));
+  add_mm_counter(mm, vma->shmem ? MM_SHMEMPAGES : MM_ANONPAGES, -pages);
 }
 
 }  // namespace mm_internal
 
 void mmput(MmStruct* mm) {
   using namespace mm_internal;
-  Machine& m = *mm->machine;
   ProcessState& st = *mm->state;
   {
     std::lock_guard<std::mutex> g(mm->mmap_lock);
@@ -134,7 +117,9 @@ void mmput(MmStruct* mm) {
     for (auto& [end, vma] : mm->mm_mt) vm_area_free(vma);
     mm->mm_mt.clear();
     mm->map_count = 0;
-    if (nr_accounted) vm_unacct_memory(m, nr_accounted);
+    // Through the mm's own state: at machine teardown the machine's slot is
+    // already empty, and process_state() would make a new one.
+    if (nr_accounted) st.vm_committed_as.fetch_sub(nr_accounted, std::memory_order_relaxed);
     pgd_free(mm->pgd);
   }
   {

@@ -64,6 +64,27 @@ inline constexpr bool pte_write(pteval_t v) {
   return v & _PAGE_RW;
 }
 
+// Anonymous pages (include/linux/page-flags.h PAGE_MAPPING_ANON, mm/rmap.c
+// folio_add_new_anon_rmap): page->mapping holds the anon_vma with its low bit
+// set, so the rmap code tells anonymous pages from the shared objects'
+// (whose mapping is the object, an aligned pointer). mmkit's anon_vma is an
+// id, kept above PAGE_MAPPING_FLAGS. The mark goes when the last mapping
+// does (zap_range, COW), since the allocator refuses to free a page that
+// still has a mapping.
+inline constexpr uintptr_t PAGE_MAPPING_ANON = 0x1;
+inline constexpr uintptr_t PAGE_MAPPING_FLAGS = 0x3;
+inline bool PageAnon(const Page* page) {
+  return reinterpret_cast<uintptr_t>(page->mapping) & PAGE_MAPPING_ANON;
+}
+// page_add_new_anon_rmap(): a fresh anonymous page's first mapping
+// (mapcount 1, the anonymous mark, NR_ANON_PAGES of its node).
+void page_add_new_anon_rmap(Machine& m, Page* page, uint64_t anon_vma);
+// page_remove_rmap() of one mapping of a page: drops its mapcount; when that
+// was the last mapping of an anonymous page, takes the mark off and returns
+// true (the caller then moves its node's NR_ANON_PAGES, or lets zap_range do
+// it). Exactly one caller sees the last mapping go, whatever the races.
+bool page_remove_rmap(Machine& m, Page* page);
+
 enum class PagingMode : uint8_t {
   kX86_64_4Level,  // 48-bit virtual addresses, PGD bits 39..47
   kX86_64_5Level,  // LA57: 57-bit virtual addresses, PGD bits 48..56

@@ -106,16 +106,61 @@ bool is_normal_page(const Page* page, pteval_t v, const Page* zero) {
   return page != zero && !(v & _PAGE_SPECIAL);
 }
 
+void anon_stat(Machine& m, Page* page, int64_t n) {
+  m.node(m.page_zone(page)->node).stat[static_cast<unsigned>(NodeStat::NR_ANON_PAGES)].add(n);
+}
+
+// NR_ANON_PAGES decrements of a zap, gathered per node so a large unmap does
+// not touch the shared counter once a page.
+struct AnonUnmapped {
+  Machine& m;
+  int node = -1;
+  int64_t n = 0;
+  void add(Page* page) {
+    const int nid = m.page_zone(page)->node;
+    if (nid != node) flush();
+    node = nid;
+    ++n;
+  }
+  void flush() {
+    if (n) m.node(node).stat[static_cast<unsigned>(NodeStat::NR_ANON_PAGES)].add(-n);
+    n = 0;
+  }
+};
+
 // Drops the mapping's counts on a page zap_range took off the tree.
-void release_mapped(Machine& m, Page* page, bool dirty) {
-  const int old = page->mapcount.fetch_sub(1, std::memory_order_relaxed);
-  if (old <= 0)
-    m.warn(fmt::format("BUG: Bad page map: pfn:{:#x} mapcount:{}\n", m.page_to_pfn(page), old - 1));
-  if (dirty) page->head()->flags.fetch_or(uint64_t{1} << PG_dirty, std::memory_order_relaxed);
+void release_mapped(Machine& m, Page* page, bool dirty, AnonUnmapped& anon) {
+  if (page_remove_rmap(m, page)) anon.add(page);
+  // folio_mark_dirty(): a page already dirty (a forked child's copy of its
+  // parent's entry) needs no locked update.
+  if (dirty) {
+    Page* head = page->head();
+    constexpr uint64_t bit = uint64_t{1} << PG_dirty;
+    if (!(head->flags.load(std::memory_order_relaxed) & bit))
+      head->flags.fetch_or(bit, std::memory_order_relaxed);
+  }
   put_page(m, page);
 }
 
 }  // namespace
+
+void page_add_new_anon_rmap(Machine& m, Page* page, uint64_t anon_vma) {
+  page->mapping = reinterpret_cast<void*>(anon_vma << 2 | PAGE_MAPPING_ANON);
+  page->mapcount.store(1, std::memory_order_relaxed);
+  anon_stat(m, page, 1);
+}
+
+bool page_remove_rmap(Machine& m, Page* page) {
+  // The mapcount's atomic decrement decides who sees the last mapping go.
+  const int old = page->mapcount.fetch_sub(1, std::memory_order_acq_rel);
+  if (old <= 0)
+    m.warn(fmt::format("BUG: Bad page map: pfn:{:#x} mapcount:{}\n", m.page_to_pfn(page), old - 1));
+  if (old != 1 || !PageAnon(page)) return false;
+  // No mapping is left to look at it; the caller's put_page publishes the
+  // store to whoever frees the page.
+  page->mapping = nullptr;
+  return true;
+}
 
 std::string pgtable_range_error(const PageTable& pt, uint64_t start, uint64_t end) {
   uint64_t lo, hi;
@@ -142,11 +187,13 @@ uint64_t zap_range(PageTable& pt, uint64_t start, uint64_t end, const NonPresent
     bool dirty;
   };
   std::vector<Gathered> batch;
+  batch.reserve(kBatch);
+  AnonUnmapped anon{m};
   uint64_t count = 0, flush_from = lo;
   bool flush_needed = false;
   auto release = [&](uint64_t flush_to) {
     if (flush_needed) flush_tlb_linear(pt, flush_from, flush_to);
-    for (const Gathered& g : batch) release_mapped(m, g.page, g.dirty);
+    for (const Gathered& g : batch) release_mapped(m, g.page, g.dirty, anon);
     batch.clear();
     flush_from = flush_to;
     flush_needed = false;
@@ -167,6 +214,7 @@ uint64_t zap_range(PageTable& pt, uint64_t start, uint64_t end, const NonPresent
     return true;
   });
   release(hi);
+  anon.flush();
   return count;
 }
 
@@ -285,12 +333,25 @@ bool copy_range(PageTable& dst, PageTable& src, uint64_t start, uint64_t end, bo
   }
   const Page* zero = vm_state(m).zero_page;
   const bool wide = paging_format(src.mode).entry_shift == 3;
+  const PagingFormat& f = paging_format(src.mode);
+  // The last-level table of dst that the previous entry went to: entries of
+  // the same table reuse it instead of walking dst's tree from the top.
+  const unsigned table_shift = f.shift[f.levels - 1] + f.index_bits;
+  uint64_t cached_region = ~uint64_t{0};
+  char* cached_table = nullptr;
   bool ok = true, wrprotected = false;
   for_each_leaf(src, lo, hi, [&](uint64_t lin, EntryRef se, pteval_t v) {
+    const uint64_t slot = table_index(f, f.levels - 1, lin) << f.entry_shift;
     char* dp;
-    if (!get_or_alloc_entry(dst, lin, GFP_KERNEL, &dp)) {
-      ok = false;
-      return false;
+    if (lin >> table_shift == cached_region) {
+      dp = cached_table + slot;
+    } else {
+      if (!get_or_alloc_entry(dst, lin, GFP_KERNEL, &dp)) {
+        ok = false;
+        return false;
+      }
+      cached_region = lin >> table_shift;
+      cached_table = dp - slot;
     }
     EntryRef de(dp, wide);
     if (de.load() != 0) {
@@ -318,7 +379,7 @@ bool copy_range(PageTable& dst, PageTable& src, uint64_t start, uint64_t end, bo
     } else if (nonpresent) {
       nonpresent(to_canonical(paging_format(src.mode), lin), v);
     }
-    de.store(v);
+    de.publish(v);  // dst's entry was empty: nothing can have cached it
     return true;
   });
   if (wrprotected) flush_tlb_linear(src, lo, hi);

@@ -27,9 +27,6 @@ struct ProcessState : LayerState {
   std::atomic<int64_t> vm_committed_as{0};
   std::atomic<uint64_t> next_anon_vma{1};
   std::atomic<uint64_t> next_shmem_ino{1};
-  // Serialises mapcount transitions to and from 1 across address spaces
-  // (zap and COW), so NR_ANON_PAGES moves exactly once per page.
-  std::mutex rmap_lock;
 
   std::mutex lock;  // guards everything below
   std::map<int, std::unique_ptr<Process>> tasks;

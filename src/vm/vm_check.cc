@@ -13,16 +13,61 @@
 //   page tables: vm/pgtable.h's check (nr_tables = tables reachable, ...)
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "vm/mm.h"
 #include "vm/process.h"
 
 namespace mmkit {
+namespace {
+
+// Every address space's mmap lock at once, for one snapshot of them all.
+// Blocking on one while holding another would order the locks against
+// dup_mm's (parent, then child) and could deadlock with a fork; instead
+// only the first is waited for, with nothing held, and the others are
+// tried; when one is busy all are dropped and the busy one goes first next
+// time (std::lock's back-off).
+class AllMmapLocks {
+ public:
+  explicit AllMmapLocks(std::vector<MmStruct*> mms) : mms_(std::move(mms)) {
+    size_t first = 0;
+    for (;;) {
+      mms_[first]->mmap_lock.lock();
+      size_t busy = mms_.size();
+      for (size_t i = 0; i < mms_.size() && busy == mms_.size(); ++i)
+        if (i != first && !mms_[i]->mmap_lock.try_lock()) busy = i;
+      if (busy == mms_.size()) return;
+      for (size_t i = 0; i < busy; ++i)
+        if (i != first) mms_[i]->mmap_lock.unlock();
+      mms_[first]->mmap_lock.unlock();
+      first = busy;
+      std::this_thread::yield();
+    }
+  }
+  ~AllMmapLocks() {
+    for (MmStruct* mm : mms_) mm->mmap_lock.unlock();
+  }
+  AllMmapLocks(const AllMmapLocks&) = delete;
+  AllMmapLocks& operator=(const AllMmapLocks&) = delete;
+
+ private:
+  std::vector<MmStruct*> mms_;
+};
+
+std::vector<MmStruct*> with(std::vector<MmStruct*> mms, MmStruct* mm) {
+  if (std::find(mms.begin(), mms.end(), mm) == mms.end()) mms.push_back(mm);
+  return mms;
+}
+
+}  // namespace
 
 std::string check(MmStruct* mm) {
   Machine& m = *mm->machine;
-  std::unique_lock<std::mutex> g(mm->mmap_lock);
+  const std::vector<MmStruct*> mms = with(machine_mms(m), mm);
+  AllMmapLocks locks(mms);
   const uint64_t zero_pfn = m.page_to_pfn(zero_page(m));
   uint64_t prev_end = 0;
   int count = 0;
@@ -79,13 +124,8 @@ std::string check(MmStruct* mm) {
     return "page tables: " + e;
 
   // Count the other address spaces' entries for the pages this one maps.
-  // One mmap_lock at a time: holding ours while taking another's would
-  // invert dup_mm's parent-then-child order. Like every check(), this one
-  // wants the machine quiet, so nothing moves between the two halves.
-  g.unlock();
-  for (MmStruct* other : machine_mms(m)) {
+  for (MmStruct* other : mms) {
     if (other == mm) continue;
-    std::lock_guard<std::mutex> g2(other->mmap_lock);
     walk_range(other->pgd, 0, other->layout.task_size, [&](uint64_t, pteval_t v) {
       if (auto it = mapped.find(pte_pfn(v)); it != mapped.end()) ++it->second;
     });

@@ -74,6 +74,17 @@ class EntryRef {
     else
       std::atomic_ref<uint32_t>(*u32()).store(static_cast<uint32_t>(v), std::memory_order_seq_cst);
   }
+  // Makes a not-present entry present: no CPU can have cached the empty
+  // entry, so no flush follows and a release store is enough (a walker's
+  // load that sees the entry also sees the page's contents written before,
+  // such as its zeroing). Changing a present entry needs store() or the
+  // read-modify-writes, which the shootdown's ordering argument relies on.
+  void publish(pteval_t v) const {
+    if (wide_)
+      std::atomic_ref<uint64_t>(*u64()).store(v, std::memory_order_release);
+    else
+      std::atomic_ref<uint32_t>(*u32()).store(static_cast<uint32_t>(v), std::memory_order_release);
+  }
   pteval_t exchange(pteval_t v) const {
     return wide_ ? std::atomic_ref<uint64_t>(*u64()).exchange(v, std::memory_order_seq_cst)
                  : std::atomic_ref<uint32_t>(*u32()).exchange(static_cast<uint32_t>(v),

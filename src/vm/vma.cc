@@ -29,7 +29,8 @@ ShmemObject* shmem_create(Machine& m, uint64_t size_pages, uint64_t charged) {
   obj->machine = &m;
   obj->size_pages = size_pages;
   obj->charged = charged;
-  obj->ino = process_state(m).next_shmem_ino.fetch_add(1, std::memory_order_relaxed);
+  obj->state = &process_state(m);
+  obj->ino = obj->state->next_shmem_ino.fetch_add(1, std::memory_order_relaxed);
   return obj;
 }
 
@@ -46,7 +47,9 @@ void shmem_put(ShmemObject* obj) {
     page->mapping = nullptr;
     put_page(m, page);
   }
-  if (obj->charged) vm_unacct_memory(m, static_cast<int64_t>(obj->charged));
+  if (obj->charged)
+    obj->state->vm_committed_as.fetch_sub(static_cast<int64_t>(obj->charged),
+                                          std::memory_order_relaxed);
   delete obj;
 }
 

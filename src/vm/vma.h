@@ -42,8 +42,11 @@ inline constexpr vm_flags_t VM_ACCESS_FLAGS = VM_READ | VM_WRITE | VM_EXEC;
 // The pages of a shared anonymous mapping (shmem's page cache for the
 // /dev/zero file shmem_zero_setup creates). Holds one reference per page;
 // freed, with its commit charge, when the last VMA using it goes.
+struct ProcessState;
+
 struct ShmemObject {
   Machine* machine = nullptr;
+  ProcessState* state = nullptr;  // the machine's vm state (its commit counter)
   std::atomic<int> refcount{1};
   std::mutex lock;
   std::map<uint64_t, Page*> pages;  // page offset -> page

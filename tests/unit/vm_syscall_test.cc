@@ -279,5 +279,23 @@ TEST(VmProcess, SpawnHasAStackAndAHeapStart) {
   EXPECT_TRUE(processes(*m).empty());
 }
 
+TEST(VmProcess, MachineTeardownReapsLiveProcesses) {
+  // Processes still alive when the machine goes: their address spaces are
+  // torn down with it (the sanitizer build proves nothing leaks).
+  auto m = small();
+  Process* p = nullptr;
+  ASSERT_EQ(spawn(*m, "orphan", &p), 0);
+  const int64_t a = do_mmap(p->mm, 0, 8 * kPage, kRW, kAnon);
+  ASSERT_TRUE(access_touch(p->mm, a, 8 * kPage, Access::kWrite).ok());
+  ASSERT_GT(do_mmap(p->mm, 0, kPage, kRW, MAP_SHARED | MAP_ANONYMOUS), 0);
+  Process* c = nullptr;
+  ASSERT_EQ(fork_process(p, &c), 0);
+  MmStruct* bare = mm_alloc(*m);
+  ASSERT_NE(bare, nullptr);
+  EXPECT_EQ(processes(*m).size(), 2u);
+  EXPECT_EQ(machine_mms(*m).size(), 3u);
+  m.reset();
+}
+
 }  // namespace
 }  // namespace mmkit
