@@ -82,7 +82,9 @@ void BM_vmalloc_vfree(benchmark::State& state, uint64_t size) {
   });
 }
 
-void BM_kmap_pair(benchmark::State& state) {
+// One map + unmap pair per iteration over a high page of the i386 machine.
+template <class Map, class Unmap>
+void high_page_pair(benchmark::State& state, Map map, Unmap unmap) {
   std::string err;
   mmkit::Machine* m = i386_machine(&err);
   on_cpu0(state, m, err, [&](mmkit::Machine& mm) {
@@ -90,28 +92,24 @@ void BM_kmap_pair(benchmark::State& state) {
     if (page == nullptr || !mmkit::PageHighMem(mm, page))
       return state.SkipWithError("no high page");
     for (auto _ : state) {
-      void* a = mmkit::kmap(mm, page);
+      void* a = map(mm, page);
       benchmark::DoNotOptimize(a);
-      mmkit::kunmap(mm, page);
+      unmap(mm, page, a);
     }
     mmkit::free_page(mm, page);
   });
 }
 
+void BM_kmap_pair(benchmark::State& state) {
+  high_page_pair(
+      state, [](mmkit::Machine& m, mmkit::Page* p) { return mmkit::kmap(m, p); },
+      [](mmkit::Machine& m, mmkit::Page* p, void*) { mmkit::kunmap(m, p); });
+}
+
 void BM_kmap_atomic_pair(benchmark::State& state) {
-  std::string err;
-  mmkit::Machine* m = i386_machine(&err);
-  on_cpu0(state, m, err, [&](mmkit::Machine& mm) {
-    mmkit::Page* page = mmkit::alloc_page(mm, mmkit::GFP_HIGHUSER);
-    if (page == nullptr || !mmkit::PageHighMem(mm, page))
-      return state.SkipWithError("no high page");
-    for (auto _ : state) {
-      void* a = mmkit::kmap_atomic(mm, page);
-      benchmark::DoNotOptimize(a);
-      mmkit::kunmap_atomic(mm, a);
-    }
-    mmkit::free_page(mm, page);
-  });
+  high_page_pair(
+      state, [](mmkit::Machine& m, mmkit::Page* p) { return mmkit::kmap_atomic(m, p); },
+      [](mmkit::Machine& m, mmkit::Page*, void* a) { mmkit::kunmap_atomic(m, a); });
 }
 
 }  // namespace mmkit_bench

@@ -24,19 +24,13 @@
 #include "vmalloc/layout.h"
 #include "vmalloc/vmalloc.h"
 
+#include "../support/boot.h"
+
 namespace mmkit {
 namespace {
 
 std::unique_ptr<Machine> boot_i386_2g() {
-  MachineConfig cfg;
-  cfg.arch = Arch::i386;
-  cfg.cpus = 2;
-  NodeConfig n;
-  n.memory = uint64_t{2048} << 20;
-  cfg.nodes.push_back(n);
-  auto r = boot(cfg);
-  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
-  return r.ok() ? std::move(r.value()) : nullptr;
+  return test::boot_or_fail(test::one_node(2048, 2, Arch::i386));
 }
 
 TEST(KmapConcurrency, MoreKmapsThanSlotsFromFiveThreadsComplete) {

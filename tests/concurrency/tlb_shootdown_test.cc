@@ -16,6 +16,8 @@
 #include "page_alloc/page_alloc.h"
 #include "vm/mmu.h"
 
+#include "../support/boot.h"
+
 namespace mmkit {
 namespace {
 
@@ -35,12 +37,7 @@ struct TwoCpus {
   std::vector<Page*> pool;
 
   TwoCpus() {
-    MachineConfig c;
-    c.cpus = 2;
-    c.nodes.push_back(NodeConfig{.memory = 64ull << 20});
-    auto r = boot(c);
-    EXPECT_TRUE(r.ok()) << r.error().message;
-    m = std::move(r.value());
+    m = test::boot_or_fail(test::one_node(64));
     EXPECT_TRUE(pgd_alloc(*m, paging_mode(*m), pt));
     for (int i = 0; i < 8; ++i) pool.push_back(alloc_page(*m, GFP_KERNEL | __GFP_ZERO));
   }
@@ -59,29 +56,37 @@ struct TwoCpus {
     p->mapcount.fetch_add(1);
     get_page(p);
   }
+  // A thread on CPU 1 that reads kAddr's first word through the MMU until
+  // `stop`, counting successful reads in `reads` and, once stopped, the
+  // values `is_stale` rejects in `stale`.
+  template <class IsStale>
+  std::thread reader(std::atomic<bool>& stop, std::atomic<uint64_t>& reads,
+                     std::atomic<uint64_t>& stale, IsStale is_stale) {
+    return std::thread([this, &stop, &reads, &stale, is_stale] {
+      auto cpu = CpuScope::bind(*m, 1);
+      ASSERT_TRUE(cpu.ok());
+      uint64_t n = 0, bad = 0;
+      while (!stop.load(std::memory_order_relaxed)) {
+        mmu_access_begin(*m);
+        const Translation tr = translate(pt, kAddr, Access::kRead);
+        if (tr.ok()) {
+          uint64_t v;
+          std::memcpy(&v, tr.host, sizeof v);
+          if (is_stale(v)) ++bad;
+          reads.store(++n, std::memory_order_relaxed);
+        }
+        mmu_access_end(*m);
+      }
+      stale.store(bad);
+    });
+  }
 };
 
 TEST(TlbShootdown, MunmapLeavesNoStalePath) {
   TwoCpus t;
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> reads{0}, dead_seen{0};
-  std::thread reader([&] {
-    auto cpu = CpuScope::bind(*t.m, 1);
-    ASSERT_TRUE(cpu.ok());
-    uint64_t n = 0, bad = 0;
-    while (!stop.load(std::memory_order_relaxed)) {
-      mmu_access_begin(*t.m);
-      const Translation tr = translate(t.pt, kAddr, Access::kRead);
-      if (tr.ok()) {
-        uint64_t v;
-        std::memcpy(&v, tr.host, sizeof v);
-        if (v == kDead) ++bad;
-        reads.store(++n, std::memory_order_relaxed);
-      }
-      mmu_access_end(*t.m);
-    }
-    dead_seen.store(bad);
-  });
+  std::thread reader = t.reader(stop, reads, dead_seen, [](uint64_t v) { return v == kDead; });
   {
     auto cpu = CpuScope::bind(*t.m, 0);
     ASSERT_TRUE(cpu.ok());
@@ -192,23 +197,7 @@ TEST(TlbShootdown, FreedTablesAreNeverWalked) {
   TwoCpus t;
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> hits{0}, bad{0};
-  std::thread reader([&] {
-    auto cpu = CpuScope::bind(*t.m, 1);
-    ASSERT_TRUE(cpu.ok());
-    uint64_t n = 0, b = 0;
-    while (!stop.load(std::memory_order_relaxed)) {
-      mmu_access_begin(*t.m);
-      const Translation tr = translate(t.pt, kAddr, Access::kRead);
-      if (tr.ok()) {
-        uint64_t v;
-        std::memcpy(&v, tr.host, sizeof v);
-        if (v == kDead || v == 0) ++b;
-        hits.store(++n, std::memory_order_relaxed);
-      }
-      mmu_access_end(*t.m);
-    }
-    bad.store(b);
-  });
+  std::thread reader = t.reader(stop, hits, bad, [](uint64_t v) { return v == kDead || v == 0; });
   {
     auto cpu = CpuScope::bind(*t.m, 0);
     ASSERT_TRUE(cpu.ok());

@@ -23,6 +23,8 @@
 
 #include "page_alloc/page_alloc.h"
 
+#include "../support/boot.h"
+
 namespace mmkit {
 namespace {
 
@@ -39,9 +41,7 @@ MachineConfig one_node(Arch arch, uint64_t mem, unsigned cpus = 1) {
 }
 
 std::unique_ptr<Machine> must_boot(const MachineConfig& c) {
-  auto r = boot(c);
-  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
-  return r.ok() ? std::move(r.value()) : nullptr;
+  return test::boot_or_fail(c);
 }
 
 struct WarnCapture {

@@ -23,21 +23,15 @@
 #include "vmalloc/layout.h"
 #include "vmalloc/vmalloc.h"
 
+#include "../support/boot.h"
+
 namespace mmkit {
 namespace {
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 
 std::unique_ptr<Machine> boot_i386(uint64_t mib, unsigned cpus = 2) {
-  MachineConfig cfg;
-  cfg.arch = Arch::i386;
-  cfg.cpus = cpus;
-  NodeConfig n;
-  n.memory = mib * kMiB;
-  cfg.nodes.push_back(n);
-  auto r = boot(cfg);
-  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
-  return r.ok() ? std::move(r.value()) : nullptr;
+  return test::boot_or_fail(test::one_node(mib, cpus, Arch::i386));
 }
 
 std::map<std::string, uint64_t> meminfo(Machine& m) {

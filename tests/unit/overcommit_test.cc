@@ -8,6 +8,8 @@
 #include "vm/overcommit.h"
 #include "vm/process.h"
 
+#include "../support/boot.h"
+
 namespace mmkit {
 namespace {
 
@@ -16,14 +18,10 @@ constexpr int kAnon = MAP_PRIVATE | MAP_ANONYMOUS;
 constexpr int kRW = PROT_READ | PROT_WRITE;
 
 std::unique_ptr<Machine> machine(unsigned mode, uint64_t swap = 0) {
-  MachineConfig c;
-  c.cpus = 1;
-  c.nodes = {NodeConfig{.memory = 64ull << 20}};
+  MachineConfig c = test::one_node(64, 1);
   c.overcommit_memory = mode;
   c.swap = swap;
-  auto m = boot(c);
-  EXPECT_TRUE(m.ok());
-  return std::move(m.value());
+  return test::boot_or_fail(c);
 }
 
 TEST(Overcommit, DefaultsFollowLinux) {

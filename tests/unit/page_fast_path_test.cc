@@ -18,21 +18,15 @@
 
 #include "page_alloc/page_alloc.h"
 
+#include "../support/boot.h"
+
 namespace mmkit {
 namespace {
 
 constexpr uint64_t kMiB = 1ull << 20;
 
 std::unique_ptr<Machine> boot_mib(uint64_t mib, unsigned cpus = 1) {
-  MachineConfig c;
-  c.arch = Arch::x86_64;
-  c.cpus = cpus;
-  NodeConfig n;
-  n.memory = mib * kMiB;
-  c.nodes.push_back(n);
-  auto r = boot(c);
-  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
-  return r.ok() ? std::move(r.value()) : nullptr;
+  return test::boot_or_fail(test::one_node(mib, cpus));
 }
 
 int64_t expected_free_above(const PcpClass& cls) {

@@ -13,16 +13,15 @@
 #include "page_alloc/page_alloc.h"
 #include "procfs/procfs.h"
 
+#include "../support/boot.h"
+
 namespace mmkit {
 namespace {
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 
 std::unique_ptr<Machine> boot_or_die(const MachineConfig& cfg) {
-  auto r = boot(cfg);
-  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
-  if (!r.ok()) return nullptr;
-  return std::move(r.value());
+  return test::boot_or_fail(cfg);
 }
 
 // x86_64, 2 CPUs, one node of `mib` MiB.

@@ -16,6 +16,8 @@
 #include "page_alloc/page_alloc.h"
 #include "slab/slab.h"
 
+#include "../support/boot.h"
+
 namespace mmkit {
 namespace {
 
@@ -27,9 +29,7 @@ MachineConfig one_node(uint64_t mib) {
 }
 
 std::unique_ptr<Machine> boot_or_die(const MachineConfig& c) {
-  auto booted = boot(c);
-  EXPECT_TRUE(booted.ok()) << booted.error().message;
-  return booted.ok() ? std::move(booted.value()) : nullptr;
+  return test::boot_or_fail(c);
 }
 
 // A shrinker over nothing: count returns `freeable`, scan records each

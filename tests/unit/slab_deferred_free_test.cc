@@ -20,16 +20,13 @@
 #include "slab/kmem_cache.h"
 #include "slab/slab.h"
 
+#include "../support/boot.h"
+
 namespace mmkit {
 namespace {
 
 std::unique_ptr<Machine> boot_small(unsigned cpus) {
-  MachineConfig c;
-  c.cpus = cpus;
-  c.nodes = {NodeConfig{.memory = 64ull << 20}};
-  auto r = boot(c);
-  EXPECT_TRUE(r.ok());
-  return r.ok() ? std::move(r.value()) : nullptr;
+  return test::boot_or_fail(test::one_node(64, cpus));
 }
 
 Page* slab_of(Machine& m, void* obj) {

@@ -21,6 +21,8 @@
 #include "procfs/procfs.h"
 #include "slab/slab.h"
 
+#include "../support/boot.h"
+
 namespace mmkit {
 namespace {
 
@@ -33,16 +35,7 @@ constexpr const char* kHeader =
     "<sharedavail>\n";
 
 std::unique_ptr<Machine> boot_two_cpus(uint64_t mib) {
-  MachineConfig cfg;
-  cfg.arch = Arch::x86_64;
-  cfg.cpus = 2;
-  NodeConfig n;
-  n.memory = mib * kMiB;
-  cfg.nodes.push_back(n);
-  auto r = boot(cfg);
-  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
-  if (!r.ok()) return nullptr;
-  return std::move(r.value());
+  return test::boot_or_fail(test::one_node(mib));
 }
 
 std::vector<std::string> lines_of(const std::string& text) {

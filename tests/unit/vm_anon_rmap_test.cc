@@ -9,6 +9,8 @@
 #include "vm/mm.h"
 #include "vm/process.h"
 
+#include "../support/boot.h"
+
 namespace mmkit {
 namespace {
 
@@ -17,12 +19,9 @@ constexpr int kAnon = MAP_PRIVATE | MAP_ANONYMOUS;
 constexpr int kRW = PROT_READ | PROT_WRITE;
 
 std::unique_ptr<Machine> two_nodes() {
-  MachineConfig c;
-  c.cpus = 2;
-  c.nodes = {NodeConfig{.memory = 32ull << 20}, NodeConfig{.memory = 32ull << 20}};
-  auto m = boot(c);
-  EXPECT_TRUE(m.ok());
-  return std::move(m.value());
+  MachineConfig c = test::one_node(32);
+  c.nodes.push_back(NodeConfig{.memory = 32ull << 20});
+  return test::boot_or_fail(c);
 }
 
 Page* page_at(Machine& m, MmStruct* mm, uint64_t addr) {

@@ -10,6 +10,8 @@
 #include "vm/mm.h"
 #include "vm/process.h"
 
+#include "../support/boot.h"
+
 namespace mmkit {
 namespace {
 
@@ -18,12 +20,7 @@ constexpr int kAnon = MAP_PRIVATE | MAP_ANONYMOUS;
 constexpr int kRW = PROT_READ | PROT_WRITE;
 
 std::unique_ptr<Machine> small() {
-  MachineConfig c;
-  c.cpus = 2;
-  c.nodes = {NodeConfig{.memory = 64ull << 20}};
-  auto m = boot(c);
-  EXPECT_TRUE(m.ok());
-  return std::move(m.value());
+  return test::boot_or_fail(test::one_node(64));
 }
 
 uint64_t pfn_at(MmStruct* mm, uint64_t addr) {

@@ -12,6 +12,8 @@
 #include "vm/overcommit.h"
 #include "vm/process.h"
 
+#include "../support/boot.h"
+
 namespace mmkit {
 namespace {
 
@@ -20,14 +22,9 @@ constexpr int kAnon = MAP_PRIVATE | MAP_ANONYMOUS;
 constexpr int kRW = PROT_READ | PROT_WRITE;
 
 std::unique_ptr<Machine> small(Arch arch = Arch::x86_64, uint64_t swap = 0) {
-  MachineConfig c;
-  c.arch = arch;
-  c.cpus = 2;
+  MachineConfig c = test::one_node(64, 2, arch);
   c.swap = swap;
-  c.nodes = {NodeConfig{.memory = 64ull << 20}};
-  auto m = boot(c);
-  EXPECT_TRUE(m.ok());
-  return std::move(m.value());
+  return test::boot_or_fail(c);
 }
 
 std::vector<std::string> lines(const std::string& text) {

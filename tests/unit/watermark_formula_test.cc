@@ -43,6 +43,8 @@
 
 #include "page_alloc/page_alloc.h"
 
+#include "../support/boot.h"
+
 namespace mmkit {
 namespace {
 
@@ -59,9 +61,7 @@ struct ZoneExpect {
 };
 
 std::unique_ptr<Machine> must_boot(const MachineConfig& c) {
-  auto r = boot(c);
-  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
-  return r.ok() ? std::move(r.value()) : nullptr;
+  return test::boot_or_fail(c);
 }
 
 void expect_zone(Machine& m, const ZoneExpect& e) {
