@@ -52,11 +52,12 @@ void BM_vmalloc_vfree(benchmark::State& state, uint64_t size);
 void BM_kmap_pair(benchmark::State& state);
 void BM_kmap_atomic_pair(benchmark::State& state);
 // vm_fault.cc, vm_fork.cc and their host peers (peers_vm.cc).
-void BM_vm_fault_anon_zero(benchmark::State& state);
+void BM_vm_fault_anon_zero(benchmark::State& state, uint64_t window_pages);
+void BM_vm_clear_page_cold(benchmark::State& state);
 void BM_vm_fault_cow(benchmark::State& state);
 void BM_vm_fork_1GiB(benchmark::State& state);
 void BM_vm_munmap_1GiB(benchmark::State& state);
-void BM_peer_host_fault_anon(benchmark::State& state);
+void BM_peer_host_fault_anon(benchmark::State& state, uint64_t window_pages);
 void BM_peer_host_fork_1GiB(benchmark::State& state);
 void BM_peer_host_munmap_1GiB(benchmark::State& state);
 void BM_vm_translate_tlb_hit(benchmark::State& state);  // vm_translate.cc
@@ -148,8 +149,12 @@ void register_all() {
   RegisterBenchmark("vm/translate_walk_4level", BM_vm_translate_walk, 4u);
   RegisterBenchmark("vm/translate_walk_5level", BM_vm_translate_walk, 5u);
 
-  RegisterBenchmark("vm/fault_anon_zero", BM_vm_fault_anon_zero);
-  RegisterBenchmark("peer/host_fault_anon", BM_peer_host_fault_anon);
+  // Cold frames (64 MiB mapped at a time) and frames recycled hot (1 MiB).
+  RegisterBenchmark("vm/fault_anon_zero", BM_vm_fault_anon_zero, uint64_t{16384});
+  RegisterBenchmark("peer/host_fault_anon", BM_peer_host_fault_anon, uint64_t{16384});
+  RegisterBenchmark("vm/fault_anon_zero_1MiB", BM_vm_fault_anon_zero, uint64_t{256});
+  RegisterBenchmark("peer/host_fault_anon_1MiB", BM_peer_host_fault_anon, uint64_t{256});
+  RegisterBenchmark("vm/clear_page_cold", BM_vm_clear_page_cold);
   RegisterBenchmark("vm/fault_cow", BM_vm_fault_cow);
   RegisterBenchmark("vm/fork_1GiB", BM_vm_fork_1GiB)->Unit(kMillisecond)->UseRealTime();
   RegisterBenchmark("peer/host_fork_1GiB", BM_peer_host_fork_1GiB)

@@ -3,6 +3,7 @@
 //   peer/host_fault_anon  a write to a fresh page of a private anonymous
 //                         mapping (64 MiB at a time, MADV_NOHUGEPAGE so
 //                         every page faults on its own, as mmkit's do)
+//   peer/host_fault_anon_1MiB  the same, 1 MiB at a time
 //   peer/host_fork_1GiB   fork of this process with 1 GiB written; the child
 //                         _exit()s at once and the parent waits for it
 //   peer/host_munmap_1GiB munmap of 1 GiB written just before (untimed)
@@ -19,7 +20,6 @@ namespace {
 
 constexpr uint64_t kGiB = 1ull << 30;
 constexpr uint64_t kPage = 4096;
-constexpr uint64_t kFaultPages = 16384;
 
 char* map_anon(uint64_t len, bool populate) {
   void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -32,21 +32,21 @@ char* map_anon(uint64_t len, bool populate) {
 
 }  // namespace
 
-void BM_peer_host_fault_anon(benchmark::State& state) {
-  char* a = map_anon(kFaultPages * kPage, false);
+void BM_peer_host_fault_anon(benchmark::State& state, uint64_t window_pages) {
+  char* a = map_anon(window_pages * kPage, false);
   uint64_t i = 0;
   for (auto _ : state) {
-    if (i == kFaultPages) {
+    if (i == window_pages) {
       state.PauseTiming();
-      munmap(a, kFaultPages * kPage);
-      a = map_anon(kFaultPages * kPage, false);
+      munmap(a, window_pages * kPage);
+      a = map_anon(window_pages * kPage, false);
       i = 0;
       state.ResumeTiming();
     }
     static_cast<volatile char*>(a)[i++ * kPage] = 1;
   }
   state.SetItemsProcessed(state.iterations());
-  munmap(a, kFaultPages * kPage);
+  munmap(a, window_pages * kPage);
 }
 
 void BM_peer_host_fork_1GiB(benchmark::State& state) {

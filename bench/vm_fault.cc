@@ -4,7 +4,16 @@
 //                       mapping: translation miss, handle_mm_fault (VMA
 //                       lookup, a zeroed GFP_HIGHUSER_MOVABLE page, the
 //                       entry set), the translation retried, one byte
-//                       written; on CPU 0, 64 MiB mapped at a time
+//                       written; on CPU 0, 64 MiB mapped at a time, so the
+//                       frames it recycles are cold: a fault costs at least
+//                       what zeroing a cold frame does (vm/clear_page_cold)
+//   vm/fault_anon_zero_1MiB  the same with 1 MiB mapped at a time: the
+//                       frames come back from the per-CPU lists still in
+//                       the cache, as for a program that maps and unmaps
+//                       buffers of that size
+//   vm/clear_page_cold  diagnostic: clear_user_highpage's memset of a frame
+//                       alone, cycling over 64 MiB of the fault benchmarks'
+//                       machine as vm/fault_anon_zero does: its floor
 //   vm/fault_cow        a child's first write to a page it shares with its
 //                       parent after fork: do_wp_page copies the page
 //
@@ -15,6 +24,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <mutex>
 
@@ -27,7 +37,7 @@ namespace {
 
 using namespace mmkit;
 
-constexpr uint64_t kPages = 16384;  // 64 MiB
+constexpr uint64_t kPages = 16384;  // 64 MiB: vm/fault_cow, and the cold fault
 constexpr int kAnon = MAP_PRIVATE | MAP_ANONYMOUS;
 constexpr int kRW = PROT_READ | PROT_WRITE;
 
@@ -54,7 +64,7 @@ void write_byte(MmStruct* mm, uint64_t addr) {
 
 }  // namespace
 
-void BM_vm_fault_anon_zero(benchmark::State& state) {
+void BM_vm_fault_anon_zero(benchmark::State& state, uint64_t window_pages) {
   Machine* m = fault_machine();
   auto cpu = CpuScope::bind(*m, 0);
   Process* p = nullptr;
@@ -65,15 +75,16 @@ void BM_vm_fault_anon_zero(benchmark::State& state) {
   MmStruct* mm = p->mm;
   int64_t a = 0;
   auto remap = [&] {
-    if (a > 0) do_munmap(mm, a, kPages * PAGE_SIZE);
-    a = do_mmap(mm, 0, kPages * PAGE_SIZE, kRW, kAnon);
+    if (a > 0) do_munmap(mm, a, window_pages * PAGE_SIZE);
+    a = do_mmap(mm, 0, window_pages * PAGE_SIZE, kRW, kAnon);
   };
   remap();
-  for (uint64_t i = 0; i < kPages; ++i) write_byte(mm, a + i * PAGE_SIZE);  // host-resident RAM
+  for (uint64_t i = 0; i < window_pages; ++i)
+    write_byte(mm, a + i * PAGE_SIZE);  // host-resident RAM
   remap();
   uint64_t i = 0;
   for (auto _ : state) {
-    if (i == kPages) {
+    if (i == window_pages) {
       state.PauseTiming();
       remap();
       i = 0;
@@ -83,6 +94,38 @@ void BM_vm_fault_anon_zero(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations());
   exit_process(p);
+}
+
+void BM_vm_clear_page_cold(benchmark::State& state) {
+  Machine* m = fault_machine();
+  auto cpu = CpuScope::bind(*m, 0);
+  Page* frames = m ? alloc_pages(*m, GFP_HIGHUSER_MOVABLE, 10) : nullptr;  // 4 MiB
+  if (!cpu.ok() || !frames) {
+    state.SkipWithError("no machine");
+    return;
+  }
+  // 64 MiB in 16 blocks of 4 MiB, walked frame by frame: every frame was
+  // last written 64 MiB of zeroing earlier.
+  constexpr unsigned kBlocks = kPages >> 10;
+  char* block[kBlocks];
+  Page* pages[kBlocks];
+  pages[0] = frames;
+  for (unsigned b = 1; b < kBlocks; ++b)
+    if (!(pages[b] = alloc_pages(*m, GFP_HIGHUSER_MOVABLE, 10))) {
+      for (unsigned f = 0; f < b; ++f) free_pages(*m, pages[f], 10);
+      state.SkipWithError("no 64 MiB for the frames");
+      return;
+    }
+  for (unsigned b = 0; b < kBlocks; ++b) block[b] = m->phys_window(m->page_to_pfn(pages[b]));
+  uint64_t i = 0;
+  for (auto _ : state) {
+    char* frame = block[(i >> 10) % kBlocks] + ((i & 1023) << PAGE_SHIFT);
+    std::memset(frame, 0, PAGE_SIZE);  // what clear_user_highpage does
+    benchmark::ClobberMemory();
+    ++i;
+  }
+  state.SetItemsProcessed(state.iterations());
+  for (unsigned b = 0; b < kBlocks; ++b) free_pages(*m, pages[b], 10);
 }
 
 void BM_vm_fault_cow(benchmark::State& state) {

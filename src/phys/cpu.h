@@ -30,6 +30,7 @@ inline constexpr uint64_t kDrainerToken = ~uint64_t{0};
 
 struct Zone;
 struct PerCpuPages;
+struct Tlb;
 
 // The page allocator's view of one GFP class (gfp & 0x1f: the zone
 // modifiers DMA, HIGHMEM, DMA32 and the mobility bits MOVABLE, RECLAIMABLE)
@@ -53,6 +54,9 @@ struct alignas(64) CpuState {
   int id = 0;
   int node = 0;
   std::atomic<uint64_t> owner{0};
+  // The vm layer's TLB of this CPU (vm/tlb.h), set when that layer starts:
+  // translate()'s hit path reaches it in two loads from the thread's binding.
+  Tlb* tlb = nullptr;
   PcpClass pcp_class[32];  // filled when the machine boots
   std::array<OwnedCounter, kNrVmEvents> events;
 };

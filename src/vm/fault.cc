@@ -22,10 +22,6 @@
 // returns are not counted, as mm_account_fault() skips them.
 #include <cstring>
 
-#if defined(__SSE2__)
-#include <immintrin.h>
-#endif
-
 #include "page_alloc/page_alloc.h"
 #include "vm/mm.h"
 #include "vm/overcommit.h"
@@ -88,28 +84,16 @@ bool access_error(const Machine& m, const VmArea* vma, Access access) {
   return true;
 }
 
-// clear_user_highpage(): zeroes a page about to be mapped to user space.
-// The frame is usually cold (a process faulting in fresh memory recycles
-// frames freed long before), so the zeroing bypasses the cache with
-// non-temporal stores: no line is read for ownership only to be
-// overwritten. (x86 Linux clears a 4 KiB page with cached string stores,
-// arch/x86/lib/clear_page_64.S; this is mmkit's choice for the host's
-// memory, where the frame behind a fault is rarely in the cache.) The
-// fence makes the zeroes visible before the entry that maps the page.
+// clear_user_highpage(): zeroes a page about to be mapped to user space,
+// with cached stores as x86 Linux's clear_page_erms does (a string store,
+// arch/x86/lib/clear_page_64.S). A frame freed moments ago is still in the
+// cache and zeroes in a fraction of the time; a cold one costs what the
+// memory's write bandwidth allows whichever stores are used (non-temporal
+// ones save a tenth there and lose twofold on hot frames; see
+// docs/PERFORMANCE.md, vm/clear_page_cold). The mapping entry is set after
+// this with a release store, which orders the zeroes before it.
 void clear_user_highpage(Machine& m, Page* page) {
-  char* p = m.phys_window(m.page_to_pfn(page));
-#if defined(__SSE2__)
-  const __m128i zero = _mm_setzero_si128();
-  for (uint64_t off = 0; off < PAGE_SIZE; off += 64) {
-    _mm_stream_si128(reinterpret_cast<__m128i*>(p + off), zero);
-    _mm_stream_si128(reinterpret_cast<__m128i*>(p + off + 16), zero);
-    _mm_stream_si128(reinterpret_cast<__m128i*>(p + off + 32), zero);
-    _mm_stream_si128(reinterpret_cast<__m128i*>(p + off + 48), zero);
-  }
-  _mm_sfence();
-#else
-  std::memset(p, 0, PAGE_SIZE);
-#endif
+  std::memset(m.phys_window(m.page_to_pfn(page)), 0, PAGE_SIZE);
 }
 
 void anon_vma_prepare(MmStruct* mm, VmArea* vma) {
@@ -135,6 +119,7 @@ FaultResult do_anonymous_page(MmStruct* mm, VmArea* vma, uint64_t addr, Access a
       pfn_pte(m.page_to_pfn(page), vma->vm_page_prot) | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED;
   page_add_new_anon_rmap(m, page, vma->anon_vma);
   slot.publish(entry);  // set_pte_at(), after the zeroing it orders
+  update_mmu_cache(mm->pgd, addr, slot, entry);
   add_mm_counter(mm, MM_ANONPAGES, 1);
   return {};
 }

@@ -79,7 +79,46 @@ bool set_accessed_dirty(const PagingFormat& f, Walk* w, pteval_t last_bits) {
   return true;
 }
 
+// The bound CPU's side of a fill, before the entry is read: the tree's
+// cpumask bit (as switch_mm sets it before loading CR3), then the access,
+// then the flush requests it must honour. Returns the fill's context.
+uint64_t tlb_fill_begin(PageTable& pt, const CpuState& cpu, Tlb& t) {
+  const uint64_t bit = uint64_t{1} << std::min(cpu.id, 63);
+  if (!(pt.cpumask.load(std::memory_order_relaxed) & bit))
+    pt.cpumask.fetch_or(bit, std::memory_order_seq_cst);
+  tlb_access_enter(t);
+  // After entering the access: a request that this load misses waits for
+  // the access to end (the entry filled then is stale, and its generation
+  // says so).
+  tlb_flush_pending(t);
+  return tlb_ctx(pt.asid, t.flush_seen);
+}
+
+void tlb_fill(Tlb& t, uint64_t vaddr, uint64_t ctx, const Walk& w, pteval_t pte, char* page) {
+  TlbEntry& e = t.entries[(vaddr >> PAGE_SHIFT) & (kTlbEntries - 1)];
+  e.tag = (vaddr & ~(PAGE_SIZE - 1)) | allow_mask(w, pte & _PAGE_DIRTY);
+  e.ctx = ctx;
+  e.host = page;
+  e.pte = pte;
+}
+
 }  // namespace
+
+void update_mmu_cache(PageTable& pt, uint64_t vaddr, EntryRef slot, pteval_t pte) {
+  CpuState* cpu = pt.machine ? this_cpu(*pt.machine) : nullptr;
+  if (!cpu || !(pte & _PAGE_ACCESSED)) return;
+  Tlb& t = *cpu->tlb;
+  const uint64_t ctx = tlb_fill_begin(pt, *cpu, t);
+  // Read inside the access: a change after this load flushes the entry.
+  if (slot.load() == pte) {
+    Walk w;
+    w.rw = pte & _PAGE_RW;
+    w.user = pte & _PAGE_USER;
+    w.nx = paging_format(pt.mode).entry_shift == 3 && (pte & _PAGE_NX);
+    tlb_fill(t, vaddr, ctx, w, pte, pt.machine->phys_window(pte_pfn(pte)));
+  }
+  tlb_access_exit(t);
+}
 
 Translation translate_slow(PageTable& pt, uint64_t vaddr, Access access, bool user) {
   if (!pt.pgd) return Translation{nullptr, 0, TranslateFault::kNotPresent};
@@ -90,16 +129,8 @@ Translation translate_slow(PageTable& pt, uint64_t vaddr, Access access, bool us
   Tlb* t = nullptr;
   uint64_t ctx = 0;
   if (CpuState* cpu = this_cpu(m)) {
-    t = &vm_state(m).tlbs[cpu->id];
-    const uint64_t bit = uint64_t{1} << std::min(cpu->id, 63);
-    if (!(pt.cpumask.load(std::memory_order_relaxed) & bit))
-      pt.cpumask.fetch_or(bit, std::memory_order_seq_cst);
-    tlb_access_enter(*t);
-    // After entering the access: a request that this load misses waits
-    // for the access to end (the entry filled below is then stale, and its
-    // generation says so).
-    tlb_flush_pending(*t);
-    ctx = tlb_ctx(pt.asid, t->flush_seen);
+    t = cpu->tlb;
+    ctx = tlb_fill_begin(pt, *cpu, *t);
     t->misses.add(1);
   }
   const uint64_t lin = to_linear(f, vaddr);
@@ -117,13 +148,7 @@ Translation translate_slow(PageTable& pt, uint64_t vaddr, Access access, bool us
     const pteval_t pte = w.val[last];
     char* page = m.phys_window(pte_pfn(pte));
     r = Translation{page + (vaddr & (PAGE_SIZE - 1)), pte, TranslateFault::kNone};
-    if (t) {
-      TlbEntry& e = t->entries[(vaddr >> PAGE_SHIFT) & (kTlbEntries - 1)];
-      e.tag = (vaddr & ~(PAGE_SIZE - 1)) | allow_mask(w, pte & _PAGE_DIRTY);
-      e.ctx = ctx;
-      e.host = page;
-      e.pte = pte;
-    }
+    if (t) tlb_fill(*t, vaddr, ctx, w, pte, page);
     break;
   }
   if (t) tlb_access_exit(*t);

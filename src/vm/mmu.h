@@ -55,18 +55,28 @@ Translation translate_slow(PageTable& pt, uint64_t vaddr, Access access, bool us
 inline Translation translate(PageTable& pt, uint64_t vaddr, Access access, bool user = true) {
   // this_cpu(), knowing that a binding of this machine has a CPU.
   if (tls_cpu.machine == pt.machine && pt.machine) [[likely]] {
-    Tlb& t = *vm_state_if(*pt.machine)->tlb_of[tls_cpu.cpu->id];
+    Tlb& t = *tls_cpu.cpu->tlb;  // set: pt's machine has its vm layer
     const uint64_t bit = tlb_allow_bit(static_cast<unsigned>(access), user);
     const TlbEntry& e = t.entries[(vaddr >> PAGE_SHIFT) & (kTlbEntries - 1)];
     const uint64_t page = vaddr & ~(PAGE_SIZE - 1);
     if ((e.tag & ~(kTlbAllowMask & ~bit)) == (page | bit) &&
         e.ctx == tlb_ctx(pt.asid, t.flush_req.load(std::memory_order_seq_cst))) [[likely]] {
-      tlb_hit_inc(t);
       return Translation{e.host + (vaddr & (PAGE_SIZE - 1)), e.pte, TranslateFault::kNone};
     }
   }
   return translate_slow(pt, vaddr, access, user);
 }
+
+// update_mmu_cache(): called by the fault handler, with the mmap lock held,
+// after it made the not-present entry `slot` for `vaddr` of user tree `pt`
+// present as `pte`. Preloads the calling CPU's TLB with it, as architectures
+// with software-loaded TLBs do (MIPS, PowerPC's hash table; x86's is empty,
+// its hardware walks again), so the access the fault interrupted hits
+// instead of walking the tree a second time. The upper levels of a user
+// tree grant every right (_PAGE_TABLE), so the entry's own bits are the
+// translation's. Nothing is cached when the entry changed meanwhile or the
+// thread has no CPU.
+void update_mmu_cache(PageTable& pt, uint64_t vaddr, EntryRef slot, pteval_t pte);
 
 // An access: the span in which a caller translates and then uses the host
 // addresses it got (copies bytes), like an RCU read side. A flush on another
@@ -77,10 +87,14 @@ inline Translation translate(PageTable& pt, uint64_t vaddr, Access access, bool 
 // thread with no bound CPU has no accesses: its translations are safe only
 // under the caller's locks. See docs/pgtable.md.
 inline void mmu_access_begin(Machine& m) {
-  if (CpuState* cpu = this_cpu(m)) tlb_access_enter(vm_state(m).tlbs[cpu->id]);
+  if (CpuState* cpu = this_cpu(m)) {
+    if (!cpu->tlb) [[unlikely]]
+      vm_state(m);  // starts the vm layer, which sets every CPU's tlb
+    tlb_access_enter(*cpu->tlb);
+  }
 }
 inline void mmu_access_end(Machine& m) {
-  if (CpuState* cpu = this_cpu(m)) tlb_access_exit(vm_state(m).tlbs[cpu->id]);
+  if (CpuState* cpu = this_cpu(m)) tlb_access_exit(*cpu->tlb);
 }
 
 // Flushes, on every CPU that may hold them (pt.cpumask): translations of
@@ -92,11 +106,12 @@ void flush_tlb_mm(PageTable& pt);
 // The calling CPU's whole TLB (a CR3 write without PCID).
 void flush_tlb_local(Machine& m);
 
-// Per-CPU TLB statistics, for tests and benchmarks: hits and misses of
-// translate(), flushes of the whole TLB (local or on request), shootdowns
-// this CPU sent (one per other CPU asked to flush).
+// Per-CPU TLB statistics, for tests and benchmarks: misses of translate()
+// (walks on a bound CPU; every other translate() of the CPU hit), flushes of
+// the whole TLB (local or on request), shootdowns this CPU sent (one per
+// other CPU asked to flush).
 struct TlbStats {
-  uint64_t hits = 0, misses = 0, flushes = 0, shootdowns = 0;
+  uint64_t misses = 0, flushes = 0, shootdowns = 0;
 };
 TlbStats tlb_stats(Machine& m, int cpu);
 

@@ -21,16 +21,6 @@
 namespace mmkit {
 namespace {
 
-// arch/x86/include/asm/pgtable_64_types.h (PGDIR_SHIFT 39 or 48, P4D_SHIFT 39,
-// PUD_SHIFT 30, PMD_SHIFT 21, PTRS_PER_* 512) and pgtable-2level_types.h
-// (PGDIR_SHIFT 22, PTRS_PER_PGD/PTE 1024). KERNEL_PGD_BOUNDARY is
-// pgd_index(PAGE_OFFSET): 256 on x86-64 (the upper half), 768 on i386.
-constexpr PagingFormat kFormats[] = {
-    {4, 3, 9, 48, {39, 30, 21, 12, 0}, 256},
-    {5, 3, 9, 57, {48, 39, 30, 21, 12}, 256},
-    {2, 2, 10, 32, {22, 12, 0, 0, 0}, 768},
-};
-
 const char* mode_name(PagingMode mode) {
   switch (mode) {
     case PagingMode::kX86_64_4Level:
@@ -68,10 +58,6 @@ void collect_subtree(PageTable& pt, const PagingFormat& f, unsigned level, uint6
 }
 
 }  // namespace
-
-const PagingFormat& paging_format(PagingMode mode) {
-  return kFormats[static_cast<unsigned>(mode)];
-}
 
 PagingMode paging_mode(const Machine& m) {
   if (m.arch() == Arch::i386) return PagingMode::kI386;

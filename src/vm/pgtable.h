@@ -107,7 +107,19 @@ struct PagingFormat {
   unsigned shift[5];      // lowest address bit of each level's index, top first
   unsigned kernel_index;  // first top-level index of the kernel half (KERNEL_PGD_BOUNDARY)
 };
-const PagingFormat& paging_format(PagingMode mode);
+// arch/x86/include/asm/pgtable_64_types.h (PGDIR_SHIFT 39 or 48, P4D_SHIFT 39,
+// PUD_SHIFT 30, PMD_SHIFT 21, PTRS_PER_* 512) and pgtable-2level_types.h
+// (PGDIR_SHIFT 22, PTRS_PER_PGD/PTE 1024). KERNEL_PGD_BOUNDARY is
+// pgd_index(PAGE_OFFSET): 256 on x86-64 (the upper half), 768 on i386.
+inline constexpr PagingFormat kPagingFormats[] = {
+    {4, 3, 9, 48, {39, 30, 21, 12, 0}, 256},
+    {5, 3, 9, 57, {48, 39, 30, 21, 12}, 256},
+    {2, 2, 10, 32, {22, 12, 0, 0, 0}, 768},
+};
+
+inline const PagingFormat& paging_format(PagingMode mode) {
+  return kPagingFormats[static_cast<unsigned>(mode)];
+}
 // The machine's mode: i386 machines page with two levels, x86_64 machines
 // with the config's paging_levels (4 unless set to 5).
 PagingMode paging_mode(const Machine& m);

@@ -149,7 +149,6 @@ TlbStats tlb_stats(Machine& m, int cpu) {
   TlbStats s;
   if (cpu < 0 || static_cast<unsigned>(cpu) >= m.nr_cpus()) return s;
   const Tlb& t = vm_state(m).tlbs[cpu];
-  s.hits = t.hits.load(std::memory_order_relaxed);
   s.misses = static_cast<uint64_t>(t.misses.get());
   s.flushes = static_cast<uint64_t>(t.flushes.get());
   s.shootdowns = static_cast<uint64_t>(t.shootdowns.get());

@@ -61,7 +61,9 @@ struct alignas(64) Tlb {
   // write it (rarely).
   std::atomic<uint64_t> flush_req{0};
   uint64_t flush_seen = 0;
-  std::atomic<uint64_t> hits{0};  // tlb_hit_inc() only
+  // Like the hardware's, the TLB counts misses (walks), not hits: a counter
+  // bumped on every hit is a load-add-store chain from one translation to
+  // the next, which costs more than the hit itself.
   OwnedCounter misses, flushes, shootdowns;
   // Written by the owner at each access boundary, read by shooters.
   alignas(64) std::atomic<uint64_t> access_seq{0};
@@ -69,18 +71,6 @@ struct alignas(64) Tlb {
   bool warned_nested_flush = false;
   alignas(64) TlbEntry entries[kTlbEntries];
 };
-
-// Counts a hit: the owner is the only writer, so on x86-64 one add to
-// memory, as Linux's this_cpu_inc (a relaxed load and store cost one more
-// instruction on the hit path); readers load the word whole. Under TSan the
-// portable form, so the sanitizer sees every access.
-inline void tlb_hit_inc(Tlb& t) {
-#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
-  asm volatile("addq $1, %0" : "+m"(*reinterpret_cast<uint64_t*>(&t.hits)));
-#else
-  t.hits.store(t.hits.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-#endif
-}
 
 // Takes note of pending flush requests and clears the entries they made
 // stale (the owner only).

@@ -33,7 +33,7 @@ void free_subtree(PageTable& pt, const PagingFormat& f, unsigned level, uint64_t
 }  // namespace
 
 VmState::VmState(Machine& m) : machine(m), tlbs(new Tlb[m.nr_cpus()]) {
-  for (unsigned c = 0; c < m.nr_cpus(); ++c) tlb_of[c] = &tlbs[c];
+  for (unsigned c = 0; c < m.nr_cpus(); ++c) m.cpu(static_cast<int>(c)).tlb = &tlbs[c];
   kernel.machine = &m;
   kernel.mode = paging_mode(m);
   kernel.asid = alloc_asid();
@@ -60,6 +60,7 @@ VmState::VmState(Machine& m) : machine(m), tlbs(new Tlb[m.nr_cpus()]) {
 }
 
 VmState::~VmState() {
+  for (unsigned c = 0; c < machine.nr_cpus(); ++c) machine.cpu(static_cast<int>(c)).tlb = nullptr;
   if (kernel.pgd)
     free_subtree(kernel, paging_format(kernel.mode), 0, machine.page_to_pfn(kernel.pgd));
   if (zero_page) put_page(machine, zero_page);

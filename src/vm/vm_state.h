@@ -28,12 +28,10 @@ struct VmState final : LayerState {
   explicit VmState(Machine& m);
   ~VmState() override;
 
-  // tlb_of[id] is &tlbs[id]: one load on translate()'s hit path instead of
-  // a multiplication by sizeof(Tlb).
-  Tlb* tlb_of[kMaxCpus] = {};
   Machine& machine;
-  std::unique_ptr<Tlb[]> tlbs;  // one per CPU, indexed by CpuState::id
-  PageTable kernel;             // swapper_pg_dir
+  // One per CPU, indexed by CpuState::id; CpuState::tlb points at its own.
+  std::unique_ptr<Tlb[]> tlbs;
+  PageTable kernel;  // swapper_pg_dir
   Page* zero_page = nullptr;
 
   // Trees that share the kernel half (pgd_list): a top-level kernel entry

@@ -8,6 +8,7 @@
 #include "page_alloc/page_alloc.h"
 #include "slab/slab.h"
 #include "vm/mm.h"
+#include "vm/mmu.h"
 #include "vm/process.h"
 
 #include "../support/boot.h"
@@ -61,6 +62,37 @@ TEST(VmFault, ReadMapsTheZeroPageWriteAllocates) {
   EXPECT_EQ(check(mm), "");
   mmput(mm);
   EXPECT_EQ(anon_pages(*m), 0);
+}
+
+// update_mmu_cache(): the access a demand-zero fault interrupted hits the
+// TLB the fault preloaded; a later change of the entry is still seen.
+TEST(VmFault, FaultPreloadsTheTlb) {
+  auto m = small();
+  auto cpu = CpuScope::bind(*m, 0);
+  ASSERT_TRUE(cpu.ok());
+  MmStruct* mm = mm_alloc(*m);
+  const int64_t a = do_mmap(mm, 0, 2 * kPage, kRW, kAnon);
+  ASSERT_GT(a, 0);
+  const uint64_t misses = tlb_stats(*m, 0).misses;
+  ASSERT_TRUE(access_write(mm, a, "x", 1).ok());
+  EXPECT_EQ(tlb_stats(*m, 0).misses, misses + 1);  // the fault's walk, not the retry's
+  char c = 0;
+  ASSERT_TRUE(access_read(mm, a, &c, 1).ok());
+  EXPECT_EQ(c, 'x');
+  EXPECT_EQ(tlb_stats(*m, 0).misses, misses + 1);
+  // The preloaded entry goes with the page: after munmap the address faults.
+  ASSERT_EQ(do_munmap(mm, a, kPage), 0);
+  FaultResult f;
+  EXPECT_EQ(user_page_begin(mm, a, Access::kRead, &f), nullptr);
+  EXPECT_EQ(f.status, FaultStatus::kSigsegv);
+  // A read fault maps the zero page read-only: the preload must not let a
+  // write through.
+  ASSERT_TRUE(access_read(mm, a + kPage, &c, 1).ok());
+  ASSERT_TRUE(access_write(mm, a + kPage, "y", 1).ok());
+  EXPECT_NE(pte_pfn(pte_get(mm->pgd, a + kPage)), m->page_to_pfn(zero_page(*m)));
+  EXPECT_EQ(*static_cast<char*>(m->page_address(zero_page(*m))), 0);
+  EXPECT_EQ(check(mm), "");
+  mmput(mm);
 }
 
 TEST(VmFault, SegvReasons) {
