@@ -80,6 +80,28 @@ struct TwoCpus {
       stale.store(bad);
     });
   }
+  // A thread on CPU 1 that increments the word at kAddr + `offset` through
+  // the MMU until `stop`, counting the increments that went through in
+  // `writes`.
+  std::thread writer(std::atomic<bool>& stop, uint64_t offset, std::atomic<uint64_t>& writes) {
+    return std::thread([this, &stop, offset, &writes] {
+      auto cpu = CpuScope::bind(*m, 1);
+      ASSERT_TRUE(cpu.ok());
+      uint64_t n = 0;
+      while (!stop.load(std::memory_order_relaxed)) {
+        mmu_access_begin(*m);
+        const Translation tr = translate(pt, kAddr + offset, Access::kWrite);
+        if (tr.ok()) {
+          uint64_t v;
+          std::memcpy(&v, tr.host, sizeof v);
+          ++v;
+          std::memcpy(tr.host, &v, sizeof v);
+          writes.store(++n, std::memory_order_relaxed);
+        }
+        mmu_access_end(*m);
+      }
+    });
+  }
 };
 
 TEST(TlbShootdown, MunmapLeavesNoStalePath) {
@@ -113,23 +135,7 @@ TEST(TlbShootdown, MprotectStopsWritesAtOnce) {
   t.map(p, kUserRW);
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> writes{0};
-  std::thread writer([&] {
-    auto cpu = CpuScope::bind(*t.m, 1);
-    ASSERT_TRUE(cpu.ok());
-    uint64_t n = 0;
-    while (!stop.load(std::memory_order_relaxed)) {
-      mmu_access_begin(*t.m);
-      const Translation tr = translate(t.pt, kAddr + 8, Access::kWrite);
-      if (tr.ok()) {
-        uint64_t v;
-        std::memcpy(&v, tr.host, sizeof v);
-        ++v;
-        std::memcpy(tr.host, &v, sizeof v);
-        writes.store(++n, std::memory_order_relaxed);
-      }
-      mmu_access_end(*t.m);
-    }
-  });
+  std::thread writer = t.writer(stop, 8, writes);
   uint64_t changed_while_ro = 0;
   {
     auto cpu = CpuScope::bind(*t.m, 0);
@@ -155,21 +161,8 @@ TEST(TlbShootdown, MprotectStopsWritesAtOnce) {
 TEST(TlbShootdown, DirtyBitIsNeverLost) {
   TwoCpus t;
   std::atomic<bool> stop{false};
-  std::thread writer([&] {
-    auto cpu = CpuScope::bind(*t.m, 1);
-    ASSERT_TRUE(cpu.ok());
-    while (!stop.load(std::memory_order_relaxed)) {
-      mmu_access_begin(*t.m);
-      const Translation tr = translate(t.pt, kAddr + 16, Access::kWrite);
-      if (tr.ok()) {
-        uint64_t v;
-        std::memcpy(&v, tr.host, sizeof v);
-        ++v;
-        std::memcpy(tr.host, &v, sizeof v);
-      }
-      mmu_access_end(*t.m);
-    }
-  });
+  std::atomic<uint64_t> writes{0};
+  std::thread writer = t.writer(stop, 16, writes);
   uint64_t written = 0, lost = 0;
   {
     auto cpu = CpuScope::bind(*t.m, 0);
