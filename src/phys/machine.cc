@@ -113,14 +113,6 @@ void Machine::warn(const std::string& text) const {
     std::fputs(text.c_str(), stderr);
 }
 
-LayerState* Machine::install_layer_state(Layer l, std::unique_ptr<LayerState> st) {
-  LayerState* expected = nullptr;
-  auto& slot = layer_state_[static_cast<unsigned>(l)];
-  if (slot.compare_exchange_strong(expected, st.get(), std::memory_order_acq_rel))
-    return st.release();
-  return expected;
-}
-
 int64_t Machine::node_stat_sum(NodeStat item) const {
   int64_t sum = 0;
   for (auto& n : nodes_) sum += n->stat[static_cast<unsigned>(item)].get();

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -164,12 +165,24 @@ class Machine {
   // Node statistics (per-node vmstat items), e.g. slab pages.
   int64_t node_stat_sum(NodeStat item) const;
 
-  // A higher layer's state; created once under layer_lock by its owner.
+  // A higher layer's state, or null before its first use.
   LayerState* layer_state(Layer l) const {
     return layer_state_[static_cast<unsigned>(l)].load(std::memory_order_acquire);
   }
-  // Installs `st` unless another thread did first; returns the installed one.
-  LayerState* install_layer_state(Layer l, std::unique_ptr<LayerState> st);
+  // The layer's state, built by `make` on first use. Construction runs once,
+  // under the layer's own lock: a state's constructor may publish itself to
+  // shared machine structures (the vm layer hangs each CPU's TLB on it), so
+  // two first users must not both build one and drop the loser. A layer's
+  // constructor may build a lower layer's state, never its own or a higher.
+  template <class Make>
+  LayerState* ensure_layer_state(Layer l, Make&& make) {
+    if (LayerState* st = layer_state(l)) return st;
+    std::lock_guard<std::mutex> g(layer_init_lock_[static_cast<unsigned>(l)]);
+    if (LayerState* st = layer_state(l)) return st;
+    std::unique_ptr<LayerState> st = make();
+    layer_state_[static_cast<unsigned>(l)].store(st.get(), std::memory_order_release);
+    return st.release();
+  }
 
   // Each line as Linux's dmesg would print it at boot.
   std::vector<std::string>& boot_log() { return boot_log_; }
@@ -211,6 +224,7 @@ class Machine {
   ReclaimOps* reclaim_ = &stub_reclaim_;
   std::vector<std::string> boot_log_;
   std::atomic<LayerState*> layer_state_[static_cast<unsigned>(Layer::kCount)] = {};
+  std::mutex layer_init_lock_[static_cast<unsigned>(Layer::kCount)];
 };
 
 }  // namespace mmkit

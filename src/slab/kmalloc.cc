@@ -43,25 +43,28 @@ void* kmalloc_large(Machine& m, size_t size, gfp_t gfp, int node) {
 }  // namespace
 
 SlabState& slab_state_init(Machine& m) {
-  if (LayerState* st = m.layer_state(Layer::kSlab)) [[likely]]
-    return *static_cast<SlabState*>(st);
-  auto st = std::make_unique<SlabState>();
-  for (unsigned i = 1; i < std::size(st->kmalloc_caches); ++i) {
-    auto* s = new KmemCache();
-    s->machine = &m;
-    s->object_size = kmalloc_size(i);
-    s->name = kmalloc_name(s->object_size);
-    s->align = 8;  // ARCH_KMALLOC_MINALIGN
-    kmem_cache_open(s);
-    st->kmalloc_caches[i] = s;
-  }
-  // Creation order of create_kmalloc_caches(): by size.
-  for (unsigned size : {8u, 16u, 32u, 64u, 96u, 128u, 192u, 256u, 512u, 1024u, 2048u, 4096u, 8192u})
-    st->caches.push_back(st->kmalloc_caches[kmalloc_index(size)]);
-  SlabState* ours = st.get();
-  auto* installed = static_cast<SlabState*>(m.install_layer_state(Layer::kSlab, std::move(st)));
-  if (installed == ours && !m.config().slub_debug.empty()) apply_slub_debug_param(m);
-  return *installed;
+  bool built = false;
+  auto* st = static_cast<SlabState*>(m.ensure_layer_state(Layer::kSlab, [&m, &built] {
+    auto st = std::make_unique<SlabState>();
+    for (unsigned i = 1; i < std::size(st->kmalloc_caches); ++i) {
+      auto* s = new KmemCache();
+      s->machine = &m;
+      s->object_size = kmalloc_size(i);
+      s->name = kmalloc_name(s->object_size);
+      s->align = 8;  // ARCH_KMALLOC_MINALIGN
+      kmem_cache_open(s);
+      st->kmalloc_caches[i] = s;
+    }
+    // Creation order of create_kmalloc_caches(): by size.
+    for (unsigned size :
+         {8u, 16u, 32u, 64u, 96u, 128u, 192u, 256u, 512u, 1024u, 2048u, 4096u, 8192u})
+      st->caches.push_back(st->kmalloc_caches[kmalloc_index(size)]);
+    built = true;
+    return st;
+  }));
+  // slub_debug= is applied once the caches are reachable through the state.
+  if (built && !m.config().slub_debug.empty()) apply_slub_debug_param(m);
+  return *st;
 }
 
 KmemCache* kmalloc_cache(Machine& m, size_t size) {

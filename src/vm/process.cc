@@ -40,8 +40,8 @@ ProcessState::~ProcessState() {
 ProcessState& process_state(Machine& m) {
   if (LayerState* st = m.layer_state(Layer::kProcess)) [[likely]]
     return *static_cast<ProcessState*>(st);
-  auto st = std::make_unique<ProcessState>(m);
-  return *static_cast<ProcessState*>(m.install_layer_state(Layer::kProcess, std::move(st)));
+  return *static_cast<ProcessState*>(
+      m.ensure_layer_state(Layer::kProcess, [&m] { return std::make_unique<ProcessState>(m); }));
 }
 
 const ProcessState* process_state_if(const Machine& m) {

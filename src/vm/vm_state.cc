@@ -84,8 +84,8 @@ void VmState::free_asid(uint32_t asid) {
 VmState& vm_state(Machine& m) {
   if (VmState* vs = vm_state_if(m)) [[likely]]
     return *vs;
-  auto st = std::make_unique<VmState>(m);
-  return *static_cast<VmState*>(m.install_layer_state(Layer::kVm, std::move(st)));
+  return *static_cast<VmState*>(
+      m.ensure_layer_state(Layer::kVm, [&m] { return std::make_unique<VmState>(m); }));
 }
 
 Page* alloc_table(PageTable& pt, gfp_t gfp) {

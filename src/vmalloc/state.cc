@@ -2,7 +2,7 @@
 // layout, the host window over it, the free vmap space, and on i386 the
 // page tables of the pkmap and fixmap windows (permanent_kmaps_init() and
 // the fixmap's page_table_range_init(): made at boot, so kmap_atomic never
-// allocates). The tables are made once, by the installed state only.
+// allocates). The tables are made once, before the state is published.
 #include "vmalloc/state.h"
 
 #include <fmt/format.h>
@@ -33,12 +33,11 @@ void VmallocState::populate_kmap_tables() {
 }
 
 VmallocState& vmalloc_state(Machine& m) {
-  auto* st = static_cast<VmallocState*>(m.layer_state(Layer::kVmalloc));
-  if (!st)  // two first users may both build one; the loser's is dropped unused
-    st = static_cast<VmallocState*>(
-        m.install_layer_state(Layer::kVmalloc, std::make_unique<VmallocState>(m)));
-  std::call_once(st->tables_once, [st] { st->populate_kmap_tables(); });
-  return *st;
+  return *static_cast<VmallocState*>(m.ensure_layer_state(Layer::kVmalloc, [&m] {
+    auto st = std::make_unique<VmallocState>(m);
+    st->populate_kmap_tables();
+    return st;
+  }));
 }
 
 }  // namespace mmkit

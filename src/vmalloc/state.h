@@ -83,7 +83,6 @@ class VmallocState : public LayerState {
   bool ok() const { return window_error.empty(); }
   // Makes the i386 pkmap and fixmap page tables (once, after install).
   void populate_kmap_tables();
-  std::once_flag tables_once;
 };
 
 // The machine's state, created on first use. Never null; check ok().
