@@ -91,7 +91,7 @@ void* kcalloc(Machine& m, size_t n, size_t size, gfp_t gfp) {
 }
 
 // kfree of what is not a slab object: a large kmalloc, or a bad pointer.
-[[gnu::noinline]] void kfree_special(Machine& m, const void* p) {
+void kfree_special(Machine& m, const void* p) {
   if (ZERO_OR_NULL_PTR(p)) return;
   void* obj = const_cast<void*>(p);
   if (!m.is_direct_mapped(obj)) {
@@ -105,23 +105,6 @@ void* kcalloc(Machine& m, size_t n, size_t size, gfp_t gfp) {
     return;
   }
   free_pages(m, head, head->compound_order());
-}
-
-void kfree(Machine& m, const void* p) {
-  void* obj = const_cast<void*>(p);
-  // is_direct_mapped() and virt_to_page() as one offset and one compare;
-  // null and ZERO_SIZE_PTR fall outside (the direct map starts far above
-  // them) and kfree_special lets them go.
-  const uintptr_t off =
-      reinterpret_cast<uintptr_t>(obj) - reinterpret_cast<uintptr_t>(m.phys_window(0));
-  if (off < m.direct_map_pfns() << PAGE_SHIFT) [[likely]] {
-    Page* head = m.pfn_to_page(off >> PAGE_SHIFT)->head();
-    if (head->test(PG_slab)) [[likely]] {
-      slab_free_fast(slab_cache(head), this_cpu(m), head, obj);
-      return;
-    }
-  }
-  kfree_special(m, p);
 }
 
 size_t ksize(Machine& m, const void* p) {

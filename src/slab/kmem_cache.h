@@ -261,6 +261,26 @@ inline void slab_free_fast(KmemCache* s, CpuState* cpu, Page* head, void* obj) {
   kmem_cache_free_slow(s, cpu, obj);
 }
 
+// kfree of what is not a slab object: a large kmalloc, or a bad pointer.
+[[gnu::noinline]] void kfree_special(Machine& m, const void* p);
+
+inline void kfree(Machine& m, const void* p) {
+  void* obj = const_cast<void*>(p);
+  // is_direct_mapped() and virt_to_page() as one offset and one compare;
+  // null and ZERO_SIZE_PTR fall outside (the direct map starts far above
+  // them) and kfree_special lets them go.
+  const uintptr_t off =
+      reinterpret_cast<uintptr_t>(obj) - reinterpret_cast<uintptr_t>(m.phys_window(0));
+  if (off < m.direct_map_pfns() << PAGE_SHIFT) [[likely]] {
+    Page* head = m.pfn_to_page(off >> PAGE_SHIFT)->head();
+    if (head->test(PG_slab)) [[likely]] {
+      slab_free_fast(slab_cache(head), this_cpu(m), head, obj);
+      return;
+    }
+  }
+  kfree_special(m, p);
+}
+
 // --- slub.cc -----------------------------------------------------------------------------------
 // Sets up a new cache's sizes, order and per-CPU/node structures.
 bool kmem_cache_open(KmemCache* s);
