@@ -60,6 +60,8 @@ void BM_vm_munmap_1GiB(benchmark::State& state);
 void BM_peer_host_fault_anon(benchmark::State& state, uint64_t window_pages);
 void BM_peer_host_fork_1GiB(benchmark::State& state);
 void BM_peer_host_munmap_1GiB(benchmark::State& state);
+void BM_vm_mmap_munmap_many_vmas(benchmark::State& state, int nr_vmas);  // vm_mmap.cc
+void BM_peer_host_mmap_munmap_many_vmas(benchmark::State& state, int nr_vmas);
 void BM_vm_translate_tlb_hit(benchmark::State& state);  // vm_translate.cc
 void BM_vm_translate_walk(benchmark::State& state, unsigned levels);
 
@@ -164,6 +166,9 @@ void register_all() {
   RegisterBenchmark("peer/host_munmap_1GiB", BM_peer_host_munmap_1GiB)
       ->Unit(kMillisecond)
       ->Iterations(10);
+
+  RegisterBenchmark("vm/mmap_munmap_10k_vmas", BM_vm_mmap_munmap_many_vmas, 10000);
+  RegisterBenchmark("peer/host_mmap_munmap_10k_vmas", BM_peer_host_mmap_munmap_many_vmas, 10000);
 
   for (uint64_t gib : {1, 16, 64})
     RegisterBenchmark(("boot/" + std::to_string(gib) + "GiB").c_str(), BM_boot, gib)

@@ -7,6 +7,8 @@
 //   peer/host_fork_1GiB   fork of this process with 1 GiB written; the child
 //                         _exit()s at once and the parent waits for it
 //   peer/host_munmap_1GiB munmap of 1 GiB written just before (untimed)
+//   peer/host_mmap_munmap_10k_vmas  a one-page mmap and munmap among 10,000
+//                         one-page mappings that cannot merge
 #include <benchmark/benchmark.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -14,6 +16,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace mmkit_bench {
 namespace {
@@ -79,6 +82,27 @@ void BM_peer_host_munmap_1GiB(benchmark::State& state) {
     }
     munmap(a, kGiB);
   }
+}
+
+void BM_peer_host_mmap_munmap_many_vmas(benchmark::State& state, int nr_vmas) {
+  std::vector<void*> maps;
+  for (int i = 0; i < nr_vmas; ++i) {
+    void* p = mmap(nullptr, kPage, i % 2 ? PROT_READ : PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) break;
+    maps.push_back(p);
+  }
+  if (maps.size() != static_cast<size_t>(nr_vmas))
+    state.SkipWithError("cannot build the mappings");
+  else
+    for (auto _ : state) {
+      void* p = mmap(nullptr, kPage, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED || munmap(p, kPage) != 0) {
+        state.SkipWithError("mmap/munmap failed");
+        break;
+      }
+    }
+  for (void* p : maps) munmap(p, kPage);
 }
 
 }  // namespace mmkit_bench

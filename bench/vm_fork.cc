@@ -28,6 +28,9 @@ constexpr uint64_t kGiB = 1ull << 30;
 constexpr int kAnon = MAP_PRIVATE | MAP_ANONYMOUS;
 constexpr int kRW = PROT_READ | PROT_WRITE;
 
+}  // namespace
+
+// The vm benchmarks' 4 GiB machine (vm_mmap.cc uses it too).
 Machine* fork_machine() {
   static std::mutex mu;
   static std::unique_ptr<Machine> m;
@@ -39,8 +42,6 @@ Machine* fork_machine() {
   }
   return m.get();
 }
-
-}  // namespace
 
 void BM_vm_fork_1GiB(benchmark::State& state) {
   Machine* m = fork_machine();

@@ -117,6 +117,8 @@ void mmput(MmStruct* mm) {
     for (auto& [end, vma] : mm->mm_mt) vm_area_free(vma);
     mm->mm_mt.clear();
     mm->map_count = 0;
+    mm->free_area_cache = MmStruct::kNoFreeAreaCache;
+    mm->cached_hole_size = 0;
     // Through the mm's own state: at machine teardown the machine's slot is
     // already empty, and process_state() would make a new one.
     if (nr_accounted) st.vm_committed_as.fetch_sub(nr_accounted, std::memory_order_relaxed);

@@ -90,6 +90,15 @@ struct MmStruct {
   std::mutex mmap_lock;
   std::map<uint64_t, VmArea*> mm_mt;  // keyed by vm_end
   int map_count = 0;
+  // Where the top-down search may start (Linux 2.6-3.7's free_area_cache
+  // and cached_hole_size, mm/mmap.c): no gap lying wholly at or above
+  // free_area_cache is longer, within [mmap_min_addr, mmap_base), than
+  // cached_hole_size. A request longer than that starts at free_area_cache,
+  // so a run of mmaps costs O(log n) each instead of a walk over every VMA.
+  // A gap that grows (unmap, shrink) raises free_area_cache to its top.
+  uint64_t free_area_cache = kNoFreeAreaCache;
+  uint64_t cached_hole_size = 0;
+  static constexpr uint64_t kNoFreeAreaCache = ~uint64_t{0};  // search from the top
   MmLayout layout{};
   uint64_t mmap_base = 0;
   uint64_t start_brk = 0, brk = 0;
@@ -194,6 +203,16 @@ void add_mm_counter(MmStruct* mm, MmCounter c, int64_t n);
 // vm_start_gap / vm_end_gap (include/linux/mm.h): a GROWSDOWN VMA keeps
 // stack_guard_gap free below it.
 uint64_t vm_start_gap(const VmArea* vma);
+// The top-down search's window: [mmap_search_low(), mm->mmap_base).
+inline uint64_t mmap_search_low() {
+  return PAGE_SIZE > mmap_min_addr ? PAGE_SIZE : mmap_min_addr;
+}
+// The length of the gap [lo, hi) inside [low, high).
+inline uint64_t gap_within(uint64_t lo, uint64_t hi, uint64_t low, uint64_t high) {
+  if (lo < low) lo = low;
+  if (hi > high) hi = high;
+  return hi > lo ? hi - lo : 0;
+}
 FaultResult handle_fault_locked(MmStruct* mm, uint64_t addr, Access access);
 }  // namespace mm_internal
 

@@ -8,8 +8,11 @@
 // when MAP_FIXED_NOREPLACE meets a mapping; EPERM for MAP_FIXED below
 // mmap_min_addr; EBADF for a file mapping (no files yet).
 //
-// get_unmapped_area walks the gaps between VMAs (O(n); Linux keeps the
-// largest gap of each maple-tree subtree to find one in O(log n)).
+// get_unmapped_area walks the gaps between VMAs top-down from a cached start
+// (free_area_cache, as Linux 2.6-3.7 did; see MmStruct): a run of mmaps
+// costs O(log n) each; a request longer than every gap seen above the cache
+// walks from the top, O(n). Linux 3.8+ keeps the largest gap of each tree
+// node's subtree instead (rb_subtree_gap, now the maple tree's gaps).
 #include <algorithm>
 
 #include "vm/mm.h"
@@ -25,33 +28,37 @@ uint64_t page_align(uint64_t v) {
   return (v + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
 }
 
-// The highest (top_down) or lowest address in [low, high) where len bytes
-// fit between the VMAs, keeping each GROWSDOWN VMA's guard gap; 0 if none.
-uint64_t unmapped_area(MmStruct* mm, uint64_t len, uint64_t low, uint64_t high, bool top_down) {
+// The highest address in [low, high) where len bytes fit between the VMAs,
+// keeping each GROWSDOWN VMA's guard gap; 0 if none. The walk starts with
+// the gap holding `start` (or the first one below it) and goes down;
+// *longest is the longest gap it passed over, within [low, high).
+uint64_t unmapped_area_topdown(MmStruct* mm, uint64_t len, uint64_t low, uint64_t high,
+                               uint64_t start, uint64_t* longest) {
+  *longest = 0;
   if (high < low || high - low < len) return 0;
-  auto fits = [&](uint64_t gap_lo, uint64_t gap_hi) -> uint64_t {
-    gap_lo = std::max(gap_lo, low);
-    gap_hi = std::min(gap_hi, high);
-    if (gap_hi < gap_lo || gap_hi - gap_lo < len) return 0;
-    return top_down ? gap_hi - len : gap_lo;
-  };
-  if (top_down) {
-    uint64_t gap_hi = mm->layout.task_size;
-    for (auto it = mm->mm_mt.rbegin(); it != mm->mm_mt.rend(); ++it) {
-      const VmArea* vma = it->second;
-      if (uint64_t a = fits(vma->vm_end, gap_hi)) return a;
-      gap_hi = vm_start_gap(vma);
-      if (gap_hi <= low) return 0;
-    }
-    return fits(0, gap_hi);
+  const auto from = mm->mm_mt.upper_bound(start);  // the first VMA ending above start
+  uint64_t gap_hi = from == mm->mm_mt.end() ? mm->layout.task_size : vm_start_gap(from->second);
+  for (auto it = std::make_reverse_iterator(from);; ++it) {
+    const bool last = it == mm->mm_mt.rend();
+    const uint64_t size = gap_within(last ? 0 : it->second->vm_end, gap_hi, low, high);
+    if (size >= len) return std::min(gap_hi, high) - len;
+    *longest = std::max(*longest, size);
+    if (last) return 0;
+    gap_hi = vm_start_gap(it->second);
+    if (gap_hi <= low) return 0;
   }
+}
+
+// The lowest address in [low, high) where len bytes fit; 0 if none.
+uint64_t unmapped_area_bottomup(MmStruct* mm, uint64_t len, uint64_t low, uint64_t high) {
+  if (high < low || high - low < len) return 0;
   uint64_t gap_lo = 0;
   for (auto& [end, vma] : mm->mm_mt) {
-    if (uint64_t a = fits(gap_lo, vm_start_gap(vma))) return a;
+    if (gap_within(gap_lo, vm_start_gap(vma), low, high) >= len) return std::max(gap_lo, low);
     gap_lo = vma->vm_end;
     if (gap_lo >= high) return 0;
   }
-  return fits(gap_lo, mm->layout.task_size);
+  return gap_within(gap_lo, mm->layout.task_size, low, high) >= len ? std::max(gap_lo, low) : 0;
 }
 
 }  // namespace
@@ -67,11 +74,21 @@ int64_t get_unmapped_area(MmStruct* mm, uint64_t hint, uint64_t len) {
         (!vma || addr + len <= vm_start_gap(vma)) && (!prev || addr >= prev->vm_end))
       return static_cast<int64_t>(addr);
   }
-  // arch_get_unmapped_area_topdown(), then the bottom-up fallback.
-  const uint64_t low = std::max<uint64_t>(PAGE_SIZE, mmap_min_addr);
-  if (uint64_t a = unmapped_area(mm, len, low, mm->mmap_base, true)) return static_cast<int64_t>(a);
+  // arch_get_unmapped_area_topdown(), then the bottom-up fallback. A
+  // request longer than every gap above free_area_cache starts there.
+  const bool from_cache = len > mm->cached_hole_size;
+  uint64_t longest = 0;
+  if (uint64_t a = unmapped_area_topdown(
+          mm, len, mmap_search_low(), mm->mmap_base,
+          from_cache ? mm->free_area_cache : MmStruct::kNoFreeAreaCache, &longest)) {
+    // Every gap wholly above `a` was passed over now or, above the cache,
+    // was no longer than cached_hole_size before.
+    mm->cached_hole_size = from_cache ? std::max(mm->cached_hole_size, longest) : longest;
+    mm->free_area_cache = a;
+    return static_cast<int64_t>(a);
+  }
   if (uint64_t a =
-          unmapped_area(mm, len, mm->layout.task_unmapped_base, mm->layout.map_window, false))
+          unmapped_area_bottomup(mm, len, mm->layout.task_unmapped_base, mm->layout.map_window))
     return static_cast<int64_t>(a);
   return -ENOMEM;
 }

@@ -86,6 +86,25 @@ std::string check(MmStruct* mm) {
     prev_end = vma->vm_end;
   }
   if (count != mm->map_count) return fmt::format("map_count {} but {} VMAs", mm->map_count, count);
+  // The top-down search's cache (mmap.cc): no gap wholly at or above
+  // free_area_cache is longer than cached_hole_size.
+  {
+    using mm_internal::gap_within;
+    const uint64_t low = mm_internal::mmap_search_low(), high = mm->mmap_base;
+    uint64_t gap_lo = 0;
+    auto cache_error = [&](uint64_t gap_hi) -> std::string {
+      if (gap_lo < mm->free_area_cache ||
+          gap_within(gap_lo, gap_hi, low, high) <= mm->cached_hole_size)
+        return "";
+      return fmt::format("gap {:#x}-{:#x} above free_area_cache {:#x} is longer than {:#x}", gap_lo,
+                         gap_hi, mm->free_area_cache, mm->cached_hole_size);
+    };
+    for (auto& [key, vma] : mm->mm_mt) {
+      if (std::string e = cache_error(mm_internal::vm_start_gap(vma)); !e.empty()) return e;
+      gap_lo = vma->vm_end;
+    }
+    if (std::string e = cache_error(mm->layout.task_size); !e.empty()) return e;
+  }
 
   int64_t anon = 0, shmem = 0;
   std::string err;

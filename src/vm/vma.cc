@@ -103,16 +103,39 @@ VmArea* find_vma_intersection(MmStruct* mm, uint64_t start, uint64_t end) {
 }
 
 void vma_link(MmStruct* mm, VmArea* vma) {
-  mm->mm_mt.emplace(vma->vm_end, vma);
+  const auto it = mm->mm_mt.emplace(vma->vm_end, vma).first;
   ++mm->map_count;
+  // A VMA put in below a stack hides the stack's guard gap from the gap
+  // under it, which grows up to this VMA's start.
+  const auto next = std::next(it);
+  if (next != mm->mm_mt.end() && (next->second->vm_flags & VM_GROWSDOWN)) {
+    const uint64_t top = mm_internal::vm_start_gap(vma);
+    if (mm->free_area_cache < top) mm->free_area_cache = top;
+  }
 }
 
+namespace {
+
+// The gap above the VMA at `it` is about to grow: the search cache's start
+// moves up to that gap's top, so no longer gap lies wholly above it.
+void note_gap_growth(MmStruct* mm, std::map<uint64_t, VmArea*>::iterator it) {
+  const auto next = std::next(it);
+  const uint64_t top =
+      next == mm->mm_mt.end() ? mm->layout.task_size : mm_internal::vm_start_gap(next->second);
+  if (mm->free_area_cache < top) mm->free_area_cache = top;
+}
+
+}  // namespace
+
 void vma_unlink(MmStruct* mm, VmArea* vma) {
-  mm->mm_mt.erase(vma->vm_end);
+  const auto it = mm->mm_mt.find(vma->vm_end);
+  note_gap_growth(mm, it);
+  mm->mm_mt.erase(it);
   --mm->map_count;
 }
 
 void vma_set_end(MmStruct* mm, VmArea* vma, uint64_t end) {
+  if (end < vma->vm_end) note_gap_growth(mm, mm->mm_mt.find(vma->vm_end));
   auto node = mm->mm_mt.extract(vma->vm_end);
   vma->vm_end = end;
   node.key() = end;
