@@ -43,8 +43,7 @@ void* kmalloc_large(Machine& m, size_t size, gfp_t gfp, int node) {
 }  // namespace
 
 SlabState& slab_state_init(Machine& m) {
-  bool built = false;
-  auto* st = static_cast<SlabState*>(m.ensure_layer_state(Layer::kSlab, [&m, &built] {
+  return *static_cast<SlabState*>(m.ensure_layer_state(Layer::kSlab, [&m] {
     auto st = std::make_unique<SlabState>();
     for (unsigned i = 1; i < std::size(st->kmalloc_caches); ++i) {
       auto* s = new KmemCache();
@@ -59,12 +58,11 @@ SlabState& slab_state_init(Machine& m) {
     for (unsigned size :
          {8u, 16u, 32u, 64u, 96u, 128u, 192u, 256u, 512u, 1024u, 2048u, 4096u, 8192u})
       st->caches.push_back(st->kmalloc_caches[kmalloc_index(size)]);
-    built = true;
+    // slub_debug= before the caches can be reached: no object is handed
+    // out by a cache that is laid out anew for its debug metadata.
+    if (!m.config().slub_debug.empty()) apply_slub_debug_param(m, *st);
     return st;
   }));
-  // slub_debug= is applied once the caches are reachable through the state.
-  if (built && !m.config().slub_debug.empty()) apply_slub_debug_param(m);
-  return *st;
 }
 
 KmemCache* kmalloc_cache(Machine& m, size_t size) {

@@ -661,14 +661,16 @@ slab_flags_t slub_debug_flags_for(const SlabState& st, std::string_view name) {
   return st.slub_debug_flags;
 }
 
-void set_slub_debug(Machine& m, slab_flags_t flags, std::string_view cache_names_csv) {
+namespace {
+
+void set_slub_debug_on(Machine& m, SlabState& st, slab_flags_t flags,
+                       std::string_view cache_names_csv) {
   constexpr slab_flags_t kDebugFlags = SLAB_DEBUG_FLAGS | SLAB_FREELIST_HARDENED;
   if (flags & ~kDebugFlags) {
     m.warn(fmt::format("slub_debug: flags {:#x} are not debug flags, ignored\n",
                        flags & ~kDebugFlags));
     flags &= kDebugFlags;
   }
-  SlabState& st = slab_state(m);
   std::lock_guard<std::mutex> g(st.slab_mutex);
   st.slub_debug_flags = flags;
   st.slub_debug_caches = std::string(cache_names_csv);
@@ -694,7 +696,13 @@ void set_slub_debug(Machine& m, slab_flags_t flags, std::string_view cache_names
   }
 }
 
-void apply_slub_debug_param(Machine& m) {
+}  // namespace
+
+void set_slub_debug(Machine& m, slab_flags_t flags, std::string_view cache_names_csv) {
+  set_slub_debug_on(m, slab_state(m), flags, cache_names_csv);
+}
+
+void apply_slub_debug_param(Machine& m, SlabState& st) {
   const std::string& param = m.config().slub_debug;
   const size_t comma = param.find(',');
   slab_flags_t flags = 0;
@@ -721,8 +729,8 @@ void apply_slub_debug_param(Machine& m) {
   }
   if (param.substr(0, comma).empty())
     flags = SLAB_DEBUG_FLAGS & ~SLAB_STORE_USER;  // "slub_debug" alone: FZP
-  set_slub_debug(m, flags,
-                 comma == std::string::npos ? "" : std::string_view(param).substr(comma + 1));
+  set_slub_debug_on(m, st, flags,
+                    comma == std::string::npos ? "" : std::string_view(param).substr(comma + 1));
 }
 
 }  // namespace mmkit

@@ -104,8 +104,9 @@ uint64_t kmem_cache_quarantined(const KmemCache* s);
 // have never allocated a slab (the kmalloc caches at boot) are converted
 // too; one already in use keeps its flags (reported). Call at boot.
 void set_slub_debug(Machine& m, slab_flags_t flags, std::string_view cache_names_csv);
-// Applies the machine config's slub_debug string ("FZP,kmalloc-64,dbg*").
-void apply_slub_debug_param(Machine& m);
+// Applies the machine config's slub_debug string ("FZP,kmalloc-64,dbg*") to
+// the layer's state `st` as it is built, before any cache can be used.
+void apply_slub_debug_param(Machine& m, SlabState& st);
 // The slub_debug flags for a cache named `name` (kmem_cache_create ORs them
 // into its flags). Caller holds st.slab_mutex.
 slab_flags_t slub_debug_flags_for(const SlabState& st, std::string_view name);

@@ -12,6 +12,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -128,6 +130,35 @@ TEST(LayerStateRace, KmallocCachesAreCreatedOnce) {
     EXPECT_EQ(slab_state(*m).caches.size(), 13u) << "round " << r;
     EXPECT_EQ(slab_check(*m), "");
     EXPECT_EQ(check(*m), "");
+  }
+}
+
+TEST(LayerStateRace, SlubDebugIsOnBeforeAnyCacheIsUsed) {
+  for (unsigned r = 0; r < kRounds; ++r) {
+    MachineConfig c = test::one_node(64, kThreads);
+    c.slub_debug = "FZP";
+    auto m = test::boot_or_fail(c);
+    ASSERT_TRUE(m);
+    std::mutex mu;
+    std::vector<std::string> warnings;
+    set_warn_sink(*m, [&](const std::string& s) {
+      std::lock_guard<std::mutex> g(mu);
+      warnings.push_back(s);
+    });
+    std::atomic<unsigned> failures{0};
+    const unsigned unbound = race(*m, [&] {
+      void* p = kmalloc(*m, 64, GFP_KERNEL);
+      if (!p) failures++;
+      kfree(*m, p);
+    });
+    ASSERT_EQ(unbound, 0u);
+    EXPECT_EQ(failures.load(), 0u);
+    // Every kmalloc cache was converted before it handed out an object:
+    // none is reported in use, each has red zones and poisoning.
+    EXPECT_EQ(warnings, std::vector<std::string>{});
+    for (KmemCache* s : slab_state(*m).caches)
+      EXPECT_EQ(s->flags & (SLAB_RED_ZONE | SLAB_POISON), SLAB_RED_ZONE | SLAB_POISON) << s->name;
+    EXPECT_EQ(slab_check(*m), "");
   }
 }
 
