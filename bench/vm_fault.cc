@@ -32,6 +32,8 @@
 #include "vm/mm.h"
 #include "vm/process.h"
 
+#include "bench_process.h"
+
 namespace mmkit_bench {
 namespace {
 
@@ -65,14 +67,9 @@ void write_byte(MmStruct* mm, uint64_t addr) {
 }  // namespace
 
 void BM_vm_fault_anon_zero(benchmark::State& state, uint64_t window_pages) {
-  Machine* m = fault_machine();
-  auto cpu = CpuScope::bind(*m, 0);
-  Process* p = nullptr;
-  if (!m || !cpu.ok() || spawn(*m, "bench", &p) != 0) {
-    state.SkipWithError("no machine");
-    return;
-  }
-  MmStruct* mm = p->mm;
+  BenchProcess p(state, fault_machine());
+  if (!p.ok()) return;
+  MmStruct* mm = p.get()->mm;
   int64_t a = 0;
   auto remap = [&] {
     if (a > 0) do_munmap(mm, a, window_pages * PAGE_SIZE);
@@ -93,13 +90,13 @@ void BM_vm_fault_anon_zero(benchmark::State& state, uint64_t window_pages) {
     write_byte(mm, a + i++ * PAGE_SIZE);
   }
   state.SetItemsProcessed(state.iterations());
-  exit_process(p);
 }
 
 void BM_vm_clear_page_cold(benchmark::State& state) {
   Machine* m = fault_machine();
+  if (!m) return state.SkipWithError("no machine");
   auto cpu = CpuScope::bind(*m, 0);
-  Page* frames = m ? alloc_pages(*m, GFP_HIGHUSER_MOVABLE, 10) : nullptr;  // 4 MiB
+  Page* frames = alloc_pages(*m, GFP_HIGHUSER_MOVABLE, 10);  // 4 MiB
   if (!cpu.ok() || !frames) {
     state.SkipWithError("no machine");
     return;
@@ -129,13 +126,9 @@ void BM_vm_clear_page_cold(benchmark::State& state) {
 }
 
 void BM_vm_fault_cow(benchmark::State& state) {
-  Machine* m = fault_machine();
-  auto cpu = CpuScope::bind(*m, 0);
-  Process* parent = nullptr;
-  if (!m || !cpu.ok() || spawn(*m, "bench", &parent) != 0) {
-    state.SkipWithError("no machine");
-    return;
-  }
+  BenchProcess p(state, fault_machine());
+  if (!p.ok()) return;
+  Process* parent = p.get();
   const int64_t a = do_mmap(parent->mm, 0, kPages * PAGE_SIZE, kRW, kAnon | MAP_POPULATE);
   Process* child = nullptr;
   auto refork = [&] {
@@ -157,7 +150,6 @@ void BM_vm_fault_cow(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations());
   exit_process(child);
-  exit_process(parent);
 }
 
 }  // namespace mmkit_bench

@@ -19,6 +19,8 @@
 #include "vm/mm.h"
 #include "vm/process.h"
 
+#include "bench_process.h"
+
 namespace mmkit_bench {
 namespace {
 
@@ -44,48 +46,35 @@ Machine* fork_machine() {
 }
 
 void BM_vm_fork_1GiB(benchmark::State& state) {
-  Machine* m = fork_machine();
-  auto cpu = CpuScope::bind(*m, 0);
-  Process* p = nullptr;
-  if (!m || !cpu.ok() || spawn(*m, "bench", &p) != 0) {
-    state.SkipWithError("no machine");
-    return;
-  }
-  if (do_mmap(p->mm, 0, kGiB, kRW, kAnon | MAP_POPULATE) < 0 ||
-      p->mm->get_mm_counter(MM_ANONPAGES) != kGiB / PAGE_SIZE) {
-    state.SkipWithError("cannot populate 1 GiB");
-    exit_process(p);
-    return;
-  }
+  BenchProcess p(state, fork_machine());
+  if (!p.ok()) return;
+  MmStruct* mm = p.get()->mm;
+  if (do_mmap(mm, 0, kGiB, kRW, kAnon | MAP_POPULATE) < 0 ||
+      mm->get_mm_counter(MM_ANONPAGES) != kGiB / PAGE_SIZE)
+    return state.SkipWithError("cannot populate 1 GiB");
   for (auto _ : state) {
     Process* child = nullptr;
-    if (fork_process(p, &child) != 0) {
+    if (fork_process(p.get(), &child) != 0) {
       state.SkipWithError("fork failed");
       break;
     }
     exit_process(child);
   }
-  exit_process(p);
 }
 
 void BM_vm_munmap_1GiB(benchmark::State& state) {
-  Machine* m = fork_machine();
-  auto cpu = CpuScope::bind(*m, 0);
-  Process* p = nullptr;
-  if (!m || !cpu.ok() || spawn(*m, "bench", &p) != 0) {
-    state.SkipWithError("no machine");
-    return;
-  }
+  BenchProcess p(state, fork_machine());
+  if (!p.ok()) return;
+  MmStruct* mm = p.get()->mm;
   for (auto _ : state) {
     state.PauseTiming();
-    const int64_t a = do_mmap(p->mm, 0, kGiB, kRW, kAnon | MAP_POPULATE);
+    const int64_t a = do_mmap(mm, 0, kGiB, kRW, kAnon | MAP_POPULATE);
     state.ResumeTiming();
-    if (a < 0 || do_munmap(p->mm, a, kGiB) != 0) {
+    if (a < 0 || do_munmap(mm, a, kGiB) != 0) {
       state.SkipWithError("mmap/munmap failed");
       break;
     }
   }
-  exit_process(p);
 }
 
 }  // namespace mmkit_bench

@@ -15,6 +15,8 @@
 #include "vm/mm.h"
 #include "vm/process.h"
 
+#include "bench_process.h"
+
 namespace mmkit_bench {
 
 using namespace mmkit;
@@ -22,29 +24,21 @@ using namespace mmkit;
 Machine* fork_machine();  // vm_fork.cc
 
 void BM_vm_mmap_munmap_many_vmas(benchmark::State& state, int nr_vmas) {
-  Machine* m = fork_machine();
-  auto cpu = CpuScope::bind(*m, 0);
-  Process* p = nullptr;
-  if (!m || !cpu.ok() || spawn(*m, "bench", &p) != 0) {
-    state.SkipWithError("no machine");
-    return;
-  }
+  BenchProcess p(state, fork_machine());
+  if (!p.ok()) return;
+  MmStruct* mm = p.get()->mm;
   constexpr int kAnon = MAP_PRIVATE | MAP_ANONYMOUS;
   for (int i = 0; i < nr_vmas; ++i)
-    if (do_mmap(p->mm, 0, PAGE_SIZE, i % 2 ? PROT_READ : PROT_READ | PROT_WRITE, kAnon) < 0) {
-      state.SkipWithError("cannot build the VMAs");
-      exit_process(p);
-      return;
-    }
+    if (do_mmap(mm, 0, PAGE_SIZE, i % 2 ? PROT_READ : PROT_READ | PROT_WRITE, kAnon) < 0)
+      return state.SkipWithError("cannot build the VMAs");
   for (auto _ : state) {
-    const int64_t a = do_mmap(p->mm, 0, PAGE_SIZE, PROT_READ | PROT_EXEC, kAnon);
-    if (a < 0 || do_munmap(p->mm, static_cast<uint64_t>(a), PAGE_SIZE) != 0) {
+    const int64_t a = do_mmap(mm, 0, PAGE_SIZE, PROT_READ | PROT_EXEC, kAnon);
+    if (a < 0 || do_munmap(mm, static_cast<uint64_t>(a), PAGE_SIZE) != 0) {
       state.SkipWithError("mmap/munmap failed");
       break;
     }
   }
-  state.counters["vmas"] = p->mm->map_count;
-  exit_process(p);
+  state.counters["vmas"] = mm->map_count;
 }
 
 }  // namespace mmkit_bench
