@@ -531,9 +531,14 @@ bool free_debug_processing(KmemCache* s, Page* slab, void* obj) {
     object_err(r, slab, obj, "Object already free");
     return refuse();
   }
-  // Damaged red zones or padding are reported and restored; the object is
-  // still freed (its own bytes are the caller's).
-  check_object(r, slab, p, SLUB_RED_ACTIVE);
+  // Damaged red zones or padding are reported and restored. With
+  // consistency checks the free then fails, as free_consistency_checks()
+  // makes it fail in Linux, and the object is quarantined: whatever wrote
+  // past it may still hold it. Without them the object is freed.
+  if (!check_object(r, slab, p, SLUB_RED_ACTIVE) && (s->flags & SLAB_CONSISTENCY_CHECKS)) {
+    quarantine(r, p);
+    return refuse();
+  }
   init_object(s, p, SLUB_RED_INACTIVE);
   r.emit();
   return true;

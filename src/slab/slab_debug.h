@@ -35,7 +35,10 @@
 //     pointer"), an object already free ("Object already free", found on
 //     the slab's freelist or the private freelist of the CPU holding the
 //     slab) or a quarantined object is refused; damaged red zones ("Left/
-//     Right Redzone overwritten") are restored and the object is freed.
+//     Right Redzone overwritten") or padding are restored, and then, with
+//     SLAB_CONSISTENCY_CHECKS, the free is refused and the object
+//     quarantined ("Object at 0x... not freed", as Linux's
+//     free_consistency_checks()); without it the object is freed.
 //   - a free pointer that is not null and not an object of its slab
 //     ("Freepointer corrupt" / "Freechain corrupt") is cut: the objects
 //     behind it stay counted as in use and are never handed out.

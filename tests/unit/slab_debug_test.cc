@@ -84,7 +84,7 @@ unsigned objects_per_slab(KmemCache* s) {
   return get_slabinfo(s).objperslab;
 }
 
-TEST_F(SlabDebug, RightRedzoneOverflowIsReportedAndRestoredOnFree) {
+TEST_F(SlabDebug, RightRedzoneOverflowIsReportedAndTheObjectQuarantined) {
   KmemCache* s = kmem_cache_create(*m, "rz64", 64, 0, kFull);
   ASSERT_NE(s, nullptr);
   auto* a = static_cast<uint8_t*>(kmem_cache_alloc(s, GFP_KERNEL));
@@ -107,11 +107,37 @@ TEST_F(SlabDebug, RightRedzoneOverflowIsReportedAndRestoredOnFree) {
   EXPECT_TRUE(has(report, "00 cc cc cc cc cc cc cc"));
   EXPECT_TRUE(has(report, "\nObject   0x"));
   EXPECT_TRUE(has(report, "FIX rz64: Restoring Right Redzone 0x"));
+  // SLAB_CONSISTENCY_CHECKS: the free fails and the object is withheld,
+  // its red zones restored and still active.
+  EXPECT_TRUE(has(report, "FIX rz64: Marking object as quarantined\n"));
+  EXPECT_TRUE(has(report, "not freed\n"));
+  EXPECT_EQ(kmem_cache_quarantined(s), 1u);
+  EXPECT_EQ(a[64], SLUB_RED_ACTIVE);
+  EXPECT_EQ(a[-1], SLUB_RED_ACTIVE);
+  // Freeing it again is refused, not taken for a first free.
+  report.clear();
+  kmem_cache_free(s, a);
+  EXPECT_TRUE(has(report, "Object is quarantined"));
+  EXPECT_EQ(kmem_cache_quarantined(s), 1u);
+  report.clear();
+  EXPECT_EQ(kmem_cache_validate(s), 0);
+  healthy();
+  keeps_working(s, {a});
+}
+
+TEST_F(SlabDebug, RedzoneOverflowWithoutConsistencyChecksIsRestoredAndFreed) {
+  KmemCache* s = kmem_cache_create(*m, "rzonly", 64, 0, SLAB_RED_ZONE);
+  ASSERT_NE(s, nullptr);
+  auto* a = static_cast<uint8_t*>(kmem_cache_alloc(s, GFP_KERNEL));
+  ASSERT_NE(a, nullptr);
+  a[64] = 0;
+  kmem_cache_free(s, a);
+  show("right_redzone_no_checks");
+  EXPECT_TRUE(has(report, "BUG rzonly (Not tainted): Right Redzone overwritten\n"));
+  EXPECT_TRUE(has(report, "FIX rzonly: Restoring Right Redzone 0x"));
   EXPECT_FALSE(has(report, "not freed"));
-  // Freed: inactive red zones, poisoned.
-  EXPECT_EQ(a[64], SLUB_RED_INACTIVE);
-  EXPECT_EQ(a[-1], SLUB_RED_INACTIVE);
-  EXPECT_EQ(a[63], POISON_END);
+  EXPECT_EQ(kmem_cache_quarantined(s), 0u);
+  EXPECT_EQ(a[64], SLUB_RED_INACTIVE);  // freed: inactive red zones
   report.clear();
   EXPECT_EQ(kmem_cache_validate(s), 0);
   healthy();
@@ -129,10 +155,11 @@ TEST_F(SlabDebug, LeftRedzoneUnderflowIsReported) {
   EXPECT_TRUE(has(report, "BUG lz40 (Not tainted): Left Redzone overwritten\n"));
   EXPECT_TRUE(has(report, "First byte 0x41 instead of 0xcc\n"));
   EXPECT_TRUE(has(report, "FIX lz40: Restoring Left Redzone 0x"));
-  EXPECT_EQ(a[-2], SLUB_RED_INACTIVE);
+  EXPECT_TRUE(has(report, "not freed\n"));
+  EXPECT_EQ(a[-2], SLUB_RED_ACTIVE);  // restored, and the object withheld
   report.clear();
   healthy();
-  keeps_working(s);
+  keeps_working(s, {a});
 }
 
 TEST_F(SlabDebug, UseAfterFreeQuarantinesTheObject) {
