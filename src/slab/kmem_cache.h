@@ -210,6 +210,11 @@ inline void* slab_alloc_fast(const Machine& m, KmemCache* s, CpuState* cpu, gfp_
   return kmem_cache_alloc_slow(s, cpu, gfp, node);
 }
 
+inline void* kmem_cache_alloc(KmemCache* s, gfp_t gfp) {
+  const Machine& m = *s->machine;
+  return slab_alloc_fast(m, s, this_cpu(m), gfp, NUMA_NO_NODE);
+}
+
 // --- kmalloc's fast half (kmalloc.cc has the rest) -----------------------------------------
 // kmalloc_index(): 1 is the 96-byte cache, 2 the 192-byte one, n >= 3 holds 2^n.
 inline unsigned kmalloc_index(size_t size) {
@@ -261,24 +266,36 @@ inline void slab_free_fast(KmemCache* s, CpuState* cpu, Page* head, void* obj) {
   kmem_cache_free_slow(s, cpu, obj);
 }
 
+// The head page of a direct-map address, or null outside the direct map:
+// is_direct_mapped() and virt_to_head_page() as one offset and one compare
+// (null and ZERO_SIZE_PTR fall outside: the direct map starts far above).
+inline Page* direct_map_head(const Machine& m, const void* p) {
+  const uintptr_t off =
+      reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(m.phys_window(0));
+  if (off >= m.direct_map_pfns() << PAGE_SHIFT) [[unlikely]]
+    return nullptr;
+  return m.pfn_to_page(off >> PAGE_SHIFT)->head();
+}
+
+inline void kmem_cache_free(KmemCache* s, void* obj) {
+  const Machine& m = *s->machine;
+  if (Page* head = direct_map_head(m, obj)) [[likely]] {
+    slab_free_fast(s, this_cpu(m), head, obj);
+    return;
+  }
+  kmem_cache_free_slow(s, this_cpu(m), obj);  // null, or a bad pointer
+}
+
 // kfree of what is not a slab object: a large kmalloc, or a bad pointer.
 [[gnu::noinline]] void kfree_special(Machine& m, const void* p);
 
 inline void kfree(Machine& m, const void* p) {
-  void* obj = const_cast<void*>(p);
-  // is_direct_mapped() and virt_to_page() as one offset and one compare;
-  // null and ZERO_SIZE_PTR fall outside (the direct map starts far above
-  // them) and kfree_special lets them go.
-  const uintptr_t off =
-      reinterpret_cast<uintptr_t>(obj) - reinterpret_cast<uintptr_t>(m.phys_window(0));
-  if (off < m.direct_map_pfns() << PAGE_SHIFT) [[likely]] {
-    Page* head = m.pfn_to_page(off >> PAGE_SHIFT)->head();
-    if (head->test(PG_slab)) [[likely]] {
-      slab_free_fast(slab_cache(head), this_cpu(m), head, obj);
-      return;
-    }
+  Page* head = direct_map_head(m, p);
+  if (head && head->test(PG_slab)) [[likely]] {
+    slab_free_fast(slab_cache(head), this_cpu(m), head, const_cast<void*>(p));
+    return;
   }
-  kfree_special(m, p);
+  kfree_special(m, p);  // null, ZERO_SIZE_PTR, large kmallocs, bad pointers
 }
 
 // --- slub.cc -----------------------------------------------------------------------------------

@@ -52,9 +52,11 @@ struct KmemCache;
 // with SLAB_PANIC the report says the creation was fatal, as Linux panics.
 KmemCache* kmem_cache_create(Machine& m, std::string_view name, unsigned size, unsigned align,
                              slab_flags_t flags, void (*ctor)(void*) = nullptr);
-void* kmem_cache_alloc(KmemCache* s, gfp_t gfp);
+// kmem_cache_alloc and kmem_cache_free are inline down to the CPU
+// freelist (kmem_cache.h), as kmalloc and kfree are.
+inline void* kmem_cache_alloc(KmemCache* s, gfp_t gfp);
 void* kmem_cache_alloc_node(KmemCache* s, gfp_t gfp, int node);
-void kmem_cache_free(KmemCache* s, void* obj);
+inline void kmem_cache_free(KmemCache* s, void* obj);
 // 0 on success; -EBUSY (with a report) while objects are live.
 int kmem_cache_destroy(KmemCache* s);
 // Frees the empty slabs of the cache; returns 0.

@@ -224,11 +224,6 @@ void* kmem_cache_alloc_node(KmemCache* s, gfp_t gfp, int node) {
   return slab_alloc_fast(m, s, this_cpu(m), gfp, node);
 }
 
-void* kmem_cache_alloc(KmemCache* s, gfp_t gfp) {
-  const Machine& m = *s->machine;
-  return slab_alloc_fast(m, s, this_cpu(m), gfp, NUMA_NO_NODE);
-}
-
 void kmem_cache_free_slow(KmemCache* s, CpuState* cpu, void* obj) {
   Machine& m = *s->machine;
   if (!obj) return;
@@ -256,15 +251,6 @@ void kmem_cache_free_slow(KmemCache* s, CpuState* cpu, void* obj) {
   }
   if (s->debug() && !free_debug_processing(s, slab, obj)) return;
   slab_free_slow(s, cpu, slab, obj, obj, 1);
-}
-
-void kmem_cache_free(KmemCache* s, void* obj) {
-  Machine& m = *s->machine;
-  if (!m.is_direct_mapped(obj)) [[unlikely]] {
-    kmem_cache_free_slow(s, this_cpu(m), obj);
-    return;
-  }
-  slab_free_fast(s, this_cpu(m), m.virt_to_page(obj)->head(), obj);
 }
 
 int kmem_cache_shrink(KmemCache* s) {
