@@ -79,7 +79,7 @@ inline void* kzalloc(Machine& m, size_t size, gfp_t gfp) {
 }
 void* kcalloc(Machine& m, size_t n, size_t size, gfp_t gfp);  // null on overflow
 void* krealloc(Machine& m, const void* p, size_t new_size, gfp_t gfp);
-inline void kfree(Machine& m, const void* p);  // inline too
+inline void kfree(Machine& m, const void* p);
 size_t ksize(Machine& m, const void* p);
 // The kmalloc cache serving `size` bytes, or null above KMALLOC_MAX_CACHE_SIZE.
 KmemCache* kmalloc_cache(Machine& m, size_t size);

@@ -38,8 +38,6 @@ ProcessState::~ProcessState() {
 }
 
 ProcessState& process_state(Machine& m) {
-  if (LayerState* st = m.layer_state(Layer::kProcess)) [[likely]]
-    return *static_cast<ProcessState*>(st);
   return *static_cast<ProcessState*>(
       m.ensure_layer_state(Layer::kProcess, [&m] { return std::make_unique<ProcessState>(m); }));
 }

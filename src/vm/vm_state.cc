@@ -82,8 +82,6 @@ void VmState::free_asid(uint32_t asid) {
 }
 
 VmState& vm_state(Machine& m) {
-  if (VmState* vs = vm_state_if(m)) [[likely]]
-    return *vs;
   return *static_cast<VmState*>(
       m.ensure_layer_state(Layer::kVm, [&m] { return std::make_unique<VmState>(m); }));
 }

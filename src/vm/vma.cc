@@ -102,40 +102,41 @@ VmArea* find_vma_intersection(MmStruct* mm, uint64_t start, uint64_t end) {
   return vma && vma->vm_start < end ? vma : nullptr;
 }
 
+namespace {
+
+// A gap reaching up to `top` grew: the search cache's start moves up to
+// it, so that no gap longer than cached_hole_size lies wholly above.
+void note_gap_growth(MmStruct* mm, uint64_t top) {
+  if (mm->free_area_cache < top) mm->free_area_cache = top;
+}
+
+// The top of the gap above the VMA at `it`.
+uint64_t gap_top_above(MmStruct* mm, std::map<uint64_t, VmArea*>::iterator it) {
+  const auto next = std::next(it);
+  return next == mm->mm_mt.end() ? mm->layout.task_size : mm_internal::vm_start_gap(next->second);
+}
+
+}  // namespace
+
 void vma_link(MmStruct* mm, VmArea* vma) {
   const auto it = mm->mm_mt.emplace(vma->vm_end, vma).first;
   ++mm->map_count;
   // A VMA put in below a stack hides the stack's guard gap from the gap
   // under it, which grows up to this VMA's start.
   const auto next = std::next(it);
-  if (next != mm->mm_mt.end() && (next->second->vm_flags & VM_GROWSDOWN)) {
-    const uint64_t top = mm_internal::vm_start_gap(vma);
-    if (mm->free_area_cache < top) mm->free_area_cache = top;
-  }
+  if (next != mm->mm_mt.end() && (next->second->vm_flags & VM_GROWSDOWN))
+    note_gap_growth(mm, mm_internal::vm_start_gap(vma));
 }
-
-namespace {
-
-// The gap above the VMA at `it` is about to grow: the search cache's start
-// moves up to that gap's top, so no longer gap lies wholly above it.
-void note_gap_growth(MmStruct* mm, std::map<uint64_t, VmArea*>::iterator it) {
-  const auto next = std::next(it);
-  const uint64_t top =
-      next == mm->mm_mt.end() ? mm->layout.task_size : mm_internal::vm_start_gap(next->second);
-  if (mm->free_area_cache < top) mm->free_area_cache = top;
-}
-
-}  // namespace
 
 void vma_unlink(MmStruct* mm, VmArea* vma) {
   const auto it = mm->mm_mt.find(vma->vm_end);
-  note_gap_growth(mm, it);
+  note_gap_growth(mm, gap_top_above(mm, it));
   mm->mm_mt.erase(it);
   --mm->map_count;
 }
 
 void vma_set_end(MmStruct* mm, VmArea* vma, uint64_t end) {
-  if (end < vma->vm_end) note_gap_growth(mm, mm->mm_mt.find(vma->vm_end));
+  if (end < vma->vm_end) note_gap_growth(mm, gap_top_above(mm, mm->mm_mt.find(vma->vm_end)));
   auto node = mm->mm_mt.extract(vma->vm_end);
   vma->vm_end = end;
   node.key() = end;

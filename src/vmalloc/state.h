@@ -81,7 +81,8 @@ class VmallocState : public LayerState {
   std::unique_ptr<KmapAtomicCpu[]> kmap_atomic_cpus;
 
   bool ok() const { return window_error.empty(); }
-  // Makes the i386 pkmap and fixmap page tables (once, after install).
+  // Makes the i386 pkmap and fixmap page tables (once, before the state is
+  // published).
   void populate_kmap_tables();
 };
 

@@ -55,6 +55,18 @@ unsigned race(Machine& m, F first_use) {
   return unbound.load();
 }
 
+// Each thread's first kmalloc of `size`, freed at once; returns how many
+// threads could not bind or got no object.
+unsigned race_first_kmalloc(Machine& m, size_t size) {
+  std::atomic<unsigned> failures{0};
+  const unsigned unbound = race(m, [&] {
+    void* p = kmalloc(m, size, GFP_KERNEL);
+    if (!p) failures++;
+    kfree(m, p);
+  });
+  return unbound + failures.load();
+}
+
 void expect_tlbs_hooked(Machine& m) {
   VmState* vs = vm_state_if(m);
   ASSERT_NE(vs, nullptr);
@@ -118,14 +130,7 @@ TEST(LayerStateRace, KmallocCachesAreCreatedOnce) {
   for (unsigned r = 0; r < kRounds; ++r) {
     auto m = boot_machine(64);
     ASSERT_TRUE(m);
-    std::atomic<unsigned> failures{0};
-    const unsigned unbound = race(*m, [&] {
-      void* p = kmalloc(*m, 100, GFP_KERNEL);
-      if (!p) failures++;
-      kfree(*m, p);
-    });
-    ASSERT_EQ(unbound, 0u);
-    EXPECT_EQ(failures.load(), 0u);
+    ASSERT_EQ(race_first_kmalloc(*m, 100), 0u) << "threads unbound or without an object";
     // create_kmalloc_caches(): 13 caches, 8 bytes to 8 KiB, no duplicates.
     EXPECT_EQ(slab_state(*m).caches.size(), 13u) << "round " << r;
     EXPECT_EQ(slab_check(*m), "");
@@ -145,14 +150,7 @@ TEST(LayerStateRace, SlubDebugIsOnBeforeAnyCacheIsUsed) {
       std::lock_guard<std::mutex> g(mu);
       warnings.push_back(s);
     });
-    std::atomic<unsigned> failures{0};
-    const unsigned unbound = race(*m, [&] {
-      void* p = kmalloc(*m, 64, GFP_KERNEL);
-      if (!p) failures++;
-      kfree(*m, p);
-    });
-    ASSERT_EQ(unbound, 0u);
-    EXPECT_EQ(failures.load(), 0u);
+    ASSERT_EQ(race_first_kmalloc(*m, 64), 0u) << "threads unbound or without an object";
     // Every kmalloc cache was converted before it handed out an object:
     // none is reported in use, each has red zones and poisoning.
     EXPECT_EQ(warnings, std::vector<std::string>{});
