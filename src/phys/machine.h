@@ -42,7 +42,10 @@ class LayerState {
   virtual ~LayerState() = default;
 };
 // kProcess: the vm layer's processes, pid allocator and overcommit counters.
-enum class Layer : unsigned { kSlab, kVm, kVmalloc, kReclaim, kProcess, kCount };
+// States are destroyed in reverse order: kswapd stops (kReclaim) before the
+// address spaces go (kProcess), which drop their swap entries (kSwap) and
+// charges (kMemcg) on the way.
+enum class Layer : unsigned { kSlab, kMemcg, kSwap, kVm, kVmalloc, kProcess, kReclaim, kCount };
 
 class Machine {
  public:

@@ -82,6 +82,7 @@ inline constexpr uint64_t kStackRlimit = 8ull << 20;     // RLIMIT_STACK default
 inline constexpr uint64_t kInitialStack = 132ull << 10;  // setup_arg_pages' stack_expand + a page
 
 struct ProcessState;
+struct MemCgroup;
 
 struct MmStruct {
   Machine* machine = nullptr;
@@ -111,6 +112,10 @@ struct MmStruct {
   std::atomic<uint64_t> min_flt{0}, maj_flt{0};
   bool cap_sys_admin = false;  // __vm_enough_memory's admin reserve applies when false
   std::atomic<int> mm_users{1};
+  // The memory cgroup its pages are charged to (mm->owner's); null: the root.
+  MemCgroup* memcg = nullptr;
+  // The owner was OOM-killed: faults return kKilled (MMF_OOM_SKIP's role).
+  std::atomic<bool> oom_killed{false};
 
   uint64_t get_mm_counter(MmCounter c) const {
     const int64_t v = rss_stat[c].load(std::memory_order_relaxed);
@@ -142,7 +147,9 @@ int64_t do_mremap(MmStruct* mm, uint64_t addr, uint64_t old_len, uint64_t new_le
                   uint64_t new_addr = 0);
 
 // ---- page faults --------------------------------------------------------
-enum class FaultStatus : uint8_t { kOk, kSigsegv, kOom };
+// kKilled: the address space's owner was killed by the OOM killer (its
+// memory reaped); the caller stops and exits the process.
+enum class FaultStatus : uint8_t { kOk, kSigsegv, kOom, kKilled };
 inline constexpr int SEGV_MAPERR = 1;  // address not mapped to object
 inline constexpr int SEGV_ACCERR = 2;  // invalid permissions for mapped object
 struct FaultResult {

@@ -18,6 +18,7 @@
 // caller's mmap_lock. A Process pointer is valid until exit_process.
 #pragma once
 
+#include <atomic>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,6 +37,11 @@ struct Process {
   std::string comm;  // task->comm, at most 15 characters
   Machine* machine = nullptr;
   MmStruct* mm = nullptr;
+  // /proc/<pid>/oom_score_adj: -1000 (never an OOM victim) .. 1000.
+  int oom_score_adj = 0;
+  // Set by the OOM killer (SIGKILL): the process's memory is reaped and
+  // every later fault returns FaultStatus::kKilled; its owner exits it.
+  std::atomic<bool> oom_killed{false};
 };
 
 // 0 and *out set, or -ENOMEM (no memory for the mm or its stack) or -EAGAIN

@@ -1,0 +1,94 @@
+// Memory cgroups: creation, control files, the page-to-group map
+// (mm/memcontrol.c). Charging and the lruvecs are in charge.cc and lru.cc.
+#include "memcg/memcontrol.h"
+
+#include <fmt/format.h>
+#include <sys/mman.h>
+
+#include "memcg/memcg_state.h"
+
+namespace mmkit {
+
+MemcgState::MemcgState(Machine& m) : machine(m) {
+  page_memcg_len = m.mem_map_pages();
+  void* p = mmap(nullptr, page_memcg_len * sizeof(uint16_t), PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p != MAP_FAILED) page_memcg = static_cast<std::atomic<uint16_t>*>(p);
+  auto root = std::make_unique<MemCgroup>();
+  root->machine = &m;
+  root->id = 1;
+  by_id[1].store(root.get(), std::memory_order_release);
+  groups.push_back(std::move(root));
+}
+
+MemcgState::~MemcgState() {
+  if (page_memcg) munmap(page_memcg, page_memcg_len * sizeof(uint16_t));
+}
+
+MemcgState& memcg_state(Machine& m) {
+  return *static_cast<MemcgState*>(
+      m.ensure_layer_state(Layer::kMemcg, [&m] { return std::make_unique<MemcgState>(m); }));
+}
+
+MemCgroup* root_mem_cgroup(Machine& m) {
+  return memcg_state(m).root();
+}
+
+MemCgroup* mem_cgroup_create(Machine& m, std::string_view name, uint64_t max_bytes) {
+  MemcgState& st = memcg_state(m);
+  if (name.empty() || name.find('/') != std::string_view::npos) return nullptr;
+  std::lock_guard<std::mutex> g(st.lock);
+  for (auto& cg : st.groups)
+    if (cg->name == name) return nullptr;
+  if (st.groups.size() + 1 >= kMaxMemCgroups) return nullptr;
+  auto cg = std::make_unique<MemCgroup>();
+  cg->machine = &m;
+  cg->name = std::string(name);
+  cg->id = static_cast<uint16_t>(st.groups.size() + 1);
+  cg->max.store(max_bytes == kMemMax ? kMemMax : max_bytes >> PAGE_SHIFT);
+  MemCgroup* raw = cg.get();
+  st.groups.push_back(std::move(cg));
+  st.by_id[raw->id].store(raw, std::memory_order_release);
+  return raw;
+}
+
+void mem_cgroup_set_max(MemCgroup* cg, uint64_t max_bytes) {
+  cg->max.store(max_bytes == kMemMax ? kMemMax : max_bytes >> PAGE_SHIFT);
+}
+
+std::string mem_cgroup_name(const MemCgroup* cg) {
+  return cg->is_root() ? "/" : "/" + cg->name;
+}
+
+std::vector<MemCgroup*> mem_cgroups(Machine& m) {
+  MemcgState& st = memcg_state(m);
+  std::lock_guard<std::mutex> g(st.lock);
+  std::vector<MemCgroup*> out;
+  for (auto& cg : st.groups) out.push_back(cg.get());
+  return out;
+}
+
+bool mem_cgroup_read(const MemCgroup* cg, std::string_view file, std::string* out) {
+  auto pages = [](int64_t v) { return static_cast<uint64_t>(v < 0 ? 0 : v) << PAGE_SHIFT; };
+  if (file == "memory.current") {
+    *out = fmt::format("{}\n", pages(cg->usage.load()));
+  } else if (file == "memory.peak") {
+    *out = fmt::format("{}\n", pages(cg->peak.load()));
+  } else if (file == "memory.swap.current") {
+    *out = fmt::format("{}\n", pages(cg->swap_usage.load()));
+  } else if (file == "memory.max") {
+    const uint64_t max = cg->max.load();
+    *out = max == kMemMax ? "max\n" : fmt::format("{}\n", max << PAGE_SHIFT);
+  } else if (file == "memory.events") {
+    *out = fmt::format("low 0\nhigh 0\nmax {}\noom {}\noom_kill {}\noom_group_kill 0\n",
+                       cg->ev_max.load(), cg->ev_oom.load(), cg->ev_oom_kill.load());
+  } else if (file == "memory.stat") {
+    *out = fmt::format("anon {}\n", pages(cg->usage.load()));
+  } else {
+    out->clear();
+    return false;
+  }
+  return true;
+}
+
+}  // namespace mmkit

@@ -1,0 +1,43 @@
+// Memory cgroups, cgroup v2's memory controller (mm/memcontrol.c).
+//
+// A group counts the pages charged to it (memory.current) against its limit
+// (memory.max) and keeps its own lruvec per node, so reclaim on its behalf
+// walks only its own lists. Pages are charged when a fault or a swap-in
+// brings them in and uncharged when they are freed. Every machine has a root
+// group, which holds every page not charged to another group and has no
+// limit. Groups are flat under the root (one level, as `mmsim run` jobs use
+// them).
+//
+//   root_mem_cgroup(m)              the root group
+//   mem_cgroup_create(m, name, max) mkdir + memory.max (bytes; kMemMax: "max")
+//   mem_cgroup_read(cg, file)       a control file's text: memory.current,
+//                                   memory.peak, memory.max,
+//                                   memory.swap.current, memory.stat
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "phys/machine.h"
+
+namespace mmkit {
+
+struct MemCgroup;
+inline constexpr uint64_t kMemMax = ~uint64_t{0};  // memory.max "max"
+
+MemCgroup* root_mem_cgroup(Machine& m);
+// A new group under the root, or null when `name` is empty or taken.
+MemCgroup* mem_cgroup_create(Machine& m, std::string_view name, uint64_t max_bytes);
+// memory.max: lowering it below memory.current reclaims down to it, as a
+// write to the file does.
+void mem_cgroup_set_max(MemCgroup* cg, uint64_t max_bytes);
+// The text of a control file, as cgroupfs prints it ("" and false for an
+// unknown file).
+bool mem_cgroup_read(const MemCgroup* cg, std::string_view file, std::string* out);
+std::string mem_cgroup_name(const MemCgroup* cg);
+// Every group of the machine, the root first.
+std::vector<MemCgroup*> mem_cgroups(Machine& m);
+
+}  // namespace mmkit
