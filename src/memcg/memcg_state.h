@@ -10,12 +10,25 @@
 #include <string>
 #include <vector>
 
+#include "base/spinlock.h"
 #include "memcg/memcontrol.h"
 #include "phys/machine.h"
 
 namespace mmkit {
 
 inline constexpr unsigned kMaxMemCgroups = 4096;  // ids are 16 bits; 0 is "not charged"
+
+struct Lruvec;
+struct MemcgReclaimOps;
+
+// A CPU's queue of pages on their way to an LRU list (mm/swap.c's
+// cpu_fbatches.lru_add; PAGEVEC_SIZE pages). Each holds a reference.
+inline constexpr unsigned kLruBatchSize = 15;
+struct alignas(64) LruBatch {
+  SpinLock lock;
+  unsigned nr = 0;
+  Page* pages[kLruBatchSize];
+};
 
 struct MemCgroup {
   Machine* machine = nullptr;
@@ -27,7 +40,10 @@ struct MemCgroup {
   std::atomic<int64_t> swap_usage{0};  // swap slots charged (memory.swap.current)
   // memory.events
   std::atomic<uint64_t> ev_max{0}, ev_oom{0}, ev_oom_kill{0};
+  std::vector<std::unique_ptr<Lruvec>> lruvec;  // one per node
   bool is_root() const { return id == 1; }
+  MemCgroup();
+  ~MemCgroup();
 };
 
 struct MemcgState final : LayerState {
@@ -42,10 +58,20 @@ struct MemcgState final : LayerState {
   std::atomic<uint16_t>* page_memcg = nullptr;
   uint64_t page_memcg_len = 0;
 
+  // Per-CPU LRU batches; the last one is shared by threads bound to no CPU.
+  std::unique_ptr<LruBatch[]> batches;
+  // Set by the reclaim layer at boot (memcg reclaim and OOM).
+  std::unique_ptr<MemcgReclaimOps> reclaim_ops;
+
   MemCgroup* root() const { return by_id[1].load(std::memory_order_relaxed); }
+  MemCgroup* group(uint16_t id) const { return by_id[id].load(std::memory_order_acquire); }
+  // Makes a group's lruvecs (one per node).
+  void init_lruvecs(MemCgroup* cg);
 };
 
 MemcgState& memcg_state(Machine& m);
+// Machine::page_release while the memcg layer exists.
+void memcg_page_release(Machine& m, Page* page);
 inline MemcgState* memcg_state_if(const Machine& m) {
   return static_cast<MemcgState*>(m.layer_state(Layer::kMemcg));
 }

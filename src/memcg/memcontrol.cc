@@ -5,11 +5,27 @@
 #include <fmt/format.h>
 #include <sys/mman.h>
 
+#include "memcg/lru.h"
 #include "memcg/memcg_state.h"
 
 namespace mmkit {
 
+MemCgroup::MemCgroup() = default;
+MemCgroup::~MemCgroup() = default;
+
+void MemcgState::init_lruvecs(MemCgroup* cg) {
+  for (unsigned nid = 0; nid < machine.nr_nodes(); ++nid) {
+    auto lv = std::make_unique<Lruvec>();
+    lv->memcg = cg;
+    lv->nid = static_cast<int>(nid);
+    for (ListHead& l : lv->lists) l.init();
+    cg->lruvec.push_back(std::move(lv));
+  }
+}
+
 MemcgState::MemcgState(Machine& m) : machine(m) {
+  batches = std::make_unique<LruBatch[]>(m.nr_cpus() + 1);
+  reclaim_ops = std::make_unique<MemcgReclaimOps>();
   page_memcg_len = m.mem_map_pages();
   void* p = mmap(nullptr, page_memcg_len * sizeof(uint16_t), PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -17,11 +33,14 @@ MemcgState::MemcgState(Machine& m) : machine(m) {
   auto root = std::make_unique<MemCgroup>();
   root->machine = &m;
   root->id = 1;
+  init_lruvecs(root.get());
   by_id[1].store(root.get(), std::memory_order_release);
   groups.push_back(std::move(root));
+  m.page_release = &memcg_page_release;
 }
 
 MemcgState::~MemcgState() {
+  machine.page_release = nullptr;
   if (page_memcg) munmap(page_memcg, page_memcg_len * sizeof(uint16_t));
 }
 
@@ -46,6 +65,7 @@ MemCgroup* mem_cgroup_create(Machine& m, std::string_view name, uint64_t max_byt
   cg->name = std::string(name);
   cg->id = static_cast<uint16_t>(st.groups.size() + 1);
   cg->max.store(max_bytes == kMemMax ? kMemMax : max_bytes >> PAGE_SHIFT);
+  st.init_lruvecs(cg.get());
   MemCgroup* raw = cg.get();
   st.groups.push_back(std::move(cg));
   st.by_id[raw->id].store(raw, std::memory_order_release);
@@ -83,7 +103,25 @@ bool mem_cgroup_read(const MemCgroup* cg, std::string_view file, std::string* ou
     *out = fmt::format("low 0\nhigh 0\nmax {}\noom {}\noom_kill {}\noom_group_kill 0\n",
                        cg->ev_max.load(), cg->ev_oom.load(), cg->ev_oom_kill.load());
   } else if (file == "memory.stat") {
-    *out = fmt::format("anon {}\n", pages(cg->usage.load()));
+    // The LRU sizes and reclaim events summed over the group's lruvecs.
+    uint64_t nr[NR_LRU_LISTS] = {}, scan = 0, steal = 0, act = 0, deact = 0, refill = 0;
+    for (const auto& lv : cg->lruvec) {
+      for (unsigned l = 0; l < NR_LRU_LISTS; ++l) nr[l] += lv->size(l);
+      scan += lv->pgscan.load();
+      steal += lv->pgsteal.load();
+      act += lv->pgactivate.load();
+      deact += lv->pgdeactivate.load();
+      refill += lv->pgrefill.load();
+    }
+    const uint64_t anon = nr[LRU_INACTIVE_ANON] + nr[LRU_ACTIVE_ANON];
+    *out = fmt::format(
+        "anon {}\nfile {}\nswapcached 0\ninactive_anon {}\nactive_anon {}\ninactive_file {}\n"
+        "active_file {}\nunevictable {}\npgscan {}\npgsteal {}\npgrefill {}\npgactivate {}\n"
+        "pgdeactivate {}\n",
+        anon << PAGE_SHIFT, (nr[LRU_INACTIVE_FILE] + nr[LRU_ACTIVE_FILE]) << PAGE_SHIFT,
+        nr[LRU_INACTIVE_ANON] << PAGE_SHIFT, nr[LRU_ACTIVE_ANON] << PAGE_SHIFT,
+        nr[LRU_INACTIVE_FILE] << PAGE_SHIFT, nr[LRU_ACTIVE_FILE] << PAGE_SHIFT,
+        nr[LRU_UNEVICTABLE] << PAGE_SHIFT, scan, steal, refill, act, deact);
   } else {
     out->clear();
     return false;

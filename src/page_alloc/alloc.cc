@@ -205,12 +205,21 @@ Page* alloc_pages_slowpath(Machine& m, CpuState* cpu, gfp_t gfp, unsigned order,
     if (costly && !(gfp & __GFP_RETRY_MAYFAIL)) break;
     // should_reclaim_retry(): keep going while reclaim makes progress, at
     // most MAX_RECLAIM_RETRIES rounds without any.
+    if (m.reclaim()->current_is_oom_victim(m)) break;
     no_progress_loops = progress ? 0 : no_progress_loops + 1;
+    if (!progress && !m.reclaim()->retries_without_progress()) break;
     if (no_progress_loops > MAX_RECLAIM_RETRIES) {
+      // __alloc_pages_may_oom(): the OOM killer for orders it may help
+      // (not costly ones, not __GFP_NORETRY, as Linux's).
+      if (order <= PAGE_ALLOC_COSTLY_ORDER && !(gfp & __GFP_NORETRY) &&
+          m.reclaim()->out_of_memory(m, gfp, order)) {
+        no_progress_loops = 0;
+        if ((page = get_page_from_freelist(m, cpu, gfp, order, alloc_flags, ac))) return page;
+        continue;
+      }
       unreserve_highatomic_pageblock(m, ac.zonelist, ac.highest_zoneidx, ac.migratetype, true);
       break;
     }
-    if (!progress) break;  // nothing reclaimable: retrying cannot change the answer
   }
 
 nopage:
@@ -230,7 +239,11 @@ nopage:
 }
 
 inline bool free_pages_prepare(Machine& m, Page* page, unsigned order) {
-  const uint64_t flags = page->flags.load(std::memory_order_relaxed);
+  uint64_t flags = page->flags.load(std::memory_order_relaxed);
+  if ((flags & kReleaseAtFree) && m.page_release) [[unlikely]] {
+    m.page_release(m, page);
+    flags = page->flags.load(std::memory_order_relaxed);
+  }
   if ((flags & kCheckAtFree) || page->mapping || page->mapcount.load(std::memory_order_relaxed) ||
       page->is_tail()) [[unlikely]] {
     bad_page(m, page,

@@ -30,6 +30,8 @@ inline constexpr uint64_t kCheckAtFree = (uint64_t{1} << PG_buddy) | (uint64_t{1
                                          (uint64_t{1} << PG_lru) | (uint64_t{1} << PG_locked) |
                                          (uint64_t{1} << PG_reserved) |
                                          (uint64_t{1} << PG_writeback) | (uint64_t{1} << PG_bad);
+// Flags that send a freed page through Machine::page_release first.
+inline constexpr uint64_t kReleaseAtFree = (uint64_t{1} << PG_lru) | (uint64_t{1} << PG_memcg);
 
 // --- the out-of-line halves (alloc.cc, pcp.cc) ------------------------------------------
 [[gnu::noinline]] Page* alloc_pages_slow(Machine& m, gfp_t gfp, unsigned order, int nid);
@@ -123,7 +125,7 @@ inline void free_pages(Machine& m, Page* page, unsigned order) {
   // no mapping, no mapcount.
   CpuState* cpu = this_cpu(m);
   const uint64_t flags = page->flags.load(std::memory_order_relaxed);
-  const uint64_t dirty = (flags & (kCheckAtFree | uint64_t{1} << PG_head)) |
+  const uint64_t dirty = (flags & (kCheckAtFree | kReleaseAtFree | uint64_t{1} << PG_head)) |
                          reinterpret_cast<uintptr_t>(page->mapping) | page->compound_head |
                          static_cast<uint32_t>(page->mapcount.load(std::memory_order_relaxed)) |
                          static_cast<uint32_t>(page->refcount.load(std::memory_order_relaxed) - 1);

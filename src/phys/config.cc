@@ -156,6 +156,30 @@ std::string validate_overcommit(const MachineConfig& c) {
   }
   if (c.swap > kMaxMemX86_64)
     return "swap: " + format_size(c.swap) + " is too large (at most 64TiB)";
+  if (c.swap && !c.swap_areas.empty())
+    return "swap: give either a size or [[swap]] areas, not both";
+  for (size_t i = 0; i < c.swap_areas.size(); ++i) {
+    const SwapAreaConfig& a = c.swap_areas[i];
+    const std::string f = "swap[" + std::to_string(i) + "].";
+    if (a.size % kPageSize)
+      return f + "size: " + std::to_string(a.size) + " is not a multiple of the page size (4096)";
+    if (a.size && a.size < 2 * kPageSize)
+      return f + "size: " + format_size(a.size) + " is too small (a header page and a slot)";
+    if (a.size > kMaxMemX86_64) return f + "size: " + format_size(a.size) + " is too large";
+    if (a.file.empty() && !a.size) return f + "size: a temporary swap file needs a size";
+    if (a.priority && (*a.priority < -1 || *a.priority > 32767))
+      return f + "priority: " + std::to_string(*a.priority) + " is out of range (-1..32767)";
+    for (size_t j = 0; j < i; ++j)
+      if (!a.file.empty() && c.swap_areas[j].file == a.file)
+        return f + "file: \"" + a.file + "\" is already swap[" + std::to_string(j) + "]";
+  }
+  if (c.swap_areas.size() > 32) return "swap: at most 32 areas (MAX_SWAPFILES)";
+  if (c.swappiness > 200)
+    return "swappiness: " + std::to_string(c.swappiness) + " is out of range (0..200)";
+  if (c.page_cluster > 31)
+    return "page_cluster: " + std::to_string(c.page_cluster) + " is out of range (0..31)";
+  if (c.panic_on_oom > 2)
+    return "panic_on_oom: " + std::to_string(c.panic_on_oom) + " is out of range (0..2)";
   return "";
 }
 

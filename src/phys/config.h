@@ -42,6 +42,15 @@ struct FailSlabConfig {
   bool ignore_gfp_wait = true;  // Linux's failslab default
 };
 
+// One [[swap]] area: a host file (created if missing; "" for a temporary
+// file removed when the machine goes), its size, its priority (unset: the
+// next of -2, -3, ... in swapon order, as Linux numbers them).
+struct SwapAreaConfig {
+  std::string file;
+  uint64_t size = 0;  // bytes; 0: the existing file's size
+  std::optional<int> priority;
+};
+
 inline constexpr int kMaxNumNodes = 64;
 inline constexpr int kMaxCpus = 256;
 inline constexpr int kMaxZonesPerNode = 4;  // MAX_NR_ZONES on both arches
@@ -74,9 +83,17 @@ struct MachineConfig {
   uint64_t overcommit_kbytes = 0;            // 0: use the ratio
   std::optional<uint64_t> user_reserve_kbytes;
   std::optional<uint64_t> admin_reserve_kbytes;
-  // Swap space in bytes: total_swap_pages for CommitLimit and SwapTotal until
-  // a swap layer provides real swap areas.
+  // `swap = SIZE`: one temporary swap area of that size (booted with
+  // reclaim); a plain boot() counts it in CommitLimit and SwapTotal only.
   uint64_t swap = 0;
+  // [[swap]] areas (booted with reclaim).
+  std::vector<SwapAreaConfig> swap_areas;
+  // Reclaim and OOM sysctls (vm.swappiness 0..200, vm.page-cluster 0..31,
+  // vm.panic_on_oom 0..2, vm.oom_kill_allocating_task).
+  unsigned swappiness = 60;
+  unsigned page_cluster = 3;
+  unsigned panic_on_oom = 0;
+  bool oom_kill_allocating_task = false;
   // x86_64 paging depth: 4 (48-bit virtual addresses) or 5 (LA57, 57-bit),
   // as CONFIG_X86_5LEVEL with the CPU's la57 feature. Unset: 4. i386 always
   // pages with two levels (no PAE) and rejects the key.

@@ -181,12 +181,30 @@ class Parser {
 
   MachineConfig parse(const toml::table& root) {
     MachineConfig c;
-    check_keys(
-        root, "", "at the top level",
-        {"arch", "cpus", "min_free_kbytes", "watermark_scale_factor", "lowmem_reserve_ratio",
-         "percpu_pagelist_high_fraction", "movablecore", "node", "fail_page_alloc", "failslab",
-         "slub_debug", "overcommit_memory", "overcommit_ratio", "overcommit_kbytes",
-         "user_reserve_kbytes", "admin_reserve_kbytes", "swap", "paging_levels", "vmalloc"});
+    check_keys(root, "", "at the top level",
+               {"arch",
+                "cpus",
+                "min_free_kbytes",
+                "watermark_scale_factor",
+                "lowmem_reserve_ratio",
+                "percpu_pagelist_high_fraction",
+                "movablecore",
+                "node",
+                "fail_page_alloc",
+                "failslab",
+                "slub_debug",
+                "overcommit_memory",
+                "overcommit_ratio",
+                "overcommit_kbytes",
+                "user_reserve_kbytes",
+                "admin_reserve_kbytes",
+                "swap",
+                "paging_levels",
+                "vmalloc",
+                "swappiness",
+                "page_cluster",
+                "panic_on_oom",
+                "oom_kill_allocating_task"});
     for (const auto& [key, value] : root) note(std::string(key.str()), value);
 
     if (const toml::node* n = root.get("arch")) {
@@ -251,7 +269,23 @@ class Parser {
       c.user_reserve_kbytes = get_uint<uint64_t>(*n, "user_reserve_kbytes");
     if (const toml::node* n = root.get("admin_reserve_kbytes"))
       c.admin_reserve_kbytes = get_uint<uint64_t>(*n, "admin_reserve_kbytes");
-    if (const toml::node* n = root.get("swap")) c.swap = get_size(*n, "swap");
+    if (const toml::node* n = root.get("swap")) {
+      if (const auto* a = n->as_array(); a && (a->empty() || (*a)[0].is_table())) {
+        for (size_t i = 0; i < a->size(); ++i)
+          c.swap_areas.push_back(get_swap_area((*a)[i], "swap[" + std::to_string(i) + "]"));
+        if (!a->empty() && line_of(*n) == 0) lines_["swap"] = line_of((*a)[0]);
+      } else {
+        c.swap = get_size(*n, "swap");
+      }
+    }
+    if (const toml::node* n = root.get("swappiness"))
+      c.swappiness = get_uint<unsigned>(*n, "swappiness");
+    if (const toml::node* n = root.get("page_cluster"))
+      c.page_cluster = get_uint<unsigned>(*n, "page_cluster");
+    if (const toml::node* n = root.get("panic_on_oom"))
+      c.panic_on_oom = get_uint<unsigned>(*n, "panic_on_oom");
+    if (const toml::node* n = root.get("oom_kill_allocating_task"))
+      c.oom_kill_allocating_task = get_bool(*n, "oom_kill_allocating_task");
     if (const toml::node* n = root.get("vmalloc")) c.vmalloc_size = get_size(*n, "vmalloc");
     if (const toml::node* n = root.get("paging_levels")) {
       c.paging_levels = get_uint<unsigned>(*n, "paging_levels");
@@ -432,6 +466,25 @@ class Parser {
       f->ignore_gfp_highmem = get_bool(*v, field("ignore_gfp_highmem"));
     }
     if (const toml::node* v = t->get("seed")) f->fault.seed = get_uint<uint64_t>(*v, field("seed"));
+  }
+
+  SwapAreaConfig get_swap_area(const toml::node& n, const std::string& name) {
+    const auto* t = n.as_table();
+    if (!t) fail(n, name, std::string("expected a table ([[swap]]), got ") + type_name(n));
+    check_keys(*t, name + ".", "in [[swap]]", {"file", "size", "priority"});
+    for (const auto& [key, value] : *t) note(name + "." + std::string(key.str()), value);
+    SwapAreaConfig a;
+    if (const toml::node* v = t->get("file")) {
+      const auto* s = v->as_string();
+      if (!s) fail(*v, name + ".file", std::string("expected a string, got ") + type_name(*v));
+      if (s->get().empty())
+        fail(*v, name + ".file", "an empty path (omit the key for a temporary file)");
+      a.file = s->get();
+    }
+    if (const toml::node* v = t->get("size")) a.size = get_size(*v, name + ".size");
+    if (const toml::node* v = t->get("priority"))
+      a.priority = static_cast<int>(get_int(*v, name + ".priority"));
+    return a;
   }
 
   void get_failslab(const toml::node& n, FailSlabConfig* f) {

@@ -113,6 +113,22 @@ void Machine::warn(const std::string& text) const {
     std::fputs(text.c_str(), stderr);
 }
 
+void Machine::printk(const std::string& text) {
+  std::lock_guard<std::mutex> g(log_lock_);
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    log_.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+}
+
+std::vector<std::string> Machine::kernel_log() const {
+  std::lock_guard<std::mutex> g(log_lock_);
+  return log_;
+}
+
 int64_t Machine::node_stat_sum(NodeStat item) const {
   int64_t sum = 0;
   for (auto& n : nodes_) sum += n->stat[static_cast<unsigned>(item)].get();
@@ -386,6 +402,10 @@ Result<bool> Machine::layout() {
   // Sysctls.
   watermark_scale_factor = cfg_.watermark_scale_factor;
   percpu_pagelist_high_fraction = cfg_.percpu_pagelist_high_fraction;
+  swappiness = cfg_.swappiness;
+  page_cluster = cfg_.page_cluster;
+  panic_on_oom = cfg_.panic_on_oom;
+  oom_kill_allocating_task = cfg_.oom_kill_allocating_task;
   user_min_free_kbytes = cfg_.min_free_kbytes.value_or(0);
   // sysctl_lowmem_reserve_ratio defaults (mm/page_alloc.c): DMA 256, DMA32 256,
   // Normal 32, HighMem 0, Movable 0.

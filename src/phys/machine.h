@@ -133,12 +133,21 @@ class Machine {
   unsigned watermark_scale_factor = 10;
   unsigned lowmem_reserve_ratio[MAX_NR_ZONES] = {};
   unsigned percpu_pagelist_high_fraction = 0;
+  unsigned swappiness = 60;   // vm.swappiness
+  unsigned page_cluster = 3;  // vm.page-cluster: swap readahead of 2^n pages
+  unsigned panic_on_oom = 0;
+  bool oom_kill_allocating_task = false;
 
   // --- fault injection, reclaim hooks, counters ------------------------------------
   FaultAttr fail_page_alloc;
   FailPageAllocConfig fail_page_alloc_cfg;
   FaultAttr failslab;  // should_failslab(): the slab allocator's fault injection
   FailSlabConfig failslab_cfg;
+  // Called by the page allocator when a page that is on an LRU list or
+  // charged to a memory cgroup (PG_lru, PG_memcg) loses its last reference,
+  // before the free-time checks: the memcg layer takes it off its list and
+  // uncharges it (Linux's __folio_put: lruvec_del_folio, mem_cgroup_uncharge).
+  void (*page_release)(Machine& m, Page* page) = nullptr;
   ReclaimOps* reclaim() const { return reclaim_; }
   void set_reclaim(ReclaimOps* ops) { reclaim_ = ops ? ops : &stub_reclaim_; }
   // Adds to an event counter of the calling thread's CPU (or the shared one).
@@ -187,6 +196,12 @@ class Machine {
     return st.release();
   }
 
+  // The kernel log after boot (swapon, OOM reports, ...): printk appends a
+  // line (or several), kernel_log() copies them out. dmesg is boot_log()
+  // followed by kernel_log().
+  void printk(const std::string& text);
+  std::vector<std::string> kernel_log() const;
+
   // Each line as Linux's dmesg would print it at boot.
   std::vector<std::string>& boot_log() { return boot_log_; }
   const std::vector<std::string>& boot_log() const { return boot_log_; }
@@ -226,6 +241,8 @@ class Machine {
   ReclaimOps stub_reclaim_;
   ReclaimOps* reclaim_ = &stub_reclaim_;
   std::vector<std::string> boot_log_;
+  mutable std::mutex log_lock_;
+  std::vector<std::string> log_;
   std::atomic<LayerState*> layer_state_[static_cast<unsigned>(Layer::kCount)] = {};
   std::mutex layer_init_lock_[static_cast<unsigned>(Layer::kCount)];
 };

@@ -33,13 +33,16 @@ enum PageFlag : unsigned {
   PG_lru = 5,
   PG_head = 6,
   PG_active = 7,
+  PG_swapcache = 9,  // in the swap cache; private_ holds the swap entry
   PG_reserved = 10,
   PG_private = 11,
   PG_writeback = 13,
+  PG_unevictable = 18,
   PG_swapbacked = 19,
   PG_buddy = 24,  // free in the buddy allocator (PageBuddy)
   PG_slab = 25,   // owned by the slab allocator (PageSlab)
   PG_bad = 26,    // failed a free-time check and was withheld from reuse (mmkit's own)
+  PG_memcg = 27,  // charged to a memory cgroup (memcg_data != 0; mmkit keeps the id aside)
 };
 inline constexpr unsigned kPageOrderShift = 56;  // compound order of a head page
 inline constexpr uint64_t kPageOrderMask = uint64_t{0xff} << kPageOrderShift;
@@ -62,6 +65,23 @@ struct Page {
   void clear(PageFlag f) {
     flags.store(flags.load(std::memory_order_relaxed) & ~(uint64_t{1} << f),
                 std::memory_order_relaxed);
+  }
+  // Atomic read-modify-writes, for flags that several threads change at
+  // once (PG_referenced, PG_dirty, PG_locked: Linux's set_bit/test_and_set_bit).
+  bool test_and_set(PageFlag f) {
+    return flags.fetch_or(uint64_t{1} << f, std::memory_order_acq_rel) >> f & 1;
+  }
+  bool test_and_clear(PageFlag f) {
+    return flags.fetch_and(~(uint64_t{1} << f), std::memory_order_acq_rel) >> f & 1;
+  }
+  void set_atomic(PageFlag f) { flags.fetch_or(uint64_t{1} << f, std::memory_order_release); }
+  void clear_atomic(PageFlag f) { flags.fetch_and(~(uint64_t{1} << f), std::memory_order_release); }
+  // get_page_unless_zero(): a reference, unless the page is being freed.
+  bool try_get() {
+    int32_t r = refcount.load(std::memory_order_relaxed);
+    while (r > 0)
+      if (refcount.compare_exchange_weak(r, r + 1, std::memory_order_acquire)) return true;
+    return false;
   }
   bool is_tail() const { return compound_head & 1; }
   Page* head() { return is_tail() ? reinterpret_cast<Page*>(compound_head - 1) : this; }

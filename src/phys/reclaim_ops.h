@@ -15,6 +15,10 @@ using gfp_t = uint32_t;
 class Machine;
 struct Zone;
 
+// Set while a thread does work that must fail rather than kill (swapoff's
+// try_to_unuse): its allocations never invoke the OOM killer.
+inline thread_local bool tls_no_oom_kill = false;
+
 class ReclaimOps {
  public:
   virtual ~ReclaimOps() = default;
@@ -24,6 +28,17 @@ class ReclaimOps {
   // try_to_free_pages(): direct reclaim on behalf of an allocation; returns
   // the number of pages freed.
   virtual uint64_t try_to_free_pages(Machine& m, gfp_t gfp, unsigned order, int nid) { return 0; }
+  // out_of_memory(): reclaim made no progress for an allocation that may
+  // not fail quietly; true when the OOM killer freed (or is freeing) memory,
+  // so the allocation is worth retrying.
+  virtual bool out_of_memory(Machine& m, gfp_t gfp, unsigned order) { return false; }
+  // Whether the slow path keeps retrying when reclaim frees nothing (up to
+  // MAX_RECLAIM_RETRIES rounds, then the OOM killer), as Linux's
+  // should_reclaim_retry(); without a reclaim layer it gives up at once.
+  virtual bool retries_without_progress() const { return false; }
+  // The calling thread works for an OOM victim: its allocations give up at
+  // once, so it can exit and free what it holds (tsk_is_oom_victim).
+  virtual bool current_is_oom_victim(Machine& m) { return false; }
 };
 
 }  // namespace mmkit

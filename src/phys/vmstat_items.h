@@ -128,8 +128,17 @@ enum class NodeStat : unsigned {
   NR_PAGETABLE,
   NR_ANON_PAGES,
   NR_KERNEL_MISC_RECLAIMABLE,
+  // The LRU sizes, in enum lru_list order (NR_LRU_BASE + lru).
+  NR_INACTIVE_ANON,
+  NR_ACTIVE_ANON,
+  NR_INACTIVE_FILE,
+  NR_ACTIVE_FILE,
+  NR_UNEVICTABLE,
+  NR_ISOLATED_ANON,
+  NR_SWAPCACHE,
   NR_STATS
 };
+inline constexpr unsigned NR_LRU_BASE = static_cast<unsigned>(NodeStat::NR_INACTIVE_ANON);
 inline constexpr unsigned kNrNodeStats = static_cast<unsigned>(NodeStat::NR_STATS);
 
 inline constexpr unsigned kFirstPrivateVmEvent = static_cast<unsigned>(VmEvent::ALLOC_FAIL);

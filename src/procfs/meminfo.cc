@@ -32,6 +32,7 @@
 #include "page_alloc/page_alloc.h"
 #include "procfs/internal.h"
 #include "procfs/procfs.h"
+#include "swap/swap.h"
 #include "vm/overcommit.h"
 #include "vmalloc/layout.h"
 #include "vmalloc/vmalloc.h"
@@ -113,14 +114,18 @@ std::vector<MeminfoField> meminfo_fields(const Machine& m) {
   kb("MemAvailable:   ", available);
   kb("Buffers:        ", 0);
   kb("Cached:         ", 0);
-  kb("SwapCached:     ", 0);
-  kb("Active:         ", 0);
-  kb("Inactive:       ", 0);
-  kb("Active(anon):   ", 0);
-  kb("Inactive(anon): ", 0);
-  kb("Active(file):   ", 0);
-  kb("Inactive(file): ", 0);
-  kb("Unevictable:    ", 0);
+  const uint64_t lru[5] = {
+      node_pages(m, NodeStat::NR_INACTIVE_ANON), node_pages(m, NodeStat::NR_ACTIVE_ANON),
+      node_pages(m, NodeStat::NR_INACTIVE_FILE), node_pages(m, NodeStat::NR_ACTIVE_FILE),
+      node_pages(m, NodeStat::NR_UNEVICTABLE)};
+  kb("SwapCached:     ", node_pages(m, NodeStat::NR_SWAPCACHE));
+  kb("Active:         ", lru[1] + lru[3]);
+  kb("Inactive:       ", lru[0] + lru[2]);
+  kb("Active(anon):   ", lru[1]);
+  kb("Inactive(anon): ", lru[0]);
+  kb("Active(file):   ", lru[3]);
+  kb("Inactive(file): ", lru[2]);
+  kb("Unevictable:    ", lru[4]);
   kb("Mlocked:        ", 0);
   if (i386) {  // CONFIG_HIGHMEM
     const uint64_t totalhigh = m.totalhigh_pages();
@@ -130,8 +135,9 @@ std::vector<MeminfoField> meminfo_fields(const Machine& m) {
     kb("LowTotal:       ", totalram - totalhigh);
     kb("LowFree:        ", freeram > freehigh ? freeram - freehigh : 0);
   }
-  kb("SwapTotal:      ", total_swap_pages(m));  // the configured swap, none of it used yet
-  kb("SwapFree:       ", total_swap_pages(m));
+  // The swap areas; before any swapon (a plain boot), the config's size, unused.
+  kb("SwapTotal:      ", total_swap_pages(m));
+  kb("SwapFree:       ", swap_layer_active(m) ? swap_free_pages(m) : total_swap_pages(m));
   raw("Zswap:          ", 8, true, 0);  // CONFIG_ZSWAP
   raw("Zswapped:       ", 8, true, 0);
   kb("Dirty:          ", 0);

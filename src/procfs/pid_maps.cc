@@ -41,7 +41,7 @@ std::string render_pid_maps(Machine& m, int pid) {
   if (!p) return "";
   MmStruct* mm = p->mm;
   fmt::memory_buffer out;
-  std::lock_guard<std::mutex> g(mm->mmap_lock);
+  std::lock_guard g(mm->mmap_lock);
   for (auto& [end, vma] : mm->mm_mt) {
     std::string_view name;
     unsigned minor = 0;

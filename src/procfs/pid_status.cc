@@ -54,7 +54,7 @@ std::string render_pid_status(Machine& m, int pid) {
   fmt::format_to(it, "Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nFDSize:\t64\nGroups:\t\n");
   fmt::format_to(it, "NStgid:\t{}\nNSpid:\t{}\nNSpgid:\t{}\nNSsid:\t{}\n", pid, pid, pid, pid);
   {
-    std::lock_guard<std::mutex> g(mm->mmap_lock);
+    std::lock_guard g(mm->mmap_lock);
     const uint64_t kb = PAGE_SIZE >> 10;
     const uint64_t anon = mm->get_mm_counter(MM_ANONPAGES);
     const uint64_t file = mm->get_mm_counter(MM_FILEPAGES);

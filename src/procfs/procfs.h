@@ -42,6 +42,12 @@ std::string render_vmstat(const Machine& m);
 std::string render_slabinfo(Machine& m);
 // Empty until something has used vmalloc, vmap or kmap on the machine.
 std::string render_vmallocinfo(const Machine& m);
+// /proc/swaps, /proc/<pid>/oom_score and oom_score_adj, and dmesg (the boot
+// log and the kernel log after it).
+std::string render_swaps(const Machine& m);
+std::string render_pid_oom_score(Machine& m, int pid);
+std::string render_pid_oom_score_adj(Machine& m, int pid);
+std::string render_dmesg(const Machine& m);
 
 // Per-process views (fs/proc/array.c, fs/proc/task_mmu.c), "" when no
 // process has that pid:

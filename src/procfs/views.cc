@@ -12,11 +12,12 @@ namespace {
 
 using Renderer = std::string (*)(Machine&);
 
-constexpr std::array<std::pair<std::string_view, Renderer>, 7> kViews = {{
+constexpr std::array<std::pair<std::string_view, Renderer>, 8> kViews = {{
     {"buddyinfo", [](Machine& m) { return render_buddyinfo(m); }},
     {"meminfo", [](Machine& m) { return render_meminfo(m); }},
     {"pagetypeinfo", [](Machine& m) { return render_pagetypeinfo(m); }},
     {"slabinfo", [](Machine& m) { return render_slabinfo(m); }},
+    {"swaps", [](Machine& m) { return render_swaps(m); }},
     {"vmallocinfo", [](Machine& m) { return render_vmallocinfo(m); }},
     {"vmstat", [](Machine& m) { return render_vmstat(m); }},
     {"zoneinfo", [](Machine& m) { return render_zoneinfo(m); }},
@@ -39,6 +40,8 @@ std::string render_view(Machine& m, std::string_view name) {
   if (file == "status") return render_pid_status(m, pid);
   if (file == "maps") return render_pid_maps(m, pid);
   if (file == "smaps_rollup") return render_pid_smaps_rollup(m, pid);
+  if (file == "oom_score") return render_pid_oom_score(m, pid);
+  if (file == "oom_score_adj") return render_pid_oom_score_adj(m, pid);
   return "";
 }
 

@@ -31,6 +31,13 @@ uint64_t node_stat_value(const Node& n, std::string_view name) {
   if (name == "nr_kernel_misc_reclaimable") return get(NodeStat::NR_KERNEL_MISC_RECLAIMABLE);
   if (name == "nr_page_table_pages") return get(NodeStat::NR_PAGETABLE);
   if (name == "nr_anon_pages") return get(NodeStat::NR_ANON_PAGES);
+  if (name == "nr_inactive_anon") return get(NodeStat::NR_INACTIVE_ANON);
+  if (name == "nr_active_anon") return get(NodeStat::NR_ACTIVE_ANON);
+  if (name == "nr_inactive_file") return get(NodeStat::NR_INACTIVE_FILE);
+  if (name == "nr_active_file") return get(NodeStat::NR_ACTIVE_FILE);
+  if (name == "nr_unevictable") return get(NodeStat::NR_UNEVICTABLE);
+  if (name == "nr_isolated_anon") return get(NodeStat::NR_ISOLATED_ANON);
+  if (name == "nr_swapcached") return get(NodeStat::NR_SWAPCACHE);
   return 0;
 }
 

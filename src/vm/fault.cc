@@ -21,11 +21,15 @@
 // pgfault and the mm's min_flt count handled faults; SIGSEGV and OOM
 // returns are not counted, as mm_account_fault() skips them.
 #include <cstring>
+#include <thread>
 
+#include "memcg/lru.h"
 #include "page_alloc/page_alloc.h"
+#include "swap/swap.h"
 #include "vm/mm.h"
 #include "vm/overcommit.h"
 #include "vm/process_state.h"
+#include "vm/rmap.h"
 #include "vm/vm_state.h"
 
 namespace mmkit {
@@ -98,7 +102,42 @@ void clear_user_highpage(Machine& m, Page* page) {
 
 void anon_vma_prepare(MmStruct* mm, VmArea* vma) {
   if (!vma->anon_vma)
-    vma->anon_vma = mm->state->next_anon_vma.fetch_add(1, std::memory_order_relaxed);
+    anon_vma_assign(vma, mm->state->next_anon_vma.fetch_add(1, std::memory_order_relaxed));
+}
+
+uint64_t linear_page_index(const VmArea* vma, uint64_t addr) {
+  return vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT);
+}
+
+// A new private page's allocation: charged to the mm's memory cgroup (which
+// may reclaim from the group's own lists or OOM-kill in it), swap-backed.
+Page* alloc_anon_page(MmStruct* mm, gfp_t gfp) {
+  Machine& m = *mm->machine;
+  Page* page = alloc_page(m, gfp);
+  if (!page) return nullptr;
+  if (mem_cgroup_charge(m, page, mm->memcg) != 0) {
+    put_page(m, page);
+    return nullptr;
+  }
+  page->set_atomic(PG_swapbacked);
+  return page;
+}
+
+// The last step of a new anonymous page's mapping: its rmap and LRU list.
+void anon_page_mapped(Machine& m, VmArea* vma, Page* page, uint64_t addr) {
+  page_add_new_anon_rmap(m, page, vma->anon_vma);
+  page->index = linear_page_index(vma, addr);
+}
+
+FaultResult killed(uint64_t addr) {
+  return {FaultStatus::kKilled, 0, addr, "killed by the OOM killer"};
+}
+
+void lock_page(Page* page) {
+  while (page->test_and_set(PG_locked)) std::this_thread::yield();
+}
+void unlock_page(Page* page) {
+  page->clear_atomic(PG_locked);
 }
 
 // `slot` is the empty entry for `addr` (its tables made by the caller).
@@ -112,15 +151,17 @@ FaultResult do_anonymous_page(MmStruct* mm, VmArea* vma, uint64_t addr, Access a
   }
   anon_vma_prepare(mm, vma);
   // vma_alloc_zeroed_movable_folio(): allocate, then clear_user_highpage.
-  Page* page = alloc_page(m, GFP_HIGHUSER_MOVABLE);
-  if (!page) return oom(addr);
+  // Reclaim never fills an empty entry, so the slot is still ours after.
+  Page* page = alloc_anon_page(mm, GFP_HIGHUSER_MOVABLE);
+  if (!page) return mm->oom_killed.load() ? killed(addr) : oom(addr);
   clear_user_highpage(m, page);
   const pteval_t entry =
       pfn_pte(m.page_to_pfn(page), vma->vm_page_prot) | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED;
-  page_add_new_anon_rmap(m, page, vma->anon_vma);
+  anon_page_mapped(m, vma, page, addr);
   slot.publish(entry);  // set_pte_at(), after the zeroing it orders
   update_mmu_cache(mm->pgd, addr, slot, entry);
   add_mm_counter(mm, MM_ANONPAGES, 1);
+  lru_cache_add(m, page);
   return {};
 }
 
@@ -167,6 +208,18 @@ FaultResult do_wp_page(MmStruct* mm, VmArea* vma, uint64_t addr, pteval_t pte) {
   }
   Page* old = zero ? nullptr : m.pfn_to_page(pfn);
   if (old) {
+    // A swap-cache page mapped only here gives its slot up first
+    // (wp_can_reuse_anon_folio's folio_free_swap).
+    if (old->test(PG_swapcache) && old->mapcount.load(std::memory_order_acquire) == 1 &&
+        !old->test_and_set(PG_locked)) {
+      folio_free_swap(m, old);
+      unlock_page(old);
+    }
+    // A page still in this CPU's LRU batch holds the batch's reference:
+    // drain it before judging (wp_can_reuse_anon_folio's lru_add_drain).
+    if (old->mapcount.load(std::memory_order_acquire) == 1 && old->ref_count() > 1 &&
+        !old->test(PG_lru))
+      lru_add_drain(m);
     // Another address space may be dropping its mapping and reference
     // meanwhile; both are atomic and fall, so a stale read only copies.
     if (old->mapcount.load(std::memory_order_acquire) == 1 && old->ref_count() == 1) {
@@ -177,12 +230,25 @@ FaultResult do_wp_page(MmStruct* mm, VmArea* vma, uint64_t addr, pteval_t pte) {
       return {};
     }
   }
-  // wp_page_copy().
+  // wp_page_copy(). The old page is held across the allocation, which may
+  // reclaim (direct reclaim can unmap it from this very address space):
+  // the entry is looked at again before anything is changed.
   anon_vma_prepare(mm, vma);
-  Page* page = alloc_page(m, GFP_HIGHUSER_MOVABLE | (zero ? __GFP_ZERO : 0));
-  if (!page) return oom(addr);
+  if (old) get_page(old);
+  Page* page = alloc_anon_page(mm, GFP_HIGHUSER_MOVABLE | (zero ? __GFP_ZERO : 0));
+  if (!page) {
+    if (old) put_page(m, old);
+    return mm->oom_killed.load() ? killed(addr) : oom(addr);
+  }
+  const pteval_t now = pte_get(mm->pgd, addr);
+  if (!pte_present(now) || pte_pfn(now) != pfn) {
+    put_page(m, page);
+    if (old) put_page(m, old);
+    return {};  // the access retries and faults on what is there now
+  }
   if (old) std::memcpy(m.phys_window(m.page_to_pfn(page)), m.phys_window(pfn), PAGE_SIZE);
-  page_add_new_anon_rmap(m, page, vma->anon_vma);
+  anon_page_mapped(m, vma, page, addr);
+  lru_cache_add(m, page);
   const pteval_t entry =
       pfn_pte(m.page_to_pfn(page), vma->vm_page_prot) | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED;
   // ptep_clear_flush() then set_pte_at(): no CPU may keep the old page.
@@ -191,7 +257,8 @@ FaultResult do_wp_page(MmStruct* mm, VmArea* vma, uint64_t addr, pteval_t pte) {
   pte_set(mm->pgd, addr, entry);  // the table exists: cannot fail
   if (old) {
     if (page_remove_rmap(m, old)) anon_stat(m, old, -1);
-    put_page(m, old);
+    put_page(m, old);  // the mapping's reference
+    put_page(m, old);  // ours
   } else
     add_mm_counter(mm, MM_ANONPAGES, 1);
   return {};
@@ -199,8 +266,65 @@ FaultResult do_wp_page(MmStruct* mm, VmArea* vma, uint64_t addr, pteval_t pte) {
 
 }  // namespace
 
+FaultResult do_swap_page(MmStruct* mm, VmArea* vma, uint64_t addr, Access access, pteval_t pte) {
+  Machine& m = *mm->machine;
+  const SwpEntry entry = pte_to_swp_entry(mm->pgd.mode, pte);
+  anon_vma_prepare(mm, vma);
+  MemCgroup* const fallback = mm->memcg;
+  // The page comes back charged to the group its slot was charged to
+  // (mem_cgroup_swapin_charge_folio), readahead pages without reclaim.
+  const SwapChargeFn charge = [&](Page* p, SwpEntry e, bool readahead) {
+    const uint16_t id = swap_cgroup_id(m, e);
+    MemCgroup* cg = id ? memcg_state(m).group(id) : nullptr;
+    return mem_cgroup_charge(m, p, cg ? cg : fallback, readahead) == 0;
+  };
+  bool major = false;
+  Page* page = swapin_readahead(m, entry, true, charge, &major);
+  if (!page) {
+    if (pte_get(mm->pgd, addr) != pte) return {};  // changed meanwhile: retry
+    return mm->oom_killed.load() ? killed(addr) : oom(addr);
+  }
+  lock_page(page);
+  if (pte_get(mm->pgd, addr) != pte || !page->test(PG_swapcache) || page->private_ != entry.val) {
+    unlock_page(page);
+    put_page(m, page);
+    return {};
+  }
+  // Filed under the family's root anon_vma unless it already has one, so
+  // every branch that may share the slot finds it (__folio_set_anon).
+  if (!page->mapping) {
+    page->mapping = reinterpret_cast<void*>(anon_vma_root(vma) << 2 | PAGE_MAPPING_ANON);
+    page->index = linear_page_index(vma, addr);
+  }
+  if (page->mapcount.fetch_add(1, std::memory_order_acq_rel) == 0) anon_stat(m, page, 1);
+  swap_free(m, entry);  // our reference from swapin is the mapping's now
+  add_mm_counter(mm, MM_SWAPENTS, -1);
+  add_mm_counter(mm, MM_ANONPAGES, 1);
+  pteval_t newpte = pfn_pte(m.page_to_pfn(page), vma->vm_page_prot) | _PAGE_ACCESSED;
+  // A write to a page nobody else can reach: it leaves the swap cache and is
+  // mapped writable at once (do_swap_page's exclusive case).
+  if (access == Access::kWrite && (vma->vm_flags & VM_WRITE) &&
+      page->mapcount.load(std::memory_order_acquire) == 1 && folio_free_swap(m, page))
+    newpte |= _PAGE_RW | _PAGE_DIRTY;
+  pte_set(mm->pgd, addr, newpte);  // not present before: nothing to flush
+  unlock_page(page);
+  FaultResult r;
+  r.major = major;
+  return r;
+}
+
+namespace {
+struct FaultMmScope {
+  MmStruct* saved;
+  explicit FaultMmScope(MmStruct* mm) : saved(tls_fault_mm) { tls_fault_mm = mm; }
+  ~FaultMmScope() { tls_fault_mm = saved; }
+};
+}  // namespace
+
 FaultResult handle_fault_locked(MmStruct* mm, uint64_t addr, Access access) {
   Machine& m = *mm->machine;
+  if (mm->oom_killed.load(std::memory_order_relaxed)) return killed(addr);
+  const FaultMmScope scope(mm);
   if (addr >= mm->layout.task_size)
     return segv(addr, SEGV_MAPERR, "address outside the user address space");
   VmArea* vma = find_vma(mm, addr);
@@ -228,7 +352,9 @@ FaultResult handle_fault_locked(MmStruct* mm, uint64_t addr, Access access) {
   const EntryRef slot(p, f.entry_shift == 3);
   const pteval_t pte = slot.load();
   FaultResult r;
-  if (!pte_present(pte)) {
+  if (is_swap_pte(pte) && !vma->shmem) {
+    r = do_swap_page(mm, vma, page_addr, access, pte);
+  } else if (!pte_present(pte)) {
     r = vma->shmem ? do_shared_fault(mm, vma, page_addr, access)
                    : do_anonymous_page(mm, vma, page_addr, access, slot);
   } else if (access == Access::kWrite && !pte_write(pte)) {
@@ -239,14 +365,19 @@ FaultResult handle_fault_locked(MmStruct* mm, uint64_t addr, Access access) {
                          _PAGE_ACCESSED | (access == Access::kWrite ? _PAGE_DIRTY : 0));
     flush_tlb_local(m);
   }
-  if (r.ok()) mm->min_flt.fetch_add(1, std::memory_order_relaxed);
+  if (r.ok() && r.major) {
+    mm->maj_flt.fetch_add(1, std::memory_order_relaxed);
+    m.count_event(VmEvent::PGMAJFAULT);
+  } else if (r.ok()) {
+    mm->min_flt.fetch_add(1, std::memory_order_relaxed);
+  }
   return r;
 }
 
 }  // namespace mm_internal
 
 FaultResult handle_mm_fault(MmStruct* mm, uint64_t addr, Access access) {
-  std::lock_guard<std::mutex> g(mm->mmap_lock);
+  std::lock_guard g(mm->mmap_lock);
   return mm_internal::handle_fault_locked(mm, addr, access);
 }
 

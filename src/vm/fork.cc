@@ -10,9 +10,14 @@
 // reference; the child's VMAs get their own anon_vma (anon_vma_fork).
 // The child's MM_ANONPAGES is the parent's: only VMAs with an anon_vma hold
 // anonymous pages, and those are the ones copied.
+#include <vector>
+
+#include "page_alloc/page_alloc.h"
+#include "swap/swap.h"
 #include "vm/overcommit.h"
 #include "vm/process.h"
 #include "vm/process_state.h"
+#include "vm/rmap.h"
 
 namespace mmkit {
 
@@ -21,7 +26,18 @@ MmStruct* dup_mm(MmStruct* oldmm) {
   Machine& m = *oldmm->machine;
   MmStruct* mm = mm_alloc(m);
   if (!mm) return nullptr;
-  std::lock_guard<std::mutex> g(oldmm->mmap_lock);
+  // Reclaim cannot take pages from an address space whose lock a non-fault
+  // path holds, and the copy holds both. So the child's tables are made
+  // room for first, while the parent can still give pages up: as many as
+  // the parent has, allocated (reclaiming as needed) and freed again.
+  {
+    std::vector<Page*> room;
+    const uint64_t want = oldmm->pgd.nr_tables.load() + 4;
+    for (uint64_t i = 0; i < want; ++i)
+      if (Page* p = alloc_page(m, GFP_KERNEL | __GFP_NOWARN | __GFP_NORETRY)) room.push_back(p);
+    for (Page* p : room) free_page(m, p);
+  }
+  std::lock_guard g(oldmm->mmap_lock);
   mm->mmap_base = oldmm->mmap_base;
   mm->start_brk = oldmm->start_brk;
   mm->brk = oldmm->brk;
@@ -30,7 +46,7 @@ MmStruct* dup_mm(MmStruct* oldmm) {
   const uint64_t zero_pfn = m.page_to_pfn(zero_page(m));
   bool failed = false;
   {
-    std::lock_guard<std::mutex> g2(mm->mmap_lock);
+    std::lock_guard g2(mm->mmap_lock);
     for (auto& [end, mpnt] : oldmm->mm_mt) {
       const int64_t len = static_cast<int64_t>(mpnt->pages());
       if ((mpnt->vm_flags & VM_ACCOUNT) && vm_enough_memory_mm(oldmm, len)) {
@@ -44,12 +60,21 @@ MmStruct* dup_mm(MmStruct* oldmm) {
         break;
       }
       tmp->vm_mm = mm;
-      if (tmp->anon_vma) tmp->anon_vma = mm->state->next_anon_vma.fetch_add(1);
+      // anon_vma_fork(): chained to the parent's anon_vmas, with its own.
+      if (tmp->anon_vma) anon_vma_assign(tmp, mm->state->next_anon_vma.fetch_add(1));
       vma_link(mm, tmp);
       vm_stat_account(mm, tmp->vm_flags, len);
       if (!mpnt->anon_vma) continue;  // vma_needs_copy()
       const bool cow = (mpnt->vm_flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE;
-      if (!copy_range(mm->pgd, oldmm->pgd, mpnt->vm_start, mpnt->vm_end, cow)) {
+      int64_t swapents = 0;
+      const bool copied = copy_range(mm->pgd, oldmm->pgd, mpnt->vm_start, mpnt->vm_end, cow,
+                                     [&](uint64_t, pteval_t v) {
+                                       // copy_nonpresent_pte(): one more reference to the slot.
+                                       swap_duplicate(m, pte_to_swp_entry(mm->pgd.mode, v));
+                                       ++swapents;
+                                     });
+      if (swapents) add_mm_counter(mm, MM_SWAPENTS, swapents);
+      if (!copied) {
         // A partial copy: count what arrived, so the unwinding zap balances.
         int64_t anon = 0;
         walk_range(mm->pgd, mpnt->vm_start, mpnt->vm_end, [&](uint64_t, pteval_t v) {

@@ -8,10 +8,13 @@
 // mmap_base is 128 MiB below the top of the window on both arches.
 #include <algorithm>
 
+#include "memcg/lru.h"
 #include "page_alloc/page_alloc.h"
+#include "swap/swap.h"
 #include "vm/mm.h"
 #include "vm/overcommit.h"
 #include "vm/process_state.h"
+#include "vm/rmap.h"
 
 namespace mmkit {
 
@@ -94,8 +97,14 @@ void zap_vma_range(MmStruct* mm, VmArea* vma, uint64_t start, uint64_t end) {
   // zap_range() moves NR_ANON_PAGES itself where an anonymous page's last
   // mapping goes (page_remove_rmap); what it returns are the normal pages
   // this VMA mapped, all of one kind.
-  const int64_t pages = static_cast<int64_t>(zap_range(mm->pgd, start, end));
+  int64_t swapents = 0;
+  const int64_t pages =
+      static_cast<int64_t>(zap_range(mm->pgd, start, end, [&](uint64_t, pteval_t v) {
+        free_swap_and_cache(*mm->machine, pte_to_swp_entry(mm->pgd.mode, v));
+        ++swapents;
+      }));
   add_mm_counter(mm, vma->shmem ? MM_SHMEMPAGES : MM_ANONPAGES, -pages);
+  if (swapents) add_mm_counter(mm, MM_SWAPENTS, -swapents);
 }
 
 }  // namespace mm_internal
@@ -104,13 +113,16 @@ void mmput(MmStruct* mm) {
   using namespace mm_internal;
   ProcessState& st = *mm->state;
   {
-    std::lock_guard<std::mutex> g(mm->mmap_lock);
+    std::lock_guard g(mm->mmap_lock);
     // exit_mmap(): unmap_vmas, free_pgtables, then the VMAs themselves.
     int64_t nr_accounted = 0;
     for (auto& [end, vma] : mm->mm_mt) {
       zap_vma_range(mm, vma, vma->vm_start, vma->vm_end);
       if (vma->vm_flags & VM_ACCOUNT) nr_accounted += static_cast<int64_t>(vma->pages());
     }
+    // exit_mmap()'s lru_add_drain(): pages this CPU queued for the LRU
+    // are released with the rest.
+    if (memcg_state_if(*mm->machine)) lru_add_drain(*mm->machine);
     const uint64_t ceiling = pgtables_ceiling(mm);
     free_pgtables(mm->pgd, 0, ceiling, 0, ceiling);
     flush_tlb_mm(mm->pgd);

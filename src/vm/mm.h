@@ -28,6 +28,7 @@
 #include <string>
 
 #include "phys/machine.h"
+#include "vm/mmap_lock.h"
 #include "vm/mmu.h"
 #include "vm/pgtable.h"
 #include "vm/vma.h"
@@ -88,7 +89,7 @@ struct MmStruct {
   Machine* machine = nullptr;
   ProcessState* state = nullptr;  // the machine's vm state (VMA cache, mm list, commit)
   PageTable pgd;
-  std::mutex mmap_lock;
+  MmapLock mmap_lock;
   std::map<uint64_t, VmArea*> mm_mt;  // keyed by vm_end
   int map_count = 0;
   // Where the top-down search may start (Linux 2.6-3.7's free_area_cache
@@ -157,6 +158,7 @@ struct FaultResult {
   int si_code = 0;  // SEGV_MAPERR or SEGV_ACCERR for kSigsegv
   uint64_t addr = 0;
   const char* reason = "";
+  bool major = false;  // the page was read from swap (VM_FAULT_MAJOR)
   bool ok() const { return status == FaultStatus::kOk; }
 };
 FaultResult handle_mm_fault(MmStruct* mm, uint64_t addr, Access access);

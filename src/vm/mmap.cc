@@ -15,6 +15,7 @@
 // node's subtree instead (rb_subtree_gap, now the maple tree's gaps).
 #include <algorithm>
 
+#include "memcg/lru.h"
 #include "vm/mm.h"
 #include "vm/overcommit.h"
 #include "vm/process_state.h"
@@ -120,6 +121,9 @@ int munmap_locked(MmStruct* mm, uint64_t start, uint64_t end, bool uncharge) {
     vma = next;
   }
   const uint64_t ceiling = vma ? vma->vm_start : pgtables_ceiling(mm);
+  // unmap_region()'s lru_add_drain(): the pages just unmapped that this CPU
+  // still queues for the LRU go now, not at the next batch.
+  if (memcg_state_if(*mm->machine)) lru_add_drain(*mm->machine);
   free_pgtables(mm->pgd, start, end, prev ? prev->vm_end : 0, ceiling);
   if (uncharge && nr_accounted) vm_unacct_memory(*mm->machine, nr_accounted);
   return 0;
@@ -171,7 +175,7 @@ int64_t do_mmap(MmStruct* mm, uint64_t addr, uint64_t len, int prot, int flags) 
   }
 
   Machine& m = *mm->machine;
-  std::lock_guard<std::mutex> g(mm->mmap_lock);
+  std::lock_guard g(mm->mmap_lock);
   if (mm->map_count > DEFAULT_MAX_MAP_COUNT) return -ENOMEM;
 
   vm_flags_t vm_flags = calc_vm_prot_bits(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
@@ -234,12 +238,12 @@ int do_munmap(MmStruct* mm, uint64_t start, uint64_t len) {
   const uint64_t task_size = mm->layout.task_size;
   len = (len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
   if (!len || start > task_size || len > task_size - start) return -EINVAL;
-  std::lock_guard<std::mutex> g(mm->mmap_lock);
+  std::lock_guard g(mm->mmap_lock);
   return munmap_locked(mm, start, start + len);
 }
 
 uint64_t do_brk(MmStruct* mm, uint64_t brk) {
-  std::lock_guard<std::mutex> g(mm->mmap_lock);
+  std::lock_guard g(mm->mmap_lock);
   const uint64_t origbrk = mm->brk;
   if (brk < mm->start_brk || brk > mm->layout.task_size) return origbrk;
   const uint64_t newbrk = (brk + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);

@@ -1,6 +1,8 @@
 // __vm_enough_memory() and the commit counters (mm/util.c). See overcommit.h.
 #include "vm/overcommit.h"
 
+#include "swap/swap.h"
+
 #include <algorithm>
 #include <cerrno>
 
@@ -26,6 +28,9 @@ const char* overcommit_rule_name(OvercommitRule r) {
 }
 
 uint64_t total_swap_pages(const Machine& m) {
+  // The swap areas once the machine has any; before that (a plain boot()),
+  // the config's size.
+  if (swap_layer_active(m)) return swap_total_pages(m);
   const ProcessState* st = process_state_if(m);
   return st ? st->total_swap_pages : m.config().swap >> PAGE_SHIFT;
 }

@@ -210,6 +210,19 @@ bool pte_set_flags_atomic(PageTable& pt, uint64_t addr, pteval_t bits) {
   return true;
 }
 
+bool pte_clear_flags_atomic(PageTable& pt, uint64_t addr, pteval_t bits) {
+  if (!pt.pgd || !addr_canonical(pt.mode, addr)) return false;
+  const PagingFormat& f = paging_format(pt.mode);
+  char* p = find_entry(pt, to_linear(f, addr));
+  if (!p) return false;
+  EntryRef e(p, f.entry_shift == 3);
+  pteval_t v = e.load();
+  do {
+    if (!pte_present(v) || !(v & bits)) return false;
+  } while (!e.cas(v, v & ~bits));
+  return true;
+}
+
 // --- check() -------------------------------------------------------------------
 
 namespace {

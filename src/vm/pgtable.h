@@ -178,6 +178,10 @@ pteval_t pte_clear(PageTable& pt, uint64_t addr);
 // update); false when the entry is no longer present.
 bool pte_set_flags_atomic(PageTable& pt, uint64_t addr, pteval_t bits);
 
+// The reverse: clears `bits` of a present entry (ptep_test_and_clear_young);
+// true when they were set and are now clear.
+bool pte_clear_flags_atomic(PageTable& pt, uint64_t addr, pteval_t bits);
+
 // zap_page_range(): clears every entry in [start, end); for each normal page
 // mapped (not _PAGE_SPECIAL, not the zero page) drops its mapcount and the
 // mapping's reference (put_page), and transfers a dirty bit to the page
@@ -216,6 +220,10 @@ bool move_range(PageTable& pt, uint64_t old_addr, uint64_t new_addr, uint64_t le
 // /proc/<pid>/smaps_rollup and tests.
 void walk_range(const PageTable& pt, uint64_t start, uint64_t end,
                 const std::function<void(uint64_t addr, pteval_t val)>& fn);
+
+// The same over every non-zero entry, present or not (swap entries too).
+void walk_range_all(const PageTable& pt, uint64_t start, uint64_t end,
+                    const std::function<void(uint64_t addr, pteval_t val)>& fn);
 
 // check(): proves the tree's invariants (nr_tables equals the tables
 // reachable; every present entry's frame is inside RAM and allocated; no

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "page_alloc/page_alloc.h"
+#include "swap/swap.h"
 #include "vm/mmu.h"
 #include "vm/vm_state.h"
 
@@ -138,6 +139,12 @@ void release_mapped(Machine& m, Page* page, bool dirty, AnonUnmapped& anon) {
     constexpr uint64_t bit = uint64_t{1} << PG_dirty;
     if (!(head->flags.load(std::memory_order_relaxed) & bit))
       head->flags.fetch_or(bit, std::memory_order_relaxed);
+  }
+  // free_swap_cache(): an unmapped page's copy in swap has no user left.
+  if (page->test(PG_swapcache) && page->mapcount.load(std::memory_order_acquire) == 0 &&
+      !page->test_and_set(PG_locked)) {
+    folio_free_swap(m, page);
+    page->clear_atomic(PG_locked);
   }
   put_page(m, page);
 }
@@ -433,6 +440,17 @@ void walk_range(const PageTable& pt, uint64_t start, uint64_t end,
   const PagingFormat& f = paging_format(pt.mode);
   for_each_leaf(pt, lo, hi, [&](uint64_t lin, EntryRef, pteval_t v) {
     if (pte_present(v)) fn(to_canonical(f, lin), v);
+    return true;
+  });
+}
+
+void walk_range_all(const PageTable& pt, uint64_t start, uint64_t end,
+                    const std::function<void(uint64_t addr, pteval_t val)>& fn) {
+  uint64_t lo, hi;
+  if (!range_ok(pt, "walk_range", start, end, &lo, &hi)) return;
+  const PagingFormat& f = paging_format(pt.mode);
+  for_each_leaf(pt, lo, hi, [&](uint64_t lin, EntryRef, pteval_t v) {
+    if (v) fn(to_canonical(f, lin), v);
     return true;
   });
 }

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <unordered_map>
 
 #include "phys/machine.h"
 #include "slab/slab.h"
@@ -27,6 +28,12 @@ struct ProcessState : LayerState {
   std::atomic<int64_t> vm_committed_as{0};
   std::atomic<uint64_t> next_anon_vma{1};
   std::atomic<uint64_t> next_shmem_ino{1};
+
+  // The reverse map of anonymous pages: anon_vma id -> the linked VMAs
+  // chained to it. Taken after an mmap lock when VMAs change; reclaim holds
+  // it while it try-locks mmap locks (rmap.h).
+  std::mutex rmap_lock;
+  std::unordered_map<uint64_t, std::set<VmArea*>> anon_vma_vmas;
 
   std::mutex lock;  // guards everything below
   std::map<int, std::unique_ptr<Process>> tasks;

@@ -9,6 +9,7 @@
 #include "page_alloc/page_alloc.h"
 #include "vm/mm.h"
 #include "vm/process_state.h"
+#include "vm/rmap.h"
 
 namespace mmkit {
 
@@ -71,6 +72,7 @@ VmArea* vm_area_dup(const VmArea* orig) {
 
 void vm_area_free(VmArea* vma) {
   MmStruct* mm = vma->vm_mm;
+  anon_vma_unlink(vma);
   if (vma->shmem) shmem_put(vma->shmem);
   vma->~VmArea();
   kmem_cache_free(mm->state->vm_area_cachep, vma);
@@ -119,6 +121,7 @@ uint64_t gap_top_above(MmStruct* mm, std::map<uint64_t, VmArea*>::iterator it) {
 }  // namespace
 
 void vma_link(MmStruct* mm, VmArea* vma) {
+  anon_vma_link(vma);
   const auto it = mm->mm_mt.emplace(vma->vm_end, vma).first;
   ++mm->map_count;
   // A VMA put in below a stack hides the stack's guard gap from the gap
@@ -129,6 +132,7 @@ void vma_link(MmStruct* mm, VmArea* vma) {
 }
 
 void vma_unlink(MmStruct* mm, VmArea* vma) {
+  anon_vma_unlink(vma);
   const auto it = mm->mm_mt.find(vma->vm_end);
   note_gap_growth(mm, gap_top_above(mm, it));
   mm->mm_mt.erase(it);
@@ -169,7 +173,7 @@ bool vma_can_merge(const VmArea* a, const VmArea* b) {
 
 VmArea* vma_merge_neighbours(MmStruct* mm, VmArea* vma) {
   if (VmArea* prev = vma_prev(mm, vma); vma_can_merge(prev, vma)) {
-    if (!prev->anon_vma) prev->anon_vma = vma->anon_vma;
+    anon_vma_inherit(prev, vma);
     const uint64_t end = vma->vm_end;
     vma_unlink(mm, vma);
     vm_area_free(vma);
@@ -177,7 +181,7 @@ VmArea* vma_merge_neighbours(MmStruct* mm, VmArea* vma) {
     vma = prev;
   }
   if (VmArea* next = vma_next(mm, vma); vma_can_merge(vma, next)) {
-    if (!vma->anon_vma) vma->anon_vma = next->anon_vma;
+    anon_vma_inherit(vma, next);
     const uint64_t end = next->vm_end;
     vma_unlink(mm, next);
     vm_area_free(next);

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <vector>
 
 #include "phys/machine.h"
 #include "vm/pgtable.h"
@@ -71,6 +72,10 @@ struct VmArea {
   // anon_vma identity: 0 until the first private page is faulted in; two
   // VMAs with different non-zero ids never merge (is_mergeable_anon_vma).
   uint64_t anon_vma = 0;
+  // anon_vma_chain: the anon_vmas whose pages this VMA may map, oldest
+  // (the family's root) first, its own last (mm/rmap.c anon_vma_fork). The
+  // machine's rmap registry lists the VMA under each while it is linked.
+  std::vector<uint64_t> avc;
 
   uint64_t pages() const { return (vm_end - vm_start) >> PAGE_SHIFT; }
 };

@@ -58,7 +58,7 @@ uint64_t expected_committed(const std::vector<Process*>& procs) {
   uint64_t pages = 0;
   std::set<const ShmemObject*> objs;
   for (Process* p : procs) {
-    std::lock_guard<std::mutex> g(p->mm->mmap_lock);
+    std::lock_guard g(p->mm->mmap_lock);
     for (auto& [end, vma] : p->mm->mm_mt) {
       if (vma->vm_flags & VM_ACCOUNT) pages += vma->pages();
       if (vma->shmem) objs.insert(vma->shmem);

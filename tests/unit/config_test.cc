@@ -62,7 +62,8 @@ const BadConfig kBadConfigs[] = {
      "min_free_kbytes, watermark_scale_factor, lowmem_reserve_ratio, "
      "percpu_pagelist_high_fraction, movablecore, node, fail_page_alloc, failslab, slub_debug, "
      "overcommit_memory, overcommit_ratio, overcommit_kbytes, user_reserve_kbytes, "
-     "admin_reserve_kbytes, swap, paging_levels, vmalloc)"},
+     "admin_reserve_kbytes, swap, paging_levels, vmalloc, swappiness, page_cluster, "
+     "panic_on_oom, oom_kill_allocating_task)"},
     {"UnknownNodeKey", "[[node]]\nmemory = \"1GiB\"\n[[node]]\nmemory = \"1GiB\"\nweight = 3\n",
      "t.toml:5: node[1].weight: unknown key \"weight\" in [[node]] (expected one of memory, cpus, "
      "distance, holes, reserved)"},

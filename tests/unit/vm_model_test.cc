@@ -17,6 +17,7 @@
 #include <random>
 #include <vector>
 
+#include "memcg/lru.h"
 #include "page_alloc/page_alloc.h"
 #include "slab/slab.h"
 #include "vm/mm.h"
@@ -187,7 +188,7 @@ class ModelRun {
     const uint64_t at = pick_addr(mp);
     VmArea* vma;
     {
-      std::lock_guard<std::mutex> g(mm->mmap_lock);
+      std::lock_guard g(mm->mmap_lock);
       vma = find_vma(mm, at);
       if (!vma || vma->vm_start > at || (vma->vm_flags & VM_GROWSDOWN)) return;
     }
@@ -361,6 +362,7 @@ TEST_P(VmModel, RandomOperationsMatchTheModel) {
   if (HasFailure()) return;
 
   for (KmemCache* s : slab_caches(m)) kmem_cache_shrink(s);
+  lru_add_drain_all(m);  // the per-CPU LRU batches hold their pages, as pcp lists do
   drain_all_pages(m);
   EXPECT_EQ(check(m), "");
   EXPECT_EQ(m.node_stat_sum(NodeStat::NR_PAGETABLE), tables0);

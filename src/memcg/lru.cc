@@ -1,0 +1,264 @@
+// LRU lists, per-CPU add batches and memcg charging (mm/swap.c,
+// mm/memcontrol.c). See lru.h for the rules.
+#include "memcg/lru.h"
+
+#include <cerrno>
+
+#include <fmt/format.h>
+
+#include "page_alloc/page_alloc.h"
+
+namespace mmkit {
+namespace {
+
+void node_lru_stat(Machine& m, int nid, unsigned lru, int64_t n) {
+  m.node(nid).stat[NR_LRU_BASE + lru].add(n);
+}
+
+uint16_t memcg_id_of(const MemcgState& st, const Machine& m, const Page* page) {
+  return st.page_memcg ? st.page_memcg[m.page_to_pfn(page)].load(std::memory_order_acquire) : 0;
+}
+
+}  // namespace
+
+// __folio_put()'s memcg half: off the list, uncharged, LRU flags cleared.
+void memcg_page_release(Machine& m, Page* page) {
+  if (page->test(PG_lru)) {
+    Lruvec& lv = folio_lruvec(m, page);
+    SpinGuard g(lv.lru_lock);
+    if (page->test(PG_lru)) {
+      page->clear_atomic(PG_lru);
+      lruvec_del_page(lv, page);
+    }
+  }
+  if (page->test(PG_memcg)) mem_cgroup_uncharge(m, page);
+  // An anonymous page keeps its anon_vma while it sits unmapped in the swap
+  // cache; it goes with the page (PAGE_MAPPING_ANON is bit 0).
+  if (reinterpret_cast<uintptr_t>(page->mapping) & 1 && page->mapcount.load() == 0)
+    page->mapping = nullptr;
+  page->flags.fetch_and(~((uint64_t{1} << PG_active) | (uint64_t{1} << PG_referenced) |
+                          (uint64_t{1} << PG_swapbacked) | (uint64_t{1} << PG_unevictable) |
+                          (uint64_t{1} << PG_dirty) | (uint64_t{1} << PG_uptodate)),
+                        std::memory_order_relaxed);
+}
+
+namespace {
+
+// Moves a batch's pages onto their lists (folio_batch_move_lru), taking
+// each lruvec's lock once per run of pages that share it, and drops the
+// batch's references after the locks are gone (a put may free the page,
+// which takes lru_lock itself).
+void drain_batch(Machine& m, LruBatch& b) {
+  Page* pages[kLruBatchSize];
+  unsigned nr;
+  {
+    SpinGuard g(b.lock);
+    nr = b.nr;
+    for (unsigned i = 0; i < nr; ++i) pages[i] = b.pages[i];
+    b.nr = 0;
+  }
+  Lruvec* locked = nullptr;
+  for (unsigned i = 0; i < nr; ++i) {
+    Page* page = pages[i];
+    Lruvec* lv = &folio_lruvec(m, page);
+    if (lv != locked) {
+      if (locked) locked->lru_lock.unlock();
+      lv->lru_lock.lock();
+      locked = lv;
+    }
+    page->set_atomic(PG_lru);
+    lruvec_add_page(*lv, page);
+  }
+  if (locked) locked->lru_lock.unlock();
+  for (unsigned i = 0; i < nr; ++i) put_page(m, pages[i]);
+}
+
+LruBatch& this_batch(Machine& m, MemcgState& st) {
+  CpuState* cpu = this_cpu(m);
+  return st.batches[cpu ? cpu->id : m.nr_cpus()];
+}
+
+}  // namespace
+
+Lruvec& mem_cgroup_lruvec(MemCgroup* cg, int nid) {
+  return *cg->lruvec[nid];
+}
+
+MemCgroup* page_memcg(Machine& m, const Page* page) {
+  MemcgState& st = memcg_state(m);
+  const uint16_t id = memcg_id_of(st, m, page);
+  MemCgroup* cg = id ? st.group(id) : nullptr;
+  return cg ? cg : st.root();
+}
+
+Lruvec& folio_lruvec(Machine& m, const Page* page) {
+  return mem_cgroup_lruvec(page_memcg(m, page), m.page_zone(page)->node);
+}
+
+void lruvec_add_page(Lruvec& lv, Page* page) {
+  const unsigned lru = page_lru(page);
+  lv.lists[lru].add(&page->lru);
+  lv.nr[lru].store(lv.nr[lru].load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  node_lru_stat(*lv.memcg->machine, lv.nid, lru, 1);
+}
+
+void lruvec_add_page_tail(Lruvec& lv, Page* page) {
+  const unsigned lru = page_lru(page);
+  lv.lists[lru].add_tail(&page->lru);
+  lv.nr[lru].store(lv.nr[lru].load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  node_lru_stat(*lv.memcg->machine, lv.nid, lru, 1);
+}
+
+void lruvec_del_page(Lruvec& lv, Page* page) {
+  const unsigned lru = page_lru(page);
+  ListHead::del(&page->lru);
+  lv.nr[lru].store(lv.nr[lru].load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  node_lru_stat(*lv.memcg->machine, lv.nid, lru, -1);
+}
+
+int mem_cgroup_charge(Machine& m, Page* page, MemCgroup* cg, bool no_reclaim) {
+  MemcgState& st = memcg_state(m);
+  if (!cg) cg = st.root();
+  // try_charge_memcg(): over the limit, reclaim from the group's own lists
+  // (MAX_RECLAIM_RETRIES rounds while they make progress), then the
+  // group's OOM killer, then fail.
+  constexpr int kMaxReclaimRetries = 16;
+  int retries = kMaxReclaimRetries;
+  bool oomed = false;
+  for (;;) {
+    const uint64_t max = cg->max.load(std::memory_order_relaxed);
+    const int64_t now = cg->usage.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (max == kMemMax || static_cast<uint64_t>(now) <= max) {
+      int64_t peak = cg->peak.load(std::memory_order_relaxed);
+      while (now > peak && !cg->peak.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+      }
+      break;
+    }
+    cg->usage.fetch_sub(1, std::memory_order_relaxed);
+    cg->ev_max.fetch_add(1, std::memory_order_relaxed);
+    if (no_reclaim || !st.reclaim_ops->reclaim) return -ENOMEM;
+    const uint64_t over = static_cast<uint64_t>(now) - max;
+    if (st.reclaim_ops->reclaim(m, cg, over < SWAP_CLUSTER_MAX ? SWAP_CLUSTER_MAX : over)) continue;
+    if (--retries > 0) continue;
+    if (oomed || !st.reclaim_ops->oom) return -ENOMEM;
+    cg->ev_oom.fetch_add(1, std::memory_order_relaxed);
+    if (!st.reclaim_ops->oom(m, cg)) return -ENOMEM;
+    oomed = true;  // one kill per charge; the victim's pages are gone now
+    retries = kMaxReclaimRetries;
+  }
+  if (st.page_memcg) st.page_memcg[m.page_to_pfn(page)].store(cg->id, std::memory_order_release);
+  page->set_atomic(PG_memcg);
+  return 0;
+}
+
+void mem_cgroup_uncharge(Machine& m, Page* page) {
+  if (!page->test_and_clear(PG_memcg)) return;
+  MemcgState& st = memcg_state(m);
+  const uint16_t id = memcg_id_of(st, m, page);
+  if (MemCgroup* cg = id ? st.group(id) : nullptr)
+    cg->usage.fetch_sub(1, std::memory_order_relaxed);
+  if (st.page_memcg) st.page_memcg[m.page_to_pfn(page)].store(0, std::memory_order_release);
+}
+
+void lru_cache_add(Machine& m, Page* page) {
+  MemcgState& st = memcg_state(m);
+  get_page(page);
+  LruBatch& b = this_batch(m, st);
+  bool full;
+  {
+    SpinGuard g(b.lock);
+    b.pages[b.nr++] = page;
+    full = b.nr == kLruBatchSize;
+  }
+  if (full) drain_batch(m, b);
+}
+
+void lru_add_drain(Machine& m) {
+  MemcgState& st = memcg_state(m);
+  drain_batch(m, this_batch(m, st));
+}
+
+void lru_add_drain_all(Machine& m) {
+  MemcgState& st = memcg_state(m);
+  for (unsigned i = 0; i <= m.nr_cpus(); ++i) drain_batch(m, st.batches[i]);
+}
+
+void mark_page_accessed(Machine& m, Page* page) {
+  // inactive,unreferenced -> inactive,referenced -> active,unreferenced.
+  if (!page->test(PG_referenced)) {
+    page->set_atomic(PG_referenced);
+    return;
+  }
+  if (page->test(PG_active) || page->test(PG_unevictable)) return;
+  if (!page->test(PG_lru)) return;  // in a batch or isolated: the flag says enough
+  Lruvec& lv = folio_lruvec(m, page);
+  SpinGuard g(lv.lru_lock);
+  if (!page->test(PG_lru) || page->test(PG_active)) return;
+  lruvec_del_page(lv, page);
+  page->set_atomic(PG_active);
+  page->clear_atomic(PG_referenced);
+  lruvec_add_page(lv, page);
+  lv.pgactivate.fetch_add(1, std::memory_order_relaxed);
+  m.count_event(VmEvent::PGACTIVATE);
+}
+
+void putback_lru_page(Machine& m, Page* page) {
+  {
+    Lruvec& lv = folio_lruvec(m, page);
+    SpinGuard g(lv.lru_lock);
+    page->set_atomic(PG_lru);
+    lruvec_add_page(lv, page);
+  }
+  put_page(m, page);
+}
+
+void set_memcg_reclaim_ops(Machine& m, MemcgReclaimOps ops) {
+  *memcg_state(m).reclaim_ops = ops;
+}
+
+std::string lru_check(Machine& m) {
+  std::vector<int64_t> node_sum(m.nr_nodes() * NR_LRU_LISTS, 0);
+  for (MemCgroup* cg : mem_cgroups(m)) {
+    uint64_t on_lists = 0;
+    for (unsigned nid = 0; nid < m.nr_nodes(); ++nid) {
+      Lruvec& lv = mem_cgroup_lruvec(cg, static_cast<int>(nid));
+      SpinGuard g(lv.lru_lock);
+      for (unsigned lru = 0; lru < NR_LRU_LISTS; ++lru) {
+        uint64_t n = 0;
+        for (ListHead* p = lv.lists[lru].next; p != &lv.lists[lru]; p = p->next, ++n) {
+          Page* page = container_of(p, &Page::lru);
+          const uint64_t pfn = m.page_to_pfn(page);
+          if (!page->test(PG_lru))
+            return fmt::format("pfn {:#x} on an LRU list without PG_lru", pfn);
+          if (page_lru(page) != lru)
+            return fmt::format("pfn {:#x} on list {} but its flags say {}", pfn, lru,
+                               page_lru(page));
+          if (&folio_lruvec(m, page) != &lv)
+            return fmt::format("pfn {:#x} on the lruvec of {} node {} but charged elsewhere", pfn,
+                               mem_cgroup_name(cg), nid);
+          if (page->ref_count() <= 0) return fmt::format("pfn {:#x} on an LRU list but free", pfn);
+          if (!page->test(PG_memcg))
+            return fmt::format("pfn {:#x} on an LRU list but not charged", pfn);
+        }
+        if (n != lv.size(lru))
+          return fmt::format("{} node {} list {}: {} pages counted, {} on the list",
+                             mem_cgroup_name(cg), nid, lru, lv.size(lru), n);
+        node_sum[nid * NR_LRU_LISTS + lru] += static_cast<int64_t>(n);
+        on_lists += n;
+      }
+    }
+    if (on_lists > static_cast<uint64_t>(cg->usage.load()))
+      return fmt::format("{}: {} pages on its lists but memory.current is {} pages",
+                         mem_cgroup_name(cg), on_lists, cg->usage.load());
+  }
+  for (unsigned nid = 0; nid < m.nr_nodes(); ++nid)
+    for (unsigned lru = 0; lru < NR_LRU_LISTS; ++lru) {
+      const int64_t stat = m.node(static_cast<int>(nid)).stat[NR_LRU_BASE + lru].get();
+      if (stat != node_sum[nid * NR_LRU_LISTS + lru])
+        return fmt::format("node {} LRU {}: node stat {} but {} pages on the lists", nid, lru, stat,
+                           node_sum[nid * NR_LRU_LISTS + lru]);
+    }
+  return "";
+}
+
+}  // namespace mmkit

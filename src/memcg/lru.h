@@ -1,0 +1,121 @@
+// The LRU lists (include/linux/mmzone.h struct lruvec; mm/swap.c) and
+// memcg charging (mm/memcontrol.c).
+//
+// Every memory cgroup keeps one lruvec per node: five lists (inactive and
+// active anon, inactive and active file, unevictable), their sizes, and the
+// cost of recent reclaim that get_scan_count() balances by. A page is on the
+// lruvec of the group it is charged to and of its own node.
+//
+//   mem_cgroup_charge(m, page, cg)  charges a new user page (PG_memcg); over
+//                                   memory.max the group reclaims from its
+//                                   own lists, then OOM-kills inside itself
+//   lru_cache_add(m, page)          queues a new page for its inactive (or,
+//                                   with PG_active, active) list through the
+//                                   calling CPU's batch, so a fault does not
+//                                   take the LRU lock per page
+//   lru_add_drain / _all            empties one CPU's batch / every batch
+//   mark_page_accessed(m, page)     the reference ladder of mm/swap.c
+//
+// A page's last put_page() takes it off its list and uncharges it
+// (Machine::page_release). Reclaim isolates pages from the lists under
+// lru_lock with a reference (get_page_unless_zero) and PG_lru cleared, and
+// puts them back with putback_lru_page().
+//
+// Locking: lru_lock (a spinlock per lruvec) guards the lists, PG_lru and
+// PG_active of pages on them, and the sizes. A CPU's batch has its own lock,
+// taken only by that CPU and by drainers. Lock order: batch lock, lru_lock.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "base/list.h"
+#include "base/spinlock.h"
+#include "memcg/memcg_state.h"
+#include "page_alloc/gfp.h"
+#include "phys/machine.h"
+
+namespace mmkit {
+
+enum LruList : unsigned {
+  LRU_INACTIVE_ANON,
+  LRU_ACTIVE_ANON,
+  LRU_INACTIVE_FILE,
+  LRU_ACTIVE_FILE,
+  LRU_UNEVICTABLE,
+  NR_LRU_LISTS
+};
+inline constexpr bool is_active_lru(unsigned lru) {
+  return lru == LRU_ACTIVE_ANON || lru == LRU_ACTIVE_FILE;
+}
+inline constexpr bool is_file_lru(unsigned lru) {
+  return lru == LRU_INACTIVE_FILE || lru == LRU_ACTIVE_FILE;
+}
+
+struct Lruvec {
+  MemCgroup* memcg = nullptr;
+  int nid = 0;
+  SpinLock lru_lock;
+  ListHead lists[NR_LRU_LISTS];
+  std::atomic<uint64_t> nr[NR_LRU_LISTS] = {};  // written under lru_lock
+  // lru_note_cost(): pages scanned-and-rotated or refaulted, per type; what
+  // get_scan_count() balances anon against file by (anon 0, file 1).
+  std::atomic<uint64_t> cost[2] = {};
+  // memory.stat events of this lruvec.
+  std::atomic<uint64_t> pgscan{0}, pgsteal{0}, pgactivate{0}, pgdeactivate{0}, pgrefill{0};
+
+  uint64_t size(unsigned lru) const { return nr[lru].load(std::memory_order_relaxed); }
+};
+
+// The lruvec of `cg` on node `nid`.
+Lruvec& mem_cgroup_lruvec(MemCgroup* cg, int nid);
+// The group a page is charged to (the root when it is not charged).
+MemCgroup* page_memcg(Machine& m, const Page* page);
+// The lruvec a page belongs on: its group's, on its node.
+Lruvec& folio_lruvec(Machine& m, const Page* page);
+
+// The list a page goes on by its flags (folio_lru_list).
+inline unsigned page_lru(const Page* page) {
+  if (page->test(PG_unevictable)) return LRU_UNEVICTABLE;
+  const unsigned base = page->test(PG_swapbacked) ? LRU_INACTIVE_ANON : LRU_INACTIVE_FILE;
+  return base + (page->test(PG_active) ? 1 : 0);
+}
+
+// Adds / removes a page on its lruvec's list; lru_lock held, PG_lru set by
+// the caller after add and cleared before del.
+void lruvec_add_page(Lruvec& lv, Page* page);
+void lruvec_add_page_tail(Lruvec& lv, Page* page);
+void lruvec_del_page(Lruvec& lv, Page* page);
+
+// 0, or -ENOMEM when the group stays over memory.max after reclaim and its
+// OOM killer (the fault then fails with VM_FAULT_OOM). `cg` null: the root.
+// With no_reclaim (readahead), a charge over the limit fails at once.
+int mem_cgroup_charge(Machine& m, Page* page, MemCgroup* cg, bool no_reclaim = false);
+// Drops a page's charge (the release hook does this for freed pages).
+void mem_cgroup_uncharge(Machine& m, Page* page);
+
+void lru_cache_add(Machine& m, Page* page);
+void lru_add_drain(Machine& m);
+void lru_add_drain_all(Machine& m);
+void mark_page_accessed(Machine& m, Page* page);
+// Puts an isolated page back on its list and drops the isolation reference.
+void putback_lru_page(Machine& m, Page* page);
+
+// What the reclaim layer gives the memcg layer at boot: reclaim from a
+// group's own lists, and the group's OOM killer.
+struct MemcgReclaimOps {
+  // try_to_free_mem_cgroup_pages(): pages reclaimed (nr_pages wanted).
+  uint64_t (*reclaim)(Machine& m, MemCgroup* cg, uint64_t nr_pages) = nullptr;
+  // mem_cgroup_out_of_memory(): true when a victim was killed.
+  bool (*oom)(Machine& m, MemCgroup* cg) = nullptr;
+};
+void set_memcg_reclaim_ops(Machine& m, MemcgReclaimOps ops);
+
+// Proves the lists' invariants: every page on a list has PG_lru, is on the
+// list page_lru() names, of the lruvec folio_lruvec() names; PG_active iff
+// on an active list; sizes equal lengths; node stats equal the sums; each
+// group's usage at least its pages on lists. Other CPUs must be quiet.
+std::string lru_check(Machine& m);
+
+}  // namespace mmkit

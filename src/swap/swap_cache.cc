@@ -1,0 +1,230 @@
+// The swap cache and swap-in readahead (mm/swap_state.c), and the I/O of
+// swap pages (mm/page_io.c). See swap.h.
+#include <fmt/format.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <thread>
+
+#include "memcg/lru.h"
+#include "page_alloc/page_alloc.h"
+#include "swap/swap_state.h"
+
+namespace mmkit {
+namespace {
+
+void swapcache_stat(Machine& m, Page* page, int64_t n) {
+  m.node(m.page_zone(page)->node).stat[static_cast<unsigned>(NodeStat::NR_SWAPCACHE)].add(n);
+}
+
+// Inserts a page whose slot has SWAP_HAS_CACHE into the cache.
+void cache_insert(Machine& m, SwapInfo& si, Page* page, SwpEntry e) {
+  get_page(page);  // the cache's reference
+  page->private_ = e.val;
+  page->set_atomic(PG_swapcache);
+  si.cache[swp_offset(e)].store(page, std::memory_order_release);
+  swapcache_stat(m, page, 1);
+}
+
+void lock_page(Page* page) {
+  while (page->test_and_set(PG_locked)) std::this_thread::yield();
+}
+void unlock_page(Page* page) {
+  page->clear_atomic(PG_locked);
+}
+
+}  // namespace
+
+Page* lookup_swap_cache(Machine& m, SwpEntry e) {
+  SwapInfo* si = swap_info(m, e);
+  if (!si) return nullptr;
+  std::atomic<Page*>& slot = si->cache[swp_offset(e)];
+  for (;;) {
+    Page* page = slot.load(std::memory_order_acquire);
+    if (!page) return nullptr;
+    if (!page->try_get()) {  // being freed: its removal is on the way
+      std::this_thread::yield();
+      continue;
+    }
+    if (slot.load(std::memory_order_acquire) == page && page->test(PG_swapcache) &&
+        page->private_ == e.val)
+      return page;
+    put_page(m, page);
+  }
+}
+
+bool add_to_swap(Machine& m, Page* page, uint16_t memcg_id) {
+  const SwpEntry e = get_swap_page(m, memcg_id);
+  if (!e.val) return false;
+  // The page's contents are the data (an anonymous page is uptodate from
+  // its fault on); the slot holds nothing yet, so the page is dirty.
+  page->set_atomic(PG_uptodate);
+  cache_insert(m, *swap_info(m, e), page, e);
+  page->set_atomic(PG_dirty);
+  return true;
+}
+
+void delete_from_swap_cache(Machine& m, Page* page) {
+  const SwpEntry e{page->private_};
+  SwapInfo* si = swap_info(m, e);
+  if (!si || !page->test(PG_swapcache)) return;
+  si->cache[swp_offset(e)].store(nullptr, std::memory_order_release);
+  page->clear_atomic(PG_swapcache);
+  page->private_ = 0;
+  swapcache_stat(m, page, -1);
+  swap_set_cache_bit(m, e, false);
+  put_page(m, page);  // the cache's reference
+}
+
+bool folio_free_swap(Machine& m, Page* page) {
+  if (!page->test(PG_swapcache) || page->test(PG_writeback)) return false;
+  if (swap_count(m, SwpEntry{page->private_}) != 0) return false;
+  delete_from_swap_cache(m, page);
+  return true;
+}
+
+void free_swap_and_cache(Machine& m, SwpEntry e) {
+  swap_free(m, e);
+  if (swap_count(m, e) != 0) return;
+  Page* page = lookup_swap_cache(m, e);
+  if (!page) return;
+  if (!page->test_and_set(PG_locked)) {  // busy pages are left to reclaim
+    if (page->mapcount.load(std::memory_order_acquire) == 0) folio_free_swap(m, page);
+    unlock_page(page);
+  }
+  put_page(m, page);
+}
+
+int swap_read_slot(SwapInfo& si, uint64_t offset, void* buf) {
+  const ssize_t n = pread(si.fd, buf, PAGE_SIZE, static_cast<off_t>(offset << PAGE_SHIFT));
+  return n == static_cast<ssize_t>(PAGE_SIZE) ? 0 : -EIO;
+}
+
+int swap_writepage(Machine& m, Page* page) {
+  const SwpEntry e{page->private_};
+  SwapInfo* si = swap_info(m, e);
+  if (!si) return -EIO;
+  SwapState& st = swap_state(m);
+  page->set_atomic(PG_writeback);
+  page->clear_atomic(PG_dirty);
+  bool ok = !(st.write_fault.enabled() && st.write_fault.should_fail(PAGE_SIZE));
+  if (ok) {
+    const ssize_t n = pwrite(si->fd, m.phys_window(m.page_to_pfn(page)), PAGE_SIZE,
+                             static_cast<off_t>(swp_offset(e) << PAGE_SHIFT));
+    ok = n == static_cast<ssize_t>(PAGE_SIZE);
+  }
+  if (!ok) {
+    // end_swap_bio_write()'s error path: the page stays dirty in memory.
+    page->set_atomic(PG_dirty);
+    page->clear_atomic(PG_writeback);
+    m.printk(fmt::format("Write-error on swap-device ({}:{}:{})", 0, si->type, swp_offset(e)));
+    return -EIO;
+  }
+  page->clear_atomic(PG_writeback);
+  m.count_event(VmEvent::PSWPOUT);
+  m.count_event(VmEvent::PGPGOUT, PAGE_SIZE / 1024);
+  return 0;
+}
+
+Page* swapin_readahead(Machine& m, SwpEntry e, bool readahead, const SwapChargeFn& charge,
+                       bool* major) {
+  *major = false;
+  SwapInfo* si = swap_info(m, e);
+  if (!si) return nullptr;
+  // The aligned window of 2^page_cluster slots around the entry
+  // (swap_cluster_readahead); the target first, so its fault never waits
+  // for a neighbour's read.
+  const uint64_t off = swp_offset(e);
+  const uint64_t win = readahead ? uint64_t{1} << m.page_cluster : 1;
+  uint64_t start = off & ~(win - 1), end = start + win;
+  if (start == 0) start = 1;
+  if (end > si->max) end = si->max;
+  Page* target = nullptr;
+  for (unsigned pass = 0; pass < 2; ++pass) {
+    for (uint64_t o = pass ? start : off; pass ? o < end : o == off; ++o) {
+      if (pass && o == off) continue;
+      const SwpEntry oe = swp_entry(si->type, o);
+      if (!pass) {
+        // The target: in the cache already (another fault, reclaim under
+        // way, readahead), or read now.
+        for (;;) {
+          if (Page* page = lookup_swap_cache(m, oe)) {
+            lock_page(page);  // a read in flight finishes first
+            unlock_page(page);
+            if (!page->test(PG_uptodate)) {
+              put_page(m, page);
+              return nullptr;
+            }
+            target = page;
+            break;
+          }
+          Page* page = alloc_page(m, GFP_HIGHUSER_MOVABLE);
+          if (!page) return nullptr;
+          const int rc = swap_set_cache_bit(m, oe, true);
+          if (rc == -EEXIST) {  // another thread is bringing it in
+            put_page(m, page);
+            std::this_thread::yield();
+            continue;
+          }
+          if (rc == -ENOENT) {  // the slot went away: the caller looks again
+            put_page(m, page);
+            return nullptr;
+          }
+          if (!charge(page, oe, false)) {
+            swap_set_cache_bit(m, oe, false);
+            put_page(m, page);
+            return nullptr;
+          }
+          lock_page(page);
+          page->set_atomic(PG_swapbacked);
+          cache_insert(m, *si, page, oe);
+          const int io = swap_read_slot(*si, o, m.phys_window(m.page_to_pfn(page)));
+          if (io == 0) page->set_atomic(PG_uptodate);
+          unlock_page(page);
+          lru_cache_add(m, page);
+          if (io != 0) {
+            delete_from_swap_cache(m, page);
+            put_page(m, page);
+            return nullptr;
+          }
+          m.count_event(VmEvent::PSWPIN);
+          m.count_event(VmEvent::PGPGIN, PAGE_SIZE / 1024);
+          *major = true;
+          target = page;
+          break;
+        }
+        continue;
+      }
+      // A neighbour: only slots in use and not cached, without reclaim.
+      if (!target || !*major) return target;  // no readahead unless the target was read
+      Page* page = alloc_page(m, (GFP_HIGHUSER_MOVABLE & ~__GFP_DIRECT_RECLAIM) | __GFP_NOWARN);
+      if (!page) break;
+      if (swap_set_cache_bit(m, oe, true) != 0) {
+        put_page(m, page);
+        continue;
+      }
+      if (!charge(page, oe, true)) {
+        swap_set_cache_bit(m, oe, false);
+        put_page(m, page);
+        break;
+      }
+      lock_page(page);
+      page->set_atomic(PG_swapbacked);
+      cache_insert(m, *si, page, oe);
+      const int io = swap_read_slot(*si, o, m.phys_window(m.page_to_pfn(page)));
+      if (io == 0) {
+        page->set_atomic(PG_uptodate);
+        m.count_event(VmEvent::PSWPIN);
+        m.count_event(VmEvent::PGPGIN, PAGE_SIZE / 1024);
+      }
+      unlock_page(page);
+      lru_cache_add(m, page);
+      if (io != 0) delete_from_swap_cache(m, page);
+      put_page(m, page);  // the cache and the batch keep it
+    }
+  }
+  return target;
+}
+
+}  // namespace mmkit

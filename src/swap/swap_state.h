@@ -1,0 +1,71 @@
+// The swap layer's per-machine state (Layer::kSwap): the areas, their
+// swap maps, clusters and swap caches. Internal to src/swap.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "swap/swap.h"
+
+namespace mmkit {
+
+struct SwapInfo {
+  unsigned type = 0;
+  int prio = 0;
+  std::string path;
+  bool temporary = false;
+  int fd = -1;
+  uint64_t max = 0;                 // slots including the header page (last_page + 1)
+  uint64_t pages = 0;               // usable slots
+  std::atomic<bool> writeok{true};  // SWP_WRITEOK: off while swapoff runs
+
+  std::mutex lock;                                   // guards the maps and clusters below
+  std::unique_ptr<uint8_t[]> swap_map;               // per slot: count | SWAP_HAS_CACHE
+  std::unordered_map<uint64_t, uint32_t> continued;  // counts above SWAP_MAP_MAX
+  std::vector<uint16_t> cluster_count;               // slots in use per cluster
+  std::vector<uint32_t> free_clusters;               // wholly free clusters (a stack)
+  std::vector<uint64_t> percpu_next;                 // per CPU: next slot to try, 0: none
+  std::atomic<uint64_t> inuse_pages{0};
+  std::unique_ptr<std::atomic<Page*>[]> cache;        // the swap cache, by offset
+  std::unique_ptr<std::atomic<uint16_t>[]> memcg_id;  // swap_cgroup, by offset
+
+  ~SwapInfo();
+  uint64_t nr_clusters() const { return (max + SWAPFILE_CLUSTER - 1) / SWAPFILE_CLUSTER; }
+};
+
+struct SwapState final : LayerState {
+  explicit SwapState(Machine& m);
+  ~SwapState() override;
+
+  Machine& m;
+  std::mutex swap_lock;  // swapon/swapoff, the areas' order
+  std::array<std::atomic<SwapInfo*>, MAX_SWAPFILES> info = {};
+  std::vector<std::unique_ptr<SwapInfo>> owned;
+  std::vector<SwapInfo*> by_prio;  // highest first (swap_lock, copied under it)
+  std::atomic<std::vector<SwapInfo*>*> avail{nullptr};
+  std::vector<std::unique_ptr<std::vector<SwapInfo*>>> old_avail;  // kept until teardown
+  int least_priority = -1;
+  std::atomic<int64_t> total{0}, nr_free{0};
+  FaultAttr write_fault;
+  std::function<int(Machine&, unsigned)> unuse;
+};
+
+SwapState& swap_state(Machine& m);
+inline SwapState* swap_state_if(const Machine& m) {
+  return static_cast<SwapState*>(m.layer_state(Layer::kSwap));
+}
+// The area of an entry, or null for an entry of no area.
+SwapInfo* swap_info(const Machine& m, SwpEntry e);
+// Sets (swapcache_prepare: 0, -EEXIST when a page is cached or on its way,
+// -ENOENT for a free slot) or clears a slot's SWAP_HAS_CACHE.
+int swap_set_cache_bit(Machine& m, SwpEntry e, bool set);
+// Reads a slot (pread). 0 or -EIO.
+int swap_read_slot(SwapInfo& si, uint64_t offset, void* buf);
+
+}  // namespace mmkit

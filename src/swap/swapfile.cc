@@ -1,0 +1,469 @@
+// Swap areas and slots: swapon with mkswap's header, slot clusters, the
+// swap_map counts, swapoff (mm/swapfile.c). See swap.h.
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "memcg/memcg_state.h"
+#include "page_alloc/page_alloc.h"
+#include "swap/swap_state.h"
+
+namespace mmkit {
+
+SwapInfo::~SwapInfo() {
+  if (fd >= 0) close(fd);
+  if (temporary && !path.empty()) unlink(path.c_str());
+}
+
+SwapState::SwapState(Machine& machine) : m(machine) {}
+SwapState::~SwapState() {
+  delete avail.load();
+}
+
+SwapState& swap_state(Machine& m) {
+  return *static_cast<SwapState*>(
+      m.ensure_layer_state(Layer::kSwap, [&m] { return std::make_unique<SwapState>(m); }));
+}
+
+SwapInfo* swap_info(const Machine& m, SwpEntry e) {
+  const SwapState* st = swap_state_if(m);
+  const unsigned type = swp_type(e);
+  if (!st || type >= MAX_SWAPFILES) return nullptr;
+  SwapInfo* si = st->info[type].load(std::memory_order_acquire);
+  return si && swp_offset(e) > 0 && swp_offset(e) < si->max ? si : nullptr;
+}
+
+namespace {
+
+// union swap_header (include/linux/swap.h): bootbits, then info at 1024.
+struct SwapHeaderInfo {
+  uint32_t version;
+  uint32_t last_page;
+  uint32_t nr_badpages;
+  unsigned char sws_uuid[16];
+  char sws_volume[16];
+  uint32_t padding[117];
+};
+static_assert(sizeof(SwapHeaderInfo) == 4 * 3 + 32 + 117 * 4);
+
+// mkswap: page 0 holds the header and, in its last ten bytes, the magic.
+bool write_swap_header(int fd, uint64_t max, unsigned salt) {
+  char page[PAGE_SIZE] = {};
+  SwapHeaderInfo info{};
+  info.version = 1;
+  info.last_page = static_cast<uint32_t>(max - 1);
+  for (unsigned i = 0; i < 16; ++i)  // a version-4 UUID from the salt
+    info.sws_uuid[i] = static_cast<unsigned char>((salt * 2654435761u) >> (i % 4 * 8) ^ i * 37);
+  info.sws_uuid[6] = (info.sws_uuid[6] & 0x0f) | 0x40;
+  info.sws_uuid[8] = (info.sws_uuid[8] & 0x3f) | 0x80;
+  std::memcpy(page + 1024, &info, sizeof(info));
+  std::memcpy(page + PAGE_SIZE - 10, "SWAPSPACE2", 10);
+  return pwrite(fd, page, PAGE_SIZE, 0) == static_cast<ssize_t>(PAGE_SIZE);
+}
+
+void publish_avail(SwapState& st) {
+  auto v = std::make_unique<std::vector<SwapInfo*>>(st.by_prio);
+  std::vector<SwapInfo*>* old = st.avail.exchange(v.release(), std::memory_order_acq_rel);
+  if (old) st.old_avail.emplace_back(old);  // readers may still hold it
+}
+
+void memcg_swap_charge(Machine& m, uint16_t id, int64_t n) {
+  if (!id) return;
+  if (MemcgState* ms = memcg_state_if(m))
+    if (MemCgroup* cg = ms->group(id)) cg->swap_usage.fetch_add(n, std::memory_order_relaxed);
+}
+
+// A slot's count went to zero with no cache: it is free again.
+void slot_freed(SwapState& st, SwapInfo& si, uint64_t off) {
+  memcg_swap_charge(st.m, si.memcg_id[off].exchange(0, std::memory_order_relaxed), -1);
+  const uint64_t c = off / SWAPFILE_CLUSTER;
+  if (--si.cluster_count[c] == 0) si.free_clusters.push_back(static_cast<uint32_t>(c));
+  si.inuse_pages.fetch_sub(1, std::memory_order_relaxed);
+  st.nr_free.fetch_add(1, std::memory_order_relaxed);
+}
+
+unsigned map_count(const SwapInfo& si, uint64_t off) {
+  const uint8_t v = si.swap_map[off];
+  unsigned n = v & ~(SWAP_HAS_CACHE | COUNT_CONTINUED);
+  if (v & COUNT_CONTINUED) n += si.continued.at(off);
+  return n;
+}
+
+// scan_swap_map_slots(), one slot: the CPU's cluster first, then a free
+// cluster, then any free slot.
+uint64_t alloc_slot(SwapState& st, SwapInfo& si) {
+  CpuState* cpu = this_cpu(st.m);
+  uint64_t& next = si.percpu_next[cpu ? cpu->id : st.m.nr_cpus()];
+  uint64_t off = 0;
+  if (next) {
+    const uint64_t end = std::min(si.max, (next / SWAPFILE_CLUSTER + 1) * SWAPFILE_CLUSTER);
+    for (uint64_t o = next; o < end; ++o)
+      if (!si.swap_map[o]) {
+        off = o;
+        break;
+      }
+  }
+  if (!off && !si.free_clusters.empty()) {
+    const uint64_t c = si.free_clusters.back();
+    si.free_clusters.pop_back();
+    off = c * SWAPFILE_CLUSTER;
+    if (off == 0) off = 1;  // the header
+  }
+  if (!off)
+    for (uint64_t o = 1; o < si.max; ++o)
+      if (!si.swap_map[o]) {
+        off = o;
+        break;
+      }
+  if (!off) return 0;
+  next = (off + 1) % SWAPFILE_CLUSTER ? off + 1 : 0;
+  if (next >= si.max) next = 0;
+  ++si.cluster_count[off / SWAPFILE_CLUSTER];
+  si.inuse_pages.fetch_add(1, std::memory_order_relaxed);
+  st.nr_free.fetch_sub(1, std::memory_order_relaxed);
+  return off;
+}
+
+std::string make_temp_swap(std::string* err) {
+  const char* dir = std::getenv("TMPDIR");
+  std::string tmpl = std::string(dir && *dir ? dir : "/tmp") + "/mmkit-swap-XXXXXX";
+  const int fd = mkstemp(tmpl.data());
+  if (fd < 0) {
+    *err = fmt::format("cannot create a temporary swap file: {}", std::strerror(errno));
+    return "";
+  }
+  close(fd);
+  return tmpl;
+}
+
+}  // namespace
+
+int swapon(Machine& m, const SwapOptions& opt, std::string* err, unsigned* type_out) {
+  SwapState& st = swap_state(m);
+  std::lock_guard<std::mutex> g(st.swap_lock);
+  unsigned type = 0;
+  while (type < MAX_SWAPFILES && st.info[type].load()) ++type;
+  if (type == MAX_SWAPFILES) {
+    *err = "too many swap areas (MAX_SWAPFILES is 32)";
+    return -EPERM;
+  }
+  auto si = std::make_unique<SwapInfo>();
+  si->type = type;
+  si->temporary = opt.path.empty();
+  si->path = si->temporary ? make_temp_swap(err) : opt.path;
+  if (si->path.empty()) return -EIO;
+  for (SwapInfo* other : st.by_prio)
+    if (other->path == si->path) {
+      *err = fmt::format("{}: already a swap area", si->path);
+      si->temporary = false;
+      return -EBUSY;
+    }
+  si->fd = open(si->path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (si->fd < 0) {
+    *err = fmt::format("{}: {}", si->path, std::strerror(errno));
+    return -errno;
+  }
+  uint64_t bytes = opt.size;
+  if (!bytes) {
+    struct stat sb;
+    fstat(si->fd, &sb);
+    bytes = static_cast<uint64_t>(sb.st_size);
+  }
+  si->max = bytes >> PAGE_SHIFT;
+  const uint64_t limit = m.arch() == Arch::i386 ? kMaxSwapOffset32 : kMaxSwapOffset64;
+  if (si->max < 2) {
+    *err =
+        fmt::format("{}: a swap area needs at least two pages (the header and a slot)", si->path);
+    return -EINVAL;
+  }
+  if (si->max - 1 > limit) {
+    *err = fmt::format("{}: {} pages is more than a swap entry of this arch can address ({})",
+                       si->path, si->max - 1, limit);
+    return -EINVAL;
+  }
+  if (ftruncate(si->fd, static_cast<off_t>(si->max << PAGE_SHIFT)) != 0 ||
+      !write_swap_header(si->fd, si->max, type + 1)) {
+    *err = fmt::format("{}: cannot write the swap header: {}", si->path, std::strerror(errno));
+    return -EIO;
+  }
+  si->pages = si->max - 1;
+  si->prio = opt.priority ? *opt.priority : st.least_priority--;
+  si->swap_map = std::make_unique<uint8_t[]>(si->max);
+  si->swap_map[0] = SWAP_MAP_MAX;  // the header is never a slot (SWAP_MAP_BAD's role)
+  si->cluster_count.assign(si->nr_clusters(), 0);
+  si->cluster_count[0] = 1;
+  for (uint64_t c = si->nr_clusters(); c-- > 1;)
+    si->free_clusters.push_back(static_cast<uint32_t>(c));
+  si->percpu_next.assign(m.nr_cpus() + 1, 0);
+  si->cache = std::make_unique<std::atomic<Page*>[]>(si->max);
+  si->memcg_id = std::make_unique<std::atomic<uint16_t>[]>(si->max);
+  SwapInfo* raw = si.get();
+  st.owned.push_back(std::move(si));
+  st.by_prio.push_back(raw);
+  std::stable_sort(st.by_prio.begin(), st.by_prio.end(),
+                   [](SwapInfo* a, SwapInfo* b) { return a->prio > b->prio; });
+  st.info[type].store(raw, std::memory_order_release);
+  st.total.fetch_add(static_cast<int64_t>(raw->pages));
+  st.nr_free.fetch_add(static_cast<int64_t>(raw->pages));
+  publish_avail(st);
+  m.printk(fmt::format("Adding {}k swap on {}.  Priority:{} extents:1 across:{}k FS",
+                       raw->pages * 4, raw->path, raw->prio, raw->pages * 4));
+  if (type_out) *type_out = type;
+  return 0;
+}
+
+int swapoff(Machine& m, std::string_view path) {
+  SwapState& st = swap_state(m);
+  std::lock_guard<std::mutex> g(st.swap_lock);
+  auto it = std::find_if(st.by_prio.begin(), st.by_prio.end(),
+                         [&](SwapInfo* si) { return si->path == path; });
+  if (it == st.by_prio.end()) return -EINVAL;
+  SwapInfo* si = *it;
+  // security_vm_enough_memory_mm(): the area's pages must fit in what is
+  // free, in memory or in the other areas, or nothing is tried.
+  const uint64_t inuse = si->inuse_pages.load();
+  const uint64_t room =
+      nr_free_pages(m) + static_cast<uint64_t>(std::max<int64_t>(
+                             st.nr_free.load() - static_cast<int64_t>(si->pages - inuse), 0));
+  if (inuse > room) return -ENOMEM;
+  // Stop new allocations from the area, then bring every page back.
+  st.by_prio.erase(it);
+  publish_avail(st);
+  si->writeok.store(false);
+  st.nr_free.fetch_sub(static_cast<int64_t>(si->pages - si->inuse_pages.load()));
+  tls_no_oom_kill = true;  // a failed swapoff gives up; it kills nobody
+  int rc = st.unuse ? st.unuse(m, si->type) : 0;
+  tls_no_oom_kill = false;
+  if (rc == 0) {
+    // Pages left only in the swap cache (readahead, clean copies).
+    for (uint64_t off = 1; off < si->max && rc == 0; ++off) {
+      Page* page = lookup_swap_cache(m, swp_entry(si->type, off));
+      if (!page) continue;
+      while (page->test_and_set(PG_locked)) std::this_thread::yield();
+      if (page->test(PG_swapcache) && swap_count(m, swp_entry(si->type, off)) == 0)
+        delete_from_swap_cache(m, page);
+      page->clear_atomic(PG_locked);
+      put_page(m, page);
+    }
+    if (si->inuse_pages.load() != 0) rc = -ENOMEM;
+  }
+  if (rc != 0) {
+    // try_to_unuse() failed: the area goes back on, as it was.
+    si->writeok.store(true);
+    st.nr_free.fetch_add(static_cast<int64_t>(si->pages - si->inuse_pages.load()));
+    st.by_prio.push_back(si);
+    std::stable_sort(st.by_prio.begin(), st.by_prio.end(),
+                     [](SwapInfo* a, SwapInfo* b) { return a->prio > b->prio; });
+    publish_avail(st);
+    return rc;
+  }
+  st.total.fetch_sub(static_cast<int64_t>(si->pages));
+  st.info[si->type].store(nullptr, std::memory_order_release);
+  // The SwapInfo itself stays allocated (owned) until the machine goes:
+  // a racing lookup may still hold the pointer.
+  if (si->fd >= 0) close(si->fd);
+  si->fd = -1;
+  if (si->temporary) unlink(si->path.c_str());
+  si->temporary = false;
+  return 0;
+}
+
+std::vector<SwapAreaInfo> swap_areas(const Machine& m) {
+  std::vector<SwapAreaInfo> out;
+  const SwapState* st = swap_state_if(m);
+  if (!st) return out;
+  // In type order, as swap_show() walks swap_info[].
+  for (const auto& slot : st->info)
+    if (const SwapInfo* si = slot.load(std::memory_order_acquire))
+      out.push_back({si->path, si->pages, si->inuse_pages.load(), si->prio, si->temporary});
+  return out;
+}
+
+uint64_t swap_total_pages(const Machine& m) {
+  const SwapState* st = swap_state_if(m);
+  return st ? static_cast<uint64_t>(std::max<int64_t>(st->total.load(), 0)) : 0;
+}
+uint64_t swap_free_pages(const Machine& m) {
+  const SwapState* st = swap_state_if(m);
+  return st ? static_cast<uint64_t>(std::max<int64_t>(st->nr_free.load(), 0)) : 0;
+}
+bool swap_layer_active(const Machine& m) {
+  return swap_state_if(m) != nullptr;
+}
+
+SwpEntry get_swap_page(Machine& m, uint16_t memcg_id) {
+  SwapState& st = swap_state(m);
+  const std::vector<SwapInfo*>* v = st.avail.load(std::memory_order_acquire);
+  if (!v || st.nr_free.load(std::memory_order_relaxed) <= 0) return {};
+  for (SwapInfo* si : *v) {
+    if (!si->writeok.load(std::memory_order_relaxed)) continue;
+    std::lock_guard<std::mutex> g(si->lock);
+    if (si->inuse_pages.load(std::memory_order_relaxed) >= si->pages) continue;
+    const uint64_t off = alloc_slot(st, *si);
+    if (!off) continue;
+    si->swap_map[off] = SWAP_HAS_CACHE;
+    si->memcg_id[off].store(memcg_id, std::memory_order_relaxed);
+    memcg_swap_charge(m, memcg_id, 1);
+    return swp_entry(si->type, off);
+  }
+  return {};
+}
+
+bool swap_duplicate(Machine& m, SwpEntry e) {
+  SwapInfo* si = swap_info(m, e);
+  if (!si) return false;
+  const uint64_t off = swp_offset(e);
+  std::lock_guard<std::mutex> g(si->lock);
+  uint8_t& v = si->swap_map[off];
+  if (!v) return false;
+  if (v & COUNT_CONTINUED) {
+    ++si->continued[off];
+  } else if ((v & ~SWAP_HAS_CACHE) == SWAP_MAP_MAX) {
+    v |= COUNT_CONTINUED;
+    si->continued[off] = 1;
+  } else {
+    ++v;
+  }
+  return true;
+}
+
+void swap_free(Machine& m, SwpEntry e) {
+  SwapInfo* si = swap_info(m, e);
+  if (!si) {
+    m.warn(fmt::format("swap_free: Bad swap file entry {:#x}\n", e.val));
+    return;
+  }
+  const uint64_t off = swp_offset(e);
+  std::lock_guard<std::mutex> g(si->lock);
+  uint8_t& v = si->swap_map[off];
+  if (!(v & ~SWAP_HAS_CACHE)) {
+    m.warn(fmt::format("swap_free: Unused swap offset entry {:#x}\n", e.val));
+    return;
+  }
+  if (v & COUNT_CONTINUED) {
+    if (--si->continued[off] == 0) {
+      si->continued.erase(off);
+      v &= ~COUNT_CONTINUED;
+    }
+  } else {
+    --v;
+  }
+  if (v == 0) slot_freed(swap_state(m), *si, off);
+}
+
+unsigned swap_count(const Machine& m, SwpEntry e) {
+  SwapInfo* si = swap_info(m, e);
+  if (!si) return 0;
+  std::lock_guard<std::mutex> g(si->lock);
+  return map_count(*si, swp_offset(e));
+}
+
+uint16_t swap_cgroup_id(const Machine& m, SwpEntry e) {
+  SwapInfo* si = swap_info(m, e);
+  return si ? si->memcg_id[swp_offset(e)].load(std::memory_order_relaxed) : 0;
+}
+
+// Sets or clears SWAP_HAS_CACHE of a slot (swapcache_prepare / the clear
+// after delete_from_swap_cache). Prepare: 0, -EEXIST (a page is cached or
+// on its way), -ENOENT (the slot is free).
+int swap_set_cache_bit(Machine& m, SwpEntry e, bool set) {
+  SwapInfo* si = swap_info(m, e);
+  if (!si) return -ENOENT;
+  const uint64_t off = swp_offset(e);
+  std::lock_guard<std::mutex> g(si->lock);
+  uint8_t& v = si->swap_map[off];
+  if (set) {
+    if (v & SWAP_HAS_CACHE) return -EEXIST;
+    if (!v) return -ENOENT;
+    v |= SWAP_HAS_CACHE;
+    return 0;
+  }
+  v &= ~SWAP_HAS_CACHE;
+  if (v == 0) slot_freed(swap_state(m), *si, off);
+  return 0;
+}
+
+void set_swap_unuse(Machine& m, std::function<int(Machine&, unsigned type)> unuse) {
+  swap_state(m).unuse = std::move(unuse);
+}
+
+FaultAttr& swap_write_fault(Machine& m) {
+  return swap_state(m).write_fault;
+}
+
+std::string swap_check(Machine& m) {
+  SwapState* st = swap_state_if(m);
+  if (!st) return "";
+  int64_t free_total = 0;
+  std::lock_guard<std::mutex> g(st->swap_lock);
+  for (SwapInfo* si : st->by_prio) {
+    std::lock_guard<std::mutex> ag(si->lock);
+    uint64_t inuse = 0;
+    std::vector<uint16_t> per_cluster(si->nr_clusters(), 0);
+    per_cluster[0] = 1;
+    for (uint64_t off = 1; off < si->max; ++off) {
+      const uint8_t v = si->swap_map[off];
+      Page* cached = si->cache[off].load();
+      if (v) {
+        ++inuse;
+        ++per_cluster[off / SWAPFILE_CLUSTER];
+      }
+      if (cached) {
+        if (!(v & SWAP_HAS_CACHE))
+          return fmt::format("{} slot {}: a page in the swap cache without SWAP_HAS_CACHE",
+                             si->path, off);
+        if (!cached->test(PG_swapcache) || cached->private_ != swp_entry(si->type, off).val)
+          return fmt::format("{} slot {}: the cached page does not name the slot", si->path, off);
+      }
+      if ((v & COUNT_CONTINUED) && !si->continued.count(off))
+        return fmt::format("{} slot {}: COUNT_CONTINUED without a continuation", si->path, off);
+    }
+    if (inuse != si->inuse_pages.load())
+      return fmt::format("{}: {} slots in use but inuse_pages is {}", si->path, inuse,
+                         si->inuse_pages.load());
+    for (uint64_t c = 0; c < si->nr_clusters(); ++c)
+      if (per_cluster[c] != si->cluster_count[c])
+        return fmt::format("{} cluster {}: {} slots in use, counted {}", si->path, c,
+                           per_cluster[c], si->cluster_count[c]);
+    for (uint32_t c : si->free_clusters)
+      if (si->cluster_count[c])
+        return fmt::format("{} cluster {}: on the free list but in use", si->path, c);
+    free_total += static_cast<int64_t>(si->pages - inuse);
+  }
+  if (free_total != st->nr_free.load())
+    return fmt::format("swap: {} free slots in the areas, nr_swap_pages {}", free_total,
+                       st->nr_free.load());
+  return "";
+}
+
+std::string swap_check_counts(
+    Machine& m, const std::function<void(const std::function<void(SwpEntry)>& visit)>& walk) {
+  SwapState* st = swap_state_if(m);
+  if (!st) return "";
+  std::unordered_map<uint64_t, unsigned> seen;
+  walk([&](SwpEntry e) { ++seen[e.val]; });
+  std::lock_guard<std::mutex> g(st->swap_lock);
+  for (SwapInfo* si : st->by_prio) {
+    std::lock_guard<std::mutex> ag(si->lock);
+    for (uint64_t off = 1; off < si->max; ++off) {
+      const unsigned want =
+          seen.count(swp_entry(si->type, off).val) ? seen[swp_entry(si->type, off).val] : 0;
+      if (map_count(*si, off) != want)
+        return fmt::format("{} slot {}: swap_map counts {} references, page tables hold {}",
+                           si->path, off, map_count(*si, off), want);
+      if ((si->swap_map[off] & SWAP_HAS_CACHE) && !si->cache[off].load())
+        return fmt::format("{} slot {}: SWAP_HAS_CACHE but no page in the swap cache", si->path,
+                           off);
+    }
+  }
+  return "";
+}
+
+}  // namespace mmkit

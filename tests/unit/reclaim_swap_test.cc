@@ -1,0 +1,325 @@
+// Reclaim and swap end to end: a process writes more than RAM, reads every
+// byte back, and the pages went out to swap and came back; fork shares swap
+// entries; swapoff brings everything home; injected write errors lose
+// nothing; a full swap ends in the OOM killer, which spares
+// oom_score_adj -1000; a memory cgroup reclaims only its own pages.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <vector>
+
+#include "memcg/lru.h"
+#include "page_alloc/page_alloc.h"
+#include "reclaim/oom.h"
+#include "reclaim/reclaim.h"
+#include "reclaim/vmscan.h"
+#include "swap/swap.h"
+#include "vm/mm.h"
+#include "vm/process.h"
+#include "vm/rmap.h"
+
+namespace mmkit {
+namespace {
+
+std::unique_ptr<Machine> boot_small(uint64_t ram_mib, uint64_t swap_mib, unsigned cpus = 2) {
+  MachineConfig c;
+  c.cpus = cpus;
+  c.nodes = {NodeConfig{.memory = ram_mib << 20}};
+  c.swap = swap_mib << 20;
+  auto r = boot_with_reclaim(c);
+  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+  return r.ok() ? std::move(r.value()) : nullptr;
+}
+
+uint64_t pattern(uint64_t page, uint64_t version) {
+  return (page * 0x9e3779b97f4a7c15ull) ^ (version << 48) ^ 0x5a5a;
+}
+
+// Writes page i with its pattern (the first and last words, and a middle one).
+void write_pages(MmStruct* mm, uint64_t base, uint64_t pages, uint64_t version) {
+  for (uint64_t i = 0; i < pages; ++i) {
+    uint64_t buf[PAGE_SIZE / 8];
+    for (auto& w : buf) w = pattern(i, version);
+    const FaultResult r = access_write(mm, base + i * PAGE_SIZE, buf, PAGE_SIZE);
+    ASSERT_TRUE(r.ok()) << "page " << i << ": status " << static_cast<int>(r.status) << " "
+                        << r.reason;
+  }
+}
+
+// Page i of the range is page first + i of the mapping the patterns name.
+uint64_t verify_pages(MmStruct* mm, uint64_t base, uint64_t pages, uint64_t version,
+                      uint64_t first = 0) {
+  uint64_t bad = 0;
+  for (uint64_t i = first; i < first + pages; ++i) {
+    uint64_t buf[PAGE_SIZE / 8];
+    const FaultResult r = access_read(mm, base + (i - first) * PAGE_SIZE, buf, PAGE_SIZE);
+    if (!r.ok()) {
+      if (!bad) ADD_FAILURE() << "page " << i << " unreadable: " << r.reason;
+      ++bad;
+      continue;
+    }
+    for (auto w : buf)
+      if (w != pattern(i, version)) {
+        if (!bad) ADD_FAILURE() << "page " << i << " reads " << std::hex << w;
+        ++bad;
+        break;
+      }
+  }
+  return bad;
+}
+
+void expect_checks(Machine& m, MmStruct* mm) {
+  lru_add_drain_all(m);
+  EXPECT_EQ(lru_check(m), "");
+  EXPECT_EQ(swap_check(m), "");
+  if (mm) EXPECT_EQ(check(mm), "");
+}
+
+TEST(ReclaimSwap, WorkingSetTwiceRamReadsBackAfterSwap) {
+  auto m = boot_small(32, 128);
+  ASSERT_TRUE(m);
+  auto cpu = CpuScope::bind(*m, 0);
+  Process* p;
+  ASSERT_EQ(spawn(*m, "big", &p), 0);
+  const uint64_t pages = (64ull << 20) / PAGE_SIZE;
+  const int64_t a =
+      do_mmap(p->mm, 0, pages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+  ASSERT_GT(a, 0);
+  write_pages(p->mm, static_cast<uint64_t>(a), pages, 1);
+  EXPECT_GT(m->sum_event(VmEvent::PSWPOUT), 0);
+  EXPECT_EQ(verify_pages(p->mm, static_cast<uint64_t>(a), pages, 1), 0u);
+  EXPECT_GT(m->sum_event(VmEvent::PSWPIN), 0);
+  EXPECT_GT(m->sum_event(VmEvent::PGMAJFAULT), 0);
+  expect_checks(*m, p->mm);
+  exit_process(p);
+  lru_add_drain_all(*m);
+  EXPECT_EQ(swap_free_pages(*m), swap_total_pages(*m));
+  EXPECT_EQ(swap_check(*m), "");
+}
+
+TEST(ReclaimSwap, SwapEntryEncodingsRoundTrip) {
+  for (unsigned type : {0u, 1u, 17u, 31u})
+    for (uint64_t off : {1ull, 2ull, 255ull, 123456ull, (1ull << 23) - 1}) {
+      const SwpEntry e = swp_entry(type, off);
+      const pteval_t p64 = swp_entry_to_pte(PagingMode::kX86_64_4Level, e);
+      EXPECT_FALSE(pte_present(p64));
+      EXPECT_EQ(p64 >> 59, type);
+      EXPECT_EQ(pte_to_swp_entry(PagingMode::kX86_64_4Level, p64), e);
+      const pteval_t p32 = swp_entry_to_pte(PagingMode::kI386, e);
+      EXPECT_FALSE(pte_present(p32));
+      EXPECT_LT(p32, 1ull << 32);
+      EXPECT_EQ(pte_to_swp_entry(PagingMode::kI386, p32), e);
+    }
+  // x86-64: type 1, offset 1 is ~1 << 14 >> 5 | 1 << 59 (pgtable_64.h).
+  EXPECT_EQ(swp_entry_to_pte_64(swp_entry(1, 1)), (~1ull << 14 >> 5) | 1ull << 59);
+  // i386: type in bits 1..5, offset from bit 9.
+  EXPECT_EQ(swp_entry_to_pte_32(swp_entry(3, 5)), (3u << 1) | (5u << 9));
+}
+
+TEST(ReclaimSwap, ForkSharesSwapEntriesAndCowHolds) {
+  auto m = boot_small(24, 128);
+  ASSERT_TRUE(m);
+  auto cpu = CpuScope::bind(*m, 0);
+  Process* p;
+  ASSERT_EQ(spawn(*m, "parent", &p), 0);
+  const uint64_t pages = (32ull << 20) / PAGE_SIZE;
+  const uint64_t a = static_cast<uint64_t>(
+      do_mmap(p->mm, 0, pages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS));
+  write_pages(p->mm, a, pages, 1);
+  Process* c;
+  ASSERT_EQ(fork_process(p, &c), 0);
+  expect_checks(*m, p->mm);
+  write_pages(c->mm, a, pages / 2, 2);  // the child's own copy of the first half
+  EXPECT_EQ(verify_pages(p->mm, a, pages, 1), 0u);
+  EXPECT_EQ(verify_pages(c->mm, a, pages / 2, 2), 0u);
+  EXPECT_EQ(verify_pages(c->mm, a + pages / 2 * PAGE_SIZE, pages - pages / 2, 1, pages / 2), 0u);
+  expect_checks(*m, c->mm);
+  exit_process(c);
+  exit_process(p);
+  lru_add_drain_all(*m);
+  EXPECT_EQ(swap_free_pages(*m), swap_total_pages(*m));
+}
+
+TEST(ReclaimSwap, SwapoffBringsEveryPageBack) {
+  auto m = boot_small(64, 256);
+  ASSERT_TRUE(m);
+  auto cpu = CpuScope::bind(*m, 0);
+  Process* p;
+  ASSERT_EQ(spawn(*m, "p", &p), 0);
+  const uint64_t pages = (96ull << 20) / PAGE_SIZE;
+  const uint64_t a = static_cast<uint64_t>(
+      do_mmap(p->mm, 0, pages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS));
+  write_pages(p->mm, a, pages, 3);
+  const auto areas = swap_areas(*m);
+  ASSERT_EQ(areas.size(), 1u);
+  ASSERT_GT(areas[0].used, 0u);
+  // 96 MiB cannot fit in 64 MiB of RAM: swapoff must fail and change nothing.
+  EXPECT_EQ(swapoff(*m, areas[0].path), -ENOMEM);
+  EXPECT_EQ(swap_areas(*m).size(), 1u);
+  EXPECT_EQ(verify_pages(p->mm, a, pages, 3), 0u);
+  // With three quarters of it unmapped, the rest comes home.
+  const uint64_t gone = pages - pages / 4;
+  ASSERT_EQ(do_munmap(p->mm, a, gone * PAGE_SIZE), 0);
+  EXPECT_EQ(swapoff(*m, areas[0].path), 0);
+  EXPECT_TRUE(swap_areas(*m).empty());
+  EXPECT_EQ(verify_pages(p->mm, a + gone * PAGE_SIZE, pages - gone, 3, gone), 0u);
+  EXPECT_EQ(p->mm->get_mm_counter(MM_SWAPENTS), 0u);
+  exit_process(p);
+}
+
+TEST(ReclaimSwap, WriteErrorsLoseNothing) {
+  auto m = boot_small(64, 256);
+  ASSERT_TRUE(m);
+  FaultConfig fc;
+  fc.probability = 30;
+  fc.times = -1;
+  swap_write_fault(*m).configure(fc);
+  auto cpu = CpuScope::bind(*m, 0);
+  Process* p;
+  ASSERT_EQ(spawn(*m, "p", &p), 0);
+  const uint64_t pages = (96ull << 20) / PAGE_SIZE;
+  const uint64_t a = static_cast<uint64_t>(
+      do_mmap(p->mm, 0, pages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS));
+  write_pages(p->mm, a, pages, 4);
+  EXPECT_GT(swap_write_fault(*m).failures(), 0);
+  EXPECT_EQ(verify_pages(p->mm, a, pages, 4), 0u);
+  expect_checks(*m, p->mm);
+  exit_process(p);
+}
+
+TEST(ReclaimSwap, FullSwapEndsInTheOomKillerWhichSparesMinus1000) {
+  auto m = boot_small(48, 32);
+  ASSERT_TRUE(m);
+  std::vector<std::string> log;
+  auto cpu = CpuScope::bind(*m, 0);
+  Process* keeper;
+  ASSERT_EQ(spawn(*m, "keeper", &keeper), 0);
+  keeper->oom_score_adj = -1000;
+  const uint64_t small = (24ull << 20) / PAGE_SIZE;
+  const uint64_t ka = static_cast<uint64_t>(do_mmap(
+      keeper->mm, 0, small * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS));
+  write_pages(keeper->mm, ka, small, 5);
+  Process* hog;
+  ASSERT_EQ(spawn(*m, "hog", &hog), 0);
+  // 256 MiB in 32 MiB mappings (each within mode 0's single-request limit).
+  FaultResult r;
+  for (int chunk = 0; chunk < 8 && r.ok(); ++chunk) {
+    const int64_t ha =
+        do_mmap(hog->mm, 0, 32ull << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    ASSERT_GT(ha, 0);
+    for (uint64_t off = 0; off < (32ull << 20) && r.ok(); off += PAGE_SIZE)
+      r = access_touch(hog->mm, static_cast<uint64_t>(ha) + off, PAGE_SIZE, Access::kWrite);
+  }
+  EXPECT_EQ(r.status, FaultStatus::kKilled) << r.reason << " at " << std::hex << r.addr;
+  EXPECT_TRUE(hog->oom_killed.load());
+  EXPECT_FALSE(keeper->oom_killed.load());
+  EXPECT_EQ(m->sum_event(VmEvent::OOM_KILL), 1);
+  bool line = false;
+  for (const auto& l : m->kernel_log())
+    if (l.find("Out of memory: Killed process " + std::to_string(hog->pid) + " (hog)") == 0)
+      line = true;
+  EXPECT_TRUE(line);
+  if (!line)
+    for (const auto& l : m->kernel_log()) ADD_FAILURE() << l;
+  exit_process(hog);
+  EXPECT_EQ(verify_pages(keeper->mm, ka, small, 5), 0u);
+  exit_process(keeper);
+}
+
+TEST(ReclaimSwap, MemcgAtMaxReclaimsOnlyItsOwnPages) {
+  auto m = boot_small(256, 256);
+  ASSERT_TRUE(m);
+  auto cpu = CpuScope::bind(*m, 0);
+  Process* other;
+  ASSERT_EQ(spawn(*m, "other", &other), 0);
+  const uint64_t opages = (32ull << 20) / PAGE_SIZE;
+  const uint64_t oa = static_cast<uint64_t>(do_mmap(
+      other->mm, 0, opages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS));
+  write_pages(other->mm, oa, opages, 6);
+  MemCgroup* cg = mem_cgroup_create(*m, "job", 16ull << 20);
+  ASSERT_TRUE(cg);
+  Process* p;
+  ASSERT_EQ(spawn(*m, "limited", &p), 0);
+  p->mm->memcg = cg;
+  const uint64_t pages = (64ull << 20) / PAGE_SIZE;
+  const uint64_t a = static_cast<uint64_t>(
+      do_mmap(p->mm, 0, pages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS));
+  write_pages(p->mm, a, pages, 7);
+  EXPECT_EQ(verify_pages(p->mm, a, pages, 7), 0u);
+  std::string peak, swapcur;
+  ASSERT_TRUE(mem_cgroup_read(cg, "memory.peak", &peak));
+  EXPECT_LE(std::stoull(peak), 16ull << 20);
+  ASSERT_TRUE(mem_cgroup_read(cg, "memory.swap.current", &swapcur));
+  EXPECT_GT(std::stoull(swapcur), 0u);
+  // The other process and the root kept every page in memory.
+  EXPECT_EQ(other->mm->get_mm_counter(MM_SWAPENTS), 0u);
+  EXPECT_EQ(other->mm->get_mm_counter(MM_ANONPAGES), opages);
+  expect_checks(*m, p->mm);
+  exit_process(p);
+  exit_process(other);
+}
+
+TEST(ReclaimSwap, InactiveIsLowWorkedByHand) {
+  // Under 1 GiB of both lists the ratio is 1: low when inactive < active.
+  EXPECT_TRUE(inactive_is_low(10, 11));
+  EXPECT_FALSE(inactive_is_low(11, 11));
+  // 1 GiB (262144 pages): gb = 1, ratio = int_sqrt(10) = 3.
+  EXPECT_TRUE(inactive_is_low(40000, 222144));    // 120000 < 222144
+  EXPECT_FALSE(inactive_is_low(131072, 131072));  // 393216 >= 131072
+  // 10 GiB (2621440 pages): ratio = int_sqrt(100) = 10.
+  EXPECT_TRUE(inactive_is_low(200000, 2421440));   // 2000000 < 2421440
+  EXPECT_FALSE(inactive_is_low(250000, 2371440));  // 2500000 >= 2371440
+}
+
+TEST(ReclaimSwap, GetScanCountWorkedByHand) {
+  ScanInput in;
+  in.size[LRU_INACTIVE_ANON] = 8192;
+  in.size[LRU_ACTIVE_ANON] = 4096;
+  in.size[LRU_INACTIVE_FILE] = 8192;
+  in.size[LRU_ACTIVE_FILE] = 4096;
+  in.priority = 0;
+  uint64_t out[NR_LRU_LISTS];
+  // swappiness 60, no cost yet: total = a = f = 0, T = 0; ap = 60 * 1 / 1,
+  // fp = 140 * 1 / 1, denominator 200. 8192 * 60 / 200 = 2457,
+  // 4096 * 60 / 200 = 1228, 8192 * 140 / 200 = 5734, 4096 * 140 / 200 = 2867.
+  get_scan_count(in, out);
+  EXPECT_EQ(out[LRU_INACTIVE_ANON], 2457u);
+  EXPECT_EQ(out[LRU_ACTIVE_ANON], 1228u);
+  EXPECT_EQ(out[LRU_INACTIVE_FILE], 5734u);
+  EXPECT_EQ(out[LRU_ACTIVE_FILE], 2867u);
+  EXPECT_EQ(out[LRU_UNEVICTABLE], 0u);
+  // swappiness 200: ap = 200, fp = 0: anon only.
+  in.swappiness = 200;
+  get_scan_count(in, out);
+  EXPECT_EQ(out[LRU_INACTIVE_ANON], 8192u);
+  EXPECT_EQ(out[LRU_INACTIVE_FILE], 0u);
+  // swappiness 100, anon_cost 100, file_cost 300: total 400, a 500, f 700,
+  // T 1200; ap = 100 * 1201 / 501 = 239, fp = 100 * 1201 / 701 = 171,
+  // denominator 410: 8192 * 239 / 410 = 4775, 8192 * 171 / 410 = 3416.
+  in.swappiness = 100;
+  in.anon_cost = 100;
+  in.file_cost = 300;
+  get_scan_count(in, out);
+  EXPECT_EQ(out[LRU_INACTIVE_ANON], 4775u);
+  EXPECT_EQ(out[LRU_INACTIVE_FILE], 3416u);
+  // DEF_PRIORITY: 8192 >> 12 = 2 pages; 2 * 239 / 410 = 1, 2 * 171 / 410 = 0.
+  in.priority = DEF_PRIORITY;
+  get_scan_count(in, out);
+  EXPECT_EQ(out[LRU_INACTIVE_ANON], 1u);
+  EXPECT_EQ(out[LRU_INACTIVE_FILE], 0u);
+  // No free swap: file only. No file pages: anon only, whatever swappiness.
+  in.priority = 0;
+  in.can_swap = false;
+  get_scan_count(in, out);
+  EXPECT_EQ(out[LRU_INACTIVE_ANON], 0u);
+  EXPECT_EQ(out[LRU_INACTIVE_FILE], 8192u);
+  in.can_swap = true;
+  in.size[LRU_INACTIVE_FILE] = in.size[LRU_ACTIVE_FILE] = 0;
+  in.swappiness = 0;
+  get_scan_count(in, out);
+  EXPECT_EQ(out[LRU_INACTIVE_ANON], 8192u);
+  EXPECT_EQ(out[LRU_ACTIVE_ANON], 4096u);
+}
+
+}  // namespace
+}  // namespace mmkit
