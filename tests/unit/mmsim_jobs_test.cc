@@ -3,6 +3,7 @@
 // what" message a user would see.
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 
 #include "memcg/memcontrol.h"
@@ -185,6 +186,45 @@ TEST(MmsimJobs, EveryBadInputHasItsMessage) {
        "jobs.toml:2: syntax: non-ASCII character outside a comment or a one-line string"},
   };
   for (const Bad& c : cases) EXPECT_EQ(error_of(c.text), c.message) << c.what;
+}
+
+// Mutated job files (bytes flipped, inserted, cut) never crash the parser
+// and always give either jobs or one line naming the file.
+TEST(MmsimJobs, MutatedFilesGiveJobsOrOneLine) {
+  const std::string base = R"([[job]]
+name = "hot"
+size = "1GiB"
+pattern = "zipf:0.9"
+passes = 3
+write_ratio = 0.5
+memory_max = "256MiB"
+fork = true
+)";
+  std::mt19937_64 rng(5);
+  const char alphabet[] = "[]{}=\"'#.,:0123456789abcdefgijkmnoprstuwxz_-\n \t\x01\xc3\xa9\x80";
+  for (int i = 0; i < 3000; ++i) {
+    std::string text = base;
+    const int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits && !text.empty(); ++e) {
+      const size_t at = rng() % text.size();
+      const char c = alphabet[rng() % (sizeof alphabet - 1)];
+      switch (rng() % 3) {
+        case 0:
+          text[at] = c;
+          break;
+        case 1:
+          text.insert(text.begin() + static_cast<long>(at), c);
+          break;
+        default:
+          text.resize(at);
+      }
+    }
+    auto r = parse_job_file(text, "jobs.toml");
+    if (r.ok()) continue;
+    const std::string& msg = r.error().message;
+    ASSERT_EQ(msg.rfind("jobs.toml:", 0), 0u) << msg;
+    ASSERT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
 }
 
 TEST(MmsimJobs, UnreadableFile) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -100,6 +101,29 @@ TEST(MmsimTrace, PagesLinesAndTheirErrors) {
   EXPECT_EQ(pages_error("R 10 20"), "bad page number \"10 20\" (expected hex digits)");
   EXPECT_EQ(pages_error("R 10000000000000"),
             "page number 0x10000000000000 is too large (a page's address must fit in 64 bits)");
+}
+
+// Random lines never crash either parser, and a bad line's reason is one line.
+TEST(MmsimTrace, RandomLinesAreAccessesSkipsOrOneLineReasons) {
+  std::mt19937_64 rng(11);
+  const char alphabet[] = "ILSMRWrw ,x0123456789abcdefABCDEFgz=\r\t\x00\xff";
+  for (int i = 0; i < 20000; ++i) {
+    std::string line;
+    const size_t n = rng() % 40;
+    for (size_t k = 0; k < n; ++k) line += alphabet[rng() % (sizeof alphabet - 1)];
+    for (auto parse : {parse_lackey_line, parse_pages_line}) {
+      TraceRecord r;
+      std::string why;
+      const LineKind kind = parse(line, &r, &why);
+      if (kind == LineKind::kBad) {
+        ASSERT_FALSE(why.empty());
+        ASSERT_EQ(why.find_first_of("\n\r"), std::string::npos) << why;
+      } else if (kind == LineKind::kAccess) {
+        ASSERT_GE(r.size, 1u);
+        ASSERT_GE(r.addr + (r.size - 1), r.addr);
+      }
+    }
+  }
 }
 
 TEST(MmsimTrace, DetectsTheFormatFromAnAccessLine) {
