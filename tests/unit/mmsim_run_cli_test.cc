@@ -98,6 +98,26 @@ seconds = 0.05
   std::filesystem::remove(csv);
 }
 
+// More memory than the machine has and no swap: processes die of it (a
+// fault says kOom, or kKilled once the OOM killer chooses them); that is
+// counted per job, is not a verify error, and the run still succeeds.
+TEST(MmsimRun, OutOfMemoryIsCountedNotAFailure) {
+  const std::string machine =
+      write_temp("run_tiny.toml", "cpus = 2\n[[node]]\nmemory = \"32MiB\"\n");
+  const std::string jobs = write_temp("run_oom.toml", R"([[job]]
+name = "big"
+processes = 2
+size = "20MiB"
+passes = 1
+write_ratio = 1
+)");
+  CliRun r = run_mmsim("run " + jobs + " --json --config " + machine);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(json_number(r.out, "verify_errors"), 0);
+  EXPECT_GE(json_number(r.out, "oom_kills"), 1) << r.out.substr(0, 1500);
+  EXPECT_EQ(json_number(r.out, "errors"), 0);
+}
+
 TEST(MmsimRun, BadInputGetsOneLineAndStatusTwo) {
   const std::string machine = small_machine();
   const std::string bad_kind = write_temp(
