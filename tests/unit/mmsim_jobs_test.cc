@@ -6,6 +6,7 @@
 #include <random>
 #include <string>
 
+#include "../support/mmsim_cli.h"
 #include "memcg/memcontrol.h"
 #include "run_jobs.h"
 
@@ -231,6 +232,10 @@ TEST(MmsimJobs, UnreadableFile) {
   auto r = load_job_file("/nonexistent/jobs.toml");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().message, "/nonexistent/jobs.toml: cannot read: No such file or directory");
+  const std::string huge = mmkit::test::write_temp("huge.toml", std::string(2 << 20, '#'));
+  r = load_job_file(huge);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message, huge + ": larger than 1 MiB, too large for a job file");
 }
 
 }  // namespace

@@ -36,6 +36,8 @@ constexpr std::string_view kJobKeys[] = {"name",    "kind",          "processes"
 constexpr std::string_view kLaterKinds[] = {"read", "write", "mmap-shared", "mmap-private",
                                             "shmem"};
 
+constexpr size_t kMaxJobFile = 1 << 20;
+
 uint32_t line_of(const toml::node& n) {
   return n.source().begin.line;
 }
@@ -330,11 +332,13 @@ mmkit::Result<std::vector<JobSpec>> load_job_file(const std::string& path) {
   std::string text;
   char buf[1 << 16];
   size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0 && text.size() < (64u << 20))
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0 && text.size() <= kMaxJobFile)
     text.append(buf, n);
   const int err = std::ferror(f) ? errno : 0;
   std::fclose(f);
   if (err != 0) return cannot_read(err);
+  if (text.size() > kMaxJobFile)
+    return mmkit::Error{path + ": larger than 1 MiB, too large for a job file"};
   return parse_job_file(text, path);
 }
 
