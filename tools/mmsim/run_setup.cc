@@ -1,7 +1,8 @@
 // `mmsim run`'s set-up of a job: its memory cgroup, its processes and
 // their regions, and under fork the parent's first pass and the forks (see
 // run_worker.h). Runs on the main thread, bound to a CPU, before any worker
-// starts; a failure undoes nothing here (the caller exits what exists).
+// starts. On a failure the processes made so far stay in the job, for the
+// caller to exit.
 #include <fmt/format.h>
 
 #include <system_error>
@@ -66,18 +67,18 @@ std::string setup_job(RunShared& sh, JobRun& job) {
     slot->proc = p;
     slot->pid = p->pid;
     adopt(job, p);
+    ProcSlot& placed = *job.procs.emplace_back(std::move(slot));  // exited by the caller
     if (!(spec.fork && i > 0)) {
       const int64_t a = mmkit::do_mmap(p->mm, 0, spec.size, mmkit::PROT_READ | mmkit::PROT_WRITE,
                                        mmkit::MAP_PRIVATE | mmkit::MAP_ANONYMOUS);
       if (a < 0)
         return fmt::format("{}: process {}: mmap of {} bytes failed: {}", who, i, spec.size,
                            errno_text(a));
-      slot->base = static_cast<uint64_t>(a);
-      slot->versions = PageVersions(job.pages);
+      placed.base = static_cast<uint64_t>(a);
+      placed.versions = PageVersions(job.pages);
     }
-    if (!slot->versions.ok())
+    if (!placed.versions.ok())
       return fmt::format("{}: process {}: no host memory for {} page versions", who, i, job.pages);
-    job.procs.push_back(std::move(slot));
     if (spec.fork && i == 0 && !populate(sh, job, *job.procs[0])) {
       ProcSlot& parent = *job.procs[0];
       if (!parent.error.empty()) return fmt::format("{}: process 0: {}", who, parent.error);
