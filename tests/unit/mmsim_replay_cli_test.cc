@@ -84,28 +84,27 @@ TEST(MmsimReplay, PagesTraceInAMemoryCgroupWithProcViews) {
   std::filesystem::remove_all(dir);
 }
 
-TEST(MmsimReplay, BadInputGetsOneLineAndStatusTwo) {
-  const std::string machine = small_machine();
+void expect_bad_input(const std::string& args, const std::string& err_regex) {
+  CliRun r = run_mmsim(args);
+  EXPECT_EQ(r.status, 2) << args << ": " << r.err;
+  EXPECT_TRUE(std::regex_match(r.err, std::regex(err_regex))) << args << ": " << r.err;
+  EXPECT_TRUE(r.out.empty()) << args << ": " << r.out;
+}
+
+TEST(MmsimReplay, BadTraceGetsOneLineAndStatusTwo) {
   const std::string bad_line = write_temp("replay_bad.pages", "R 10\nW 11\nR 1z\n");
+  expect_bad_input("replay " + bad_line + " --config " + small_machine(),
+                   "^.*replay_bad.pages:3: bad page number \"1z\" \\(expected hex digits\\)\n$");
+  expect_bad_input("replay /nonexistent/trace",
+                   "^/nonexistent/trace: cannot read: No such file or directory\n$");
+}
+
+TEST(MmsimReplay, BadOptionsGetStatusTwo) {
   const std::string good = write_temp("replay_good.pages", "R 10\n");
-  const struct {
-    std::string args, err;
-  } cases[] = {
-      {"replay " + bad_line + " --config " + machine,
-       "^.*replay_bad.pages:3: bad page number \"1z\" \\(expected hex digits\\)\n$"},
-      {"replay /nonexistent/trace --config " + machine,
-       "^/nonexistent/trace: cannot read: No such file or directory\n$"},
-      {"replay " + good + " --memory lots --config " + machine,
-       "^mmsim: replay: --memory: \"lots\" is not a size \\(use e.g. \"512MiB\"\\)\n$"},
-      {"replay " + good + " --memory 100 --config " + machine,
-       "^mmsim: replay: --memory: \"100\" is less than a page \\(4KiB\\)\n$"},
-  };
-  for (const auto& c : cases) {
-    CliRun r = run_mmsim(c.args);
-    EXPECT_EQ(r.status, 2) << c.args << ": " << r.err;
-    EXPECT_TRUE(std::regex_match(r.err, std::regex(c.err))) << c.args << ": " << r.err;
-    EXPECT_TRUE(r.out.empty()) << c.args << ": " << r.out;
-  }
+  expect_bad_input("replay " + good + " --memory lots",
+                   "^mmsim: replay: --memory: \"lots\" is not a size \\(use e.g. \"512MiB\"\\)\n$");
+  expect_bad_input("replay " + good + " --memory 100",
+                   "^mmsim: replay: --memory: \"100\" is less than a page \\(4KiB\\)\n$");
   EXPECT_EQ(run_mmsim("replay " + good + " --format valgrind").status, 2);
   EXPECT_EQ(run_mmsim("replay").status, 2);
 }

@@ -118,33 +118,38 @@ write_ratio = 1
   EXPECT_EQ(json_number(r.out, "errors"), 0);
 }
 
-TEST(MmsimRun, BadInputGetsOneLineAndStatusTwo) {
-  const std::string machine = small_machine();
+struct BadRun {
+  std::string args, err;  // err: a regex for all of stderr
+};
+
+void expect_bad_input(const BadRun& c) {
+  CliRun r = run_mmsim(c.args);
+  EXPECT_EQ(r.status, 2) << c.args << ": " << r.err;
+  EXPECT_TRUE(std::regex_match(r.err, std::regex(c.err))) << c.args << ": " << r.err;
+  EXPECT_TRUE(r.out.empty()) << c.args;
+}
+
+TEST(MmsimRun, BadJobFileGetsOneLineAndStatusTwo) {
   const std::string bad_kind = write_temp(
       "run_bad_kind.toml", "[[job]]\nname = \"a\"\nkind = \"read\"\nsize = \"1MiB\"\npasses = 1\n");
+  expect_bad_input(
+      {"run " + bad_kind + " --config " + small_machine(),
+       "^.*run_bad_kind.toml:3: job\\[0\\]\\.kind: \"read\" needs the page cache, .*\n$"});
+  expect_bad_input({"run /nonexistent/jobs.toml", "^/nonexistent/jobs.toml: cannot read: .*\n$"});
+  EXPECT_EQ(run_mmsim("run").status, 2);  // no job file
+}
+
+TEST(MmsimRun, BadMachineOrPathGetsOneLineAndStatusTwo) {
   const std::string good =
       write_temp("run_good.toml", "[[job]]\nname = \"a\"\nsize = \"64KiB\"\npasses = 1\n");
   const std::string bad_machine = write_temp("run_bad_machine.toml", "cpus = \"two\"\n");
   const std::string not_a_dir = write_temp("run_file.txt", "x");
-  const struct {
-    std::string args, err;
-  } cases[] = {
-      {"run " + bad_kind + " --config " + machine,
-       "^.*run_bad_kind.toml:3: job\\[0\\]\\.kind: \"read\" needs the page cache, .*\n$"},
-      {"run /nonexistent/jobs.toml", "^/nonexistent/jobs.toml: cannot read: .*\n$"},
-      {"run " + good + " --config " + bad_machine, "^.*run_bad_machine.toml:1: cpus: .*\n$"},
-      {"run " + good + " --config " + machine + " --proc " + not_a_dir + "/sub",
-       "^mmsim: --proc .*run_file.txt/sub: .*\n$"},
-      {"run " + good + " --config " + machine + " --timeline /nonexistent/t.csv",
-       "^mmsim: --timeline /nonexistent/t.csv: No such file or directory\n$"},
-  };
-  for (const auto& c : cases) {
-    CliRun r = run_mmsim(c.args);
-    EXPECT_EQ(r.status, 2) << c.args << ": " << r.err;
-    EXPECT_TRUE(std::regex_match(r.err, std::regex(c.err))) << c.args << ": " << r.err;
-    EXPECT_TRUE(r.out.empty()) << c.args;
-  }
-  EXPECT_EQ(run_mmsim("run").status, 2);  // no job file
+  expect_bad_input(
+      {"run " + good + " --config " + bad_machine, "^.*run_bad_machine.toml:1: cpus: .*\n$"});
+  expect_bad_input({"run " + good + " --proc " + not_a_dir + "/sub",
+                    "^mmsim: --proc .*run_file.txt/sub: .*\n$"});
+  expect_bad_input({"run " + good + " --timeline /nonexistent/t.csv",
+                    "^mmsim: --timeline /nonexistent/t.csv: No such file or directory\n$"});
   EXPECT_EQ(run_mmsim("run " + good + " --seed x").status, 2);
 }
 
