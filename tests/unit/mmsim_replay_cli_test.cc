@@ -99,12 +99,16 @@ TEST(MmsimReplay, BadTraceGetsOneLineAndStatusTwo) {
                    "^/nonexistent/trace: cannot read: No such file or directory\n$");
 }
 
-TEST(MmsimReplay, BadOptionsGetStatusTwo) {
+TEST(MmsimReplay, BadMemoryGetsOneLineAndStatusTwo) {
   const std::string good = write_temp("replay_good.pages", "R 10\n");
   expect_bad_input("replay " + good + " --memory lots",
                    "^mmsim: replay: --memory: \"lots\" is not a size \\(use e.g. \"512MiB\"\\)\n$");
   expect_bad_input("replay " + good + " --memory 100",
                    "^mmsim: replay: --memory: \"100\" is less than a page \\(4KiB\\)\n$");
+}
+
+TEST(MmsimReplay, BadFormatOrNoTraceGetsStatusTwo) {
+  const std::string good = write_temp("replay_good.pages", "R 10\n");
   EXPECT_EQ(run_mmsim("replay " + good + " --format valgrind").status, 2);
   EXPECT_EQ(run_mmsim("replay").status, 2);
 }

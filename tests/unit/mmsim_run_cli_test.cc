@@ -136,21 +136,25 @@ TEST(MmsimRun, BadJobFileGetsOneLineAndStatusTwo) {
       {"run " + bad_kind + " --config " + small_machine(),
        "^.*run_bad_kind.toml:3: job\\[0\\]\\.kind: \"read\" needs the page cache, .*\n$"});
   expect_bad_input({"run /nonexistent/jobs.toml", "^/nonexistent/jobs.toml: cannot read: .*\n$"});
-  EXPECT_EQ(run_mmsim("run").status, 2);  // no job file
 }
 
-TEST(MmsimRun, BadMachineOrPathGetsOneLineAndStatusTwo) {
-  const std::string good =
-      write_temp("run_good.toml", "[[job]]\nname = \"a\"\nsize = \"64KiB\"\npasses = 1\n");
+std::string good_job() {
+  return write_temp("run_good.toml", "[[job]]\nname = \"a\"\nsize = \"64KiB\"\npasses = 1\n");
+}
+
+TEST(MmsimRun, BadMachineOrOptionGetsStatusTwo) {
   const std::string bad_machine = write_temp("run_bad_machine.toml", "cpus = \"two\"\n");
-  const std::string not_a_dir = write_temp("run_file.txt", "x");
   expect_bad_input(
-      {"run " + good + " --config " + bad_machine, "^.*run_bad_machine.toml:1: cpus: .*\n$"});
-  expect_bad_input({"run " + good + " --proc " + not_a_dir + "/sub",
+      {"run " + good_job() + " --config " + bad_machine, "^.*run_bad_machine.toml:1: cpus: .*\n$"});
+  EXPECT_EQ(run_mmsim("run " + good_job() + " --seed x").status, 2);
+}
+
+TEST(MmsimRun, BadOutputPathGetsOneLineAndStatusTwo) {
+  const std::string not_a_dir = write_temp("run_file.txt", "x");
+  expect_bad_input({"run " + good_job() + " --proc " + not_a_dir + "/sub",
                     "^mmsim: --proc .*run_file.txt/sub: .*\n$"});
-  expect_bad_input({"run " + good + " --timeline /nonexistent/t.csv",
+  expect_bad_input({"run " + good_job() + " --timeline /nonexistent/t.csv",
                     "^mmsim: --timeline /nonexistent/t.csv: No such file or directory\n$"});
-  EXPECT_EQ(run_mmsim("run " + good + " --seed x").status, 2);
 }
 
 TEST(MmsimRun, FreeReadsTheProcDirectory) {
