@@ -1,10 +1,13 @@
-// mmsim's machine loading: parse and validate the TOML config, then boot.
+// mmsim's machine loading: parse and validate the TOML config, then boot
+// with reclaim (boot_with_reclaim: the swap areas, the page allocator's
+// reclaim ops and kswapd, once the core provides them), as every subcommand
+// wants the machine a workload would meet.
 #include "machine_loader.h"
 
 #include <cstdio>
 
-#include "page_alloc/page_alloc.h"
 #include "phys/config_toml.h"
+#include "reclaim/reclaim.h"
 
 namespace mmsim {
 
@@ -18,7 +21,7 @@ std::unique_ptr<mmkit::Machine> load_machine(const std::string& config_path) {
     }
     cfg = std::move(parsed.value());
   }
-  auto m = mmkit::boot(cfg);
+  auto m = mmkit::boot_with_reclaim(cfg);
   if (!m) {
     std::fprintf(stderr, "%s: %s\n", config_path.empty() ? "default machine" : config_path.c_str(),
                  m.error().message.c_str());

@@ -6,6 +6,8 @@
 //   mmsim demo  [--config F] [--seed N] [--ops N] [--json]
 //   mmsim layout [--config F]
 //   mmsim overcommit [--config F]
+//   mmsim run JOBS.toml [--config F] [--json] [--timeline OUT.csv] [--proc DIR] [--seed N]
+//   mmsim replay TRACE [--format lackey|pages] [--config F] [--memory SIZE] [--json] [--proc DIR]
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
@@ -16,6 +18,8 @@
 #include "machine_loader.h"
 #include "overcommit.h"
 #include "procfs/procfs.h"
+#include "replay.h"
+#include "run.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"mmsim: boot a simulated Linux memory-management machine and look inside"};
@@ -49,11 +53,41 @@ int main(int argc, char** argv) {
       "largest anonymous mmap under each vm.overcommit_memory mode, and what stops it");
   overcommit->add_option("--config", config, "machine config (TOML)");
 
+  mmsim::RunOptions run_opt;
+  auto* run = app.add_subcommand("run", "run the workloads of a job file, verifying every page");
+  run->add_option("jobs", run_opt.jobs_path, "job file (TOML, [[job]] tables)")->required();
+  run->add_option("--config", run_opt.config, "machine config (TOML)");
+  run->add_flag("--json", run_opt.json, "one JSON object instead of text");
+  run->add_option("--timeline", run_opt.timeline, "CSV of meminfo and vmstat every ~10 ms");
+  run->add_option("--proc", run_opt.proc_dir, "write every /proc view to DIR at the end");
+  run->add_option("--seed", run_opt.seed, "random seed (default 1)");
+
+  mmsim::ReplayOptions replay_opt;
+  std::string format;
+  auto* replay =
+      app.add_subcommand("replay", "replay a page-access trace through one process's MMU");
+  replay->add_option("trace", replay_opt.trace, "trace file (plain or .gz; - for stdin)")
+      ->required();
+  replay->add_option("--format", format, "lackey or pages (default: from the first access)")
+      ->check(CLI::IsMember({"lackey", "pages"}));
+  replay->add_option("--config", replay_opt.config, "machine config (TOML)");
+  replay->add_option("--memory", replay_opt.memory, "memory cgroup limit for the process");
+  replay->add_flag("--json", replay_opt.json, "one JSON object instead of text");
+  replay->add_option("--proc", replay_opt.proc_dir, "write every /proc view to DIR at the end");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : mmsim::kExitBadInput;
+  }
+
+  if (*run) return mmsim::run_command(run_opt);
+  if (*replay) {
+    replay_opt.format = format == "lackey"  ? mmsim::TraceFormat::kLackey
+                        : format == "pages" ? mmsim::TraceFormat::kPages
+                                            : mmsim::TraceFormat::kAuto;
+    return mmsim::replay_command(replay_opt);
   }
 
   auto m = mmsim::load_machine(config);

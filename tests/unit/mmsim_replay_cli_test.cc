@@ -1,0 +1,117 @@
+// `mmsim replay` as a user runs it: a generated lackey trace and a pages
+// trace replay with every promised key and no verify error, in and out of
+// a memory cgroup; a malformed line or a bad option gets one line and exit
+// status 2 and no report.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <regex>
+#include <string>
+
+#include "../support/mmsim_cli.h"
+
+namespace mmkit::test {
+namespace {
+
+std::string small_machine() {
+  return write_temp("replay_machine.toml", "cpus = 2\n[[node]]\nmemory = \"64MiB\"\n");
+}
+
+double json_number(const std::string& json, const std::string& key) {
+  std::smatch m;
+  if (!std::regex_search(json, m, std::regex("\"" + key + R"(\":(-?[0-9.eE+-]+))"))) return -1;
+  return std::stod(m[1]);
+}
+
+// A lackey trace as valgrind prints it: its header, instruction fetches in
+// low memory (below mmap_min_addr's region: remapped), loads and stores on
+// a heap and a stack, modifies, and an access straddling two pages.
+std::string lackey_trace(unsigned accesses) {
+  std::string t = "==42== Lackey, an example Valgrind tool\n==42== Command: ./a.out\n==42== \n";
+  for (unsigned i = 0; i < accesses; ++i) {
+    char line[64];
+    switch (i % 4) {
+      case 0:
+        std::snprintf(line, sizeof line, "I  %08x,%u\n", 0x108000 + (i * 7) % 8192, 1 + i % 7);
+        break;
+      case 1:
+        std::snprintf(line, sizeof line, " L %x,8\n", 0x4a00000 + (i * 4099) % (1 << 20));
+        break;
+      case 2:
+        std::snprintf(line, sizeof line, " S 1ffefff%03x,8\n", (i * 8) % 0x1000);
+        break;
+      default:
+        std::snprintf(line, sizeof line, " M %x,4\n", 0x4a00000 + (i * 4099) % (1 << 20));
+    }
+    t += line;
+  }
+  return t + " S 4a00ffc,8\n==42== \n";  // straddles 0x4a00000 and 0x4a01000
+}
+
+TEST(MmsimReplay, LackeyTraceJson) {
+  const std::string trace = write_temp("replay.lackey", lackey_trace(4000));
+  CliRun r = run_mmsim("replay " + trace + " --json --config " + small_machine());
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out.front(), '{');
+  for (const char* key :
+       {"accesses", "pgfault", "pgmajfault", "pswpin", "pswpout", "vm_hwm_kb", "verify_errors"})
+    EXPECT_GE(json_number(r.out, key), 0) << key;
+  EXPECT_EQ(json_number(r.out, "accesses"), 4001);
+  EXPECT_EQ(json_number(r.out, "verify_errors"), 0);
+  EXPECT_GT(json_number(r.out, "pgfault"), 0);
+  EXPECT_GT(json_number(r.out, "vm_hwm_kb"), 0);
+  EXPECT_EQ(json_number(r.out, "remapped_regions"), 1);  // [0, 2 MiB)
+  EXPECT_NE(r.out.find("\"format\":\"lackey\""), std::string::npos);
+  EXPECT_NE(r.out.find("\"vmstat\":{"), std::string::npos);
+  EXPECT_NE(r.out.find("\"meminfo\":{"), std::string::npos);
+}
+
+TEST(MmsimReplay, PagesTraceInAMemoryCgroupWithProcViews) {
+  std::string text = "# a pages trace\n";
+  for (unsigned i = 0; i < 3000; ++i)
+    text += std::string(i % 3 ? "R " : "W ") + "0x" + std::to_string(7000 + (i * 37) % 400) + "\n";
+  const std::string trace = write_temp("replay.pages", text);
+  const std::string dir = temp_path("replay_proc");
+  std::filesystem::remove_all(dir);
+  CliRun r = run_mmsim("replay " + trace + " --format pages --memory 1MiB --proc " + dir +
+                       " --config " + small_machine());
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("trace " + trace + " (pages)"), std::string::npos) << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("\n  accesses +3000\n"))) << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("\n  verify_errors +0\n"))) << r.out;
+  EXPECT_TRUE(std::filesystem::exists(dir + "/meminfo"));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/vmstat"));
+  std::filesystem::remove_all(dir);
+}
+
+void expect_bad_input(const std::string& args, const std::string& err_regex) {
+  CliRun r = run_mmsim(args);
+  EXPECT_EQ(r.status, 2) << args << ": " << r.err;
+  EXPECT_TRUE(std::regex_match(r.err, std::regex(err_regex))) << args << ": " << r.err;
+  EXPECT_TRUE(r.out.empty()) << args << ": " << r.out;
+}
+
+TEST(MmsimReplay, BadTraceGetsOneLineAndStatusTwo) {
+  const std::string bad_line = write_temp("replay_bad.pages", "R 10\nW 11\nR 1z\n");
+  expect_bad_input("replay " + bad_line + " --config " + small_machine(),
+                   "^.*replay_bad.pages:3: bad page number \"1z\" \\(expected hex digits\\)\n$");
+  expect_bad_input("replay /nonexistent/trace",
+                   "^/nonexistent/trace: cannot read: No such file or directory\n$");
+}
+
+TEST(MmsimReplay, BadMemoryGetsOneLineAndStatusTwo) {
+  const std::string good = write_temp("replay_good.pages", "R 10\n");
+  expect_bad_input("replay " + good + " --memory lots",
+                   "^mmsim: replay: --memory: \"lots\" is not a size \\(use e.g. \"512MiB\"\\)\n$");
+  expect_bad_input("replay " + good + " --memory 100",
+                   "^mmsim: replay: --memory: \"100\" is less than a page \\(4KiB\\)\n$");
+}
+
+TEST(MmsimReplay, BadFormatOrNoTraceGetsStatusTwo) {
+  const std::string good = write_temp("replay_good.pages", "R 10\n");
+  EXPECT_EQ(run_mmsim("replay " + good + " --format valgrind").status, 2);
+  EXPECT_EQ(run_mmsim("replay").status, 2);
+}
+
+}  // namespace
+}  // namespace mmkit::test

@@ -1,0 +1,291 @@
+// `mmsim replay` (see replay.h): one bound thread streams the trace, maps
+// regions as addresses first appear, and verifies every page access.
+// Host-side state is one small record per 2 MiB region touched (where it
+// is mapped and each page's version), found through a hash map with the
+// last region cached, since traces touch the same region for long runs.
+#include "replay.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <memory>
+#include <system_error>
+#include <unordered_map>
+
+#include "cpu_pool.h"
+#include "machine_loader.h"
+#include "machine_stats.h"
+#include "memcg/memcontrol.h"
+#include "page_access.h"
+#include "page_data.h"
+#include "proc_dump.h"
+#include "toml_util.h"
+#include "vm/process.h"
+
+namespace mmsim {
+namespace {
+
+constexpr int kExitFailed = 1;
+constexpr uint64_t kRegionShift = 21;  // 2 MiB
+constexpr uint64_t kRegionBytes = uint64_t{1} << kRegionShift;
+constexpr uint64_t kPagesPerRegion = kRegionBytes / kPageBytes;
+constexpr uint64_t kSeed = 1;
+constexpr uint64_t kPrinted = 20;  // mismatches shown; the rest are counted
+
+struct Region {
+  uint64_t base = 0;  // where the process has it
+  uint32_t versions[kPagesPerRegion] = {};
+};
+
+struct ReplayStats {
+  uint64_t accesses = 0, page_accesses = 0, reads = 0, writes = 0;
+  uint64_t regions = 0, remapped = 0, verify_errors = 0;
+  uint64_t peak_rss = 0;  // pages
+  bool oom_killed = false;
+  std::string error;  // a mapping or fault that should not have failed
+};
+
+class Replayer {
+ public:
+  Replayer(mmkit::Process* p, ReplayStats* st) : p_(p), mm_(p->mm), st_(*st) {}
+
+  // Replays one record; false when the replay must stop.
+  bool replay(const TraceRecord& r) {
+    ++st_.accesses;
+    const uint64_t last = r.addr + (r.size - 1);
+    for (uint64_t page = r.addr >> 12; page <= last >> 12; ++page) {
+      if (r.op != TraceOp::kWrite && !access(page << 12, false)) return false;
+      if (r.op != TraceOp::kRead && !access(page << 12, true)) return false;
+    }
+    return true;
+  }
+
+ private:
+  Region* region_of(uint64_t addr) {
+    const uint64_t key = addr >> kRegionShift;
+    if (last_ && key == last_key_) return last_;
+    auto it = regions_.find(key);
+    if (it == regions_.end()) {
+      auto r = std::make_unique<Region>();
+      const uint64_t want = key << kRegionShift;
+      const int prot = mmkit::PROT_READ | mmkit::PROT_WRITE;
+      const int flags = mmkit::MAP_PRIVATE | mmkit::MAP_ANONYMOUS;
+      int64_t a = mmkit::do_mmap(mm_, want, kRegionBytes, prot, flags | mmkit::MAP_FIXED_NOREPLACE);
+      if (a != static_cast<int64_t>(want)) {
+        if (a >= 0) mmkit::do_munmap(mm_, static_cast<uint64_t>(a), kRegionBytes);
+        a = mmkit::do_mmap(mm_, 0, kRegionBytes, prot, flags);
+        ++st_.remapped;
+      }
+      if (a < 0) {
+        st_.error = fmt::format("cannot map the 2 MiB region at {:#x}: {}", want,
+                                std::generic_category().message(static_cast<int>(-a)));
+        return nullptr;
+      }
+      r->base = static_cast<uint64_t>(a);
+      ++st_.regions;
+      it = regions_.emplace(key, std::move(r)).first;
+    }
+    last_key_ = key;
+    last_ = it->second.get();
+    return last_;
+  }
+
+  bool access(uint64_t addr, bool write) {
+    Region* r = region_of(addr);
+    if (!r) return false;
+    const uint64_t index = (addr & (kRegionBytes - 1)) / kPageBytes;
+    const uint64_t vaddr = r->base + index * kPageBytes;
+    uint32_t& version = r->versions[index];
+    const uint64_t page = vaddr / kPageBytes;
+    ++st_.page_accesses;
+    const PageAccess a = write ? write_page(mm_, vaddr, page_key(kSeed, 0, 0, page, version + 1))
+                               : read_page(mm_, vaddr, page_key(kSeed, 0, 0, page, version));
+    if (!a.fault.ok()) {
+      if (a.fault.status == mmkit::FaultStatus::kKilled ||
+          a.fault.status == mmkit::FaultStatus::kOom)
+        st_.oom_killed = true;
+      else
+        st_.error = describe_fault(a.fault);
+      return false;
+    }
+    if (write) {
+      ++version;
+      ++st_.writes;
+    } else {
+      ++st_.reads;
+    }
+    st_.peak_rss = std::max(st_.peak_rss, mm_->get_mm_rss());
+    if (a.bad_offset >= 0 && ++st_.verify_errors <= kPrinted) {
+      fmt::print(stderr,
+                 "mmsim: replay: verify: page {:#x} (trace address {:#x}, version {}): byte {} is "
+                 "{:#04x}, expected {:#04x}\n",
+                 vaddr, addr, version, a.bad_offset, a.actual, a.expected);
+    }
+    return true;
+  }
+
+  mmkit::Process* p_;
+  mmkit::MmStruct* mm_;
+  ReplayStats& st_;
+  std::unordered_map<uint64_t, std::unique_ptr<Region>> regions_;
+  uint64_t last_key_ = 0;
+  Region* last_ = nullptr;
+};
+
+struct Report {
+  const ReplayOptions* opt;
+  TraceFormat format;
+  const ReplayStats* st;
+  const MachineSnapshot *start, *end;
+  uint64_t vm_hwm_kb, min_flt, maj_flt;
+  double seconds;
+};
+
+std::string report_json(const Report& r) {
+  const EventTotals e = event_totals(*r.start, *r.end);
+  JsonWriter w;
+  w.begin_object();
+  w.field("trace", r.opt->trace).field("format", format_name(r.format));
+  w.field("accesses", r.st->accesses).field("page_accesses", r.st->page_accesses);
+  w.field("reads", r.st->reads).field("writes", r.st->writes);
+  w.field("regions", r.st->regions).field("remapped_regions", r.st->remapped);
+  w.field("seconds", r.seconds);
+  w.field("pgfault", e.pgfault).field("pgmajfault", e.pgmajfault);
+  w.field("pswpin", e.pswpin).field("pswpout", e.pswpout);
+  w.field("min_flt", r.min_flt).field("maj_flt", r.maj_flt);
+  w.field("vm_hwm_kb", r.vm_hwm_kb).field("verify_errors", r.st->verify_errors);
+  w.field("oom_killed", r.st->oom_killed);
+  write_vmstat_delta(w, *r.start, *r.end);
+  write_meminfo(w, *r.end);
+  w.end_object();
+  return w.str() + "\n";
+}
+
+std::string report_text(const Report& r) {
+  const EventTotals e = event_totals(*r.start, *r.end);
+  std::string out =
+      fmt::format("trace {} ({}), {:.3f} s\n", r.opt->trace, format_name(r.format), r.seconds);
+  auto row = [&](std::string_view name, auto v) {
+    out += fmt::format("  {:<20} {:>14}\n", name, v);
+  };
+  row("accesses", r.st->accesses);
+  row("page_accesses", r.st->page_accesses);
+  row("reads", r.st->reads);
+  row("writes", r.st->writes);
+  row("regions", r.st->regions);
+  row("remapped_regions", r.st->remapped);
+  row("pgfault", e.pgfault);
+  row("pgmajfault", e.pgmajfault);
+  row("pswpin", e.pswpin);
+  row("pswpout", e.pswpout);
+  row("vm_hwm_kb", r.vm_hwm_kb);
+  row("verify_errors", r.st->verify_errors);
+  if (r.st->oom_killed) out += "  the process was OOM-killed before the trace ended\n";
+  out += "\nvmstat deltas (lines that changed):\n" + vmstat_delta_text(*r.start, *r.end);
+  return out;
+}
+
+// --memory's value: bytes, or why not.
+bool memory_limit(const std::string& text, uint64_t* bytes, std::string* why) {
+  if (!parse_size(text, bytes, why)) return false;
+  if (*bytes < kPageBytes) return *why = quoted(text) + " is less than a page (4KiB)", false;
+  return true;
+}
+
+}  // namespace
+
+int replay_command(const ReplayOptions& opt) {
+  uint64_t limit = 0;
+  if (!opt.memory.empty()) {
+    std::string why;
+    if (!memory_limit(opt.memory, &limit, &why)) {
+      fmt::print(stderr, "mmsim: replay: --memory: {}\n", why);
+      return kExitBadInput;
+    }
+  }
+  TraceReader trace;
+  if (std::string err = trace.open(opt.trace, opt.format); !err.empty()) {
+    fmt::print(stderr, "{}\n", err);
+    return kExitBadInput;
+  }
+  if (!opt.proc_dir.empty()) {
+    if (std::string err = prepare_proc_dir(opt.proc_dir); !err.empty()) {
+      fmt::print(stderr, "{}\n", err);
+      return kExitBadInput;
+    }
+  }
+  auto machine = load_machine(opt.config);
+  if (!machine) return kExitBadInput;
+  mmkit::Machine& m = *machine;
+
+  CpuPool pool(m);
+  std::optional<mmkit::CpuScope> cpu;
+  if (!pool.acquire(&cpu)) {
+    fmt::print(stderr, "mmsim: replay: no CPU of the machine could be bound\n");
+    return kExitFailed;
+  }
+  const MachineSnapshot start = take_snapshot(m);
+  mmkit::Process* p = nullptr;
+  if (int err = mmkit::spawn(m, "replay", &p); err) {
+    fmt::print(stderr, "mmsim: replay: spawn failed: {}\n", std::generic_category().message(-err));
+    return kExitFailed;
+  }
+  if (!opt.memory.empty()) {
+    p->mm->memcg = mmkit::mem_cgroup_create(m, "replay", limit);
+    if (!p->mm->memcg) {
+      fmt::print(stderr, "mmsim: replay: cannot create the memory cgroup\n");
+      mmkit::exit_process(p);
+      return kExitFailed;
+    }
+  }
+
+  ReplayStats st;
+  const auto t0 = std::chrono::steady_clock::now();
+  {
+    Replayer replayer(p, &st);
+    TraceRecord rec;
+    while (trace.next(&rec))
+      if (!replayer.replay(rec)) break;
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!trace.error().empty() && st.error.empty() && !st.oom_killed) {
+    fmt::print(stderr, "{}\n", trace.error());
+    mmkit::exit_process(p);
+    return kExitBadInput;
+  }
+
+  const MachineSnapshot end = take_snapshot(m);
+  // VmHWM as /proc/<pid>/status shows it (max of hiwater_rss and the RSS
+  // now), and the peak this replay saw after each access, which reclaim
+  // may have lowered since without touching hiwater_rss.
+  const uint64_t hwm = std::max({p->mm->hiwater_rss.load(), p->mm->get_mm_rss(), st.peak_rss});
+  const Report r{&opt,
+                 trace.format(),
+                 &st,
+                 &start,
+                 &end,
+                 hwm * (kPageBytes / 1024),
+                 p->mm->min_flt.load(),
+                 p->mm->maj_flt.load(),
+                 seconds};
+  std::string proc_error;
+  if (!opt.proc_dir.empty()) proc_error = write_proc_views(m, opt.proc_dir);
+  mmkit::exit_process(p);
+  pool.release(cpu);
+
+  fmt::print("{}", opt.json ? report_json(r) : report_text(r));
+  bool failed = st.verify_errors > 0;
+  if (st.verify_errors > kPrinted)
+    fmt::print(stderr, "mmsim: replay: verify: {} more mismatches not shown\n",
+               st.verify_errors - kPrinted);
+  for (const std::string& err :
+       {st.error.empty() ? "" : "mmsim: replay: " + st.error, proc_error}) {
+    if (err.empty()) continue;
+    fmt::print(stderr, "{}\n", err);
+    failed = true;
+  }
+  return failed ? kExitFailed : 0;
+}
+
+}  // namespace mmsim

@@ -1,0 +1,64 @@
+// Job files for `mmsim run`, in the spirit of fio's: one or more [[job]]
+// tables, each a group of simulated processes that map anonymous memory and
+// access it page by page (docs/mmsim_run.md describes every key).
+//
+//   [[job]]
+//   name = "hot"            # required: [A-Za-z0-9_.-], at most 32, unique
+//   kind = "anon"           # the only kind until the page cache exists
+//   processes = 1           # 1..256
+//   size = "1GiB"           # required, per process, a multiple of 4KiB, at most 1TiB
+//   pattern = "zipf:0.9"    # seq | random | zipf:THETA (0 < THETA <= 10) | loop
+//   passes = 3              # or seconds = 10: exactly one of the two
+//   write_ratio = 0.5       # 0..1
+//   fork = false            # the processes share the first one's pages copy-on-write
+//   oom_score_adj = 0       # -1000..1000
+//   memory_max = "256MiB"   # the job's memory cgroup limit ("max": no limit)
+//
+// Every bad input gives one line "FILE:LINE: job[I].field: what is wrong"
+// (or "FILE:LINE: syntax: ..." for text that is not TOML); nothing throws
+// past parse_job_file.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+
+namespace mmsim {
+
+enum class Pattern : uint8_t { kSeq, kRandom, kZipf, kLoop };
+
+struct JobSpec {
+  std::string name;
+  unsigned processes = 1;
+  uint64_t size = 0;  // bytes per process
+  Pattern pattern = Pattern::kSeq;
+  double zipf_theta = 0;
+  uint64_t passes = 0;  // 0: run for `seconds` instead
+  double seconds = 0;
+  double write_ratio = 0.5;
+  bool fork = false;
+  int oom_score_adj = 0;
+  std::optional<uint64_t> memory_max;  // bytes; mmkit::kMemMax for "max"
+};
+
+inline constexpr unsigned kMaxProcesses = 256;
+inline constexpr uint64_t kMaxJobSize = 1ull << 40;
+inline constexpr double kMaxZipfTheta = 10;
+inline constexpr uint64_t kMaxPasses = 1000000;
+inline constexpr double kMaxSeconds = 86400;
+inline constexpr size_t kMaxJobName = 32;
+
+// "seq", "random", "zipf:0.9", "loop".
+std::string pattern_name(const JobSpec& j);
+
+// Parses the text of `file_name` (used only in messages). Never throws.
+mmkit::Result<std::vector<JobSpec>> parse_job_file(std::string_view text,
+                                                   std::string_view file_name);
+// Reads `path` and parses it; an unreadable file gives "PATH: cannot read: <strerror>".
+mmkit::Result<std::vector<JobSpec>> load_job_file(const std::string& path);
+
+}  // namespace mmsim
