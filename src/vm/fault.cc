@@ -26,6 +26,7 @@
 #include "vm/mm.h"
 #include "vm/overcommit.h"
 #include "vm/process_state.h"
+#include "vm/rlimit.h"
 #include "vm/vm_state.h"
 
 namespace mmkit {
@@ -57,7 +58,9 @@ bool expand_stack(MmStruct* mm, VmArea* vma, uint64_t addr) {
   }
   const uint64_t size = vma->vm_end - addr;
   const int64_t grow = static_cast<int64_t>((vma->vm_start - addr) >> PAGE_SHIFT);
-  // acct_stack_growth(): RLIMIT_STACK, then the commit charge.
+  // acct_stack_growth(): RLIMIT_AS (may_expand_vm), RLIMIT_STACK, then the
+  // commit charge.
+  if (!may_expand_vm(mm, vma->vm_flags, static_cast<uint64_t>(grow))) return false;
   if (size > kStackRlimit) return false;
   if (static_cast<uint64_t>(grow) > vma->vm_pgoff) return false;
   // Charged only when the VMA is accounted, so that its unmap gives the
