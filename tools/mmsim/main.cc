@@ -6,6 +6,7 @@
 //   mmsim demo  [--config F] [--seed N] [--ops N] [--json]
 //   mmsim layout [--config F]
 //   mmsim overcommit [--config F]
+//   mmsim malloc-limit [--config F] [--touch] [--json]
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
@@ -14,6 +15,7 @@
 #include "demo.h"
 #include "layout.h"
 #include "machine_loader.h"
+#include "malloc_limit.h"
 #include "overcommit.h"
 #include "procfs/procfs.h"
 
@@ -48,6 +50,14 @@ int main(int argc, char** argv) {
       "overcommit",
       "largest anonymous mmap under each vm.overcommit_memory mode, and what stops it");
   overcommit->add_option("--config", config, "machine config (TOML)");
+  mmsim::MallocLimitOptions malloc_limit_opt;
+  auto* malloc_limit = app.add_subcommand(
+      "malloc-limit",
+      "how much a glibc-like malloc gets under each vm.overcommit_memory mode, and why it stops");
+  malloc_limit->add_option("--config", config, "machine config (TOML)");
+  malloc_limit->add_flag("--touch", malloc_limit_opt.touch,
+                         "write every page obtained (at most 8 GiB of RAM + swap)");
+  malloc_limit->add_flag("--json", malloc_limit_opt.json, "JSON output");
 
   try {
     app.parse(argc, argv);
@@ -81,5 +91,6 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (*overcommit) return mmsim::run_overcommit(*m);
+  if (*malloc_limit) return mmsim::run_malloc_limit(*m, malloc_limit_opt);
   return mmsim::run_demo(*m, demo_opt);
 }
