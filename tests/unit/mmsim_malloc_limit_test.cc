@@ -106,7 +106,7 @@ TEST(MmsimMallocLimit, DefaultMachineEachModeAndItsRule) {
                  R"(gap that large below mmap_base 0x7ffff7fff000)")))
       << t.out;
   EXPECT_TRUE(
-      std::regex_search(t.out, std::regex(R"(mode 2 \(never\)\n(.*\n){3}  stopped by  )"
+      std::regex_search(t.out, std::regex(R"(mode 2 \(never\)\n(.*\n){2}  stopped by  )"
                                           R"(CommitLimit \(mode 2\): .*__vm_enough_memory)")))
       << t.out;
   // malloc(1): glibc asks brk for 32 + M_TOP_PAD + MINSIZE rounded to pages

@@ -263,8 +263,13 @@ void print_text(Machine& m, const std::vector<ModeResult>& results, const Malloc
     fmt::print("  total       {} in {} allocation{} ({} mmapped, {} from the heap)\n",
                bytes_and_human(r.total), r.allocations, r.allocations == 1 ? "" : "s", r.mmapped,
                r.from_heap);
-    fmt::print("  largest     {}: one byte more is refused by\n", bytes_and_human(r.largest));
-    fmt::print("                {}\n", r.largest_failure.text);
+    if (r.largest_failure.text == r.rule_text) {
+      fmt::print("  largest     {}: one byte more is refused by the rule that stopped it\n",
+                 bytes_and_human(r.largest));
+    } else {
+      fmt::print("  largest     {}: one byte more is refused by\n", bytes_and_human(r.largest));
+      fmt::print("                {}\n", r.largest_failure.text);
+    }
     fmt::print("  stopped by  {}\n", r.rule_text);
     if (r.rule == r.last_failure.rule) print_failure(r.last_failure, r.rule_text);
     if (!opt.touch) continue;
