@@ -222,6 +222,18 @@ TEST(MmsimMallocLimit, TouchRunsIntoMemoryItself) {
   EXPECT_EQ(t.err, "");
 }
 
+TEST(MmsimOvercommit, NamesTheRlimitThatComesBeforeTheCharge) {
+  const std::string cfg =
+      write_temp_file("oc_ras.toml", "rlimit_as = \"1GiB\"\n[[node]]\nmemory = \"4GiB\"\n");
+  CliRun r = run_mmsim("overcommit --config " + cfg);
+  ASSERT_EQ(r.status, 0) << r.err;
+  // 1 GiB less the 132 KiB stack, in every mode.
+  EXPECT_NE(r.out.find("1 (always)     1048444 kB             RLIMIT_AS (may_expand_vm)\n"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("0 (heuristic)  1048444 kB             RLIMIT_AS"), std::string::npos);
+}
+
 TEST(MmsimMallocLimit, BadInputGetsOneLineAndStatusTwo) {
   const std::string big =
       write_temp_file("big.toml", "swap = \"1GiB\"\n[[node]]\nmemory = \"8GiB\"\n");
