@@ -88,6 +88,11 @@ TEST(MmsimMallocLimit, DefaultMachineEachModeAndItsRule) {
   EXPECT_GT(m[1].total, 128 * kTiB - 256 * kMiB);
   EXPECT_LT(m[1].total, 128 * kTiB);
   EXPECT_LT(m[1].allocations, 100u);
+  // Untouched, 128 TiB of mappings cost no page table beyond the stack's.
+  EXPECT_GT(number(json, "vm_size_bytes"), 127 * kTiB);
+  std::smatch pte;
+  ASSERT_TRUE(std::regex_search(json, pte, std::regex(R"("mode": 1, .*"vm_pte_bytes": (\d+))")));
+  EXPECT_LE(std::stoull(pte[1]), 16 * kKiB);
   // Mode 2: CommitLimit less the admin reserve (8 MiB), the stack and a page.
   EXPECT_EQ(m[2].rule, "commit_limit");
   EXPECT_EQ(m[2].largest_rule, "commit_limit");

@@ -81,6 +81,9 @@ struct ModeResult {
   Failure last_failure;               // the last malloc that returned NULL
   LimitRule rule = LimitRule::kNone;  // what ended the run
   std::string rule_text;
+  // The process at the end, as /proc/<pid>/status shows it: VmSize and
+  // VmPTE (its page tables, top level excluded).
+  uint64_t vm_size = 0, vm_pte = 0;
   // --touch
   uint64_t touched = 0;
   FaultResult fault;
@@ -191,6 +194,8 @@ ModeResult run_mode(Machine& m, unsigned mode, const MallocLimitOptions& opt) {
     r.rule_text = r.last_failure.text;
   }
   r.pswpout = m.sum_event(VmEvent::PSWPOUT) - pswpout_before;
+  r.vm_size = mm->total_vm << PAGE_SHIFT;
+  r.vm_pte = (mm->pgd.nr_tables.load() - 1) << PAGE_SHIFT;
   exit_process(p);
   m.warn_sink = nullptr;
   return r;
@@ -272,6 +277,7 @@ void print_text(Machine& m, const std::vector<ModeResult>& results, const Malloc
     }
     fmt::print("  stopped by  {}\n", r.rule_text);
     if (r.rule == r.last_failure.rule) print_failure(r.last_failure, r.rule_text);
+    fmt::print("  at the end  VmSize {} kB, VmPTE {} kB\n", r.vm_size >> 10, r.vm_pte >> 10);
     if (!opt.touch) continue;
     fmt::print("  touched     {}", bytes_and_human(r.touched));
     if (!r.fault.ok())
@@ -326,11 +332,13 @@ void print_json(Machine& m, const std::vector<ModeResult>& results, const Malloc
     fmt::print(
         "{}\n  {{\"mode\": {}, \"total_bytes\": {}, \"largest_bytes\": {}, \"allocations\": {}, "
         "\"mmapped_allocations\": {}, \"heap_allocations\": {}, \"rule\": {}, \"rule_text\": {}, "
-        "\"largest_rule\": {}, \"largest_rule_text\": {}",
+        "\"largest_rule\": {}, \"largest_rule_text\": {}, \"vm_size_bytes\": {}, "
+        "\"vm_pte_bytes\": {}",
         i ? "," : "", r.mode, r.total, r.largest, r.allocations, r.mmapped, r.from_heap,
         json_string(r.spawn_error.empty() ? limit_rule_id(r.rule) : "spawn"),
         json_string(r.spawn_error.empty() ? r.rule_text : r.spawn_error),
-        json_string(limit_rule_id(r.largest_failure.rule)), json_string(r.largest_failure.text));
+        json_string(limit_rule_id(r.largest_failure.rule)), json_string(r.largest_failure.text),
+        r.vm_size, r.vm_pte);
     if (opt.touch)
       fmt::print(", \"touched_bytes\": {}, \"pswpout\": {}, \"kernel_log_lines\": {}", r.touched,
                  r.pswpout, r.kernel_log.size());
