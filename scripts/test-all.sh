@@ -11,6 +11,9 @@ echo "== layer order and formatting =="
 python3 scripts/check_layers.py
 python3 scripts/check_format.py
 
+echo "== script tests (the replacement-policy simulator) =="
+python3 -m unittest discover -s scripts -p 'test_*.py'
+
 echo "== release build, all tests =="
 cmake --preset release >/dev/null
 cmake --build build/release -j "$jobs"

@@ -216,48 +216,57 @@ void set_memcg_reclaim_ops(Machine& m, MemcgReclaimOps ops) {
   *memcg_state(m).reclaim_ops = ops;
 }
 
-std::string lru_check(Machine& m) {
-  std::vector<int64_t> node_sum(m.nr_nodes() * NR_LRU_LISTS, 0);
-  for (MemCgroup* cg : mem_cgroups(m)) {
-    uint64_t on_lists = 0;
-    for (unsigned nid = 0; nid < m.nr_nodes(); ++nid) {
-      Lruvec& lv = mem_cgroup_lruvec(cg, static_cast<int>(nid));
-      SpinGuard g(lv.lru_lock);
-      for (unsigned lru = 0; lru < NR_LRU_LISTS; ++lru) {
-        uint64_t n = 0;
-        for (ListHead* p = lv.lists[lru].next; p != &lv.lists[lru]; p = p->next, ++n) {
-          Page* page = container_of(p, &Page::lru);
-          const uint64_t pfn = m.page_to_pfn(page);
-          if (!page->test(PG_lru))
-            return fmt::format("pfn {:#x} on an LRU list without PG_lru", pfn);
-          if (page_lru(page) != lru)
-            return fmt::format("pfn {:#x} on list {} but its flags say {}", pfn, lru,
-                               page_lru(page));
-          if (&folio_lruvec(m, page) != &lv)
-            return fmt::format("pfn {:#x} on the lruvec of {} node {} but charged elsewhere", pfn,
-                               mem_cgroup_name(cg), nid);
-          if (page->ref_count() <= 0) return fmt::format("pfn {:#x} on an LRU list but free", pfn);
-          if (!page->test(PG_memcg))
-            return fmt::format("pfn {:#x} on an LRU list but not charged", pfn);
-        }
-        if (n != lv.size(lru))
-          return fmt::format("{} node {} list {}: {} pages counted, {} on the list",
-                             mem_cgroup_name(cg), nid, lru, lv.size(lru), n);
-        node_sum[nid * NR_LRU_LISTS + lru] += static_cast<int64_t>(n);
-        on_lists += n;
+namespace {
+
+// One node's lists: with every group's lruvec of the node locked, so the
+// node's counters (changed only under those locks) are a true snapshot even
+// while kswapd works.
+std::string check_node(Machine& m, const std::vector<MemCgroup*>& groups, unsigned nid) {
+  std::vector<Lruvec*> lvs;
+  for (MemCgroup* cg : groups) lvs.push_back(&mem_cgroup_lruvec(cg, static_cast<int>(nid)));
+  for (Lruvec* lv : lvs) lv->lru_lock.lock();
+  std::string err;
+  int64_t sum[NR_LRU_LISTS] = {};
+  for (size_t g = 0; g < lvs.size() && err.empty(); ++g) {
+    Lruvec& lv = *lvs[g];
+    for (unsigned lru = 0; lru < NR_LRU_LISTS && err.empty(); ++lru) {
+      uint64_t n = 0;
+      for (ListHead* p = lv.lists[lru].next; p != &lv.lists[lru] && err.empty(); p = p->next) {
+        ++n;
+        Page* page = container_of(p, &Page::lru);
+        const uint64_t pfn = m.page_to_pfn(page);
+        if (!page->test(PG_lru))
+          err = fmt::format("pfn {:#x} on an LRU list without PG_lru", pfn);
+        else if (page_lru(page) != lru)
+          err = fmt::format("pfn {:#x} on list {} but its flags say {}", pfn, lru, page_lru(page));
+        else if (&folio_lruvec(m, page) != &lv)
+          err = fmt::format("pfn {:#x} on the lruvec of {} node {} but charged elsewhere", pfn,
+                            mem_cgroup_name(groups[g]), nid);
+        else if (!page->test(PG_memcg))
+          err = fmt::format("pfn {:#x} on an LRU list but not charged", pfn);
       }
+      if (err.empty() && n != lv.size(lru))
+        err = fmt::format("{} node {} list {}: {} pages counted, {} on the list",
+                          mem_cgroup_name(groups[g]), nid, lru, lv.size(lru), n);
+      sum[lru] += static_cast<int64_t>(n);
     }
-    if (on_lists > static_cast<uint64_t>(cg->usage.load()))
-      return fmt::format("{}: {} pages on its lists but memory.current is {} pages",
-                         mem_cgroup_name(cg), on_lists, cg->usage.load());
   }
+  for (unsigned lru = 0; lru < NR_LRU_LISTS && err.empty(); ++lru) {
+    const int64_t stat = m.node(static_cast<int>(nid)).stat[NR_LRU_BASE + lru].get();
+    if (stat != sum[lru])
+      err = fmt::format("node {} LRU {}: node stat {} but {} pages on the lists", nid, lru, stat,
+                        sum[lru]);
+  }
+  for (Lruvec* lv : lvs) lv->lru_lock.unlock();
+  return err;
+}
+
+}  // namespace
+
+std::string lru_check(Machine& m) {
+  const std::vector<MemCgroup*> groups = mem_cgroups(m);
   for (unsigned nid = 0; nid < m.nr_nodes(); ++nid)
-    for (unsigned lru = 0; lru < NR_LRU_LISTS; ++lru) {
-      const int64_t stat = m.node(static_cast<int>(nid)).stat[NR_LRU_BASE + lru].get();
-      if (stat != node_sum[nid * NR_LRU_LISTS + lru])
-        return fmt::format("node {} LRU {}: node stat {} but {} pages on the lists", nid, lru, stat,
-                           node_sum[nid * NR_LRU_LISTS + lru]);
-    }
+    if (std::string err = check_node(m, groups, nid); !err.empty()) return err;
   return "";
 }
 

@@ -183,6 +183,22 @@ std::string validate_overcommit(const MachineConfig& c) {
   return "";
 }
 
+// The per-process limits. Linux takes any RLIMIT_AS, but one below the
+// initial stack (fs/exec.c setup_arg_pages: 128 KiB and a page, checked by
+// may_expand_vm) lets no program start; vm.max_map_count is an int sysctl
+// (kernel/sysctl.c), of which 0 would refuse every mapping but the stack.
+std::string validate_limits(const MachineConfig& c) {
+  constexpr uint64_t kInitialStack = 132 * kKiB;
+  constexpr unsigned kIntMax = 2147483647;
+  if (c.rlimit_as < kInitialStack)
+    return "rlimit_as: " + format_size(c.rlimit_as) +
+           " is smaller than a process's initial stack (132KiB): no program could start";
+  if (c.max_map_count < 1 || c.max_map_count > kIntMax)
+    return "max_map_count: " + std::to_string(c.max_map_count) + " is out of range (must be 1.." +
+           std::to_string(kIntMax) + ")";
+  return "";
+}
+
 }  // namespace
 
 std::string validate(const MachineConfig& c) {
@@ -312,6 +328,7 @@ std::string validate(const MachineConfig& c) {
              " is not supported (must be 4, or 5 for LA57)";
   }
   if (auto e = validate_overcommit(c); !e.empty()) return e;
+  if (auto e = validate_limits(c); !e.empty()) return e;
   const FaultConfig& f = c.fail_page_alloc.fault;
   if (f.probability > 100) {
     return "fail_page_alloc.probability: " + std::to_string(f.probability) +

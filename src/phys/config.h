@@ -54,6 +54,11 @@ struct SwapAreaConfig {
 inline constexpr int kMaxNumNodes = 64;
 inline constexpr int kMaxCpus = 256;
 inline constexpr int kMaxZonesPerNode = 4;  // MAX_NR_ZONES on both arches
+// RLIM_INFINITY (include/uapi/asm-generic/resource.h): no limit. Not spelled
+// RLIM_INFINITY, which <sys/resource.h> defines as a macro.
+inline constexpr uint64_t kRlimInfinity = ~uint64_t{0};
+// sysctl vm.max_map_count's default (include/linux/mm.h DEFAULT_MAX_MAP_COUNT).
+inline constexpr unsigned kDefaultMaxMapCount = 65530;
 
 struct MachineConfig {
   Arch arch = Arch::x86_64;
@@ -98,6 +103,16 @@ struct MachineConfig {
   // as CONFIG_X86_5LEVEL with the CPU's la57 feature. Unset: 4. i386 always
   // pages with two levels (no PAE) and rejects the key.
   std::optional<unsigned> paging_levels;
+  // Every process's RLIMIT_AS and RLIMIT_DATA in bytes (soft and hard limit
+  // alike, as a shell's `ulimit -v` / `ulimit -d` set both), kRlimInfinity
+  // for "unlimited". The vm layer checks them where Linux does: mm/mmap.c
+  // may_expand_vm() for mmap, brk, mremap and stack growth, and the brk
+  // syscall's check_data_rlimit().
+  uint64_t rlimit_as = kRlimInfinity;
+  uint64_t rlimit_data = kRlimInfinity;
+  // sysctl vm.max_map_count: how many VMAs a process may have (mm/mmap.c's
+  // map_count checks in do_mmap, brk, __split_vma and mremap).
+  unsigned max_map_count = kDefaultMaxMapCount;
 };
 
 // Checks every field; returns "" when the config can boot, else one message

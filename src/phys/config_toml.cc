@@ -204,7 +204,10 @@ class Parser {
                 "swappiness",
                 "page_cluster",
                 "panic_on_oom",
-                "oom_kill_allocating_task"});
+                "oom_kill_allocating_task",
+                "rlimit_as",
+                "rlimit_data",
+                "max_map_count"});
     for (const auto& [key, value] : root) note(std::string(key.str()), value);
 
     if (const toml::node* n = root.get("arch")) {
@@ -290,6 +293,11 @@ class Parser {
     if (const toml::node* n = root.get("paging_levels")) {
       c.paging_levels = get_uint<unsigned>(*n, "paging_levels");
     }
+    if (const toml::node* n = root.get("rlimit_as")) c.rlimit_as = get_rlimit(*n, "rlimit_as");
+    if (const toml::node* n = root.get("rlimit_data"))
+      c.rlimit_data = get_rlimit(*n, "rlimit_data");
+    if (const toml::node* n = root.get("max_map_count"))
+      c.max_map_count = get_uint<unsigned>(*n, "max_map_count");
     return c;
   }
 
@@ -375,6 +383,29 @@ class Parser {
     fail(n, field,
          std::string("expected a size (bytes as an integer, or a string like \"512MiB\"), got ") +
              type_name(n));
+  }
+
+  // An rlimit: a size, or "unlimited" (RLIM_INFINITY, as `ulimit` spells it).
+  static uint64_t get_rlimit(const toml::node& n, const std::string& field) {
+    if (const auto* s = n.as_string()) {
+      if (s->get() == "unlimited") return kRlimInfinity;
+      uint64_t bytes = 0;
+      std::string why;
+      if (!parse_size(s->get(), &bytes, &why)) {
+        if (why.find(" is not a size") != std::string::npos)
+          why = quoted(s->get()) + " is not a size or \"unlimited\" (use e.g. \"4GiB\")";
+        fail(n, field, why);
+      }
+      return bytes;
+    }
+    if (const auto* i = n.as_integer(); i && i->get() < 0)
+      fail(n, field, std::to_string(i->get()) + " is negative (use \"unlimited\" for no limit)");
+    if (!n.as_integer())
+      fail(n, field,
+           std::string("expected a size (bytes as an integer, or a string like \"4GiB\") or "
+                       "\"unlimited\", got ") +
+               type_name(n));
+    return get_size(n, field);
   }
 
   static const toml::array& get_array(const toml::node& n, const std::string& field,

@@ -25,6 +25,9 @@
 //   user_reserve_kbytes = 131072             # unset: computed as Linux does
 //   admin_reserve_kbytes = 8192
 //   swap = "1GiB"                            # swap size for CommitLimit/SwapTotal
+//   rlimit_as = "unlimited"                  # every process's RLIMIT_AS: a size or "unlimited"
+//   rlimit_data = "unlimited"                # RLIMIT_DATA, likewise
+//   max_map_count = 65530                    # vm.max_map_count, at least 1
 //   [fail_page_alloc]
 //   probability = 10                         # also interval, times, space,
 //   min_order = 1                            # ignore_gfp_wait, ignore_gfp_highmem, seed

@@ -140,6 +140,12 @@ void shrink_inactive_list(Machine& m, Lruvec& lv, uint64_t nr, ScanControl& sc, 
     if (v == Verdict::kActivate) {
       page->set_atomic(PG_active);
       ++activated;
+      // activate_locked: a page kept in memory gives its swap copy up when
+      // swap is short (its data then lives only in the page: dirty).
+      if (page->test(PG_swapcache) && vm_swap_full(m) && !page->test_and_set(PG_locked)) {
+        if (folio_free_swap(m, page)) page->set_atomic(PG_dirty);
+        page->clear_atomic(PG_locked);
+      }
     }
     keep.push_back(page);
   }

@@ -68,6 +68,11 @@ std::vector<SwapAreaInfo> swap_areas(const Machine& m);
 uint64_t swap_total_pages(const Machine& m);  // 0 before the first swapon
 uint64_t swap_free_pages(const Machine& m);   // free slots
 bool swap_layer_active(const Machine& m);
+// vm_swap_full(): more than half of swap is in use; swap-cache copies of
+// pages that are in memory anyway are then given up.
+inline bool vm_swap_full(const Machine& m) {
+  return swap_free_pages(m) * 2 < swap_total_pages(m);
+}
 
 // --- slots --------------------------------------------------------------
 // get_swap_page(): a slot with SWAP_HAS_CACHE set and no count, charged

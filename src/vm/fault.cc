@@ -29,6 +29,7 @@
 #include "vm/mm.h"
 #include "vm/overcommit.h"
 #include "vm/process_state.h"
+#include "vm/rlimit.h"
 #include "vm/rmap.h"
 #include "vm/vm_state.h"
 
@@ -61,7 +62,9 @@ bool expand_stack(MmStruct* mm, VmArea* vma, uint64_t addr) {
   }
   const uint64_t size = vma->vm_end - addr;
   const int64_t grow = static_cast<int64_t>((vma->vm_start - addr) >> PAGE_SHIFT);
-  // acct_stack_growth(): RLIMIT_STACK, then the commit charge.
+  // acct_stack_growth(): RLIMIT_AS (may_expand_vm), RLIMIT_STACK, then the
+  // commit charge.
+  if (!may_expand_vm(mm, vma->vm_flags, static_cast<uint64_t>(grow))) return false;
   if (size > kStackRlimit) return false;
   if (static_cast<uint64_t>(grow) > vma->vm_pgoff) return false;
   // Charged only when the VMA is accounted, so that its unmap gives the
@@ -307,6 +310,10 @@ FaultResult do_swap_page(MmStruct* mm, VmArea* vma, uint64_t addr, Access access
       page->mapcount.load(std::memory_order_acquire) == 1 && folio_free_swap(m, page))
     newpte |= _PAGE_RW | _PAGE_DIRTY;
   pte_set(mm->pgd, addr, newpte);  // not present before: nothing to flush
+  // should_try_to_free_swap(): with swap more than half full, the copy in
+  // swap goes; the page alone holds the data now, so it is dirty.
+  if (page->test(PG_swapcache) && vm_swap_full(m) && folio_free_swap(m, page))
+    page->set_atomic(PG_dirty);
   unlock_page(page);
   FaultResult r;
   r.major = major;

@@ -53,6 +53,8 @@ MmStruct* mm_alloc(Machine& m) {
   }
   mm->mmap_base = mm->layout.mmap_base;
   mm->start_brk = mm->brk = mm->layout.start_brk;
+  mm->rlimit_as = m.config().rlimit_as;
+  mm->rlimit_data = m.config().rlimit_data;
   std::lock_guard<std::mutex> g(st.lock);
   st.mms.insert(mm);
   return mm;

@@ -112,6 +112,10 @@ struct MmStruct {
   std::atomic<uint64_t> hiwater_rss{0};  // VmHWM
   std::atomic<uint64_t> min_flt{0}, maj_flt{0};
   bool cap_sys_admin = false;  // __vm_enough_memory's admin reserve applies when false
+  // The owner's RLIMIT_AS and RLIMIT_DATA in bytes (current->signal->rlim,
+  // soft = hard; kRlimInfinity: none): the machine config's at mm_alloc,
+  // the parent's at fork. may_expand_vm and brk check them (rlimit.h).
+  uint64_t rlimit_as = kRlimInfinity, rlimit_data = kRlimInfinity;
   std::atomic<int> mm_users{1};
   // The memory cgroup its pages are charged to (mm->owner's); null: the root.
   MemCgroup* memcg = nullptr;

@@ -4,9 +4,14 @@
 //
 // Errors follow Linux: EINVAL for a zero length, a bad MAP_TYPE or an
 // unaligned MAP_FIXED address; ENOMEM for a length that wraps or exceeds
-// TASK_SIZE, no room, too many mappings, or a failed commit charge; EEXIST
-// when MAP_FIXED_NOREPLACE meets a mapping; EPERM for MAP_FIXED below
-// mmap_min_addr; EBADF for a file mapping (no files yet).
+// TASK_SIZE, no room, too many mappings (vm.max_map_count), RLIMIT_AS or
+// RLIMIT_DATA (may_expand_vm), or a failed commit charge; EEXIST when
+// MAP_FIXED_NOREPLACE meets a mapping; EPERM for MAP_FIXED below
+// mmap_min_addr; EBADF for a file mapping (no files yet). mmap checks in
+// Linux's order: the length, the map count, the address (get_unmapped_area),
+// the rlimits, the commit charge. brk's order: RLIMIT_DATA on the heap's
+// bytes (check_data_rlimit), TASK_SIZE (check_brk_limits), the mapping
+// above, the rlimits on the pages (may_expand_vm), the map count, the charge.
 //
 // get_unmapped_area walks the gaps between VMAs top-down from a cached start
 // (free_area_cache, as Linux 2.6-3.7 did; see MmStruct): a run of mmaps
@@ -19,6 +24,7 @@
 #include "vm/mm.h"
 #include "vm/overcommit.h"
 #include "vm/process_state.h"
+#include "vm/rlimit.h"
 
 namespace mmkit {
 namespace mm_internal {
@@ -101,7 +107,7 @@ int munmap_locked(MmStruct* mm, uint64_t start, uint64_t end, bool uncharge) {
   if (!vma || vma->vm_start >= end) return 0;
   // Splitting both ends of one VMA needs one more map slot.
   if (vma->vm_start < start) {
-    if (end < vma->vm_end && mm->map_count >= DEFAULT_MAX_MAP_COUNT) return -ENOMEM;
+    if (end < vma->vm_end && mm->map_count >= mm->state->max_map_count) return -ENOMEM;
     if (!split_vma(mm, vma, start, true)) return -ENOMEM;
   }
   VmArea* last = find_vma(mm, end - 1);
@@ -149,6 +155,21 @@ void populate_locked(MmStruct* mm, uint64_t start, uint64_t end) {
   }
 }
 
+// count_vma_pages_range(): the pages of [addr, end) that VMAs map.
+uint64_t count_vma_pages_range(MmStruct* mm, uint64_t addr, uint64_t end) {
+  uint64_t pages = 0;
+  for (VmArea* vma = find_vma(mm, addr); vma && vma->vm_start < end; vma = vma_next(mm, vma))
+    pages += (std::min(end, vma->vm_end) - std::max(addr, vma->vm_start)) >> PAGE_SHIFT;
+  return pages;
+}
+
+// check_brk_limits(): get_unmapped_area(NULL, addr, len, 0, MAP_FIXED)'s
+// TASK_SIZE test (mmkit has no mlock, so no mlock_future_ok).
+bool check_brk_limits(const MmStruct* mm, uint64_t addr, uint64_t len) {
+  const uint64_t task_size = mm->layout.task_size;
+  return len <= task_size && addr <= task_size - len;
+}
+
 vm_flags_t calc_vm_prot_bits(int prot) {
   vm_flags_t f = 0;
   if (prot & PROT_READ) f |= VM_READ;
@@ -176,7 +197,8 @@ int64_t do_mmap(MmStruct* mm, uint64_t addr, uint64_t len, int prot, int flags) 
 
   Machine& m = *mm->machine;
   std::lock_guard g(mm->mmap_lock);
-  if (mm->map_count > DEFAULT_MAX_MAP_COUNT) return -ENOMEM;
+  // Too many mappings? (map_count may reach max_map_count + 1, as in Linux.)
+  if (mm->map_count > mm->state->max_map_count) return -ENOMEM;
 
   vm_flags_t vm_flags = calc_vm_prot_bits(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
   if (flags & MAP_GROWSDOWN) vm_flags |= VM_GROWSDOWN;
@@ -198,9 +220,14 @@ int64_t do_mmap(MmStruct* mm, uint64_t addr, uint64_t len, int prot, int flags) 
   }
   const uint64_t end = addr + len;
 
-  // mmap_region(): clear old maps, then charge, then set up the VMA.
-  if (int err = munmap_locked(mm, addr, end); err) return err;
+  // mmap_region(): check the rlimits, clear old maps, then charge, then set
+  // up the VMA. MAP_FIXED may replace mapped pages: those do not count.
   const int64_t pages = static_cast<int64_t>(len >> PAGE_SHIFT);
+  if (!may_expand_vm(mm, vm_flags, static_cast<uint64_t>(pages)) &&
+      !may_expand_vm(mm, vm_flags,
+                     static_cast<uint64_t>(pages) - count_vma_pages_range(mm, addr, end)))
+    return -ENOMEM;
+  if (int err = munmap_locked(mm, addr, end); err) return err;
   // accountable_mapping(): private writable memory without VM_NORESERVE.
   if ((vm_flags & (VM_NORESERVE | VM_SHARED | VM_WRITE)) == VM_WRITE) {
     if (vm_enough_memory_mm(mm, pages)) return -ENOMEM;
@@ -245,7 +272,10 @@ int do_munmap(MmStruct* mm, uint64_t start, uint64_t len) {
 uint64_t do_brk(MmStruct* mm, uint64_t brk) {
   std::lock_guard g(mm->mmap_lock);
   const uint64_t origbrk = mm->brk;
-  if (brk < mm->start_brk || brk > mm->layout.task_size) return origbrk;
+  if (brk < mm->start_brk) return origbrk;
+  // RLIMIT_DATA on the heap's bytes, checked before the rounding to pages
+  // (and before shrinking: a break above a lowered limit cannot move).
+  if (check_data_rlimit(mm->rlimit_data, brk, mm->start_brk, 0, 0)) return origbrk;
   const uint64_t newbrk = (brk + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
   const uint64_t oldbrk = (mm->brk + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
   if (oldbrk == newbrk) {
@@ -261,13 +291,15 @@ uint64_t do_brk(MmStruct* mm, uint64_t brk) {
     }
     return brk;
   }
+  if (!check_brk_limits(mm, oldbrk, newbrk - oldbrk)) return origbrk;
   // Check against existing mmap mappings (and the stack's guard gap).
   if (VmArea* next = find_vma(mm, oldbrk); next && newbrk + PAGE_SIZE > vm_start_gap(next))
     return origbrk;
   // do_brk_flags(): VM_DATA_DEFAULT_FLAGS | VM_ACCOUNT, charged first.
   const vm_flags_t flags = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_ACCOUNT;
   const uint64_t len = newbrk - oldbrk;
-  if (mm->map_count > DEFAULT_MAX_MAP_COUNT) return origbrk;
+  if (!may_expand_vm(mm, flags, len >> PAGE_SHIFT)) return origbrk;
+  if (mm->map_count > mm->state->max_map_count) return origbrk;
   if (vm_enough_memory_mm(mm, static_cast<int64_t>(len >> PAGE_SHIFT))) return origbrk;
   VmArea* prev = nullptr;
   find_vma_prev(mm, oldbrk, &prev);

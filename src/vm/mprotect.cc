@@ -4,7 +4,8 @@
 // flags and protection (change_protection rewrites the present entries),
 // and merged back with its neighbours where the flags now agree. A hole
 // stops the walk with ENOMEM after the VMAs before it were changed, as in
-// Linux. Accounting (6.3+): making a private, unaccounted range writable
+// Linux. A range turning into data must fit RLIMIT_DATA (may_expand_vm).
+// Accounting (6.3+): making a private, unaccounted range writable
 // charges it; making an accounted anonymous range that never had a page
 // read-only gives the charge back.
 //
@@ -12,6 +13,7 @@
 // after mprotect goes through do_wp_page, which reuses an exclusive page.
 #include "vm/mm.h"
 #include "vm/overcommit.h"
+#include "vm/rlimit.h"
 
 namespace mmkit {
 namespace {
@@ -24,6 +26,10 @@ int mprotect_fixup(MmStruct* mm, VmArea* vma, uint64_t start, uint64_t end, vm_f
   const int64_t nrpages = static_cast<int64_t>((end - start) >> PAGE_SHIFT);
   int64_t charged = 0;
   if (newflags & VM_WRITE) {
+    // Check space limits when the area turns into data.
+    if (!may_expand_vm(mm, newflags, static_cast<uint64_t>(nrpages)) &&
+        may_expand_vm(mm, oldflags, static_cast<uint64_t>(nrpages)))
+      return -ENOMEM;
     if (!(oldflags & (VM_ACCOUNT | VM_WRITE | VM_SHARED | VM_NORESERVE))) {
       charged = nrpages;
       if (vm_enough_memory_mm(mm, charged)) return -ENOMEM;

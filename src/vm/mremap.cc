@@ -7,12 +7,15 @@
 // MREMAP_FIXED, unmapped first) takes the old one's flags, pgoff and
 // anon_vma, the page-table entries move with move_range, and the old range
 // is unmapped without giving its commit charge back (the new VMA carries
-// it). Growth of an accounted VMA is charged first. Errors: EINVAL for bad
+// it). Growth is checked against RLIMIT_AS/RLIMIT_DATA (may_expand_vm) and,
+// for an accounted VMA, charged first. Errors: EINVAL for bad
 // flags, alignment, a zero new length (or a zero old length: mmkit has no
 // shared-mapping duplication) and overlapping fixed ranges; EFAULT when the
 // old range is not inside one VMA; ENOMEM when there is no room.
 #include "vm/mm.h"
 #include "vm/overcommit.h"
+#include "vm/process_state.h"
+#include "vm/rlimit.h"
 
 namespace mmkit {
 namespace {
@@ -21,7 +24,8 @@ using namespace mm_internal;
 
 int64_t move_vma(MmStruct* mm, VmArea* vma, uint64_t old_addr, uint64_t old_len, uint64_t new_len,
                  uint64_t new_addr) {
-  if (mm->map_count >= DEFAULT_MAX_MAP_COUNT - 3) return -ENOMEM;
+  // Avoid failing later in munmap, which may split one VMA into three.
+  if (mm->map_count >= mm->state->max_map_count - 3) return -ENOMEM;
   VmArea* nv = vm_area_dup(vma);
   if (!nv) return -ENOMEM;
   nv->vm_start = new_addr;
@@ -42,12 +46,17 @@ int64_t move_vma(MmStruct* mm, VmArea* vma, uint64_t old_addr, uint64_t old_len,
   return static_cast<int64_t>(new_addr);
 }
 
-// vma_to_resize(): the VMA holding [addr, addr + old_len), charged for the
-// growth when accounted; an errno otherwise.
+// vma_to_resize(): the VMA holding [addr, addr + old_len), within the
+// rlimits (may_expand_vm) and charged for the growth when accounted; an
+// errno otherwise.
 VmArea* vma_to_resize(MmStruct* mm, uint64_t addr, uint64_t old_len, uint64_t new_len, int* err) {
   VmArea* vma = find_vma(mm, addr);
   if (!vma || vma->vm_start > addr || old_len > vma->vm_end - addr) {
     *err = -EFAULT;
+    return nullptr;
+  }
+  if (new_len > old_len && !may_expand_vm(mm, vma->vm_flags, (new_len - old_len) >> PAGE_SHIFT)) {
+    *err = -ENOMEM;
     return nullptr;
   }
   if (new_len > old_len && (vma->vm_flags & VM_ACCOUNT) &&

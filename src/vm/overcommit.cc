@@ -72,7 +72,7 @@ int vm_enough_memory(Machine& m, MmStruct* mm, int64_t pages, bool cap_sys_admin
   if (why) *why = OvercommitRule::kNone;
   if (s.overcommit_memory == OVERCOMMIT_ALWAYS) return 0;
   if (s.overcommit_memory == OVERCOMMIT_GUESS) {
-    if (static_cast<uint64_t>(pages) <= m.totalram_pages() + st.total_swap_pages) return 0;
+    if (static_cast<uint64_t>(pages) <= m.totalram_pages() + total_swap_pages(m)) return 0;
     if (why) *why = OvercommitRule::kGuessTotal;
   } else {
     int64_t allowed = static_cast<int64_t>(vm_commit_limit(m));

@@ -23,6 +23,7 @@ ProcessState::ProcessState(Machine& machine) : m(machine) {
   sysctls.admin_reserve_kbytes =
       c.admin_reserve_kbytes.value_or(std::min<uint64_t>(free_kbytes / 32, 8 << 10));
   total_swap_pages = c.swap >> PAGE_SHIFT;
+  max_map_count = static_cast<int>(c.max_map_count);
   // mm/mmap.c's vm_area_cachep (SLAB_PANIC|SLAB_ACCOUNT in Linux).
   vm_area_cachep =
       kmem_cache_create(m, "vm_area_struct", sizeof(VmArea), alignof(VmArea), SLAB_HWCACHE_ALIGN);

@@ -1,6 +1,7 @@
 // The vm layer's per-machine state (Layer::kProcess): the VMA cache, the
 // process table and pid allocator, the list of live address spaces (Linux's
-// mmlist) and the overcommit counters. Created on first use.
+// mmlist), the overcommit counters and vm.max_map_count. Created on first
+// use.
 #pragma once
 
 #include <atomic>
@@ -25,6 +26,7 @@ struct ProcessState : LayerState {
   KmemCache* vm_area_cachep = nullptr;
   OvercommitSysctls sysctls;
   uint64_t total_swap_pages = 0;
+  int max_map_count = DEFAULT_MAX_MAP_COUNT;  // vm.max_map_count (rlimit.h)
   std::atomic<int64_t> vm_committed_as{0};
   std::atomic<uint64_t> next_anon_vma{1};
   std::atomic<uint64_t> next_shmem_ino{1};

@@ -148,7 +148,7 @@ void vma_set_end(MmStruct* mm, VmArea* vma, uint64_t end) {
 }
 
 VmArea* split_vma(MmStruct* mm, VmArea* vma, uint64_t addr, bool new_below) {
-  if (mm->map_count >= DEFAULT_MAX_MAP_COUNT) return nullptr;
+  if (mm->map_count >= mm->state->max_map_count) return nullptr;
   VmArea* n = vm_area_dup(vma);
   if (!n) return nullptr;
   const uint64_t delta = (addr - vma->vm_start) >> PAGE_SHIFT;

@@ -106,7 +106,7 @@ void vma_set_end(MmStruct* mm, VmArea* vma, uint64_t end);
 
 // __split_vma(): splits at `addr` (page aligned, strictly inside); the new
 // VMA is the part below (`new_below`) or above addr. Returns the new VMA,
-// or null when the map count would exceed sysctl_max_map_count (-ENOMEM).
+// or null when the map count would exceed vm.max_map_count (-ENOMEM).
 VmArea* split_vma(MmStruct* mm, VmArea* vma, uint64_t addr, bool new_below);
 // Whether b may continue a (a directly below b): same flags, same shmem
 // object, contiguous pgoff, compatible anon_vma (mm/mmap.c).
@@ -115,7 +115,8 @@ bool vma_can_merge(const VmArea* a, const VmArea* b);
 // VMA that now covers vma's range.
 VmArea* vma_merge_neighbours(MmStruct* mm, VmArea* vma);
 
-// sysctl_max_map_count's default (include/linux/mm.h DEFAULT_MAX_MAP_COUNT).
-inline constexpr int DEFAULT_MAX_MAP_COUNT = 65530;
+// sysctl_max_map_count's default (include/linux/mm.h DEFAULT_MAX_MAP_COUNT);
+// a machine's own value is its config's max_map_count (rlimit.h).
+inline constexpr int DEFAULT_MAX_MAP_COUNT = static_cast<int>(kDefaultMaxMapCount);
 
 }  // namespace mmkit

@@ -54,4 +54,9 @@ inline CliRun run_mmsim(const std::string& args) {
   return r;
 }
 
+// The same as write_temp (the name some tests use).
+inline std::string write_temp_file(const std::string& name, const std::string& text) {
+  return write_temp(name, text);
+}
+
 }  // namespace mmkit::test

@@ -63,7 +63,7 @@ const BadConfig kBadConfigs[] = {
      "percpu_pagelist_high_fraction, movablecore, node, fail_page_alloc, failslab, slub_debug, "
      "overcommit_memory, overcommit_ratio, overcommit_kbytes, user_reserve_kbytes, "
      "admin_reserve_kbytes, swap, paging_levels, vmalloc, swappiness, page_cluster, "
-     "panic_on_oom, oom_kill_allocating_task)"},
+     "panic_on_oom, oom_kill_allocating_task, rlimit_as, rlimit_data, max_map_count)"},
     {"UnknownNodeKey", "[[node]]\nmemory = \"1GiB\"\n[[node]]\nmemory = \"1GiB\"\nweight = 3\n",
      "t.toml:5: node[1].weight: unknown key \"weight\" in [[node]] (expected one of memory, cpus, "
      "distance, holes, reserved)"},
@@ -224,6 +224,36 @@ const BadConfig kBadConfigs[] = {
      "t.toml:1: swap: 65TiB is too large (at most 64TiB)"},
     {"SwapNotASize", "swap = \"lots\"\n[[node]]\nmemory = \"4MiB\"\n",
      "t.toml:1: swap: \"lots\" is not a size (use e.g. \"512MiB\")"},
+    {"RlimitAsNotASize", "cpus = 1\nrlimit_as = \"lots\"\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:2: rlimit_as: \"lots\" is not a size or \"unlimited\" (use e.g. \"4GiB\")"},
+    {"RlimitAsUnlimitedIsLowerCase", "rlimit_as = \"Unlimited\"\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:1: rlimit_as: \"Unlimited\" is not a size or \"unlimited\" (use e.g. \"4GiB\")"},
+    {"RlimitDataNegative", "rlimit_data = -1\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:1: rlimit_data: -1 is negative (use \"unlimited\" for no limit)"},
+    {"RlimitDataNegativeString", "rlimit_data = \"-1GiB\"\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:1: rlimit_data: \"-1GiB\" is negative"},
+    {"RlimitDataFraction", "rlimit_data = \"1.5GiB\"\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:1: rlimit_data: \"1.5GiB\" is not a whole number of bytes (use a smaller unit, e.g. "
+     "\"1536MiB\")"},
+    {"RlimitDataBoolean", "rlimit_data = false\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:1: rlimit_data: expected a size (bytes as an integer, or a string like \"4GiB\") or "
+     "\"unlimited\", got a boolean"},
+    {"RlimitAsTooLarge", "rlimit_as = \"9000000TiB\"\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:1: rlimit_as: \"9000000TiB\" is too large (at most 2^63 bytes)"},
+    {"RlimitAsInsideANodeTable", "[[node]]\nmemory = \"4MiB\"\n\n\nrlimit_as = \"64KiB\"\n",
+     "t.toml:5: node[0].rlimit_as: unknown key \"rlimit_as\" in [[node]] (expected one of memory, "
+     "cpus, distance, holes, reserved)"},
+    {"RlimitAsSmallerThanTheInitialStack", "rlimit_as = \"128KiB\"\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:1: rlimit_as: 128KiB is smaller than a process's initial stack (132KiB): no program "
+     "could start"},
+    {"MaxMapCountZero", "\nmax_map_count = 0\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:2: max_map_count: 0 is out of range (must be 1..2147483647)"},
+    {"MaxMapCountAboveIntMax", "max_map_count = 2147483648\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:1: max_map_count: 2147483648 is out of range (must be 1..2147483647)"},
+    {"MaxMapCountNegative", "max_map_count = -5\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:1: max_map_count: -5 is negative"},
+    {"MaxMapCountString", "max_map_count = \"65530\"\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:1: max_map_count: expected an integer, got a string"},
 };
 
 INSTANTIATE_TEST_SUITE_P(Config, BadConfigTest, testing::ValuesIn(kBadConfigs),
@@ -276,6 +306,31 @@ TEST(ConfigToml, OvercommitKeysParse) {
   ASSERT_TRUE(k.ok()) << k.error().message;
   EXPECT_EQ(k->overcommit_kbytes, 4096u);
   EXPECT_FALSE(k->overcommit_ratio.has_value());
+}
+
+TEST(ConfigToml, LimitKeysParse) {
+  auto dflt = parse_machine_config("[[node]]\nmemory = \"64MiB\"\n", "t.toml");
+  ASSERT_TRUE(dflt.ok()) << dflt.error().message;
+  EXPECT_EQ(dflt->rlimit_as, kRlimInfinity);
+  EXPECT_EQ(dflt->rlimit_data, kRlimInfinity);
+  EXPECT_EQ(dflt->max_map_count, 65530u);
+  auto r = parse_machine_config(
+      "rlimit_as = \"unlimited\"\nrlimit_data = \"1GiB\"\nmax_map_count = 100\n"
+      "[[node]]\nmemory = \"64MiB\"\n",
+      "t.toml");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->rlimit_as, kRlimInfinity);
+  EXPECT_EQ(r->rlimit_data, 1ull << 30);
+  EXPECT_EQ(r->max_map_count, 100u);
+  // Bytes as an integer, not page aligned (Linux compares rlimit >> PAGE_SHIFT);
+  // RLIMIT_DATA may be 0 (brk and private writable mappings all fail).
+  auto bytes = parse_machine_config(
+      "rlimit_as = 1000000\nrlimit_data = 0\nmax_map_count = 1\n[[node]]\nmemory = \"4MiB\"\n",
+      "t.toml");
+  ASSERT_TRUE(bytes.ok()) << bytes.error().message;
+  EXPECT_EQ(bytes->rlimit_as, 1000000u);
+  EXPECT_EQ(bytes->rlimit_data, 0u);
+  EXPECT_EQ(bytes->max_map_count, 1u);
 }
 
 TEST(ConfigToml, ExampleParses) {

@@ -148,10 +148,13 @@ TEST(MmsimCli, OvercommitTableHasEachModesLimit) {
   ASSERT_EQ(r.status, 0) << r.err;
   std::smatch mt;
   const std::regex mode0(
-      R"(\n(\d+) kB +65536 kB +0 \(heuristic\) +(\d+) kB +pages > totalram \+ swap\n)");
+      R"(\n(\d+) kB +(\d+) kB +0 \(heuristic\) +(\d+) kB +pages > totalram \+ swap\n)");
   ASSERT_TRUE(std::regex_search(r.out, mt, mode0)) << r.out;
   const uint64_t ram_kb = std::stoull(mt[1]);
-  EXPECT_EQ(std::stoull(mt[2]), ram_kb + 65536);  // a single request up to RAM + swap
+  // The swap area: 64 MiB less its header page, as SwapTotal counts it.
+  const uint64_t swap_kb = std::stoull(mt[2]);
+  EXPECT_EQ(swap_kb, 65536u - 4);
+  EXPECT_EQ(std::stoull(mt[3]), ram_kb + swap_kb);  // a single request up to RAM + swap
   EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(1 \(always\) +\d+ kB +address space)")))
       << r.out;
   // Mode 2: CommitLimit (RAM / 2 + swap) less the stack already committed
@@ -159,7 +162,7 @@ TEST(MmsimCli, OvercommitTableHasEachModesLimit) {
   // one page (committed must stay below the limit); no admin reserve here.
   const std::regex mode2(R"(2 \(never\) +(\d+) kB +Committed_AS >= CommitLimit - reserves\n)");
   ASSERT_TRUE(std::regex_search(r.out, mt, mode2)) << r.out;
-  EXPECT_EQ(std::stoull(mt[1]), ram_kb / 8 * 4 + 65536 - 132 - 4 - 4);
+  EXPECT_EQ(std::stoull(mt[1]), ram_kb / 8 * 4 + swap_kb - 132 - 4 - 4);
 }
 
 struct BadInput {

@@ -21,6 +21,8 @@
 // of it and grows its heap, forks, and the child writes half the mapping
 // (copy-on-write breaks those pages away from the parent). The child's
 // /proc/<pid>/maps and status are printed, and both processes exit.
+//
+// Last, reclaim on a small machine of its own (demo_reclaim.cc).
 #include "demo.h"
 
 #include <fmt/format.h>
@@ -324,6 +326,10 @@ int run_demo(Machine& m, const DemoOptions& opt) {
       fmt::print(stderr, "mmsim: invariant violated after the demo: {}\n", err);
       return 1;
     }
+  }
+  if (std::string err = reclaim_demo(!opt.json); !err.empty()) {
+    fmt::print(stderr, "mmsim: demo: {}\n", err);
+    return 1;
   }
   return 0;
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "phys/machine.h"
 
@@ -14,5 +15,7 @@ struct DemoOptions {
 };
 
 int run_demo(mmkit::Machine& m, const DemoOptions& opt);
+// The reclaim part of the demo on its own small machine: "" or what failed.
+std::string reclaim_demo(bool print);
 
 }  // namespace mmsim

@@ -8,6 +8,7 @@
 //   mmsim overcommit [--config F]
 //   mmsim run JOBS.toml [--config F] [--json] [--timeline OUT.csv] [--proc DIR] [--seed N]
 //   mmsim replay TRACE [--format lackey|pages] [--config F] [--memory SIZE] [--json] [--proc DIR]
+//   mmsim malloc-limit [--config F] [--touch] [--json]
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
@@ -16,6 +17,7 @@
 #include "demo.h"
 #include "layout.h"
 #include "machine_loader.h"
+#include "malloc_limit.h"
 #include "overcommit.h"
 #include "procfs/procfs.h"
 #include "replay.h"
@@ -52,6 +54,14 @@ int main(int argc, char** argv) {
       "overcommit",
       "largest anonymous mmap under each vm.overcommit_memory mode, and what stops it");
   overcommit->add_option("--config", config, "machine config (TOML)");
+  mmsim::MallocLimitOptions malloc_limit_opt;
+  auto* malloc_limit = app.add_subcommand(
+      "malloc-limit",
+      "how much a glibc-like malloc gets under each vm.overcommit_memory mode, and why it stops");
+  malloc_limit->add_option("--config", config, "machine config (TOML)");
+  malloc_limit->add_flag("--touch", malloc_limit_opt.touch,
+                         "write every page obtained (at most 8 GiB of RAM + swap)");
+  malloc_limit->add_flag("--json", malloc_limit_opt.json, "JSON output");
 
   mmsim::RunOptions run_opt;
   auto* run = app.add_subcommand("run", "run the workloads of a job file, verifying every page");
@@ -115,5 +125,6 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (*overcommit) return mmsim::run_overcommit(*m);
+  if (*malloc_limit) return mmsim::run_malloc_limit(*m, malloc_limit_opt);
   return mmsim::run_demo(*m, demo_opt);
 }

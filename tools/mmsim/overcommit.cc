@@ -4,12 +4,15 @@
 // asks which rule refuses one page more: mode 0's single-request limit
 // (totalram + swap), mode 2's CommitLimit less the admin and user reserves,
 // or, when the commit check would pass (mode 1 always), the address space
-// itself (no gap that large below TASK_SIZE). The other sysctls are the
-// machine's (its config's overcommit_ratio, reserves and swap).
+// itself (no gap that large below TASK_SIZE) or the rlimit or map count
+// that do_mmap checks before the charge (malloc_limit_rules.h). The other
+// sysctls are the machine's (its config's overcommit_ratio, reserves and
+// swap).
 #include "overcommit.h"
 
 #include <fmt/format.h>
 
+#include "malloc_limit_rules.h"
 #include "vm/mm.h"
 #include "vm/overcommit.h"
 #include "vm/process.h"
@@ -49,7 +52,21 @@ Row probe(Machine& m, unsigned mode) {
   std::string rule;
   if (vm_enough_memory(m, mm, static_cast<int64_t>(lo + 1), mm->cap_sys_admin, &why) == 0) {
     vm_unacct_memory(m, static_cast<int64_t>(lo + 1));
-    rule = "address space (no free gap that large)";
+    // Not the commit check: the address space, or a limit that comes
+    // before the charge in do_mmap (RLIMIT_AS, RLIMIT_DATA, max_map_count).
+    switch (why_mmap_refused(mm, (lo + 1) << PAGE_SHIFT)) {
+      case LimitRule::kRlimitAs:
+        rule = "RLIMIT_AS (may_expand_vm)";
+        break;
+      case LimitRule::kRlimitData:
+        rule = "RLIMIT_DATA (may_expand_vm)";
+        break;
+      case LimitRule::kMapCount:
+        rule = "vm.max_map_count";
+        break;
+      default:
+        rule = "address space (no free gap that large)";
+    }
   } else {
     rule = overcommit_rule_name(why);
   }
