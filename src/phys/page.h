@@ -83,6 +83,20 @@ struct Page {
       if (refcount.compare_exchange_weak(r, r + 1, std::memory_order_acquire)) return true;
     return false;
   }
+  // mapping and private_ as the reverse map and the swap cache share them
+  // across threads (READ_ONCE/WRITE_ONCE).
+  void* mapping_once() const {
+    return std::atomic_ref<void* const>(mapping).load(std::memory_order_acquire);
+  }
+  void set_mapping_once(void* v) {
+    std::atomic_ref<void*>(mapping).store(v, std::memory_order_release);
+  }
+  uint64_t private_once() const {
+    return std::atomic_ref<const uint64_t>(private_).load(std::memory_order_acquire);
+  }
+  void set_private_once(uint64_t v) {
+    std::atomic_ref<uint64_t>(private_).store(v, std::memory_order_release);
+  }
   bool is_tail() const { return compound_head & 1; }
   Page* head() { return is_tail() ? reinterpret_cast<Page*>(compound_head - 1) : this; }
   unsigned compound_order() const {

@@ -62,8 +62,12 @@ void shrink_active_list(Machine& m, Lruvec& lv, uint64_t nr, ScanControl& sc, un
   for (Page* page : pages) {
     // Anonymous pages are deactivated whether referenced or not (only
     // executable file pages stay active); the young bits are cleared so the
-    // inactive list sees fresh references.
-    folio_referenced(m, page);
+    // inactive list sees fresh references (under the page lock, which keeps
+    // a swap-in from filing the page anew meanwhile).
+    if (!page->test_and_set(PG_locked)) {
+      folio_referenced(m, page);
+      page->clear_atomic(PG_locked);
+    }
     page->clear_atomic(PG_active);
     page->clear_atomic(PG_referenced);
   }

@@ -21,7 +21,7 @@ void swapcache_stat(Machine& m, Page* page, int64_t n) {
 // Inserts a page whose slot has SWAP_HAS_CACHE into the cache.
 void cache_insert(Machine& m, SwapInfo& si, Page* page, SwpEntry e) {
   get_page(page);  // the cache's reference
-  page->private_ = e.val;
+  page->set_private_once(e.val);
   page->set_atomic(PG_swapcache);
   si.cache[swp_offset(e)].store(page, std::memory_order_release);
   swapcache_stat(m, page, 1);
@@ -48,7 +48,7 @@ Page* lookup_swap_cache(Machine& m, SwpEntry e) {
       continue;
     }
     if (slot.load(std::memory_order_acquire) == page && page->test(PG_swapcache) &&
-        page->private_ == e.val)
+        page->private_once() == e.val)
       return page;
     put_page(m, page);
   }
@@ -66,12 +66,12 @@ bool add_to_swap(Machine& m, Page* page, uint16_t memcg_id) {
 }
 
 void delete_from_swap_cache(Machine& m, Page* page) {
-  const SwpEntry e{page->private_};
+  const SwpEntry e{page->private_once()};
   SwapInfo* si = swap_info(m, e);
   if (!si || !page->test(PG_swapcache)) return;
   si->cache[swp_offset(e)].store(nullptr, std::memory_order_release);
   page->clear_atomic(PG_swapcache);
-  page->private_ = 0;
+  page->set_private_once(0);
   swapcache_stat(m, page, -1);
   swap_set_cache_bit(m, e, false);
   put_page(m, page);  // the cache's reference
@@ -79,7 +79,7 @@ void delete_from_swap_cache(Machine& m, Page* page) {
 
 bool folio_free_swap(Machine& m, Page* page) {
   if (!page->test(PG_swapcache) || page->test(PG_writeback)) return false;
-  if (swap_count(m, SwpEntry{page->private_}) != 0) return false;
+  if (swap_count(m, SwpEntry{page->private_once()}) != 0) return false;
   delete_from_swap_cache(m, page);
   return true;
 }
@@ -102,7 +102,7 @@ int swap_read_slot(SwapInfo& si, uint64_t offset, void* buf) {
 }
 
 int swap_writepage(Machine& m, Page* page) {
-  const SwpEntry e{page->private_};
+  const SwpEntry e{page->private_once()};
   SwapInfo* si = swap_info(m, e);
   if (!si) return -EIO;
   SwapState& st = swap_state(m);

@@ -419,7 +419,7 @@ std::string swap_check(Machine& m) {
         if (!(v & SWAP_HAS_CACHE))
           return fmt::format("{} slot {}: a page in the swap cache without SWAP_HAS_CACHE",
                              si->path, off);
-        if (!cached->test(PG_swapcache) || cached->private_ != swp_entry(si->type, off).val)
+        if (!cached->test(PG_swapcache) || cached->private_once() != swp_entry(si->type, off).val)
           return fmt::format("{} slot {}: the cached page does not name the slot", si->path, off);
       }
       if ((v & COUNT_CONTINUED) && !si->continued.count(off))

@@ -288,15 +288,16 @@ FaultResult do_swap_page(MmStruct* mm, VmArea* vma, uint64_t addr, Access access
     return mm->oom_killed.load() ? killed(addr) : oom(addr);
   }
   lock_page(page);
-  if (pte_get(mm->pgd, addr) != pte || !page->test(PG_swapcache) || page->private_ != entry.val) {
+  if (pte_get(mm->pgd, addr) != pte || !page->test(PG_swapcache) ||
+      page->private_once() != entry.val) {
     unlock_page(page);
     put_page(m, page);
     return {};
   }
   // Filed under the family's root anon_vma unless it already has one, so
   // every branch that may share the slot finds it (__folio_set_anon).
-  if (!page->mapping) {
-    page->mapping = reinterpret_cast<void*>(anon_vma_root(vma) << 2 | PAGE_MAPPING_ANON);
+  if (!page->mapping_once()) {
+    page->set_mapping_once(reinterpret_cast<void*>(anon_vma_root(vma) << 2 | PAGE_MAPPING_ANON));
     page->index = linear_page_index(vma, addr);
   }
   if (page->mapcount.fetch_add(1, std::memory_order_acq_rel) == 0) anon_stat(m, page, 1);

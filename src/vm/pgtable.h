@@ -74,7 +74,7 @@ inline constexpr bool pte_write(pteval_t v) {
 inline constexpr uintptr_t PAGE_MAPPING_ANON = 0x1;
 inline constexpr uintptr_t PAGE_MAPPING_FLAGS = 0x3;
 inline bool PageAnon(const Page* page) {
-  return reinterpret_cast<uintptr_t>(page->mapping) & PAGE_MAPPING_ANON;
+  return reinterpret_cast<uintptr_t>(page->mapping_once()) & PAGE_MAPPING_ANON;
 }
 // page_add_new_anon_rmap(): a fresh anonymous page's first mapping
 // (mapcount 1, the anonymous mark, NR_ANON_PAGES of its node).

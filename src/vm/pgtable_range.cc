@@ -152,7 +152,7 @@ void release_mapped(Machine& m, Page* page, bool dirty, AnonUnmapped& anon) {
 }  // namespace
 
 void page_add_new_anon_rmap(Machine& m, Page* page, uint64_t anon_vma) {
-  page->mapping = reinterpret_cast<void*>(anon_vma << 2 | PAGE_MAPPING_ANON);
+  page->set_mapping_once(reinterpret_cast<void*>(anon_vma << 2 | PAGE_MAPPING_ANON));
   page->mapcount.store(1, std::memory_order_relaxed);
   anon_stat(m, page, 1);
 }
@@ -165,7 +165,7 @@ bool page_remove_rmap(Machine& m, Page* page) {
   if (old != 1 || !PageAnon(page)) return false;
   // No mapping is left to look at it; the caller's put_page publishes the
   // store to whoever frees the page.
-  page->mapping = nullptr;
+  page->set_mapping_once(nullptr);
   return true;
 }
 

@@ -49,7 +49,7 @@ void register_vma(ProcessState& st, VmArea* vma, uint64_t id) {
 // thread's fault), and the present PTE there if it maps the page.
 template <class Fn>
 void rmap_walk(Machine& m, Page* page, RmapResult& r, Fn&& fn) {
-  const auto mapping = reinterpret_cast<uintptr_t>(page->mapping);
+  const auto mapping = reinterpret_cast<uintptr_t>(page->mapping_once());
   if (!(mapping & PAGE_MAPPING_ANON)) return;
   ProcessState& st = process_state(m);
   const uint64_t pfn = m.page_to_pfn(page);
@@ -147,8 +147,8 @@ RmapResult folio_referenced(Machine& m, Page* page) {
 
 RmapResult try_to_unmap(Machine& m, Page* page) {
   RmapResult r;
-  const SwpEntry entry{page->private_};
-  void* const mapping = page->mapping;
+  const SwpEntry entry{page->private_once()};
+  void* const mapping = page->mapping_once();
   rmap_walk(m, page, r, [&](MmStruct* mm, VmArea*, uint64_t addr, pteval_t) {
     if (!swap_duplicate(m, entry)) return;
     // ptep_clear_flush(): no CPU may write through the old translation once
@@ -166,7 +166,7 @@ RmapResult try_to_unmap(Machine& m, Page* page) {
   });
   // The swap cache keeps the page filed under its anon_vma, so a later
   // swap-in from another branch of the family maps it where rmap finds it.
-  if (page->test(PG_swapcache) && !page->mapping) page->mapping = mapping;
+  if (page->test(PG_swapcache) && !page->mapping_once()) page->set_mapping_once(mapping);
   return r;
 }
 

@@ -254,7 +254,8 @@ TEST(MmsimMallocLimit, BadInputGetsOneLineAndStatusTwo) {
     std::string args, err;
   } cases[] = {
       {"malloc-limit --touch --config " + big,
-       "^mmsim: malloc-limit --touch: the machine has 8\\.99 GiB of RAM \\+ swap; --touch writes every "
+       "^mmsim: malloc-limit --touch: the machine has 8\\.99 GiB of RAM \\+ swap; --touch writes "
+       "every "
        "page for real, so at most 8 GiB \\(use a smaller --config\\)\n$"},
       {"malloc-limit --config " + bad_as,
        "^.*bad_as.toml:4: node\\[0\\]\\.rlimit_as: unknown key \"rlimit_as\" in "

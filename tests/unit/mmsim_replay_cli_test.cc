@@ -74,10 +74,9 @@ TEST(MmsimReplay, PagesTraceInAMemoryCgroupWithProcViews) {
   const std::string dir = temp_path("replay_proc");
   std::filesystem::remove_all(dir);
   // 400 distinct pages in a 1 MiB group: the rest goes to swap.
-  CliRun r = run_mmsim("replay " + trace + " --format pages --memory 1MiB --proc " + dir +
-                       " --config " +
-                       write_temp("replay_swap.toml",
-                                  "cpus = 2\nswap = \"16MiB\"\n[[node]]\nmemory = \"64MiB\"\n"));
+  CliRun r = run_mmsim(
+      "replay " + trace + " --format pages --memory 1MiB --proc " + dir + " --config " +
+      write_temp("replay_swap.toml", "cpus = 2\nswap = \"16MiB\"\n[[node]]\nmemory = \"64MiB\"\n"));
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("trace " + trace + " (pages)"), std::string::npos) << r.out;
   EXPECT_TRUE(std::regex_search(r.out, std::regex("\n  accesses +3000\n"))) << r.out;

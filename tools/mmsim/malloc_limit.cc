@@ -41,9 +41,9 @@
 #include "glibc_malloc.h"
 #include "machine_loader.h"
 #include "malloc_limit_rules.h"
+#include "swap/swap.h"
 #include "vm/mm.h"
 #include "vm/overcommit.h"
-#include "swap/swap.h"
 #include "vm/process.h"
 #include "vm/rlimit.h"
 
