@@ -112,7 +112,6 @@ uint64_t alloc_slot(SwapState& st, SwapInfo& si) {
   }
   if (!off && !si.free_clusters.empty()) {
     const uint64_t c = si.free_clusters.back();
-    si.free_clusters.pop_back();
     off = c * SWAPFILE_CLUSTER;
     if (off == 0) off = 1;  // the header
   }
@@ -125,7 +124,14 @@ uint64_t alloc_slot(SwapState& st, SwapInfo& si) {
   if (!off) return 0;
   next = (off + 1) % SWAPFILE_CLUSTER ? off + 1 : 0;
   if (next >= si.max) next = 0;
-  ++si.cluster_count[off / SWAPFILE_CLUSTER];
+  // A cluster that was wholly free leaves the free list, however it was
+  // reached (a CPU's hint may still point into a cluster that emptied).
+  const uint64_t c = off / SWAPFILE_CLUSTER;
+  if (si.cluster_count[c] == 0) {
+    auto it = std::find(si.free_clusters.begin(), si.free_clusters.end(), static_cast<uint32_t>(c));
+    if (it != si.free_clusters.end()) si.free_clusters.erase(it);
+  }
+  ++si.cluster_count[c];
   si.inuse_pages.fetch_add(1, std::memory_order_relaxed);
   st.nr_free.fetch_sub(1, std::memory_order_relaxed);
   return off;

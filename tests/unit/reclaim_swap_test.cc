@@ -172,7 +172,7 @@ TEST(ReclaimSwap, WriteErrorsLoseNothing) {
   ASSERT_TRUE(m);
   FaultConfig fc;
   fc.probability = 30;
-  fc.times = -1;
+  fc.times = 300;  // 300 failed writes, spread over the run
   swap_write_fault(*m).configure(fc);
   auto cpu = CpuScope::bind(*m, 0);
   Process* p;
