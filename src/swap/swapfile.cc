@@ -409,8 +409,11 @@ std::string swap_check(Machine& m) {
   if (!st) return "";
   int64_t free_total = 0;
   std::lock_guard<std::mutex> g(st->swap_lock);
+  // Every area locked at once: nr_swap_pages changes only under one of
+  // them (or the swap lock), so the totals are a snapshot while kswapd runs.
+  std::vector<std::unique_lock<std::mutex>> held;
+  for (SwapInfo* si : st->by_prio) held.emplace_back(si->lock);
   for (SwapInfo* si : st->by_prio) {
-    std::lock_guard<std::mutex> ag(si->lock);
     uint64_t inuse = 0;
     std::vector<uint16_t> per_cluster(si->nr_clusters(), 0);
     per_cluster[0] = 1;
