@@ -20,25 +20,10 @@ thread_local MmStruct* tls_fault_mm = nullptr;
 
 namespace {
 
-// How long reclaim waits for a busy address space before it moves on.
-constexpr auto kMmapLockWait = std::chrono::microseconds(200);
-
-// An address space this thread just found busy is only try-locked, without
-// waiting, for the next few pages (they mostly belong to it too): one busy
-// process must not cost reclaim a wait per page.
-thread_local const MmStruct* tls_busy_mm = nullptr;
-thread_local unsigned tls_busy_left = 0;
-constexpr unsigned kBusySkip = 64;
-
+// Reclaim never waits for an address space: one whose mmap lock is taken is
+// skipped (rmap.h). A polled wait burned the CPU the lock holder needed.
 bool lock_for_reclaim(MmStruct* mm) {
-  if (mm == tls_busy_mm && tls_busy_left) {
-    --tls_busy_left;
-    return mm->mmap_lock.try_lock();
-  }
-  if (mm->mmap_lock.try_lock_for(kMmapLockWait)) return true;
-  tls_busy_mm = mm;
-  tls_busy_left = kBusySkip;
-  return false;
+  return mm->mmap_lock.try_lock();
 }
 
 void register_vma(ProcessState& st, VmArea* vma, uint64_t id) {

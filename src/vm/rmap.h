@@ -18,7 +18,7 @@
 //                        the page
 //
 // Locking: the walk holds the rmap lock and takes each VMA's mmap lock with
-// a short timed try-lock (the lock order is mmap lock, then rmap lock); an
+// a try-lock, never a wait (the lock order is mmap lock, then rmap lock); an
 // address space the thread already holds is walked only from inside its own
 // fault handler (direct reclaim), whose paths re-check their entries after
 // allocating. A mapping that could not be locked is reported as busy.
