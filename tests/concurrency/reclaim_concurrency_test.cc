@@ -1,5 +1,5 @@
 // Reclaim racing with use: two CPUs fault and write their own processes'
-// memory (more than RAM between them, so kswapd and direct reclaim both run
+// memory (two thirds more than RAM between them, so kswapd and direct reclaim both run
 // and swap pages out and in under them) while a third thread maps and
 // unmaps a region of one of the two address spaces. Every byte reads back,
 // and the LRU, swap and address-space checks hold at the end.
@@ -32,7 +32,9 @@ TEST(ReclaimConcurrency, TwoCpusFaultWhileKswapdReclaimsAndAThirdThreadUnmaps) {
   auto r = boot_with_reclaim(c);
   ASSERT_TRUE(r.ok()) << r.error().message;
   Machine& m = **r;
-  constexpr uint64_t kPages = (16ull << 20) / PAGE_SIZE;  // per process; 32 MiB in all
+  // 20 MiB per process, 40 MiB in all: at least 16 MiB of the workers' own
+  // pages are out when their writes end, so the reads must swap in.
+  constexpr uint64_t kPages = (20ull << 20) / PAGE_SIZE;
   Process* procs[2];
   uint64_t base[2];
   for (int i = 0; i < 2; ++i) {
