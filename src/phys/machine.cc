@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <numeric>
@@ -104,7 +105,15 @@ unsigned Machine::zone_index(ZoneKind k) const {
   return zone_index(ZoneKind::NORMAL);
 }
 
-Machine::Machine(const MachineConfig& cfg) : cfg_(cfg) {}
+namespace {
+uint64_t monotonic_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+}  // namespace
+
+Machine::Machine(const MachineConfig& cfg) : cfg_(cfg), boot_ns_(monotonic_ns()) {}
 
 void Machine::warn(const std::string& text) const {
   if (warn_sink)
@@ -114,14 +123,27 @@ void Machine::warn(const std::string& text) const {
 }
 
 void Machine::printk(const std::string& text) {
+  const uint64_t ns = monotonic_ns() - boot_ns_;
   std::lock_guard<std::mutex> g(log_lock_);
   size_t start = 0;
   while (start < text.size()) {
     size_t end = text.find('\n', start);
     if (end == std::string::npos) end = text.size();
     log_.push_back(text.substr(start, end - start));
+    log_ns_.push_back(ns);
     start = end + 1;
   }
+}
+
+std::vector<std::string> Machine::dmesg_lines() const {
+  // printk's prefix: "[%5lu.%06lu] " (kernel/printk/printk.c print_time).
+  std::vector<std::string> out;
+  for (const std::string& l : boot_log_) out.push_back("[    0.000000] " + l);
+  std::lock_guard<std::mutex> g(log_lock_);
+  for (size_t i = 0; i < log_.size(); ++i)
+    out.push_back(fmt::format("[{:5}.{:06}] {}", log_ns_[i] / 1000000000,
+                              log_ns_[i] % 1000000000 / 1000, log_[i]));
+  return out;
 }
 
 std::vector<std::string> Machine::kernel_log() const {

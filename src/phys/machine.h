@@ -198,9 +198,11 @@ class Machine {
 
   // The kernel log after boot (swapon, OOM reports, ...): printk appends a
   // line (or several), kernel_log() copies them out. dmesg is boot_log()
-  // followed by kernel_log().
+  // followed by kernel_log(); dmesg_lines() is that, each line stamped
+  // with the seconds since boot as dmesg prints them ("[    1.234567] ").
   void printk(const std::string& text);
   std::vector<std::string> kernel_log() const;
+  std::vector<std::string> dmesg_lines() const;
 
   // Each line as Linux's dmesg would print it at boot.
   std::vector<std::string>& boot_log() { return boot_log_; }
@@ -243,6 +245,8 @@ class Machine {
   std::vector<std::string> boot_log_;
   mutable std::mutex log_lock_;
   std::vector<std::string> log_;
+  std::vector<uint64_t> log_ns_;  // each log_ line's time since boot
+  uint64_t boot_ns_ = 0;          // CLOCK_MONOTONIC at construction
   std::atomic<LayerState*> layer_state_[static_cast<unsigned>(Layer::kCount)] = {};
   std::mutex layer_init_lock_[static_cast<unsigned>(Layer::kCount)];
 };

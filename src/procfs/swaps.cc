@@ -32,8 +32,7 @@ std::string render_pid_oom_score_adj(Machine& m, int pid) {
 
 std::string render_dmesg(const Machine& m) {
   std::string s;
-  for (const auto& l : m.boot_log()) s += l + "\n";
-  for (const auto& l : m.kernel_log()) s += l + "\n";
+  for (const auto& l : m.dmesg_lines()) s += l + "\n";
   return s;
 }
 

@@ -200,7 +200,7 @@ int swapon(Machine& m, const SwapOptions& opt, std::string* err, unsigned* type_
     return -EIO;
   }
   si->pages = si->max - 1;
-  si->prio = opt.priority ? *opt.priority : st.least_priority--;
+  si->prio = opt.priority ? *opt.priority : --st.least_priority;  // -2, -3, ... (mm/swapfile.c)
   si->swap_map = std::make_unique<uint8_t[]>(si->max);
   si->swap_map[0] = SWAP_MAP_MAX;  // the header is never a slot (SWAP_MAP_BAD's role)
   si->cluster_count.assign(si->nr_clusters(), 0);

@@ -54,6 +54,21 @@ TEST(MmsimCli, BootPrintsZoneRangesAndZonelists) {
             std::string::npos);
 }
 
+TEST(MmsimCli, DmesgStampsTheBootLogAndTheSwaponLine) {
+  const std::string cfg =
+      write_config("dmesg.toml", "cpus = 2\nswap = \"16MiB\"\n[[node]]\nmemory = \"64MiB\"\n");
+  CliRun r = mmsim("dmesg --config " + cfg);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("[    0.000000] Zone ranges:\n", 0), 0u) << r.out;
+  // printk's "[%5lu.%06lu] " before mm/swapfile.c's swapon line.
+  const std::regex swapon(R"((^|\n)\[ +\d+\.\d{6}\] Adding 16380k swap on \S+\.  Priority:-2 )");
+  EXPECT_TRUE(std::regex_search(r.out, swapon)) << r.out;
+  CliRun bad = mmsim("dmesg --config /nonexistent/machine.toml");
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_TRUE(bad.out.empty());
+  EXPECT_NE(bad.err.find("/nonexistent/machine.toml"), std::string::npos) << bad.err;
+}
+
 TEST(MmsimCli, BuddyinfoLinesHaveElevenOrders) {
   CliRun r = mmsim("proc buddyinfo");
   ASSERT_EQ(r.status, 0) << r.err;

@@ -72,7 +72,9 @@ void expect_checks(Machine& m, MmStruct* mm) {
   lru_add_drain_all(m);
   EXPECT_EQ(lru_check(m), "");
   EXPECT_EQ(swap_check(m), "");
-  if (mm) EXPECT_EQ(check(mm), "");
+  if (mm) {
+    EXPECT_EQ(check(mm), "");
+  }
 }
 
 TEST(ReclaimSwap, WorkingSetTwiceRamReadsBackAfterSwap) {

@@ -2,6 +2,7 @@
 // boot log or one /proc view, or run the built-in demo workload.
 //
 //   mmsim boot  [--config F]
+//   mmsim dmesg [--config F]
 //   mmsim proc  NAME [--config F] [--json]
 //   mmsim demo  [--config F] [--seed N] [--ops N] [--json]
 //   mmsim layout [--config F]
@@ -30,6 +31,10 @@ int main(int argc, char** argv) {
 
   auto* boot = app.add_subcommand("boot", "boot a machine and print its boot log");
   boot->add_option("--config", config, "machine config (TOML)");
+
+  auto* dmesg = app.add_subcommand(
+      "dmesg", "boot a machine and print its kernel log as dmesg does (time-stamped)");
+  dmesg->add_option("--config", config, "machine config (TOML)");
 
   std::string view;
   bool json = false;
@@ -105,6 +110,10 @@ int main(int argc, char** argv) {
 
   if (*boot) {
     for (const auto& line : m->boot_log()) fmt::print("{}\n", line);
+    return 0;
+  }
+  if (*dmesg) {
+    fmt::print("{}", mmkit::render_dmesg(*m));
     return 0;
   }
   if (*layout) {

@@ -42,12 +42,16 @@ std::string write_proc_views(mmkit::Machine& m, const std::string& dir) {
     const std::string err = write_file(dir + "/" + std::string(name), mmkit::render_view(m, name));
     if (!err.empty()) return "mmsim: --proc: " + err;
   }
+  // Not a /proc file, but what `dmesg` would print: the boot log, swapon
+  // lines, OOM reports.
+  if (const std::string err = write_file(dir + "/dmesg", mmkit::render_dmesg(m)); !err.empty())
+    return "mmsim: --proc: " + err;
   for (mmkit::Process* p : mmkit::processes(m)) {
     const std::string pid_dir = fmt::format("{}/{}", dir, p->pid);
     std::error_code ec;
     std::filesystem::create_directories(pid_dir, ec);
     if (ec) return fmt::format("mmsim: --proc: {}: {}", pid_dir, ec.message());
-    for (const char* file : {"status", "maps", "smaps_rollup"}) {
+    for (const char* file : {"status", "maps", "smaps_rollup", "oom_score", "oom_score_adj"}) {
       const std::string err = write_file(pid_dir + "/" + file,
                                          mmkit::render_view(m, fmt::format("{}/{}", p->pid, file)));
       if (!err.empty()) return "mmsim: --proc: " + err;

@@ -1,7 +1,8 @@
 // `--proc DIR`: every /proc view of the machine written as a file in
 // Linux's text (DIR/meminfo, DIR/vmstat, DIR/buddyinfo, ... as
-// mmkit::view_names() lists them, and DIR/<pid>/{status,maps,smaps_rollup}
-// for each live process), so Linux's own tools can read them: `free`,
+// mmkit::view_names() lists them, DIR/dmesg (the kernel log as dmesg prints
+// it), and DIR/<pid>/{status,maps,smaps_rollup,oom_score,oom_score_adj} for
+// each live process), so Linux's own tools can read them: `free`,
 // `vmstat -s` and `slabtop -o` with the files bind-mounted over /proc's.
 #pragma once
 
