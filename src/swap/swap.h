@@ -104,6 +104,12 @@ void free_swap_and_cache(Machine& m, SwpEntry e);
 // folio_free_swap(): drops a swap-cache page's slot when no page table
 // refers to it any more. True when it did.
 bool folio_free_swap(Machine& m, Page* page);
+// __try_to_reclaim_swap() over every area: frees the slots only the swap
+// cache holds (no page-table reference; an unmapped page neither locked nor
+// under writeback). These are the copies whose last entry went while
+// reclaim had the page locked: free_swap_and_cache leaves them, and reclaim
+// frees them when it next scans the page. Returns the slots freed.
+uint64_t try_to_reclaim_swap_cache(Machine& m);
 // The page of `e` read in (or found in the swap cache), with a reference,
 // uptodate; null when memory or the read failed. With readahead, up to
 // 2^page_cluster - 1 neighbouring slots of the aligned window are read

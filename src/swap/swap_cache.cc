@@ -96,6 +96,33 @@ void free_swap_and_cache(Machine& m, SwpEntry e) {
   put_page(m, page);
 }
 
+uint64_t try_to_reclaim_swap_cache(Machine& m) {
+  SwapState* st = swap_state_if(m);
+  const std::vector<SwapInfo*>* v = st ? st->avail.load(std::memory_order_acquire) : nullptr;
+  if (!v) return 0;
+  uint64_t freed = 0;
+  std::vector<uint64_t> only_cached;
+  for (SwapInfo* si : *v) {
+    only_cached.clear();
+    {
+      std::lock_guard<std::mutex> g(si->lock);
+      for (uint64_t off = 1; off < si->max; ++off)
+        if (si->swap_map[off] == SWAP_HAS_CACHE) only_cached.push_back(off);
+    }
+    for (uint64_t off : only_cached) {
+      Page* page = lookup_swap_cache(m, swp_entry(si->type, off));
+      if (!page) continue;  // on its way in or out: its owner finishes
+      if (!page->test_and_set(PG_locked)) {
+        if (page->mapcount.load(std::memory_order_acquire) == 0 && folio_free_swap(m, page))
+          ++freed;
+        unlock_page(page);
+      }
+      put_page(m, page);
+    }
+  }
+  return freed;
+}
+
 int swap_read_slot(SwapInfo& si, uint64_t offset, void* buf) {
   const ssize_t n = pread(si.fd, buf, PAGE_SIZE, static_cast<off_t>(offset << PAGE_SHIFT));
   return n == static_cast<ssize_t>(PAGE_SIZE) ? 0 : -EIO;
