@@ -181,6 +181,7 @@ bool oom_kill_global(Machine& m, gfp_t gfp, unsigned order) {
 }
 
 bool oom_kill_memcg(Machine& m, MemCgroup* cg) {
+  if (tls_no_oom_kill) return false;  // swapoff gives up instead
   return out_of_memory(m, cg, GFP_KERNEL, 0);
 }
 

@@ -86,7 +86,10 @@ void slot_freed(SwapState& st, SwapInfo& si, uint64_t off) {
   const uint64_t c = off / SWAPFILE_CLUSTER;
   if (--si.cluster_count[c] == 0) si.free_clusters.push_back(static_cast<uint32_t>(c));
   si.inuse_pages.fetch_sub(1, std::memory_order_relaxed);
-  st.nr_free.fetch_add(1, std::memory_order_relaxed);
+  // swap_range_free(): an area being switched off is not counted in
+  // nr_swap_pages (swapoff took its free slots out under this lock).
+  if (si.writeok.load(std::memory_order_relaxed))
+    st.nr_free.fetch_add(1, std::memory_order_relaxed);
 }
 
 unsigned map_count(const SwapInfo& si, uint64_t off) {
@@ -242,13 +245,23 @@ int swapoff(Machine& m, std::string_view path) {
   // Stop new allocations from the area, then bring every page back.
   st.by_prio.erase(it);
   publish_avail(st);
-  si->writeok.store(false);
-  st.nr_free.fetch_sub(static_cast<int64_t>(si->pages - si->inuse_pages.load()));
-  tls_no_oom_kill = true;  // a failed swapoff gives up; it kills nobody
-  int rc = st.unuse ? st.unuse(m, si->type) : 0;
-  tls_no_oom_kill = false;
-  if (rc == 0) {
-    // Pages left only in the swap cache (readahead, clean copies).
+  {
+    std::lock_guard<std::mutex> ag(si->lock);  // against slot_freed's test of writeok
+    si->writeok.store(false);
+    st.nr_free.fetch_sub(static_cast<int64_t>(si->pages - si->inuse_pages.load()));
+  }
+  // try_to_unuse(): page tables first, then the pages left only in the
+  // swap cache (readahead, clean copies). Reclaim that took a slot of the
+  // area just before it was closed may unmap a page into an address space
+  // already walked, so the walk is repeated while slots remain and the
+  // last round freed some (Linux's "goto retry").
+  int rc = 0;
+  uint64_t before = si->inuse_pages.load() + 1;
+  while (rc == 0 && si->inuse_pages.load() != 0 && si->inuse_pages.load() < before) {
+    before = si->inuse_pages.load();
+    tls_no_oom_kill = true;  // a failed swapoff gives up; it kills nobody
+    rc = st.unuse ? st.unuse(m, si->type) : 0;
+    tls_no_oom_kill = false;
     for (uint64_t off = 1; off < si->max && rc == 0; ++off) {
       Page* page = lookup_swap_cache(m, swp_entry(si->type, off));
       if (!page) continue;
@@ -258,12 +271,15 @@ int swapoff(Machine& m, std::string_view path) {
       page->clear_atomic(PG_locked);
       put_page(m, page);
     }
-    if (si->inuse_pages.load() != 0) rc = -ENOMEM;
   }
+  if (rc == 0 && si->inuse_pages.load() != 0) rc = -ENOMEM;
   if (rc != 0) {
     // try_to_unuse() failed: the area goes back on, as it was.
-    si->writeok.store(true);
-    st.nr_free.fetch_add(static_cast<int64_t>(si->pages - si->inuse_pages.load()));
+    {
+      std::lock_guard<std::mutex> ag(si->lock);
+      si->writeok.store(true);
+      st.nr_free.fetch_add(static_cast<int64_t>(si->pages - si->inuse_pages.load()));
+    }
     st.by_prio.push_back(si);
     std::stable_sort(st.by_prio.begin(), st.by_prio.end(),
                      [](SwapInfo* a, SwapInfo* b) { return a->prio > b->prio; });
@@ -311,6 +327,7 @@ SwpEntry get_swap_page(Machine& m, uint16_t memcg_id) {
   for (SwapInfo* si : *v) {
     if (!si->writeok.load(std::memory_order_relaxed)) continue;
     std::lock_guard<std::mutex> g(si->lock);
+    if (!si->writeok.load(std::memory_order_relaxed)) continue;  // swapoff began meanwhile
     if (si->inuse_pages.load(std::memory_order_relaxed) >= si->pages) continue;
     const uint64_t off = alloc_slot(st, *si);
     if (!off) continue;
@@ -458,8 +475,12 @@ std::string swap_check_counts(
   if (!st) return "";
   std::unordered_map<uint64_t, unsigned> seen;
   walk([&](SwpEntry e) { ++seen[e.val]; });
-  std::lock_guard<std::mutex> g(st->swap_lock);
-  for (SwapInfo* si : st->by_prio) {
+  // Only the areas' own locks: the caller (vm's check) holds every mmap
+  // lock, which swapoff takes under the swap lock. An area being switched
+  // off is still in info[] and still counted.
+  for (const auto& slot : st->info) {
+    SwapInfo* si = slot.load(std::memory_order_acquire);
+    if (!si) continue;
     std::lock_guard<std::mutex> ag(si->lock);
     for (uint64_t off = 1; off < si->max; ++off) {
       const unsigned want =

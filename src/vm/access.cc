@@ -6,16 +6,20 @@
 // shootdown for that page on another CPU waits until the copy is done and
 // the frame cannot be freed under it. A translation fault ends the access
 // and goes to handle_mm_fault(), which takes the mmap lock; the translation
-// is then retried. A fault that keeps coming back after being handled
-// (another CPU changing the entry each time) is returned after a few tries.
+// is then retried. A fault that keeps coming back after being handled is
+// returned after kTries: another CPU changing the entry each time, or
+// reclaim under a tight memory.max taking the page back before the copy
+// (a write to a shared swapped page: swap-in, then the copy's charge
+// reclaims the page just read; Linux retries such faults without bound).
 #include <cstring>
+#include <thread>
 
 #include "vm/mm.h"
 
 namespace mmkit {
 namespace {
 
-constexpr int kTries = 4;
+constexpr int kTries = 64;
 
 // Translates vaddr for `access`, faulting as needed; on success returns the
 // host address with an MMU access open (the caller ends it).
@@ -33,6 +37,7 @@ char* translate_or_fault(MmStruct* mm, uint64_t vaddr, Access access, FaultResul
     }
     r = handle_mm_fault(mm, vaddr, access);
     if (!r.ok()) break;
+    if (i >= 4) std::this_thread::yield();  // let whoever changes the entry finish
   }
   if (r.ok()) r = {FaultStatus::kSigsegv, SEGV_ACCERR, vaddr, "the fault kept recurring"};
   if (fault) *fault = r;

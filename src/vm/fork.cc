@@ -43,6 +43,7 @@ MmStruct* dup_mm(MmStruct* oldmm) {
   mm->brk = oldmm->brk;
   mm->start_stack = oldmm->start_stack;
   mm->cap_sys_admin = oldmm->cap_sys_admin;
+  mm->memcg = oldmm->memcg;          // a child starts in its parent's cgroup
   mm->rlimit_as = oldmm->rlimit_as;  // the child inherits its parent's rlimits
   mm->rlimit_data = oldmm->rlimit_data;
   const uint64_t zero_pfn = m.page_to_pfn(zero_page(m));

@@ -11,6 +11,9 @@
 //   mapcount: each page this mm maps is mapped by exactly page->mapcount
 //         entries over all address spaces of the machine
 //   page tables: vm/pgtable.h's check (nr_tables = tables reachable, ...)
+//   swap: MM_SWAPENTS = swap entries in this mm's tables, each inside a VMA;
+//         every slot's swap_map count = the entries for it over all address
+//         spaces (swap_check_counts), SWAP_HAS_CACHE only with a cached page
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -18,8 +21,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "swap/swap.h"
 #include "vm/mm.h"
 #include "vm/process.h"
+#include "vm/rmap.h"
 
 namespace mmkit {
 namespace {
@@ -153,7 +158,27 @@ std::string check(MmStruct* mm) {
     const int mc = m.pfn_to_page(pfn)->mapcount.load();
     if (mc != n) return fmt::format("pfn {:#x}: mapcount {} but {} entries map it", pfn, mc, n);
   }
-  return "";
+
+  int64_t swapents = 0;
+  walk_range_all(mm->pgd, 0, mm->layout.task_size, [&](uint64_t addr, pteval_t v) {
+    if (!err.empty() || !is_swap_pte(v)) return;
+    VmArea* vma = find_vma(mm, addr);
+    if (!vma || vma->vm_start > addr)
+      err = fmt::format("swap entry at {:#x} outside every VMA", addr);
+    ++swapents;
+  });
+  if (!err.empty()) return err;
+  if (swapents != mm->rss_stat[MM_SWAPENTS].load())
+    return fmt::format("MM_SWAPENTS {} but {} swap entries", mm->rss_stat[MM_SWAPENTS].load(),
+                       swapents);
+  // With every mmap lock held no entry is made or dropped (faults, zaps,
+  // reclaim's unmapping and swapoff all hold the address space's lock).
+  return swap_check_counts(m, [&](const std::function<void(SwpEntry)>& visit) {
+    for (MmStruct* any : mms)
+      walk_range_all(any->pgd, 0, any->layout.task_size, [&](uint64_t, pteval_t v) {
+        if (is_swap_pte(v)) visit(pte_to_swp_entry(any->pgd.mode, v));
+      });
+  });
 }
 
 }  // namespace mmkit

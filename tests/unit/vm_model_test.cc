@@ -8,18 +8,31 @@
 // every process exits and the page allocator's check(), NR_PAGETABLE,
 // NR_ANON_PAGES, Committed_AS and the free-page count must be back where
 // they started. MMKIT_SEED=<n> replays a run; MMKIT_STEPS=<n> sets its length.
+//
+// The swap variant runs the same sequences with the processes in a memory
+// cgroup whose memory.max follows a quarter of the working set (the pages
+// holding data, over all processes), so most of it lives in two swap areas;
+// every 150 steps one area is switched off (its pages come home or it stays
+// on, as swapoff decides) and on again. The LRU and swap checks run after
+// every step too, and at the end no slot is left in use.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <map>
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
+#include <thread>
 #include <vector>
 
 #include "memcg/lru.h"
+#include "memcg/memcontrol.h"
 #include "page_alloc/page_alloc.h"
+#include "reclaim/reclaim.h"
 #include "slab/slab.h"
+#include "swap/swap.h"
 #include "vm/mm.h"
 #include "vm/overcommit.h"
 #include "vm/process.h"
@@ -52,22 +65,38 @@ bool readable(int prot) {
   return prot & (PROT_READ | PROT_WRITE);
 }
 
+// The swap variant's pressure: a memory cgroup and the swap areas.
+struct SwapPressure {
+  MemCgroup* cg = nullptr;
+  std::vector<std::string> areas;  // host files, switched off and on in turn
+};
+
 class ModelRun {
  public:
-  ModelRun(Machine& m, uint64_t seed) : m_(m), rng_(seed) {}
+  ModelRun(Machine& m, uint64_t seed, SwapPressure* swap = nullptr)
+      : m_(m), rng_(seed), swap_(swap) {}
 
   void run(int steps) {
     Process* first = nullptr;
     ASSERT_EQ(spawn(m_, "model", &first), 0);
+    if (swap_) first->mm->memcg = swap_->cg;
     procs_.push_back({first, stack_model(first)});
     for (step_ = 0; step_ < steps; ++step_) {
       cpu_.reset();
       cpu_.emplace(CpuScope::bind(m_, step_ & 1));
       ASSERT_TRUE(cpu_->ok());
+      if (swap_) follow_working_set();
+      if (swap_ && step_ % 150 == 149) swap_off_and_on();
       one_step();
       if (testing::Test::HasFatalFailure() || testing::Test::HasNonfatalFailure()) return;
       for (auto& mp : procs_)
         ASSERT_EQ(check(mp.p->mm), "") << "step " << step_ << " pid " << mp.p->pid;
+      if (swap_) {
+        lru_add_drain_all(m_);
+        ASSERT_EQ(lru_check(m_), "") << "step " << step_;
+        ASSERT_EQ(swap_check(m_), "") << "step " << step_;
+        ASSERT_EQ(m_.sum_event(VmEvent::OOM_KILL), 0u) << "step " << step_;
+      }
     }
     cpu_.reset();
     for (auto& mp : procs_) exit_process(mp.p);
@@ -76,6 +105,30 @@ class ModelRun {
 
  private:
   uint64_t rnd(uint64_t n) { return n ? rng_() % n : 0; }
+
+  // memory.max = a quarter of the pages that hold data (a page shared by
+  // fork counts once), at least 16 pages.
+  void follow_working_set() {
+    std::set<const std::vector<uint8_t>*> pages;
+    for (auto& mp : procs_)
+      for (auto& [addr, pm] : mp.space)
+        if (pm.data) pages.insert(pm.data.get());
+    mem_cgroup_set_max(swap_->cg, std::max<uint64_t>(pages.size() / 4, 16) * kPage);
+  }
+
+  // swapoff of one area (every page comes home, or -ENOMEM and nothing
+  // changed), then swapon of it again.
+  void swap_off_and_on() {
+    const std::string& path = swap_->areas[(step_ / 150) % swap_->areas.size()];
+    const int rc = swapoff(m_, path);
+    ASSERT_TRUE(rc == 0 || rc == -ENOMEM) << "step " << step_ << " swapoff: " << rc;
+    ASSERT_EQ(swap_check(m_), "") << "step " << step_;
+    if (rc != 0) return;
+    ++swapoffs_;
+    std::string err;
+    ASSERT_EQ(swapon(m_, SwapOptions{.path = path, .size = 0, .priority = std::nullopt}, &err), 0)
+        << err;
+  }
 
   Space stack_model(Process* p) {
     Space s;
@@ -239,7 +292,7 @@ class ModelRun {
     for (uint64_t a = oldp; a < newp; a += kPage) mp.space[a] = {PROT_READ | PROT_WRITE, nullptr};
   }
 
-  void do_fork(ModelProc& mp) {
+  void do_fork(ModelProc& mp) {  // the child inherits the memory cgroup
     Process* child = nullptr;
     ASSERT_EQ(fork_process(mp.p, &child), 0);
     procs_.push_back({child, mp.space});  // shares Bytes: the model copies on write too
@@ -319,9 +372,13 @@ class ModelRun {
 
   Machine& m_;
   std::mt19937_64 rng_;
+  SwapPressure* swap_;
   std::vector<ModelProc> procs_;
   std::optional<Result<CpuScope>> cpu_;
   int step_ = 0;
+
+ public:
+  int swapoffs_ = 0;
 };
 
 // The same run on each paging format: x86-64 4-level, LA57, i386.
@@ -329,6 +386,7 @@ struct ModelMachine {
   const char* name;
   Arch arch;
   unsigned paging_levels;  // 0: the arch's default
+  bool swap = false;       // memory.max a quarter of the working set, two swap areas
 };
 
 class VmModel : public testing::TestWithParam<ModelMachine> {};
@@ -344,9 +402,27 @@ TEST_P(VmModel, RandomOperationsMatchTheModel) {
   c.arch = GetParam().arch;
   if (GetParam().paging_levels) c.paging_levels = GetParam().paging_levels;
   c.nodes = {NodeConfig{.memory = 128ull << 20}};
-  auto booted = boot(c);
-  ASSERT_TRUE(booted.ok());
+  SwapPressure swap;
+  const std::string files = testing::TempDir() + "vm_model_swap_" + std::to_string(getpid());
+  if (GetParam().swap) {
+    for (int i = 0; i < 2; ++i) {
+      swap.areas.push_back(files + "_" + std::to_string(i));
+      c.swap_areas.push_back({.file = swap.areas.back(), .size = 16ull << 20, .priority = {}});
+    }
+  }
+  auto booted = GetParam().swap ? boot_with_reclaim(c) : boot(c);
+  ASSERT_TRUE(booted.ok()) << booted.error().message;
   Machine& m = **booted;
+  struct Unlink {  // the area files go with the test; the open areas keep theirs
+    const std::vector<std::string>& files;
+    ~Unlink() {
+      for (const auto& f : files) unlink(f.c_str());
+    }
+  } unlink_areas{swap.areas};
+  if (GetParam().swap) {
+    swap.cg = mem_cgroup_create(m, "model", kMemMax);
+    ASSERT_TRUE(swap.cg);
+  }
   {
     Process* warm = nullptr;  // the zero page and the VMA cache exist from here on
     ASSERT_EQ(spawn(m, "warm", &warm), 0);
@@ -357,9 +433,25 @@ TEST_P(VmModel, RandomOperationsMatchTheModel) {
   const uint64_t free0 = nr_free_pages(m);
   const int64_t tables0 = m.node_stat_sum(NodeStat::NR_PAGETABLE);
 
-  ModelRun model(m, seed);
+  ModelRun model(m, seed, GetParam().swap ? &swap : nullptr);
   model.run(steps);
   if (HasFailure()) return;
+  if (GetParam().swap) {
+    // The pressure was real: pages went out and came back, areas went off.
+    EXPECT_GT(m.sum_event(VmEvent::PSWPOUT), 0u);
+    EXPECT_GT(m.sum_event(VmEvent::PSWPIN), 0u);
+    EXPECT_GT(model.swapoffs_, 0);
+    // Slots only the swap cache holds are dropped (reclaim would, at its
+    // next scan); then none is in use.
+    lru_add_drain_all(m);
+    for (int i = 0; i < 1000 && swap_free_pages(m) != swap_total_pages(m); ++i) {
+      try_to_reclaim_swap_cache(m);
+      std::this_thread::yield();
+    }
+    EXPECT_EQ(swap_free_pages(m), swap_total_pages(m));
+    EXPECT_EQ(swap_check(m), "");
+    EXPECT_EQ(lru_check(m), "");
+  }
 
   for (KmemCache* s : slab_caches(m)) kmem_cache_shrink(s);
   lru_add_drain_all(m);  // the per-CPU LRU batches hold their pages, as pcp lists do
@@ -374,7 +466,9 @@ TEST_P(VmModel, RandomOperationsMatchTheModel) {
 INSTANTIATE_TEST_SUITE_P(Vm, VmModel,
                          testing::Values(ModelMachine{"x86_64", Arch::x86_64, 0},
                                          ModelMachine{"la57", Arch::x86_64, 5},
-                                         ModelMachine{"i386", Arch::i386, 0}),
+                                         ModelMachine{"i386", Arch::i386, 0},
+                                         ModelMachine{"x86_64_swap", Arch::x86_64, 0, true},
+                                         ModelMachine{"i386_swap", Arch::i386, 0, true}),
                          [](const testing::TestParamInfo<ModelMachine>& info) {
                            return std::string(info.param.name);
                          });
