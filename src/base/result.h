@@ -3,6 +3,7 @@
 // return a Result the caller must look at.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <variant>
@@ -11,6 +12,7 @@ namespace mmkit {
 
 struct Error {
   std::string message;
+  uint32_t line = 0;  // the config line the error is about, when known
 };
 
 template <class T>

@@ -49,6 +49,7 @@ struct SwapAreaConfig {
   std::string file;
   uint64_t size = 0;  // bytes; 0: the existing file's size
   std::optional<int> priority;
+  uint32_t line = 0;  // the [[swap]] table's line in the config file (0: unknown)
 };
 
 inline constexpr int kMaxNumNodes = 64;

@@ -505,6 +505,7 @@ class Parser {
     check_keys(*t, name + ".", "in [[swap]]", {"file", "size", "priority"});
     for (const auto& [key, value] : *t) note(name + "." + std::string(key.str()), value);
     SwapAreaConfig a;
+    a.line = line_of(n);
     if (const toml::node* v = t->get("file")) {
       const auto* s = v->as_string();
       if (!s) fail(*v, name + ".file", std::string("expected a string, got ") + type_name(*v));

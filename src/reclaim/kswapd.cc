@@ -176,13 +176,15 @@ Result<std::unique_ptr<Machine>> boot_with_reclaim(const MachineConfig& cfg) {
   Machine& m = **r;
   memcg_state(m);
   register_swap_unuse(m);
-  std::vector<SwapOptions> areas;
-  if (cfg.swap) areas.push_back({"", cfg.swap, std::nullopt});
-  for (const SwapAreaConfig& a : cfg.swap_areas) areas.push_back({a.file, a.size, a.priority});
-  for (size_t i = 0; i < areas.size(); ++i) {
+  if (cfg.swap) {
     std::string err;
-    if (swapon(m, areas[i], &err) != 0)
-      return Error{(cfg.swap ? std::string("swap: ") : fmt::format("swap[{}]: ", i)) + err};
+    if (swapon(m, {"", cfg.swap, std::nullopt}, &err) != 0) return Error{"swap: " + err};
+  }
+  for (size_t i = 0; i < cfg.swap_areas.size(); ++i) {
+    const SwapAreaConfig& a = cfg.swap_areas[i];
+    std::string err;
+    if (swapon(m, {a.file, a.size, a.priority}, &err) != 0)
+      return Error{fmt::format("swap[{}]: {}", i, err), a.line};
   }
   m.ensure_layer_state(Layer::kReclaim, [&m] { return std::make_unique<ReclaimState>(m); });
   return r;

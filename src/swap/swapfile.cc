@@ -174,6 +174,14 @@ int swapon(Machine& m, const SwapOptions& opt, std::string* err, unsigned* type_
       si->temporary = false;
       return -EBUSY;
     }
+  struct stat sb;
+  if (!si->temporary && stat(si->path.c_str(), &sb) != 0) {
+    if (!opt.size) {
+      *err = fmt::format("{}: no such file (give a size to create it)", si->path);
+      return -ENOENT;
+    }
+    si->temporary = true;  // made here: removed again if the swapon fails
+  }
   si->fd = open(si->path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (si->fd < 0) {
     *err = fmt::format("{}: {}", si->path, std::strerror(errno));
@@ -181,7 +189,6 @@ int swapon(Machine& m, const SwapOptions& opt, std::string* err, unsigned* type_
   }
   uint64_t bytes = opt.size;
   if (!bytes) {
-    struct stat sb;
     fstat(si->fd, &sb);
     bytes = static_cast<uint64_t>(sb.st_size);
   }
@@ -202,6 +209,7 @@ int swapon(Machine& m, const SwapOptions& opt, std::string* err, unsigned* type_
     *err = fmt::format("{}: cannot write the swap header: {}", si->path, std::strerror(errno));
     return -EIO;
   }
+  si->temporary = opt.path.empty();
   si->pages = si->max - 1;
   si->prio = opt.priority ? *opt.priority : --st.least_priority;  // -2, -3, ... (mm/swapfile.c)
   si->swap_map = std::make_unique<uint8_t[]>(si->max);

@@ -258,7 +258,23 @@ TEST(MmsimCli, BadInputGetsOneLineAndStatusTwo) {
       write_config("bad_mode.toml", "overcommit_memory = 5\n[[node]]\nmemory = \"64MiB\"\n");
   const std::string bad_swap =
       write_config("bad_swap.toml", "swap = 100\n[[node]]\nmemory = \"64MiB\"\n");
+  // Swap areas that pass the config's checks but not swapon at boot: the
+  // message names the [[swap]] table's line, and no file is left behind.
+  const std::string missing_swap =
+      ::testing::TempDir() + "no_such_swap_" + std::to_string(getpid());
+  const std::string bad_swap_dir =
+      write_config("bad_swap_dir.toml",
+                   "cpus = 1\n[[swap]]\nfile = \"/nonexistent/dir/swap\"\nsize = "
+                   "\"8MiB\"\n[[node]]\nmemory = \"64MiB\"\n");
+  const std::string bad_swap_file =
+      write_config("bad_swap_file.toml", "cpus = 1\n\n[[swap]]\nfile = \"" + missing_swap +
+                                             "\"\n[[node]]\nmemory = \"64MiB\"\n");
   const BadInput cases[] = {
+      {"swap area in a missing directory", "boot --config " + bad_swap_dir,
+       "^.*bad_swap_dir.toml:2: swap\\[0\\]: /nonexistent/dir/swap: No such file or directory\n$"},
+      {"swap file missing, no size", "dmesg --config " + bad_swap_file,
+       "^.*bad_swap_file.toml:3: swap\\[0\\]: .*no_such_swap_.*: no such file \\(give a size to "
+       "create it\\)\n$"},
       {"bad size", "boot --config " + bad_size, "^.*bad_size.toml:3: node\\[0\\]\\.memory: .*\n$"},
       {"unknown key", "proc zoneinfo --config " + bad_key, "^.*bad_key.toml:1: cpu: .*\n$"},
       {"syntax", "demo --config " + bad_syntax, "^.*bad_syntax.toml:1: syntax: .*\n$"},
@@ -279,6 +295,7 @@ TEST(MmsimCli, BadInputGetsOneLineAndStatusTwo) {
         << c.name << ": " << r.err;
     EXPECT_TRUE(r.out.empty()) << c.name;
   }
+  EXPECT_NE(access(missing_swap.c_str(), F_OK), 0) << missing_swap << " was created";
   EXPECT_EQ(mmsim("frobnicate").status, 2);
   EXPECT_EQ(mmsim("demo --ops 0").status, 2);
 }

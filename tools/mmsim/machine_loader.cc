@@ -5,6 +5,7 @@
 #include "machine_loader.h"
 
 #include <cstdio>
+#include <string>
 
 #include "phys/config_toml.h"
 #include "reclaim/reclaim.h"
@@ -23,8 +24,10 @@ std::unique_ptr<mmkit::Machine> load_machine(const std::string& config_path) {
   }
   auto m = mmkit::boot_with_reclaim(cfg);
   if (!m) {
-    std::fprintf(stderr, "%s: %s\n", config_path.empty() ? "default machine" : config_path.c_str(),
-                 m.error().message.c_str());
+    const std::string where = config_path.empty() ? "default machine"
+                              : m.error().line ? config_path + ":" + std::to_string(m.error().line)
+                                               : config_path;
+    std::fprintf(stderr, "%s: %s\n", where.c_str(), m.error().message.c_str());
     return nullptr;
   }
   return std::move(m.value());
