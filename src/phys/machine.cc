@@ -350,13 +350,16 @@ Result<bool> Machine::layout() {
           unavailable_.emplace_back(pfn, pfn + 1);
         }
 
-  // The memmap: Linux spends 64 bytes of RAM per page frame on struct page,
-  // allocated top-down from the node's low memory (memblock_alloc). mmkit keeps
-  // its descriptors in host memory but reserves the same frames, so managed
-  // pages come out as Linux's do.
+  // The memmap: Linux spends sizeof(struct page) of RAM per page frame,
+  // allocated top-down from the node's low memory (memblock_alloc): 64 bytes
+  // on x86-64, 32 on i386 (include/linux/mm_types.h with 4-byte words; so a
+  // 64 GiB PAE machine gives 512 MiB of its 896 MiB of lowmem to it). mmkit
+  // keeps its own 64-byte descriptors in host memory but reserves the frames
+  // Linux would, so managed pages come out as Linux's do.
+  const uint64_t struct_page_bytes = cfg_.arch == Arch::i386 ? 32 : 64;
   for (unsigned n = 0; n < nr_nodes; ++n) {
     Node& node = *nodes_[n];
-    uint64_t need = div_round_up(node.node_spanned_pages * sizeof(Page), PAGE_SIZE);
+    uint64_t need = div_round_up(node.node_spanned_pages * struct_page_bytes, PAGE_SIZE);
     for (int nn = static_cast<int>(n); need && nn >= 0; --nn) {  // fall back to lower nodes
       for (int i = MAX_NR_ZONES - 1; need && i >= 0; --i) {
         Zone& z = nodes_[nn]->zones[i];

@@ -74,13 +74,25 @@ TEST(Highmem, I386LayoutOfA2GiBTwoCpuMachine) {
   EXPECT_EQ(kernel_layout(*small).vmalloc_start, 0xC0000000u + 520 * kMiB);
 }
 
+// 64 GiB with PAE: the memmap is 16M frames * 32 bytes = 512 MiB, taken
+// from the 896 MiB of lowmem, which keeps 384 MiB (with 64-byte descriptors
+// it would all be gone).
+TEST(Highmem, A64GiBPaeMachineKeepsLowmemAfterItsMemmap) {
+  auto m = boot_i386(64 * 1024);
+  ASSERT_TRUE(m);
+  const auto mi = meminfo(*m);
+  EXPECT_EQ(mi.at("LowTotal"), (896u - 512) * 1024);
+  EXPECT_EQ(mi.at("HighTotal"), (64u * 1024 - 896) * 1024);
+}
+
 TEST(Highmem, MeminfoOfA2GiBI386MachineByHand) {
   auto m = boot_i386(2048);
   const auto mi = meminfo(*m);
   // ZONE_HIGHMEM is 896 MiB .. 2 GiB: 1152 MiB, nothing reserved in it.
   EXPECT_EQ(mi.at("HighTotal"), 1152u * 1024);
-  // Low memory: 896 MiB less the memmap, 2 GiB / 4 KiB * 64 bytes = 32 MiB.
-  EXPECT_EQ(mi.at("LowTotal"), (896u - 32) * 1024);
+  // Low memory: 896 MiB less the memmap, 2 GiB / 4 KiB * 32 bytes (a 32-bit
+  // struct page) = 16 MiB.
+  EXPECT_EQ(mi.at("LowTotal"), (896u - 16) * 1024);
   EXPECT_EQ(mi.at("MemTotal"), mi.at("HighTotal") + mi.at("LowTotal"));
   EXPECT_EQ(mi.at("HighFree") + mi.at("LowFree"), mi.at("MemFree"));
   EXPECT_EQ(mi.at("VmallocTotal"), (0xff7fe000u - 0xf8800000u) / 1024);

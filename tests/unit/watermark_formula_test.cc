@@ -211,24 +211,25 @@ TEST(WatermarkFormula, X86_64_TwoNodesWithHole) {
 
 // (d) i386, 1 node, 2 GiB, 1 CPU: 524288 pfns; pageblock_order = 10.
 //   DMA    [0, 4096): 4096/4096/4096.
-//   Normal [4096, 229376): spanned = present = 225280; memmap 524288 / 64 = 8192
-//          from its top (HighMem is never used for it) -> managed 217088.
+//   Normal [4096, 229376): spanned = present = 225280; memmap: a 32-bit
+//          struct page is 32 bytes, 524288 * 32 / 4096 = 4096 pages from its
+//          top (HighMem is never used for it) -> managed 221184.
 //   HighMem [229376, 524288): 294912/294912/294912.
-//   nr_free_buffer_pages: zones <= ZONE_NORMAL (index 1 on i386) = 4096 + 217088
-//   = 221184; lowmem_kbytes = 884736; * 16 = 14155776; int_sqrt = 3762
-//   (3762^2 = 14152644, 3763^2 = 14160169) -> 3762; pages_min = 940;
-//   lowmem_pages = 221184 (HighMem excluded).
-//   DMA:     share = 940 * 4096 / 221184 = 17; gap = max(4, 4) = 4 -> 17/21/25;
+//   nr_free_buffer_pages: zones <= ZONE_NORMAL (index 1 on i386) = 4096 + 221184
+//   = 225280; lowmem_kbytes = 901120; * 16 = 14417920; int_sqrt = 3797
+//   (3797^2 = 14417209, 3798^2 = 14424804) -> 3797; pages_min = 949;
+//   lowmem_pages = 225280 (HighMem excluded).
+//   DMA:     share = 949 * 4096 / 225280 = 17; gap = max(4, 4) = 4 -> 17/21/25;
 //            batch 1, high = max(21, 4) = 21.
-//            lowmem_reserve = [0, 217088/256 = 848, (217088+294912)/256 = 2000, 2000].
-//   Normal:  share = 940 * 217088 / 221184 = 922; gap = max(230, 217) = 230
-//            -> 922/1152/1382; batch: 217088 >> 10 = 212, / 4 = 53,
-//            rounddown_pow2(79) - 1 = 63; high = max(1152, 252) = 1152.
+//            lowmem_reserve = [0, 221184/256 = 864, (221184+294912)/256 = 2016, 2016].
+//   Normal:  share = 949 * 221184 / 225280 = 931; gap = max(232, 221) = 232
+//            -> 931/1163/1395; batch: 221184 >> 10 = 216, / 4 = 54,
+//            rounddown_pow2(81) - 1 = 63; high = max(1163, 252) = 1163.
 //            lowmem_reserve = [0, 0, 294912/32 = 9216, 9216].
 //   HighMem: min = clamp(294912/1024 = 288, 32, 128) = 128; its share is still
-//            940 * 294912 / 221184 = 1253, so gap = max(313, 294) = 313
-//            -> 128/441/754; batch: 294912 >> 10 = 288 -> min(288, 256) / 4 = 64,
-//            rounddown_pow2(96) - 1 = 63; high = max(441, 252) = 441.
+//            949 * 294912 / 225280 = 1242, so gap = max(310, 294) = 310
+//            -> 128/438/748; batch: 294912 >> 10 = 288 -> min(288, 256) / 4 = 64,
+//            rounddown_pow2(96) - 1 = 63; high = max(438, 252) = 438.
 //            lowmem_reserve: ratio 0 -> all 0.
 TEST(WatermarkFormula, I386_2GiB_HighMem) {
   MachineConfig c = x86(2 * kGiB, 1);
@@ -237,10 +238,10 @@ TEST(WatermarkFormula, I386_2GiB_HighMem) {
   ASSERT_TRUE(mp);
   Machine& m = *mp;
   EXPECT_EQ(m.pageblock_order(), 10u);
-  EXPECT_EQ(m.min_free_kbytes, 3762u);
-  expect_zone(m, {0, 0, 4096, 4096, 4096, 17, 21, 25, {0, 848, 2000, 2000}, 1, 21});
-  expect_zone(m, {0, 1, 225280, 225280, 217088, 922, 1152, 1382, {0, 0, 9216, 9216}, 63, 1152});
-  expect_zone(m, {0, 2, 294912, 294912, 294912, 128, 441, 754, {0, 0, 0, 0}, 63, 441});
+  EXPECT_EQ(m.min_free_kbytes, 3797u);
+  expect_zone(m, {0, 0, 4096, 4096, 4096, 17, 21, 25, {0, 864, 2016, 2016}, 1, 21});
+  expect_zone(m, {0, 1, 225280, 225280, 221184, 931, 1163, 1395, {0, 0, 9216, 9216}, 63, 1163});
+  expect_zone(m, {0, 2, 294912, 294912, 294912, 128, 438, 748, {0, 0, 0, 0}, 63, 438});
   expect_other_zones_empty(m, {{0, 0}, {0, 1}, {0, 2}});
   EXPECT_EQ(m.totalhigh_pages(), 294912u);
   EXPECT_EQ(m.node(0).zones[2].kind, ZoneKind::HIGHMEM);
@@ -343,9 +344,9 @@ TEST(WatermarkFormula, LowmemReserveRatioSysctl) {
   setup_per_zone_lowmem_reserve(m);
   const Zone& dma = m.node(0).zones[0];
   const Zone& normal = m.node(0).zones[1];
-  EXPECT_EQ(dma.lowmem_reserve[1], 1696u);
-  EXPECT_EQ(dma.lowmem_reserve[2], 4000u);
-  EXPECT_EQ(dma.lowmem_reserve[3], 4000u);
+  EXPECT_EQ(dma.lowmem_reserve[1], 1728u);  // 221184 / 128
+  EXPECT_EQ(dma.lowmem_reserve[2], 4032u);  // (221184 + 294912) / 128
+  EXPECT_EQ(dma.lowmem_reserve[3], 4032u);
   EXPECT_EQ(normal.lowmem_reserve[2], 9216u);
   m.lowmem_reserve_ratio[1] = 0;  // 0 disables the reserve
   setup_per_zone_lowmem_reserve(m);
