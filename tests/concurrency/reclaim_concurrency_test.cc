@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "../support/swap_settle.h"
 #include "memcg/lru.h"
 #include "page_alloc/page_alloc.h"
 #include "reclaim/reclaim.h"
@@ -93,10 +94,7 @@ TEST(ReclaimConcurrency, TwoCpusFaultWhileKswapdReclaimsAndAThirdThreadUnmaps) {
   // No page table refers to a slot after the exits; the slots still in use
   // are swap-cache copies whose page reclaim had locked when its last entry
   // went. Dropping those leaves every slot free.
-  for (int i = 0; i < 1000 && swap_free_pages(m) != swap_total_pages(m); ++i) {
-    try_to_reclaim_swap_cache(m);
-    std::this_thread::yield();
-  }
+  test::drop_swap_cache_only_slots(m);
   EXPECT_EQ(swap_free_pages(m), swap_total_pages(m));
   EXPECT_EQ(swap_check(m), "");
 }

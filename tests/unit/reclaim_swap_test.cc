@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "../support/swap_settle.h"
 #include "memcg/lru.h"
 #include "page_alloc/page_alloc.h"
 #include "reclaim/oom.h"
@@ -82,11 +83,7 @@ void expect_checks(Machine& m, MmStruct* mm) {
 // cache holds are dropped (reclaim had such a page locked when its last
 // entry went; it would free the slot at its next scan of the page).
 void expect_every_slot_free(Machine& m) {
-  lru_add_drain_all(m);
-  for (int i = 0; i < 1000 && swap_free_pages(m) != swap_total_pages(m); ++i) {
-    try_to_reclaim_swap_cache(m);
-    std::this_thread::yield();
-  }
+  test::drop_swap_cache_only_slots(m);
   EXPECT_EQ(swap_free_pages(m), swap_total_pages(m));
   EXPECT_EQ(swap_check(m), "");
 }

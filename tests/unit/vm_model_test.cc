@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "../support/swap_settle.h"
 #include "memcg/lru.h"
 #include "memcg/memcontrol.h"
 #include "page_alloc/page_alloc.h"
@@ -443,11 +444,7 @@ TEST_P(VmModel, RandomOperationsMatchTheModel) {
     EXPECT_GT(model.swapoffs_, 0);
     // Slots only the swap cache holds are dropped (reclaim would, at its
     // next scan); then none is in use.
-    lru_add_drain_all(m);
-    for (int i = 0; i < 1000 && swap_free_pages(m) != swap_total_pages(m); ++i) {
-      try_to_reclaim_swap_cache(m);
-      std::this_thread::yield();
-    }
+    test::drop_swap_cache_only_slots(m);
     EXPECT_EQ(swap_free_pages(m), swap_total_pages(m));
     EXPECT_EQ(swap_check(m), "");
     EXPECT_EQ(lru_check(m), "");

@@ -18,11 +18,14 @@
 #include "memcg/memcontrol.h"
 #include "page_access.h"
 #include "page_data.h"
+#include "phys/toml_util.h"
 #include "proc_dump.h"
-#include "toml_util.h"
 #include "vm/process.h"
 
 namespace mmsim {
+
+using mmkit::parse_size;
+using mmkit::quoted;
 namespace {
 
 constexpr int kExitFailed = 1;

@@ -17,9 +17,16 @@
 #include <fmt/format.h>
 
 #include "memcg/memcontrol.h"
-#include "toml_util.h"
+#include "phys/toml_util.h"
 
 namespace mmsim {
+
+using mmkit::edit_distance;
+using mmkit::one_line;
+using mmkit::parse_size;
+using mmkit::quoted;
+using mmkit::toml_screen;
+using mmkit::type_name;
 namespace {
 
 struct JobError {

@@ -2,6 +2,7 @@
 // trace_parse.h). Parsing is by hand, a character at a time: a million
 // lines must go by in well under a second.
 #include "trace_parse.h"
+#include "phys/toml_util.h"
 
 #include <fmt/format.h>
 #include <unistd.h>
@@ -12,9 +13,9 @@
 #include <cstring>
 #include <system_error>
 
-#include "toml_util.h"
-
 namespace mmsim {
+
+using mmkit::quoted;
 namespace {
 
 constexpr size_t kMaxLine = 4096;  // longer access lines are refused

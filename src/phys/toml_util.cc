@@ -1,13 +1,11 @@
-// mmsim's TOML helpers (see toml_util.h): the same screening and size
-// syntax as the machine config's loader, so a job file and a machine file
-// accept the same sizes and refuse the same bytes.
-#include "toml_util.h"
+// The project's TOML helpers (see toml_util.h).
+#include "phys/toml_util.h"
 
 #include <algorithm>
 #include <limits>
 #include <vector>
 
-namespace mmsim {
+namespace mmkit {
 
 std::string quoted(std::string_view s) {
   constexpr size_t kMaxShown = 48;
@@ -196,4 +194,4 @@ bool toml_screen(std::string_view text, uint32_t* line_out, std::string* what) {
   return true;
 }
 
-}  // namespace mmsim
+}  // namespace mmkit

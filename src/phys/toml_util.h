@@ -1,10 +1,9 @@
-// What mmsim's own TOML files (job files) need around toml++ to give every
-// bad input one line and never crash: a screen for bytes toml++ must not
-// see, size strings ("512MiB"), quoting for messages and node type names.
-//
-// The machine config's loader (src/phys/config_toml.cc) has the same
-// helpers in an anonymous namespace; these are mmsim's copies until the core
-// exports them, and they accept and refuse exactly what that loader does.
+// What every TOML file of the project (machine configs, mmsim's job files)
+// needs around toml++ to give every bad input one line and never crash: a
+// screen for bytes toml++ must not see, size strings ("512MiB"), quoting for
+// messages, node type names and "did you mean" distances. One copy, so a
+// job file and a machine file accept the same sizes and refuse the same
+// bytes.
 #pragma once
 
 #include <cstdint>
@@ -13,7 +12,7 @@
 
 #include <toml++/toml.h>
 
-namespace mmsim {
+namespace mmkit {
 
 // The first problem with `text` that toml++ should not meet: a raw control
 // character (TOML forbids them outside escapes), or a non-ASCII byte outside
@@ -39,4 +38,4 @@ const char* type_name(const toml::node& n);
 // Levenshtein distance, for "did you mean" suggestions.
 size_t edit_distance(std::string_view a, std::string_view b);
 
-}  // namespace mmsim
+}  // namespace mmkit
