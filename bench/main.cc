@@ -64,6 +64,11 @@ void BM_vm_mmap_munmap_many_vmas(benchmark::State& state, int nr_vmas);  // vm_m
 void BM_peer_host_mmap_munmap_many_vmas(benchmark::State& state, int nr_vmas);
 void BM_vm_translate_tlb_hit(benchmark::State& state);  // vm_translate.cc
 void BM_vm_translate_walk(benchmark::State& state, unsigned levels);
+// swap_io.cc: each mmkit side next to its raw peer on the same kind of file.
+void BM_swap_raw_pwrite(benchmark::State& state);
+void BM_swap_out(benchmark::State& state);
+void BM_swap_raw_pread(benchmark::State& state);
+void BM_swap_in(benchmark::State& state, bool readahead);
 
 namespace {
 
@@ -169,6 +174,12 @@ void register_all() {
 
   RegisterBenchmark("vm/mmap_munmap_10k_vmas", BM_vm_mmap_munmap_many_vmas, 10000);
   RegisterBenchmark("peer/host_mmap_munmap_10k_vmas", BM_peer_host_mmap_munmap_many_vmas, 10000);
+
+  RegisterBenchmark("swap/raw_pwrite", BM_swap_raw_pwrite);
+  RegisterBenchmark("swap/out", BM_swap_out);
+  RegisterBenchmark("swap/raw_pread", BM_swap_raw_pread);
+  RegisterBenchmark("swap/in", BM_swap_in, false);
+  RegisterBenchmark("swap/in_readahead", BM_swap_in, true);
 
   for (uint64_t gib : {1, 16, 64})
     RegisterBenchmark(("boot/" + std::to_string(gib) + "GiB").c_str(), BM_boot, gib)

@@ -30,6 +30,14 @@ jemalloc, tcmalloc and mimalloc; named in the row):
   slab/colour/off / slab/colour/on               > 1: colouring helps (for
       64 slabs, and for 512 slabs when slab/colour/*/512 ran)
 
+and, when the swap I/O benchmarks ran, a fourth: mmkit's swap throughput as
+a fraction of raw pwrite/pread of the same kind of file (raw time per page /
+mmkit's time per page):
+
+  swap/out against swap/raw_pwrite                >= 0.8
+  swap/in against swap/raw_pread                  >= 0.8
+  swap/in_readahead against swap/raw_pread        >= 0.8
+
 Tables are printed only for the benchmarks that ran (--benchmark_filter).
 
 Medians are taken over the repetitions (run with --benchmark_repetitions=N);
@@ -182,6 +190,17 @@ def slab_ratios(runs):
             print(row)
 
 
+def swap_ratios(runs):
+    print("\n| swap throughput (mmkit / raw) | value (raw time / mmkit time, per page) | target | verdict |")
+    print("|---|---:|---|---|")
+    at_least = lambda r: r >= 0.8
+    for ours, raw in (("swap/out", "swap/raw_pwrite"), ("swap/in", "swap/raw_pread"),
+                      ("swap/in_readahead", "swap/raw_pread")):
+        if ours in runs or raw in runs:
+            print(ratio_row(f"{ours} / {raw}", median(runs, raw), median(runs, ours), ">= 0.8",
+                            at_least))
+
+
 def main():
     global STAT
     args = sys.argv[1:]
@@ -214,6 +233,8 @@ def main():
         page_ratios(runs)
     if any(n.startswith("slab/") for n in runs):
         slab_ratios(runs)
+    if any(n.startswith("swap/") for n in runs):
+        swap_ratios(runs)
 
 
 def page_ratios(runs):
