@@ -37,6 +37,7 @@ enum PageFlag : unsigned {
   PG_reserved = 10,
   PG_private = 11,
   PG_writeback = 13,
+  PG_readahead = 17,  // read ahead into the swap cache, not yet used (PG_reclaim's alias)
   PG_unevictable = 18,
   PG_swapbacked = 19,
   PG_buddy = 24,  // free in the buddy allocator (PageBuddy)

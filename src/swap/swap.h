@@ -111,9 +111,12 @@ bool folio_free_swap(Machine& m, Page* page);
 // frees them when it next scans the page. Returns the slots freed.
 uint64_t try_to_reclaim_swap_cache(Machine& m);
 // The page of `e` read in (or found in the swap cache), with a reference,
-// uptodate; null when memory or the read failed. With readahead, up to
-// 2^page_cluster - 1 neighbouring slots of the aligned window are read
-// into the swap cache too (swap_cluster_readahead). *major: a read was done.
+// uptodate; null when memory or the read failed. With readahead, the other
+// slots of the aligned window are read into the swap cache too
+// (swap_cluster_readahead), PG_readahead set until a fault uses them; the
+// window adapts as Linux's swapin_nr_pages() does: up to 2^page_cluster
+// pages while readahead pages are used, one page when they are not and the
+// faults are not sequential. *major: a read was done.
 // `charge` charges the new pages (a memcg charge; false: give up).
 using SwapChargeFn = std::function<bool(Page* page, SwpEntry e, bool readahead)>;
 Page* swapin_readahead(Machine& m, SwpEntry e, bool readahead, const SwapChargeFn& charge,

@@ -4,6 +4,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <thread>
 
@@ -123,6 +124,36 @@ uint64_t try_to_reclaim_swap_cache(Machine& m) {
   return freed;
 }
 
+namespace {
+
+// swapin_nr_pages() (mm/swap_state.c): the readahead window. It grows with
+// the readahead pages that faults found in the cache since the last read
+// (hits + 2, rounded up to a power of two from 4), stays at one page when
+// nothing was used and the fault is not next to the last one, never
+// exceeds 2^page_cluster and never shrinks below half the last window.
+uint64_t swapin_nr_pages(Machine& m, uint64_t offset) {
+  const unsigned max_pages = 1u << m.page_cluster;
+  if (max_pages <= 1) return 1;
+  SwapState& st = swap_state(m);
+  const unsigned hits = st.ra_hits.exchange(0, std::memory_order_relaxed);
+  const uint64_t prev = st.ra_prev_offset.load(std::memory_order_relaxed);
+  unsigned pages = hits + 2;
+  if (pages == 2) {
+    if (offset != prev + 1 && offset != prev - 1) pages = 1;
+  } else {
+    unsigned roundup = 4;
+    while (roundup < pages) roundup <<= 1;
+    pages = roundup;
+  }
+  pages = std::min(pages, max_pages);
+  pages = std::max(pages, st.ra_last_pages.load(std::memory_order_relaxed) / 2);
+  if (!hits) st.ra_prev_offset.store(offset, std::memory_order_relaxed);
+  st.ra_last_pages.store(pages, std::memory_order_relaxed);
+  return pages;
+}
+
+}  // namespace
+
 int swap_read_slot(SwapInfo& si, uint64_t offset, void* buf) {
   const ssize_t n = pread(si.fd, buf, PAGE_SIZE, static_cast<off_t>(offset << PAGE_SHIFT));
   return n == static_cast<ssize_t>(PAGE_SIZE) ? 0 : -EIO;
@@ -163,7 +194,7 @@ Page* swapin_readahead(Machine& m, SwpEntry e, bool readahead, const SwapChargeF
   // (swap_cluster_readahead); the target first, so its fault never waits
   // for a neighbour's read.
   const uint64_t off = swp_offset(e);
-  const uint64_t win = readahead ? uint64_t{1} << m.page_cluster : 1;
+  const uint64_t win = readahead ? swapin_nr_pages(m, off) : 1;
   uint64_t start = off & ~(win - 1), end = start + win;
   if (start == 0) start = 1;
   if (end > si->max) end = si->max;
@@ -183,6 +214,9 @@ Page* swapin_readahead(Machine& m, SwpEntry e, bool readahead, const SwapChargeF
               put_page(m, page);
               return nullptr;
             }
+            // A readahead page put to use: the next window may grow.
+            if (page->test(PG_readahead) && page->test_and_clear(PG_readahead))
+              swap_state(m).ra_hits.fetch_add(1, std::memory_order_relaxed);
             target = page;
             break;
           }
@@ -238,6 +272,7 @@ Page* swapin_readahead(Machine& m, SwpEntry e, bool readahead, const SwapChargeF
       }
       lock_page(page);
       page->set_atomic(PG_swapbacked);
+      page->set_atomic(PG_readahead);
       cache_insert(m, *si, page, oe);
       const int io = swap_read_slot(*si, o, m.phys_window(m.page_to_pfn(page)));
       if (io == 0) {

@@ -53,6 +53,11 @@ struct SwapState final : LayerState {
   int least_priority = -1;
   std::atomic<int64_t> total{0}, nr_free{0};
   FaultAttr write_fault;
+  // swapin_nr_pages()'s state: readahead pages used since the last fault
+  // that read, the offset of that fault, and the window it chose.
+  std::atomic<unsigned> ra_hits{0};
+  std::atomic<uint64_t> ra_prev_offset{0};
+  std::atomic<unsigned> ra_last_pages{0};
   std::function<int(Machine&, unsigned)> unuse;
 };
 
