@@ -35,6 +35,13 @@ std::unique_ptr<Machine> boot_small(uint64_t ram_mib, uint64_t swap_mib, unsigne
   return r.ok() ? std::move(r.value()) : nullptr;
 }
 
+// A private anonymous read-write mapping of `bytes`, its address.
+uint64_t map_anon(MmStruct* mm, uint64_t bytes) {
+  const int64_t a = do_mmap(mm, 0, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+  EXPECT_GT(a, 0);
+  return static_cast<uint64_t>(a);
+}
+
 uint64_t pattern(uint64_t page, uint64_t version) {
   return (page * 0x9e3779b97f4a7c15ull) ^ (version << 48) ^ 0x5a5a;
 }
@@ -97,12 +104,11 @@ TEST(ReclaimSwap, WorkingSetTwiceRamReadsBackAfterSwap) {
   Process* p;
   ASSERT_EQ(spawn(*m, "big", &p), 0);
   const uint64_t pages = (64ull << 20) / PAGE_SIZE;
-  const int64_t a =
-      do_mmap(p->mm, 0, pages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
-  ASSERT_GT(a, 0);
-  write_pages(p->mm, static_cast<uint64_t>(a), pages, 1);
+  const uint64_t a = map_anon(p->mm, pages * PAGE_SIZE);
+  ASSERT_GT(a, 0u);
+  write_pages(p->mm, a, pages, 1);
   EXPECT_GT(m->sum_event(VmEvent::PSWPOUT), 0);
-  EXPECT_EQ(verify_pages(p->mm, static_cast<uint64_t>(a), pages, 1), 0u);
+  EXPECT_EQ(verify_pages(p->mm, a, pages, 1), 0u);
   EXPECT_GT(m->sum_event(VmEvent::PSWPIN), 0);
   EXPECT_GT(m->sum_event(VmEvent::PGMAJFAULT), 0);
   expect_checks(*m, p->mm);
@@ -137,8 +143,7 @@ TEST(ReclaimSwap, ForkSharesSwapEntriesAndCowHolds) {
   Process* p;
   ASSERT_EQ(spawn(*m, "parent", &p), 0);
   const uint64_t pages = (32ull << 20) / PAGE_SIZE;
-  const uint64_t a = static_cast<uint64_t>(
-      do_mmap(p->mm, 0, pages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS));
+  const uint64_t a = map_anon(p->mm, pages * PAGE_SIZE);
   write_pages(p->mm, a, pages, 1);
   Process* c;
   ASSERT_EQ(fork_process(p, &c), 0);
@@ -160,8 +165,7 @@ TEST(ReclaimSwap, SwapoffBringsEveryPageBack) {
   Process* p;
   ASSERT_EQ(spawn(*m, "p", &p), 0);
   const uint64_t pages = (96ull << 20) / PAGE_SIZE;
-  const uint64_t a = static_cast<uint64_t>(
-      do_mmap(p->mm, 0, pages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS));
+  const uint64_t a = map_anon(p->mm, pages * PAGE_SIZE);
   write_pages(p->mm, a, pages, 3);
   const auto areas = swap_areas(*m);
   ASSERT_EQ(areas.size(), 1u);
@@ -191,8 +195,7 @@ TEST(ReclaimSwap, WriteErrorsLoseNothing) {
   Process* p;
   ASSERT_EQ(spawn(*m, "p", &p), 0);
   const uint64_t pages = (96ull << 20) / PAGE_SIZE;
-  const uint64_t a = static_cast<uint64_t>(
-      do_mmap(p->mm, 0, pages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS));
+  const uint64_t a = map_anon(p->mm, pages * PAGE_SIZE);
   write_pages(p->mm, a, pages, 4);
   EXPECT_GT(swap_write_fault(*m).failures(), 0);
   EXPECT_EQ(verify_pages(p->mm, a, pages, 4), 0u);
@@ -209,19 +212,17 @@ TEST(ReclaimSwap, FullSwapEndsInTheOomKillerWhichSparesMinus1000) {
   ASSERT_EQ(spawn(*m, "keeper", &keeper), 0);
   keeper->oom_score_adj = -1000;
   const uint64_t small = (24ull << 20) / PAGE_SIZE;
-  const uint64_t ka = static_cast<uint64_t>(do_mmap(
-      keeper->mm, 0, small * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS));
+  const uint64_t ka = map_anon(keeper->mm, small * PAGE_SIZE);
   write_pages(keeper->mm, ka, small, 5);
   Process* hog;
   ASSERT_EQ(spawn(*m, "hog", &hog), 0);
   // 256 MiB in 32 MiB mappings (each within mode 0's single-request limit).
   FaultResult r;
   for (int chunk = 0; chunk < 8 && r.ok(); ++chunk) {
-    const int64_t ha =
-        do_mmap(hog->mm, 0, 32ull << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
-    ASSERT_GT(ha, 0);
+    const uint64_t ha = map_anon(hog->mm, 32ull << 20);
+    ASSERT_GT(ha, 0u);
     for (uint64_t off = 0; off < (32ull << 20) && r.ok(); off += PAGE_SIZE)
-      r = access_touch(hog->mm, static_cast<uint64_t>(ha) + off, PAGE_SIZE, Access::kWrite);
+      r = access_touch(hog->mm, ha + off, PAGE_SIZE, Access::kWrite);
   }
   EXPECT_EQ(r.status, FaultStatus::kKilled) << r.reason << " at " << std::hex << r.addr;
   EXPECT_TRUE(hog->oom_killed.load());
@@ -246,8 +247,7 @@ TEST(ReclaimSwap, MemcgAtMaxReclaimsOnlyItsOwnPages) {
   Process* other;
   ASSERT_EQ(spawn(*m, "other", &other), 0);
   const uint64_t opages = (32ull << 20) / PAGE_SIZE;
-  const uint64_t oa = static_cast<uint64_t>(do_mmap(
-      other->mm, 0, opages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS));
+  const uint64_t oa = map_anon(other->mm, opages * PAGE_SIZE);
   write_pages(other->mm, oa, opages, 6);
   MemCgroup* cg = mem_cgroup_create(*m, "job", 16ull << 20);
   ASSERT_TRUE(cg);
@@ -255,8 +255,7 @@ TEST(ReclaimSwap, MemcgAtMaxReclaimsOnlyItsOwnPages) {
   ASSERT_EQ(spawn(*m, "limited", &p), 0);
   p->mm->memcg = cg;
   const uint64_t pages = (64ull << 20) / PAGE_SIZE;
-  const uint64_t a = static_cast<uint64_t>(
-      do_mmap(p->mm, 0, pages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS));
+  const uint64_t a = map_anon(p->mm, pages * PAGE_SIZE);
   write_pages(p->mm, a, pages, 7);
   EXPECT_EQ(verify_pages(p->mm, a, pages, 7), 0u);
   std::string peak, swapcur;
@@ -285,8 +284,7 @@ TEST(ReclaimSwap, SwapReadaheadFollowsTheAccessPattern) {
   ASSERT_EQ(spawn(*m, "ra", &p), 0);
   p->mm->memcg = cg;
   const uint64_t pages = (32ull << 20) / PAGE_SIZE;
-  const uint64_t a = static_cast<uint64_t>(
-      do_mmap(p->mm, 0, pages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS));
+  const uint64_t a = map_anon(p->mm, pages * PAGE_SIZE);
   write_pages(p->mm, a, pages, 4);
   auto delta = [&](VmEvent e, uint64_t since) { return m->sum_event(e) - since; };
   uint64_t in0 = m->sum_event(VmEvent::PSWPIN), maj0 = m->sum_event(VmEvent::PGMAJFAULT);

@@ -10,11 +10,13 @@
 #include <string>
 #include <vector>
 
-#include "json_writer.h"
 #include "phys/machine.h"
+#include "procfs/json_writer.h"
 #include "procfs/procfs.h"
 
 namespace mmsim {
+
+using mmkit::JsonWriter;
 
 struct MachineSnapshot {
   std::array<int64_t, mmkit::kNrVmEvents> events{};

@@ -1,6 +1,6 @@
-// A small streaming JSON writer for mmsim's reports (`run --json`,
-// `replay --json`): it places the commas and colons and escapes strings
-// (RFC 8259 section 7). procfs has its own in json.cc, private to it.
+// A small streaming JSON writer: it places the commas and colons and escapes
+// strings (RFC 8259 section 7). procfs's JSON views (render_json) and
+// mmsim's reports (`run --json`, `replay --json`) both write with it.
 #pragma once
 
 #include <fmt/format.h>
@@ -10,10 +10,50 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
-namespace mmsim {
+namespace mmkit {
 
+// A JSON string literal for `s`: quotes, backslashes and control characters
+// escaped (RFC 8259 section 7); other bytes pass through as UTF-8.
+inline std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20)
+          out += fmt::format("\\u{:04x}", static_cast<unsigned>(static_cast<unsigned char>(c)));
+        else
+          out += c;
+    }
+  }
+  out += '"';
+  return out;
+}
+
+// Minimal streaming writer.
 class JsonWriter {
  public:
   JsonWriter& begin_object() { return open('{'); }
@@ -65,6 +105,7 @@ class JsonWriter {
     return value(v);
   }
   const std::string& str() const { return out_; }
+  std::string take() { return std::move(out_); }
 
  private:
   JsonWriter& open(char c) {
@@ -87,25 +128,11 @@ class JsonWriter {
     if (!first_.back()) out_ += ',';
     first_.back() = false;
   }
-  void string(std::string_view s) {
-    out_ += '"';
-    for (const char c : s) {
-      const auto u = static_cast<unsigned char>(c);
-      if (c == '"' || c == '\\') {
-        out_ += '\\';
-        out_ += c;
-      } else if (u < 0x20) {
-        fmt::format_to(std::back_inserter(out_), "\\u{:04x}", u);
-      } else {
-        out_ += c;
-      }
-    }
-    out_ += '"';
-  }
+  void string(std::string_view s) { out_ += json_string(s); }
 
   std::string out_;
   std::vector<bool> first_;
   bool after_key_ = false;
 };
 
-}  // namespace mmsim
+}  // namespace mmkit
