@@ -34,6 +34,7 @@ std::string render_pid_smaps_rollup(Machine& m, int pid) {
   MemSizeStats mss;
   fmt::memory_buffer out;
   std::lock_guard g(mm->mmap_lock);
+  std::lock_guard pt(mm->page_table_lock);  // reclaim frees no page under the walk
   const uint64_t zero_pfn = m.page_to_pfn(zero_page(m));
   for (auto& [end, vma] : mm->mm_mt) {
     const bool shmem = vma->shmem != nullptr;

@@ -59,8 +59,12 @@ bool pgdat_balanced(Machine& m, int nid, unsigned order, unsigned highest) {
   return false;
 }
 
-// balance_pgdat(): reclaim from the node at rising pressure until it is
-// balanced; a run that frees nothing counts as a failure.
+// balance_pgdat(): reclaim from the node until it is balanced. Each round
+// (kswapd_shrink_node) aims at the high watermark's worth of pages of every
+// eligible zone, not just the deficit, so that kswapd gets ahead of the
+// allocators instead of trailing them by a few pages; the priority rises
+// (the scan widens) only when a round scanned less than that or freed
+// nothing. A run that frees nothing counts as a failure.
 void balance_pgdat(ReclaimState& st, Kswapd& k) {
   Machine& m = st.m;
   Node& n = m.node(k.nid);
@@ -69,20 +73,18 @@ void balance_pgdat(ReclaimState& st, Kswapd& k) {
   m.count_event(VmEvent::PAGEOUTRUN);
   ScanControl sc;
   sc.kswapd = true;
-  for (int prio = DEF_PRIORITY; prio >= 0 && !st.stopping.load(); --prio) {
+  sc.priority = DEF_PRIORITY;
+  while (sc.priority >= 1 && !st.stopping.load()) {
     if (pgdat_balanced(m, k.nid, order, highest)) break;
-    sc.priority = static_cast<unsigned>(prio);
-    // Reclaim at least SWAP_CLUSTER_MAX, or what lifts the zones to high.
-    uint64_t want = 0;
-    for (unsigned i = 0; i <= highest && i < n.nr_zones; ++i) {
-      const Zone& z = n.zones[i];
-      if (z.populated() && z.nr_free() < static_cast<int64_t>(z.high_wmark()))
-        want += z.high_wmark() - static_cast<uint64_t>(z.nr_free());
-    }
-    sc.nr_to_reclaim = std::max<uint64_t>(want, SWAP_CLUSTER_MAX);
+    sc.nr_to_reclaim = 0;
+    for (unsigned i = 0; i <= highest && i < n.nr_zones; ++i)
+      if (n.zones[i].populated())
+        sc.nr_to_reclaim += std::max<uint64_t>(n.zones[i].high_wmark(), SWAP_CLUSTER_MAX);
+    sc.nr_scanned = 0;
     const uint64_t before = sc.nr_reclaimed;
     shrink_node(m, k.nid, sc);
-    if (sc.nr_reclaimed - before >= sc.nr_to_reclaim) prio = DEF_PRIORITY + 1;  // keep going
+    const bool raise_priority = sc.nr_scanned < sc.nr_to_reclaim;
+    if (raise_priority || sc.nr_reclaimed == before) --sc.priority;
   }
   if (sc.nr_reclaimed == 0 && !pgdat_balanced(m, k.nid, order, highest))
     k.failures.fetch_add(1);

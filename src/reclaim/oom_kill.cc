@@ -54,8 +54,10 @@ std::string task_line(Process* p) {
 void oom_reap(Machine& m, MmStruct* mm) {
   if (mm->mmap_lock.held_by_me()) return;
   if (!mm->mmap_lock.try_lock_for(std::chrono::milliseconds(20))) return;
+  mm->page_table_lock.lock();
   for (auto& [end, vma] : mm->mm_mt)
     if (!vma->shmem) mm_internal::zap_vma_range(mm, vma, vma->vm_start, vma->vm_end);
+  mm->page_table_lock.unlock();
   mm->mmap_lock.unlock();
 }
 

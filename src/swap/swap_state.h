@@ -2,6 +2,7 @@
 // swap maps, clusters and swap caches. Internal to src/swap.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <functional>
@@ -16,27 +17,40 @@
 namespace mmkit {
 
 struct SwapInfo {
+  // Read on every swap entry's lookup, written only by swapon and swapoff:
+  // kept off the cache lines the lock and the counters below bounce on.
   unsigned type = 0;
   int prio = 0;
+  int fd = -1;
+  uint64_t max = 0;                             // slots including the header page (last_page + 1)
+  uint64_t pages = 0;                           // usable slots
+  std::atomic<bool> writeok{true};              // SWP_WRITEOK: off while swapoff runs
+  std::unique_ptr<std::atomic<Page*>[]> cache;  // the swap cache, by offset
+  std::unique_ptr<std::atomic<uint16_t>[]> memcg_id;  // swap_cgroup, by offset
+  std::unique_ptr<uint8_t[]> swap_map;                // per slot: count | SWAP_HAS_CACHE (lock)
   std::string path;
   bool temporary = false;
-  int fd = -1;
-  uint64_t max = 0;                 // slots including the header page (last_page + 1)
-  uint64_t pages = 0;               // usable slots
-  std::atomic<bool> writeok{true};  // SWP_WRITEOK: off while swapoff runs
 
-  std::mutex lock;                                   // guards the maps and clusters below
-  std::unique_ptr<uint8_t[]> swap_map;               // per slot: count | SWAP_HAS_CACHE
+  alignas(64) std::mutex lock;                       // guards the maps and clusters below
   std::unordered_map<uint64_t, uint32_t> continued;  // counts above SWAP_MAP_MAX
   std::vector<uint16_t> cluster_count;               // slots in use per cluster
-  std::vector<uint32_t> free_clusters;               // wholly free clusters (a stack)
-  std::vector<uint64_t> percpu_next;                 // per CPU: next slot to try, 0: none
-  std::atomic<uint64_t> inuse_pages{0};
-  std::unique_ptr<std::atomic<Page*>[]> cache;        // the swap cache, by offset
-  std::unique_ptr<std::atomic<uint16_t>[]> memcg_id;  // swap_cgroup, by offset
+  // Two stacks of clusters with lazy deletion (an entry may have filled or
+  // emptied since it was pushed; a flag per cluster says it is on the
+  // stack): every wholly free cluster is on free_clusters, every partly
+  // used one on nonfull_clusters, so no allocation scans the whole map
+  // (the free and nonfull lists of mm/swapfile.c's cluster allocator).
+  std::vector<uint32_t> free_clusters;
+  std::vector<uint32_t> nonfull_clusters;
+  std::vector<uint8_t> cluster_listed;  // bit 0: on free_clusters; bit 1: on nonfull_clusters
+  std::vector<uint64_t> percpu_next;    // per CPU: next slot to try, 0: none
+  alignas(64) std::atomic<uint64_t> inuse_pages{0};
 
   ~SwapInfo();
   uint64_t nr_clusters() const { return (max + SWAPFILE_CLUSTER - 1) / SWAPFILE_CLUSTER; }
+  // Slots of cluster c (the last may be short; the header counts as used).
+  uint64_t cluster_slots(uint64_t c) const {
+    return std::min(max, (c + 1) * SWAPFILE_CLUSTER) - c * SWAPFILE_CLUSTER;
+  }
 };
 
 struct SwapState final : LayerState {

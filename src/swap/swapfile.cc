@@ -80,11 +80,27 @@ void memcg_swap_charge(Machine& m, uint16_t id, int64_t n) {
     if (MemCgroup* cg = ms->group(id)) cg->swap_usage.fetch_add(n, std::memory_order_relaxed);
 }
 
+constexpr uint8_t kOnFreeList = 1, kOnNonfullList = 2;
+
+// Puts cluster c on the stack that its count says it belongs to, unless it
+// is there already.
+void list_cluster(SwapInfo& si, uint64_t c) {
+  const uint16_t used = si.cluster_count[c];
+  if (used == 0 && !(si.cluster_listed[c] & kOnFreeList)) {
+    si.cluster_listed[c] |= kOnFreeList;
+    si.free_clusters.push_back(static_cast<uint32_t>(c));
+  } else if (used != 0 && used < si.cluster_slots(c) && !(si.cluster_listed[c] & kOnNonfullList)) {
+    si.cluster_listed[c] |= kOnNonfullList;
+    si.nonfull_clusters.push_back(static_cast<uint32_t>(c));
+  }
+}
+
 // A slot's count went to zero with no cache: it is free again.
 void slot_freed(SwapState& st, SwapInfo& si, uint64_t off) {
   memcg_swap_charge(st.m, si.memcg_id[off].exchange(0, std::memory_order_relaxed), -1);
   const uint64_t c = off / SWAPFILE_CLUSTER;
-  if (--si.cluster_count[c] == 0) si.free_clusters.push_back(static_cast<uint32_t>(c));
+  --si.cluster_count[c];
+  list_cluster(si, c);
   si.inuse_pages.fetch_sub(1, std::memory_order_relaxed);
   // swap_range_free(): an area being switched off is not counted in
   // nr_swap_pages (swapoff took its free slots out under this lock).
@@ -99,42 +115,52 @@ unsigned map_count(const SwapInfo& si, uint64_t off) {
   return n;
 }
 
-// scan_swap_map_slots(), one slot: the CPU's cluster first, then a free
-// cluster, then any free slot.
+// The first free slot in [from, end) of the map, or 0.
+uint64_t free_slot_in(const SwapInfo& si, uint64_t from, uint64_t end) {
+  if (from >= end) return 0;
+  const void* p = std::memchr(&si.swap_map[from], 0, end - from);
+  return p ? static_cast<uint64_t>(static_cast<const uint8_t*>(p) - &si.swap_map[0]) : 0;
+}
+
+// Pops entries that no longer belong on a stack (lazy deletion) and returns
+// the cluster on top that does, or -1.
+template <class Belongs>
+int64_t top_cluster(SwapInfo& si, std::vector<uint32_t>& stack, uint8_t bit, Belongs belongs) {
+  while (!stack.empty()) {
+    const uint32_t c = stack.back();
+    if (belongs(c)) return c;
+    stack.pop_back();
+    si.cluster_listed[c] &= static_cast<uint8_t>(~bit);
+    list_cluster(si, c);  // onto the other stack if it belongs there now
+  }
+  return -1;
+}
+
+// scan_swap_map_slots(), one slot: the rest of the CPU's cluster first,
+// then a wholly free cluster (which becomes the CPU's), then a partly used
+// one. Each step is a bounded scan of one cluster's map.
 uint64_t alloc_slot(SwapState& st, SwapInfo& si) {
   CpuState* cpu = this_cpu(st.m);
   uint64_t& next = si.percpu_next[cpu ? cpu->id : st.m.nr_cpus()];
-  uint64_t off = 0;
-  if (next) {
-    const uint64_t end = std::min(si.max, (next / SWAPFILE_CLUSTER + 1) * SWAPFILE_CLUSTER);
-    for (uint64_t o = next; o < end; ++o)
-      if (!si.swap_map[o]) {
-        off = o;
-        break;
-      }
+  auto cluster_end = [&](uint64_t c) { return c * SWAPFILE_CLUSTER + si.cluster_slots(c); };
+  uint64_t off = next ? free_slot_in(si, next, cluster_end(next / SWAPFILE_CLUSTER)) : 0;
+  if (!off) {
+    const int64_t c = top_cluster(si, si.free_clusters, kOnFreeList,
+                                  [&](uint32_t k) { return !si.cluster_count[k]; });
+    if (c >= 0) off = free_slot_in(si, static_cast<uint64_t>(c) * SWAPFILE_CLUSTER, cluster_end(c));
   }
-  if (!off && !si.free_clusters.empty()) {
-    const uint64_t c = si.free_clusters.back();
-    off = c * SWAPFILE_CLUSTER;
-    if (off == 0) off = 1;  // the header
+  if (!off) {
+    const int64_t c = top_cluster(si, si.nonfull_clusters, kOnNonfullList, [&](uint32_t k) {
+      return si.cluster_count[k] && si.cluster_count[k] < si.cluster_slots(k);
+    });
+    if (c >= 0) off = free_slot_in(si, static_cast<uint64_t>(c) * SWAPFILE_CLUSTER, cluster_end(c));
   }
-  if (!off)
-    for (uint64_t o = 1; o < si.max; ++o)
-      if (!si.swap_map[o]) {
-        off = o;
-        break;
-      }
   if (!off) return 0;
   next = (off + 1) % SWAPFILE_CLUSTER ? off + 1 : 0;
   if (next >= si.max) next = 0;
-  // A cluster that was wholly free leaves the free list, however it was
-  // reached (a CPU's hint may still point into a cluster that emptied).
   const uint64_t c = off / SWAPFILE_CLUSTER;
-  if (si.cluster_count[c] == 0) {
-    auto it = std::find(si.free_clusters.begin(), si.free_clusters.end(), static_cast<uint32_t>(c));
-    if (it != si.free_clusters.end()) si.free_clusters.erase(it);
-  }
   ++si.cluster_count[c];
+  list_cluster(si, c);  // now partly used, unless full
   si.inuse_pages.fetch_add(1, std::memory_order_relaxed);
   st.nr_free.fetch_sub(1, std::memory_order_relaxed);
   return off;
@@ -216,8 +242,8 @@ int swapon(Machine& m, const SwapOptions& opt, std::string* err, unsigned* type_
   si->swap_map[0] = SWAP_MAP_MAX;  // the header is never a slot (SWAP_MAP_BAD's role)
   si->cluster_count.assign(si->nr_clusters(), 0);
   si->cluster_count[0] = 1;
-  for (uint64_t c = si->nr_clusters(); c-- > 1;)
-    si->free_clusters.push_back(static_cast<uint32_t>(c));
+  si->cluster_listed.assign(si->nr_clusters(), 0);
+  for (uint64_t c = si->nr_clusters(); c-- > 0;) list_cluster(*si, c);  // cluster 0 is nonfull
   si->percpu_next.assign(m.nr_cpus() + 1, 0);
   si->cache = std::make_unique<std::atomic<Page*>[]>(si->max);
   si->memcg_id = std::make_unique<std::atomic<uint16_t>[]>(si->max);
@@ -466,9 +492,26 @@ std::string swap_check(Machine& m) {
       if (per_cluster[c] != si->cluster_count[c])
         return fmt::format("{} cluster {}: {} slots in use, counted {}", si->path, c,
                            per_cluster[c], si->cluster_count[c]);
-    for (uint32_t c : si->free_clusters)
-      if (si->cluster_count[c])
-        return fmt::format("{} cluster {}: on the free list but in use", si->path, c);
+    // Every cluster with a free slot is on the stack its count names (an
+    // entry may be stale, but its flag is set and it appears once).
+    std::vector<uint8_t> listed(si->nr_clusters(), 0);
+    for (auto [stack, bit] : {std::pair{&si->free_clusters, kOnFreeList},
+                              std::pair{&si->nonfull_clusters, kOnNonfullList}})
+      for (uint32_t c : *stack) {
+        if (listed[c] & bit)
+          return fmt::format("{} cluster {}: twice on a cluster list", si->path, c);
+        listed[c] |= bit;
+      }
+    for (uint64_t c = 0; c < si->nr_clusters(); ++c) {
+      if (listed[c] != si->cluster_listed[c])
+        return fmt::format("{} cluster {}: listed {} but flagged {}", si->path, c, listed[c],
+                           si->cluster_listed[c]);
+      const uint64_t used = si->cluster_count[c];
+      if (used == 0 && !(listed[c] & kOnFreeList))
+        return fmt::format("{} cluster {}: free but not on the free list", si->path, c);
+      if (used && used < si->cluster_slots(c) && !(listed[c] & kOnNonfullList))
+        return fmt::format("{} cluster {}: partly used but not on the nonfull list", si->path, c);
+    }
     free_total += static_cast<int64_t>(si->pages - inuse);
   }
   if (free_total != st->nr_free.load())

@@ -71,6 +71,7 @@ bool expand_stack(MmStruct* mm, VmArea* vma, uint64_t addr) {
   // charge back (an mprotect can have dropped VM_ACCOUNT from the stack).
   if ((vma->vm_flags & VM_ACCOUNT) && vm_enough_memory_mm(mm, grow)) return false;
   vm_stat_account(mm, vma->vm_flags, grow);
+  std::lock_guard pt(mm->page_table_lock);  // reclaim reads the bounds under it
   vma->vm_start = addr;
   vma->vm_pgoff -= static_cast<uint64_t>(grow);
   return true;
@@ -134,6 +135,13 @@ void anon_page_mapped(Machine& m, VmArea* vma, Page* page, uint64_t addr) {
 
 FaultResult killed(uint64_t addr) {
   return {FaultStatus::kKilled, 0, addr, "killed by the OOM killer"};
+}
+
+// The entry still maps the page it mapped when the fault looked (reclaim
+// may have made it a swap entry since; only a fault, and we hold the mmap
+// lock, can map another page there).
+bool pte_same_page(pteval_t now, pteval_t then) {
+  return pte_present(now) && pte_pfn(now) == pte_pfn(then);
 }
 
 void lock_page(Page* page) {
@@ -211,6 +219,14 @@ FaultResult do_wp_page(MmStruct* mm, VmArea* vma, uint64_t addr, pteval_t pte) {
   }
   Page* old = zero ? nullptr : m.pfn_to_page(pfn);
   if (old) {
+    // Our reference, taken while the entry still maps the page: once the
+    // page-table lock is dropped reclaim may unmap and free it (Linux's
+    // do_wp_page runs under the PTE lock and takes it with folio_get).
+    {
+      std::lock_guard pt(mm->page_table_lock);
+      if (!pte_same_page(pte_get(mm->pgd, addr), pte)) return {};
+      get_page(old);
+    }
     // A swap-cache page mapped only here gives its slot up first
     // (wp_can_reuse_anon_folio's folio_free_swap).
     if (old->test(PG_swapcache) && old->mapcount.load(std::memory_order_acquire) == 1 &&
@@ -220,16 +236,24 @@ FaultResult do_wp_page(MmStruct* mm, VmArea* vma, uint64_t addr, pteval_t pte) {
     }
     // A page still in this CPU's LRU batch holds the batch's reference:
     // drain it before judging (wp_can_reuse_anon_folio's lru_add_drain).
-    if (old->mapcount.load(std::memory_order_acquire) == 1 && old->ref_count() > 1 &&
+    if (old->mapcount.load(std::memory_order_acquire) == 1 && old->ref_count() > 2 &&
         !old->test(PG_lru))
       lru_add_drain(m);
     // Another address space may be dropping its mapping and reference
     // meanwhile; both are atomic and fall, so a stale read only copies.
-    if (old->mapcount.load(std::memory_order_acquire) == 1 && old->ref_count() == 1) {
-      // wp_page_reuse(): ours alone; make it writable in place.
-      pte_set_flags_atomic(mm->pgd, addr, _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED);
-      flush_tlb_page(mm->pgd, addr);
-      m.count_event(VmEvent::PGREUSE);
+    // Two references: the mapping's and ours.
+    if (old->mapcount.load(std::memory_order_acquire) == 1 && old->ref_count() == 2) {
+      // wp_page_reuse(): ours alone; make it writable in place, unless
+      // reclaim unmapped it meanwhile (the access retries).
+      {
+        std::lock_guard pt(mm->page_table_lock);
+        if (pte_same_page(pte_get(mm->pgd, addr), pte)) {
+          pte_set_flags_atomic(mm->pgd, addr, _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED);
+          flush_tlb_page(mm->pgd, addr);
+          m.count_event(VmEvent::PGREUSE);
+        }
+      }
+      put_page(m, old);
       return {};
     }
   }
@@ -237,27 +261,32 @@ FaultResult do_wp_page(MmStruct* mm, VmArea* vma, uint64_t addr, pteval_t pte) {
   // reclaim (direct reclaim can unmap it from this very address space):
   // the entry is looked at again before anything is changed.
   anon_vma_prepare(mm, vma);
-  if (old) get_page(old);
   Page* page = alloc_anon_page(mm, GFP_HIGHUSER_MOVABLE | (zero ? __GFP_ZERO : 0));
   if (!page) {
     if (old) put_page(m, old);
     return mm->oom_killed.load() ? killed(addr) : oom(addr);
   }
-  const pteval_t now = pte_get(mm->pgd, addr);
-  if (!pte_present(now) || pte_pfn(now) != pfn) {
-    put_page(m, page);
-    if (old) put_page(m, old);
-    return {};  // the access retries and faults on what is there now
-  }
+  // The copy is made before the entry is looked at: the old page is ours
+  // to read (our reference) whatever happens to the entry, and reclaim
+  // must not wait on the page-table lock for a page's worth of copying.
   if (old) std::memcpy(m.phys_window(m.page_to_pfn(page)), m.phys_window(pfn), PAGE_SIZE);
-  anon_page_mapped(m, vma, page, addr);
-  lru_cache_add(m, page);
   const pteval_t entry =
       pfn_pte(m.page_to_pfn(page), vma->vm_page_prot) | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED;
-  // ptep_clear_flush() then set_pte_at(): no CPU may keep the old page.
-  pte_clear(mm->pgd, addr);
-  flush_tlb_page(mm->pgd, addr);
-  pte_set(mm->pgd, addr, entry);  // the table exists: cannot fail
+  {
+    std::unique_lock pt(mm->page_table_lock);
+    if (!pte_same_page(pte_get(mm->pgd, addr), pte)) {
+      pt.unlock();
+      put_page(m, page);
+      if (old) put_page(m, old);
+      return {};  // the access retries and faults on what is there now
+    }
+    anon_page_mapped(m, vma, page, addr);
+    // ptep_clear_flush() then set_pte_at(): no CPU may keep the old page.
+    pte_clear(mm->pgd, addr);
+    flush_tlb_page(mm->pgd, addr);
+    pte_set(mm->pgd, addr, entry);  // the table exists: cannot fail
+  }
+  lru_cache_add(m, page);
   if (old) {
     if (page_remove_rmap(m, old)) anon_stat(m, old, -1);
     put_page(m, old);  // the mapping's reference
@@ -288,8 +317,10 @@ FaultResult do_swap_page(MmStruct* mm, VmArea* vma, uint64_t addr, Access access
     return mm->oom_killed.load() ? killed(addr) : oom(addr);
   }
   lock_page(page);
+  std::unique_lock pt(mm->page_table_lock);  // after the page lock, as reclaim takes them
   if (pte_get(mm->pgd, addr) != pte || !page->test(PG_swapcache) ||
       page->private_once() != entry.val) {
+    pt.unlock();
     unlock_page(page);
     put_page(m, page);
     return {};
@@ -311,6 +342,7 @@ FaultResult do_swap_page(MmStruct* mm, VmArea* vma, uint64_t addr, Access access
       page->mapcount.load(std::memory_order_acquire) == 1 && folio_free_swap(m, page))
     newpte |= _PAGE_RW | _PAGE_DIRTY;
   pte_set(mm->pgd, addr, newpte);  // not present before: nothing to flush
+  pt.unlock();
   // should_try_to_free_swap(): with swap more than half full, the copy in
   // swap goes; the page alone holds the data now, so it is dirty.
   if (page->test(PG_swapcache) && vm_swap_full(m) && folio_free_swap(m, page))
@@ -368,9 +400,12 @@ FaultResult handle_fault_locked(MmStruct* mm, uint64_t addr, Access access) {
   } else if (access == Access::kWrite && !pte_write(pte)) {
     r = do_wp_page(mm, vma, page_addr, pte);
   } else {
-    // Spurious: the entry allows it now (a stale TLB entry faulted).
-    pte_set_flags_atomic(mm->pgd, page_addr,
-                         _PAGE_ACCESSED | (access == Access::kWrite ? _PAGE_DIRTY : 0));
+    // Spurious: the entry allows it now (a stale TLB entry faulted). Unless
+    // reclaim has unmapped the page since: then the access faults again.
+    std::lock_guard pt(mm->page_table_lock);
+    if (pte_same_page(slot.load(), pte))
+      pte_set_flags_atomic(mm->pgd, page_addr,
+                           _PAGE_ACCESSED | (access == Access::kWrite ? _PAGE_DIRTY : 0));
     flush_tlb_local(m);
   }
   if (r.ok() && r.major) {

@@ -37,7 +37,7 @@ MmStruct* dup_mm(MmStruct* oldmm) {
       if (Page* p = alloc_page(m, GFP_KERNEL | __GFP_NOWARN | __GFP_NORETRY)) room.push_back(p);
     for (Page* p : room) free_page(m, p);
   }
-  std::lock_guard g(oldmm->mmap_lock);
+  MmWriteGuard g(oldmm);
   mm->mmap_base = oldmm->mmap_base;
   mm->start_brk = oldmm->start_brk;
   mm->brk = oldmm->brk;
@@ -49,7 +49,7 @@ MmStruct* dup_mm(MmStruct* oldmm) {
   const uint64_t zero_pfn = m.page_to_pfn(zero_page(m));
   bool failed = false;
   {
-    std::lock_guard g2(mm->mmap_lock);
+    MmWriteGuard g2(mm);
     for (auto& [end, mpnt] : oldmm->mm_mt) {
       const int64_t len = static_cast<int64_t>(mpnt->pages());
       if ((mpnt->vm_flags & VM_ACCOUNT) && vm_enough_memory_mm(oldmm, len)) {

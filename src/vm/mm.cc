@@ -115,7 +115,7 @@ void mmput(MmStruct* mm) {
   using namespace mm_internal;
   ProcessState& st = *mm->state;
   {
-    std::lock_guard g(mm->mmap_lock);
+    MmWriteGuard g(mm);
     // exit_mmap(): unmap_vmas, free_pgtables, then the VMAs themselves.
     int64_t nr_accounted = 0;
     for (auto& [end, vma] : mm->mm_mt) {

@@ -14,9 +14,11 @@
 // access) or out of memory, with the address; it never touches memory.
 //
 // Locking: mm->mmap_lock is taken by every entry point here (as a writer;
-// faults take it too, so one mm's faults are serialised). Lock order:
-// mmap_lock, then the process table's lock, then a ShmemObject's lock, then
-// the page tables' own locks.
+// faults take it too, so one mm's faults are serialised), and with it
+// mm->page_table_lock by every one but the fault handler, which takes that
+// only around its PTE changes (vm/mmap_lock.h). Lock order: mmap_lock, then
+// page_table_lock, then the process table's lock, then a ShmemObject's
+// lock, then the page tables' own locks.
 #pragma once
 
 #include <atomic>
@@ -89,7 +91,8 @@ struct MmStruct {
   Machine* machine = nullptr;
   ProcessState* state = nullptr;  // the machine's vm state (VMA cache, mm list, commit)
   PageTable pgd;
-  MmapLock mmap_lock;
+  MmLock mmap_lock;
+  MmLock page_table_lock;             // reclaim's way in (vm/mmap_lock.h)
   std::map<uint64_t, VmArea*> mm_mt;  // keyed by vm_end
   int map_count = 0;
   // Where the top-down search may start (Linux 2.6-3.7's free_area_cache
@@ -130,6 +133,25 @@ struct MmStruct {
     return get_mm_counter(MM_FILEPAGES) + get_mm_counter(MM_ANONPAGES) +
            get_mm_counter(MM_SHMEMPAGES);
   }
+};
+
+// Both locks of an address space, in their order: what every entry point
+// but the fault handler holds while it changes VMAs and page tables.
+class MmWriteGuard {
+ public:
+  explicit MmWriteGuard(MmStruct* mm) : mm_(mm) {
+    mm_->mmap_lock.lock();
+    mm_->page_table_lock.lock();
+  }
+  ~MmWriteGuard() {
+    mm_->page_table_lock.unlock();
+    mm_->mmap_lock.unlock();
+  }
+  MmWriteGuard(const MmWriteGuard&) = delete;
+  MmWriteGuard& operator=(const MmWriteGuard&) = delete;
+
+ private:
+  MmStruct* mm_;
 };
 
 // A fresh, empty address space of the machine's paging mode, or null when

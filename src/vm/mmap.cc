@@ -197,6 +197,7 @@ int64_t do_mmap(MmStruct* mm, uint64_t addr, uint64_t len, int prot, int flags) 
 
   Machine& m = *mm->machine;
   std::lock_guard g(mm->mmap_lock);
+  std::unique_lock pt(mm->page_table_lock);
   // Too many mappings? (map_count may reach max_map_count + 1, as in Linux.)
   if (mm->map_count > mm->state->max_map_count) return -ENOMEM;
 
@@ -255,7 +256,12 @@ int64_t do_mmap(MmStruct* mm, uint64_t addr, uint64_t len, int prot, int flags) 
   vma_link(mm, vma);
   if (!shared) vma_merge_neighbours(mm, vma);
   vm_stat_account(mm, vm_flags, pages);
-  if (flags & MAP_POPULATE) populate_locked(mm, addr, end);
+  if (flags & MAP_POPULATE) {
+    // The faults run as the fault handler's do, under the mmap lock alone,
+    // so that reclaim may take back what they bring in.
+    pt.unlock();
+    populate_locked(mm, addr, end);
+  }
   return static_cast<int64_t>(addr);
 }
 
@@ -265,12 +271,12 @@ int do_munmap(MmStruct* mm, uint64_t start, uint64_t len) {
   const uint64_t task_size = mm->layout.task_size;
   len = (len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
   if (!len || start > task_size || len > task_size - start) return -EINVAL;
-  std::lock_guard g(mm->mmap_lock);
+  MmWriteGuard g(mm);
   return munmap_locked(mm, start, start + len);
 }
 
 uint64_t do_brk(MmStruct* mm, uint64_t brk) {
-  std::lock_guard g(mm->mmap_lock);
+  MmWriteGuard g(mm);
   const uint64_t origbrk = mm->brk;
   if (brk < mm->start_brk) return origbrk;
   // RLIMIT_DATA on the heap's bytes, checked before the rounding to pages

@@ -1,11 +1,20 @@
-// mm->mmap_lock: the lock every change to an address space takes (as a
-// writer; mmkit's faults take it too). A mutex that knows its owner, so that
-// reclaim, which reaches address spaces from the page side, can tell an
-// address space the current thread already holds (direct reclaim inside a
-// fault) from one it must lock, and can give up on a busy one after a short
-// wait instead of deadlocking against the lock order
-// (include/linux/mmap_lock.h; mm/rmap.c's trylock of the mmap lock in
-// folio_referenced's and try_to_unmap's callers).
+// The two locks of an address space, both of this owner-aware mutex type:
+//
+//   mmap_lock        every change to the address space takes it (as a
+//                    writer; mmkit's faults take it too, so one mm's faults
+//                    are serialised);
+//   page_table_lock  every change to a PTE that may map an anonymous page,
+//                    and to the bounds of a VMA, is made under it as well
+//                    (Linux's mm->page_table_lock, the one ptlock of a
+//                    kernel without split PTE locks).
+//
+// Reclaim reaches address spaces from the page side and takes only the
+// page-table lock, with a try-lock: a fault holds the mmap lock across its
+// allocation and swap I/O but the page-table lock only around the few
+// stores that install an entry, so kswapd is not shut out of a process
+// that faults all the time (include/linux/mmap_lock.h, mm/memory.c's
+// pte_offset_map_lock, mm/rmap.c's page_vma_mapped_walk). The owner lets a
+// thread tell an address space it already holds from one it must lock.
 #pragma once
 
 #include <atomic>
@@ -15,7 +24,7 @@
 
 namespace mmkit {
 
-class MmapLock {
+class MmLock {
  public:
   void lock() {
     m_.lock();

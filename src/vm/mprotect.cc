@@ -74,7 +74,7 @@ int do_mprotect(MmStruct* mm, uint64_t start, uint64_t len, int prot) {
   if (grows == (PROT_GROWSDOWN | PROT_GROWSUP)) return -EINVAL;
   if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM)) return -EINVAL;
 
-  std::lock_guard g(mm->mmap_lock);
+  MmWriteGuard g(mm);
   VmArea* vma = find_vma(mm, start);
   if (!vma) return -ENOMEM;
   if (grows & PROT_GROWSDOWN) {

@@ -85,7 +85,7 @@ int64_t do_mremap(MmStruct* mm, uint64_t addr, uint64_t old_len, uint64_t new_le
   new_len = (new_len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
   if (!new_len || !old_len) return -EINVAL;
 
-  std::lock_guard g(mm->mmap_lock);
+  MmWriteGuard g(mm);
   {
     VmArea* vma = find_vma(mm, addr);
     if (!vma || vma->vm_start > addr) return -EFAULT;

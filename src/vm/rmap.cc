@@ -20,18 +20,21 @@ thread_local MmStruct* tls_fault_mm = nullptr;
 
 namespace {
 
-// Reclaim never waits for an address space: one whose mmap lock is taken is
-// skipped (rmap.h). A polled wait burned the CPU the lock holder needed.
+// Reclaim never waits for an address space: one whose page-table lock is
+// taken is skipped (rmap.h). The lock is held for a few stores by a fault,
+// longer only by munmap, mprotect, mremap, fork and exit.
 bool lock_for_reclaim(MmStruct* mm) {
-  return mm->mmap_lock.try_lock();
+  return mm->page_table_lock.try_lock();
 }
 
 void register_vma(ProcessState& st, VmArea* vma, uint64_t id) {
   st.anon_vma_vmas[id].insert(vma);
 }
 
-// Visits each VMA that may map `page`, with its mm locked (or held by this
-// thread's fault), and the present PTE there if it maps the page.
+// Visits each VMA that may map `page`, with its mm's page-table lock held,
+// and the present PTE there if it maps the page. The rmap lock keeps the
+// VMAs alive (they leave the registry before they are freed), the
+// page-table lock their bounds and the tables under them.
 template <class Fn>
 void rmap_walk(Machine& m, Page* page, RmapResult& r, Fn&& fn) {
   const auto mapping = reinterpret_cast<uintptr_t>(page->mapping_once());
@@ -43,19 +46,10 @@ void rmap_walk(Machine& m, Page* page, RmapResult& r, Fn&& fn) {
   if (it == st.anon_vma_vmas.end()) return;
   for (VmArea* vma : it->second) {
     MmStruct* mm = vma->vm_mm;
-    bool locked = false;
-    if (mm->mmap_lock.held_by_me()) {
-      if (mm_internal::tls_fault_mm != mm) {
-        r.busy = true;
-        continue;
-      }
-    } else if (mm->oom_killed.load(std::memory_order_relaxed)) {
-      continue;  // the reaper has it
-    } else if (!lock_for_reclaim(mm)) {
+    if (mm->oom_killed.load(std::memory_order_relaxed)) continue;  // the reaper has it
+    if (mm->page_table_lock.held_by_me() || !lock_for_reclaim(mm)) {
       r.busy = true;
       continue;
-    } else {
-      locked = true;
     }
     if (page->index >= vma->vm_pgoff) {
       const uint64_t addr = vma->vm_start + ((page->index - vma->vm_pgoff) << PAGE_SHIFT);
@@ -67,7 +61,7 @@ void rmap_walk(Machine& m, Page* page, RmapResult& r, Fn&& fn) {
         }
       }
     }
-    if (locked) mm->mmap_lock.unlock();
+    mm->page_table_lock.unlock();
   }
 }
 

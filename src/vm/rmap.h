@@ -17,11 +17,13 @@
 //                        shootdown as munmap's), moving PTE dirty bits to
 //                        the page
 //
-// Locking: the walk holds the rmap lock and takes each VMA's mmap lock with
-// a try-lock, never a wait (the lock order is mmap lock, then rmap lock); an
-// address space the thread already holds is walked only from inside its own
-// fault handler (direct reclaim), whose paths re-check their entries after
-// allocating. A mapping that could not be locked is reported as busy.
+// Locking: the walk holds the rmap lock and takes each VMA's page-table lock
+// with a try-lock, never a wait (the lock order is page-table lock, then
+// rmap lock); an address space whose page-table lock the thread already
+// holds is skipped. A fault holds only its mmap lock while it allocates
+// (and so may reclaim from its own address space) and re-checks its entry
+// under the page-table lock before changing it. A mapping that could not
+// be locked is reported as busy.
 #pragma once
 
 #include <cstdint>
@@ -65,8 +67,8 @@ inline bool is_swap_pte(pteval_t v) {
 void register_swap_unuse(Machine& m);
 
 namespace mm_internal {
-// The fault handler running on this thread, if any (direct reclaim may
-// unmap that address space's other pages).
+// The address space whose fault this thread is handling, if any (the OOM
+// killer's current task).
 extern thread_local MmStruct* tls_fault_mm;
 // do_swap_page(): brings the page of swap entry `pte` at addr back and maps
 // it (the fault handler's path for a swap PTE, and swapoff's).

@@ -34,7 +34,10 @@ namespace {
 // dup_mm's (parent, then child) and could deadlock with a fork; instead
 // only the first is waited for, with nothing held, and the others are
 // tried; when one is busy all are dropped and the busy one goes first next
-// time (std::lock's back-off).
+// time (std::lock's back-off). With every mmap lock held no fault runs, so
+// the page-table locks, which only reclaim's try-locks take besides, are
+// then had one by one: reclaim changes nothing while the snapshot is
+// looked at.
 class AllMmapLocks {
  public:
   explicit AllMmapLocks(std::vector<MmStruct*> mms) : mms_(std::move(mms)) {
@@ -44,7 +47,13 @@ class AllMmapLocks {
       size_t busy = mms_.size();
       for (size_t i = 0; i < mms_.size() && busy == mms_.size(); ++i)
         if (i != first && !mms_[i]->mmap_lock.try_lock()) busy = i;
-      if (busy == mms_.size()) return;
+      if (busy == mms_.size()) {
+        // Tried, not waited for: dup_mm holds a parent's and then a
+        // child's, an order this loop cannot follow for every pair.
+        for (MmStruct* mm : mms_)
+          while (!mm->page_table_lock.try_lock()) std::this_thread::yield();
+        return;
+      }
       for (size_t i = 0; i < busy; ++i)
         if (i != first) mms_[i]->mmap_lock.unlock();
       mms_[first]->mmap_lock.unlock();
@@ -53,7 +62,10 @@ class AllMmapLocks {
     }
   }
   ~AllMmapLocks() {
-    for (MmStruct* mm : mms_) mm->mmap_lock.unlock();
+    for (MmStruct* mm : mms_) {
+      mm->page_table_lock.unlock();
+      mm->mmap_lock.unlock();
+    }
   }
   AllMmapLocks(const AllMmapLocks&) = delete;
   AllMmapLocks& operator=(const AllMmapLocks&) = delete;
