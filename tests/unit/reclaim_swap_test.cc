@@ -5,6 +5,7 @@
 // oom_score_adj -1000; a memory cgroup reclaims only its own pages.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <thread>
@@ -18,6 +19,7 @@
 #include "reclaim/reclaim.h"
 #include "reclaim/vmscan.h"
 #include "swap/swap.h"
+#include "swap/swap_state.h"  // swap_set_cache_bit: a cache-only slot freed directly
 #include "vm/mm.h"
 #include "vm/process.h"
 #include "vm/rmap.h"
@@ -115,6 +117,43 @@ TEST(ReclaimSwap, WorkingSetTwiceRamReadsBackAfterSwap) {
   exit_process(p);
   expect_every_slot_free(*m);
   EXPECT_EQ(swap_check(*m), "");
+}
+
+// The slot allocator (free and nonfull cluster stacks) reaches every slot,
+// the rest of cluster 0 beside the header included, and gives back exactly
+// the slots freed in scattered clusters once the area is full.
+TEST(ReclaimSwap, SlotAllocatorReachesEverySlotAndReusesFreedOnes) {
+  auto m = boot_small(32, 3);  // 768 slots: the header and 767, in 3 clusters
+  ASSERT_TRUE(m);
+  const uint64_t total = swap_total_pages(*m);
+  ASSERT_EQ(total, 767u);
+  std::vector<SwpEntry> got;
+  for (SwpEntry e = get_swap_page(*m, 0); e.val; e = get_swap_page(*m, 0)) got.push_back(e);
+  ASSERT_EQ(got.size(), total);
+  std::vector<uint64_t> offsets;
+  for (SwpEntry e : got) offsets.push_back(swp_offset(e));
+  std::sort(offsets.begin(), offsets.end());
+  for (uint64_t i = 0; i < offsets.size(); ++i) ASSERT_EQ(offsets[i], i + 1);  // 1..767, each once
+  EXPECT_EQ(swap_free_pages(*m), 0u);
+  ASSERT_EQ(swap_check(*m), "");
+  // Free every seventh slot (spread over all three clusters), then refill.
+  std::vector<uint64_t> freed;
+  for (size_t i = 0; i < got.size(); i += 7) {
+    ASSERT_EQ(swap_set_cache_bit(*m, got[i], false), 0);
+    freed.push_back(swp_offset(got[i]));
+  }
+  ASSERT_EQ(swap_check(*m), "");
+  EXPECT_EQ(swap_free_pages(*m), freed.size());
+  std::vector<uint64_t> again;
+  for (SwpEntry e = get_swap_page(*m, 0); e.val; e = get_swap_page(*m, 0))
+    again.push_back(swp_offset(e));
+  std::sort(freed.begin(), freed.end());
+  std::sort(again.begin(), again.end());
+  EXPECT_EQ(again, freed);
+  ASSERT_EQ(swap_check(*m), "");
+  for (uint64_t off = 1; off <= total; ++off) swap_set_cache_bit(*m, swp_entry(0, off), false);
+  EXPECT_EQ(swap_free_pages(*m), total);
+  ASSERT_EQ(swap_check(*m), "");
 }
 
 TEST(ReclaimSwap, SwapEntryEncodingsRoundTrip) {
