@@ -36,11 +36,11 @@ void memcg_page_release(Machine& m, Page* page) {
   // cache; it goes with the page (PAGE_MAPPING_ANON is bit 0).
   if (reinterpret_cast<uintptr_t>(page->mapping_once()) & 1 && page->mapcount.load() == 0)
     page->set_mapping_once(nullptr);
-  page->flags.fetch_and(
-      ~((uint64_t{1} << PG_active) | (uint64_t{1} << PG_referenced) |
-        (uint64_t{1} << PG_swapbacked) | (uint64_t{1} << PG_unevictable) |
-        (uint64_t{1} << PG_dirty) | (uint64_t{1} << PG_uptodate) | (uint64_t{1} << PG_readahead)),
-      std::memory_order_relaxed);
+  page->flags.fetch_and(~((uint64_t{1} << PG_active) | (uint64_t{1} << PG_referenced) |
+                          (uint64_t{1} << PG_workingset) | (uint64_t{1} << PG_swapbacked) |
+                          (uint64_t{1} << PG_unevictable) | (uint64_t{1} << PG_dirty) |
+                          (uint64_t{1} << PG_uptodate) | (uint64_t{1} << PG_readahead)),
+                        std::memory_order_relaxed);
 }
 
 namespace {

@@ -64,6 +64,10 @@ struct Lruvec {
   std::atomic<uint64_t> cost[2] = {};
   // memory.stat events of this lruvec.
   std::atomic<uint64_t> pgscan{0}, pgsteal{0}, pgactivate{0}, pgdeactivate{0}, pgrefill{0};
+  // Evictions and refault activations so far (memcg/workingset.h), and the
+  // workingset_* events of memory.stat.
+  std::atomic<uint64_t> nonresident_age{0};
+  std::atomic<uint64_t> workingset_refault{0}, workingset_activate{0}, workingset_restore{0};
 
   uint64_t size(unsigned lru) const { return nr[lru].load(std::memory_order_relaxed); }
 };

@@ -105,6 +105,7 @@ bool mem_cgroup_read(const MemCgroup* cg, std::string_view file, std::string* ou
   } else if (file == "memory.stat") {
     // The LRU sizes and reclaim events summed over the group's lruvecs.
     uint64_t nr[NR_LRU_LISTS] = {}, scan = 0, steal = 0, act = 0, deact = 0, refill = 0;
+    uint64_t ws_refault = 0, ws_activate = 0, ws_restore = 0;
     for (const auto& lv : cg->lruvec) {
       for (unsigned l = 0; l < NR_LRU_LISTS; ++l) nr[l] += lv->size(l);
       scan += lv->pgscan.load();
@@ -112,16 +113,22 @@ bool mem_cgroup_read(const MemCgroup* cg, std::string_view file, std::string* ou
       act += lv->pgactivate.load();
       deact += lv->pgdeactivate.load();
       refill += lv->pgrefill.load();
+      ws_refault += lv->workingset_refault.load();
+      ws_activate += lv->workingset_activate.load();
+      ws_restore += lv->workingset_restore.load();
     }
     const uint64_t anon = nr[LRU_INACTIVE_ANON] + nr[LRU_ACTIVE_ANON];
     *out = fmt::format(
         "anon {}\nfile {}\nswapcached 0\ninactive_anon {}\nactive_anon {}\ninactive_file {}\n"
-        "active_file {}\nunevictable {}\npgscan {}\npgsteal {}\npgrefill {}\npgactivate {}\n"
-        "pgdeactivate {}\n",
+        "active_file {}\nunevictable {}\nworkingset_refault_anon {}\nworkingset_refault_file 0\n"
+        "workingset_activate_anon {}\nworkingset_activate_file 0\nworkingset_restore_anon {}\n"
+        "workingset_restore_file 0\nworkingset_nodereclaim 0\npgscan {}\npgsteal {}\n"
+        "pgrefill {}\npgactivate {}\npgdeactivate {}\n",
         anon << PAGE_SHIFT, (nr[LRU_INACTIVE_FILE] + nr[LRU_ACTIVE_FILE]) << PAGE_SHIFT,
         nr[LRU_INACTIVE_ANON] << PAGE_SHIFT, nr[LRU_ACTIVE_ANON] << PAGE_SHIFT,
         nr[LRU_INACTIVE_FILE] << PAGE_SHIFT, nr[LRU_ACTIVE_FILE] << PAGE_SHIFT,
-        nr[LRU_UNEVICTABLE] << PAGE_SHIFT, scan, steal, refill, act, deact);
+        nr[LRU_UNEVICTABLE] << PAGE_SHIFT, ws_refault, ws_activate, ws_restore, scan, steal, refill,
+        act, deact);
   } else {
     out->clear();
     return false;

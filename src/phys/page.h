@@ -33,7 +33,8 @@ enum PageFlag : unsigned {
   PG_lru = 5,
   PG_head = 6,
   PG_active = 7,
-  PG_swapcache = 9,  // in the swap cache; private_ holds the swap entry
+  PG_workingset = 8,  // was active before it was deactivated or evicted (mm/workingset.c)
+  PG_swapcache = 9,   // in the swap cache; private_ holds the swap entry
   PG_reserved = 10,
   PG_private = 11,
   PG_writeback = 13,

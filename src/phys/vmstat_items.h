@@ -136,6 +136,13 @@ enum class NodeStat : unsigned {
   NR_UNEVICTABLE,
   NR_ISOLATED_ANON,
   NR_SWAPCACHE,
+  // mm/workingset.c's refault events (the file ones wait for the page cache).
+  WORKINGSET_REFAULT_ANON,
+  WORKINGSET_REFAULT_FILE,
+  WORKINGSET_ACTIVATE_ANON,
+  WORKINGSET_ACTIVATE_FILE,
+  WORKINGSET_RESTORE_ANON,
+  WORKINGSET_RESTORE_FILE,
   NR_STATS
 };
 inline constexpr unsigned NR_LRU_BASE = static_cast<unsigned>(NodeStat::NR_INACTIVE_ANON);

@@ -38,6 +38,12 @@ uint64_t node_stat_value(const Node& n, std::string_view name) {
   if (name == "nr_unevictable") return get(NodeStat::NR_UNEVICTABLE);
   if (name == "nr_isolated_anon") return get(NodeStat::NR_ISOLATED_ANON);
   if (name == "nr_swapcached") return get(NodeStat::NR_SWAPCACHE);
+  if (name == "workingset_refault_anon") return get(NodeStat::WORKINGSET_REFAULT_ANON);
+  if (name == "workingset_refault_file") return get(NodeStat::WORKINGSET_REFAULT_FILE);
+  if (name == "workingset_activate_anon") return get(NodeStat::WORKINGSET_ACTIVATE_ANON);
+  if (name == "workingset_activate_file") return get(NodeStat::WORKINGSET_ACTIVATE_FILE);
+  if (name == "workingset_restore_anon") return get(NodeStat::WORKINGSET_RESTORE_ANON);
+  if (name == "workingset_restore_file") return get(NodeStat::WORKINGSET_RESTORE_FILE);
   return 0;
 }
 

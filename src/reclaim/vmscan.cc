@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "memcg/workingset.h"
 #include "page_alloc/page_alloc.h"
 #include "slab/shrinker.h"
 #include "swap/swap.h"
@@ -70,6 +71,7 @@ void shrink_active_list(Machine& m, Lruvec& lv, uint64_t nr, ScanControl& sc, un
     }
     page->clear_atomic(PG_active);
     page->clear_atomic(PG_referenced);
+    page->set_atomic(PG_workingset);  // it was active: a refault of it is a restore
   }
   lv.pgrefill.fetch_add(pages.size());
   lv.pgdeactivate.fetch_add(pages.size());
@@ -88,7 +90,7 @@ bool remove_mapping(Machine& m, Page* page) {
       !page->refcount.compare_exchange_strong(expected, 1, std::memory_order_acq_rel))
     return false;
   get_page(page);  // delete_from_swap_cache drops the cache's reference
-  delete_from_swap_cache(m, page);
+  delete_from_swap_cache(m, page, workingset_eviction(m, page));
   return true;
 }
 

@@ -97,7 +97,9 @@ Page* lookup_swap_cache(Machine& m, SwpEntry e);
 // swap is full.
 bool add_to_swap(Machine& m, Page* page, uint16_t memcg_id);
 // Removes a page from the swap cache (its reference and SWAP_HAS_CACHE go).
-void delete_from_swap_cache(Machine& m, Page* page);
+// Reclaim's eviction passes the shadow entry (memcg/workingset.h) that the
+// slot keeps while page tables still refer to it.
+void delete_from_swap_cache(Machine& m, Page* page, uintptr_t shadow = 0);
 // free_swap_and_cache(): a page-table reference less, and the swap-cache
 // page goes too when nothing refers to the slot any more (zap).
 void free_swap_and_cache(Machine& m, SwpEntry e);

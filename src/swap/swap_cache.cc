@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "memcg/lru.h"
+#include "memcg/workingset.h"
 #include "page_alloc/page_alloc.h"
 #include "swap/swap_state.h"
 
@@ -19,13 +20,22 @@ void swapcache_stat(Machine& m, Page* page, int64_t n) {
   m.node(m.page_zone(page)->node).stat[static_cast<unsigned>(NodeStat::NR_SWAPCACHE)].add(n);
 }
 
-// Inserts a page whose slot has SWAP_HAS_CACHE into the cache.
-void cache_insert(Machine& m, SwapInfo& si, Page* page, SwpEntry e) {
+// Inserts a page whose slot has SWAP_HAS_CACHE into the cache; returns the
+// shadow entry it replaces, or 0.
+uintptr_t cache_insert(Machine& m, SwapInfo& si, Page* page, SwpEntry e) {
   get_page(page);  // the cache's reference
   page->set_private_once(e.val);
   page->set_atomic(PG_swapcache);
-  si.cache[swp_offset(e)].store(page, std::memory_order_release);
+  const uintptr_t old = si.cache[swp_offset(e)].exchange(reinterpret_cast<uintptr_t>(page),
+                                                         std::memory_order_acq_rel);
   swapcache_stat(m, page, 1);
+  return is_shadow(old) ? old : 0;
+}
+
+// A page just read into a slot that held `shadow`: a refault, perhaps of a
+// page still in the workingset (made active before it joins its list).
+void note_refault(Machine& m, Page* page, uintptr_t shadow) {
+  if (shadow) workingset_refault(m, page, shadow, swap_free_pages(m) > 0);
 }
 
 void lock_page(Page* page) {
@@ -40,15 +50,16 @@ void unlock_page(Page* page) {
 Page* lookup_swap_cache(Machine& m, SwpEntry e) {
   SwapInfo* si = swap_info(m, e);
   if (!si) return nullptr;
-  std::atomic<Page*>& slot = si->cache[swp_offset(e)];
+  std::atomic<uintptr_t>& slot = si->cache[swp_offset(e)];
   for (;;) {
-    Page* page = slot.load(std::memory_order_acquire);
-    if (!page) return nullptr;
+    const uintptr_t v = slot.load(std::memory_order_acquire);
+    if (!v || is_shadow(v)) return nullptr;
+    Page* page = reinterpret_cast<Page*>(v);
     if (!page->try_get()) {  // being freed: its removal is on the way
       std::this_thread::yield();
       continue;
     }
-    if (slot.load(std::memory_order_acquire) == page && page->test(PG_swapcache) &&
+    if (slot.load(std::memory_order_acquire) == v && page->test(PG_swapcache) &&
         page->private_once() == e.val)
       return page;
     put_page(m, page);
@@ -61,16 +72,18 @@ bool add_to_swap(Machine& m, Page* page, uint16_t memcg_id) {
   // The page's contents are the data (an anonymous page is uptodate from
   // its fault on); the slot holds nothing yet, so the page is dirty.
   page->set_atomic(PG_uptodate);
-  cache_insert(m, *swap_info(m, e), page, e);
+  cache_insert(m, *swap_info(m, e), page, e);  // a fresh slot: no shadow
   page->set_atomic(PG_dirty);
   return true;
 }
 
-void delete_from_swap_cache(Machine& m, Page* page) {
+void delete_from_swap_cache(Machine& m, Page* page, uintptr_t shadow) {
   const SwpEntry e{page->private_once()};
   SwapInfo* si = swap_info(m, e);
   if (!si || !page->test(PG_swapcache)) return;
-  si->cache[swp_offset(e)].store(nullptr, std::memory_order_release);
+  // The shadow stays only while the slot is in use: swap_set_cache_bit
+  // below frees a slot nobody refers to, and its shadow with it.
+  si->cache[swp_offset(e)].store(shadow, std::memory_order_release);
   page->clear_atomic(PG_swapcache);
   page->set_private_once(0);
   swapcache_stat(m, page, -1);
@@ -239,9 +252,12 @@ Page* swapin_readahead(Machine& m, SwpEntry e, bool readahead, const SwapChargeF
           }
           lock_page(page);
           page->set_atomic(PG_swapbacked);
-          cache_insert(m, *si, page, oe);
+          const uintptr_t shadow = cache_insert(m, *si, page, oe);
           const int io = swap_read_slot(*si, o, m.phys_window(m.page_to_pfn(page)));
-          if (io == 0) page->set_atomic(PG_uptodate);
+          if (io == 0) {
+            page->set_atomic(PG_uptodate);
+            note_refault(m, page, shadow);
+          }
           unlock_page(page);
           lru_cache_add(m, page);
           if (io != 0) {
@@ -273,10 +289,11 @@ Page* swapin_readahead(Machine& m, SwpEntry e, bool readahead, const SwapChargeF
       lock_page(page);
       page->set_atomic(PG_swapbacked);
       page->set_atomic(PG_readahead);
-      cache_insert(m, *si, page, oe);
+      const uintptr_t shadow = cache_insert(m, *si, page, oe);
       const int io = swap_read_slot(*si, o, m.phys_window(m.page_to_pfn(page)));
       if (io == 0) {
         page->set_atomic(PG_uptodate);
+        note_refault(m, page, shadow);
         m.count_event(VmEvent::PSWPIN);
         m.count_event(VmEvent::PGPGIN, PAGE_SIZE / 1024);
       }

@@ -22,10 +22,12 @@ struct SwapInfo {
   unsigned type = 0;
   int prio = 0;
   int fd = -1;
-  uint64_t max = 0;                             // slots including the header page (last_page + 1)
-  uint64_t pages = 0;                           // usable slots
-  std::atomic<bool> writeok{true};              // SWP_WRITEOK: off while swapoff runs
-  std::unique_ptr<std::atomic<Page*>[]> cache;  // the swap cache, by offset
+  uint64_t max = 0;                 // slots including the header page (last_page + 1)
+  uint64_t pages = 0;               // usable slots
+  std::atomic<bool> writeok{true};  // SWP_WRITEOK: off while swapoff runs
+  // The swap cache, by offset: a Page*, a shadow entry left by reclaim
+  // (bit 0 set, memcg/workingset.h) while the slot is in use, or 0.
+  std::unique_ptr<std::atomic<uintptr_t>[]> cache;
   std::unique_ptr<std::atomic<uint16_t>[]> memcg_id;  // swap_cgroup, by offset
   std::unique_ptr<uint8_t[]> swap_map;                // per slot: count | SWAP_HAS_CACHE (lock)
   std::string path;

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "memcg/memcg_state.h"
+#include "memcg/workingset.h"
 #include "page_alloc/page_alloc.h"
 #include "swap/swap_state.h"
 
@@ -99,6 +100,7 @@ void list_cluster(SwapInfo& si, uint64_t c) {
 void slot_freed(SwapState& st, SwapInfo& si, uint64_t off) {
   memcg_swap_charge(st.m, si.memcg_id[off].exchange(0, std::memory_order_relaxed), -1);
   const uint64_t c = off / SWAPFILE_CLUSTER;
+  si.cache[off].store(0, std::memory_order_relaxed);  // its shadow, if any, goes with it
   --si.cluster_count[c];
   list_cluster(si, c);
   si.inuse_pages.fetch_sub(1, std::memory_order_relaxed);
@@ -245,7 +247,7 @@ int swapon(Machine& m, const SwapOptions& opt, std::string* err, unsigned* type_
   si->cluster_listed.assign(si->nr_clusters(), 0);
   for (uint64_t c = si->nr_clusters(); c-- > 0;) list_cluster(*si, c);  // cluster 0 is nonfull
   si->percpu_next.assign(m.nr_cpus() + 1, 0);
-  si->cache = std::make_unique<std::atomic<Page*>[]>(si->max);
+  si->cache = std::make_unique<std::atomic<uintptr_t>[]>(si->max);
   si->memcg_id = std::make_unique<std::atomic<uint16_t>[]>(si->max);
   SwapInfo* raw = si.get();
   st.owned.push_back(std::move(si));
@@ -470,11 +472,14 @@ std::string swap_check(Machine& m) {
     per_cluster[0] = 1;
     for (uint64_t off = 1; off < si->max; ++off) {
       const uint8_t v = si->swap_map[off];
-      Page* cached = si->cache[off].load();
+      const uintptr_t entry = si->cache[off].load();
+      Page* cached = is_shadow(entry) ? nullptr : reinterpret_cast<Page*>(entry);
       if (v) {
         ++inuse;
         ++per_cluster[off / SWAPFILE_CLUSTER];
       }
+      if (is_shadow(entry) && !v)
+        return fmt::format("{} slot {}: a shadow entry in a free slot", si->path, off);
       if (cached) {
         if (!(v & SWAP_HAS_CACHE))
           return fmt::format("{} slot {}: a page in the swap cache without SWAP_HAS_CACHE",
@@ -539,7 +544,8 @@ std::string swap_check_counts(
       if (map_count(*si, off) != want)
         return fmt::format("{} slot {}: swap_map counts {} references, page tables hold {}",
                            si->path, off, map_count(*si, off), want);
-      if ((si->swap_map[off] & SWAP_HAS_CACHE) && !si->cache[off].load())
+      const uintptr_t entry = si->cache[off].load();
+      if ((si->swap_map[off] & SWAP_HAS_CACHE) && (!entry || is_shadow(entry)))
         return fmt::format("{} slot {}: SWAP_HAS_CACHE but no page in the swap cache", si->path,
                            off);
     }

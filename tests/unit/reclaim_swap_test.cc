@@ -3,6 +3,7 @@
 // entries; swapoff brings everything home; injected write errors lose
 // nothing; a full swap ends in the OOM killer, which spares
 // oom_score_adj -1000; a memory cgroup reclaims only its own pages.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -308,6 +309,46 @@ TEST(ReclaimSwap, MemcgAtMaxReclaimsOnlyItsOwnPages) {
   expect_checks(*m, p->mm);
   exit_process(p);
   exit_process(other);
+}
+
+// Workingset detection (mm/workingset.c): every page read back from swap
+// into a slot that reclaim evicted it from is a refault (its shadow entry
+// was there); activations and restores are among them (a loop 1.5 times
+// the limit may activate none: its refault distance exceeds the active
+// list); memory.stat agrees with /proc/vmstat's counters.
+TEST(ReclaimSwap, RefaultsOfEvictedPagesAreDetected) {
+  auto m = boot_small(128, 256);
+  ASSERT_TRUE(m);
+  auto cpu = CpuScope::bind(*m, 0);
+  MemCgroup* cg = mem_cgroup_create(*m, "ws", 8ull << 20);
+  ASSERT_TRUE(cg);
+  Process* p;
+  ASSERT_EQ(spawn(*m, "ws", &p), 0);
+  p->mm->memcg = cg;
+  const uint64_t pages = (12ull << 20) / PAGE_SIZE;  // 1.5 times the limit
+  const uint64_t a = map_anon(p->mm, pages * PAGE_SIZE);
+  write_pages(p->mm, a, pages, 3);
+  auto ws = [&](NodeStat item) { return static_cast<uint64_t>(m->node_stat_sum(item)); };
+  EXPECT_EQ(ws(NodeStat::WORKINGSET_REFAULT_ANON), 0u);  // nothing read back yet
+  const uint64_t in0 = m->sum_event(VmEvent::PSWPIN);
+  for (int pass = 0; pass < 3; ++pass) EXPECT_EQ(verify_pages(p->mm, a, pages, 3), 0u);
+  const uint64_t read = m->sum_event(VmEvent::PSWPIN) - in0;
+  const uint64_t refault = ws(NodeStat::WORKINGSET_REFAULT_ANON);
+  const uint64_t activate = ws(NodeStat::WORKINGSET_ACTIVATE_ANON);
+  const uint64_t restore = ws(NodeStat::WORKINGSET_RESTORE_ANON);
+  EXPECT_GT(read, 0u);
+  EXPECT_EQ(refault, read);  // each page read (readahead included) was evicted by reclaim
+  EXPECT_LE(activate, refault);
+  EXPECT_LE(restore, activate);
+  std::string stat;
+  ASSERT_TRUE(mem_cgroup_read(cg, "memory.stat", &stat));
+  EXPECT_NE(stat.find(fmt::format("\nworkingset_refault_anon {}\n", refault)), std::string::npos)
+      << stat;
+  EXPECT_NE(stat.find(fmt::format("\nworkingset_activate_anon {}\n", activate)), std::string::npos);
+  expect_checks(*m, p->mm);
+  exit_process(p);
+  EXPECT_EQ(swap_check(*m), "");  // the slots, and their shadows, are gone
+  EXPECT_EQ(swap_free_pages(*m), swap_total_pages(*m));
 }
 
 // swapin_nr_pages(): faults that walk swapped pages in order read ahead
