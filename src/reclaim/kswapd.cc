@@ -43,9 +43,9 @@ namespace {
 constexpr int MAX_RECLAIM_RETRIES = 16;
 thread_local bool tls_in_reclaim = false;  // PF_MEMALLOC
 
-uint64_t thread_cpu_ns() {
+uint64_t clock_ns(clockid_t clock) {
   timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  if (clock_gettime(clock, &ts) != 0) return 0;
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
@@ -107,8 +107,8 @@ ReclaimState::ReclaimState(Machine& machine) : m(machine) {
     raw->thread = std::thread([this, raw] { kswapd_run(*this, *raw); });
     // The thread's own CPU clock, read live: under steady pressure kswapd
     // may not sleep (or finish a round) for a whole run.
-    clockid_t clock;
-    if (pthread_getcpuclockid(raw->thread.native_handle(), &clock) == 0) raw->clock = clock;
+    // (glibc derives it from the thread id: it cannot fail for a live thread).
+    pthread_getcpuclockid(raw->thread.native_handle(), &raw->clock);
   }
 }
 
@@ -152,12 +152,10 @@ void kswapd_run(ReclaimState& st, Kswapd& k) {
       k.wake = false;
     }
     if (st.stopping.load()) return;
-    const uint64_t t0 = thread_cpu_ns();
     while (!st.stopping.load() && k.failures.load() < MAX_RECLAIM_RETRIES &&
            !pgdat_balanced(st.m, k.nid, 0, st.m.node(k.nid).nr_zones - 1)) {
       balance_pgdat(st, k);
     }
-    k.cpu_ns.fetch_add(thread_cpu_ns() - t0);
   }
 }
 
@@ -200,13 +198,7 @@ Result<std::unique_ptr<Machine>> boot_with_reclaim(const MachineConfig& cfg) {
 uint64_t kswapd_cpu_ns(const Machine& m) {
   uint64_t ns = 0;
   if (const ReclaimState* st = reclaim_state_if(m))
-    for (const auto& k : st->kswapd) {
-      timespec ts;
-      if (k->clock && clock_gettime(*k->clock, &ts) == 0)
-        ns += static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-      else
-        ns += k->cpu_ns.load();
-    }
+    for (const auto& k : st->kswapd) ns += clock_ns(k->clock);
   return ns;
 }
 

@@ -9,7 +9,6 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <thread>
 #include <vector>
 
@@ -23,9 +22,8 @@ struct Kswapd {
   std::mutex lock;
   std::condition_variable wait;  // pgdat->kswapd_wait
   bool wake = false;
-  std::atomic<uint64_t> cpu_ns{0};  // where the thread's CPU clock is not available
-  std::optional<clockid_t> clock;   // the thread's CPU clock (set before any reader)
-  std::atomic<int> failures{0};     // kswapd_failures
+  clockid_t clock{};             // the thread's CPU clock (set before any reader)
+  std::atomic<int> failures{0};  // kswapd_failures
 };
 
 class MachineReclaimOps;

@@ -83,17 +83,20 @@ void memcg_swap_charge(Machine& m, uint16_t id, int64_t n) {
 
 constexpr uint8_t kOnFreeList = 1, kOnNonfullList = 2;
 
-// Puts cluster c on the stack that its count says it belongs to, unless it
-// is there already.
-void list_cluster(SwapInfo& si, uint64_t c) {
+// The stack cluster c belongs on by its count: kOnFreeList when wholly
+// free, kOnNonfullList when partly used, 0 when full.
+uint8_t cluster_belongs(const SwapInfo& si, uint64_t c) {
   const uint16_t used = si.cluster_count[c];
-  if (used == 0 && !(si.cluster_listed[c] & kOnFreeList)) {
-    si.cluster_listed[c] |= kOnFreeList;
-    si.free_clusters.push_back(static_cast<uint32_t>(c));
-  } else if (used != 0 && used < si.cluster_slots(c) && !(si.cluster_listed[c] & kOnNonfullList)) {
-    si.cluster_listed[c] |= kOnNonfullList;
-    si.nonfull_clusters.push_back(static_cast<uint32_t>(c));
-  }
+  if (used == 0) return kOnFreeList;
+  return used < si.cluster_slots(c) ? kOnNonfullList : 0;
+}
+
+// Puts cluster c on the stack it belongs on, unless it is there already.
+void list_cluster(SwapInfo& si, uint64_t c) {
+  const uint8_t bit = cluster_belongs(si, c);
+  if (!bit || (si.cluster_listed[c] & bit)) return;
+  si.cluster_listed[c] |= bit;
+  (bit == kOnFreeList ? si.free_clusters : si.nonfull_clusters).push_back(static_cast<uint32_t>(c));
 }
 
 // A slot's count went to zero with no cache: it is free again.
@@ -124,18 +127,19 @@ uint64_t free_slot_in(const SwapInfo& si, uint64_t from, uint64_t end) {
   return p ? static_cast<uint64_t>(static_cast<const uint8_t*>(p) - &si.swap_map[0]) : 0;
 }
 
-// Pops entries that no longer belong on a stack (lazy deletion) and returns
-// the cluster on top that does, or -1.
-template <class Belongs>
-int64_t top_cluster(SwapInfo& si, std::vector<uint32_t>& stack, uint8_t bit, Belongs belongs) {
+// Pops entries that no longer belong on a stack (lazy deletion) and
+// returns the first free slot of the cluster on top that does, or 0.
+uint64_t free_slot_from(SwapInfo& si, std::vector<uint32_t>& stack, uint8_t bit) {
   while (!stack.empty()) {
     const uint32_t c = stack.back();
-    if (belongs(c)) return c;
+    if (cluster_belongs(si, c) == bit)
+      return free_slot_in(si, uint64_t{c} * SWAPFILE_CLUSTER,
+                          uint64_t{c} * SWAPFILE_CLUSTER + si.cluster_slots(c));
     stack.pop_back();
     si.cluster_listed[c] &= static_cast<uint8_t>(~bit);
     list_cluster(si, c);  // onto the other stack if it belongs there now
   }
-  return -1;
+  return 0;
 }
 
 // scan_swap_map_slots(), one slot: the rest of the CPU's cluster first,
@@ -144,19 +148,13 @@ int64_t top_cluster(SwapInfo& si, std::vector<uint32_t>& stack, uint8_t bit, Bel
 uint64_t alloc_slot(SwapState& st, SwapInfo& si) {
   CpuState* cpu = this_cpu(st.m);
   uint64_t& next = si.percpu_next[cpu ? cpu->id : st.m.nr_cpus()];
-  auto cluster_end = [&](uint64_t c) { return c * SWAPFILE_CLUSTER + si.cluster_slots(c); };
-  uint64_t off = next ? free_slot_in(si, next, cluster_end(next / SWAPFILE_CLUSTER)) : 0;
-  if (!off) {
-    const int64_t c = top_cluster(si, si.free_clusters, kOnFreeList,
-                                  [&](uint32_t k) { return !si.cluster_count[k]; });
-    if (c >= 0) off = free_slot_in(si, static_cast<uint64_t>(c) * SWAPFILE_CLUSTER, cluster_end(c));
+  uint64_t off = 0;
+  if (next) {
+    const uint64_t c = next / SWAPFILE_CLUSTER;
+    off = free_slot_in(si, next, c * SWAPFILE_CLUSTER + si.cluster_slots(c));
   }
-  if (!off) {
-    const int64_t c = top_cluster(si, si.nonfull_clusters, kOnNonfullList, [&](uint32_t k) {
-      return si.cluster_count[k] && si.cluster_count[k] < si.cluster_slots(k);
-    });
-    if (c >= 0) off = free_slot_in(si, static_cast<uint64_t>(c) * SWAPFILE_CLUSTER, cluster_end(c));
-  }
+  if (!off) off = free_slot_from(si, si.free_clusters, kOnFreeList);
+  if (!off) off = free_slot_from(si, si.nonfull_clusters, kOnNonfullList);
   if (!off) return 0;
   next = (off + 1) % SWAPFILE_CLUSTER ? off + 1 : 0;
   if (next >= si.max) next = 0;
@@ -511,11 +509,9 @@ std::string swap_check(Machine& m) {
       if (listed[c] != si->cluster_listed[c])
         return fmt::format("{} cluster {}: listed {} but flagged {}", si->path, c, listed[c],
                            si->cluster_listed[c]);
-      const uint64_t used = si->cluster_count[c];
-      if (used == 0 && !(listed[c] & kOnFreeList))
-        return fmt::format("{} cluster {}: free but not on the free list", si->path, c);
-      if (used && used < si->cluster_slots(c) && !(listed[c] & kOnNonfullList))
-        return fmt::format("{} cluster {}: partly used but not on the nonfull list", si->path, c);
+      if (const uint8_t bit = cluster_belongs(*si, c); bit && !(listed[c] & bit))
+        return fmt::format("{} cluster {}: has free slots but is not on the {} list", si->path, c,
+                           bit == kOnFreeList ? "free" : "nonfull");
     }
     free_total += static_cast<int64_t>(si->pages - inuse);
   }

@@ -45,6 +45,16 @@ uint64_t map_anon(MmStruct* mm, uint64_t bytes) {
   return static_cast<uint64_t>(a);
 }
 
+// A process in a new memory cgroup `name` limited to max_bytes.
+Process* spawn_in_group(Machine& m, const char* name, uint64_t max_bytes) {
+  MemCgroup* cg = mem_cgroup_create(m, name, max_bytes);
+  EXPECT_TRUE(cg);
+  Process* p = nullptr;
+  EXPECT_EQ(spawn(m, name, &p), 0);
+  if (p) p->mm->memcg = cg;
+  return p;
+}
+
 uint64_t pattern(uint64_t page, uint64_t version) {
   return (page * 0x9e3779b97f4a7c15ull) ^ (version << 48) ^ 0x5a5a;
 }
@@ -320,11 +330,9 @@ TEST(ReclaimSwap, RefaultsOfEvictedPagesAreDetected) {
   auto m = boot_small(128, 256);
   ASSERT_TRUE(m);
   auto cpu = CpuScope::bind(*m, 0);
-  MemCgroup* cg = mem_cgroup_create(*m, "ws", 8ull << 20);
-  ASSERT_TRUE(cg);
-  Process* p;
-  ASSERT_EQ(spawn(*m, "ws", &p), 0);
-  p->mm->memcg = cg;
+  Process* p = spawn_in_group(*m, "ws", 8ull << 20);
+  ASSERT_TRUE(p);
+  MemCgroup* cg = p->mm->memcg;
   const uint64_t pages = (12ull << 20) / PAGE_SIZE;  // 1.5 times the limit
   const uint64_t a = map_anon(p->mm, pages * PAGE_SIZE);
   write_pages(p->mm, a, pages, 3);
@@ -358,11 +366,8 @@ TEST(ReclaimSwap, SwapReadaheadFollowsTheAccessPattern) {
   auto m = boot_small(128, 256);
   ASSERT_TRUE(m);
   auto cpu = CpuScope::bind(*m, 0);
-  MemCgroup* cg = mem_cgroup_create(*m, "ra", 8ull << 20);
-  ASSERT_TRUE(cg);
-  Process* p;
-  ASSERT_EQ(spawn(*m, "ra", &p), 0);
-  p->mm->memcg = cg;
+  Process* p = spawn_in_group(*m, "ra", 8ull << 20);
+  ASSERT_TRUE(p);
   const uint64_t pages = (32ull << 20) / PAGE_SIZE;
   const uint64_t a = map_anon(p->mm, pages * PAGE_SIZE);
   write_pages(p->mm, a, pages, 4);
