@@ -203,6 +203,16 @@ void mark_page_accessed(Machine& m, Page* page) {
   m.count_event(VmEvent::PGACTIVATE);
 }
 
+void folio_rotate_reclaimable(Machine& m, Page* page) {
+  if (!page->test(PG_lru) || page->test(PG_active) || page->test(PG_unevictable)) return;
+  Lruvec& lv = folio_lruvec(m, page);
+  SpinGuard g(lv.lru_lock);
+  if (!page->test(PG_lru) || page->test(PG_active)) return;  // isolated meanwhile
+  lruvec_del_page(lv, page);
+  lruvec_add_page_tail(lv, page);
+  m.count_event(VmEvent::PGROTATED);
+}
+
 void putback_lru_page(Machine& m, Page* page) {
   {
     Lruvec& lv = folio_lruvec(m, page);

@@ -103,6 +103,9 @@ void lru_cache_add(Machine& m, Page* page);
 void lru_add_drain(Machine& m);
 void lru_add_drain_all(Machine& m);
 void mark_page_accessed(Machine& m, Page* page);
+// folio_rotate_reclaimable(): a page on an inactive list whose writeback
+// reclaim was waiting for moves to the list's tail (PGROTATED).
+void folio_rotate_reclaimable(Machine& m, Page* page);
 // Puts an isolated page back on its list and drops the isolation reference.
 void putback_lru_page(Machine& m, Page* page);
 

@@ -33,8 +33,12 @@ void workingset_refault(Machine& m, Page* page, uintptr_t shadow, bool swap_avai
   const int nid = static_cast<int>((v >> kNodeShift) & kNodeMask);
   const auto memcg_id = static_cast<uint16_t>((v >> kMemcgShift) & kMemcgMask);
   const bool workingset = (v >> kWorkingsetShift) & 1;
+  const bool file = !page->test(PG_swapbacked);
+  auto item = [file](NodeStat anon) {  // the _FILE item follows each _ANON one
+    return static_cast<NodeStat>(static_cast<unsigned>(anon) + (file ? 1 : 0));
+  };
   Lruvec& lv = folio_lruvec(m, page);
-  node_stat(m, lv.nid, NodeStat::WORKINGSET_REFAULT_ANON, 1);
+  node_stat(m, lv.nid, item(NodeStat::WORKINGSET_REFAULT_ANON), 1);
   lv.workingset_refault.fetch_add(1, std::memory_order_relaxed);
   // The lruvec the page was evicted from; a group removed since, or a node
   // the machine does not have, leaves nothing to compare with.
@@ -44,23 +48,27 @@ void workingset_refault(Machine& m, Page* page, uintptr_t shadow, bool swap_avai
   Lruvec& evicted_from = mem_cgroup_lruvec(cg, nid);
   const uint64_t refault = evicted_from.nonresident_age.load(std::memory_order_relaxed);
   const uint64_t distance = (refault - eviction) & kAgeMask;
-  // workingset_test_recent(): the memory an anonymous page competes for is
-  // the file lists and, while there is swap to make room with, the active
-  // anon list.
-  uint64_t workingset_size =
-      evicted_from.size(LRU_ACTIVE_FILE) + evicted_from.size(LRU_INACTIVE_FILE);
-  if (swap_available) workingset_size += evicted_from.size(LRU_ACTIVE_ANON);
+  // workingset_test_recent(): the memory a page competes for is the active
+  // file list, the inactive file list too for an anonymous page and, while
+  // there is swap to make room with, the active anon list (and the inactive
+  // one for a file page).
+  uint64_t workingset_size = evicted_from.size(LRU_ACTIVE_FILE);
+  if (!file) workingset_size += evicted_from.size(LRU_INACTIVE_FILE);
+  if (swap_available) {
+    workingset_size += evicted_from.size(LRU_ACTIVE_ANON);
+    if (file) workingset_size += evicted_from.size(LRU_INACTIVE_ANON);
+  }
   if (distance > workingset_size) return;
   page->set_atomic(PG_active);
   lv.nonresident_age.fetch_add(1, std::memory_order_relaxed);
-  node_stat(m, lv.nid, NodeStat::WORKINGSET_ACTIVATE_ANON, 1);
+  node_stat(m, lv.nid, item(NodeStat::WORKINGSET_ACTIVATE_ANON), 1);
   lv.workingset_activate.fetch_add(1, std::memory_order_relaxed);
   if (workingset) {
     // Active before its eviction: a restore, and what it cost counts
-    // against the anon side (lru_note_cost_refault).
+    // against its side (lru_note_cost_refault).
     page->set_atomic(PG_workingset);
-    lv.cost[0].fetch_add(1, std::memory_order_relaxed);
-    node_stat(m, lv.nid, NodeStat::WORKINGSET_RESTORE_ANON, 1);
+    lv.cost[file ? 1 : 0].fetch_add(1, std::memory_order_relaxed);
+    node_stat(m, lv.nid, item(NodeStat::WORKINGSET_RESTORE_ANON), 1);
     lv.workingset_restore.fetch_add(1, std::memory_order_relaxed);
   }
 }

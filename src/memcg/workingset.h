@@ -1,6 +1,6 @@
-// Workingset detection (mm/workingset.c), for anonymous pages so far: what
-// reclaim leaves behind in the swap cache when it evicts a page, and what a
-// swap-in makes of it.
+// Workingset detection (mm/workingset.c): what reclaim leaves behind in
+// the swap cache or the page cache when it evicts a page, and what a
+// swap-in or a page-cache miss makes of it.
 //
 // Each lruvec counts its nonresident_age: one tick per page evicted from it
 // and per page a refault activates. An evicted page leaves a shadow entry in
@@ -18,8 +18,9 @@
 //     bits 24-63 the eviction age (modulo 2^40)
 //
 // Not modelled: the shadow-node shrinker (shadows live in the swap cache's
-// flat array, one word per slot, so none is ever reclaimed and
-// workingset_nodereclaim stays 0), and the file side until files exist.
+// flat array, one word per slot, and in the page cache's index until the
+// file is truncated or evicted, so none is ever reclaimed and
+// workingset_nodereclaim stays 0).
 #pragma once
 
 #include <cstdint>
@@ -35,11 +36,11 @@ inline constexpr bool is_shadow(uintptr_t v) {
 // workingset_eviction(): ages the page's lruvec and returns the shadow that
 // its swap-cache slot keeps.
 uintptr_t workingset_eviction(Machine& m, Page* page);
-// workingset_refault(): `page` (charged, not yet on an LRU list) was read
-// back into a slot that held `shadow`; counts the refault and, when the
-// refault distance is within the workingset, sets PG_active (and
-// PG_workingset for a restore). `swap_available`: free swap exists, so the
-// active anon list competes for the memory (workingset_test_recent).
+// workingset_refault(): `page` (charged, not yet on an LRU list; anonymous
+// or file by PG_swapbacked) was read back into a slot that held `shadow`; counts the refault and,
+// when the refault distance is within the workingset, sets PG_active (and PG_workingset for a
+// restore). `swap_available`: free swap exists, so the active anon list competes for the memory
+// (workingset_test_recent).
 void workingset_refault(Machine& m, Page* page, uintptr_t shadow, bool swap_available);
 
 }  // namespace mmkit

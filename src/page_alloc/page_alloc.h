@@ -66,6 +66,9 @@ int zone_highsize(const Machine& m, const Zone& z, int batch);
 
 // Free pages of a node or the machine (buddy lists; pcp pages not included).
 uint64_t nr_free_pages(const Machine& m);
+// calculate_totalreserve_pages(): per zone, the largest lowmem_reserve
+// against itself and higher zones plus the high watermark, at most managed.
+uint64_t totalreserve_pages(const Machine& m);
 // Pages held on the per-CPU lists of a zone, all CPUs.
 uint64_t zone_pcp_pages(const Zone& z);
 

@@ -119,4 +119,19 @@ void zone_pcp_update(Machine& m) {
   });
 }
 
+uint64_t totalreserve_pages(const Machine& m) {
+  uint64_t total = 0;
+  for (unsigned nid = 0; nid < m.nr_nodes(); ++nid) {
+    const Node& n = m.node(static_cast<int>(nid));
+    for (unsigned i = 0; i < n.nr_zones; ++i) {
+      const Zone& z = n.zones[i];
+      uint64_t max = 0;
+      for (unsigned j = i; j < MAX_NR_ZONES; ++j) max = std::max(max, z.lowmem_reserve[j]);
+      max += z.high_wmark();
+      total += std::min(max, z.managed());
+    }
+  }
+  return total;
+}
+
 }  // namespace mmkit

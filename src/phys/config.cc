@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <utility>
 
@@ -196,6 +197,28 @@ std::string validate_limits(const MachineConfig& c) {
   if (c.max_map_count < 1 || c.max_map_count > kIntMax)
     return "max_map_count: " + std::to_string(c.max_map_count) + " is out of range (must be 1.." +
            std::to_string(kIntMax) + ")";
+  // The writeback sysctls (kernel/sysctl.c bounds: ratios 0..100,
+  // dirty_bytes at least two pages; a _bytes form and its ratio exclude
+  // each other).
+  if (c.dirty_ratio && *c.dirty_ratio > 100)
+    return "dirty_ratio: " + std::to_string(*c.dirty_ratio) + " is out of range (0..100)";
+  if (c.dirty_background_ratio && *c.dirty_background_ratio > 100)
+    return "dirty_background_ratio: " + std::to_string(*c.dirty_background_ratio) +
+           " is out of range (0..100)";
+  if (c.dirty_ratio && c.dirty_bytes)
+    return "dirty_bytes: dirty_ratio and dirty_bytes exclude each other; set one";
+  if (c.dirty_background_ratio && c.dirty_background_bytes)
+    return "dirty_background_bytes: dirty_background_ratio and dirty_background_bytes exclude "
+           "each other; set one";
+  if (c.dirty_bytes && c.dirty_bytes < 2 * 4096)
+    return "dirty_bytes: " + std::to_string(c.dirty_bytes) +
+           " is below the minimum of two pages (8192)";
+  if (!c.fs_root.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(c.fs_root, ec))
+      return "fs.root: \"" + c.fs_root + "\" is not a directory" +
+             (ec ? " (" + ec.message() + ")" : std::string());
+  }
   return "";
 }
 

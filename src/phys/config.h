@@ -94,6 +94,18 @@ struct MachineConfig {
   uint64_t swap = 0;
   // [[swap]] areas (booted with reclaim).
   std::vector<SwapAreaConfig> swap_areas;
+  // Writeback sysctls (vm.dirty_*; mm/page-writeback.c). A _bytes form and
+  // its ratio exclude each other, as their sysctl handlers make them; unset
+  // ratios are Linux's defaults 20 and 10.
+  std::optional<unsigned> dirty_ratio;
+  std::optional<unsigned> dirty_background_ratio;
+  uint64_t dirty_bytes = 0;             // 0: use the ratio
+  uint64_t dirty_background_bytes = 0;  // 0: use the ratio
+  unsigned dirty_expire_centisecs = 3000;
+  unsigned dirty_writeback_centisecs = 500;
+  // [fs] root: the host directory holding the machine's files (it must
+  // exist); "": a private temporary directory, removed with the machine.
+  std::string fs_root;
   // Reclaim and OOM sysctls (vm.swappiness 0..200, vm.page-cluster 0..31,
   // vm.panic_on_oom 0..2, vm.oom_kill_allocating_task).
   unsigned swappiness = 60;

@@ -79,7 +79,14 @@ class Parser {
                 "oom_kill_allocating_task",
                 "rlimit_as",
                 "rlimit_data",
-                "max_map_count"});
+                "max_map_count",
+                "dirty_ratio",
+                "dirty_background_ratio",
+                "dirty_bytes",
+                "dirty_background_bytes",
+                "dirty_expire_centisecs",
+                "dirty_writeback_centisecs",
+                "fs"});
     for (const auto& [key, value] : root) note(std::string(key.str()), value);
 
     if (const toml::node* n = root.get("arch")) {
@@ -170,6 +177,18 @@ class Parser {
       c.rlimit_data = get_rlimit(*n, "rlimit_data");
     if (const toml::node* n = root.get("max_map_count"))
       c.max_map_count = get_uint<unsigned>(*n, "max_map_count");
+    if (const toml::node* n = root.get("dirty_ratio"))
+      c.dirty_ratio = get_uint<unsigned>(*n, "dirty_ratio");
+    if (const toml::node* n = root.get("dirty_background_ratio"))
+      c.dirty_background_ratio = get_uint<unsigned>(*n, "dirty_background_ratio");
+    if (const toml::node* n = root.get("dirty_bytes")) c.dirty_bytes = get_size(*n, "dirty_bytes");
+    if (const toml::node* n = root.get("dirty_background_bytes"))
+      c.dirty_background_bytes = get_size(*n, "dirty_background_bytes");
+    if (const toml::node* n = root.get("dirty_expire_centisecs"))
+      c.dirty_expire_centisecs = get_uint<unsigned>(*n, "dirty_expire_centisecs");
+    if (const toml::node* n = root.get("dirty_writeback_centisecs"))
+      c.dirty_writeback_centisecs = get_uint<unsigned>(*n, "dirty_writeback_centisecs");
+    if (const toml::node* n = root.get("fs")) get_fs(*n, &c);
     return c;
   }
 
@@ -389,6 +408,21 @@ class Parser {
     if (const toml::node* v = t->get("priority"))
       a.priority = static_cast<int>(get_int(*v, name + ".priority"));
     return a;
+  }
+
+  // [fs]: the host directory the machine's file system lives in.
+  void get_fs(const toml::node& n, MachineConfig* c) {
+    const auto* t = n.as_table();
+    if (!t) fail(n, "fs", std::string("expected a table, got ") + type_name(n));
+    check_keys(*t, "fs.", "in [fs]", {"root"});
+    for (const auto& [key, value] : *t) note("fs." + std::string(key.str()), value);
+    if (const toml::node* v = t->get("root")) {
+      const auto* s = v->as_string();
+      if (!s) fail(*v, "fs.root", std::string("expected a string, got ") + type_name(*v));
+      if (s->get().empty())
+        fail(*v, "fs.root", "an empty path; leave the key out for a temporary directory");
+      c->fs_root = s->get();
+    }
   }
 
   void get_failslab(const toml::node& n, FailSlabConfig* f) {

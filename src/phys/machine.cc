@@ -431,6 +431,13 @@ Result<bool> Machine::layout() {
   page_cluster = cfg_.page_cluster;
   panic_on_oom = cfg_.panic_on_oom;
   oom_kill_allocating_task = cfg_.oom_kill_allocating_task;
+  dirty_ratio = cfg_.dirty_bytes ? 0 : cfg_.dirty_ratio.value_or(20);
+  dirty_background_ratio =
+      cfg_.dirty_background_bytes ? 0 : cfg_.dirty_background_ratio.value_or(10);
+  dirty_bytes = cfg_.dirty_bytes;
+  dirty_background_bytes = cfg_.dirty_background_bytes;
+  dirty_expire_centisecs = cfg_.dirty_expire_centisecs;
+  dirty_writeback_centisecs = cfg_.dirty_writeback_centisecs;
   user_min_free_kbytes = cfg_.min_free_kbytes.value_or(0);
   // sysctl_lowmem_reserve_ratio defaults (mm/page_alloc.c): DMA 256, DMA32 256,
   // Normal 32, HighMem 0, Movable 0.

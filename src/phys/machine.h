@@ -44,8 +44,19 @@ class LayerState {
 // kProcess: the vm layer's processes, pid allocator and overcommit counters.
 // States are destroyed in reverse order: kswapd stops (kReclaim) before the
 // address spaces go (kProcess), which drop their swap entries (kSwap) and
-// charges (kMemcg) on the way.
-enum class Layer : unsigned { kSlab, kMemcg, kSwap, kVm, kVmalloc, kProcess, kReclaim, kCount };
+// charges (kMemcg) on the way; the page cache (kFilemap) goes after the
+// processes that had its files open.
+enum class Layer : unsigned {
+  kSlab,
+  kMemcg,
+  kSwap,
+  kFilemap,
+  kVm,
+  kVmalloc,
+  kProcess,
+  kReclaim,
+  kCount
+};
 
 class Machine {
  public:
@@ -137,6 +148,13 @@ class Machine {
   unsigned page_cluster = 3;  // vm.page-cluster: swap readahead of 2^n pages
   unsigned panic_on_oom = 0;
   bool oom_kill_allocating_task = false;
+  // vm.dirty_* (mm/page-writeback.c): a _bytes value of 0 means its ratio.
+  unsigned dirty_ratio = 20;
+  unsigned dirty_background_ratio = 10;
+  uint64_t dirty_bytes = 0;
+  uint64_t dirty_background_bytes = 0;
+  unsigned dirty_expire_centisecs = 3000;
+  unsigned dirty_writeback_centisecs = 500;
 
   // --- fault injection, reclaim hooks, counters ------------------------------------
   FaultAttr fail_page_alloc;

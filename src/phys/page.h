@@ -38,7 +38,8 @@ enum PageFlag : unsigned {
   PG_reserved = 10,
   PG_private = 11,
   PG_writeback = 13,
-  PG_readahead = 17,  // read ahead into the swap cache, not yet used (PG_reclaim's alias)
+  PG_readahead = 17,  // read ahead, not yet used (swap cache; a file's async marker)
+  PG_reclaim = 17,    // reclaim wants it as soon as its writeback ends (PG_readahead's alias)
   PG_unevictable = 18,
   PG_swapbacked = 19,
   PG_buddy = 24,  // free in the buddy allocator (PageBuddy)

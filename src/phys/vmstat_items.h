@@ -136,6 +136,14 @@ enum class NodeStat : unsigned {
   NR_UNEVICTABLE,
   NR_ISOLATED_ANON,
   NR_SWAPCACHE,
+  // The page cache (mm/filemap.c, mm/page-writeback.c).
+  NR_FILE_PAGES,
+  NR_FILE_DIRTY,
+  NR_WRITEBACK,
+  NR_VMSCAN_WRITE,      // pages reclaim wrote back itself
+  NR_VMSCAN_IMMEDIATE,  // dirty pages reclaim marked PG_reclaim and left to the flusher
+  NR_DIRTIED,           // pages dirtied, ever (an event kept as a node stat, as Linux)
+  NR_WRITTEN,           // pages written back, ever
   // mm/workingset.c's refault events (the file ones wait for the page cache).
   WORKINGSET_REFAULT_ANON,
   WORKINGSET_REFAULT_FILE,

@@ -57,20 +57,8 @@ std::vector<std::string_view> vm_event_names(const Machine& m);
 // such counter (yet). Private mmkit events are not found here.
 uint64_t vm_event_value(const Machine& m, std::string_view name);
 
-// calculate_totalreserve_pages(): per zone, the largest lowmem_reserve
-// against itself and higher zones plus the high watermark, at most managed.
-uint64_t totalreserve_pages(const Machine& m);
-
 // calculate_normal_threshold(): the per-CPU counter drift a zone tolerates.
 int stat_threshold(const Machine& m, const Zone& z);
-
-// global_dirty_limits() with the default sysctls (dirty_ratio 20,
-// dirty_background_ratio 10, highmem not dirtyable): {background, dirty}.
-struct DirtyLimits {
-  uint64_t background = 0;
-  uint64_t dirty = 0;
-};
-DirtyLimits global_dirty_limits(const Machine& m);
 
 // One populated zone's /proc/pagetypeinfo numbers, read under zone->lock:
 // free blocks per migrate type and order (counted by walking the free lists,

@@ -10,9 +10,11 @@
 //
 // Values: MemTotal is totalram_pages (managed pages), MemFree is
 // NR_FREE_PAGES (pages in the buddy lists; 6.1 does not count pcp pages),
-// MemAvailable is si_mem_available() with no page cache yet: free -
-// totalreserve_pages, plus reclaimable slab and kernel memory less
-// min(half of it, the zones' low watermarks), at least 0. SReclaimable and
+// MemAvailable is si_mem_available(): free - totalreserve_pages, plus the
+// file LRU pages and the reclaimable slab and kernel memory, each less
+// min(half of it, the zones' low watermarks), at least 0. Cached is
+// NR_FILE_PAGES less the swap cache (which Linux counts in NR_FILE_PAGES
+// too); Dirty and Writeback the nodes' NR_FILE_DIRTY and NR_WRITEBACK. SReclaimable and
 // SUnreclaim are the nodes' NR_SLAB_RECLAIMABLE / NR_SLAB_UNRECLAIMABLE
 // (slab pages of SLAB_RECLAIM_ACCOUNT caches and of the others), Slab their
 // sum, KReclaimable SReclaimable plus NR_KERNEL_MISC_RECLAIMABLE. High/Low
@@ -40,21 +42,6 @@
 namespace mmkit {
 namespace procfs_internal {
 
-uint64_t totalreserve_pages(const Machine& m) {
-  uint64_t total = 0;
-  for (unsigned nid = 0; nid < m.nr_nodes(); ++nid) {
-    const Node& n = m.node(static_cast<int>(nid));
-    for (unsigned i = 0; i < n.nr_zones; ++i) {
-      const Zone& z = n.zones[i];
-      uint64_t max = 0;
-      for (unsigned j = i; j < MAX_NR_ZONES; ++j) max = std::max(max, z.lowmem_reserve[j]);
-      max += z.high_wmark();
-      total += std::min(max, z.managed());
-    }
-  }
-  return total;
-}
-
 uint64_t free_highmem_pages(const Machine& m) {
   uint64_t n = 0;
   m.for_each_zone([&](const Zone& z) {
@@ -76,13 +63,17 @@ uint64_t node_pages(const Machine& m, NodeStat item) {
   return static_cast<uint64_t>(std::max<int64_t>(m.node_stat_sum(item), 0));
 }
 
-// si_mem_available() (mm/page_alloc.c in 6.1), less the page cache term
-// (mmkit has no file LRU yet).
+// si_mem_available() (mm/page_alloc.c in 6.1).
 uint64_t si_mem_available(const Machine& m, uint64_t freeram) {
   uint64_t wmark_low = 0;
   m.for_each_zone([&](const Zone& z) { wmark_low += z.low_wmark(); });
-  int64_t available =
-      static_cast<int64_t>(freeram) - static_cast<int64_t>(procfs_internal::totalreserve_pages(m));
+  int64_t available = static_cast<int64_t>(freeram) - static_cast<int64_t>(totalreserve_pages(m));
+  // Not all of the page cache can be freed: what reclaim would leave to
+  // keep the system working is taken as the low watermarks.
+  uint64_t pagecache =
+      node_pages(m, NodeStat::NR_ACTIVE_FILE) + node_pages(m, NodeStat::NR_INACTIVE_FILE);
+  pagecache -= std::min(pagecache / 2, wmark_low);
+  available += static_cast<int64_t>(pagecache);
   uint64_t reclaimable = node_pages(m, NodeStat::NR_SLAB_RECLAIMABLE) +
                          node_pages(m, NodeStat::NR_KERNEL_MISC_RECLAIMABLE);
   reclaimable -= std::min(reclaimable / 2, wmark_low);
@@ -113,7 +104,9 @@ std::vector<MeminfoField> meminfo_fields(const Machine& m) {
   kb("MemFree:        ", freeram);
   kb("MemAvailable:   ", available);
   kb("Buffers:        ", 0);
-  kb("Cached:         ", 0);
+  const uint64_t file_pages = node_pages(m, NodeStat::NR_FILE_PAGES);
+  const uint64_t swapcache = node_pages(m, NodeStat::NR_SWAPCACHE);
+  kb("Cached:         ", file_pages > swapcache ? file_pages - swapcache : 0);
   const uint64_t lru[5] = {
       node_pages(m, NodeStat::NR_INACTIVE_ANON), node_pages(m, NodeStat::NR_ACTIVE_ANON),
       node_pages(m, NodeStat::NR_INACTIVE_FILE), node_pages(m, NodeStat::NR_ACTIVE_FILE),
@@ -140,8 +133,8 @@ std::vector<MeminfoField> meminfo_fields(const Machine& m) {
   kb("SwapFree:       ", swap_layer_active(m) ? swap_free_pages(m) : total_swap_pages(m));
   raw("Zswap:          ", 8, true, 0);  // CONFIG_ZSWAP
   raw("Zswapped:       ", 8, true, 0);
-  kb("Dirty:          ", 0);
-  kb("Writeback:      ", 0);
+  kb("Dirty:          ", node_pages(m, NodeStat::NR_FILE_DIRTY));
+  kb("Writeback:      ", node_pages(m, NodeStat::NR_WRITEBACK));
   kb("AnonPages:      ", node_pages(m, NodeStat::NR_ANON_PAGES));
   kb("Mapped:         ", 0);
   kb("Shmem:          ", 0);

@@ -2,11 +2,11 @@
 // order: zone_stat_item, numa_stat_item (CONFIG_NUMA), node_stat_item, the
 // writeback thresholds, then vm_event_item (vmstat_start/vmstat_show).
 //
-// Real values: nr_free_pages (NR_FREE_PAGES, the buddy lists), the slab
-// pages nr_slab_reclaimable and nr_slab_unreclaimable (Linux counts them in
-// bytes and prints pages; mmkit counts pages) and nr_kernel_misc_reclaimable
-// (Machine::node_stat_sum over the nodes), the two dirty thresholds
-// (global_dirty_limits() over free pages less totalreserve_pages), and every
+// Real values: nr_free_pages (NR_FREE_PAGES, the buddy lists), the node
+// stats mmkit keeps (slab pages, which Linux counts in bytes and prints in
+// pages, LRU sizes, the page cache, dirty and writeback pages, workingset
+// events; Machine::node_stat_sum over the nodes), the two dirty thresholds
+// (filemap's global_dirty_limits(), mm/page-writeback.c), and every
 // event mmkit counts (Machine::sum_event over VmEvent, matched to Linux's
 // name). Everything else prints 0, as an untouched counter does.
 // mmkit's private events (kFirstPrivateVmEvent on) are not Linux's, so only
@@ -15,6 +15,7 @@
 
 #include <algorithm>
 
+#include "filemap/filemap.h"
 #include "page_alloc/page_alloc.h"
 #include "procfs/internal.h"
 #include "procfs/procfs.h"
@@ -38,6 +39,13 @@ uint64_t node_stat_value(const Node& n, std::string_view name) {
   if (name == "nr_unevictable") return get(NodeStat::NR_UNEVICTABLE);
   if (name == "nr_isolated_anon") return get(NodeStat::NR_ISOLATED_ANON);
   if (name == "nr_swapcached") return get(NodeStat::NR_SWAPCACHE);
+  if (name == "nr_file_pages") return get(NodeStat::NR_FILE_PAGES);
+  if (name == "nr_dirty") return get(NodeStat::NR_FILE_DIRTY);
+  if (name == "nr_writeback") return get(NodeStat::NR_WRITEBACK);
+  if (name == "nr_vmscan_write") return get(NodeStat::NR_VMSCAN_WRITE);
+  if (name == "nr_vmscan_immediate_reclaim") return get(NodeStat::NR_VMSCAN_IMMEDIATE);
+  if (name == "nr_dirtied") return get(NodeStat::NR_DIRTIED);
+  if (name == "nr_written") return get(NodeStat::NR_WRITTEN);
   if (name == "workingset_refault_anon") return get(NodeStat::WORKINGSET_REFAULT_ANON);
   if (name == "workingset_refault_file") return get(NodeStat::WORKINGSET_REFAULT_FILE);
   if (name == "workingset_activate_anon") return get(NodeStat::WORKINGSET_ACTIVATE_ANON);
@@ -164,30 +172,6 @@ uint64_t vm_event_value(const Machine& m, std::string_view name) {
   return 0;
 }
 
-DirtyLimits global_dirty_limits(const Machine& m) {
-  // global_dirtyable_memory(): free pages less the reserves, plus the file
-  // LRU (none yet), less highmem's dirtyable pages, plus one.
-  uint64_t x = nr_free_pages(m);
-  x -= std::min(x, totalreserve_pages(m));
-  uint64_t high = 0;  // highmem_dirtyable_memory()
-  m.for_each_zone([&](const Zone& z) {
-    if (z.kind != ZoneKind::HIGHMEM || !z.populated()) return;
-    uint64_t n = static_cast<uint64_t>(std::max<int64_t>(z.nr_free(), 0));
-    n -= std::min(n, z.high_wmark());
-    high += n;
-  });
-  x -= std::min(high, x);
-  const uint64_t available = x + 1;
-  // domain_dirty_limits(): ratios are scaled by PAGE_SIZE first, as Linux does.
-  const uint64_t ratio = 20 * PAGE_SIZE / 100;     // vm_dirty_ratio
-  const uint64_t bg_ratio = 10 * PAGE_SIZE / 100;  // dirty_background_ratio
-  DirtyLimits d;
-  d.dirty = ratio * available / PAGE_SIZE;
-  d.background = bg_ratio * available / PAGE_SIZE;
-  if (d.background >= d.dirty) d.background = d.dirty / 2;
-  return d;
-}
-
 }  // namespace procfs_internal
 
 std::vector<VmstatField> vmstat_fields(const Machine& m, bool with_private) {
@@ -203,8 +187,8 @@ std::vector<VmstatField> vmstat_fields(const Machine& m, bool with_private) {
       value += pi::node_stat_value(m.node(nid), name);
     v.push_back({name, value});
   }
-  const pi::DirtyLimits d = pi::global_dirty_limits(m);
-  v.push_back({"nr_dirty_threshold", d.dirty});
+  const DirtyLimits d = global_dirty_limits(m);
+  v.push_back({"nr_dirty_threshold", d.thresh});
   v.push_back({"nr_dirty_background_threshold", d.background});
   for (std::string_view name : pi::vm_event_names(m))
     v.push_back({name, pi::vm_event_value(m, name)});

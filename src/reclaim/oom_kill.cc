@@ -27,13 +27,16 @@ std::string mem_info(Machine& m) {
   auto node = [&](NodeStat s) { return std::max<int64_t>(m.node_stat_sum(s), 0); };
   std::string s = fmt::format(
       "Mem-Info:\nactive_anon:{} inactive_anon:{} isolated_anon:0\n active_file:{} "
-      "inactive_file:{} isolated_file:0\n unevictable:{} dirty:0 writeback:0\n "
+      "inactive_file:{} isolated_file:0\n unevictable:{} dirty:{} writeback:{}\n "
       "slab_reclaimable:{} slab_unreclaimable:{}\n mapped:0 shmem:0 pagetables:{}\n free:{} "
       "free_pcp:0 free_cma:0\n",
       node(NodeStat::NR_ACTIVE_ANON), node(NodeStat::NR_INACTIVE_ANON),
       node(NodeStat::NR_ACTIVE_FILE), node(NodeStat::NR_INACTIVE_FILE),
-      node(NodeStat::NR_UNEVICTABLE), node(NodeStat::NR_SLAB_RECLAIMABLE),
-      node(NodeStat::NR_SLAB_UNRECLAIMABLE), node(NodeStat::NR_PAGETABLE), nr_free_pages(m));
+      node(NodeStat::NR_UNEVICTABLE), node(NodeStat::NR_FILE_DIRTY), node(NodeStat::NR_WRITEBACK),
+      node(NodeStat::NR_SLAB_RECLAIMABLE), node(NodeStat::NR_SLAB_UNRECLAIMABLE),
+      node(NodeStat::NR_PAGETABLE), nr_free_pages(m));
+  // __show_mem(): the page cache (swap cache included), then the swap.
+  s += fmt::format("{} total pagecache pages\n", node(NodeStat::NR_FILE_PAGES));
   s += fmt::format("{} pages in swap cache\nFree swap  = {}kB\nTotal swap = {}kB\n{} pages RAM\n",
                    node(NodeStat::NR_SWAPCACHE), swap_free_pages(m) * 4, swap_total_pages(m) * 4,
                    m.totalram_pages());

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "filemap/filemap.h"
 #include "memcg/workingset.h"
 #include "page_alloc/page_alloc.h"
 #include "slab/shrinker.h"
@@ -19,6 +20,10 @@ uint64_t int_sqrt(uint64_t x) {
   uint64_t r = 0;
   while ((r + 1) * (r + 1) <= x) ++r;
   return r;
+}
+
+void node_stat_add(Machine& m, const Page* page, NodeStat item, int64_t n) {
+  m.node(m.page_zone(page)->node).stat[static_cast<unsigned>(item)].add(n);
 }
 
 void count(Machine& m, VmEvent e, uint64_t n) {
@@ -108,7 +113,29 @@ Verdict shrink_one(Machine& m, Page* page, ScanControl& sc) {
     return Verdict::kKeep;
   }
   if (refs.busy) return Verdict::kKeep;
-  if (!page->test(PG_swapbacked)) return Verdict::kKeep;  // file pages: not yet
+  if (!page->test(PG_swapbacked)) {
+    // A page-cache page: written back when dirty (pageout), then dropped
+    // with a shadow entry left in its slot. One truncated meanwhile has no
+    // mapping; its last put frees it.
+    if (!page_is_file_cache(page) || page->mapcount.load(std::memory_order_acquire) > 0)
+      return Verdict::kKeep;
+    if (page->test(PG_dirty)) {
+      // Dirty: the flusher is asked to write it and PG_reclaim set, so its
+      // writeback's end rotates it to the tail for the next scan. Linux
+      // lets only kswapd write such a page itself; mmkit lets any
+      // reclaimer write one it meets dirty a second time, so a memory
+      // cgroup's reclaim never waits on a flusher that lags behind.
+      if (!page->test_and_set(PG_reclaim)) {
+        node_stat_add(m, page, NodeStat::NR_VMSCAN_IMMEDIATE, 1);
+        ++sc.nr_dirty_queued;
+        return Verdict::kKeep;
+      }
+      page->clear_atomic(PG_reclaim);
+      if (filemap_writepage(m, page) != 0) return Verdict::kActivate;
+      node_stat_add(m, page, NodeStat::NR_VMSCAN_WRITE, 1);
+    }
+    return filemap_remove_mapping(m, page) ? Verdict::kReclaimed : Verdict::kKeep;
+  }
   if (!page->test(PG_swapcache)) {
     if (!add_to_swap(m, page, page_memcg(m, page)->id)) return Verdict::kActivate;
   }
@@ -161,6 +188,11 @@ void shrink_inactive_list(Machine& m, Lruvec& lv, uint64_t nr, ScanControl& sc, 
   count(m, sc.kswapd ? VmEvent::PGSTEAL_KSWAPD : VmEvent::PGSTEAL_DIRECT, reclaimed);
   count(m, is_file_lru(lru) ? VmEvent::PGSTEAL_FILE : VmEvent::PGSTEAL_ANON, reclaimed);
   count(m, VmEvent::PGACTIVATE, activated);
+  // Dirty file pages met: the flusher writes them (WB_REASON_VMSCAN).
+  if (sc.nr_dirty_queued) {
+    sc.nr_dirty_queued = 0;
+    wakeup_flusher_threads(m);
+  }
   // lru_note_cost(): what rotating costs the anon side.
   lv.cost[is_file_lru(lru) ? 1 : 0].fetch_add(activated);
   putback(m, keep);

@@ -35,6 +35,7 @@ struct ScanControl {
   MemCgroup* target = nullptr;  // memcg reclaim: this group's lists only
   uint64_t nr_scanned = 0;
   uint64_t nr_reclaimed = 0;
+  uint64_t nr_dirty_queued = 0;  // dirty file pages left to the flusher this batch
 };
 
 // shrink_node(): every group's lruvec of node `nid` (or sc.target's), and the

@@ -16,8 +16,12 @@
 namespace mmkit {
 namespace {
 
+// Linux counts swap-cache pages in NR_FILE_PAGES too (add_to_swap_cache);
+// meminfo's Cached subtracts them.
 void swapcache_stat(Machine& m, Page* page, int64_t n) {
-  m.node(m.page_zone(page)->node).stat[static_cast<unsigned>(NodeStat::NR_SWAPCACHE)].add(n);
+  Node& node = m.node(m.page_zone(page)->node);
+  node.stat[static_cast<unsigned>(NodeStat::NR_SWAPCACHE)].add(n);
+  node.stat[static_cast<unsigned>(NodeStat::NR_FILE_PAGES)].add(n);
 }
 
 // Inserts a page whose slot has SWAP_HAS_CACHE into the cache; returns the

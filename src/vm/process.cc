@@ -110,6 +110,8 @@ int fork_process(Process* parent, Process** out) {
     mmput(mm);
     return err;
   }
+  (*out)->files.memcg = parent->files.memcg;
+  files_dup(*parent->machine, parent->files, (*out)->files);
   return 0;
 }
 
@@ -128,6 +130,7 @@ void exit_process(Process* p) {
     for (auto& [pid, t] : st.tasks)
       if (t->ppid == gone->pid) t->ppid = reaper;
   }
+  files_close_all(*gone->machine, gone->files);
   mmput(mm);
 }
 

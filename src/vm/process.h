@@ -6,8 +6,9 @@
 //                         empty heap at start_brk and a [stack] VMA below
 //                         STACK_TOP)
 //   fork_process(parent)  dup_mmap(): the child's VMAs copy the parent's;
-//                         private writable ranges become copy-on-write
-//   exit_process(p)       exit_mmap() and the pid given back
+//                         private writable ranges become copy-on-write;
+//                         the open files are shared (dup_fd)
+//   exit_process(p)       exit_files(), exit_mmap() and the pid given back
 //
 // Pids come from a per-machine allocator as alloc_pid's: counting up from
 // the last one, wrapping at pid_max (32768) to RESERVED_PIDS (300), skipping
@@ -23,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "filemap/filemap.h"
 #include "phys/machine.h"
 #include "vm/mm.h"
 
@@ -42,6 +44,10 @@ struct Process {
   // Set by the OOM killer (SIGKILL): the process's memory is reaped and
   // every later fault returns FaultStatus::kKilled; its owner exits it.
   std::atomic<bool> oom_killed{false};
+  // Open files (filemap/filemap.h); a child shares its parent's open file
+  // descriptions, and exit closes them. files.memcg is the group its page
+  // cache is charged to, set by whoever sets mm->memcg.
+  FileTable files;
 };
 
 // 0 and *out set, or -ENOMEM (no memory for the mm or its stack) or -EAGAIN

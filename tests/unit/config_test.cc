@@ -63,7 +63,22 @@ const BadConfig kBadConfigs[] = {
      "percpu_pagelist_high_fraction, movablecore, node, fail_page_alloc, failslab, slub_debug, "
      "overcommit_memory, overcommit_ratio, overcommit_kbytes, user_reserve_kbytes, "
      "admin_reserve_kbytes, swap, paging_levels, vmalloc, swappiness, page_cluster, "
-     "panic_on_oom, oom_kill_allocating_task, rlimit_as, rlimit_data, max_map_count)"},
+     "panic_on_oom, oom_kill_allocating_task, rlimit_as, rlimit_data, max_map_count, dirty_ratio, "
+     "dirty_background_ratio, dirty_bytes, dirty_background_bytes, dirty_expire_centisecs, "
+     "dirty_writeback_centisecs, fs)"},
+    {"DirtyRatioAndBytes",
+     "dirty_ratio = 10\ndirty_bytes = \"1MiB\"\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:2: dirty_bytes: dirty_ratio and dirty_bytes exclude each other; set one"},
+    {"DirtyRatioRange", "dirty_background_ratio = 101\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:1: dirty_background_ratio: 101 is out of range (0..100)"},
+    {"FsRootNotADirectory",
+     "[fs]\nroot = \"/nonexistent/mmkit-root\"\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:2: fs.root: \"/nonexistent/mmkit-root\" is not a directory (No such file or "
+     "directory)"},
+    {"FsRootWrongType", "[fs]\nroot = 3\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:2: fs.root: expected a string, got an integer"},
+    {"FsUnknownKey", "[fs]\nroots = \"/tmp\"\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:2: fs.roots: unknown key \"roots\" in [fs]; did you mean \"root\"?"},
     {"UnknownNodeKey", "[[node]]\nmemory = \"1GiB\"\n[[node]]\nmemory = \"1GiB\"\nweight = 3\n",
      "t.toml:5: node[1].weight: unknown key \"weight\" in [[node]] (expected one of memory, cpus, "
      "distance, holes, reserved)"},

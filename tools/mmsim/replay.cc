@@ -234,7 +234,7 @@ int replay_command(const ReplayOptions& opt) {
     return kExitFailed;
   }
   if (!opt.memory.empty()) {
-    p->mm->memcg = mmkit::mem_cgroup_create(m, "replay", limit);
+    p->mm->memcg = p->files.memcg = mmkit::mem_cgroup_create(m, "replay", limit);
     if (!p->mm->memcg) {
       fmt::print(stderr, "mmsim: replay: cannot create the memory cgroup\n");
       mmkit::exit_process(p);

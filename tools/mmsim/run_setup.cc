@@ -20,7 +20,7 @@ std::string errno_text(int64_t err) {
 // A process of the job: in the cgroup, with oom_score_adj, as the job says.
 void adopt(JobRun& job, mmkit::Process* p) {
   p->oom_score_adj = job.spec->oom_score_adj;
-  if (job.memcg) p->mm->memcg = job.memcg;
+  if (job.memcg) p->mm->memcg = p->files.memcg = job.memcg;
 }
 
 // Writes version 1 of every page of the fork parent's region; false when

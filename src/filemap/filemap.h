@@ -1,0 +1,195 @@
+// Files and the page cache (mm/filemap.c, mm/readahead.c, mm/truncate.c,
+// fs/read_write.c, fs/open.c, fs/sync.c).
+//
+// A machine has one file system rooted in a host directory (the config's
+// `[fs] root`, or a private temporary directory). A file's data lives in its
+// host file, and every access goes through the page cache: each inode has an
+// address_space, an index from page offset to the page that caches it (or to
+// the shadow entry an evicted page left behind, memcg/workingset.h).
+//
+//   sys_open / sys_close / sys_unlink       open file descriptions in a
+//                                           process's FileTable
+//   sys_read / sys_write / sys_pread /      copy between a caller's buffer
+//   sys_pwrite / sys_lseek                  and page-cache pages
+//   sys_fsync / sys_fdatasync / sys_sync    write dirty pages to the host file
+//   sys_ftruncate                           i_size, the cached pages past it
+//   drop_caches(m, 1|2|3)                   /proc/sys/vm/drop_caches
+//
+// Page-cache pages are file pages as Linux's: not PG_swapbacked, mapping the
+// inode's AddressSpace, index the page offset, PG_uptodate once they hold
+// the file's data, PG_dirty until written back (PG_writeback while the host
+// write runs). They are charged to the opener's memory cgroup and sit on its
+// file LRU lists, where reclaim finds them: a clean page is dropped (leaving
+// a shadow entry), a dirty one written back first.
+//
+// The buffers of read and write are the caller's host memory (the kernel's
+// kernel_read/kernel_write): a simulated process's copy_to_user into its own
+// address space is the caller's business.
+//
+// Locking: the file system's lock (names, inode table) is taken before an
+// inode's rwsem (i_rwsem, writers and truncate; reads take none), which is
+// taken before a page's PG_locked, which is taken before the i_pages lock
+// (a spinlock guarding the index). Host I/O runs under PG_locked (reads) or
+// with PG_writeback (writes) of the page concerned only.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/spinlock.h"
+#include "phys/machine.h"
+
+namespace mmkit {
+
+struct MemCgroup;
+struct Inode;
+
+// VM_READAHEAD_PAGES (include/linux/mm.h): 128 KiB.
+inline constexpr unsigned VM_READAHEAD_PAGES = (128 * 1024) / PAGE_SIZE;
+
+// struct address_space: the page cache of one inode.
+struct AddressSpace {
+  Inode* host = nullptr;
+  SpinLock i_pages_lock;
+  // index -> Page* (a reference held) or a shadow entry (bit 0 set).
+  std::map<uint64_t, uintptr_t> i_pages;
+  std::atomic<uint64_t> nrpages{0};
+  std::atomic<uint64_t> nrdirty{0};  // pages with PG_dirty (check())
+};
+
+struct Inode {
+  uint64_t ino = 0;
+  std::string name;  // path below the root, no leading '/'
+  int host_fd = -1;
+  std::atomic<uint64_t> i_size{0};
+  std::shared_mutex i_rwsem;  // inode_lock: writes, truncate, fsync's size
+  AddressSpace i_data;
+  // When the inode's first dirty page since it was last clean was dirtied
+  // (CLOCK_MONOTONIC ns; 0: clean): what dirty_expire_centisecs ages.
+  std::atomic<uint64_t> dirtied_when{0};
+  // Guarded by the file system's lock.
+  unsigned opens = 0;     // open file descriptions
+  unsigned pins = 0;      // the flusher's and sync's holds (__iget)
+  bool unlinked = false;  // gone from the namespace; freed at the last close
+};
+
+// struct file_ra_state (include/linux/fs.h): the readahead window.
+struct FileRaState {
+  uint64_t start = 0;       // first page of the current window
+  unsigned size = 0;        // pages in it
+  unsigned async_size = 0;  // start the next window when this many remain
+  unsigned ra_pages = VM_READAHEAD_PAGES;
+  uint64_t prev_pos = ~uint64_t{0};  // byte after the last read (-1: none)
+};
+
+// An open file description (struct file).
+struct File {
+  Inode* inode = nullptr;
+  int flags = 0;  // O_ACCMODE bits and O_APPEND
+  std::mutex f_pos_lock;
+  uint64_t pos = 0;
+  FileRaState ra;
+  std::atomic<unsigned> refs{1};  // fds pointing here (dup across fork)
+};
+
+// A process's descriptor table (struct files_struct).
+struct FileTable {
+  MemCgroup* memcg = nullptr;  // whom page-cache pages are charged to (null: root)
+  std::mutex lock;
+  std::vector<File*> fds;  // null: a free descriptor
+  FileTable() = default;
+  FileTable(const FileTable&) = delete;
+  FileTable& operator=(const FileTable&) = delete;
+};
+
+// --- the system calls (negative errno on failure, as the kernel returns) -------
+// flags: O_RDONLY, O_WRONLY, O_RDWR, O_CREAT, O_EXCL, O_TRUNC, O_APPEND.
+int sys_open(Machine& m, FileTable& ft, std::string_view path, int flags);
+int sys_close(Machine& m, FileTable& ft, int fd);
+int sys_unlink(Machine& m, std::string_view path);
+int64_t sys_read(Machine& m, FileTable& ft, int fd, void* buf, uint64_t count);
+int64_t sys_write(Machine& m, FileTable& ft, int fd, const void* buf, uint64_t count);
+int64_t sys_pread(Machine& m, FileTable& ft, int fd, void* buf, uint64_t count, uint64_t pos);
+int64_t sys_pwrite(Machine& m, FileTable& ft, int fd, const void* buf, uint64_t count,
+                   uint64_t pos);
+int64_t sys_lseek(Machine& m, FileTable& ft, int fd, int64_t offset, int whence);
+int sys_fsync(Machine& m, FileTable& ft, int fd);
+int sys_fdatasync(Machine& m, FileTable& ft, int fd);
+int sys_ftruncate(Machine& m, FileTable& ft, int fd, uint64_t length);
+// sync(): every dirty page of every inode written back. 0 or -EIO.
+int sys_sync(Machine& m);
+// /proc/sys/vm/drop_caches: 1 drops the clean, unmapped page cache, 2 the
+// reclaimable slab (shrinkers), 3 both. -EINVAL for another value.
+int drop_caches(Machine& m, int mode);
+
+// fork's dup of a table (the children share each File) and exit's close.
+void files_dup(Machine& m, const FileTable& from, FileTable& to);
+void files_close_all(Machine& m, FileTable& ft);
+
+// The file system's root on the host, "" before the first use.
+std::string fs_root(const Machine& m);
+// The host path of a file of the machine (for tests and reports).
+std::string fs_host_path(Machine& m, std::string_view path);
+
+// --- writeback (mm/page-writeback.c, fs/fs-writeback.c) ---------------------------
+// The dirty thresholds in pages: background (the flusher starts) and thresh
+// (writers are throttled).
+struct DirtyLimits {
+  uint64_t background = 0;
+  uint64_t thresh = 0;
+};
+// global_dirtyable_memory(): free pages less totalreserve_pages, plus the
+// file LRU pages, less high memory's (vm_highmem_is_dirtyable is 0), plus 1.
+uint64_t global_dirtyable_memory(const Machine& m);
+// global_dirty_limits() / domain_dirty_limits(): from vm.dirty_bytes or
+// vm.dirty_ratio of the dirtyable memory, and the same for background;
+// background at most half of thresh when it would reach it.
+DirtyLimits global_dirty_limits(const Machine& m);
+// wakeup_flusher_threads(): the machine's flusher writes every dirty page
+// back now (reclaim's WB_REASON_VMSCAN).
+void wakeup_flusher_threads(Machine& m);
+// balance_dirty_pages_ratelimited(): after a write dirtied pages. Over the
+// midpoint of the two thresholds the flusher starts background writeback;
+// over thresh the writer waits for it (a pause of at most 200 ms, then it
+// goes on even if the flusher made no progress, so an I/O error cannot
+// hang it).
+void balance_dirty_pages(Machine& m);
+
+// --- what reclaim calls ----------------------------------------------------------
+// A page-cache page (its mapping is an AddressSpace).
+inline bool page_is_file_cache(const Page* page) {
+  const auto v = reinterpret_cast<uintptr_t>(page->mapping_once());
+  return v && !(v & 3) && !page->test(PG_swapbacked);
+}
+// pageout() of a locked, dirty page-cache page: written to the host file
+// (PG_writeback while the write runs). 0, or -EIO with the page dirty again.
+int filemap_writepage(Machine& m, Page* page);
+// __remove_mapping() for a locked, clean, unmapped page-cache page whose only
+// references are the cache's and the caller's: it leaves the cache, its
+// slot keeping a shadow entry (workingset_eviction), and the caller's put
+// frees it. False when someone else holds it or it is dirty.
+bool filemap_remove_mapping(Machine& m, Page* page);
+
+// The readahead window for a read of `req` pages at `index` (page_cache_sync_ra
+// and page_cache_async_ra's arithmetic, mm/readahead.c): updates `ra` and
+// returns the pages to read, [*start, *start + n), with the async marker at
+// *start + n - ra.async_size. `marker` is true when `index` is a page that
+// carried PG_readahead (the asynchronous case). Exposed for tests.
+unsigned ondemand_readahead(FileRaState& ra, uint64_t index, unsigned req, bool marker,
+                            uint64_t* start);
+
+// Proves the page cache's invariants: every cached page maps its
+// AddressSpace at its index, is not swap-backed and has a reference; nrpages
+// and nrdirty equal the pages and the PG_dirty pages; NR_FILE_PAGES,
+// NR_FILE_DIRTY and NR_WRITEBACK equal the sums; no page past i_size.
+// Other threads must be quiet. "" or the first violation.
+std::string filemap_check(Machine& m);
+
+}  // namespace mmkit

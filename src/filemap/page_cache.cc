@@ -1,0 +1,254 @@
+// The page-cache index (mm/filemap.c, mm/truncate.c): lookups, insertion
+// with workingset refaults, deletion with shadow entries, truncation and
+// invalidation, and the layer's check(). See filemap.h.
+//
+// The index is an ordered map under a spinlock, standing in for Linux's
+// xarray: a lookup takes its page reference under the lock, so a remover
+// that holds the lock and sees exactly the references it expects knows no
+// lookup can find the page any more.
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <thread>
+
+#include "filemap/filemap_internal.h"
+#include "memcg/lru.h"
+#include "memcg/workingset.h"
+#include "page_alloc/page_alloc.h"
+#include "swap/swap.h"
+
+namespace mmkit {
+
+void lock_page(Page* page) {
+  while (page->test_and_set(PG_locked)) std::this_thread::yield();
+}
+bool trylock_page(Page* page) {
+  return !page->test_and_set(PG_locked);
+}
+void unlock_page(Page* page) {
+  page->clear_atomic(PG_locked);
+}
+void wait_on_page_writeback(Page* page) {
+  while (page->test(PG_writeback)) std::this_thread::yield();
+}
+
+void node_stat_add(Machine& m, const Page* page, NodeStat item, int64_t n) {
+  m.node(m.page_zone(page)->node).stat[static_cast<unsigned>(item)].add(n);
+}
+
+Page* find_get_page(AddressSpace& as, uint64_t index) {
+  SpinGuard g(as.i_pages_lock);
+  auto it = as.i_pages.find(index);
+  if (it == as.i_pages.end() || is_shadow(it->second)) return nullptr;
+  Page* page = reinterpret_cast<Page*>(it->second);
+  get_page(page);  // the cache's reference keeps it above zero
+  return page;
+}
+
+int add_to_page_cache(Machine& m, AddressSpace& as, Page* page, uint64_t index, MemCgroup* cg) {
+  if (mem_cgroup_charge(m, page, cg) != 0) return -ENOMEM;
+  page->index = index;
+  page->set_mapping_once(&as);
+  uintptr_t shadow = 0;
+  {
+    SpinGuard g(as.i_pages_lock);
+    auto [it, inserted] = as.i_pages.try_emplace(index, 0);
+    if (!inserted && !is_shadow(it->second)) {
+      page->set_mapping_once(nullptr);
+      return -EEXIST;  // the caller's put uncharges it
+    }
+    shadow = inserted ? 0 : it->second;
+    get_page(page);  // the cache's reference
+    it->second = reinterpret_cast<uintptr_t>(page);
+    as.nrpages.fetch_add(1, std::memory_order_relaxed);
+  }
+  node_stat_add(m, page, NodeStat::NR_FILE_PAGES, 1);
+  // A file page competes with the anon lists only while swap can free them.
+  if (shadow) workingset_refault(m, page, shadow, swap_free_pages(m) > 0);
+  lru_cache_add(m, page);
+  return 0;
+}
+
+Page* find_or_create_page(Machine& m, AddressSpace& as, uint64_t index, MemCgroup* cg,
+                          bool* fresh) {
+  *fresh = false;
+  for (;;) {
+    if (Page* page = find_get_page(as, index)) return page;
+    Page* page = alloc_page(m, GFP_HIGHUSER_MOVABLE);
+    if (!page) return nullptr;
+    page->set_atomic(PG_locked);
+    const int err = add_to_page_cache(m, as, page, index, cg);
+    if (err == 0) {
+      *fresh = true;
+      return page;
+    }
+    page->clear_atomic(PG_locked);
+    put_page(m, page);
+    if (err != -EEXIST) return nullptr;
+  }
+}
+
+namespace {
+
+// Takes a locked page out of the index, leaving `shadow` (0: nothing).
+void unlink_page(Machine& m, AddressSpace& as, Page* page, uintptr_t shadow) {
+  {
+    SpinGuard g(as.i_pages_lock);
+    if (shadow)
+      as.i_pages[page->index] = shadow;
+    else
+      as.i_pages.erase(page->index);
+    as.nrpages.fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (page->test_and_clear(PG_dirty)) {
+    as.nrdirty.fetch_sub(1, std::memory_order_relaxed);
+    node_stat_add(m, page, NodeStat::NR_FILE_DIRTY, -1);
+  }
+  node_stat_add(m, page, NodeStat::NR_FILE_PAGES, -1);
+  page->set_mapping_once(nullptr);
+}
+
+}  // namespace
+
+void delete_from_page_cache(Machine& m, Page* page) {
+  unlink_page(m, *page_mapping(page), page, 0);
+  put_page(m, page);  // the cache's reference
+}
+
+bool filemap_remove_mapping(Machine& m, Page* page) {
+  AddressSpace* as = page_mapping(page);
+  if (!as) return false;
+  {
+    // Under the index lock no lookup can take a reference: exactly the
+    // cache's and the caller's means nobody else uses the page.
+    SpinGuard g(as->i_pages_lock);
+    if (page->ref_count() != 2 || page->mapcount.load(std::memory_order_acquire) != 0 ||
+        page->test(PG_dirty) || page->test(PG_writeback))
+      return false;
+    as->i_pages[page->index] = workingset_eviction(m, page);
+    as->nrpages.fetch_sub(1, std::memory_order_relaxed);
+  }
+  node_stat_add(m, page, NodeStat::NR_FILE_PAGES, -1);
+  page->set_mapping_once(nullptr);
+  put_page(m, page);  // the cache's reference; the caller's is the last
+  return true;
+}
+
+void truncate_inode_pages(Machine& m, AddressSpace& as, uint64_t first) {
+  for (;;) {
+    Page* page = nullptr;
+    {
+      SpinGuard g(as.i_pages_lock);
+      auto it = as.i_pages.lower_bound(first);
+      while (it != as.i_pages.end() && is_shadow(it->second)) it = as.i_pages.erase(it);
+      if (it == as.i_pages.end()) return;
+      page = reinterpret_cast<Page*>(it->second);
+      get_page(page);
+    }
+    lock_page(page);
+    wait_on_page_writeback(page);
+    if (page_mapping(page) == &as) delete_from_page_cache(m, page);
+    unlock_page(page);
+    put_page(m, page);
+  }
+}
+
+uint64_t invalidate_mapping_pages(Machine& m, AddressSpace& as) {
+  std::vector<Page*> pages;
+  {
+    SpinGuard g(as.i_pages_lock);
+    for (auto& [index, v] : as.i_pages) {
+      if (is_shadow(v)) continue;
+      Page* page = reinterpret_cast<Page*>(v);
+      get_page(page);
+      pages.push_back(page);
+    }
+  }
+  uint64_t freed = 0;
+  for (Page* page : pages) {
+    // mapping_evict_folio(): clean, unmapped, not locked; no shadow is left
+    // (an invalidation is not a reclaim). A page someone holds a reference
+    // to may go: a writer re-checks the mapping once it has the page lock.
+    if (trylock_page(page)) {
+      if (page_mapping(page) == &as && !page->test(PG_dirty) && !page->test(PG_writeback) &&
+          page->mapcount.load(std::memory_order_acquire) == 0) {
+        unlink_page(m, as, page, 0);
+        put_page(m, page);  // the cache's reference
+        ++freed;
+      }
+      unlock_page(page);
+    }
+    put_page(m, page);
+  }
+  return freed;
+}
+
+std::vector<uint64_t> dirty_indices(AddressSpace& as, uint64_t first, uint64_t last) {
+  std::vector<uint64_t> out;
+  SpinGuard g(as.i_pages_lock);
+  for (auto it = as.i_pages.lower_bound(first); it != as.i_pages.end() && it->first <= last; ++it) {
+    if (!is_shadow(it->second) && reinterpret_cast<Page*>(it->second)->test(PG_dirty))
+      out.push_back(it->first);
+  }
+  return out;
+}
+
+std::string filemap_check(Machine& m) {
+  FsState* st = fs_state_if(m);
+  int64_t file_pages = 0, dirty = 0, writeback = 0;
+  std::string err;
+  auto fail = [&](std::string what) {
+    if (err.empty()) err = std::move(what);
+  };
+  if (st) {
+    std::lock_guard<std::mutex> g(st->lock);
+    st->for_each_inode([&](Inode& inode) {
+      AddressSpace& as = inode.i_data;
+      SpinGuard pg(as.i_pages_lock);
+      uint64_t pages = 0, nrdirty = 0;
+      const uint64_t size = inode.i_size.load();
+      for (auto& [index, v] : as.i_pages) {
+        if (!v) {
+          fail(fmt::format("inode {} index {}: an empty slot", inode.ino, index));
+          continue;
+        }
+        if (is_shadow(v)) continue;
+        const Page* page = reinterpret_cast<const Page*>(v);
+        ++pages;
+        if (page->test(PG_dirty)) ++nrdirty;
+        if (page->test(PG_writeback)) ++writeback;
+        if (page->mapping_once() != &as || page->index != index)
+          fail(fmt::format("inode {} index {}: the page says mapping {} index {}", inode.ino, index,
+                           page->mapping_once(), page->index));
+        if (page->test(PG_swapbacked) || page->test(PG_swapcache))
+          fail(fmt::format("inode {} index {}: a swap-backed page in the page cache", inode.ino,
+                           index));
+        if (page->ref_count() < 1)
+          fail(fmt::format("inode {} index {}: refcount {}", inode.ino, index, page->ref_count()));
+        if (page->test(PG_buddy)) fail(fmt::format("inode {} index {}: free", inode.ino, index));
+        if (index << PAGE_SHIFT >= size && !page->test(PG_locked))
+          fail(fmt::format("inode {} index {}: past i_size {}", inode.ino, index, size));
+      }
+      if (pages != as.nrpages.load())
+        fail(fmt::format("inode {}: nrpages {} but {} pages", inode.ino, as.nrpages.load(), pages));
+      if (nrdirty != as.nrdirty.load())
+        fail(fmt::format("inode {}: nrdirty {} but {} dirty pages", inode.ino, as.nrdirty.load(),
+                         nrdirty));
+      file_pages += static_cast<int64_t>(pages);
+      dirty += static_cast<int64_t>(nrdirty);
+    });
+  }
+  file_pages += m.node_stat_sum(NodeStat::NR_SWAPCACHE);
+  if (m.node_stat_sum(NodeStat::NR_FILE_PAGES) != file_pages)
+    fail(fmt::format("NR_FILE_PAGES {} but {} page-cache and swap-cache pages",
+                     m.node_stat_sum(NodeStat::NR_FILE_PAGES), file_pages));
+  if (m.node_stat_sum(NodeStat::NR_FILE_DIRTY) != dirty)
+    fail(fmt::format("NR_FILE_DIRTY {} but {} dirty pages",
+                     m.node_stat_sum(NodeStat::NR_FILE_DIRTY), dirty));
+  if (m.node_stat_sum(NodeStat::NR_WRITEBACK) != writeback)
+    fail(fmt::format("NR_WRITEBACK {} but {} pages under writeback",
+                     m.node_stat_sum(NodeStat::NR_WRITEBACK), writeback));
+  return err;
+}
+
+}  // namespace mmkit

@@ -1,0 +1,228 @@
+// Writeback (mm/page-writeback.c, fs/fs-writeback.c): the dirty limits
+// worked out by hand from Linux's formulas, the flusher writing expired
+// inodes on its own, writers throttled at dirty_bytes, and reclaim leaving
+// dirty file pages to the flusher (PG_reclaim) before it writes any itself.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include "filemap/filemap.h"
+#include "memcg/lru.h"
+#include "memcg/memcg_state.h"
+#include "memcg/memcontrol.h"
+#include "page_alloc/page_alloc.h"
+#include "reclaim/reclaim.h"
+
+namespace mmkit {
+namespace {
+
+std::unique_ptr<Machine> boot_files(MachineConfig c) {
+  if (c.nodes.empty()) c.nodes = {NodeConfig{.memory = 64ull << 20}};
+  auto r = boot_with_reclaim(c);
+  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+  return r.ok() ? std::move(r.value()) : nullptr;
+}
+
+int64_t stat(const Machine& m, NodeStat s) {
+  return m.node_stat_sum(s);
+}
+
+// Waits (up to 20 s: sanitizer builds are slow) until `done` holds.
+template <class F>
+bool eventually(F&& done) {
+  for (int i = 0; i < 2000; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return done();
+}
+
+TEST(FilemapWriteback, DirtyLimitsFromRatiosAsDomainDirtyLimits) {
+  MachineConfig c;
+  c.dirty_writeback_centisecs = 0;  // no periodic flusher: nothing moves meanwhile
+  auto mp = boot_files(c);
+  ASSERT_TRUE(mp);
+  Machine& m = *mp;
+  // global_dirtyable_memory(): free - totalreserve + file LRU + 1; no
+  // highmem on x86_64.
+  const uint64_t free = nr_free_pages(m), reserve = totalreserve_pages(m);
+  ASSERT_EQ(global_dirtyable_memory(m), free - reserve + 1);
+  // Ratios are scaled to pages first: 20% is 20 * 4096 / 100 = 819 parts of
+  // 4096 (not 819.2), 10% is 409. So on A dirtyable pages thresh is
+  // 819 * A / 4096 and background 409 * A / 4096, each a little below the
+  // exact percentage: for A = 10001, 1999 and 998 rather than 2000 and 1000.
+  const uint64_t a = global_dirtyable_memory(m);
+  const DirtyLimits d = global_dirty_limits(m);
+  EXPECT_EQ(d.thresh, 819 * a / 4096);
+  EXPECT_EQ(d.background, 409 * a / 4096);
+  // The file LRU counts as dirtyable: 256 pages of cache add 256 to A
+  // (free pages drop by the same 256 and come back through the LRU).
+  FileTable ft;
+  const int fd = sys_open(m, ft, "f", O_CREAT | O_RDWR);
+  ASSERT_GE(fd, 0);
+  std::vector<char> buf(256 * PAGE_SIZE, 'x');
+  ASSERT_EQ(sys_write(m, ft, fd, buf.data(), buf.size()), static_cast<int64_t>(buf.size()));
+  lru_add_drain_all(m);
+  const uint64_t file_lru = static_cast<uint64_t>(stat(m, NodeStat::NR_INACTIVE_FILE) +
+                                                  stat(m, NodeStat::NR_ACTIVE_FILE));
+  EXPECT_EQ(file_lru, 256u);
+  const uint64_t free2 = nr_free_pages(m);
+  EXPECT_EQ(global_dirtyable_memory(m), free2 - std::min(free2, reserve) + file_lru + 1);
+  sys_close(m, ft, fd);
+}
+
+TEST(FilemapWriteback, BytesFormsAndTheBackgroundCap) {
+  MachineConfig c;
+  c.dirty_writeback_centisecs = 0;
+  c.dirty_bytes = 1ull << 20;                   // 256 pages
+  c.dirty_background_bytes = (2ull << 20) + 1;  // 513 pages: above thresh
+  auto mp = boot_files(c);
+  ASSERT_TRUE(mp);
+  const DirtyLimits d = global_dirty_limits(*mp);
+  EXPECT_EQ(d.thresh, 256u);
+  // background >= thresh: Linux makes it half of thresh.
+  EXPECT_EQ(d.background, 128u);
+  // A ratio of 0 with no bytes form: both limits 0 (every write throttles).
+  MachineConfig z;
+  z.dirty_writeback_centisecs = 0;
+  z.dirty_ratio = 0;
+  z.dirty_background_ratio = 0;
+  auto mz = boot_files(z);
+  ASSERT_TRUE(mz);
+  EXPECT_EQ(global_dirty_limits(*mz).thresh, 0u);
+  EXPECT_EQ(global_dirty_limits(*mz).background, 0u);
+}
+
+TEST(FilemapWriteback, TheFlusherWritesExpiredInodesOnItsOwn) {
+  MachineConfig c;
+  c.dirty_writeback_centisecs = 1;  // wake every 10 ms
+  c.dirty_expire_centisecs = 2;     // write what is 20 ms old
+  auto mp = boot_files(c);
+  ASSERT_TRUE(mp);
+  Machine& m = *mp;
+  FileTable ft;
+  const int fd = sys_open(m, ft, "log", O_CREAT | O_WRONLY);
+  ASSERT_GE(fd, 0);
+  std::vector<char> buf(10 * PAGE_SIZE + 123);
+  for (size_t i = 0; i < buf.size(); ++i) buf[i] = static_cast<char>(i * 7);
+  ASSERT_EQ(sys_write(m, ft, fd, buf.data(), buf.size()), static_cast<int64_t>(buf.size()));
+  // No fsync: the flusher alone brings the host file up to date.
+  EXPECT_TRUE(eventually([&] { return stat(m, NodeStat::NR_FILE_DIRTY) == 0; }));
+  EXPECT_GE(stat(m, NodeStat::NR_WRITTEN), 11);
+  const int hfd = open(fs_host_path(m, "log").c_str(), O_RDONLY);
+  ASSERT_GE(hfd, 0);
+  std::vector<char> host(buf.size() + 10);
+  EXPECT_EQ(pread(hfd, host.data(), host.size(), 0), static_cast<ssize_t>(buf.size()));
+  close(hfd);
+  host.resize(buf.size());
+  EXPECT_EQ(host, buf);
+  EXPECT_EQ(filemap_check(m), "");
+  sys_close(m, ft, fd);
+}
+
+TEST(FilemapWriteback, WritersAreThrottledAtDirtyBytes) {
+  MachineConfig c;
+  c.dirty_writeback_centisecs = 0;  // only the thresholds wake the flusher
+  c.dirty_bytes = 64ull << 10;      // 16 pages
+  c.dirty_background_bytes = 32ull << 10;
+  auto mp = boot_files(c);
+  ASSERT_TRUE(mp);
+  Machine& m = *mp;
+  FileTable ft;
+  const int fd = sys_open(m, ft, "big", O_CREAT | O_RDWR);
+  ASSERT_GE(fd, 0);
+  constexpr uint64_t kPages = 2048;
+  std::vector<char> page(PAGE_SIZE);
+  int64_t most_dirty = 0;
+  for (uint64_t i = 0; i < kPages; ++i) {
+    std::fill(page.begin(), page.end(), static_cast<char>(i));
+    ASSERT_EQ(sys_write(m, ft, fd, page.data(), PAGE_SIZE), static_cast<int64_t>(PAGE_SIZE));
+    most_dirty = std::max(most_dirty, stat(m, NodeStat::NR_FILE_DIRTY));
+  }
+  // The flusher wrote while the writes went on: before any fsync, most of
+  // the file is written back, and the dirty pages never came near the
+  // whole file (each write over 16 pages waits for a flusher pass).
+  EXPECT_GT(stat(m, NodeStat::NR_WRITTEN), static_cast<int64_t>(kPages / 2));
+  EXPECT_LT(most_dirty, static_cast<int64_t>(kPages / 2));
+  EXPECT_EQ(sys_fsync(m, ft, fd), 0);
+  EXPECT_EQ(stat(m, NodeStat::NR_FILE_DIRTY), 0);
+  std::vector<char> got(PAGE_SIZE);
+  for (uint64_t i = 0; i < kPages; i += 97) {
+    ASSERT_EQ(sys_pread(m, ft, fd, got.data(), PAGE_SIZE, i * PAGE_SIZE),
+              static_cast<int64_t>(PAGE_SIZE));
+    EXPECT_EQ(got[0], static_cast<char>(i));
+    EXPECT_EQ(got[PAGE_SIZE - 1], static_cast<char>(i));
+  }
+  EXPECT_EQ(filemap_check(m), "");
+  sys_close(m, ft, fd);
+}
+
+TEST(FilemapWriteback, ReclaimLeavesDirtyPagesToTheFlusherFirst) {
+  MachineConfig c;
+  c.dirty_writeback_centisecs = 0;
+  c.dirty_ratio = 100;  // no throttling: reclaim meets the dirty pages
+  c.dirty_background_ratio = 100;
+  auto mp = boot_files(c);
+  ASSERT_TRUE(mp);
+  Machine& m = *mp;
+  MemCgroup* cg = mem_cgroup_create(m, "small", 128 * PAGE_SIZE);
+  ASSERT_NE(cg, nullptr);
+  FileTable ft;
+  ft.memcg = cg;
+  const int fd = sys_open(m, ft, "d", O_CREAT | O_RDWR);
+  ASSERT_GE(fd, 0);
+  constexpr uint64_t kPages = 1024;
+  std::vector<char> page(PAGE_SIZE);
+  for (uint64_t i = 0; i < kPages; ++i) {
+    std::fill(page.begin(), page.end(), static_cast<char>(i * 3 + 1));
+    ASSERT_EQ(sys_write(m, ft, fd, page.data(), PAGE_SIZE), static_cast<int64_t>(PAGE_SIZE));
+    ASSERT_LE(cg->usage.load(), 128);
+  }
+  // Reclaim set PG_reclaim on dirty pages it met (nr_vmscan_immediate_reclaim)
+  // and woke the flusher; file pages were stolen; nothing was lost.
+  EXPECT_GT(stat(m, NodeStat::NR_VMSCAN_IMMEDIATE), 0);
+  EXPECT_GT(m.sum_event(VmEvent::PGSTEAL_FILE), 0);
+  EXPECT_LE(cg->peak.load(), 128);
+  std::vector<char> got(PAGE_SIZE);
+  for (uint64_t i = 0; i < kPages; ++i) {
+    ASSERT_EQ(sys_pread(m, ft, fd, got.data(), PAGE_SIZE, i * PAGE_SIZE),
+              static_cast<int64_t>(PAGE_SIZE));
+    ASSERT_EQ(got[17], static_cast<char>(i * 3 + 1)) << "page " << i;
+  }
+  lru_add_drain_all(m);
+  EXPECT_EQ(filemap_check(m), "");
+  EXPECT_EQ(lru_check(m), "");
+  sys_close(m, ft, fd);
+}
+
+TEST(FilemapWriteback, CountersFollowWritesFsyncAndDropCaches) {
+  MachineConfig c;
+  c.dirty_writeback_centisecs = 0;
+  auto mp = boot_files(c);
+  ASSERT_TRUE(mp);
+  Machine& m = *mp;
+  FileTable ft;
+  const int fd = sys_open(m, ft, "m", O_CREAT | O_RDWR);
+  ASSERT_GE(fd, 0);
+  std::vector<char> buf(100 * PAGE_SIZE, 'q');
+  ASSERT_EQ(sys_write(m, ft, fd, buf.data(), buf.size()), static_cast<int64_t>(buf.size()));
+  EXPECT_EQ(stat(m, NodeStat::NR_FILE_PAGES), 100);
+  EXPECT_EQ(stat(m, NodeStat::NR_FILE_DIRTY), 100);
+  EXPECT_EQ(stat(m, NodeStat::NR_DIRTIED), 100);
+  ASSERT_EQ(sys_fdatasync(m, ft, fd), 0);
+  EXPECT_EQ(stat(m, NodeStat::NR_FILE_DIRTY), 0);
+  EXPECT_EQ(stat(m, NodeStat::NR_WRITTEN), 100);
+  EXPECT_EQ(stat(m, NodeStat::NR_FILE_PAGES), 100);
+  ASSERT_EQ(drop_caches(m, 3), 0);
+  EXPECT_EQ(stat(m, NodeStat::NR_FILE_PAGES), 0);
+  EXPECT_EQ(m.sum_event(VmEvent::DROP_PAGECACHE), 1);
+  EXPECT_EQ(m.sum_event(VmEvent::DROP_SLAB), 1);
+  sys_close(m, ft, fd);
+}
+
+}  // namespace
+}  // namespace mmkit
