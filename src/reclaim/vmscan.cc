@@ -206,6 +206,8 @@ void shrink_lruvec(Machine& m, Lruvec& lv, ScanControl& sc) {
   in.swappiness = m.swappiness;
   in.priority = sc.priority;
   in.can_swap = swap_free_pages(m) > 0;
+  in.cache_trim =
+      cache_trim_mode(in.size[LRU_INACTIVE_FILE], in.size[LRU_ACTIVE_FILE], sc.priority);
   uint64_t nr[NR_LRU_LISTS];
   get_scan_count(in, nr);
   const uint64_t start = sc.nr_reclaimed;
@@ -238,6 +240,10 @@ bool inactive_is_low(uint64_t inactive, uint64_t active) {
   return inactive * ratio < active;
 }
 
+bool cache_trim_mode(uint64_t inactive_file, uint64_t active_file, unsigned priority) {
+  return (inactive_file >> priority) && !inactive_is_low(inactive_file, active_file);
+}
+
 void get_scan_count(const ScanInput& in, uint64_t out[NR_LRU_LISTS]) {
   const bool have_file = in.size[LRU_INACTIVE_FILE] + in.size[LRU_ACTIVE_FILE] > 0;
   uint64_t fraction[2] = {1, 1}, denominator = 1;
@@ -245,8 +251,10 @@ void get_scan_count(const ScanInput& in, uint64_t out[NR_LRU_LISTS]) {
     fraction[0] = 0;  // SCAN_FILE
   } else if (!have_file) {
     fraction[1] = 0;  // SCAN_ANON: nothing else to take
-  } else if (in.swappiness == 0) {
-    fraction[0] = 0;
+  } else if (in.priority == 0 && in.swappiness) {
+    // SCAN_EQUAL: out of options, every list in full.
+  } else if (in.cache_trim || in.swappiness == 0) {
+    fraction[0] = 0;  // SCAN_FILE: enough clean cache to take first
   } else {
     // SCAN_FRACT: anon against file, weighed by swappiness and by what
     // reclaiming each recently cost.

@@ -18,14 +18,21 @@ bool inactive_is_low(uint64_t inactive, uint64_t active);
 // get_scan_count(): how many pages to scan from each evictable list at
 // `priority` (size >> priority, split between anon and file by swappiness
 // and the recent reclaim cost). With no swap, anon is not scanned; with no
-// file pages, only anon is.
+// file pages, only anon is; at priority 0 both equally (SCAN_EQUAL); in
+// cache-trim mode (enough inactive page cache, set by prepare_scan_count)
+// only file.
 struct ScanInput {
   uint64_t size[NR_LRU_LISTS] = {};
   uint64_t anon_cost = 0, file_cost = 0;
   unsigned swappiness = 60;
   unsigned priority = DEF_PRIORITY;
-  bool can_swap = true;  // swap has free slots
+  bool can_swap = true;     // swap has free slots
+  bool cache_trim = false;  // sc->cache_trim_mode
 };
+// prepare_scan_count()'s cache_trim_mode: the inactive file list has pages
+// at this priority and is not low against the active one (so the file side
+// needs no deactivation first).
+bool cache_trim_mode(uint64_t inactive_file, uint64_t active_file, unsigned priority);
 void get_scan_count(const ScanInput& in, uint64_t out[NR_LRU_LISTS]);
 
 struct ScanControl {

@@ -417,48 +417,68 @@ TEST(ReclaimSwap, GetScanCountWorkedByHand) {
   in.size[LRU_ACTIVE_ANON] = 4096;
   in.size[LRU_INACTIVE_FILE] = 8192;
   in.size[LRU_ACTIVE_FILE] = 4096;
-  in.priority = 0;
+  in.priority = 1;  // each list's scan is size >> 1: 4096, 2048, 4096, 2048
   uint64_t out[NR_LRU_LISTS];
   // swappiness 60, no cost yet: total = a = f = 0, T = 0; ap = 60 * 1 / 1,
-  // fp = 140 * 1 / 1, denominator 200. 8192 * 60 / 200 = 2457,
-  // 4096 * 60 / 200 = 1228, 8192 * 140 / 200 = 5734, 4096 * 140 / 200 = 2867.
+  // fp = 140 * 1 / 1, denominator 200. 4096 * 60 / 200 = 1228,
+  // 2048 * 60 / 200 = 614, 4096 * 140 / 200 = 2867, 2048 * 140 / 200 = 1433.
   get_scan_count(in, out);
-  EXPECT_EQ(out[LRU_INACTIVE_ANON], 2457u);
-  EXPECT_EQ(out[LRU_ACTIVE_ANON], 1228u);
-  EXPECT_EQ(out[LRU_INACTIVE_FILE], 5734u);
-  EXPECT_EQ(out[LRU_ACTIVE_FILE], 2867u);
+  EXPECT_EQ(out[LRU_INACTIVE_ANON], 1228u);
+  EXPECT_EQ(out[LRU_ACTIVE_ANON], 614u);
+  EXPECT_EQ(out[LRU_INACTIVE_FILE], 2867u);
+  EXPECT_EQ(out[LRU_ACTIVE_FILE], 1433u);
   EXPECT_EQ(out[LRU_UNEVICTABLE], 0u);
   // swappiness 200: ap = 200, fp = 0: anon only.
   in.swappiness = 200;
   get_scan_count(in, out);
-  EXPECT_EQ(out[LRU_INACTIVE_ANON], 8192u);
+  EXPECT_EQ(out[LRU_INACTIVE_ANON], 4096u);
   EXPECT_EQ(out[LRU_INACTIVE_FILE], 0u);
   // swappiness 100, anon_cost 100, file_cost 300: total 400, a 500, f 700,
   // T 1200; ap = 100 * 1201 / 501 = 239, fp = 100 * 1201 / 701 = 171,
-  // denominator 410: 8192 * 239 / 410 = 4775, 8192 * 171 / 410 = 3416.
+  // denominator 410: 4096 * 239 / 410 = 2387, 4096 * 171 / 410 = 1708.
   in.swappiness = 100;
   in.anon_cost = 100;
   in.file_cost = 300;
   get_scan_count(in, out);
-  EXPECT_EQ(out[LRU_INACTIVE_ANON], 4775u);
-  EXPECT_EQ(out[LRU_INACTIVE_FILE], 3416u);
+  EXPECT_EQ(out[LRU_INACTIVE_ANON], 2387u);
+  EXPECT_EQ(out[LRU_INACTIVE_FILE], 1708u);
   // DEF_PRIORITY: 8192 >> 12 = 2 pages; 2 * 239 / 410 = 1, 2 * 171 / 410 = 0.
   in.priority = DEF_PRIORITY;
   get_scan_count(in, out);
   EXPECT_EQ(out[LRU_INACTIVE_ANON], 1u);
   EXPECT_EQ(out[LRU_INACTIVE_FILE], 0u);
-  // No free swap: file only. No file pages: anon only, whatever swappiness.
+  // Priority 0 with swappiness: SCAN_EQUAL, every list in full.
   in.priority = 0;
+  get_scan_count(in, out);
+  EXPECT_EQ(out[LRU_INACTIVE_ANON], 8192u);
+  EXPECT_EQ(out[LRU_ACTIVE_ANON], 4096u);
+  EXPECT_EQ(out[LRU_INACTIVE_FILE], 8192u);
+  EXPECT_EQ(out[LRU_ACTIVE_FILE], 4096u);
+  // Cache-trim mode: 8192 >> 1 inactive file pages at priority 1, and the
+  // inactive list is not low (8192 * 1 >= 4096): file only.
+  in.priority = 1;
+  in.cache_trim = cache_trim_mode(8192, 4096, 1);
+  EXPECT_TRUE(in.cache_trim);
+  get_scan_count(in, out);
+  EXPECT_EQ(out[LRU_INACTIVE_ANON], 0u);
+  EXPECT_EQ(out[LRU_INACTIVE_FILE], 4096u);
+  EXPECT_EQ(out[LRU_ACTIVE_FILE], 2048u);
+  in.cache_trim = false;
+  // Not in cache-trim mode: a low inactive list (1000 * 1 < 3000), or one
+  // with nothing at this priority (100 >> 12 = 0).
+  EXPECT_FALSE(cache_trim_mode(1000, 3000, 0));
+  EXPECT_FALSE(cache_trim_mode(100, 0, DEF_PRIORITY));
+  // No free swap: file only. No file pages: anon only, whatever swappiness.
   in.can_swap = false;
   get_scan_count(in, out);
   EXPECT_EQ(out[LRU_INACTIVE_ANON], 0u);
-  EXPECT_EQ(out[LRU_INACTIVE_FILE], 8192u);
+  EXPECT_EQ(out[LRU_INACTIVE_FILE], 4096u);
   in.can_swap = true;
   in.size[LRU_INACTIVE_FILE] = in.size[LRU_ACTIVE_FILE] = 0;
   in.swappiness = 0;
   get_scan_count(in, out);
-  EXPECT_EQ(out[LRU_INACTIVE_ANON], 8192u);
-  EXPECT_EQ(out[LRU_ACTIVE_ANON], 4096u);
+  EXPECT_EQ(out[LRU_INACTIVE_ANON], 4096u);
+  EXPECT_EQ(out[LRU_ACTIVE_ANON], 2048u);
 }
 
 }  // namespace

@@ -22,7 +22,8 @@
 // (copy-on-write breaks those pages away from the parent). The child's
 // /proc/<pid>/maps and status are printed, and both processes exit.
 //
-// Last, reclaim on a small machine of its own (demo_reclaim.cc).
+// Last, reclaim on a small machine of its own (demo_reclaim.cc), and the
+// page cache growing and shrinking on another (demo_cache.cc).
 #include "demo.h"
 
 #include <fmt/format.h>
@@ -328,6 +329,10 @@ int run_demo(Machine& m, const DemoOptions& opt) {
     }
   }
   if (std::string err = reclaim_demo(!opt.json); !err.empty()) {
+    fmt::print(stderr, "mmsim: demo: {}\n", err);
+    return 1;
+  }
+  if (std::string err = cache_demo(!opt.json); !err.empty()) {
     fmt::print(stderr, "mmsim: demo: {}\n", err);
     return 1;
   }

@@ -17,5 +17,8 @@ struct DemoOptions {
 int run_demo(mmkit::Machine& m, const DemoOptions& opt);
 // The reclaim part of the demo on its own small machine: "" or what failed.
 std::string reclaim_demo(bool print);
+// The page-cache part: a file written, synced, read, then pushed out by
+// anonymous memory and dropped; "" or what failed.
+std::string cache_demo(bool print);
 
 }  // namespace mmsim
