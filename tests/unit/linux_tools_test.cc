@@ -6,6 +6,7 @@
 //
 // Needs root or CAP_SYS_ADMIN for `unshare -m` and `mount --bind`; the tests
 // skip with a message where the namespace cannot be made.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "../support/proc_tools.h"
+#include "filemap/filemap.h"
 #include "page_alloc/page_alloc.h"
 #include "procfs/procfs.h"
 #include "reclaim/reclaim.h"
@@ -234,6 +236,42 @@ TEST_F(LinuxToolsTest, FreeVmstatAndSwaponReadOurSwap) {
   EXPECT_EQ(used, our_used_kb * 1024);
   EXPECT_EQ(prio, our_prio);
   exit_process(p);
+}
+
+// A machine with a page cache: `free -k` shows it under buff/cache, and
+// `vmstat -s` our Cached as its "buffer/cache" lines.
+TEST_F(LinuxToolsTest, FreeShowsOurPageCache) {
+  MachineConfig cfg;
+  cfg.cpus = 2;
+  cfg.nodes = {NodeConfig{.memory = 128 * kMiB}};
+  auto booted = boot_with_reclaim(cfg);
+  ASSERT_TRUE(booted.ok()) << booted.error().message;
+  Machine& m = *booted.value();
+  FileTable ft;
+  const int fd = sys_open(m, ft, "cached", O_CREAT | O_RDWR);
+  ASSERT_GE(fd, 0);
+  std::vector<char> buf(10 * kMiB, 'c');
+  ASSERT_EQ(sys_write(m, ft, fd, buf.data(), buf.size()), static_cast<int64_t>(buf.size()));
+  ASSERT_EQ(sys_fsync(m, ft, fd), 0);
+  const std::string meminfo = render_meminfo(m);
+  const auto mi = parse_meminfo(meminfo);
+  EXPECT_EQ(mi.at("Cached"), 10u * 1024);
+  TempFile f1("mmkit_meminfo", meminfo), f2("mmkit_vmstat", render_vmstat(m));
+  ASSERT_FALSE(f1.path().empty());
+  const CommandResult probe = with_views(f1.path(), f2.path(), "true");
+  if (probe.status != 0) GTEST_SKIP() << "cannot bind-mount over /proc: " << probe.output;
+  const CommandResult r = with_views(f1.path(), f2.path(), "free -k && echo --- && vmstat -s");
+  ASSERT_EQ(r.status, 0) << r.output;
+  // procps 4: buff/cache is Buffers + Cached + SReclaimable.
+  const auto mem = numbers_after(r.output, "Mem:");
+  ASSERT_EQ(mem.size(), 6u) << r.output;
+  EXPECT_EQ(mem[4], mi.at("Buffers") + mi.at("Cached") + mi.at("SReclaimable")) << r.output;
+  EXPECT_GE(mem[4], 10u * 1024) << r.output;
+  EXPECT_EQ(mem[5], mi.at("MemAvailable")) << r.output;
+  uint64_t swap_cache = 0;
+  ASSERT_TRUE(vmstat_s_value(r.output, " K swap cache", &swap_cache)) << r.output;
+  EXPECT_EQ(swap_cache, mi.at("Cached") + mi.at("SReclaimable")) << r.output;
+  sys_close(m, ft, fd);
 }
 
 }  // namespace

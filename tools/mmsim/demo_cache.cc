@@ -29,15 +29,16 @@ uint64_t meminfo_kb(const Machine& m, std::string_view name) {
   return 0;
 }
 
-// One line as `free -k` would show the machine (buff/cache is Buffers +
-// Cached + SReclaimable, as procps computes it).
+// One line as procps 4's `free -k` would show the machine: used is
+// MemTotal - MemAvailable, buff/cache is Buffers + Cached + SReclaimable.
 void print_free(const Machine& m, std::string_view step) {
   const uint64_t total = meminfo_kb(m, "MemTotal"), free = meminfo_kb(m, "MemFree");
   const uint64_t cache =
       meminfo_kb(m, "Buffers") + meminfo_kb(m, "Cached") + meminfo_kb(m, "SReclaimable");
-  const uint64_t used = total > free + cache ? total - free - cache : 0;
+  const uint64_t avail = meminfo_kb(m, "MemAvailable");
+  const uint64_t used = total > avail ? total - avail : 0;
   fmt::print("{:<40} {:>8} {:>8} {:>10} {:>8} {:>9}\n", step, used, free, cache,
-             meminfo_kb(m, "Dirty"), meminfo_kb(m, "MemAvailable"));
+             meminfo_kb(m, "Dirty"), avail);
 }
 
 }  // namespace
