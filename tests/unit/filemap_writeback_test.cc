@@ -15,6 +15,7 @@
 #include "memcg/memcg_state.h"
 #include "memcg/memcontrol.h"
 #include "page_alloc/page_alloc.h"
+#include "procfs/procfs.h"
 #include "reclaim/reclaim.h"
 
 namespace mmkit {
@@ -221,6 +222,46 @@ TEST(FilemapWriteback, CountersFollowWritesFsyncAndDropCaches) {
   EXPECT_EQ(stat(m, NodeStat::NR_FILE_PAGES), 0);
   EXPECT_EQ(m.sum_event(VmEvent::DROP_PAGECACHE), 1);
   EXPECT_EQ(m.sum_event(VmEvent::DROP_SLAB), 1);
+  sys_close(m, ft, fd);
+}
+
+// si_mem_available() (mm/page_alloc.c): free - totalreserve, plus the file
+// LRU less min(half of it, the low watermarks), plus reclaimable slab and
+// kernel memory less the same kind of floor. With 2000 clean file pages and
+// low watermarks summing to W < 1000, the page cache adds 2000 - W pages:
+// reclaim would leave the watermarks' worth of it.
+TEST(FilemapWriteback, MemAvailableAsSiMemAvailable) {
+  MachineConfig c;
+  c.dirty_writeback_centisecs = 0;
+  auto mp = boot_files(c);
+  ASSERT_TRUE(mp);
+  Machine& m = *mp;
+  FileTable ft;
+  const int fd = sys_open(m, ft, "avail", O_CREAT | O_RDWR);
+  ASSERT_GE(fd, 0);
+  std::vector<char> buf(2000 * PAGE_SIZE, 'a');
+  ASSERT_EQ(sys_write(m, ft, fd, buf.data(), buf.size()), static_cast<int64_t>(buf.size()));
+  ASSERT_EQ(sys_fsync(m, ft, fd), 0);
+  lru_add_drain_all(m);
+  uint64_t wlow = 0;
+  m.for_each_zone([&](const Zone& z) { wlow += z.low_wmark(); });
+  ASSERT_LT(wlow, 1000u);
+  const uint64_t file = static_cast<uint64_t>(stat(m, NodeStat::NR_ACTIVE_FILE) +
+                                              stat(m, NodeStat::NR_INACTIVE_FILE));
+  ASSERT_EQ(file, 2000u);
+  const uint64_t reclaimable = static_cast<uint64_t>(stat(m, NodeStat::NR_SLAB_RECLAIMABLE) +
+                                                     stat(m, NodeStat::NR_KERNEL_MISC_RECLAIMABLE));
+  const uint64_t free = nr_free_pages(m);
+  const int64_t expected = static_cast<int64_t>(free) -
+                           static_cast<int64_t>(totalreserve_pages(m)) +
+                           static_cast<int64_t>(file - std::min(file / 2, wlow)) +
+                           static_cast<int64_t>(reclaimable - std::min(reclaimable / 2, wlow));
+  uint64_t avail_kb = 0;
+  for (const MeminfoField& f : meminfo_fields(m))
+    if (f.name() == "MemAvailable") avail_kb = f.value;
+  EXPECT_EQ(avail_kb, static_cast<uint64_t>(std::max<int64_t>(expected, 0)) * 4);
+  // The page cache's share: 2000 - W pages.
+  EXPECT_GE(avail_kb, (free + 2000 - wlow) * 4 - totalreserve_pages(m) * 4);
   sys_close(m, ft, fd);
 }
 
