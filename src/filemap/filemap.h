@@ -38,6 +38,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -62,6 +63,10 @@ struct AddressSpace {
   std::map<uint64_t, uintptr_t> i_pages;
   std::atomic<uint64_t> nrpages{0};
   std::atomic<uint64_t> nrdirty{0};  // pages with PG_dirty (check())
+  // i_mmap: the VMAs mapping this file (the vm layer's VmArea pointers),
+  // for the reverse map of file pages and truncate's unmapping.
+  std::mutex i_mmap_lock;
+  std::set<void*> i_mmap;
 };
 
 struct Inode {
@@ -162,14 +167,44 @@ void wakeup_flusher_threads(Machine& m);
 // hang it).
 void balance_dirty_pages(Machine& m);
 
+// --- what file mappings use (vm/file_map.cc) ----------------------------------------
+// PG_locked, as a sleeping lock (lock_page waits, yielding).
+void lock_page(Page* page);
+void unlock_page(Page* page);
+bool trylock_page(Page* page);
+// The inode of an open `fd`, pinned (it outlives an unlink while a VMA maps
+// it), and the file's O_ACCMODE flags in *f_flags; null for a bad fd.
+Inode* fget_inode(Machine& m, FileTable& ft, int fd, int* f_flags);
+void inode_get(Machine& m, Inode* inode);  // another pin (a VMA's copy)
+void inode_put(Machine& m, Inode* inode);  // drops a pin
+// filemap_fault(): the uptodate page at `pgoff`, locked, with a reference;
+// a miss reads around it (ra_pages centred on the fault, as
+// do_sync_mmap_readahead does) and sets *major. Null with *err: -EFAULT
+// past the end of the file (SIGBUS), -ENOMEM, -EIO.
+Page* filemap_fault(Machine& m, Inode& inode, uint64_t pgoff, MemCgroup* cg, bool* major, int* err);
+// folio_mark_dirty() of a page a PTE had dirty (zap, unmap, write fault):
+// no page lock needed; a page truncated meanwhile is left alone.
+void filemap_dirty_mapped(Machine& m, Page* page);
+// What the page cache needs of the page tables, registered by the vm layer
+// when a file is first mapped: truncate unmaps pages from index `first` on
+// in every VMA of `as` (unmap_mapping_range); writeback write-protects and
+// cleans every PTE of a mapped page before it writes it (folio_mkclean),
+// false when a page table was busy (the page stays dirty for later).
+using UnmapMappingFn = void (*)(Machine& m, AddressSpace& as, uint64_t first);
+using PageMkcleanFn = bool (*)(Machine& m, Page* page);
+void set_mapping_ops(Machine& m, UnmapMappingFn unmap, PageMkcleanFn mkclean);
+// msync(MS_SYNC)'s writeback of pages [first, last]: 0 or -EIO.
+int filemap_write_range(Machine& m, Inode& inode, uint64_t first, uint64_t last);
+
 // --- what reclaim calls ----------------------------------------------------------
 // A page-cache page (its mapping is an AddressSpace).
 inline bool page_is_file_cache(const Page* page) {
-  const auto v = reinterpret_cast<uintptr_t>(page->mapping_once());
-  return v && !(v & 3) && !page->test(PG_swapbacked);
+  return page->test(PG_filecache) && page->mapping_once();
 }
 // pageout() of a locked, dirty page-cache page: written to the host file
-// (PG_writeback while the write runs). 0, or -EIO with the page dirty again.
+// (PG_writeback while the write runs). 0, -EIO with the page dirty again,
+// or -EAGAIN (still dirty, nothing written) when a page table mapping it
+// was busy.
 int filemap_writepage(Machine& m, Page* page);
 // __remove_mapping() for a locked, clean, unmapped page-cache page whose only
 // references are the cache's and the caller's: it leaves the cache, its

@@ -38,7 +38,11 @@ struct FsState final : LayerState {
   bool wb_stop = false;
   bool wb_all = false;  // write everything (a wakeup_flusher_threads)
   bool wb_background = false;
-  uint64_t wb_rounds = 0;  // passes done (a throttled writer waits for one)
+  uint64_t wb_rounds = 0;   // passes done (a throttled writer waits for one)
+  std::mutex wb_pass_lock;  // held by the flusher through a pass (check() waits it out)
+
+  std::atomic<UnmapMappingFn> unmap_mapping{nullptr};  // set by the vm layer
+  std::atomic<PageMkcleanFn> page_mkclean{nullptr};
 
   // Every live inode, named or orphaned (lock held).
   template <class F>
@@ -64,9 +68,6 @@ inline uint64_t monotonic_ns() {
 }
 
 // --- pages ---------------------------------------------------------------------------
-void lock_page(Page* page);
-void unlock_page(Page* page);
-bool trylock_page(Page* page);
 void wait_on_page_writeback(Page* page);
 inline AddressSpace* page_mapping(const Page* page) {
   return static_cast<AddressSpace*>(page->mapping_once());
@@ -100,6 +101,10 @@ std::vector<uint64_t> dirty_indices(AddressSpace& as, uint64_t first, uint64_t l
 // fget(): the File of `fd` with a reference, or null; fput_file() drops it.
 File* fget(FileTable& ft, int fd);
 void fput_file(Machine& m, File* f);
+
+// unmap_mapping_range() through the vm layer's hook: every PTE of `as`'s
+// VMAs mapping index `first` or above goes (filemap_mmap.cc).
+void unmap_mapping_pages(Machine& m, AddressSpace& as, uint64_t first);
 
 // --- readahead (readahead.cc) ----------------------------------------------------------
 // Reads the missing pages of [start, start + nr) into the cache, clipped to

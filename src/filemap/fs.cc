@@ -235,12 +235,23 @@ void files_close_all(Machine& m, FileTable& ft) {
 
 int sys_sync(Machine& m) {
   FsState& st = fs_state(m);
-  std::lock_guard<std::mutex> g(st.lock);
+  // The inodes are pinned and the lock dropped for the I/O: the file
+  // system's lock is never held while an inode's rwsem is taken.
+  std::vector<Inode*> inodes;
+  {
+    std::lock_guard<std::mutex> g(st.lock);
+    st.for_each_inode([&](Inode& inode) {
+      iget(&inode);
+      inodes.push_back(&inode);
+    });
+  }
   int err = 0;
-  st.for_each_inode([&](Inode& inode) {
-    const int e = fsync_inode(m, inode, false);
+  for (Inode* inode : inodes) {
+    const int e = fsync_inode(m, *inode, false);
     if (e && !err) err = e;
-  });
+  }
+  std::lock_guard<std::mutex> g(st.lock);
+  for (Inode* inode : inodes) iput(st, inode);
   return err;
 }
 

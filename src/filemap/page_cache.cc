@@ -49,11 +49,13 @@ int add_to_page_cache(Machine& m, AddressSpace& as, Page* page, uint64_t index, 
   if (mem_cgroup_charge(m, page, cg) != 0) return -ENOMEM;
   page->index = index;
   page->set_mapping_once(&as);
+  page->set_atomic(PG_filecache);
   uintptr_t shadow = 0;
   {
     SpinGuard g(as.i_pages_lock);
     auto [it, inserted] = as.i_pages.try_emplace(index, 0);
     if (!inserted && !is_shadow(it->second)) {
+      page->clear_atomic(PG_filecache);
       page->set_mapping_once(nullptr);
       return -EEXIST;  // the caller's put uncharges it
     }
@@ -92,20 +94,23 @@ namespace {
 
 // Takes a locked page out of the index, leaving `shadow` (0: nothing).
 void unlink_page(Machine& m, AddressSpace& as, Page* page, uintptr_t shadow) {
+  bool was_dirty = false;
   {
+    // PG_dirty and the mapping change under the index lock, which is what
+    // filemap_dirty_mapped() dirties a mapped page under.
     SpinGuard g(as.i_pages_lock);
     if (shadow)
       as.i_pages[page->index] = shadow;
     else
       as.i_pages.erase(page->index);
     as.nrpages.fetch_sub(1, std::memory_order_relaxed);
+    was_dirty = page->test_and_clear(PG_dirty);
+    if (was_dirty) as.nrdirty.fetch_sub(1, std::memory_order_relaxed);
+    page->clear_atomic(PG_filecache);
+    page->set_mapping_once(nullptr);
   }
-  if (page->test_and_clear(PG_dirty)) {
-    as.nrdirty.fetch_sub(1, std::memory_order_relaxed);
-    node_stat_add(m, page, NodeStat::NR_FILE_DIRTY, -1);
-  }
+  if (was_dirty) node_stat_add(m, page, NodeStat::NR_FILE_DIRTY, -1);
   node_stat_add(m, page, NodeStat::NR_FILE_PAGES, -1);
-  page->set_mapping_once(nullptr);
 }
 
 }  // namespace
@@ -127,9 +132,10 @@ bool filemap_remove_mapping(Machine& m, Page* page) {
       return false;
     as->i_pages[page->index] = workingset_eviction(m, page);
     as->nrpages.fetch_sub(1, std::memory_order_relaxed);
+    page->clear_atomic(PG_filecache);
+    page->set_mapping_once(nullptr);
   }
   node_stat_add(m, page, NodeStat::NR_FILE_PAGES, -1);
-  page->set_mapping_once(nullptr);
   put_page(m, page);  // the cache's reference; the caller's is the last
   return true;
 }
@@ -200,6 +206,10 @@ std::string filemap_check(Machine& m) {
   auto fail = [&](std::string what) {
     if (err.empty()) err = std::move(what);
   };
+  // The flusher is the machine's own thread: the check waits for its pass
+  // to end and keeps the next one from starting.
+  std::unique_lock<std::mutex> pass;
+  if (st) pass = std::unique_lock<std::mutex>(st->wb_pass_lock);
   if (st) {
     std::lock_guard<std::mutex> g(st->lock);
     st->for_each_inode([&](Inode& inode) {
@@ -220,6 +230,8 @@ std::string filemap_check(Machine& m) {
         if (page->mapping_once() != &as || page->index != index)
           fail(fmt::format("inode {} index {}: the page says mapping {} index {}", inode.ino, index,
                            page->mapping_once(), page->index));
+        if (!page->test(PG_filecache))
+          fail(fmt::format("inode {} index {}: no PG_filecache", inode.ino, index));
         if (page->test(PG_swapbacked) || page->test(PG_swapcache))
           fail(fmt::format("inode {} index {}: a swap-backed page in the page cache", inode.ino,
                            index));

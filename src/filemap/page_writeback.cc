@@ -145,7 +145,10 @@ void flusher_run(FsState& st) {
     const bool all = std::exchange(st.wb_all, false);
     const bool background = std::exchange(st.wb_background, false);
     lk.unlock();
-    wb_do_writeback(st, all, background);
+    {
+      std::lock_guard<std::mutex> pass(st.wb_pass_lock);
+      wb_do_writeback(st, all, background);
+    }
     lk.lock();
     ++st.wb_rounds;
     st.wb_progress.notify_all();

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include "filemap/filemap_internal.h"
 #include "memcg/lru.h"
@@ -216,6 +217,14 @@ int read_page_from_host(Machine& m, Page* page) {
 int filemap_writepage(Machine& m, Page* page) {
   AddressSpace& as = *page_mapping(page);
   Inode& inode = *as.host;
+  if (!page->test(PG_dirty)) return 0;
+  // folio_clear_dirty_for_io(): a mapped page's PTEs are write-protected
+  // and cleaned first, so a write after this faults and dirties it again.
+  if (page->mapcount.load(std::memory_order_acquire) > 0) {
+    FsState* st = fs_state_if(m);
+    PageMkcleanFn mkclean = st ? st->page_mkclean.load(std::memory_order_acquire) : nullptr;
+    if (mkclean && !mkclean(m, page)) return -EAGAIN;
+  }
   if (!page->test_and_clear(PG_dirty)) return 0;
   as.nrdirty.fetch_sub(1, std::memory_order_relaxed);
   node_stat_add(m, page, NodeStat::NR_FILE_DIRTY, -1);
@@ -245,12 +254,20 @@ int writeback_range(Machine& m, Inode& inode, uint64_t first, uint64_t last) {
   for (uint64_t index : dirty_indices(inode.i_data, first, last)) {
     Page* page = find_get_page(inode.i_data, index);
     if (!page) continue;
-    lock_page(page);
-    if (page_mapping(page) == &inode.i_data && page->test(PG_dirty)) {
-      const int e = filemap_writepage(m, page);
+    for (;;) {
+      lock_page(page);
+      int e = 0;
+      if (page_mapping(page) == &inode.i_data && page->test(PG_dirty))
+        e = filemap_writepage(m, page);
+      unlock_page(page);
+      // A page table busy for a moment (a fault, an munmap): fsync waits.
+      if (e == -EAGAIN) {
+        std::this_thread::yield();
+        continue;
+      }
       if (e && !err) err = e;
+      break;
     }
-    unlock_page(page);
     put_page(m, page);
   }
   return err;
@@ -283,7 +300,12 @@ int sys_ftruncate_file(Machine& m, File* f, uint64_t length) {
     // truncate_pagecache(): whole pages past the end go, the page the new
     // end cuts is zeroed past it (and any write-back of it finishes first,
     // so no old bytes reach the host after its ftruncate below).
-    truncate_inode_pages(m, inode.i_data, (length + PAGE_SIZE - 1) >> PAGE_SHIFT);
+    // truncate_pagecache(): unmap, drop the pages, and unmap again for
+    // pages a racing fault mapped between the two.
+    const uint64_t first = (length + PAGE_SIZE - 1) >> PAGE_SHIFT;
+    unmap_mapping_pages(m, inode.i_data, first);
+    truncate_inode_pages(m, inode.i_data, first);
+    unmap_mapping_pages(m, inode.i_data, first);
     if (length & (PAGE_SIZE - 1)) {
       if (Page* page = find_get_page(inode.i_data, length >> PAGE_SHIFT)) {
         lock_page(page);

@@ -42,10 +42,12 @@ enum PageFlag : unsigned {
   PG_reclaim = 17,    // reclaim wants it as soon as its writeback ends (PG_readahead's alias)
   PG_unevictable = 18,
   PG_swapbacked = 19,
-  PG_buddy = 24,  // free in the buddy allocator (PageBuddy)
-  PG_slab = 25,   // owned by the slab allocator (PageSlab)
-  PG_bad = 26,    // failed a free-time check and was withheld from reuse (mmkit's own)
-  PG_memcg = 27,  // charged to a memory cgroup (memcg_data != 0; mmkit keeps the id aside)
+  PG_buddy = 24,      // free in the buddy allocator (PageBuddy)
+  PG_slab = 25,       // owned by the slab allocator (PageSlab)
+  PG_bad = 26,        // failed a free-time check and was withheld from reuse (mmkit's own)
+  PG_memcg = 27,      // charged to a memory cgroup (memcg_data != 0; mmkit keeps the id aside)
+  PG_filecache = 28,  // in a file's page cache: mapping is its AddressSpace (mmkit's own;
+                      // Linux tells by the mapping's type, shmem objects here are not files)
 };
 inline constexpr unsigned kPageOrderShift = 56;  // compound order of a head page
 inline constexpr uint64_t kPageOrderMask = uint64_t{0xff} << kPageOrderShift;

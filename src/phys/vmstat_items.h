@@ -138,6 +138,7 @@ enum class NodeStat : unsigned {
   NR_SWAPCACHE,
   // The page cache (mm/filemap.c, mm/page-writeback.c).
   NR_FILE_PAGES,
+  NR_FILE_MAPPED,  // page-cache (and shmem) pages mapped by a PTE
   NR_FILE_DIRTY,
   NR_WRITEBACK,
   NR_VMSCAN_WRITE,      // pages reclaim wrote back itself

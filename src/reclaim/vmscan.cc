@@ -117,8 +117,11 @@ Verdict shrink_one(Machine& m, Page* page, ScanControl& sc) {
     // A page-cache page: written back when dirty (pageout), then dropped
     // with a shadow entry left in its slot. One truncated meanwhile has no
     // mapping; its last put frees it.
-    if (!page_is_file_cache(page) || page->mapcount.load(std::memory_order_acquire) > 0)
-      return Verdict::kKeep;
+    if (!page_is_file_cache(page)) return Verdict::kKeep;
+    if (page->mapcount.load(std::memory_order_acquire) > 0) {
+      try_to_unmap(m, page);  // through the file's i_mmap
+      if (page->mapcount.load(std::memory_order_acquire) > 0) return Verdict::kKeep;
+    }
     if (page->test(PG_dirty)) {
       // Dirty: the flusher is asked to write it and PG_reclaim set, so its
       // writeback's end rotates it to the tail for the next scan. Linux
@@ -131,7 +134,10 @@ Verdict shrink_one(Machine& m, Page* page, ScanControl& sc) {
         return Verdict::kKeep;
       }
       page->clear_atomic(PG_reclaim);
-      if (filemap_writepage(m, page) != 0) return Verdict::kActivate;
+      if (const int e = filemap_writepage(m, page); e == -EAGAIN)
+        return Verdict::kKeep;
+      else if (e)
+        return Verdict::kActivate;
       node_stat_add(m, page, NodeStat::NR_VMSCAN_WRITE, 1);
     }
     return filemap_remove_mapping(m, page) ? Verdict::kReclaimed : Verdict::kKeep;

@@ -144,13 +144,6 @@ bool pte_same_page(pteval_t now, pteval_t then) {
   return pte_present(now) && pte_pfn(now) == pte_pfn(then);
 }
 
-void lock_page(Page* page) {
-  while (page->test_and_set(PG_locked)) std::this_thread::yield();
-}
-void unlock_page(Page* page) {
-  page->clear_atomic(PG_locked);
-}
-
 // `slot` is the empty entry for `addr` (its tables made by the caller).
 FaultResult do_anonymous_page(MmStruct* mm, VmArea* vma, uint64_t addr, Access access,
                               EntryRef slot) {
@@ -194,12 +187,12 @@ FaultResult do_shared_fault(MmStruct* mm, VmArea* vma, uint64_t addr, Access acc
       obj->pages.emplace(pgoff, page);
     }
     get_page(page);
-    page->mapcount.fetch_add(1, std::memory_order_relaxed);
+    page_add_file_rmap(m, page);
   }
   pteval_t entry = pfn_pte(m.page_to_pfn(page), vma->vm_page_prot) | _PAGE_ACCESSED;
   if (access == Access::kWrite) entry |= _PAGE_DIRTY;
   if (!pte_set(mm->pgd, addr, entry)) {
-    page->mapcount.fetch_sub(1, std::memory_order_relaxed);
+    page_remove_rmap(m, page);
     put_page(m, page);
     return oom(addr);
   }
@@ -242,7 +235,8 @@ FaultResult do_wp_page(MmStruct* mm, VmArea* vma, uint64_t addr, pteval_t pte) {
     // Another address space may be dropping its mapping and reference
     // meanwhile; both are atomic and fall, so a stale read only copies.
     // Two references: the mapping's and ours.
-    if (old->mapcount.load(std::memory_order_acquire) == 1 && old->ref_count() == 2) {
+    if (PageAnon(old) && old->mapcount.load(std::memory_order_acquire) == 1 &&
+        old->ref_count() == 2) {
       // wp_page_reuse(): ours alone; make it writable in place, unless
       // reclaim unmapped it meanwhile (the access retries).
       {
@@ -288,6 +282,12 @@ FaultResult do_wp_page(MmStruct* mm, VmArea* vma, uint64_t addr, pteval_t pte) {
   }
   lru_cache_add(m, page);
   if (old) {
+    // A private file mapping's page-cache page gives way to an anonymous
+    // copy: the file page count moves to the anonymous one.
+    if (!PageAnon(old)) {
+      add_mm_counter(mm, MM_FILEPAGES, -1);
+      add_mm_counter(mm, MM_ANONPAGES, 1);
+    }
     if (page_remove_rmap(m, old)) anon_stat(m, old, -1);
     put_page(m, old);  // the mapping's reference
     put_page(m, old);  // ours
@@ -395,10 +395,12 @@ FaultResult handle_fault_locked(MmStruct* mm, uint64_t addr, Access access) {
   if (is_swap_pte(pte) && !vma->shmem) {
     r = do_swap_page(mm, vma, page_addr, access, pte);
   } else if (!pte_present(pte)) {
-    r = vma->shmem ? do_shared_fault(mm, vma, page_addr, access)
-                   : do_anonymous_page(mm, vma, page_addr, access, slot);
+    r = vma->shmem     ? do_shared_fault(mm, vma, page_addr, access)
+        : vma->vm_file ? do_file_fault(mm, vma, page_addr, access)
+                       : do_anonymous_page(mm, vma, page_addr, access, slot);
   } else if (access == Access::kWrite && !pte_write(pte)) {
-    r = do_wp_page(mm, vma, page_addr, pte);
+    r = vma->vm_file && (vma->vm_flags & VM_SHARED) ? do_file_wp_page(mm, vma, page_addr, pte)
+                                                    : do_wp_page(mm, vma, page_addr, pte);
   } else {
     // Spurious: the entry allows it now (a stale TLB entry faulted). Unless
     // reclaim has unmapped the page since: then the access faults again.

@@ -99,13 +99,23 @@ void zap_vma_range(MmStruct* mm, VmArea* vma, uint64_t start, uint64_t end) {
   // zap_range() moves NR_ANON_PAGES itself where an anonymous page's last
   // mapping goes (page_remove_rmap); what it returns are the normal pages
   // this VMA mapped, all of one kind.
-  int64_t swapents = 0;
+  int64_t swapents = 0, file = 0;
+  // A file VMA maps page-cache pages and private copies: counted apart.
+  if (vma->vm_file) {
+    const uint64_t zero_pfn = mm->machine->page_to_pfn(zero_page(*mm->machine));
+    walk_range(mm->pgd, start, end, [&](uint64_t, pteval_t v) {
+      if (!(v & _PAGE_SPECIAL) && pte_pfn(v) != zero_pfn &&
+          !PageAnon(mm->machine->pfn_to_page(pte_pfn(v))))
+        ++file;
+    });
+  }
   const int64_t pages =
       static_cast<int64_t>(zap_range(mm->pgd, start, end, [&](uint64_t, pteval_t v) {
         free_swap_and_cache(*mm->machine, pte_to_swp_entry(mm->pgd.mode, v));
         ++swapents;
       }));
-  add_mm_counter(mm, vma->shmem ? MM_SHMEMPAGES : MM_ANONPAGES, -pages);
+  if (file) add_mm_counter(mm, MM_FILEPAGES, -file);
+  add_mm_counter(mm, vma->shmem ? MM_SHMEMPAGES : MM_ANONPAGES, -(pages - file));
   if (swapents) add_mm_counter(mm, MM_SWAPENTS, -swapents);
 }
 

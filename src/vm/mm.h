@@ -163,8 +163,21 @@ void mmput(MmStruct* mm);
 
 // ---- system calls (negative errno on failure) ------------------------------
 // mmap(addr, len, prot, flags, -1, 0) for anonymous mappings; a mapping
-// without MAP_ANONYMOUS is -EBADF (no files yet). Returns the address.
+// without MAP_ANONYMOUS is -EBADF (use do_mmap_fd). Returns the address.
 int64_t do_mmap(MmStruct* mm, uint64_t addr, uint64_t len, int prot, int flags);
+// mmap(addr, len, prot, flags, fd, offset) of an open file of `ft`:
+// -EBADF for a bad fd, -EACCES when the file's access forbids the mapping
+// (not readable; MAP_SHARED with PROT_WRITE on a file not open for
+// writing), -EINVAL for an unaligned offset. MAP_ANONYMOUS ignores fd.
+int64_t do_mmap_fd(MmStruct* mm, FileTable& ft, uint64_t addr, uint64_t len, int prot, int flags,
+                   int fd, uint64_t offset);
+// msync(): MS_SYNC writes the dirty pages of the file mappings in
+// [start, start + len) back; MS_ASYNC does nothing (Linux 2.6.19+).
+// -ENOMEM for a range not wholly mapped, -EINVAL for bad flags.
+inline constexpr int MS_ASYNC = 1;
+inline constexpr int MS_INVALIDATE = 2;
+inline constexpr int MS_SYNC = 4;
+int do_msync(MmStruct* mm, uint64_t start, uint64_t len, int flags);
 int do_munmap(MmStruct* mm, uint64_t start, uint64_t len);
 int do_mprotect(MmStruct* mm, uint64_t start, uint64_t len, int prot);
 // brk(addr): the new break, or the old one when the request fails (Linux's
@@ -176,9 +189,11 @@ int64_t do_mremap(MmStruct* mm, uint64_t addr, uint64_t old_len, uint64_t new_le
 // ---- page faults --------------------------------------------------------
 // kKilled: the address space's owner was killed by the OOM killer (its
 // memory reaped); the caller stops and exits the process.
-enum class FaultStatus : uint8_t { kOk, kSigsegv, kOom, kKilled };
+// kSigbus: a file mapping's page past the end of its file (VM_FAULT_SIGBUS).
+enum class FaultStatus : uint8_t { kOk, kSigsegv, kOom, kKilled, kSigbus };
 inline constexpr int SEGV_MAPERR = 1;  // address not mapped to object
 inline constexpr int SEGV_ACCERR = 2;  // invalid permissions for mapped object
+inline constexpr int BUS_ADRERR = 2;   // nonexistent physical address (past a file's end)
 struct FaultResult {
   FaultStatus status = FaultStatus::kOk;
   int si_code = 0;  // SEGV_MAPERR or SEGV_ACCERR for kSigsegv
@@ -249,6 +264,14 @@ inline uint64_t gap_within(uint64_t lo, uint64_t hi, uint64_t low, uint64_t high
   return hi > lo ? hi - lo : 0;
 }
 FaultResult handle_fault_locked(MmStruct* mm, uint64_t addr, Access access);
+// do_mmap()'s body for anonymous memory and files (`file` pinned by the
+// caller, f_flags its open flags, pgoff the offset in pages).
+int64_t mmap_region(MmStruct* mm, uint64_t addr, uint64_t len, int prot, int flags, Inode* file,
+                    int f_flags, uint64_t pgoff);
+// File mappings (file_map.cc): the faults, and the counts of a file page.
+FaultResult do_file_fault(MmStruct* mm, VmArea* vma, uint64_t addr, Access access);
+FaultResult do_file_wp_page(MmStruct* mm, VmArea* vma, uint64_t addr, pteval_t pte);
+void page_add_file_rmap(Machine& m, Page* page);
 }  // namespace mm_internal
 
 }  // namespace mmkit

@@ -18,6 +18,8 @@
 // costs O(log n) each; a request longer than every gap seen above the cache
 // walks from the top, O(n). Linux 3.8+ keeps the largest gap of each tree
 // node's subtree instead (rb_subtree_gap, now the maple tree's gaps).
+#include <fcntl.h>
+
 #include <algorithm>
 
 #include "memcg/lru.h"
@@ -182,6 +184,11 @@ vm_flags_t calc_vm_prot_bits(int prot) {
 
 int64_t do_mmap(MmStruct* mm, uint64_t addr, uint64_t len, int prot, int flags) {
   if (!(flags & MAP_ANONYMOUS)) return -EBADF;
+  return mm_internal::mmap_region(mm, addr, len, prot, flags, nullptr, 0, 0);
+}
+
+int64_t mm_internal::mmap_region(MmStruct* mm, uint64_t addr, uint64_t len, int prot, int flags,
+                                 Inode* file, int f_flags, uint64_t pgoff) {
   if (!len) return -EINVAL;
   const int type = flags & MAP_TYPE;
   if (type != MAP_SHARED && type != MAP_PRIVATE && type != MAP_SHARED_VALIDATE) return -EINVAL;
@@ -205,6 +212,9 @@ int64_t do_mmap(MmStruct* mm, uint64_t addr, uint64_t len, int prot, int flags) 
   if (flags & MAP_GROWSDOWN) vm_flags |= VM_GROWSDOWN;
   const bool shared = type != MAP_PRIVATE;
   if (shared) vm_flags |= VM_SHARED | VM_MAYSHARE;
+  // A file opened without write access can be mapped shared, read-only
+  // and never writable (mm/mmap.c do_mmap).
+  if (file && shared && (f_flags & O_ACCMODE) == O_RDONLY) vm_flags &= ~(VM_MAYWRITE | VM_SHARED);
   if ((flags & MAP_NORESERVE) && overcommit_sysctls(m).overcommit_memory != OVERCOMMIT_NEVER)
     vm_flags |= VM_NORESERVE;
 
@@ -235,7 +245,7 @@ int64_t do_mmap(MmStruct* mm, uint64_t addr, uint64_t len, int prot, int flags) 
     vm_flags |= VM_ACCOUNT;
   }
   ShmemObject* shmem = nullptr;
-  if (shared) {
+  if (shared && !file) {
     // shmem_zero_setup(): the new file's size is charged unless VM_NORESERVE.
     const bool charge = !(vm_flags & VM_NORESERVE);
     if (charge && vm_enough_memory_mm(mm, pages)) return -ENOMEM;
@@ -250,11 +260,16 @@ int64_t do_mmap(MmStruct* mm, uint64_t addr, uint64_t len, int prot, int flags) 
   vma->vm_start = addr;
   vma->vm_end = end;
   vma->vm_flags = vm_flags;
-  vma->vm_pgoff = shared ? 0 : addr >> PAGE_SHIFT;
-  vma->vm_page_prot = vm_get_page_prot(m, vm_flags);
+  vma->vm_pgoff = file ? pgoff : shared ? 0 : addr >> PAGE_SHIFT;
   vma->shmem = shmem;
+  if (file) {
+    vma->vm_file = file;
+    vma->vm_file_flags = f_flags;
+    inode_get(m, file);  // the VMA's own pin; the caller drops its own
+  }
+  vma->vm_page_prot = vma_page_prot(m, vma);
   vma_link(mm, vma);
-  if (!shared) vma_merge_neighbours(mm, vma);
+  if (!shared || file) vma_merge_neighbours(mm, vma);
   vm_stat_account(mm, vm_flags, pages);
   if (flags & MAP_POPULATE) {
     // The faults run as the fault handler's do, under the mmap lock alone,
@@ -310,7 +325,7 @@ uint64_t do_brk(MmStruct* mm, uint64_t brk) {
   VmArea* prev = nullptr;
   find_vma_prev(mm, oldbrk, &prev);
   if (prev && prev->vm_end == oldbrk && prev->vm_start >= mm->start_brk &&
-      prev->vm_flags == flags && !prev->shmem) {
+      prev->vm_flags == flags && !prev->shmem && !prev->vm_file) {
     vma_set_end(mm, prev, newbrk);
   } else {
     VmArea* vma = vm_area_alloc(mm);
@@ -322,7 +337,7 @@ uint64_t do_brk(MmStruct* mm, uint64_t brk) {
     vma->vm_end = newbrk;
     vma->vm_flags = flags;
     vma->vm_pgoff = oldbrk >> PAGE_SHIFT;
-    vma->vm_page_prot = vm_get_page_prot(*mm->machine, flags);
+    vma->vm_page_prot = vma_page_prot(*mm->machine, vma);
     vma_link(mm, vma);
     vma_merge_neighbours(mm, vma);
   }

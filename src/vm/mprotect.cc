@@ -52,7 +52,7 @@ int mprotect_fixup(MmStruct* mm, VmArea* vma, uint64_t start, uint64_t end, vm_f
     }
   }
   vma->vm_flags = newflags;
-  vma->vm_page_prot = vm_get_page_prot(*mm->machine, newflags);
+  vma->vm_page_prot = vma_page_prot(*mm->machine, vma);
   change_protection(mm->pgd, start, end, vma->vm_page_prot);
   if ((oldflags & VM_ACCOUNT) && !(newflags & VM_ACCOUNT)) vm_unacct_memory(*mm->machine, nrpages);
   vm_stat_account(mm, oldflags, -nrpages);

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "filemap/filemap.h"
 #include "page_alloc/page_alloc.h"
 #include "swap/swap.h"
 #include "vm/mmu.h"
@@ -133,8 +134,10 @@ struct AnonUnmapped {
 void release_mapped(Machine& m, Page* page, bool dirty, AnonUnmapped& anon) {
   if (page_remove_rmap(m, page)) anon.add(page);
   // folio_mark_dirty(): a page already dirty (a forked child's copy of its
-  // parent's entry) needs no locked update.
-  if (dirty) {
+  // parent's entry) needs no locked update; a page-cache page is counted.
+  if (dirty && page_is_file_cache(page)) {
+    filemap_dirty_mapped(m, page);
+  } else if (dirty) {
     Page* head = page->head();
     constexpr uint64_t bit = uint64_t{1} << PG_dirty;
     if (!(head->flags.load(std::memory_order_relaxed) & bit))
@@ -162,7 +165,11 @@ bool page_remove_rmap(Machine& m, Page* page) {
   const int old = page->mapcount.fetch_sub(1, std::memory_order_acq_rel);
   if (old <= 0)
     m.warn(fmt::format("BUG: Bad page map: pfn:{:#x} mapcount:{}\n", m.page_to_pfn(page), old - 1));
-  if (old != 1 || !PageAnon(page)) return false;
+  if (old != 1) return false;
+  if (!PageAnon(page)) {  // a file or shmem page: NR_FILE_MAPPED (page_add_file_rmap)
+    m.node(m.page_zone(page)->node).stat[static_cast<unsigned>(NodeStat::NR_FILE_MAPPED)].add(-1);
+    return false;
+  }
   // No mapping is left to look at it; the caller's put_page publishes the
   // store to whoever frees the page.
   page->set_mapping_once(nullptr);

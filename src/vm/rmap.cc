@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "filemap/filemap.h"
 #include "page_alloc/page_alloc.h"
 #include "swap/swap.h"
 #include "vm/process.h"
@@ -114,6 +115,7 @@ SwpEntry pte_to_swp_entry(PagingMode mode, pteval_t pte) {
 }
 
 RmapResult folio_referenced(Machine& m, Page* page) {
+  if (page_is_file_cache(page)) return file_folio_referenced(m, page);
   RmapResult r;
   rmap_walk(m, page, r, [&](MmStruct* mm, VmArea*, uint64_t addr, pteval_t v) {
     if (!(v & _PAGE_ACCESSED)) return;
@@ -125,6 +127,7 @@ RmapResult folio_referenced(Machine& m, Page* page) {
 }
 
 RmapResult try_to_unmap(Machine& m, Page* page) {
+  if (page_is_file_cache(page)) return file_try_to_unmap(m, page);
   RmapResult r;
   const SwpEntry entry{page->private_once()};
   void* const mapping = page->mapping_once();

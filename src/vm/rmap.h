@@ -52,9 +52,15 @@ struct RmapResult {
   unsigned done = 0;    // referenced (folio_referenced) or unmapped (try_to_unmap)
   bool busy = false;    // a mapping could not be locked
 };
+// Anonymous pages through their anon_vma, page-cache pages through their
+// file's i_mmap (vm/file_map.cc).
 RmapResult folio_referenced(Machine& m, Page* page);
-// The page must be in the swap cache (its entry in private_), locked.
+// An anonymous page must be in the swap cache (its entry in private_),
+// locked; a page-cache page locked. File PTEs are cleared (a dirty one
+// dirties the page), anonymous ones become swap entries.
 RmapResult try_to_unmap(Machine& m, Page* page);
+RmapResult file_folio_referenced(Machine& m, Page* page);
+RmapResult file_try_to_unmap(Machine& m, Page* page);
 
 // Swap entries in the machine's PTE format.
 pteval_t swp_entry_to_pte(PagingMode mode, SwpEntry e);

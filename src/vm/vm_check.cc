@@ -123,7 +123,7 @@ std::string check(MmStruct* mm) {
     if (std::string e = cache_error(mm->layout.task_size); !e.empty()) return e;
   }
 
-  int64_t anon = 0, shmem = 0;
+  int64_t anon = 0, shmem = 0, file = 0;
   std::string err;
   std::unordered_map<uint64_t, int> mapped;  // pfn -> entries in this mm
   walk_range(mm->pgd, 0, mm->layout.task_size, [&](uint64_t addr, pteval_t v) {
@@ -146,13 +146,21 @@ std::string check(MmStruct* mm) {
       if (pte_write(v)) err = fmt::format("writable zero page at {:#x}", addr);
       return;
     }
-    (vma->shmem ? shmem : anon) += 1;
+    if (vma->shmem)
+      ++shmem;
+    else if (vma->vm_file && !PageAnon(m.pfn_to_page(pte_pfn(v))))
+      ++file;
+    else
+      ++anon;
     ++mapped[pte_pfn(v)];
   });
   if (!err.empty()) return err;
   if (anon != mm->rss_stat[MM_ANONPAGES].load())
     return fmt::format("MM_ANONPAGES {} but {} anonymous entries",
                        mm->rss_stat[MM_ANONPAGES].load(), anon);
+  if (file != mm->rss_stat[MM_FILEPAGES].load())
+    return fmt::format("MM_FILEPAGES {} but {} file entries", mm->rss_stat[MM_FILEPAGES].load(),
+                       file);
   if (shmem != mm->rss_stat[MM_SHMEMPAGES].load())
     return fmt::format("MM_SHMEMPAGES {} but {} shared entries", mm->rss_stat[MM_SHMEMPAGES].load(),
                        shmem);

@@ -54,6 +54,12 @@ void shmem_put(ShmemObject* obj) {
   delete obj;
 }
 
+pteval_t vma_page_prot(const Machine& m, const VmArea* vma) {
+  if (vma->vm_file && (vma->vm_flags & VM_SHARED))
+    return vm_get_page_prot(m, vma->vm_flags & ~VM_SHARED);
+  return vm_get_page_prot(m, vma->vm_flags);
+}
+
 VmArea* vm_area_alloc(MmStruct* mm) {
   void* mem = kmem_cache_alloc(mm->state->vm_area_cachep, GFP_KERNEL);
   if (!mem) return nullptr;
@@ -67,6 +73,7 @@ VmArea* vm_area_dup(const VmArea* orig) {
   if (!vma) return nullptr;
   *vma = *orig;
   if (vma->shmem) shmem_get(vma->shmem);
+  if (vma->vm_file) inode_get(*vma->vm_mm->machine, vma->vm_file);
   return vma;
 }
 
@@ -74,6 +81,15 @@ void vm_area_free(VmArea* vma) {
   MmStruct* mm = vma->vm_mm;
   anon_vma_unlink(vma);
   if (vma->shmem) shmem_put(vma->shmem);
+  if (vma->vm_file) {
+    // Out of i_mmap when freed (exit frees VMAs it never unlinks).
+    {
+      AddressSpace& as = vma->vm_file->i_data;
+      std::lock_guard<std::mutex> g(as.i_mmap_lock);
+      as.i_mmap.erase(vma);
+    }
+    inode_put(*mm->machine, vma->vm_file);
+  }
   vma->~VmArea();
   kmem_cache_free(mm->state->vm_area_cachep, vma);
 }
@@ -122,6 +138,11 @@ uint64_t gap_top_above(MmStruct* mm, std::map<uint64_t, VmArea*>::iterator it) {
 
 void vma_link(MmStruct* mm, VmArea* vma) {
   anon_vma_link(vma);
+  if (vma->vm_file) {
+    AddressSpace& as = vma->vm_file->i_data;
+    std::lock_guard<std::mutex> g(as.i_mmap_lock);
+    as.i_mmap.insert(vma);
+  }
   const auto it = mm->mm_mt.emplace(vma->vm_end, vma).first;
   ++mm->map_count;
   // A VMA put in below a stack hides the stack's guard gap from the gap
@@ -167,7 +188,7 @@ VmArea* split_vma(MmStruct* mm, VmArea* vma, uint64_t addr, bool new_below) {
 
 bool vma_can_merge(const VmArea* a, const VmArea* b) {
   return a && b && a->vm_end == b->vm_start && a->vm_flags == b->vm_flags && a->shmem == b->shmem &&
-         a->vm_pgoff + a->pages() == b->vm_pgoff &&
+         a->vm_file == b->vm_file && a->vm_pgoff + a->pages() == b->vm_pgoff &&
          (!a->anon_vma || !b->anon_vma || a->anon_vma == b->anon_vma);
 }
 

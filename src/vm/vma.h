@@ -4,7 +4,9 @@
 // VMAs are anonymous: private (demand-zero, copy-on-write after fork) or
 // shared (MAP_SHARED|MAP_ANONYMOUS, whose pages live in a ShmemObject that
 // every VMA of the mapping shares, as Linux's shmem_zero_setup gives each
-// such mapping a shmem file). They come from the machine's
+// such mapping a shmem file); or they map a file (vm_file), shared (the
+// page-cache pages, written back when dirty) or private (the page-cache
+// pages until a write copies one, vm/file_map.cc). They come from the machine's
 // "vm_area_struct" kmem_cache, as Linux's vm_area_cachep.
 //
 // Invariants (check() proves them): vm_start < vm_end, both page aligned;
@@ -19,6 +21,7 @@
 #include <mutex>
 #include <vector>
 
+#include "filemap/filemap.h"
 #include "phys/machine.h"
 #include "vm/pgtable.h"
 
@@ -69,6 +72,11 @@ struct VmArea {
   pteval_t vm_page_prot = 0;
   MmStruct* vm_mm = nullptr;
   ShmemObject* shmem = nullptr;  // shared anonymous mappings only
+  // A file mapping's inode (pinned while the VMA lives; listed in its
+  // i_mmap while linked) and its open file's O_ACCMODE; vm_pgoff is then
+  // the offset in the file, in pages.
+  Inode* vm_file = nullptr;
+  int vm_file_flags = 0;
   // anon_vma identity: 0 until the first private page is faulted in; two
   // VMAs with different non-zero ids never merge (is_mergeable_anon_vma).
   uint64_t anon_vma = 0;
@@ -85,6 +93,12 @@ struct VmArea {
 // entries writable); VM_NONE maps present but without _PAGE_USER, so every
 // user access faults (mmkit's stand-in for _PAGE_PROTNONE).
 pteval_t vm_get_page_prot(const Machine& m, vm_flags_t flags);
+
+// The entry protection of a VMA: vm_get_page_prot() of its flags, except
+// that a shared writable file mapping maps pages read-only until a write
+// fault dirties them (vma_wants_writenotify), so every page written
+// through a mapping is PG_dirty and reaches the file.
+pteval_t vma_page_prot(const Machine& m, const VmArea* vma);
 
 // The VMA cache of the machine (created on first use).
 VmArea* vm_area_alloc(MmStruct* mm);
@@ -109,7 +123,7 @@ void vma_set_end(MmStruct* mm, VmArea* vma, uint64_t end);
 // or null when the map count would exceed vm.max_map_count (-ENOMEM).
 VmArea* split_vma(MmStruct* mm, VmArea* vma, uint64_t addr, bool new_below);
 // Whether b may continue a (a directly below b): same flags, same shmem
-// object, contiguous pgoff, compatible anon_vma (mm/mmap.c).
+// object or file, contiguous pgoff, compatible anon_vma (mm/mmap.c).
 bool vma_can_merge(const VmArea* a, const VmArea* b);
 // Merges `vma` with its neighbours where vma_can_merge allows; returns the
 // VMA that now covers vma's range.

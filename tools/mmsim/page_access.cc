@@ -39,6 +39,8 @@ std::string describe_fault(const mmkit::FaultResult& f) {
       return fmt::format("out of memory at {:#x}", f.addr);
     case mmkit::FaultStatus::kKilled:
       return fmt::format("OOM-killed (fault at {:#x})", f.addr);
+    case mmkit::FaultStatus::kSigbus:
+      return fmt::format("SIGBUS (BUS_ADRERR) at {:#x}: {}", f.addr, f.reason);
   }
   return "unknown fault";
 }
