@@ -99,7 +99,7 @@ TEST(MmsimJobs, EveryBadInputHasItsMessage) {
       {"unknown key, no suggestion", head + "passes = 1\nbananas = 3\n",
        "jobs.toml:5: job[0].bananas: unknown key \"bananas\" in [[job]] (expected one of name, "
        "kind, processes, size, pattern, passes, seconds, write_ratio, fork, oom_score_adj, "
-       "memory_max)"},
+       "memory_max, fsync_every, verify)"},
       {"unknown top-level key", "threads = 2\n" + head + "passes = 1\n",
        "jobs.toml:1: threads: unknown key \"threads\" at the top level (a job file holds [[job]] "
        "tables)"},
@@ -144,11 +144,14 @@ TEST(MmsimJobs, EveryBadInputHasItsMessage) {
       {"write_ratio nan", head + "passes = 1\nwrite_ratio = nan\n",
        "jobs.toml:5: job[0].write_ratio: must be a finite number"},
       {"unknown kind", head + "passes = 1\nkind = \"heap\"\n",
-       "jobs.toml:5: job[0].kind: unknown kind \"heap\" (expected \"anon\"; \"read\", \"write\", "
-       "\"mmap-shared\", \"mmap-private\" and \"shmem\" come with the page cache)"},
-      {"kind that needs the page cache", head + "passes = 1\nkind = \"mmap-shared\"\n",
-       "jobs.toml:5: job[0].kind: \"mmap-shared\" needs the page cache, which mmkit does not "
-       "have yet (only \"anon\" for now)"},
+       "jobs.toml:5: job[0].kind: unknown kind \"heap\" (expected \"anon\", \"read\" or \"write\"; "
+       "\"mmap-shared\", \"mmap-private\" and \"shmem\" are not supported yet)"},
+      {"kind not supported yet", head + "passes = 1\nkind = \"mmap-shared\"\n",
+       "jobs.toml:5: job[0].kind: \"mmap-shared\" is not supported yet (only \"anon\", \"read\" "
+       "and \"write\" for now)"},
+      {"kind shmem", head + "passes = 1\nkind = \"shmem\"\n",
+       "jobs.toml:5: job[0].kind: \"shmem\" is not supported yet (only \"anon\", \"read\" and "
+       "\"write\" for now)"},
       {"processes zero", head + "passes = 1\nprocesses = 0\n",
        "jobs.toml:5: job[0].processes: 0 is out of range (1..256)"},
       {"processes a string", head + "passes = 1\nprocesses = \"2\"\n",
@@ -187,6 +190,148 @@ TEST(MmsimJobs, EveryBadInputHasItsMessage) {
        "jobs.toml:2: syntax: non-ASCII character outside a comment or a one-line string"},
   };
   for (const Bad& c : cases) EXPECT_EQ(error_of(c.text), c.message) << c.what;
+}
+
+// Read and write jobs: their keys, their defaults, the files they name and
+// the one shared name they may have (a verifying read job and its writer).
+TEST(MmsimJobs, ParsesFileJobs) {
+  auto r = parse_job_file(R"([[job]]
+name = "w"
+kind = "write"
+processes = 2
+size = "8MiB"
+pattern = "random"
+passes = 2
+fsync_every = "1MiB"
+memory_max = "64MiB"
+oom_score_adj = 10
+fork = false
+
+[[job]]
+name = "w"
+kind = "read"
+processes = 2
+size = "8MiB"
+seconds = 1
+verify = true
+
+[[job]]
+name = "r"
+kind = "read"
+size = 8192
+passes = 1
+
+[[job]]
+name = "w2"
+kind = "write"
+size = 8192
+passes = 1
+write_ratio = 0.25
+)",
+                          "jobs.toml");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->size(), 4u);
+  const JobSpec& w = (*r)[0];
+  EXPECT_EQ(w.kind, JobKind::kWrite);
+  EXPECT_STREQ(kind_name(w.kind), "write");
+  EXPECT_TRUE(is_file_job(w));
+  EXPECT_DOUBLE_EQ(w.write_ratio, 1);  // a write job's default
+  EXPECT_EQ(w.fsync_every, 1u << 20);
+  EXPECT_FALSE(w.fork);
+  EXPECT_EQ(job_file_name(w, 0), "w.0");
+  EXPECT_EQ(job_file_name(w, 1), "w.1");
+  const JobSpec& v = (*r)[1];
+  EXPECT_EQ(v.kind, JobKind::kRead);
+  EXPECT_TRUE(v.verify);
+  EXPECT_DOUBLE_EQ(v.write_ratio, 0);
+  EXPECT_EQ(v.fsync_every, 0u);
+  const JobSpec& plain = (*r)[2];
+  EXPECT_FALSE(plain.verify);
+  EXPECT_EQ(job_file_name(plain, 0), "r");  // one process: the job's name
+  EXPECT_DOUBLE_EQ((*r)[3].write_ratio, 0.25);
+  EXPECT_FALSE(is_file_job(JobSpec{}));
+  EXPECT_STREQ(kind_name(JobKind::kAnon), "anon");
+}
+
+TEST(MmsimJobs, EveryBadFileJobInputHasItsMessage) {
+  // Lines 1-5.
+  auto job = [](const std::string& name, const std::string& kind) {
+    return "[[job]]\nname = \"" + name + "\"\nkind = \"" + kind +
+           "\"\nsize = \"4MiB\"\npasses = 1\n";
+  };
+  const std::string w = job("w", "write"), r = job("w", "read");
+  const std::string anon = "[[job]]\nname = \"w\"\nsize = \"4MiB\"\npasses = 1\n";  // lines 1-4
+  const std::string pair_tail =
+      ", the write job whose files this read job verifies, has 2 (the two must have the same "
+      "processes and size)";
+  const Bad cases[] = {
+      {"write_ratio on a read job", r + "write_ratio = 0.5\n",
+       "jobs.toml:6: job[0].write_ratio: a read job only reads (write_ratio is for anon and write "
+       "jobs)"},
+      {"fsync_every on a read job", r + "fsync_every = \"1MiB\"\n",
+       "jobs.toml:6: job[0].fsync_every: only write jobs fsync (this is a read job)"},
+      {"fsync_every on an anon job", anon + "fsync_every = 4096\n",
+       "jobs.toml:5: job[0].fsync_every: only write jobs fsync (this is an anon job)"},
+      {"fsync_every not page aligned", w + "fsync_every = 5000\n",
+       "jobs.toml:6: job[0].fsync_every: 5000 is not a multiple of 4KiB"},
+      {"fsync_every zero", w + "fsync_every = 0\n",
+       "jobs.toml:6: job[0].fsync_every: must be at least 4KiB"},
+      {"fsync_every not a size", w + "fsync_every = \"often\"\n",
+       "jobs.toml:6: job[0].fsync_every: \"often\" is not a size (use e.g. \"512MiB\")"},
+      {"fsync_every a boolean", w + "fsync_every = true\n",
+       "jobs.toml:6: job[0].fsync_every: expected a size (bytes as an integer, or a string like "
+       "\"64MiB\"), got a boolean"},
+      {"verify on a write job", w + "verify = true\n",
+       "jobs.toml:6: job[0].verify: only read jobs verify a file (this is a write job, whose reads "
+       "always check its writes)"},
+      {"verify on an anon job", anon + "verify = false\n",
+       "jobs.toml:5: job[0].verify: only read jobs verify a file (this is an anon job)"},
+      {"verify not a boolean", r + "verify = \"yes\"\n",
+       "jobs.toml:6: job[0].verify: expected true or false, got a string"},
+      {"fork on a write job", w + "fork = true\n",
+       "jobs.toml:6: job[0].fork: fork applies to anon jobs (this is a write job)"},
+      {"fork on a read job", r + "fork = true\n",
+       "jobs.toml:6: job[0].fork: fork applies to anon jobs (this is a read job)"},
+      {"a file job named .", job(".", "write"),
+       "jobs.toml:2: job[0].name: \".\" cannot name a file (a read or write job's files are named "
+       "after it)"},
+      {"a file job named ..", job("..", "read"),
+       "jobs.toml:2: job[0].name: \"..\" cannot name a file (a read or write job's files are "
+       "named after it)"},
+      {"a read job without verify shares a write job's name", w + r,
+       "jobs.toml:7: job[1].name: \"w\" is already the name of another job (names must be "
+       "unique, except that a read job with verify = true may share its write job's name)"},
+      {"two write jobs of one name", w + w,
+       "jobs.toml:7: job[1].name: \"w\" is already the name of another job (names must be "
+       "unique, except that a read job with verify = true may share its write job's name)"},
+      {"two verifying read jobs of one writer", w + r + "verify = true\n" + r + "verify = true\n",
+       "jobs.toml:13: job[2].name: \"w\" is already the name of another job (names must be "
+       "unique, except that a read job with verify = true may share its write job's name)"},
+      {"an anon job and a write job of one name", anon + w,
+       "jobs.toml:6: job[1].name: \"w\" is already the name of another job (names must be "
+       "unique)"},
+      {"the pair's processes differ", w + "processes = 2\n" + r + "verify = true\n",
+       "jobs.toml:7: job[1].processes: 1, but job[0] \"w\"" + pair_tail},
+      {"the pair's processes differ, the read job first",
+       r + "verify = true\nprocesses = 1\n" + w + "processes = 2\n",
+       "jobs.toml:7: job[0].processes: 1, but job[1] \"w\"" + pair_tail},
+      {"the pair's sizes differ",
+       w + "[[job]]\nname = \"w\"\nkind = \"read\"\nsize = \"8MiB\"\n"
+           "passes = 1\nverify = true\n",
+       "jobs.toml:9: job[1].size: 8388608, but job[0] \"w\", the write job whose files this read "
+       "job verifies, has 4194304 (the two must have the same processes and size)"},
+      {"a file another job's process uses", w + "processes = 2\n" + job("w.1", "read"),
+       "jobs.toml:8: job[1].name: \"w.1\" would use the file \"w.1\", which is already process "
+       "1's file of job[0] \"w\""},
+      {"a process's file another job uses",
+       job("x.0", "write") + job("x", "read") + "processes = 3\n",
+       "jobs.toml:7: job[1].name: \"x\" would use the file \"x.0\", which is already the file of "
+       "job[0] \"x.0\""},
+  };
+  for (const Bad& c : cases) EXPECT_EQ(error_of(c.text), c.message) << c.what;
+  // An anon job may have the name of another job's file: it has none.
+  EXPECT_EQ(error_of(w + "processes = 2\n" + "[[job]]\nname = \"w.0\"\nsize = 4096\npasses = 1\n"),
+            "(parsed)");
 }
 
 // Mutated job files (bytes flipped, inserted, cut) never crash the parser

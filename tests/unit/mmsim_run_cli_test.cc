@@ -88,6 +88,8 @@ seconds = 0.05
   ASSERT_TRUE(std::getline(rows, header));
   EXPECT_EQ(header.rfind("time_ms,MemFree_kB,MemAvailable_kB,AnonPages_kB,", 0), 0u) << header;
   EXPECT_NE(header.find(",pswpout,"), std::string::npos);
+  const std::string tail = ",accesses,Cached_kB,Dirty_kB,Writeback_kB";  // the page cache's last
+  EXPECT_EQ(header.substr(header.size() - tail.size()), tail) << header;
   unsigned n = 0;
   while (std::getline(rows, row)) ++n;
   EXPECT_GE(n, 2u);  // the first and the last sample at least
@@ -130,11 +132,12 @@ void expect_bad_input(const BadRun& c) {
 }
 
 TEST(MmsimRun, BadJobFileGetsOneLineAndStatusTwo) {
-  const std::string bad_kind = write_temp(
-      "run_bad_kind.toml", "[[job]]\nname = \"a\"\nkind = \"read\"\nsize = \"1MiB\"\npasses = 1\n");
+  const std::string bad_kind =
+      write_temp("run_bad_kind.toml",
+                 "[[job]]\nname = \"a\"\nkind = \"shmem\"\nsize = \"1MiB\"\npasses = 1\n");
   expect_bad_input(
       {"run " + bad_kind + " --config " + small_machine(),
-       "^.*run_bad_kind.toml:3: job\\[0\\]\\.kind: \"read\" needs the page cache, .*\n$"});
+       "^.*run_bad_kind.toml:3: job\\[0\\]\\.kind: \"shmem\" is not supported yet .*\n$"});
   expect_bad_input({"run /nonexistent/jobs.toml", "^/nonexistent/jobs.toml: cannot read: .*\n$"});
 }
 

@@ -1,8 +1,9 @@
 // `mmsim run` from start to end (see run.h): read the job file and check
 // the output paths before booting, set every job's processes up on one
-// bound thread, start one worker thread per process, sample while they
-// run, take the end snapshot and the /proc views while the survivors are
-// still alive (so the views show their memory), then exit them and report.
+// bound thread, start one worker thread per process (a verifying read
+// job's once its write job's have finished), sample while they run, take
+// the end snapshot and the /proc views while the survivors are still alive
+// (so the views show their memory), then exit them and report.
 #include "run.h"
 
 #include <fmt/format.h>
@@ -11,6 +12,8 @@
 #include <algorithm>
 #include <chrono>
 #include <exception>
+#include <latch>
+#include <memory>
 #include <thread>
 
 #include "cpu_pool.h"
@@ -88,14 +91,35 @@ int execute(mmkit::Machine& m, const std::vector<JobSpec>& specs, const RunOptio
   monitor.start(
       m, totals.start, [&] { return sh.accesses.load(std::memory_order_relaxed); },
       [&] { return progress_line(specs, sh.accesses.load(), elapsed()); }, isatty(2) == 1);
+  // The stonewall: a read job with verify = true that shares its name with
+  // a write job starts only once every worker of that job has finished.
+  std::vector<std::unique_ptr<std::latch>> finished;
+  std::vector<const std::latch*> waits_for(runs.size(), nullptr);
+  for (const JobRun& j : runs)
+    finished.push_back(std::make_unique<std::latch>(static_cast<ptrdiff_t>(j.procs.size())));
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const JobSpec& r = *runs[i].spec;
+    if (r.kind != JobKind::kRead || !r.verify) continue;
+    for (size_t k = 0; k < runs.size(); ++k)
+      if (runs[k].spec->kind == JobKind::kWrite && runs[k].spec->name == r.name)
+        waits_for[i] = finished[k].get();
+  }
+  auto body = [&](size_t i, ProcSlot* s) {
+    if (waits_for[i]) waits_for[i]->wait();
+    run_worker(sh, runs[i], *s);
+    finished[i]->count_down();
+  };
   std::vector<std::thread> threads;
   std::string thread_error;
+  size_t ji = 0, si = 0;
   try {
-    for (JobRun& j : runs)
-      for (auto& s : j.procs)
-        threads.emplace_back(run_worker, std::ref(sh), std::ref(j), std::ref(*s));
+    for (ji = 0; ji < runs.size(); ++ji)
+      for (si = 0; si < runs[ji].procs.size(); ++si)
+        threads.emplace_back(body, ji, runs[ji].procs[si].get());
   } catch (const std::exception& e) {
     thread_error = e.what();  // the threads that started finish their work
+    for (; ji < runs.size(); ++ji, si = 0)
+      for (; si < runs[ji].procs.size(); ++si) finished[ji]->count_down();
   }
   for (std::thread& t : threads) t.join();
   totals.seconds = elapsed();

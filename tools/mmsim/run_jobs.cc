@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <map>
 #include <string>
 #include <system_error>
 
@@ -35,13 +36,12 @@ struct JobError {
   std::string what;
 };
 
-constexpr std::string_view kJobKeys[] = {"name",    "kind",          "processes", "size",
-                                         "pattern", "passes",        "seconds",   "write_ratio",
-                                         "fork",    "oom_score_adj", "memory_max"};
-// Kinds that need the page cache (files, shared mappings): named so the
-// message can say they are coming rather than unknown.
-constexpr std::string_view kLaterKinds[] = {"read", "write", "mmap-shared", "mmap-private",
-                                            "shmem"};
+constexpr std::string_view kJobKeys[] = {
+    "name",        "kind", "processes",     "size",       "pattern",     "passes", "seconds",
+    "write_ratio", "fork", "oom_score_adj", "memory_max", "fsync_every", "verify"};
+// Kinds that are planned (shared and private file mappings, shmem): named
+// so the message can say they are coming rather than unknown.
+constexpr std::string_view kLaterKinds[] = {"mmap-shared", "mmap-private", "shmem"};
 
 constexpr size_t kMaxJobFile = 1 << 20;
 
@@ -65,7 +65,10 @@ class JobReader {
     check_keys();
     JobSpec j;
     j.name = name();
-    if (const toml::node* n = t_.get("kind")) kind(*n);
+    if (const toml::node* n = t_.get("kind")) j.kind = kind(*n);
+    if (is_file_job(j) && (j.name == "." || j.name == ".."))
+      fail(*t_.get("name"), field("name"),
+           quoted(j.name) + " cannot name a file (a read or write job's files are named after it)");
     if (const toml::node* n = t_.get("processes"))
       j.processes = static_cast<unsigned>(integer(*n, "processes", 1, kMaxProcesses));
     const toml::node* size_node = t_.get("size");
@@ -75,15 +78,21 @@ class JobReader {
     if (j.size > kMaxJobSize) fail(*size_node, field("size"), "is larger than 1TiB");
     if (const toml::node* n = t_.get("pattern")) pattern(*n, &j);
     passes_or_seconds(&j);
+    if (j.kind == JobKind::kWrite) j.write_ratio = 1;
+    if (j.kind == JobKind::kRead) j.write_ratio = 0;
     if (const toml::node* n = t_.get("write_ratio")) {
+      if (j.kind == JobKind::kRead)
+        fail(*n, field("write_ratio"),
+             "a read job only reads (write_ratio is for anon and write jobs)");
       j.write_ratio = number(*n, "write_ratio");
       if (!(j.write_ratio >= 0 && j.write_ratio <= 1))
         fail(*n, field("write_ratio"), fmt::format("{} is out of range (0..1)", j.write_ratio));
     }
     if (const toml::node* n = t_.get("fork")) {
-      const auto* b = n->as_boolean();
-      if (!b) fail(*n, field("fork"), std::string("expected true or false, got ") + type_name(*n));
-      j.fork = b->get();
+      j.fork = boolean(*n, "fork");
+      if (j.fork && is_file_job(j))
+        fail(*n, field("fork"),
+             std::string("fork applies to anon jobs (this is a ") + kind_name(j.kind) + " job)");
     }
     if (const toml::node* n = t_.get("oom_score_adj"))
       j.oom_score_adj = static_cast<int>(integer(*n, "oom_score_adj", -1000, 1000));
@@ -96,6 +105,22 @@ class JobReader {
         if (*j.memory_max < 4096)
           fail(*n, field("memory_max"), "must be at least 4KiB (or \"max\")");
       }
+    }
+    if (const toml::node* n = t_.get("fsync_every")) {
+      if (j.kind != JobKind::kWrite)
+        fail(*n, field("fsync_every"),
+             std::string("only write jobs fsync (this is ") +
+                 (j.kind == JobKind::kRead ? "a read" : "an anon") + " job)");
+      j.fsync_every = size(*n, "fsync_every");
+      if (j.fsync_every == 0) fail(*n, field("fsync_every"), "must be at least 4KiB");
+    }
+    if (const toml::node* n = t_.get("verify")) {
+      if (j.kind != JobKind::kRead)
+        fail(*n, field("verify"),
+             std::string("only read jobs verify a file (this is ") +
+                 (j.kind == JobKind::kWrite ? "a write job, whose reads always check its writes)"
+                                            : "an anon job)"));
+      j.verify = boolean(*n, "verify");
     }
     return j;
   }
@@ -154,20 +179,27 @@ class JobReader {
     return v;
   }
 
-  void kind(const toml::node& n) const {
+  JobKind kind(const toml::node& n) const {
     const auto* s = n.as_string();
     if (!s) fail(n, field("kind"), std::string("expected a string, got ") + type_name(n));
     const std::string& v = s->get();
-    if (v == "anon") return;
+    if (v == "anon") return JobKind::kAnon;
+    if (v == "read") return JobKind::kRead;
+    if (v == "write") return JobKind::kWrite;
     for (std::string_view later : kLaterKinds)
       if (v == later)
         fail(n, field("kind"),
-             quoted(v) + " needs the page cache, which mmkit does not have yet (only \"anon\" " +
-                 "for now)");
+             quoted(v) + " is not supported yet (only \"anon\", \"read\" and \"write\" for now)");
     fail(n, field("kind"),
          "unknown kind " + quoted(v) +
-             " (expected \"anon\"; \"read\", \"write\", \"mmap-shared\", \"mmap-private\" and " +
-             "\"shmem\" come with the page cache)");
+             " (expected \"anon\", \"read\" or \"write\"; \"mmap-shared\", \"mmap-private\" " +
+             "and \"shmem\" are not supported yet)");
+  }
+
+  bool boolean(const toml::node& n, std::string_view key) const {
+    const auto* b = n.as_boolean();
+    if (!b) fail(n, field(key), std::string("expected true or false, got ") + type_name(n));
+    return b->get();
   }
 
   int64_t integer(const toml::node& n, std::string_view key, int64_t lo, int64_t hi) const {
@@ -200,7 +232,7 @@ class JobReader {
            std::string("expected a size (bytes as an integer, or a string like \"64MiB\"), got ") +
                type_name(n));
     }
-    if (key == "size" && bytes % 4096 != 0)
+    if ((key == "size" || key == "fsync_every") && bytes % 4096 != 0)
       fail(n, field(key), fmt::format("{} is not a multiple of 4KiB", bytes));
     return bytes;
   }
@@ -261,6 +293,50 @@ class JobReader {
   std::string prefix_;
 };
 
+bool is_verify_read(const JobSpec& j) {
+  return j.kind == JobKind::kRead && j.verify;
+}
+
+// Names are unique, except that one read job with verify = true may share
+// its name with one write job: true when `j` (job `i`, table `t`) makes
+// such a pair with an earlier job, which must then match it in processes
+// and size (the message goes on the read job's key). Any other repeated
+// name is an error on `j`'s name.
+bool pair_with_earlier(const std::vector<JobSpec>& out,
+                       const std::vector<const toml::table*>& tables, const JobSpec& j,
+                       const toml::table& t, size_t i, const toml::node& name_node) {
+  std::vector<size_t> same;
+  for (size_t k = 0; k < out.size(); ++k)
+    if (out[k].name == j.name) same.push_back(k);
+  if (same.empty()) return false;
+  const JobSpec& other = out[same[0]];
+  const bool pair = same.size() == 1 && ((is_verify_read(j) && other.kind == JobKind::kWrite) ||
+                                         (j.kind == JobKind::kWrite && is_verify_read(other)));
+  if (!pair) {
+    std::string what = quoted(j.name) + " is already the name of another job (names must be unique";
+    if (is_file_job(j) && is_file_job(other))
+      what += ", except that a read job with verify = true may share its write job's name";
+    fail(name_node, "job[" + std::to_string(i) + "].name", what + ")");
+  }
+  const bool read_is_j = is_verify_read(j);
+  const JobSpec& read = read_is_j ? j : other;
+  const JobSpec& write = read_is_j ? other : j;
+  const size_t read_index = read_is_j ? i : same[0];
+  const size_t write_index = read_is_j ? same[0] : i;
+  const toml::table& read_table = read_is_j ? t : *tables[same[0]];
+  const std::string read_prefix = "job[" + std::to_string(read_index) + "]";
+  auto mismatch = [&](std::string_view key, uint64_t mine, uint64_t theirs) {
+    const toml::node* n = read_table.get(key);
+    fail(n ? line_of(*n) : line_of(read_table), read_prefix + "." + std::string(key),
+         fmt::format("{}, but job[{}] {}, the write job whose files this read job verifies, has {} "
+                     "(the two must have the same processes and size)",
+                     mine, write_index, quoted(write.name), theirs));
+  };
+  if (read.processes != write.processes) mismatch("processes", read.processes, write.processes);
+  if (read.size != write.size) mismatch("size", read.size, write.size);
+  return true;
+}
+
 std::vector<JobSpec> parse_root(const toml::table& root) {
   for (const auto& [key, value] : root) {
     if (key.str() == "job") continue;
@@ -276,16 +352,32 @@ std::vector<JobSpec> parse_root(const toml::table& root) {
          std::string("expected an array of tables ([[job]]), got ") + type_name(*jobs));
   if (a->empty()) fail(*jobs, "job", "no [[job]] table (a job file needs at least one)");
   std::vector<JobSpec> out;
+  std::vector<const toml::table*> tables;
+  // Every file job's files so far: file name -> (job, process).
+  std::map<std::string, std::pair<size_t, unsigned>, std::less<>> files;
   for (size_t i = 0; i < a->size(); ++i) {
     const std::string prefix = "job[" + std::to_string(i) + "]";
     const auto* t = (*a)[i].as_table();
     if (!t) fail((*a)[i], prefix, std::string("expected a table, got ") + type_name((*a)[i]));
     JobSpec j = JobReader(*t, prefix).read();
-    for (const JobSpec& before : out)
-      if (before.name == j.name)
-        fail(*t->get("name"), prefix + ".name",
-             quoted(j.name) + " is already the name of another job (names must be unique)");
+    const toml::node& name_node = *t->get("name");
+    const bool paired = pair_with_earlier(out, tables, j, *t, i, name_node);
+    if (is_file_job(j) && !paired) {
+      for (unsigned p = 0; p < j.processes; ++p) {
+        const std::string f = job_file_name(j, p);
+        const auto [it, fresh] = files.try_emplace(f, i, p);
+        if (fresh) continue;
+        const JobSpec& other = out[it->second.first];
+        fail(name_node, prefix + ".name",
+             fmt::format("{} would use the file {}, which is already {} of job[{}] {}",
+                         quoted(j.name), quoted(f),
+                         other.processes == 1 ? std::string("the file")
+                                              : fmt::format("process {}'s file", it->second.second),
+                         it->second.first, quoted(other.name)));
+      }
+    }
     out.push_back(std::move(j));
+    tables.push_back(t);
   }
   return out;
 }
@@ -296,6 +388,22 @@ mmkit::Error located(std::string_view file, uint32_t line, const std::string& me
 }
 
 }  // namespace
+
+const char* kind_name(JobKind k) {
+  switch (k) {
+    case JobKind::kAnon:
+      return "anon";
+    case JobKind::kRead:
+      return "read";
+    case JobKind::kWrite:
+      return "write";
+  }
+  return "?";
+}
+
+std::string job_file_name(const JobSpec& j, unsigned index) {
+  return j.processes == 1 ? j.name : j.name + "." + std::to_string(index);
+}
 
 std::string pattern_name(const JobSpec& j) {
   switch (j.pattern) {

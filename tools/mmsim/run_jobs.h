@@ -1,10 +1,11 @@
 // Job files for `mmsim run`, in the spirit of fio's: one or more [[job]]
 // tables, each a group of simulated processes that map anonymous memory and
-// access it page by page (docs/mmsim_run.md describes every key).
+// access it page by page, or read and write files through the page cache
+// (docs/mmsim_run.md describes every key).
 //
 //   [[job]]
 //   name = "hot"            # required: [A-Za-z0-9_.-], at most 32, unique
-//   kind = "anon"           # the only kind until the page cache exists
+//   kind = "anon"           # anon | read | write
 //   processes = 1           # 1..256
 //   size = "1GiB"           # required, per process, a multiple of 4KiB, at most 1TiB
 //   pattern = "zipf:0.9"    # seq | random | zipf:THETA (0 < THETA <= 10) | loop
@@ -13,6 +14,13 @@
 //   fork = false            # the processes share the first one's pages copy-on-write
 //   oom_score_adj = 0       # -1000..1000
 //   memory_max = "256MiB"   # the job's memory cgroup limit ("max": no limit)
+//   fsync_every = "1MiB"    # write jobs: fsync after every this many bytes written
+//   verify = false          # read jobs: check the file a write job wrote
+//
+// A file job's process I uses the file NAME below the machine's fs root, or
+// NAME.I when the job has several processes. Names are unique, except that
+// one read job with verify = true may share its name with one write job (the
+// one whose files it checks; they have the same processes and size).
 //
 // Every bad input gives one line "FILE:LINE: job[I].field: what is wrong"
 // (or "FILE:LINE: syntax: ..." for text that is not TOML); nothing throws
@@ -30,20 +38,28 @@
 namespace mmsim {
 
 enum class Pattern : uint8_t { kSeq, kRandom, kZipf, kLoop };
+enum class JobKind : uint8_t { kAnon, kRead, kWrite };
 
 struct JobSpec {
   std::string name;
+  JobKind kind = JobKind::kAnon;
   unsigned processes = 1;
   uint64_t size = 0;  // bytes per process
   Pattern pattern = Pattern::kSeq;
   double zipf_theta = 0;
   uint64_t passes = 0;  // 0: run for `seconds` instead
   double seconds = 0;
-  double write_ratio = 0.5;
+  double write_ratio = 0.5;  // 1 for write jobs, 0 for read jobs unless given
   bool fork = false;
   int oom_score_adj = 0;
   std::optional<uint64_t> memory_max;  // bytes; mmkit::kMemMax for "max"
+  uint64_t fsync_every = 0;            // write jobs: bytes between fsyncs (0: only the last)
+  bool verify = false;                 // read jobs: the file exists already (a write job's)
 };
+
+inline bool is_file_job(const JobSpec& j) {
+  return j.kind != JobKind::kAnon;
+}
 
 inline constexpr unsigned kMaxProcesses = 256;
 inline constexpr uint64_t kMaxJobSize = 1ull << 40;
@@ -54,6 +70,11 @@ inline constexpr size_t kMaxJobName = 32;
 
 // "seq", "random", "zipf:0.9", "loop".
 std::string pattern_name(const JobSpec& j);
+// "anon", "read", "write".
+const char* kind_name(JobKind k);
+// The file of process `index` of a file job, below the machine's fs root:
+// NAME when the job has one process, NAME.INDEX when it has several.
+std::string job_file_name(const JobSpec& j, unsigned index);
 
 // Parses the text of `file_name` (used only in messages). Never throws.
 mmkit::Result<std::vector<JobSpec>> parse_job_file(std::string_view text,

@@ -19,6 +19,9 @@ using Clock = std::chrono::steady_clock;
 constexpr std::string_view kMeminfoColumns[] = {"MemFree",      "MemAvailable",   "AnonPages",
                                                 "Active(anon)", "Inactive(anon)", "SwapCached",
                                                 "SwapFree",     "PageTables"};
+// The page cache's, after the accesses column (so the older columns keep
+// their places).
+constexpr std::string_view kCacheColumns[] = {"Cached", "Dirty", "Writeback"};
 constexpr struct {
   const char* name;
   VmEvent first, last;  // summed over [first, last]
@@ -47,7 +50,9 @@ std::string RunMonitor::open_timeline(const std::string& path) {
   std::string header = "time_ms";
   for (std::string_view c : kMeminfoColumns) header += fmt::format(",{}_kB", c);
   for (const auto& c : kEventColumns) header += fmt::format(",{}", c.name);
-  header += ",accesses\n";
+  header += ",accesses";
+  for (std::string_view c : kCacheColumns) header += fmt::format(",{}_kB", c);
+  header += "\n";
   std::fputs(header.c_str(), csv_);
   return "";
 }
@@ -67,19 +72,22 @@ void RunMonitor::start(const mmkit::Machine& m, const MachineSnapshot& base,
 void RunMonitor::sample(double ms) {
   std::string row = fmt::format("{:.1f}", ms);
   const std::vector<mmkit::MeminfoField> fields = mmkit::meminfo_fields(*m_);
-  for (std::string_view c : kMeminfoColumns) {
+  auto meminfo = [&](std::string_view c) {
     uint64_t v = 0;
     for (const mmkit::MeminfoField& f : fields)
       if (f.name() == c) v = f.value;
     row += fmt::format(",{}", v);
-  }
+  };
+  for (std::string_view c : kMeminfoColumns) meminfo(c);
   for (const auto& c : kEventColumns) {
     int64_t v = 0;
     for (unsigned e = static_cast<unsigned>(c.first); e <= static_cast<unsigned>(c.last); ++e)
       v += m_->sum_event(static_cast<VmEvent>(e)) - base_->events[e];
     row += fmt::format(",{}", v);
   }
-  row += fmt::format(",{}\n", accesses_());
+  row += fmt::format(",{}", accesses_());
+  for (std::string_view c : kCacheColumns) meminfo(c);
+  row += "\n";
   std::fputs(row.c_str(), csv_);
 }
 

@@ -7,7 +7,8 @@
 // Active(anon), Inactive(anon), SwapCached, SwapFree, PageTables), then
 // events counted since the start (pgfault, pgmajfault, pswpin, pswpout,
 // pgscan_kswapd, pgscan_direct, pgsteal_kswapd, pgsteal_direct,
-// allocstall, oom_kill) and the workers' page accesses so far.
+// allocstall, oom_kill), the workers' page accesses so far, and last the
+// page cache's meminfo fields in kB (Cached, Dirty, Writeback).
 #pragma once
 
 #include <condition_variable>

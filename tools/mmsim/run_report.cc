@@ -13,6 +13,7 @@ namespace {
 struct JobFigures {
   uint64_t accesses = 0, reads = 0, writes = 0, min_flt = 0, maj_flt = 0;
   uint64_t oom_kills = 0, verify_errors = 0, errors = 0;
+  uint64_t bytes_read = 0, bytes_written = 0, fsyncs = 0;
   double seconds = 0;
   double rate() const { return seconds > 0 ? static_cast<double>(accesses) / seconds : 0; }
 };
@@ -28,6 +29,9 @@ JobFigures figures(const JobRun& job) {
     f.oom_kills += s->oom_killed;
     f.verify_errors += s->verify_errors;
     f.errors += !s->error.empty();
+    f.bytes_read += s->bytes_read;
+    f.bytes_written += s->bytes_written;
+    f.fsyncs += s->fsyncs;
     f.seconds = std::max(f.seconds, s->seconds);
   }
   return f;
@@ -44,6 +48,22 @@ std::string run_report_text(const std::vector<JobRun>& jobs, const RunTotals& t)
     out += fmt::format("{:<16} {:>5} {:<12} {:>12} {:>12.0f} {:>10} {:>10} {:>5} {:>7}\n",
                        j.spec->name, j.spec->processes, pattern_name(*j.spec), f.accesses, f.rate(),
                        f.min_flt, f.maj_flt, f.oom_kills, f.verify_errors);
+  }
+  // File jobs' I/O, in a table of its own (the one above keeps its columns).
+  bool files = false;
+  for (const JobRun& j : jobs) files |= is_file_job(*j.spec);
+  if (files) {
+    out += fmt::format("\n{:<16} {:<5} {:>12} {:>12} {:>10} {:>12}\n", "file job", "kind",
+                       "read_MiB", "written_MiB", "fsyncs", "MiB/s");
+    for (const JobRun& j : jobs) {
+      if (!is_file_job(*j.spec)) continue;
+      const JobFigures f = figures(j);
+      const double mib = static_cast<double>(f.bytes_read + f.bytes_written) / (1 << 20);
+      out += fmt::format("{:<16} {:<5} {:>12.1f} {:>12.1f} {:>10} {:>12.1f}\n", j.spec->name,
+                         kind_name(j.spec->kind), static_cast<double>(f.bytes_read) / (1 << 20),
+                         static_cast<double>(f.bytes_written) / (1 << 20), f.fsyncs,
+                         f.seconds > 0 ? mib / f.seconds : 0.0);
+    }
   }
   const EventTotals e = event_totals(t.start, t.end);
   out += fmt::format("\nmachine, over {:.3f} s:\n", t.seconds);
@@ -84,7 +104,7 @@ std::string run_report_json(const std::vector<JobRun>& jobs, const RunTotals& t)
     const JobFigures f = figures(j);
     const JobSpec& s = *j.spec;
     w.begin_object();
-    w.field("name", s.name).field("kind", "anon").field("processes", s.processes);
+    w.field("name", s.name).field("kind", kind_name(s.kind)).field("processes", s.processes);
     w.field("size", s.size).field("pattern", pattern_name(s)).field("fork", s.fork);
     w.key("memory_max");
     if (s.memory_max && *s.memory_max != mmkit::kMemMax)
@@ -97,6 +117,8 @@ std::string run_report_json(const std::vector<JobRun>& jobs, const RunTotals& t)
     w.field("min_flt", f.min_flt).field("maj_flt", f.maj_flt);
     w.field("oom_kills", f.oom_kills).field("verify_errors", f.verify_errors);
     w.field("errors", f.errors);
+    w.field("bytes_read", f.bytes_read).field("bytes_written", f.bytes_written);
+    w.field("fsyncs", f.fsyncs);
     w.end_object();
   }
   w.end_array();

@@ -1,5 +1,6 @@
 // `mmsim run`'s report: per job (accesses, accesses/s, minor and major
-// faults, OOM kills, verify errors) and for the machine (the event totals,
+// faults, OOM kills, verify errors; for read and write jobs also the bytes
+// read and written and the fsyncs) and for the machine (the event totals,
 // kswapd's CPU time, the vmstat deltas and, in JSON, meminfo at the end),
 // as aligned text or as one JSON object (docs/mmsim_run.md lists the keys).
 #pragma once

@@ -1,13 +1,14 @@
 // `mmsim run`'s set-up of a job: its memory cgroup, its processes and
-// their regions, and under fork the parent's first pass and the forks (see
-// run_worker.h). Runs on the main thread, bound to a CPU, before any worker
-// starts. On a failure the processes made so far stay in the job, for the
-// caller to exit.
+// their regions (or files, run_file.h), and under fork the parent's first
+// pass and the forks (see run_worker.h). Runs on the main thread, bound to
+// a CPU, before any worker starts. On a failure the processes made so far
+// stay in the job, for the caller to exit.
 #include <fmt/format.h>
 
 #include <system_error>
 
 #include "page_access.h"
+#include "run_file.h"
 #include "run_worker.h"
 
 namespace mmsim {
@@ -44,6 +45,7 @@ std::string setup_job(RunShared& sh, JobRun& job) {
   const JobSpec& spec = *job.spec;
   const std::string who = fmt::format("job[{}] \"{}\"", job.job_index, spec.name);
   job.pages = spec.size / kPageBytes;
+  job.name_hash = fnv1a64(spec.name);
   if (spec.memory_max) {
     job.memcg = mmkit::mem_cgroup_create(sh.m, spec.name, *spec.memory_max);
     if (!job.memcg) return who + ": cannot create its memory cgroup";
@@ -68,6 +70,14 @@ std::string setup_job(RunShared& sh, JobRun& job) {
     slot->pid = p->pid;
     adopt(job, p);
     ProcSlot& placed = *job.procs.emplace_back(std::move(slot));  // exited by the caller
+    if (is_file_job(spec)) {
+      if (std::string err = setup_file(sh, job, placed); !err.empty())
+        return fmt::format("{}: process {}: {}", who, i, err);
+      if (!placed.versions.ok())
+        return fmt::format("{}: process {}: no host memory for {} page versions", who, i,
+                           job.pages);
+      continue;
+    }
     if (!(spec.fork && i > 0)) {
       const int64_t a = mmkit::do_mmap(p->mm, 0, spec.size, mmkit::PROT_READ | mmkit::PROT_WRITE,
                                        mmkit::MAP_PRIVATE | mmkit::MAP_ANONYMOUS);

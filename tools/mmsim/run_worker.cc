@@ -12,6 +12,7 @@
 
 #include "access_pattern.h"
 #include "page_access.h"
+#include "run_file.h"
 
 namespace mmsim {
 
@@ -65,18 +66,23 @@ class Worker {
         job_(job),
         slot_(slot),
         spec_(*job.spec),
-        stream_(spec_, job.pages, sh.seed, job.job_index, slot.index, spec_.processes),
-        rw_(sh.seed * 0x9e3779b97f4a7c15ull ^ (uint64_t{job.job_index} << 32) ^ slot.index) {}
+        file_(is_file_job(spec_)),
+        stream_(spec_, job.pages, sh.seed, job.stream_id(), slot.index, spec_.processes),
+        rw_(sh.seed * 0x9e3779b97f4a7c15ull ^ (job.stream_id() << 32) ^ slot.index) {}
 
   void run() {
     const uint64_t total =
         spec_.passes ? spec_.passes * job_.pages : std::numeric_limits<uint64_t>::max();
     const auto t0 = Clock::now();
+    // A verifying read job opens its file now: a write job of the same
+    // name may have written it up to a moment ago.
+    if (spec_.kind == JobKind::kRead && spec_.verify)
+      slot_.error = open_file_to_verify(sh_, job_, slot_);
     const auto deadline = t0 + std::chrono::duration_cast<Clock::duration>(
                                    std::chrono::duration<double>(spec_.seconds));
     std::optional<mmkit::CpuScope> cpu;
     uint64_t unpublished = 0;
-    bool stop = false;
+    bool stop = !slot_.error.empty();
     while (!stop && slot_.accesses < total) {
       if (!cpu && !sh_.pool.acquire(&cpu)) {
         slot_.error = "no CPU of the machine could be bound";
@@ -101,6 +107,11 @@ class Worker {
       if (!sh_.exclusive && !stop) sh_.pool.release(cpu);
     }
     sh_.accesses.fetch_add(unpublished, std::memory_order_relaxed);
+    // fio's end_fsync: a write job's file is whole on the host at the end.
+    if (file_ && spec_.kind == JobKind::kWrite && !slot_.oom_killed && slot_.error.empty()) {
+      if (!cpu) sh_.pool.acquire(&cpu);
+      end_fsync(sh_, slot_);
+    }
     slot_.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     // A killed process is exited at once, on a CPU; the others stay until
     // the run's end views are taken.
@@ -115,10 +126,11 @@ class Worker {
   // One access; false when the process must stop.
   bool access_one() {
     const uint64_t page = stream_.next();
+    const bool write = rw_.uniform() < spec_.write_ratio;
+    if (file_) return file_access(sh_, job_, slot_, page, write, buf_);
     const uint64_t vaddr = slot_.base + page * kPageBytes;
     mmkit::MmStruct* mm = slot_.proc->mm;
     uint32_t& version = slot_.versions[page];
-    const bool write = rw_.uniform() < spec_.write_ratio;
     PageAccess a;
     if (write) {
       a = write_page(mm, vaddr, version_key(sh_, job_, slot_, page, version + 1));
@@ -149,8 +161,10 @@ class Worker {
   JobRun& job_;
   ProcSlot& slot_;
   const JobSpec& spec_;
+  const bool file_;
   AccessStream stream_;
   Rng rw_;
+  alignas(64) char buf_[kPageBytes];  // a file job's read and write buffer
 };
 
 }  // namespace

@@ -15,6 +15,10 @@
 // process itself, or the first process for version 1 under fork. A
 // process the OOM killer takes (or whose fault fails for lack of memory)
 // stops there and is exited; that is counted, not an error.
+//
+// A read or write job's process does the same through its file instead of
+// a mapping (run_file.h): one whole page by sys_pread or sys_pwrite per
+// access, the pages self-describing (page_data.h).
 #pragma once
 
 #include <atomic>
@@ -62,8 +66,14 @@ struct ProcSlot {
   int pid = 0;
   uint64_t base = 0;  // the region's start
   PageVersions versions;
+  // File jobs: the file's name below the fs root and its descriptor in the
+  // process's FileTable (-1: not open).
+  std::string file;
+  int fd = -1;
+  uint64_t unsynced = 0;  // bytes written since the last fsync
   // Results, written by the slot's worker.
   uint64_t accesses = 0, reads = 0, writes = 0, verify_errors = 0;
+  uint64_t bytes_read = 0, bytes_written = 0, fsyncs = 0;
   uint64_t min_flt = 0, maj_flt = 0;  // taken before the process exits
   bool oom_killed = false;            // a fault said kKilled or kOom
   std::string error;                  // an unexpected fault or no CPU
@@ -73,9 +83,14 @@ struct ProcSlot {
 struct JobRun {
   const JobSpec* spec = nullptr;
   unsigned job_index = 0;
-  uint64_t pages = 0;  // per process
+  uint64_t name_hash = 0;  // fnv1a64 of the name: file pages' key
+  uint64_t pages = 0;      // per process
   mmkit::MemCgroup* memcg = nullptr;
   std::vector<std::unique_ptr<ProcSlot>> procs;
+  // What seeds the job's page sequences and read/write choices: its index
+  // for anon jobs, its name's hash for file jobs (so that a file's contents
+  // do not depend on where the job stands in the job file).
+  uint64_t stream_id() const { return is_file_job(*spec) ? name_hash : job_index; }
 };
 
 // Mismatch reports, shared by the workers: the first few go to stderr.
