@@ -69,6 +69,14 @@ void BM_swap_raw_pwrite(benchmark::State& state);
 void BM_swap_out(benchmark::State& state);
 void BM_swap_raw_pread(benchmark::State& state);
 void BM_swap_in(benchmark::State& state, bool readahead);
+// filemap_read.cc: each mmkit read next to raw pread of the same host file.
+void BM_filemap_raw_pread(benchmark::State& state, uint64_t size);
+void BM_filemap_pread_cached(benchmark::State& state, uint64_t size);
+void BM_filemap_raw_pread_seq(benchmark::State& state);
+void BM_filemap_read_cold_seq(benchmark::State& state);
+void BM_filemap_raw_preadv_frames(benchmark::State& state);
+void BM_filemap_raw_pread_random(benchmark::State& state);
+void BM_filemap_pread_cold_random(benchmark::State& state);
 
 namespace {
 
@@ -180,6 +188,16 @@ void register_all() {
   RegisterBenchmark("swap/raw_pread", BM_swap_raw_pread);
   RegisterBenchmark("swap/in", BM_swap_in, false);
   RegisterBenchmark("swap/in_readahead", BM_swap_in, true);
+
+  RegisterBenchmark("filemap/raw_pread/4KiB", BM_filemap_raw_pread, uint64_t{4} << 10);
+  RegisterBenchmark("filemap/pread_cached/4KiB", BM_filemap_pread_cached, uint64_t{4} << 10);
+  RegisterBenchmark("filemap/raw_pread/1MiB", BM_filemap_raw_pread, uint64_t{1} << 20);
+  RegisterBenchmark("filemap/pread_cached/1MiB", BM_filemap_pread_cached, uint64_t{1} << 20);
+  RegisterBenchmark("filemap/raw_pread_seq", BM_filemap_raw_pread_seq)->Unit(kMillisecond);
+  RegisterBenchmark("filemap/read_cold_seq", BM_filemap_read_cold_seq)->Unit(kMillisecond);
+  RegisterBenchmark("filemap/raw_preadv_frames", BM_filemap_raw_preadv_frames)->Unit(kMillisecond);
+  RegisterBenchmark("filemap/raw_pread_random", BM_filemap_raw_pread_random);
+  RegisterBenchmark("filemap/pread_cold_random", BM_filemap_pread_cold_random);
 
   for (uint64_t gib : {1, 16, 64})
     RegisterBenchmark(("boot/" + std::to_string(gib) + "GiB").c_str(), BM_boot, gib)

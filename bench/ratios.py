@@ -38,6 +38,19 @@ mmkit's time per page):
   swap/in against swap/raw_pread                  >= 0.8
   swap/in_readahead against swap/raw_pread        >= 0.8
 
+and, when the page-cache read benchmarks ran, a fifth: mmkit's read
+throughput against raw pread of the host file that backs mmkit's (raw time
+per iteration / mmkit's; both sides move the same bytes an iteration):
+
+  filemap/pread_cached/4KiB against filemap/raw_pread/4KiB   (context)
+  filemap/pread_cached/1MiB against filemap/raw_pread/1MiB   (context)
+  filemap/read_cold_seq against filemap/raw_pread_seq        >= 0.8
+  filemap/pread_cold_random against filemap/raw_pread_random (context)
+  filemap/read_cold_seq against filemap/raw_preadv_frames    (context: the
+      page cache's own work, over the very preadv it issues into its frames)
+  filemap/raw_preadv_frames against filemap/raw_pread_seq    (context: the
+      best read_cold_seq could reach against raw_pread_seq)
+
 Tables are printed only for the benchmarks that ran (--benchmark_filter).
 
 Medians are taken over the repetitions (run with --benchmark_repetitions=N);
@@ -201,6 +214,44 @@ def swap_ratios(runs):
                             at_least))
 
 
+# (mmkit, raw, bytes an iteration, target, test) of the page-cache read table.
+FILEMAP_PAIRS = [
+    ("filemap/pread_cached/4KiB", "filemap/raw_pread/4KiB", 4 << 10, "(context)", None),
+    ("filemap/pread_cached/1MiB", "filemap/raw_pread/1MiB", 1 << 20, "(context)", None),
+    ("filemap/read_cold_seq", "filemap/raw_pread_seq", 64 << 20, ">= 0.8", lambda r: r >= 0.8),
+    ("filemap/pread_cold_random", "filemap/raw_pread_random", 4 << 10, "(context)", None),
+    ("filemap/read_cold_seq", "filemap/raw_preadv_frames", 64 << 20, "(context)", None),
+    ("filemap/raw_preadv_frames", "filemap/raw_pread_seq", 64 << 20, "(context: ceiling)", None),
+]
+
+
+def fmt_rate(nbytes, ns):
+    if ns is None or ns == 0:
+        return "n/a"
+    rate = nbytes / (ns / 1e9)
+    for unit, scale in (("GiB/s", 1 << 30), ("MiB/s", 1 << 20)):
+        if rate >= scale:
+            return f"{rate / scale:.3g} {unit}"
+    return f"{rate / 1024:.3g} KiB/s"
+
+
+def filemap_ratios(runs):
+    print("\n| page-cache read (mmkit / raw) | raw | mmkit | ratio mmkit / raw (raw time / mmkit time) "
+          "| target | verdict |")
+    print("|---|---:|---:|---:|---|---|")
+    for ours, raw, nbytes, target, ok in FILEMAP_PAIRS:
+        if ours not in runs and raw not in runs:
+            continue
+        t_ours, t_raw = median(runs, ours), median(runs, raw)
+        if t_ours is None or t_raw is None or t_ours == 0:
+            print(f"| {ours} / {raw} | {fmt_time(t_raw)} | {fmt_time(t_ours)} | n/a | {target} | missing |")
+            continue
+        r = t_raw / t_ours
+        verdict = "" if ok is None else ("met" if ok(r) else "**missed**")
+        print(f"| {ours} / {raw} | {fmt_rate(nbytes, t_raw)} ({fmt_time(t_raw)}) | "
+              f"{fmt_rate(nbytes, t_ours)} ({fmt_time(t_ours)}) | {r:.3g} | {target} | {verdict} |")
+
+
 def main():
     global STAT
     args = sys.argv[1:]
@@ -235,6 +286,8 @@ def main():
         slab_ratios(runs)
     if any(n.startswith("swap/") for n in runs):
         swap_ratios(runs)
+    if any(n.startswith("filemap/") for n in runs):
+        filemap_ratios(runs)
 
 
 def page_ratios(runs):
