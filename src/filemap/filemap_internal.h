@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,7 +29,8 @@ struct FsState final : LayerState {
   std::mutex lock;         // names, inode lifetimes, Inode::opens / unlinked
   std::map<std::string, std::unique_ptr<Inode>, std::less<>> names;
   std::vector<std::unique_ptr<Inode>> orphans;  // unlinked, still open
-  uint64_t next_ino = 12;                       // a fresh ext4's first free inode number
+  std::set<File*> files;   // every open file description (freed at teardown if left open)
+  uint64_t next_ino = 12;  // a fresh ext4's first free inode number
 
   // The flusher (one per machine: the bdi_writeback of its one device).
   std::thread flusher;

@@ -48,6 +48,8 @@ FsState::~FsState() {
     truncate_inode_pages(m, inode.i_data, 0);
     if (inode.host_fd >= 0) close(inode.host_fd);
   });
+  // Descriptors a table still held when the machine went.
+  for (File* f : files) delete f;
   if (temporary) {
     std::error_code ec;
     std::filesystem::remove_all(root, ec);
@@ -102,6 +104,7 @@ void fput(Machine& m, File* f) {
     std::lock_guard<std::mutex> g(st.lock);
     Inode* inode = f->inode;
     if (--inode->opens == 0 && !inode->pins && inode->unlinked) evict_inode(st, inode);
+    st.files.erase(f);
   }
   delete f;
 }
@@ -167,6 +170,10 @@ int sys_open(Machine& m, FileTable& ft, std::string_view path, int flags) {
     ++inode->opens;
   }
   auto* f = new File;
+  {
+    std::lock_guard<std::mutex> g(st.lock);
+    st.files.insert(f);
+  }
   f->inode = inode;
   f->flags = flags & (O_ACCMODE | O_APPEND);
   if ((flags & O_TRUNC) && acc != O_RDONLY) {

@@ -153,11 +153,15 @@ bool out_of_memory(Machine& m, MemCgroup* cg, gfp_t gfp, unsigned order) {
       mm->get_mm_counter(MM_ANONPAGES) * 4, mm->get_mm_counter(MM_FILEPAGES) * 4,
       mm->get_mm_counter(MM_SHMEMPAGES) * 4, mm->pgd.nr_tables.load() * 4, victim->oom_score_adj);
   m.printk(report);
-  victim->oom_killed.store(true);
-  mm->oom_killed.store(true);
+  // The victim may exit (and its owner free the mm) at any moment: the
+  // reaper holds its own reference.
+  MmStruct* held = oom_mark_victim(m, victim);
   m.count_event(VmEvent::OOM_KILL);
   if (cg) cg->ev_oom_kill.fetch_add(1);
-  oom_reap(m, mm);
+  if (held) {
+    oom_reap(m, held);
+    mmput(held);
+  }
   return true;
 }
 

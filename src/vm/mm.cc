@@ -123,6 +123,9 @@ void zap_vma_range(MmStruct* mm, VmArea* vma, uint64_t start, uint64_t end) {
 
 void mmput(MmStruct* mm) {
   using namespace mm_internal;
+  // The last reference tears the address space down (the owner's, or the
+  // OOM reaper's when the owner exited while it reaped).
+  if (mm->mm_users.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   ProcessState& st = *mm->state;
   {
     MmWriteGuard g(mm);

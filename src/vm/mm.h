@@ -157,8 +157,9 @@ class MmWriteGuard {
 // A fresh, empty address space of the machine's paging mode, or null when
 // its top-level table cannot be allocated. The layout is the arch's.
 MmStruct* mm_alloc(Machine& m);
-// exit_mmap() + free: unmaps every VMA, frees the page tables and the top
-// level, flushes the TLB and uncharges the commit.
+// Drops a reference (mm_users); the last one does exit_mmap() + free:
+// unmaps every VMA, frees the page tables and the top level, flushes the
+// TLB and uncharges the commit.
 void mmput(MmStruct* mm);
 
 // ---- system calls (negative errno on failure) ------------------------------

@@ -134,6 +134,19 @@ void exit_process(Process* p) {
   mmput(mm);
 }
 
+MmStruct* oom_mark_victim(Machine& m, Process* p) {
+  ProcessState& st = process_state(m);
+  std::lock_guard<std::mutex> g(st.lock);
+  for (auto& [pid, t] : st.tasks) {
+    if (t.get() != p) continue;
+    p->oom_killed.store(true);
+    p->mm->oom_killed.store(true);
+    p->mm->mm_users.fetch_add(1, std::memory_order_relaxed);
+    return p->mm;
+  }
+  return nullptr;
+}
+
 Process* find_process(Machine& m, int pid) {
   ProcessState& st = process_state(m);
   std::lock_guard<std::mutex> g(st.lock);

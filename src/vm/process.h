@@ -58,6 +58,11 @@ int fork_process(Process* parent, Process** out);
 void exit_process(Process* p);
 
 Process* find_process(Machine& m, int pid);
+// The OOM kill of `p`, if it is still alive: marks it and its mm killed and
+// takes a reference on the mm (mmput drops it) under the process table's
+// lock, so a victim that exits meanwhile cannot free the mm under the
+// reaper. Null when `p` has exited already.
+MmStruct* oom_mark_victim(Machine& m, Process* p);
 // Live processes in pid order.
 std::vector<Process*> processes(Machine& m);
 // Every live address space of the machine (mapcount checks walk them all).
