@@ -79,6 +79,15 @@ struct Inode {
   // When the inode's first dirty page since it was last clean was dirtied
   // (CLOCK_MONOTONIC ns; 0: clean): what dirty_expire_centisecs ages.
   std::atomic<uint64_t> dirtied_when{0};
+  // A shmem (tmpfs) inode (shmem.cc): no host file; its pages are
+  // swap-backed, and a value entry in its index is the swap entry of a
+  // page that went to swap (never a shadow: those stay in the swap cache).
+  bool shmem = false;
+  std::atomic<uint64_t> nrswapped{0};  // shmem_inode_info.swapped
+  // shmem_acct_size(): pages charged to vm_committed_as for the inode's
+  // size, given back through `unacct` when the inode goes.
+  uint64_t shmem_charged = 0;
+  void (*shmem_unacct)(Machine& m, int64_t pages) = nullptr;
   // Guarded by the file system's lock.
   unsigned opens = 0;     // open file descriptions
   unsigned pins = 0;      // the flusher's and sync's holds (__iget)
@@ -133,6 +142,14 @@ int sys_sync(Machine& m);
 // /proc/sys/vm/drop_caches: 1 drops the clean, unmapped page cache, 2 the
 // reclaimable slab (shrinkers), 3 both. -EINVAL for another value.
 int drop_caches(Machine& m, int mode);
+
+// memfd_create(): an fd (O_RDWR) on a new shmem inode of size 0, named
+// "memfd:NAME" as /proc/<pid>/maps shows it. flags: MFD_CLOEXEC and
+// MFD_ALLOW_SEALING are taken (and mean nothing here); -EINVAL for other
+// flags or a name longer than 249 bytes.
+inline constexpr unsigned MFD_CLOEXEC = 0x1;
+inline constexpr unsigned MFD_ALLOW_SEALING = 0x2;
+int sys_memfd_create(Machine& m, FileTable& ft, std::string_view name, unsigned flags);
 
 // fork's dup of a table (the children share each File) and exit's close.
 void files_dup(Machine& m, const FileTable& from, FileTable& to);
@@ -196,6 +213,33 @@ void set_mapping_ops(Machine& m, UnmapMappingFn unmap, PageMkcleanFn mkclean);
 // msync(MS_SYNC)'s writeback of pages [first, last]: 0 or -EIO.
 int filemap_write_range(Machine& m, Inode& inode, uint64_t first, uint64_t last);
 
+// --- shmem (shmem.cc) ------------------------------------------------------------
+// shmem_file_setup(): a new shmem inode of `size` bytes, pinned once (the
+// caller's pin, dropped with inode_put). `charged` pages are given back
+// through `unacct` when it goes (0 and null: nothing was charged).
+Inode* shmem_file_setup(Machine& m, std::string_view name, uint64_t size, uint64_t charged,
+                        void (*unacct)(Machine&, int64_t));
+// shmem_fault(): the page at `pgoff`, locked, with a reference: the cached
+// one, one read back from swap (*major), or a new zeroed one. Null with
+// *err: -EFAULT past i_size (SIGBUS), -ENOMEM.
+Page* shmem_fault(Machine& m, Inode& inode, uint64_t pgoff, MemCgroup* cg, bool* major, int* err);
+// shmem_unuse(): every page of swap area `type` that a shmem inode holds
+// comes back into its page cache (swapoff). 0 or -ENOMEM.
+int shmem_unuse(Machine& m, unsigned type);
+// For check(): the swap entries every shmem index holds (each one swap_map
+// reference), with the file system's lock and shmem's swap changes held
+// off while the snapshot lives, so the counts it is compared with stay.
+struct ShmemSwapSnapshot {
+  std::unique_lock<std::mutex> fs_lock;
+  std::unique_lock<std::shared_mutex> swap_lock;
+  std::vector<uint64_t> entries;  // swp_entry_t values
+};
+ShmemSwapSnapshot shmem_swap_snapshot(Machine& m);
+// A shmem page in the page cache (swap-backed, unlike a file's).
+inline bool page_is_shmem(const Page* page) {
+  return page->test(PG_filecache) && page->test(PG_swapbacked) && page->mapping_once();
+}
+
 // --- what reclaim calls ----------------------------------------------------------
 // A page-cache page (its mapping is an AddressSpace).
 inline bool page_is_file_cache(const Page* page) {
@@ -206,6 +250,11 @@ inline bool page_is_file_cache(const Page* page) {
 // or -EAGAIN (still dirty, nothing written) when a page table mapping it
 // was busy.
 int filemap_writepage(Machine& m, Page* page);
+// shmem_writepage() of a locked, dirty, unmapped shmem page: it gets a
+// swap slot, its index entry becomes the swap entry, and it moves to the
+// swap cache (dirty), where reclaim writes and frees it as an anonymous
+// page. False when swap is full (the page stays).
+bool shmem_writepage(Machine& m, Page* page);
 // __remove_mapping() for a locked, clean, unmapped page-cache page whose only
 // references are the cache's and the caller's: it leaves the cache, its
 // slot keeping a shadow entry (workingset_eviction), and the caller's put

@@ -29,6 +29,13 @@ struct FsState final : LayerState {
   std::mutex lock;         // names, inode lifetimes, Inode::opens / unlinked
   std::map<std::string, std::unique_ptr<Inode>, std::less<>> names;
   std::vector<std::unique_ptr<Inode>> orphans;  // unlinked, still open
+  // shmem inodes (memfds, shared anonymous mappings): nameless, live while
+  // opened or pinned; not written back, synced or dropped by drop_caches.
+  std::vector<std::unique_ptr<Inode>> shmem_inodes;
+  // Held shared while a shmem index entry and its slot's count change
+  // together (swap-out, swap-in, truncate), and exclusively by check() for
+  // a still picture of them (shmem_swap_snapshot).
+  std::shared_mutex shmem_swap_lock;
   std::set<File*> files;   // every open file description (freed at teardown if left open)
   uint64_t next_ino = 12;  // a fresh ext4's first free inode number
 
@@ -113,6 +120,36 @@ void unmap_mapping_pages(Machine& m, AddressSpace& as, uint64_t first);
 // i_size; PG_readahead on the page `lookahead` from the window's end.
 void do_page_cache_ra(Machine& m, Inode& inode, uint64_t start, uint64_t nr, uint64_t lookahead,
                       MemCgroup* cg);
+
+// A new nameless shmem inode of `size` bytes on st.shmem_inodes (st.lock
+// held), with neither an open nor a pin yet (fs.cc).
+Inode* shmem_inode_new(FsState& st, std::string_view name, uint64_t size);
+
+// --- shmem (shmem.cc) -----------------------------------------------------------------
+// A value entry of a shmem index and the swap entry it holds.
+inline uintptr_t swp_to_radix_entry(uint64_t swp) {
+  return static_cast<uintptr_t>(swp << 1 | 1);
+}
+inline uint64_t radix_to_swp_entry(uintptr_t v) {
+  return v >> 1;
+}
+// read and write of a shmem file (shmem_file_read_iter, shmem_write_begin):
+// holes read as zeros without a page; a written page is dirty for good.
+int64_t shmem_read(Machine& m, FileTable& ft, File* f, char* buf, uint64_t count, uint64_t pos);
+int64_t shmem_write(Machine& m, FileTable& ft, File* f, const char* buf, uint64_t count,
+                    uint64_t pos);
+// shmem_undo_range() from page `first` on: the pages and the swap entries
+// go (after the caller unmapped them).
+void shmem_truncate(Machine& m, Inode& inode, uint64_t first);
+// shmem_setattr() of a smaller size (i_size already set, i_rwsem held):
+// unmaps and drops what lies past it, and zeroes the cut page past it
+// (read back from swap first if it is there).
+void shmem_truncate_size(Machine& m, Inode& inode, uint64_t length);
+// mapping_can_writeback(): a host file's cache (dirty accounting, the
+// flusher), not shmem's.
+inline bool mapping_can_writeback(const AddressSpace& as) {
+  return !as.host->shmem;
+}
 
 // --- data (read_write.cc) -------------------------------------------------------------
 // do_truncate() of an open file; 0 or a negative errno.

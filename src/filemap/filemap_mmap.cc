@@ -42,6 +42,7 @@ void inode_put(Machine& m, Inode* inode) {
 
 Page* filemap_fault(Machine& m, Inode& inode, uint64_t pgoff, MemCgroup* cg, bool* major,
                     int* err) {
+  if (inode.shmem) return shmem_fault(m, inode, pgoff, cg, major, err);
   AddressSpace& as = inode.i_data;
   *major = false;
   for (;;) {
@@ -95,9 +96,13 @@ Page* filemap_fault(Machine& m, Inode& inode, uint64_t pgoff, MemCgroup* cg, boo
 }
 
 void filemap_dirty_mapped(Machine& m, Page* page) {
-  if (!page->test(PG_filecache)) return;  // anonymous or shmem
+  if (!page->test(PG_filecache)) return;  // anonymous
   AddressSpace* as = page_mapping(page);
   if (!as || page->test(PG_dirty)) return;
+  if (!mapping_can_writeback(*as)) {  // shmem: dirty, uncounted
+    page->set_atomic(PG_dirty);
+    return;
+  }
   bool first = false;
   {
     // Under the index lock the page cannot leave the cache (unlink_page

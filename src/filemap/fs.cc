@@ -48,6 +48,7 @@ FsState::~FsState() {
     truncate_inode_pages(m, inode.i_data, 0);
     if (inode.host_fd >= 0) close(inode.host_fd);
   });
+  for (auto& inode : shmem_inodes) shmem_truncate(m, *inode, 0);
   // Descriptors a table still held when the machine went.
   for (File* f : files) delete f;
   if (temporary) {
@@ -84,8 +85,21 @@ std::string host_path(const FsState& st, std::string_view name) {
   return st.root + "/" + std::string(name);
 }
 
-// iput() of an inode nobody can reach any more: its pages and host file go.
+// iput() of an inode nobody can reach any more: its pages and host file go
+// (a shmem inode's pages and swap entries, and its commit charge).
 void evict_inode(FsState& st, Inode* inode) {
+  if (inode->shmem) {
+    shmem_truncate(st.m, *inode, 0);
+    if (inode->shmem_unacct && inode->shmem_charged)
+      inode->shmem_unacct(st.m, static_cast<int64_t>(inode->shmem_charged));
+    for (auto it = st.shmem_inodes.begin(); it != st.shmem_inodes.end(); ++it) {
+      if (it->get() == inode) {
+        st.shmem_inodes.erase(it);
+        return;
+      }
+    }
+    return;
+  }
   truncate_inode_pages(st.m, inode->i_data, 0);
   if (inode->host_fd >= 0) close(inode->host_fd);
   inode->host_fd = -1;
@@ -130,6 +144,23 @@ File* fget(FileTable& ft, int fd) {
 void fput_file(Machine& m, File* f) {
   fput(m, f);
 }
+
+namespace {
+
+// The lowest free descriptor of `ft` now refers to `f`.
+int fd_install(FileTable& ft, File* f) {
+  std::lock_guard<std::mutex> g(ft.lock);
+  for (size_t fd = 0; fd < ft.fds.size(); ++fd) {
+    if (!ft.fds[fd]) {
+      ft.fds[fd] = f;
+      return static_cast<int>(fd);
+    }
+  }
+  ft.fds.push_back(f);
+  return static_cast<int>(ft.fds.size() - 1);
+}
+
+}  // namespace
 
 int sys_open(Machine& m, FileTable& ft, std::string_view path, int flags) {
   FsState& st = fs_state(m);
@@ -183,15 +214,37 @@ int sys_open(Machine& m, FileTable& ft, std::string_view path, int flags) {
       return err;
     }
   }
-  std::lock_guard<std::mutex> g(ft.lock);
-  for (size_t fd = 0; fd < ft.fds.size(); ++fd) {
-    if (!ft.fds[fd]) {
-      ft.fds[fd] = f;
-      return static_cast<int>(fd);
-    }
+  return fd_install(ft, f);
+}
+
+Inode* shmem_inode_new(FsState& st, std::string_view name, uint64_t size) {
+  auto owned = std::make_unique<Inode>();
+  Inode* inode = owned.get();
+  inode->ino = st.next_ino++;
+  inode->name = name;
+  inode->shmem = true;
+  inode->unlinked = true;  // nameless: it goes with its last close or pin
+  inode->i_size.store(size);
+  inode->i_data.host = inode;
+  st.shmem_inodes.push_back(std::move(owned));
+  return inode;
+}
+
+int sys_memfd_create(Machine& m, FileTable& ft, std::string_view name, unsigned flags) {
+  if (flags & ~(MFD_CLOEXEC | MFD_ALLOW_SEALING)) return -EINVAL;
+  if (name.size() > 249) return -EINVAL;  // MFD_NAME_MAX_LEN
+  FsState& st = fs_state(m);
+  auto* f = new File;
+  f->flags = O_RDWR;
+  {
+    std::lock_guard<std::mutex> g(st.lock);
+    std::string full("memfd:");
+    full.append(name);
+    f->inode = shmem_inode_new(st, full, 0);
+    ++f->inode->opens;
+    st.files.insert(f);
   }
-  ft.fds.push_back(f);
-  return static_cast<int>(ft.fds.size() - 1);
+  return fd_install(ft, f);
 }
 
 int sys_close(Machine& m, FileTable& ft, int fd) {

@@ -54,7 +54,8 @@ int add_to_page_cache(Machine& m, AddressSpace& as, Page* page, uint64_t index, 
   {
     SpinGuard g(as.i_pages_lock);
     auto [it, inserted] = as.i_pages.try_emplace(index, 0);
-    if (!inserted && !is_shadow(it->second)) {
+    // A shmem index's value entries are swap entries, never shadows.
+    if (!inserted && (as.host->shmem || !is_shadow(it->second))) {
       page->clear_atomic(PG_filecache);
       page->set_mapping_once(nullptr);
       return -EEXIST;  // the caller's put uncharges it
@@ -65,6 +66,7 @@ int add_to_page_cache(Machine& m, AddressSpace& as, Page* page, uint64_t index, 
     as.nrpages.fetch_add(1, std::memory_order_relaxed);
   }
   node_stat_add(m, page, NodeStat::NR_FILE_PAGES, 1);
+  if (as.host->shmem) node_stat_add(m, page, NodeStat::NR_SHMEM, 1);
   // A file page competes with the anon lists only while swap can free them.
   if (shadow) workingset_refault(m, page, shadow, swap_free_pages(m) > 0);
   lru_cache_add(m, page);
@@ -104,13 +106,15 @@ void unlink_page(Machine& m, AddressSpace& as, Page* page, uintptr_t shadow) {
     else
       as.i_pages.erase(page->index);
     as.nrpages.fetch_sub(1, std::memory_order_relaxed);
-    was_dirty = page->test_and_clear(PG_dirty);
+    // shmem pages are dirty without being counted (no writeback to a file).
+    was_dirty = page->test_and_clear(PG_dirty) && mapping_can_writeback(as);
     if (was_dirty) as.nrdirty.fetch_sub(1, std::memory_order_relaxed);
     page->clear_atomic(PG_filecache);
     page->set_mapping_once(nullptr);
   }
   if (was_dirty) node_stat_add(m, page, NodeStat::NR_FILE_DIRTY, -1);
   node_stat_add(m, page, NodeStat::NR_FILE_PAGES, -1);
+  if (as.host->shmem) node_stat_add(m, page, NodeStat::NR_SHMEM, -1);
 }
 
 }  // namespace
@@ -130,12 +134,18 @@ bool filemap_remove_mapping(Machine& m, Page* page) {
     if (page->ref_count() != 2 || page->mapcount.load(std::memory_order_acquire) != 0 ||
         page->test(PG_dirty) || page->test(PG_writeback))
       return false;
-    as->i_pages[page->index] = workingset_eviction(m, page);
+    // A clean shmem page was never written (writes, swap-ins and dirty
+    // PTEs dirty it): its slot becomes a hole again, which reads as zeros.
+    if (as->host->shmem)
+      as->i_pages.erase(page->index);
+    else
+      as->i_pages[page->index] = workingset_eviction(m, page);
     as->nrpages.fetch_sub(1, std::memory_order_relaxed);
     page->clear_atomic(PG_filecache);
     page->set_mapping_once(nullptr);
   }
   node_stat_add(m, page, NodeStat::NR_FILE_PAGES, -1);
+  if (as->host->shmem) node_stat_add(m, page, NodeStat::NR_SHMEM, -1);
   put_page(m, page);  // the cache's reference; the caller's is the last
   return true;
 }
@@ -201,10 +211,61 @@ std::vector<uint64_t> dirty_indices(AddressSpace& as, uint64_t first, uint64_t l
 
 std::string filemap_check(Machine& m) {
   FsState* st = fs_state_if(m);
-  int64_t file_pages = 0, dirty = 0, writeback = 0;
+  int64_t file_pages = 0, shmem_pages = 0, dirty = 0, writeback = 0;
   std::string err;
   auto fail = [&](std::string what) {
     if (err.empty()) err = std::move(what);
+  };
+  auto check_inode = [&](Inode& inode) {
+    AddressSpace& as = inode.i_data;
+    SpinGuard pg(as.i_pages_lock);
+    uint64_t pages = 0, nrdirty = 0, swapped = 0;
+    const uint64_t size = inode.i_size.load();
+    for (auto& [index, v] : as.i_pages) {
+      if (!v) {
+        fail(fmt::format("inode {} index {}: an empty slot", inode.ino, index));
+        continue;
+      }
+      if (is_shadow(v)) {
+        if (inode.shmem) {
+          const SwpEntry e{radix_to_swp_entry(v)};
+          if (swap_count(m, e) == 0)
+            fail(fmt::format("shmem inode {} index {}: swap entry {:#x} has no count", inode.ino,
+                             index, e.val));
+          ++swapped;
+        }
+        continue;
+      }
+      const Page* page = reinterpret_cast<const Page*>(v);
+      ++pages;
+      if (page->test(PG_dirty) && !inode.shmem) ++nrdirty;
+      if (page->test(PG_writeback)) ++writeback;
+      if (page->mapping_once() != &as || page->index != index)
+        fail(fmt::format("inode {} index {}: the page says mapping {} index {}", inode.ino, index,
+                         page->mapping_once(), page->index));
+      if (!page->test(PG_filecache))
+        fail(fmt::format("inode {} index {}: no PG_filecache", inode.ino, index));
+      if (page->test(PG_swapbacked) != inode.shmem || page->test(PG_swapcache))
+        fail(fmt::format("inode {} index {}: PG_swapbacked {} PG_swapcache {} in {} page cache",
+                         inode.ino, index, page->test(PG_swapbacked), page->test(PG_swapcache),
+                         inode.shmem ? "a shmem" : "a file's"));
+      if (page->ref_count() < 1)
+        fail(fmt::format("inode {} index {}: refcount {}", inode.ino, index, page->ref_count()));
+      if (page->test(PG_buddy)) fail(fmt::format("inode {} index {}: free", inode.ino, index));
+      if (index << PAGE_SHIFT >= size && !page->test(PG_locked))
+        fail(fmt::format("inode {} index {}: past i_size {}", inode.ino, index, size));
+    }
+    if (pages != as.nrpages.load())
+      fail(fmt::format("inode {}: nrpages {} but {} pages", inode.ino, as.nrpages.load(), pages));
+    if (nrdirty != as.nrdirty.load())
+      fail(fmt::format("inode {}: nrdirty {} but {} dirty pages", inode.ino, as.nrdirty.load(),
+                       nrdirty));
+    if (swapped != inode.nrswapped.load())
+      fail(fmt::format("shmem inode {}: nrswapped {} but {} swap entries", inode.ino,
+                       inode.nrswapped.load(), swapped));
+    file_pages += static_cast<int64_t>(pages);
+    if (inode.shmem) shmem_pages += static_cast<int64_t>(pages);
+    dirty += static_cast<int64_t>(nrdirty);
   };
   // The flusher is the machine's own thread: the check waits for its pass
   // to end and keeps the next one from starting.
@@ -212,48 +273,16 @@ std::string filemap_check(Machine& m) {
   if (st) pass = std::unique_lock<std::mutex>(st->wb_pass_lock);
   if (st) {
     std::lock_guard<std::mutex> g(st->lock);
-    st->for_each_inode([&](Inode& inode) {
-      AddressSpace& as = inode.i_data;
-      SpinGuard pg(as.i_pages_lock);
-      uint64_t pages = 0, nrdirty = 0;
-      const uint64_t size = inode.i_size.load();
-      for (auto& [index, v] : as.i_pages) {
-        if (!v) {
-          fail(fmt::format("inode {} index {}: an empty slot", inode.ino, index));
-          continue;
-        }
-        if (is_shadow(v)) continue;
-        const Page* page = reinterpret_cast<const Page*>(v);
-        ++pages;
-        if (page->test(PG_dirty)) ++nrdirty;
-        if (page->test(PG_writeback)) ++writeback;
-        if (page->mapping_once() != &as || page->index != index)
-          fail(fmt::format("inode {} index {}: the page says mapping {} index {}", inode.ino, index,
-                           page->mapping_once(), page->index));
-        if (!page->test(PG_filecache))
-          fail(fmt::format("inode {} index {}: no PG_filecache", inode.ino, index));
-        if (page->test(PG_swapbacked) || page->test(PG_swapcache))
-          fail(fmt::format("inode {} index {}: a swap-backed page in the page cache", inode.ino,
-                           index));
-        if (page->ref_count() < 1)
-          fail(fmt::format("inode {} index {}: refcount {}", inode.ino, index, page->ref_count()));
-        if (page->test(PG_buddy)) fail(fmt::format("inode {} index {}: free", inode.ino, index));
-        if (index << PAGE_SHIFT >= size && !page->test(PG_locked))
-          fail(fmt::format("inode {} index {}: past i_size {}", inode.ino, index, size));
-      }
-      if (pages != as.nrpages.load())
-        fail(fmt::format("inode {}: nrpages {} but {} pages", inode.ino, as.nrpages.load(), pages));
-      if (nrdirty != as.nrdirty.load())
-        fail(fmt::format("inode {}: nrdirty {} but {} dirty pages", inode.ino, as.nrdirty.load(),
-                         nrdirty));
-      file_pages += static_cast<int64_t>(pages);
-      dirty += static_cast<int64_t>(nrdirty);
-    });
+    st->for_each_inode(check_inode);
+    for (auto& inode : st->shmem_inodes) check_inode(*inode);
   }
   file_pages += m.node_stat_sum(NodeStat::NR_SWAPCACHE);
   if (m.node_stat_sum(NodeStat::NR_FILE_PAGES) != file_pages)
     fail(fmt::format("NR_FILE_PAGES {} but {} page-cache and swap-cache pages",
                      m.node_stat_sum(NodeStat::NR_FILE_PAGES), file_pages));
+  if (m.node_stat_sum(NodeStat::NR_SHMEM) != shmem_pages)
+    fail(fmt::format("NR_SHMEM {} but {} shmem pages", m.node_stat_sum(NodeStat::NR_SHMEM),
+                     shmem_pages));
   if (m.node_stat_sum(NodeStat::NR_FILE_DIRTY) != dirty)
     fail(fmt::format("NR_FILE_DIRTY {} but {} dirty pages",
                      m.node_stat_sum(NodeStat::NR_FILE_DIRTY), dirty));

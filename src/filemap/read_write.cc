@@ -116,6 +116,7 @@ Page* get_read_page(Machine& m, File* f, uint64_t index, uint64_t last_index, Me
 }
 
 int64_t do_read(Machine& m, FileTable& ft, File* f, char* buf, uint64_t count, uint64_t pos) {
+  if (f->inode->shmem) return shmem_read(m, ft, f, buf, count, pos);
   Inode& inode = *f->inode;
   int64_t done = 0;
   while (count) {
@@ -146,6 +147,7 @@ int64_t do_read(Machine& m, FileTable& ft, File* f, char* buf, uint64_t count, u
 
 int64_t do_write(Machine& m, FileTable& ft, File* f, const char* buf, uint64_t count,
                  uint64_t pos) {
+  if (f->inode->shmem) return shmem_write(m, ft, f, buf, count, pos);
   Inode& inode = *f->inode;
   AddressSpace& as = inode.i_data;
   int64_t done = 0;
@@ -187,6 +189,22 @@ int64_t do_write(Machine& m, FileTable& ft, File* f, const char* buf, uint64_t c
     count -= n;
   }
   return done;
+}
+
+// The cached page that a new i_size of `length` cuts is zeroed past it
+// (after any write-back of it, so no old bytes reach the host later).
+void zero_page_tail(Machine& m, Inode& inode, uint64_t length) {
+  if (!(length & (PAGE_SIZE - 1))) return;
+  Page* page = find_get_page(inode.i_data, length >> PAGE_SHIFT);
+  if (!page) return;
+  lock_page(page);
+  wait_on_page_writeback(page);
+  if (page_mapping(page) == &inode.i_data && page->test(PG_uptodate)) {
+    const uint64_t off = length & (PAGE_SIZE - 1);
+    std::memset(page_data(m, page) + off, 0, PAGE_SIZE - off);
+  }
+  unlock_page(page);
+  put_page(m, page);
 }
 
 }  // namespace
@@ -250,6 +268,7 @@ int filemap_writepage(Machine& m, Page* page) {
 }
 
 int writeback_range(Machine& m, Inode& inode, uint64_t first, uint64_t last) {
+  if (inode.shmem) return 0;  // shmem's pages go to swap, not to a file
   int err = 0;
   for (uint64_t index : dirty_indices(inode.i_data, first, last)) {
     Page* page = find_get_page(inode.i_data, index);
@@ -274,6 +293,7 @@ int writeback_range(Machine& m, Inode& inode, uint64_t first, uint64_t last) {
 }
 
 int fsync_inode(Machine& m, Inode& inode, bool datasync) {
+  if (inode.shmem) return 0;  // shmem_file_operations' noop_fsync
   int err = writeback_range(m, inode, 0, ~uint64_t{0});
   {
     // The host file's length follows i_size (writes that extended the file
@@ -296,6 +316,10 @@ int sys_ftruncate_file(Machine& m, File* f, uint64_t length) {
   std::unique_lock<std::shared_mutex> g(inode.i_rwsem);
   const uint64_t old = inode.i_size.load(std::memory_order_relaxed);
   inode.i_size.store(length, std::memory_order_release);
+  if (inode.shmem) {
+    if (length < old) shmem_truncate_size(m, inode, length);
+    return 0;
+  }
   if (length < old) {
     // truncate_pagecache(): whole pages past the end go, the page the new
     // end cuts is zeroed past it (and any write-back of it finishes first,
@@ -306,18 +330,7 @@ int sys_ftruncate_file(Machine& m, File* f, uint64_t length) {
     unmap_mapping_pages(m, inode.i_data, first);
     truncate_inode_pages(m, inode.i_data, first);
     unmap_mapping_pages(m, inode.i_data, first);
-    if (length & (PAGE_SIZE - 1)) {
-      if (Page* page = find_get_page(inode.i_data, length >> PAGE_SHIFT)) {
-        lock_page(page);
-        wait_on_page_writeback(page);
-        if (page_mapping(page) == &inode.i_data && page->test(PG_uptodate)) {
-          const uint64_t off = length & (PAGE_SIZE - 1);
-          std::memset(page_data(m, page) + off, 0, PAGE_SIZE - off);
-        }
-        unlock_page(page);
-        put_page(m, page);
-      }
-    }
+    zero_page_tail(m, inode, length);
   }
   if (ftruncate(inode.host_fd, static_cast<off_t>(length)) != 0) return -errno;
   return 0;

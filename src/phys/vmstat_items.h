@@ -139,6 +139,7 @@ enum class NodeStat : unsigned {
   // The page cache (mm/filemap.c, mm/page-writeback.c).
   NR_FILE_PAGES,
   NR_FILE_MAPPED,  // page-cache (and shmem) pages mapped by a PTE
+  NR_SHMEM,        // shmem pages in the page cache (not those in the swap cache)
   NR_FILE_DIRTY,
   NR_WRITEBACK,
   NR_VMSCAN_WRITE,      // pages reclaim wrote back itself

@@ -137,7 +137,7 @@ std::vector<MeminfoField> meminfo_fields(const Machine& m) {
   kb("Writeback:      ", node_pages(m, NodeStat::NR_WRITEBACK));
   kb("AnonPages:      ", node_pages(m, NodeStat::NR_ANON_PAGES));
   kb("Mapped:         ", node_pages(m, NodeStat::NR_FILE_MAPPED));
-  kb("Shmem:          ", 0);
+  kb("Shmem:          ", node_pages(m, NodeStat::NR_SHMEM));
   kb("KReclaimable:   ", sreclaimable + node_pages(m, NodeStat::NR_KERNEL_MISC_RECLAIMABLE));
   kb("Slab:           ", sreclaimable + sunreclaim);
   kb("SReclaimable:   ", sreclaimable);

@@ -5,8 +5,9 @@
 // seq_pad) and the name. Private anonymous memory has offset 0, device
 // 00:00 and inode 0; the heap ([heap]: the VMA reaching from start_brk to
 // brk) and the stack ([stack]: the VMA holding start_stack) are named. A
-// shared anonymous mapping shows its shmem file as Linux does: device
-// 00:01, the inode, the offset in the file, and "/dev/zero (deleted)".
+// shmem file (a shared anonymous mapping's, a memfd's) shows as Linux shows
+// it: device 00:01, the inode, the offset in the file, and
+// "/dev/zero (deleted)" or "/memfd:NAME (deleted)".
 // On i386 sizeof(void *) is 4, so the name column is 48.
 #include <fmt/format.h>
 
@@ -43,13 +44,14 @@ std::string render_pid_maps(Machine& m, int pid) {
   fmt::memory_buffer out;
   std::lock_guard g(mm->mmap_lock);
   for (auto& [end, vma] : mm->mm_mt) {
-    std::string_view name;
+    std::string name;
     unsigned minor = 0;
     uint64_t ino = 0, pgoff = 0;
-    if (vma->shmem) {
-      name = "/dev/zero (deleted)";
+    if (vma->vm_file && vma->vm_file->shmem) {
+      // The internal shm mount's files: device 00:01, nameless ("deleted").
+      name = fmt::format("/{} (deleted)", vma->vm_file->name);
       minor = 1;
-      ino = vma->shmem->ino;
+      ino = vma->vm_file->ino;
       pgoff = vma->vm_pgoff << PAGE_SHIFT;
     } else if (vma->vm_start <= mm->brk && vma->vm_end >= mm->start_brk) {
       name = "[heap]";

@@ -22,7 +22,7 @@ constexpr unsigned PSS_SHIFT = 12;  // fs/proc/task_mmu.c
 struct MemSizeStats {
   uint64_t resident = 0, shared_clean = 0, shared_dirty = 0, private_clean = 0, private_dirty = 0,
            referenced = 0, anonymous = 0;
-  uint64_t pss = 0, pss_dirty = 0, pss_anon = 0, pss_shmem = 0;  // << PSS_SHIFT
+  uint64_t pss = 0, pss_dirty = 0, pss_anon = 0, pss_file = 0, pss_shmem = 0;  // << PSS_SHIFT
 };
 
 }  // namespace
@@ -37,7 +37,6 @@ std::string render_pid_smaps_rollup(Machine& m, int pid) {
   std::lock_guard pt(mm->page_table_lock);  // reclaim frees no page under the walk
   const uint64_t zero_pfn = m.page_to_pfn(zero_page(m));
   for (auto& [end, vma] : mm->mm_mt) {
-    const bool shmem = vma->shmem != nullptr;
     walk_range(mm->pgd, vma->vm_start, vma->vm_end, [&](uint64_t, pteval_t v) {
       if ((v & _PAGE_SPECIAL) || pte_pfn(v) == zero_pfn) return;  // vm_normal_page() is null
       const Page* page = m.pfn_to_page(pte_pfn(v));
@@ -45,7 +44,8 @@ std::string render_pid_smaps_rollup(Machine& m, int pid) {
       const bool dirty = (v & _PAGE_DIRTY) || page->test(PG_dirty);
       const int mapcount = page->mapcount.load(std::memory_order_relaxed);
       mss.resident += size;
-      if (!shmem) mss.anonymous += size;
+      const bool anon = PageAnon(page);
+      if (anon) mss.anonymous += size;
       if (v & _PAGE_ACCESSED) mss.referenced += size;
       const uint64_t pss = mapcount >= 2 ? (size << PSS_SHIFT) / mapcount : size << PSS_SHIFT;
       if (mapcount >= 2)
@@ -54,7 +54,8 @@ std::string render_pid_smaps_rollup(Machine& m, int pid) {
         (dirty ? mss.private_dirty : mss.private_clean) += size;
       mss.pss += pss;
       if (dirty) mss.pss_dirty += pss;
-      (shmem ? mss.pss_shmem : mss.pss_anon) += pss;
+      // smaps_page_accumulate(): anonymous, shmem (swap-backed) or file.
+      (anon ? mss.pss_anon : page->test(PG_swapbacked) ? mss.pss_shmem : mss.pss_file) += pss;
     });
   }
   const uint64_t first = mm->mm_mt.empty() ? 0 : mm->mm_mt.begin()->second->vm_start;
@@ -68,7 +69,7 @@ std::string render_pid_smaps_rollup(Machine& m, int pid) {
   kb("Pss:            ", mss.pss >> PSS_SHIFT);
   kb("Pss_Dirty:      ", mss.pss_dirty >> PSS_SHIFT);
   kb("Pss_Anon:       ", mss.pss_anon >> PSS_SHIFT);
-  kb("Pss_File:       ", 0);
+  kb("Pss_File:       ", mss.pss_file >> PSS_SHIFT);
   kb("Pss_Shmem:      ", mss.pss_shmem >> PSS_SHIFT);
   kb("Shared_Clean:   ", mss.shared_clean);
   kb("Shared_Dirty:   ", mss.shared_dirty);

@@ -41,6 +41,7 @@ uint64_t node_stat_value(const Node& n, std::string_view name) {
   if (name == "nr_swapcached") return get(NodeStat::NR_SWAPCACHE);
   if (name == "nr_file_pages") return get(NodeStat::NR_FILE_PAGES);
   if (name == "nr_mapped") return get(NodeStat::NR_FILE_MAPPED);
+  if (name == "nr_shmem") return get(NodeStat::NR_SHMEM);
   if (name == "nr_dirty") return get(NodeStat::NR_FILE_DIRTY);
   if (name == "nr_writeback") return get(NodeStat::NR_WRITEBACK);
   if (name == "nr_vmscan_write") return get(NodeStat::NR_VMSCAN_WRITE);

@@ -28,13 +28,14 @@ std::string mem_info(Machine& m) {
   std::string s = fmt::format(
       "Mem-Info:\nactive_anon:{} inactive_anon:{} isolated_anon:0\n active_file:{} "
       "inactive_file:{} isolated_file:0\n unevictable:{} dirty:{} writeback:{}\n "
-      "slab_reclaimable:{} slab_unreclaimable:{}\n mapped:0 shmem:0 pagetables:{}\n free:{} "
+      "slab_reclaimable:{} slab_unreclaimable:{}\n mapped:{} shmem:{} pagetables:{}\n free:{} "
       "free_pcp:0 free_cma:0\n",
       node(NodeStat::NR_ACTIVE_ANON), node(NodeStat::NR_INACTIVE_ANON),
       node(NodeStat::NR_ACTIVE_FILE), node(NodeStat::NR_INACTIVE_FILE),
       node(NodeStat::NR_UNEVICTABLE), node(NodeStat::NR_FILE_DIRTY), node(NodeStat::NR_WRITEBACK),
       node(NodeStat::NR_SLAB_RECLAIMABLE), node(NodeStat::NR_SLAB_UNRECLAIMABLE),
-      node(NodeStat::NR_PAGETABLE), nr_free_pages(m));
+      node(NodeStat::NR_FILE_MAPPED), node(NodeStat::NR_SHMEM), node(NodeStat::NR_PAGETABLE),
+      nr_free_pages(m));
   // __show_mem(): the page cache (swap cache included), then the swap.
   s += fmt::format("{} total pagecache pages\n", node(NodeStat::NR_FILE_PAGES));
   s += fmt::format("{} pages in swap cache\nFree swap  = {}kB\nTotal swap = {}kB\n{} pages RAM\n",
@@ -52,14 +53,16 @@ std::string task_line(Process* p) {
                      mm->get_mm_counter(MM_SWAPENTS), p->oom_score_adj, p->comm);
 }
 
-// oom_reap_task_mm(): the victim's private anonymous memory goes now, when
-// its address space can be had; else its own thread frees it on exit.
+// oom_reap_task_mm(): the victim's private memory goes now, when its address
+// space can be had (shared mappings stay: others may use them); else its own
+// thread frees it on exit.
 void oom_reap(Machine& m, MmStruct* mm) {
   if (mm->mmap_lock.held_by_me()) return;
   if (!mm->mmap_lock.try_lock_for(std::chrono::milliseconds(20))) return;
   mm->page_table_lock.lock();
   for (auto& [end, vma] : mm->mm_mt)
-    if (!vma->shmem) mm_internal::zap_vma_range(mm, vma, vma->vm_start, vma->vm_end);
+    if (!(vma->vm_flags & VM_SHARED))
+      mm_internal::zap_vma_range(mm, vma, vma->vm_start, vma->vm_end);
   mm->page_table_lock.unlock();
   mm->mmap_lock.unlock();
 }

@@ -142,7 +142,23 @@ Verdict shrink_one(Machine& m, Page* page, ScanControl& sc) {
     }
     return filemap_remove_mapping(m, page) ? Verdict::kReclaimed : Verdict::kKeep;
   }
-  if (!page->test(PG_swapcache)) {
+  if (page_is_shmem(page)) {
+    // A shmem page: unmapped through its inode's i_mmap like a file page.
+    // Clean, it was never written and simply goes (its hole reads as
+    // zeros); dirty, shmem_writepage() trades its index entry for a swap
+    // entry and hands it to the swap cache, where it is written and freed
+    // below as an anonymous page is.
+    if (page->mapcount.load(std::memory_order_acquire) > 0) {
+      try_to_unmap(m, page);
+      if (page->mapcount.load(std::memory_order_acquire) > 0) return Verdict::kKeep;
+    }
+    if (!page->test(PG_dirty))
+      return filemap_remove_mapping(m, page) ? Verdict::kReclaimed : Verdict::kKeep;
+    if (!shmem_writepage(m, page)) return Verdict::kActivate;
+  } else if (!page->test(PG_swapcache)) {
+    // A swap-backed page with no mapping was truncated from shmem while
+    // isolated: the last put frees it.
+    if (!page->mapping_once()) return Verdict::kKeep;
     if (!add_to_swap(m, page, page_memcg(m, page)->id)) return Verdict::kActivate;
   }
   if (page->mapcount.load(std::memory_order_acquire) > 0) {

@@ -8,7 +8,7 @@
 //   not present, read, private   -> the zero page, read-only (_PAGE_SPECIAL)
 //   not present, write, private  -> a zeroed GFP_HIGHUSER_MOVABLE page,
 //                                   writable and dirty (NR_ANON_PAGES)
-//   not present, shared          -> the ShmemObject's page at vm_pgoff
+//   not present, file or shmem   -> do_file_fault (vm/file_map.cc)
 //   present, write, read-only    -> do_wp_page: reuse the page when this is
 //                                   its only mapping and nobody else holds a
 //                                   reference, else copy it (the zero page
@@ -169,47 +169,10 @@ FaultResult do_anonymous_page(MmStruct* mm, VmArea* vma, uint64_t addr, Access a
   return {};
 }
 
-FaultResult do_shared_fault(MmStruct* mm, VmArea* vma, uint64_t addr, Access access) {
-  Machine& m = *mm->machine;
-  ShmemObject* obj = vma->shmem;
-  const uint64_t pgoff = vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT);
-  Page* page;
-  {
-    std::lock_guard<std::mutex> g(obj->lock);
-    auto it = obj->pages.find(pgoff);
-    if (it != obj->pages.end()) {
-      page = it->second;
-    } else {
-      page = alloc_page(m, GFP_HIGHUSER_MOVABLE | __GFP_ZERO);
-      if (!page) return oom(addr);
-      page->mapping = obj;  // the page cache's reference is the allocation's
-      page->index = pgoff;
-      obj->pages.emplace(pgoff, page);
-    }
-    get_page(page);
-    page_add_file_rmap(m, page);
-  }
-  pteval_t entry = pfn_pte(m.page_to_pfn(page), vma->vm_page_prot) | _PAGE_ACCESSED;
-  if (access == Access::kWrite) entry |= _PAGE_DIRTY;
-  if (!pte_set(mm->pgd, addr, entry)) {
-    page_remove_rmap(m, page);
-    put_page(m, page);
-    return oom(addr);
-  }
-  add_mm_counter(mm, MM_SHMEMPAGES, 1);
-  return {};
-}
-
 FaultResult do_wp_page(MmStruct* mm, VmArea* vma, uint64_t addr, pteval_t pte) {
   Machine& m = *mm->machine;
   const uint64_t pfn = pte_pfn(pte);
   const bool zero = (pte & _PAGE_SPECIAL) || pfn == m.page_to_pfn(zero_page(m));
-  if (vma->shmem) {
-    // wp_page_shared(): a shared page only needs its write bit.
-    pte_set_flags_atomic(mm->pgd, addr, _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED);
-    flush_tlb_page(mm->pgd, addr);
-    return {};
-  }
   Page* old = zero ? nullptr : m.pfn_to_page(pfn);
   if (old) {
     // Our reference, taken while the entry still maps the page: once the
@@ -285,7 +248,7 @@ FaultResult do_wp_page(MmStruct* mm, VmArea* vma, uint64_t addr, pteval_t pte) {
     // A private file mapping's page-cache page gives way to an anonymous
     // copy: the file page count moves to the anonymous one.
     if (!PageAnon(old)) {
-      add_mm_counter(mm, MM_FILEPAGES, -1);
+      add_mm_counter(mm, mm_counter_file(old), -1);
       add_mm_counter(mm, MM_ANONPAGES, 1);
     }
     if (page_remove_rmap(m, old)) anon_stat(m, old, -1);
@@ -392,12 +355,11 @@ FaultResult handle_fault_locked(MmStruct* mm, uint64_t addr, Access access) {
   const EntryRef slot(p, f.entry_shift == 3);
   const pteval_t pte = slot.load();
   FaultResult r;
-  if (is_swap_pte(pte) && !vma->shmem) {
+  if (is_swap_pte(pte)) {
     r = do_swap_page(mm, vma, page_addr, access, pte);
   } else if (!pte_present(pte)) {
-    r = vma->shmem     ? do_shared_fault(mm, vma, page_addr, access)
-        : vma->vm_file ? do_file_fault(mm, vma, page_addr, access)
-                       : do_anonymous_page(mm, vma, page_addr, access, slot);
+    r = vma->vm_file ? do_file_fault(mm, vma, page_addr, access)
+                     : do_anonymous_page(mm, vma, page_addr, access, slot);
   } else if (access == Access::kWrite && !pte_write(pte)) {
     r = vma->vm_file && (vma->vm_flags & VM_SHARED) ? do_file_wp_page(mm, vma, page_addr, pte)
                                                     : do_wp_page(mm, vma, page_addr, pte);

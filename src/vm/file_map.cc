@@ -200,7 +200,7 @@ FaultResult do_file_fault(MmStruct* mm, VmArea* vma, uint64_t addr, Access acces
       return fault_error(addr, -ENOMEM);
     }
   }
-  add_mm_counter(mm, MM_FILEPAGES, 1);
+  add_mm_counter(mm, mm_counter_file(page), 1);
   unlock_page(page);
   return r;
 }
@@ -248,7 +248,7 @@ RmapResult file_try_to_unmap(Machine& m, Page* page) {
     flush_tlb_page(mm->pgd, addr);
     if (old & _PAGE_DIRTY) filemap_dirty_mapped(m, page);
     page_remove_rmap(m, page);
-    mm_internal::add_mm_counter(mm, MM_FILEPAGES, -1);
+    mm_internal::add_mm_counter(mm, mm_internal::mm_counter_file(page), -1);
     put_page(m, page);  // the mapping's reference
     ++r.done;
   });

@@ -79,13 +79,9 @@ MmStruct* dup_mm(MmStruct* oldmm) {
       if (swapents) add_mm_counter(mm, MM_SWAPENTS, swapents);
       if (copied && mpnt->vm_file) {
         // A private file mapping's page-cache pages came along too.
-        int64_t file = 0;
-        walk_range(mm->pgd, mpnt->vm_start, mpnt->vm_end, [&](uint64_t, pteval_t v) {
-          if (!(v & _PAGE_SPECIAL) && pte_pfn(v) != zero_pfn &&
-              !PageAnon(m.pfn_to_page(pte_pfn(v))))
-            ++file;
-        });
-        add_mm_counter(mm, MM_FILEPAGES, file);
+        const FileRss file = count_file_rss(mm, mpnt->vm_start, mpnt->vm_end);
+        add_mm_counter(mm, MM_FILEPAGES, file.file);
+        add_mm_counter(mm, MM_SHMEMPAGES, file.shmem);
       }
       if (!copied) {
         // A partial copy: count what arrived, so the unwinding zap balances.

@@ -94,28 +94,35 @@ void add_mm_counter(MmStruct* mm, MmCounter c, int64_t n) {
   mm->rss_stat[c].fetch_add(n, std::memory_order_relaxed);
 }
 
+FileRss count_file_rss(MmStruct* mm, uint64_t start, uint64_t end) {
+  Machine& m = *mm->machine;
+  const uint64_t zero_pfn = m.page_to_pfn(zero_page(m));
+  FileRss r;
+  walk_range(mm->pgd, start, end, [&](uint64_t, pteval_t v) {
+    if (v & _PAGE_SPECIAL || pte_pfn(v) == zero_pfn) return;
+    const Page* page = m.pfn_to_page(pte_pfn(v));
+    if (PageAnon(page)) return;
+    ++(mm_counter_file(page) == MM_SHMEMPAGES ? r.shmem : r.file);
+  });
+  return r;
+}
+
 void zap_vma_range(MmStruct* mm, VmArea* vma, uint64_t start, uint64_t end) {
   update_hiwater_rss(mm);
   // zap_range() moves NR_ANON_PAGES itself where an anonymous page's last
   // mapping goes (page_remove_rmap); what it returns are the normal pages
   // this VMA mapped, all of one kind.
-  int64_t swapents = 0, file = 0;
+  int64_t swapents = 0;
   // A file VMA maps page-cache pages and private copies: counted apart.
-  if (vma->vm_file) {
-    const uint64_t zero_pfn = mm->machine->page_to_pfn(zero_page(*mm->machine));
-    walk_range(mm->pgd, start, end, [&](uint64_t, pteval_t v) {
-      if (!(v & _PAGE_SPECIAL) && pte_pfn(v) != zero_pfn &&
-          !PageAnon(mm->machine->pfn_to_page(pte_pfn(v))))
-        ++file;
-    });
-  }
+  const FileRss file = vma->vm_file ? count_file_rss(mm, start, end) : FileRss{};
   const int64_t pages =
       static_cast<int64_t>(zap_range(mm->pgd, start, end, [&](uint64_t, pteval_t v) {
         free_swap_and_cache(*mm->machine, pte_to_swp_entry(mm->pgd.mode, v));
         ++swapents;
       }));
-  if (file) add_mm_counter(mm, MM_FILEPAGES, -file);
-  add_mm_counter(mm, vma->shmem ? MM_SHMEMPAGES : MM_ANONPAGES, -(pages - file));
+  if (file.file) add_mm_counter(mm, MM_FILEPAGES, -file.file);
+  if (file.shmem) add_mm_counter(mm, MM_SHMEMPAGES, -file.shmem);
+  add_mm_counter(mm, MM_ANONPAGES, -(pages - file.file - file.shmem));
   if (swapents) add_mm_counter(mm, MM_SWAPENTS, -swapents);
 }
 

@@ -17,8 +17,8 @@
 // faults take it too, so one mm's faults are serialised), and with it
 // mm->page_table_lock by every one but the fault handler, which takes that
 // only around its PTE changes (vm/mmap_lock.h). Lock order: mmap_lock, then
-// page_table_lock, then the process table's lock, then a ShmemObject's
-// lock, then the page tables' own locks.
+// page_table_lock, then the process table's lock, then the page tables'
+// own locks.
 #pragma once
 
 #include <atomic>
@@ -273,6 +273,17 @@ int64_t mmap_region(MmStruct* mm, uint64_t addr, uint64_t len, int prot, int fla
 FaultResult do_file_fault(MmStruct* mm, VmArea* vma, uint64_t addr, Access access);
 FaultResult do_file_wp_page(MmStruct* mm, VmArea* vma, uint64_t addr, pteval_t pte);
 void page_add_file_rmap(Machine& m, Page* page);
+// mm_counter_file(): the RSS counter of a page-cache page a PTE maps
+// (MM_SHMEMPAGES for shmem's swap-backed pages, MM_FILEPAGES otherwise).
+inline MmCounter mm_counter_file(const Page* page) {
+  return page->test(PG_swapbacked) ? MM_SHMEMPAGES : MM_FILEPAGES;
+}
+// The page-cache pages the entries of [start, end) map, by RSS counter
+// (file, shmem); anonymous copies and the zero page are not counted.
+struct FileRss {
+  int64_t file = 0, shmem = 0;
+};
+FileRss count_file_rss(MmStruct* mm, uint64_t start, uint64_t end);
 }  // namespace mm_internal
 
 }  // namespace mmkit

@@ -244,32 +244,36 @@ int64_t mm_internal::mmap_region(MmStruct* mm, uint64_t addr, uint64_t len, int 
     if (vm_enough_memory_mm(mm, pages)) return -ENOMEM;
     vm_flags |= VM_ACCOUNT;
   }
-  ShmemObject* shmem = nullptr;
+  bool own_file = false;  // a shmem file made here: the setup's pin becomes the VMA's
   if (shared && !file) {
-    // shmem_zero_setup(): the new file's size is charged unless VM_NORESERVE.
+    // shmem_zero_setup(): a new shmem file, its size charged unless
+    // VM_NORESERVE (shmem_acct_size; given back when the file goes).
     const bool charge = !(vm_flags & VM_NORESERVE);
     if (charge && vm_enough_memory_mm(mm, pages)) return -ENOMEM;
-    shmem = shmem_create(m, static_cast<uint64_t>(pages), charge ? pages : 0);
+    file = shmem_file_setup(m, "dev/zero", len, charge ? static_cast<uint64_t>(pages) : 0,
+                            charge ? &vm_unacct_memory : nullptr);
+    f_flags = O_RDWR;
+    pgoff = 0;
+    own_file = true;
   }
   VmArea* vma = vm_area_alloc(mm);
   if (!vma) {
-    if (shmem) shmem_put(shmem);
+    if (own_file) inode_put(m, file);
     if (vm_flags & VM_ACCOUNT) vm_unacct_memory(m, pages);
     return -ENOMEM;
   }
   vma->vm_start = addr;
   vma->vm_end = end;
   vma->vm_flags = vm_flags;
-  vma->vm_pgoff = file ? pgoff : shared ? 0 : addr >> PAGE_SHIFT;
-  vma->shmem = shmem;
+  vma->vm_pgoff = file ? pgoff : addr >> PAGE_SHIFT;
   if (file) {
     vma->vm_file = file;
     vma->vm_file_flags = f_flags;
-    inode_get(m, file);  // the VMA's own pin; the caller drops its own
+    if (!own_file) inode_get(m, file);  // the VMA's own pin; the caller drops its own
   }
   vma->vm_page_prot = vma_page_prot(m, vma);
   vma_link(mm, vma);
-  if (!shared || file) vma_merge_neighbours(mm, vma);
+  if (!own_file) vma_merge_neighbours(mm, vma);
   vm_stat_account(mm, vm_flags, pages);
   if (flags & MAP_POPULATE) {
     // The faults run as the fault handler's do, under the mmap lock alone,
@@ -325,7 +329,7 @@ uint64_t do_brk(MmStruct* mm, uint64_t brk) {
   VmArea* prev = nullptr;
   find_vma_prev(mm, oldbrk, &prev);
   if (prev && prev->vm_end == oldbrk && prev->vm_start >= mm->start_brk &&
-      prev->vm_flags == flags && !prev->shmem && !prev->vm_file) {
+      prev->vm_flags == flags && !prev->vm_file) {
     vma_set_end(mm, prev, newbrk);
   } else {
     VmArea* vma = vm_area_alloc(mm);

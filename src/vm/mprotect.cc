@@ -35,7 +35,7 @@ int mprotect_fixup(MmStruct* mm, VmArea* vma, uint64_t start, uint64_t end, vm_f
       if (vm_enough_memory_mm(mm, charged)) return -ENOMEM;
       newflags |= VM_ACCOUNT;
     }
-  } else if ((oldflags & VM_ACCOUNT) && !vma->shmem && !vma->anon_vma) {
+  } else if ((oldflags & VM_ACCOUNT) && !(oldflags & VM_SHARED) && !vma->anon_vma) {
     newflags &= ~VM_ACCOUNT;
   }
   if (newflags == oldflags) return 0;

@@ -29,7 +29,6 @@ struct ProcessState : LayerState {
   int max_map_count = DEFAULT_MAX_MAP_COUNT;  // vm.max_map_count (rlimit.h)
   std::atomic<int64_t> vm_committed_as{0};
   std::atomic<uint64_t> next_anon_vma{1};
-  std::atomic<uint64_t> next_shmem_ino{1};
 
   // The reverse map of anonymous pages: anon_vma id -> the linked VMAs
   // chained to it. Taken after an mmap lock when VMAs change; reclaim holds

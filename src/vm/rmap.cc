@@ -158,7 +158,7 @@ namespace {
 int unuse_mm(Machine& m, MmStruct* mm, unsigned type) {
   std::lock_guard g(mm->mmap_lock);
   for (auto& [end, vma] : mm->mm_mt) {
-    if (vma->shmem) continue;
+    if (vma->vm_file && (vma->vm_flags & VM_SHARED)) continue;  // no swap entries
     std::vector<uint64_t> addrs;
     walk_range_all(mm->pgd, vma->vm_start, vma->vm_end, [&](uint64_t addr, pteval_t v) {
       if (is_swap_pte(v) && swp_type(pte_to_swp_entry(mm->pgd.mode, v)) == type)
@@ -180,7 +180,7 @@ void register_swap_unuse(Machine& m) {
   set_swap_unuse(m, [](Machine& mm, unsigned type) {
     for (MmStruct* as : machine_mms(mm))
       if (int rc = unuse_mm(mm, as, type)) return rc;
-    return 0;
+    return shmem_unuse(mm, type);  // and what shmem files hold in swap
   });
 }
 

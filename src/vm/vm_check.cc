@@ -13,7 +13,8 @@
 //   page tables: vm/pgtable.h's check (nr_tables = tables reachable, ...)
 //   swap: MM_SWAPENTS = swap entries in this mm's tables, each inside a VMA;
 //         every slot's swap_map count = the entries for it over all address
-//         spaces (swap_check_counts), SWAP_HAS_CACHE only with a cached page
+//         spaces and shmem indexes (swap_check_counts), SWAP_HAS_CACHE only
+//         with a cached page
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -146,10 +147,9 @@ std::string check(MmStruct* mm) {
       if (pte_write(v)) err = fmt::format("writable zero page at {:#x}", addr);
       return;
     }
-    if (vma->shmem)
-      ++shmem;
-    else if (vma->vm_file && !PageAnon(m.pfn_to_page(pte_pfn(v))))
-      ++file;
+    const Page* page = m.pfn_to_page(pte_pfn(v));
+    if (vma->vm_file && !PageAnon(page))
+      ++(mm_internal::mm_counter_file(page) == MM_SHMEMPAGES ? shmem : file);
     else
       ++anon;
     ++mapped[pte_pfn(v)];
@@ -193,11 +193,15 @@ std::string check(MmStruct* mm) {
                        swapents);
   // With every mmap lock held no entry is made or dropped (faults, zaps,
   // reclaim's unmapping and swapoff all hold the address space's lock).
+  // shmem's indexes hold swap references too; their changes wait while
+  // the snapshot lives.
+  const ShmemSwapSnapshot snap = shmem_swap_snapshot(m);
   return swap_check_counts(m, [&](const std::function<void(SwpEntry)>& visit) {
     for (MmStruct* any : mms)
       walk_range_all(any->pgd, 0, any->layout.task_size, [&](uint64_t, pteval_t v) {
         if (is_swap_pte(v)) visit(pte_to_swp_entry(any->pgd.mode, v));
       });
+    for (uint64_t e : snap.entries) visit(SwpEntry{e});
   });
 }
 

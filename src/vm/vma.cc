@@ -1,6 +1,5 @@
-// VMAs: the vm_area_struct cache, the per-mm tree, split and merge, the
-// protection map, and the shared-anonymous page object (mm/mmap.c,
-// mm/vma.c, arch/x86/mm/pgprot.c, mm/shmem.c's shmem_zero_setup reduced).
+// VMAs: the vm_area_struct cache, the per-mm tree, split and merge, and the
+// protection map (mm/mmap.c, mm/vma.c, arch/x86/mm/pgprot.c).
 //
 // The tree is a std::map keyed by vm_end, so find_vma(addr) (the first VMA
 // ending above addr) is one upper_bound, O(log n), as the maple tree's walk.
@@ -25,37 +24,9 @@ pteval_t vm_get_page_prot(const Machine& m, vm_flags_t flags) {
   return prot;
 }
 
-ShmemObject* shmem_create(Machine& m, uint64_t size_pages, uint64_t charged) {
-  auto* obj = new ShmemObject;
-  obj->machine = &m;
-  obj->size_pages = size_pages;
-  obj->charged = charged;
-  obj->state = &process_state(m);
-  obj->ino = obj->state->next_shmem_ino.fetch_add(1, std::memory_order_relaxed);
-  return obj;
-}
-
-void shmem_get(ShmemObject* obj) {
-  obj->refcount.fetch_add(1, std::memory_order_relaxed);
-}
-
-void shmem_put(ShmemObject* obj) {
-  if (obj->refcount.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  // Evicting the inode: every cached page loses the cache's reference, and
-  // shmem_unacct_size() gives the charge back.
-  Machine& m = *obj->machine;
-  for (auto& [idx, page] : obj->pages) {
-    page->mapping = nullptr;
-    put_page(m, page);
-  }
-  if (obj->charged)
-    obj->state->vm_committed_as.fetch_sub(static_cast<int64_t>(obj->charged),
-                                          std::memory_order_relaxed);
-  delete obj;
-}
-
 pteval_t vma_page_prot(const Machine& m, const VmArea* vma) {
-  if (vma->vm_file && (vma->vm_flags & VM_SHARED))
+  // shmem does no dirty accounting: its shared mappings are writable at once.
+  if (vma->vm_file && !vma->vm_file->shmem && (vma->vm_flags & VM_SHARED))
     return vm_get_page_prot(m, vma->vm_flags & ~VM_SHARED);
   return vm_get_page_prot(m, vma->vm_flags);
 }
@@ -72,7 +43,6 @@ VmArea* vm_area_dup(const VmArea* orig) {
   VmArea* vma = vm_area_alloc(orig->vm_mm);
   if (!vma) return nullptr;
   *vma = *orig;
-  if (vma->shmem) shmem_get(vma->shmem);
   if (vma->vm_file) inode_get(*vma->vm_mm->machine, vma->vm_file);
   return vma;
 }
@@ -80,7 +50,6 @@ VmArea* vm_area_dup(const VmArea* orig) {
 void vm_area_free(VmArea* vma) {
   MmStruct* mm = vma->vm_mm;
   anon_vma_unlink(vma);
-  if (vma->shmem) shmem_put(vma->shmem);
   if (vma->vm_file) {
     // Out of i_mmap when freed (exit frees VMAs it never unlinks).
     {
@@ -187,7 +156,7 @@ VmArea* split_vma(MmStruct* mm, VmArea* vma, uint64_t addr, bool new_below) {
 }
 
 bool vma_can_merge(const VmArea* a, const VmArea* b) {
-  return a && b && a->vm_end == b->vm_start && a->vm_flags == b->vm_flags && a->shmem == b->shmem &&
+  return a && b && a->vm_end == b->vm_start && a->vm_flags == b->vm_flags &&
          a->vm_file == b->vm_file && a->vm_pgoff + a->pages() == b->vm_pgoff &&
          (!a->anon_vma || !b->anon_vma || a->anon_vma == b->anon_vma);
 }

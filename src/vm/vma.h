@@ -1,10 +1,10 @@
 // vm_area_struct: one contiguous range of a user address space with one set
 // of permissions (include/linux/mm_types.h, include/linux/mm.h).
 //
-// VMAs are anonymous: private (demand-zero, copy-on-write after fork) or
-// shared (MAP_SHARED|MAP_ANONYMOUS, whose pages live in a ShmemObject that
-// every VMA of the mapping shares, as Linux's shmem_zero_setup gives each
-// such mapping a shmem file); or they map a file (vm_file), shared (the
+// VMAs are private anonymous memory (demand-zero, copy-on-write after
+// fork), or they map a file (vm_file): a shmem file for a shared anonymous
+// mapping (MAP_SHARED|MAP_ANONYMOUS gets one of its own, as Linux's
+// shmem_zero_setup gives it), a memfd's, or a host file's; shared (the
 // page-cache pages, written back when dirty) or private (the page-cache
 // pages until a write copies one, vm/file_map.cc). They come from the machine's
 // "vm_area_struct" kmem_cache, as Linux's vm_area_cachep.
@@ -43,25 +43,6 @@ inline constexpr vm_flags_t VM_ACCOUNT = 0x00100000;
 inline constexpr vm_flags_t VM_NORESERVE = 0x00200000;
 inline constexpr vm_flags_t VM_ACCESS_FLAGS = VM_READ | VM_WRITE | VM_EXEC;
 
-// The pages of a shared anonymous mapping (shmem's page cache for the
-// /dev/zero file shmem_zero_setup creates). Holds one reference per page;
-// freed, with its commit charge, when the last VMA using it goes.
-struct ProcessState;
-
-struct ShmemObject {
-  Machine* machine = nullptr;
-  ProcessState* state = nullptr;  // the machine's vm state (its commit counter)
-  std::atomic<int> refcount{1};
-  std::mutex lock;
-  std::map<uint64_t, Page*> pages;  // page offset -> page
-  uint64_t size_pages = 0;
-  uint64_t charged = 0;  // pages charged to vm_committed_as (shmem_acct_size)
-  uint64_t ino = 0;      // the shmem inode's number, as /proc/<pid>/maps shows it
-};
-ShmemObject* shmem_create(Machine& m, uint64_t size_pages, uint64_t charged);
-void shmem_get(ShmemObject* obj);
-void shmem_put(ShmemObject* obj);
-
 struct MmStruct;
 
 struct VmArea {
@@ -71,8 +52,7 @@ struct VmArea {
   uint64_t vm_pgoff = 0;  // offset in pages (anonymous: the address >> PAGE_SHIFT)
   pteval_t vm_page_prot = 0;
   MmStruct* vm_mm = nullptr;
-  ShmemObject* shmem = nullptr;  // shared anonymous mappings only
-  // A file mapping's inode (pinned while the VMA lives; listed in its
+  // A file mapping's inode, shmem's too (pinned while the VMA lives; listed in its
   // i_mmap while linked) and its open file's O_ACCMODE; vm_pgoff is then
   // the offset in the file, in pages.
   Inode* vm_file = nullptr;
@@ -122,8 +102,8 @@ void vma_set_end(MmStruct* mm, VmArea* vma, uint64_t end);
 // VMA is the part below (`new_below`) or above addr. Returns the new VMA,
 // or null when the map count would exceed vm.max_map_count (-ENOMEM).
 VmArea* split_vma(MmStruct* mm, VmArea* vma, uint64_t addr, bool new_below);
-// Whether b may continue a (a directly below b): same flags, same shmem
-// object or file, contiguous pgoff, compatible anon_vma (mm/mmap.c).
+// Whether b may continue a (a directly below b): same flags, same file,
+// contiguous pgoff, compatible anon_vma (mm/mmap.c).
 bool vma_can_merge(const VmArea* a, const VmArea* b);
 // Merges `vma` with its neighbours where vma_can_merge allows; returns the
 // VMA that now covers vma's range.

@@ -53,18 +53,18 @@ uint64_t pick_addr(Bytes& b, MmStruct* mm) {
 }
 
 // vm_committed_as = the VM_ACCOUNT pages of every VMA + the charges of the
-// shared-anonymous objects they map.
+// shmem files of the shared anonymous mappings.
 uint64_t expected_committed(const std::vector<Process*>& procs) {
   uint64_t pages = 0;
-  std::set<const ShmemObject*> objs;
+  std::set<const Inode*> objs;
   for (Process* p : procs) {
     std::lock_guard g(p->mm->mmap_lock);
     for (auto& [end, vma] : p->mm->mm_mt) {
       if (vma->vm_flags & VM_ACCOUNT) pages += vma->pages();
-      if (vma->shmem) objs.insert(vma->shmem);
+      if (vma->vm_file && vma->vm_file->shmem) objs.insert(vma->vm_file);
     }
   }
-  for (const ShmemObject* o : objs) pages += o->charged;
+  for (const Inode* o : objs) pages += o->shmem_charged;
   return pages;
 }
 
