@@ -2,8 +2,10 @@
 // writes a 40 MiB file (buff/cache and Dirty grow), fsyncs it (Dirty goes
 // to 0), reads it back from the cache, then a second process fills 56 MiB of
 // anonymous memory: reclaim takes the clean file pages first, so buff/cache
-// shrinks, and drop_caches empties what is left. After each step a line in
-// the columns of `free` shows where the memory is.
+// shrinks, and drop_caches empties what is left. Then a 16 MiB memfd (shmem:
+// `shared`, within buff/cache) goes to swap under anonymous memory, which
+// drop_caches cannot do, and leaves with its last close. After each step a
+// line in the columns of `free` shows where the memory is.
 #include <fcntl.h>
 #include <fmt/format.h>
 
@@ -37,8 +39,8 @@ void print_free(const Machine& m, std::string_view step) {
       meminfo_kb(m, "Buffers") + meminfo_kb(m, "Cached") + meminfo_kb(m, "SReclaimable");
   const uint64_t avail = meminfo_kb(m, "MemAvailable");
   const uint64_t used = total > avail ? total - avail : 0;
-  fmt::print("{:<40} {:>8} {:>8} {:>10} {:>8} {:>9}\n", step, used, free, cache,
-             meminfo_kb(m, "Dirty"), avail);
+  fmt::print("{:<40} {:>8} {:>8} {:>8} {:>10} {:>8} {:>9}\n", step, used, free,
+             meminfo_kb(m, "Shmem"), cache, meminfo_kb(m, "Dirty"), avail);
 }
 
 }  // namespace
@@ -61,8 +63,8 @@ std::string cache_demo(bool print) {
   if (print) {
     fmt::print(
         "\n== page cache: a 40 MiB file on a 64 MiB machine, then 56 MiB of anonymous memory ==\n");
-    fmt::print("{:<40} {:>8} {:>8} {:>10} {:>8} {:>9}\n", "step (kB)", "used", "free", "buff/cache",
-               "Dirty", "available");
+    fmt::print("{:<40} {:>8} {:>8} {:>8} {:>10} {:>8} {:>9}\n", "step (kB)", "used", "free",
+               "shared", "buff/cache", "Dirty", "available");
     print_free(m, "boot");
   }
   constexpr uint64_t kFilePages = (40ull << 20) / PAGE_SIZE;
@@ -113,6 +115,38 @@ std::string cache_demo(bool print) {
         page[9] != i * 1000003 + 9)
       ++bad;
   }
+  // shmem: a memfd's pages are page cache that only swap can free.
+  constexpr uint64_t kShmemPages = (16ull << 20) / PAGE_SIZE;
+  const int mfd = sys_memfd_create(m, writer->files, "demo", 0);
+  if (mfd < 0) return fmt::format("memfd_create: errno {}", -mfd);
+  for (uint64_t i = 0; i < kShmemPages; ++i) {
+    for (uint64_t w = 0; w < page.size(); ++w) page[w] = i * 7919 + w;
+    if (sys_write(m, writer->files, mfd, page.data(), PAGE_SIZE) != static_cast<int64_t>(PAGE_SIZE))
+      return "memfd write failed";
+  }
+  drop_caches(m, 1);
+  if (print) print_free(m, "16 MiB memfd, drop_caches 1");
+  if (spawn(m, "demo-anon", &anon) != 0) return "spawn failed";
+  const int64_t a2 = do_mmap(anon->mm, 0, kAnonPages * PAGE_SIZE, PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS);
+  if (a2 < 0) return "mmap failed";
+  for (uint64_t i = 0; i < kAnonPages; ++i) {
+    const uint64_t v = i + 1;
+    if (!access_write(anon->mm, static_cast<uint64_t>(a2) + i * PAGE_SIZE, &v, sizeof v).ok())
+      ++bad;
+  }
+  if (print)
+    print_free(m, fmt::format("56 MiB anon ({} kB shmem in swap)",
+                              meminfo_kb(m, "SwapTotal") - meminfo_kb(m, "SwapFree")));
+  exit_process(anon);
+  for (uint64_t i = 0; i < kShmemPages; i += 37) {
+    if (sys_pread(m, writer->files, mfd, page.data(), PAGE_SIZE, i * PAGE_SIZE) !=
+            static_cast<int64_t>(PAGE_SIZE) ||
+        page[5] != i * 7919 + 5)
+      ++bad;
+  }
+  sys_close(m, writer->files, mfd);
+  if (print) print_free(m, "exit, close the memfd");
   sys_close(m, writer->files, fd);
   exit_process(writer);
   lru_add_drain_all(m);
