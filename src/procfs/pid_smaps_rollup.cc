@@ -4,13 +4,19 @@
 // then __show_smap()'s counters in kB (labels padded to 16 columns, values
 // right-aligned in 8).
 //
-// Each present entry of a normal page counts as smaps_account() counts it:
-// Rss the page; Pss the page divided by its mapcount; Shared_* when the
-// mapcount is 2 or more, Private_* otherwise, *_Dirty when the entry or the
-// page is dirty; Referenced when the entry is young; Anonymous for private
-// anonymous pages. The zero page is not a normal page and counts nowhere.
+// Each present entry of a normal page counts as smaps_account() and
+// smaps_page_accumulate() count it: Rss the page; Pss the page divided by
+// its mapcount; Shared_* when the mapcount is 2 or more, Private_*
+// otherwise, *_Dirty when the entry or the page is dirty; Referenced when
+// the entry is young or the page PG_referenced; Anonymous for anonymous
+// pages (PageAnon: private anonymous memory and the copies a write made
+// in a private file mapping). Pss goes to Pss_Anon for anonymous pages,
+// Pss_Shmem for shmem, and Pss_File for page-cache pages, whose Rss is
+// Shared_* when another mapping maps them too, else Private_*. The zero
+// page is not a normal page and counts nowhere.
 #include <fmt/format.h>
 
+#include "filemap/filemap.h"
 #include "procfs/procfs.h"
 #include "vm/process.h"
 
@@ -22,7 +28,7 @@ constexpr unsigned PSS_SHIFT = 12;  // fs/proc/task_mmu.c
 struct MemSizeStats {
   uint64_t resident = 0, shared_clean = 0, shared_dirty = 0, private_clean = 0, private_dirty = 0,
            referenced = 0, anonymous = 0;
-  uint64_t pss = 0, pss_dirty = 0, pss_anon = 0, pss_shmem = 0;  // << PSS_SHIFT
+  uint64_t pss = 0, pss_dirty = 0, pss_anon = 0, pss_file = 0, pss_shmem = 0;  // << PSS_SHIFT
 };
 
 }  // namespace
@@ -44,9 +50,10 @@ std::string render_pid_smaps_rollup(Machine& m, int pid) {
       const uint64_t size = PAGE_SIZE;
       const bool dirty = (v & _PAGE_DIRTY) || page->test(PG_dirty);
       const int mapcount = page->mapcount.load(std::memory_order_relaxed);
+      const bool anon = !shmem && !page_is_file_cache(page);  // PageAnon
       mss.resident += size;
-      if (!shmem) mss.anonymous += size;
-      if (v & _PAGE_ACCESSED) mss.referenced += size;
+      if (anon) mss.anonymous += size;
+      if ((v & _PAGE_ACCESSED) || page->test(PG_referenced)) mss.referenced += size;
       const uint64_t pss = mapcount >= 2 ? (size << PSS_SHIFT) / mapcount : size << PSS_SHIFT;
       if (mapcount >= 2)
         (dirty ? mss.shared_dirty : mss.shared_clean) += size;
@@ -54,7 +61,7 @@ std::string render_pid_smaps_rollup(Machine& m, int pid) {
         (dirty ? mss.private_dirty : mss.private_clean) += size;
       mss.pss += pss;
       if (dirty) mss.pss_dirty += pss;
-      (shmem ? mss.pss_shmem : mss.pss_anon) += pss;
+      (anon ? mss.pss_anon : shmem ? mss.pss_shmem : mss.pss_file) += pss;
     });
   }
   const uint64_t first = mm->mm_mt.empty() ? 0 : mm->mm_mt.begin()->second->vm_start;
@@ -68,7 +75,7 @@ std::string render_pid_smaps_rollup(Machine& m, int pid) {
   kb("Pss:            ", mss.pss >> PSS_SHIFT);
   kb("Pss_Dirty:      ", mss.pss_dirty >> PSS_SHIFT);
   kb("Pss_Anon:       ", mss.pss_anon >> PSS_SHIFT);
-  kb("Pss_File:       ", 0);
+  kb("Pss_File:       ", mss.pss_file >> PSS_SHIFT);
   kb("Pss_Shmem:      ", mss.pss_shmem >> PSS_SHIFT);
   kb("Shared_Clean:   ", mss.shared_clean);
   kb("Shared_Dirty:   ", mss.shared_dirty);
