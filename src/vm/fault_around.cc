@@ -32,6 +32,7 @@
 #include "vm/fault_around.h"
 
 #include <algorithm>
+#include <bit>
 #include <vector>
 
 #include "filemap/filemap.h"
@@ -44,9 +45,13 @@ namespace mm_internal {
 
 bool do_fault_around(MmStruct* mm, VmArea* vma, uint64_t addr) {
   Machine& m = *mm->machine;
-  const uint64_t nr_pages = m.fault_around_bytes >> PAGE_SHIFT;
-  if (nr_pages <= 1 || !vma->vm_file) return false;
   const uint64_t ptrs_per_pte = uint64_t{1} << paging_format(mm->pgd.mode).index_bits;
+  // The config allows only a power of two up to a page table's span; a
+  // value set on the machine since is taken as fault_around_bytes_set()
+  // would store it (rounded down, at most PTRS_PER_PTE pages).
+  const uint64_t nr_pages =
+      std::bit_floor(std::min<uint64_t>(m.fault_around_bytes >> PAGE_SHIFT, ptrs_per_pte));
+  if (nr_pages <= 1 || !vma->vm_file) return false;
   const uint64_t mask = ~(nr_pages * PAGE_SIZE - 1);
   const uint64_t address = std::max(addr & mask, vma->vm_start);
   const uint64_t off = ((addr - address) >> PAGE_SHIFT) & (ptrs_per_pte - 1);

@@ -283,6 +283,20 @@ TEST_F(FileMapTest, FaultAroundIsClippedToTheVmaAndThePageTable) {
   EXPECT_EQ(mapped_pages(p->mm, kWide, 256), 0u);
   EXPECT_EQ(mapped_pages(p->mm, 0x40000000, 256), 256u);
   checks();
+  // A value the config would refuse is taken as Linux's setter stores it:
+  // 96 KiB as 64 KiB, 8 MiB as a page table's 2 MiB.
+  m->fault_around_bytes = 96 << 10;
+  ASSERT_TRUE(access_read(p->mm, kWide + 100 * PAGE_SIZE, &c, 1).ok());
+  EXPECT_EQ(mapped_pages(p->mm, kWide + 96 * PAGE_SIZE, 16), 16u);
+  EXPECT_EQ(mapped_pages(p->mm, kWide + 112 * PAGE_SIZE, 8), 0u);
+  m->fault_around_bytes = 8ull << 20;
+  ASSERT_TRUE(access_read(p->mm, kWide + 200 * PAGE_SIZE, &c, 1).ok());
+  EXPECT_EQ(mapped_pages(p->mm, kWide, 256), 256u);  // the lower table's half
+  checks();
+  ASSERT_EQ(do_munmap(p->mm, kWide, 512 * PAGE_SIZE), 0);
+  ASSERT_EQ(do_mmap_fd(p->mm, p->files, kWide, 512 * PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_FIXED,
+                       fd, 0),
+            static_cast<int64_t>(kWide));
   // fault_around_bytes = 4096: one page a fault.
   m->fault_around_bytes = PAGE_SIZE;
   ASSERT_TRUE(access_read(p->mm, kWide + 7 * PAGE_SIZE, &c, 1).ok());
