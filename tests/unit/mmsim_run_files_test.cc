@@ -398,5 +398,26 @@ memory_max = "4MiB"
   fs::remove_all(root);
 }
 
+// A mapping the process may not have (RLIMIT_AS below the job's size)
+// stops the run at set-up with one line naming the job, the file and the
+// kind, and exit status 1; for each mmap kind.
+TEST(MmsimRunFiles, AnMmapJobsMappingThatFailsIsReported) {
+  const std::string root = fresh_root("mmap_rlimit");
+  const std::string machine =
+      write_temp("files_machine_mmap_rlimit.toml",
+                 "cpus = 2\nrlimit_as = \"1MiB\"\n[[node]]\nmemory = \"64MiB\"\n[fs]\nroot = \"" +
+                     root + "\"\n");
+  for (const std::string kind : {"mmap-shared", "mmap-private"}) {
+    const std::string jobs =
+        write_temp("files_mmap_rlimit.toml", "[[job]]\nname = \"big\"\nkind = \"" + kind +
+                                                 "\"\nsize = \"2MiB\"\npasses = 1\n");
+    CliRun r = run_mmsim("run " + jobs + " --config " + machine);
+    EXPECT_EQ(r.status, 1) << kind;
+    EXPECT_EQ(r.err, "mmsim: run: job[0] \"big\": process 0: mmap of " + root +
+                         "/big (2097152 bytes, " + kind + ") failed: Cannot allocate memory\n");
+  }
+  fs::remove_all(root);
+}
+
 }  // namespace
 }  // namespace mmkit::test
