@@ -213,6 +213,17 @@ std::string validate_limits(const MachineConfig& c) {
   if (c.dirty_bytes && c.dirty_bytes < 2 * 4096)
     return "dirty_bytes: " + std::to_string(c.dirty_bytes) +
            " is below the minimum of two pages (8192)";
+  // fault_around_bytes (mm/memory.c fault_around_bytes_set): at most a
+  // page table's span (PTRS_PER_PTE pages: 512 on x86_64, 1024 on i386),
+  // and a power of two, which the debugfs setter would round down to.
+  const uint64_t span = (c.arch == Arch::i386 ? 1024 : 512) * uint64_t{4096};
+  if (c.fault_around_bytes < 4096 || c.fault_around_bytes > span)
+    return "fault_around_bytes: " + format_size(c.fault_around_bytes) + " is out of range (4KiB.." +
+           format_size(span) + ", a page table's span; 4KiB turns fault-around off)";
+  if (c.fault_around_bytes & (c.fault_around_bytes - 1))
+    return "fault_around_bytes: " + format_size(c.fault_around_bytes) +
+           " is not a power of two (Linux would round it down to " +
+           format_size(uint64_t{1} << (63 - __builtin_clzll(c.fault_around_bytes))) + ")";
   if (!c.fs_root.empty()) {
     std::error_code ec;
     if (!std::filesystem::is_directory(c.fs_root, ec))

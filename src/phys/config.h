@@ -103,6 +103,10 @@ struct MachineConfig {
   uint64_t dirty_background_bytes = 0;  // 0: use the ratio
   unsigned dirty_expire_centisecs = 3000;
   unsigned dirty_writeback_centisecs = 500;
+  // fault_around_bytes (mm/memory.c, debugfs): a read fault on a file
+  // mapping also maps the cached pages around it in a window of this many
+  // bytes. A power of two from PAGE_SIZE (off) to a page table's span.
+  uint64_t fault_around_bytes = 65536;
   // [fs] root: the host directory holding the machine's files (it must
   // exist); "": a private temporary directory, removed with the machine.
   std::string fs_root;

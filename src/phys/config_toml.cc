@@ -86,6 +86,7 @@ class Parser {
                 "dirty_background_bytes",
                 "dirty_expire_centisecs",
                 "dirty_writeback_centisecs",
+                "fault_around_bytes",
                 "fs"});
     for (const auto& [key, value] : root) note(std::string(key.str()), value);
 
@@ -188,6 +189,8 @@ class Parser {
       c.dirty_expire_centisecs = get_uint<unsigned>(*n, "dirty_expire_centisecs");
     if (const toml::node* n = root.get("dirty_writeback_centisecs"))
       c.dirty_writeback_centisecs = get_uint<unsigned>(*n, "dirty_writeback_centisecs");
+    if (const toml::node* n = root.get("fault_around_bytes"))
+      c.fault_around_bytes = get_size(*n, "fault_around_bytes");
     if (const toml::node* n = root.get("fs")) get_fs(*n, &c);
     return c;
   }

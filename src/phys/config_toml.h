@@ -28,6 +28,7 @@
 //   rlimit_as = "unlimited"                  # every process's RLIMIT_AS: a size or "unlimited"
 //   rlimit_data = "unlimited"                # RLIMIT_DATA, likewise
 //   max_map_count = 65530                    # vm.max_map_count, at least 1
+//   fault_around_bytes = "64KiB"             # a power of two, 4KiB (off) .. a page table's span
 //   [fail_page_alloc]
 //   probability = 10                         # also interval, times, space,
 //   min_order = 1                            # ignore_gfp_wait, ignore_gfp_highmem, seed

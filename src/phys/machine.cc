@@ -438,6 +438,7 @@ Result<bool> Machine::layout() {
   dirty_background_bytes = cfg_.dirty_background_bytes;
   dirty_expire_centisecs = cfg_.dirty_expire_centisecs;
   dirty_writeback_centisecs = cfg_.dirty_writeback_centisecs;
+  fault_around_bytes = cfg_.fault_around_bytes;
   user_min_free_kbytes = cfg_.min_free_kbytes.value_or(0);
   // sysctl_lowmem_reserve_ratio defaults (mm/page_alloc.c): DMA 256, DMA32 256,
   // Normal 32, HighMem 0, Movable 0.

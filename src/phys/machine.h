@@ -155,6 +155,9 @@ class Machine {
   uint64_t dirty_background_bytes = 0;
   unsigned dirty_expire_centisecs = 3000;
   unsigned dirty_writeback_centisecs = 500;
+  // fault_around_bytes (mm/memory.c): the window a read fault on a file
+  // mapping maps around itself; PAGE_SIZE maps the faulting page alone.
+  uint64_t fault_around_bytes = 65536;
 
   // --- fault injection, reclaim hooks, counters ------------------------------------
   FaultAttr fail_page_alloc;

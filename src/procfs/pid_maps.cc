@@ -8,13 +8,39 @@
 // shmem file (a shared anonymous mapping's, a memfd's) shows as Linux shows
 // it: device 00:01, the inode, the offset in the file, and
 // "/dev/zero (deleted)" or "/memfd:NAME (deleted)".
+// A file mapping shows the machine's file system: device 08:01 (mmkit's
+// fixed stand-in for the disk the root lives on, "sda1"), the file's
+// inode number, vm_pgoff << PAGE_SHIFT, and the file's path inside the
+// machine ("/NAME" below the root; seq_file_path escapes a newline as
+// "\012", and d_path appends " (deleted)" once the file is unlinked).
 // On i386 sizeof(void *) is 4, so the name column is 48.
 #include <fmt/format.h>
 
+#include "filemap/filemap.h"
 #include "procfs/procfs.h"
 #include "vm/process.h"
 
 namespace mmkit {
+namespace {
+
+// The device of the machine's one file system (s_dev): MKDEV(8, 1).
+constexpr unsigned kFsDevMajor = 8, kFsDevMinor = 1;
+
+// The path of a mapped file as /proc/<pid>/maps shows it.
+std::string file_path(const Inode& inode) {
+  std::string out = "/";
+  for (char c : inode.name) {
+    if (c == '\n')
+      out += "\\012";
+    else
+      out.push_back(c);
+  }
+  if (inode.unlinked) out += " (deleted)";
+  return out;
+}
+
+}  // namespace
+
 namespace procfs_internal {
 
 // show_vma_header_prefix() and the padding before a name.
@@ -44,12 +70,21 @@ std::string render_pid_maps(Machine& m, int pid) {
   fmt::memory_buffer out;
   std::lock_guard g(mm->mmap_lock);
   for (auto& [end, vma] : mm->mm_mt) {
-    std::string name;
-    unsigned minor = 0;
+    std::string_view name;
+    std::string path;
+    unsigned major = 0, minor = 0;
     uint64_t ino = 0, pgoff = 0;
-    if (vma->vm_file && vma->vm_file->shmem) {
+    if (vma->vm_file && !vma->vm_file->shmem) {
+      path = file_path(*vma->vm_file);
+      name = path;
+      major = kFsDevMajor;
+      minor = kFsDevMinor;
+      ino = vma->vm_file->ino;
+      pgoff = vma->vm_pgoff << PAGE_SHIFT;
+    } else if (vma->vm_file) {
       // The internal shm mount's files: device 00:01, nameless ("deleted").
-      name = fmt::format("/{} (deleted)", vma->vm_file->name);
+      path = fmt::format("/{} (deleted)", vma->vm_file->name);
+      name = path;
       minor = 1;
       ino = vma->vm_file->ino;
       pgoff = vma->vm_pgoff << PAGE_SHIFT;
@@ -58,8 +93,8 @@ std::string render_pid_maps(Machine& m, int pid) {
     } else if (vma->vm_start <= mm->start_stack && vma->vm_end >= mm->start_stack) {
       name = "[stack]";
     }
-    procfs_internal::vma_header(out, m, vma->vm_start, vma->vm_end, vma->vm_flags, pgoff, 0, minor,
-                                ino, name);
+    procfs_internal::vma_header(out, m, vma->vm_start, vma->vm_end, vma->vm_flags, pgoff, major,
+                                minor, ino, name);
   }
   return fmt::to_string(out);
 }

@@ -4,13 +4,19 @@
 // then __show_smap()'s counters in kB (labels padded to 16 columns, values
 // right-aligned in 8).
 //
-// Each present entry of a normal page counts as smaps_account() counts it:
-// Rss the page; Pss the page divided by its mapcount; Shared_* when the
-// mapcount is 2 or more, Private_* otherwise, *_Dirty when the entry or the
-// page is dirty; Referenced when the entry is young; Anonymous for private
-// anonymous pages. The zero page is not a normal page and counts nowhere.
+// Each present entry of a normal page counts as smaps_account() and
+// smaps_page_accumulate() count it: Rss the page; Pss the page divided by
+// its mapcount; Shared_* when the mapcount is 2 or more, Private_*
+// otherwise, *_Dirty when the entry or the page is dirty; Referenced when
+// the entry is young or the page PG_referenced; Anonymous for anonymous
+// pages (PageAnon: private anonymous memory and the copies a write made
+// in a private file mapping). Pss goes to Pss_Anon for anonymous pages,
+// Pss_Shmem for shmem, and Pss_File for page-cache pages, whose Rss is
+// Shared_* when another mapping maps them too, else Private_*. The zero
+// page is not a normal page and counts nowhere.
 #include <fmt/format.h>
 
+#include "filemap/filemap.h"
 #include "procfs/procfs.h"
 #include "vm/process.h"
 
@@ -46,7 +52,7 @@ std::string render_pid_smaps_rollup(Machine& m, int pid) {
       mss.resident += size;
       const bool anon = PageAnon(page);
       if (anon) mss.anonymous += size;
-      if (v & _PAGE_ACCESSED) mss.referenced += size;
+      if ((v & _PAGE_ACCESSED) || page->test(PG_referenced)) mss.referenced += size;
       const uint64_t pss = mapcount >= 2 ? (size << PSS_SHIFT) / mapcount : size << PSS_SHIFT;
       if (mapcount >= 2)
         (dirty ? mss.shared_dirty : mss.shared_clean) += size;

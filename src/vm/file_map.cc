@@ -34,6 +34,7 @@
 #include "filemap/filemap.h"
 #include "memcg/lru.h"
 #include "page_alloc/page_alloc.h"
+#include "vm/fault_around.h"
 #include "vm/mm.h"
 #include "vm/process.h"
 #include "vm/process_state.h"
@@ -135,6 +136,7 @@ void page_add_file_rmap(Machine& m, Page* page) {
 }
 
 FaultResult do_file_fault(MmStruct* mm, VmArea* vma, uint64_t addr, Access access) {
+  if (access != Access::kWrite && do_fault_around(mm, vma, addr)) return {};  // do_read_fault
   Machine& m = *mm->machine;
   bool major = false;
   int err = 0;

@@ -65,7 +65,7 @@ const BadConfig kBadConfigs[] = {
      "admin_reserve_kbytes, swap, paging_levels, vmalloc, swappiness, page_cluster, "
      "panic_on_oom, oom_kill_allocating_task, rlimit_as, rlimit_data, max_map_count, dirty_ratio, "
      "dirty_background_ratio, dirty_bytes, dirty_background_bytes, dirty_expire_centisecs, "
-     "dirty_writeback_centisecs, fs)"},
+     "dirty_writeback_centisecs, fault_around_bytes, fs)"},
     {"DirtyRatioAndBytes",
      "dirty_ratio = 10\ndirty_bytes = \"1MiB\"\n[[node]]\nmemory = \"4MiB\"\n",
      "t.toml:2: dirty_bytes: dirty_ratio and dirty_bytes exclude each other; set one"},
@@ -296,6 +296,20 @@ const BadConfig kBadConfigs[] = {
      "t.toml:1: max_map_count: 2147483648 is out of range (must be 1..2147483647)"},
     {"MaxMapCountNegative", "max_map_count = -5\n[[node]]\nmemory = \"4MiB\"\n",
      "t.toml:1: max_map_count: -5 is negative"},
+    {"FaultAroundBytesNotAPowerOfTwo",
+     "fault_around_bytes = \"48KiB\"\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:1: fault_around_bytes: 48KiB is not a power of two (Linux would round it down to "
+     "32KiB)"},
+    {"FaultAroundBytesBelowAPage", "\nfault_around_bytes = 2048\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:2: fault_around_bytes: 2KiB is out of range (4KiB..2MiB, a page "
+     "table's span; 4KiB turns fault-around off)"},
+    {"FaultAroundBytesAboveAPageTable",
+     "fault_around_bytes = \"4MiB\"\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:1: fault_around_bytes: 4MiB is out of range (4KiB..2MiB, a page "
+     "table's span; 4KiB turns fault-around off)"},
+    {"FaultAroundBytesBoolean", "fault_around_bytes = true\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:1: fault_around_bytes: expected a size (bytes as an integer, or a string like "
+     "\"512MiB\"), got a boolean"},
     {"MaxMapCountString", "max_map_count = \"65530\"\n[[node]]\nmemory = \"4MiB\"\n",
      "t.toml:1: max_map_count: expected an integer, got a string"},
 };

@@ -144,14 +144,14 @@ TEST(MmsimJobs, EveryBadInputHasItsMessage) {
       {"write_ratio nan", head + "passes = 1\nwrite_ratio = nan\n",
        "jobs.toml:5: job[0].write_ratio: must be a finite number"},
       {"unknown kind", head + "passes = 1\nkind = \"heap\"\n",
-       "jobs.toml:5: job[0].kind: unknown kind \"heap\" (expected \"anon\", \"read\" or \"write\"; "
-       "\"mmap-shared\", \"mmap-private\" and \"shmem\" are not supported yet)"},
-      {"kind not supported yet", head + "passes = 1\nkind = \"mmap-shared\"\n",
-       "jobs.toml:5: job[0].kind: \"mmap-shared\" is not supported yet (only \"anon\", \"read\" "
-       "and \"write\" for now)"},
+       "jobs.toml:5: job[0].kind: unknown kind \"heap\" (expected \"anon\", \"read\", \"write\", "
+       "\"mmap-shared\" or \"mmap-private\"; \"shmem\" is not supported yet)"},
       {"kind shmem", head + "passes = 1\nkind = \"shmem\"\n",
-       "jobs.toml:5: job[0].kind: \"shmem\" is not supported yet (only \"anon\", \"read\" and "
-       "\"write\" for now)"},
+       "jobs.toml:5: job[0].kind: \"shmem\" is not supported yet (only \"anon\", \"read\", "
+       "\"write\", \"mmap-shared\" and \"mmap-private\" for now)"},
+      {"kind mmap with an underscore", head + "passes = 1\nkind = \"mmap_shared\"\n",
+       "jobs.toml:5: job[0].kind: unknown kind \"mmap_shared\" (expected \"anon\", \"read\", "
+       "\"write\", \"mmap-shared\" or \"mmap-private\"; \"shmem\" is not supported yet)"},
       {"processes zero", head + "passes = 1\nprocesses = 0\n",
        "jobs.toml:5: job[0].processes: 0 is out of range (1..256)"},
       {"processes a string", head + "passes = 1\nprocesses = \"2\"\n",
@@ -253,6 +253,49 @@ write_ratio = 0.25
   EXPECT_STREQ(kind_name(JobKind::kAnon), "anon");
 }
 
+TEST(MmsimJobs, MmapJobsParse) {
+  auto r = parse_job_file(R"([[job]]
+name = "m"
+kind = "mmap-shared"
+processes = 2
+size = "1MiB"
+pattern = "random"
+passes = 2
+fsync_every = "64KiB"
+
+[[job]]
+name = "m"
+kind = "read"
+processes = 2
+size = "1MiB"
+passes = 1
+verify = true
+
+[[job]]
+name = "p"
+kind = "mmap-private"
+size = "256KiB"
+seconds = 1
+write_ratio = 0.9
+)",
+                          "jobs.toml");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->size(), 3u);
+  const JobSpec& ms = (*r)[0];
+  EXPECT_EQ(ms.kind, JobKind::kMmapShared);
+  EXPECT_TRUE(is_file_job(ms) && is_mmap_job(ms) && writes_file(ms));
+  EXPECT_DOUBLE_EQ(ms.write_ratio, 0.5);  // as an anon job's
+  EXPECT_EQ(ms.fsync_every, 64u << 10);
+  EXPECT_EQ(job_file_name(ms, 1), "m.1");
+  EXPECT_TRUE((*r)[1].verify);
+  const JobSpec& mp = (*r)[2];
+  EXPECT_EQ(mp.kind, JobKind::kMmapPrivate);
+  EXPECT_TRUE(is_mmap_job(mp) && !writes_file(mp));
+  EXPECT_DOUBLE_EQ(mp.write_ratio, 0.9);
+  EXPECT_STREQ(kind_name(JobKind::kMmapShared), "mmap-shared");
+  EXPECT_STREQ(kind_name(JobKind::kMmapPrivate), "mmap-private");
+}
+
 TEST(MmsimJobs, EveryBadFileJobInputHasItsMessage) {
   // Lines 1-5.
   auto job = [](const std::string& name, const std::string& kind) {
@@ -260,18 +303,53 @@ TEST(MmsimJobs, EveryBadFileJobInputHasItsMessage) {
            "\"\nsize = \"4MiB\"\npasses = 1\n";
   };
   const std::string w = job("w", "write"), r = job("w", "read");
+  const std::string ms = job("w", "mmap-shared"), mp = job("w", "mmap-private");
   const std::string anon = "[[job]]\nname = \"w\"\nsize = \"4MiB\"\npasses = 1\n";  // lines 1-4
   const std::string pair_tail =
       ", the write job whose files this read job verifies, has 2 (the two must have the same "
       "processes and size)";
   const Bad cases[] = {
       {"write_ratio on a read job", r + "write_ratio = 0.5\n",
-       "jobs.toml:6: job[0].write_ratio: a read job only reads (write_ratio is for anon and write "
-       "jobs)"},
+       "jobs.toml:6: job[0].write_ratio: a read job only reads (write_ratio is for anon, write and "
+       "mmap jobs)"},
       {"fsync_every on a read job", r + "fsync_every = \"1MiB\"\n",
-       "jobs.toml:6: job[0].fsync_every: only write jobs fsync (this is a read job)"},
+       "jobs.toml:6: job[0].fsync_every: only write and mmap-shared jobs fsync (this is a read "
+       "job)"},
       {"fsync_every on an anon job", anon + "fsync_every = 4096\n",
-       "jobs.toml:5: job[0].fsync_every: only write jobs fsync (this is an anon job)"},
+       "jobs.toml:5: job[0].fsync_every: only write and mmap-shared jobs fsync (this is an anon "
+       "job)"},
+      {"fsync_every on an mmap-private job", mp + "fsync_every = \"1MiB\"\n",
+       "jobs.toml:6: job[0].fsync_every: only write and mmap-shared jobs fsync (this is an "
+       "mmap-private job, whose writes never reach its file)"},
+      {"fsync_every not page aligned on an mmap-shared job", ms + "fsync_every = 6000\n",
+       "jobs.toml:6: job[0].fsync_every: 6000 is not a multiple of 4KiB"},
+      {"verify on an mmap-shared job", ms + "verify = true\n",
+       "jobs.toml:6: job[0].verify: only read jobs verify a file (this is an mmap-shared job, "
+       "whose reads always check its writes)"},
+      {"verify on an mmap-private job", mp + "verify = false\n",
+       "jobs.toml:6: job[0].verify: only read jobs verify a file (this is an mmap-private job, "
+       "whose reads always check its writes)"},
+      {"fork on an mmap-shared job", ms + "fork = true\n",
+       "jobs.toml:6: job[0].fork: fork applies to anon jobs (this is an mmap-shared job)"},
+      {"fork on an mmap-private job", mp + "fork = true\n",
+       "jobs.toml:6: job[0].fork: fork applies to anon jobs (this is an mmap-private job)"},
+      {"an mmap-private job named ..", job("..", "mmap-private"),
+       "jobs.toml:2: job[0].name: \"..\" cannot name a file (an mmap-private job's files are "
+       "named after it)"},
+      {"a read job without verify shares an mmap-shared job's name", ms + r,
+       "jobs.toml:7: job[1].name: \"w\" is already the name of another job (names must be "
+       "unique, except that a read job with verify = true may share its write job's name)"},
+      {"a verifying read job shares an mmap-private job's name", mp + r + "verify = true\n",
+       "jobs.toml:7: job[1].name: \"w\" is already the name of another job (names must be "
+       "unique, except that a read job with verify = true may share its write job's name)"},
+      {"the mmap-shared pair's sizes differ",
+       ms + "[[job]]\nname = \"w\"\nkind = \"read\"\nsize = \"8MiB\"\npasses = 1\nverify = true\n",
+       "jobs.toml:9: job[1].size: 8388608, but job[0] \"w\", the mmap-shared job whose files this "
+       "read job verifies, has 4194304 (the two must have the same processes and size)"},
+      {"an mmap job's file another job's process uses",
+       ms + "processes = 2\n" + job("w.0", "mmap-private"),
+       "jobs.toml:8: job[1].name: \"w.0\" would use the file \"w.0\", which is already process "
+       "0's file of job[0] \"w\""},
       {"fsync_every not page aligned", w + "fsync_every = 5000\n",
        "jobs.toml:6: job[0].fsync_every: 5000 is not a multiple of 4KiB"},
       {"fsync_every zero", w + "fsync_every = 0\n",

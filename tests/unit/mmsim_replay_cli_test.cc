@@ -1,7 +1,9 @@
 // `mmsim replay` as a user runs it: a generated lackey trace and a pages
 // trace replay with every promised key and no verify error, in and out of
-// a memory cgroup; a malformed line or a bad option gets one line and exit
-// status 2 and no report.
+// a memory cgroup; a lackey trace's code is mapped from the stand-in
+// executable, as file pages that compete with the data under a cgroup's
+// limit; a malformed line or a bad option gets one line and exit status 2
+// and no report.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -61,9 +63,62 @@ TEST(MmsimReplay, LackeyTraceJson) {
   EXPECT_GT(json_number(r.out, "pgfault"), 0);
   EXPECT_GT(json_number(r.out, "vm_hwm_kb"), 0);
   EXPECT_EQ(json_number(r.out, "remapped_regions"), 1);  // [0, 2 MiB)
+  EXPECT_EQ(json_number(r.out, "code_regions"), 1);
   EXPECT_NE(r.out.find("\"format\":\"lackey\""), std::string::npos);
   EXPECT_NE(r.out.find("\"vmstat\":{"), std::string::npos);
   EXPECT_NE(r.out.find("\"meminfo\":{"), std::string::npos);
+}
+
+// 6 MiB of code over three 2 MiB regions and 8 MiB of data in a 4 MiB
+// group: the code's file pages and the data's anonymous pages are both
+// reclaimed (the clean code dropped and read back, the data swapped), and
+// every page reads back right. The stand-in executable shows in maps and
+// goes with the replay.
+TEST(MmsimReplay, CodeIsMappedFromTheStandInExecutable) {
+  // The first fetch is in the last region of code: it takes the first
+  // 2 MiB of the stand-in executable, the other two the next (and their
+  // VMAs merge, the file offsets being contiguous).
+  std::string t = "==7== Command: ./big\nI  900000,2\n";
+  for (unsigned pass = 0; pass < 3; ++pass) {
+    for (unsigned i = 0; i < 1536; ++i) {
+      char line[64];
+      std::snprintf(line, sizeof line, "I  %x,4\n", 0x400000 + ((i * 613) % 1536) * 4096 + 16);
+      t += line;
+      std::snprintf(line, sizeof line, " %c %x,8\n", i % 2 ? 'L' : 'S',
+                    0x10000000 + ((i * 911 + pass) % 2048) * 4096);
+      t += line;
+    }
+  }
+  const std::string trace = write_temp("replay_code.lackey", t);
+  const std::string root = temp_path("replay_code_root");
+  const std::string dir = temp_path("replay_code_proc");
+  std::filesystem::remove_all(root);
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(root);
+  CliRun r = run_mmsim("replay " + trace + " --json --memory 4MiB --proc " + dir + " --config " +
+                       write_temp("replay_code.toml",
+                                  "cpus = 2\nswap = \"64MiB\"\n[[node]]\nmemory = "
+                                  "\"64MiB\"\n[fs]\nroot = \"" +
+                                      root + "\"\n"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(json_number(r.out, "verify_errors"), 0);
+  EXPECT_EQ(json_number(r.out, "code_regions"), 3);
+  EXPECT_EQ(json_number(r.out, "regions"), 7);  // 3 of code, 4 of data
+  EXPECT_GT(json_number(r.out, "pswpout"), 0);
+  EXPECT_GT(json_number(r.out, "pgsteal_file"), 0) << r.out;
+  std::string maps;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (std::filesystem::exists(e.path() / "maps")) maps = read_file((e.path() / "maps").string());
+  EXPECT_TRUE(
+      std::regex_search(maps, std::regex("(^|\n)00400000-00800000 rwxp 00200000 08:01 [0-9]+ "
+                                         "+/mmsim-replay\\.text\n")))
+      << maps;
+  EXPECT_TRUE(std::regex_search(maps, std::regex("\n00800000-00a00000 rwxp 00000000 08:01 [0-9]+ "
+                                                 "+/mmsim-replay\\.text\n")))
+      << maps;
+  EXPECT_FALSE(std::filesystem::exists(root + "/mmsim-replay.text"));
+  std::filesystem::remove_all(root);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(MmsimReplay, PagesTraceInAMemoryCgroupWithProcViews) {

@@ -4,7 +4,10 @@
 // computes it; a verifying read job checks it in the same run and in a
 // later machine's; a byte changed by hand, a page moved or a missing file
 // is reported; a file larger than the machine goes through the page cache
-// with fsyncs; a job of several processes has a file per process.
+// with fsyncs; a job of several processes has a file per process. The mmap
+// jobs: an mmap-shared job's writes reach the host file (msync) and a
+// verifying read job checks them; an mmap-private job's writes leave the
+// file as it was.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -284,6 +287,136 @@ memory_max = "2MiB"
   }
   EXPECT_EQ(files[0].size(), 8u << 20);
   EXPECT_TRUE(files[0] == files[1]);
+}
+
+// Two sequential passes of writes through a shared mapping: version 2 of
+// every page in the host file, msynced every 256 KiB and at the end; a
+// mixed job's reads check its own writes through the mapping, and a
+// verifying read job (listed first, so it waits) checks its file through
+// the page cache.
+TEST(MmsimRunFiles, MmapSharedWritesReachTheFile) {
+  const std::string root = fresh_root("mmap_shared");
+  const std::string machine = machine_on(root);
+  const std::string jobs = write_temp("files_mmap_shared.toml", R"([[job]]
+name = "mix"
+kind = "read"
+size = "512KiB"
+passes = 1
+verify = true
+
+[[job]]
+name = "ms"
+kind = "mmap-shared"
+size = "1MiB"
+passes = 2
+write_ratio = 1
+fsync_every = "256KiB"
+
+[[job]]
+name = "mix"
+kind = "mmap-shared"
+size = "512KiB"
+pattern = "random"
+passes = 4
+)");
+  std::string mixed;
+  for (int run = 0; run < 2; ++run) {
+    CliRun r = run_mmsim("run " + jobs + " --json --seed 9 --config " + machine);
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(json_number(r.out, "verify_errors"), 0);
+    EXPECT_EQ(job_number(r.out, "ms", "mmap-shared", "bytes_written"), 2 << 20)
+        << r.out.substr(0, 3000);
+    EXPECT_EQ(job_number(r.out, "ms", "mmap-shared", "writes"), 512);
+    EXPECT_EQ(job_number(r.out, "ms", "mmap-shared", "fsyncs"), 9);  // 8 msyncs and the last
+    const double reads = job_number(r.out, "mix", "mmap-shared", "reads");
+    EXPECT_GT(reads, 0);
+    EXPECT_GT(job_number(r.out, "mix", "mmap-shared", "writes"), 0);
+    EXPECT_EQ(reads + job_number(r.out, "mix", "mmap-shared", "writes"), 4 * 128);
+    EXPECT_EQ(job_number(r.out, "mix", "mmap-shared", "fsyncs"), 1);
+    EXPECT_EQ(job_number(r.out, "mix", "read", "bytes_read"), 512 << 10);
+    EXPECT_EQ(job_number(r.out, "mix", "read", "verify_errors"), 0);
+    const std::string host = read_host(root + "/ms");
+    EXPECT_EQ(first_bad_page(host, expected_file(9, "ms", 0, std::vector<uint32_t>(256, 2))), -1);
+    // The same seed writes the same bytes.
+    const std::string now = read_host(root + "/mix");
+    EXPECT_EQ(now.size(), 512u << 10);
+    if (run == 1) EXPECT_TRUE(now == mixed);
+    mixed = now;
+  }
+  // A later machine's verifying read job checks the file.
+  const std::string alone = write_temp("files_mmap_verify.toml", R"([[job]]
+name = "ms"
+kind = "read"
+size = "1MiB"
+pattern = "random"
+passes = 1
+verify = true
+)");
+  CliRun r = run_mmsim("run " + alone + " --json --seed 9 --config " + machine);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(json_number(r.out, "verify_errors"), 0);
+  EXPECT_EQ(job_number(r.out, "ms", "read", "bytes_read"), 1 << 20);
+  fs::remove_all(root);
+}
+
+// Writes through a private mapping are copies: every read checks the
+// process's own last version, and the file keeps version 1 of every page,
+// in the page cache (checked at the job's end) and on the host. Two
+// processes, each with its own file, under a memory cgroup that makes
+// reclaim swap the copies and drop the file pages (4 MiB for 4 MiB of
+// files and up to 4 MiB of copies; at 1 or 2 MiB the cgroup's OOM killer
+// takes a process in about one run of ten, with or without fault-around).
+TEST(MmsimRunFiles, MmapPrivateLeavesTheFileUnchanged) {
+  const std::string root = fresh_root("mmap_private");
+  const std::string machine = write_temp("files_machine_mmap_private.toml",
+                                         "cpus = 2\nswap = \"64MiB\"\n[[node]]\nmemory = "
+                                         "\"64MiB\"\n[fs]\nroot = \"" +
+                                             root + "\"\n");
+  const std::string jobs = write_temp("files_mmap_private.toml", R"([[job]]
+name = "mp"
+kind = "mmap-private"
+processes = 2
+size = "2MiB"
+pattern = "random"
+passes = 3
+write_ratio = 0.5
+memory_max = "4MiB"
+)");
+  CliRun r = run_mmsim("run " + jobs + " --json --seed 4 --config " + machine);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(json_number(r.out, "verify_errors"), 0);
+  EXPECT_EQ(job_number(r.out, "mp", "mmap-private", "oom_kills"), 0);
+  EXPECT_GT(job_number(r.out, "mp", "mmap-private", "writes"), 0);
+  EXPECT_GT(job_number(r.out, "mp", "mmap-private", "reads"), 0);
+  EXPECT_EQ(job_number(r.out, "mp", "mmap-private", "fsyncs"), 0);
+  EXPECT_GT(json_number(r.out, "pswpout"), 0);
+  for (unsigned i = 0; i < 2; ++i) {
+    const std::string host = read_host(root + "/mp." + std::to_string(i));
+    EXPECT_EQ(first_bad_page(host, expected_file(4, "mp", i, std::vector<uint32_t>(512, 1))), -1)
+        << i;
+  }
+  fs::remove_all(root);
+}
+
+// A mapping the process may not have (RLIMIT_AS below the job's size)
+// stops the run at set-up with one line naming the job, the file and the
+// kind, and exit status 1; for each mmap kind.
+TEST(MmsimRunFiles, AnMmapJobsMappingThatFailsIsReported) {
+  const std::string root = fresh_root("mmap_rlimit");
+  const std::string machine =
+      write_temp("files_machine_mmap_rlimit.toml",
+                 "cpus = 2\nrlimit_as = \"1MiB\"\n[[node]]\nmemory = \"64MiB\"\n[fs]\nroot = \"" +
+                     root + "\"\n");
+  for (const std::string kind : {"mmap-shared", "mmap-private"}) {
+    const std::string jobs =
+        write_temp("files_mmap_rlimit.toml", "[[job]]\nname = \"big\"\nkind = \"" + kind +
+                                                 "\"\nsize = \"2MiB\"\npasses = 1\n");
+    CliRun r = run_mmsim("run " + jobs + " --config " + machine);
+    EXPECT_EQ(r.status, 1) << kind;
+    EXPECT_EQ(r.err, "mmsim: run: job[0] \"big\": process 0: mmap of " + root +
+                         "/big (2097152 bytes, " + kind + ") failed: Cannot allocate memory\n");
+  }
+  fs::remove_all(root);
 }
 
 }  // namespace

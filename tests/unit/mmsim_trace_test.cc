@@ -42,11 +42,14 @@ TEST(MmsimTrace, LackeyAccessLines) {
   TraceRecord r = lackey("I  0401ab70,3");
   EXPECT_EQ(r.addr, 0x401ab70u);
   EXPECT_EQ(r.size, 3u);
-  EXPECT_EQ(r.op, TraceOp::kRead);  // an instruction fetch reads
+  EXPECT_EQ(r.op, TraceOp::kRead);  // an instruction fetch reads, code
+  EXPECT_TRUE(r.fetch);
   r = lackey(" S 1fff000628,8");
   EXPECT_EQ(r.addr, 0x1fff000628u);
   EXPECT_EQ(r.op, TraceOp::kWrite);
+  EXPECT_FALSE(r.fetch);
   EXPECT_EQ(lackey(" L 04016ec0,8").op, TraceOp::kRead);
+  EXPECT_FALSE(lackey(" L 04016ec0,8").fetch);
   EXPECT_EQ(lackey(" M 0421c290,4").op, TraceOp::kModify);
   EXPECT_EQ(lackey(" L 10,16\r").size, 16u);  // CRLF
   EXPECT_EQ(lackey(" L ffffffffffffffff,1").addr, ~uint64_t{0});
@@ -79,7 +82,9 @@ TEST(MmsimTrace, LackeyBadLines) {
 TEST(MmsimTrace, PagesLinesAndTheirErrors) {
   TraceRecord r;
   std::string why;
+  r.fetch = true;
   ASSERT_EQ(parse_pages_line("R 1f", &r, &why), LineKind::kAccess);
+  EXPECT_FALSE(r.fetch);
   EXPECT_EQ(r.addr, 0x1f000u);
   EXPECT_EQ(r.size, 4096u);
   EXPECT_EQ(r.op, TraceOp::kRead);

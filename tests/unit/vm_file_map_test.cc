@@ -2,8 +2,9 @@
 // shared write reaches the file through writeback (msync, fsync), a private
 // write stays private, a truncated page faults with SIGBUS, fork shares the
 // mapping, and reclaim unmaps and drops mapped file pages under a memory
-// cgroup's limit with nothing lost. check(mm) and filemap_check() hold
-// after each step.
+// cgroup's limit with nothing lost; a read fault maps the cached pages
+// around it (fault_around_bytes), read-only. check(mm) and filemap_check()
+// hold after each step.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -173,6 +174,156 @@ TEST_F(FileMapTest, ForkSharesAndReclaimUnmapsMappedFilePages) {
   lru_add_drain_all(*m);
   checks();
   EXPECT_EQ(lru_check(*m), "");
+}
+
+// The page-table entry at `addr`: 0 (none), 'r' (read-only) or 'w'.
+char pte_state(MmStruct* mm, uint64_t addr) {
+  const pteval_t v = pte_get(mm->pgd, addr);
+  if (!pte_present(v)) return 0;
+  return (v & _PAGE_RW) ? 'w' : 'r';
+}
+
+// The pages of [addr, addr + pages * PAGE_SIZE) that are mapped.
+uint64_t mapped_pages(MmStruct* mm, uint64_t addr, uint64_t pages) {
+  uint64_t n = 0;
+  for (uint64_t i = 0; i < pages; ++i) n += pte_state(mm, addr + i * PAGE_SIZE) != 0;
+  return n;
+}
+
+TEST_F(FileMapTest, FaultAroundMapsTheCachedWindowReadOnly) {
+  EXPECT_EQ(m->fault_around_bytes, 65536u);  // Linux's default
+  const int fd = make_file("fa", 64);
+  ASSERT_EQ(sys_fsync(*m, p->files, fd), 0);
+  constexpr uint64_t kShared = 0x40000000, kPrivate = 0x40100000;
+  ASSERT_EQ(do_mmap_fd(p->mm, p->files, kShared, 64 * PAGE_SIZE, PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_FIXED, fd, 0),
+            static_cast<int64_t>(kShared));
+  // A read of page 20: the 16-page window [16, 32) aligned on 64 KiB.
+  char c = 0;
+  ASSERT_TRUE(access_read(p->mm, kShared + 20 * PAGE_SIZE, &c, 1).ok());
+  EXPECT_EQ(c, 21);
+  EXPECT_EQ(p->mm->min_flt.load(), 1u);
+  EXPECT_EQ(p->mm->get_mm_counter(MM_FILEPAGES), 16u);
+  EXPECT_EQ(m->node_stat_sum(NodeStat::NR_FILE_MAPPED), 16);
+  EXPECT_EQ(mapped_pages(p->mm, kShared, 16), 0u);
+  EXPECT_EQ(mapped_pages(p->mm, kShared + 32 * PAGE_SIZE, 32), 0u);
+  for (uint64_t i = 16; i < 32; ++i) EXPECT_EQ(pte_state(p->mm, kShared + i * PAGE_SIZE), 'r') << i;
+  checks();
+  // The neighbours read without a fault; a write to one still faults and
+  // dirties its page (writenotify).
+  ASSERT_TRUE(access_read(p->mm, kShared + 31 * PAGE_SIZE, &c, 1).ok());
+  EXPECT_EQ(c, 32);
+  EXPECT_EQ(p->mm->min_flt.load(), 1u);
+  c = 'W';
+  ASSERT_TRUE(access_write(p->mm, kShared + 17 * PAGE_SIZE, &c, 1).ok());
+  EXPECT_EQ(pte_state(p->mm, kShared + 17 * PAGE_SIZE), 'w');
+  EXPECT_EQ(m->node_stat_sum(NodeStat::NR_FILE_DIRTY), 1);
+  ASSERT_EQ(sys_fsync(*m, p->files, fd), 0);
+  EXPECT_EQ(host_byte("fa", 17 * PAGE_SIZE), 'W');
+  checks();
+  // A write fault does not fault around.
+  ASSERT_TRUE(access_write(p->mm, kShared + 40 * PAGE_SIZE, &c, 1).ok());
+  EXPECT_EQ(mapped_pages(p->mm, kShared + 32 * PAGE_SIZE, 32), 1u);
+
+  // A private mapping: the window is mapped read-only, and a write to a
+  // page of it copies, leaving the file and the shared view alone.
+  ASSERT_EQ(do_mmap_fd(p->mm, p->files, kPrivate, 64 * PAGE_SIZE, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_FIXED, fd, 0),
+            static_cast<int64_t>(kPrivate));
+  ASSERT_TRUE(access_read(p->mm, kPrivate + 3 * PAGE_SIZE, &c, 1).ok());
+  EXPECT_EQ(mapped_pages(p->mm, kPrivate, 64), 16u);
+  EXPECT_EQ(pte_state(p->mm, kPrivate + 5 * PAGE_SIZE), 'r');
+  c = 'P';
+  ASSERT_TRUE(access_write(p->mm, kPrivate + 5 * PAGE_SIZE, &c, 1).ok());
+  ASSERT_TRUE(access_read(p->mm, kShared + 5 * PAGE_SIZE, &c, 1).ok());
+  EXPECT_EQ(c, 6);
+  ASSERT_EQ(sys_fsync(*m, p->files, fd), 0);
+  EXPECT_EQ(host_byte("fa", 5 * PAGE_SIZE), 6);
+  EXPECT_EQ(p->mm->get_mm_counter(MM_ANONPAGES), 1u);
+  checks();
+
+  // Forked, the child maps the same pages; then everything goes.
+  Process* child = nullptr;
+  ASSERT_EQ(fork_process(p, &child), 0);
+  ASSERT_TRUE(access_read(child->mm, kShared + 50 * PAGE_SIZE, &c, 1).ok());
+  EXPECT_EQ(c, 51);
+  EXPECT_EQ(check(child->mm), "");
+  exit_process(child);
+  ASSERT_EQ(do_munmap(p->mm, kShared, 64 * PAGE_SIZE), 0);
+  ASSERT_EQ(do_munmap(p->mm, kPrivate, 64 * PAGE_SIZE), 0);
+  EXPECT_EQ(m->node_stat_sum(NodeStat::NR_FILE_MAPPED), 0);
+  checks();
+}
+
+TEST_F(FileMapTest, FaultAroundIsClippedToTheVmaAndThePageTable) {
+  const int fd = make_file("clip", 1024);
+  ASSERT_EQ(sys_fsync(*m, p->files, fd), 0);
+  // Five pages at file offset 10, three pages into a 64 KiB window.
+  constexpr uint64_t kSmall = 0x40203000;
+  ASSERT_EQ(do_mmap_fd(p->mm, p->files, kSmall, 5 * PAGE_SIZE, PROT_READ, MAP_SHARED | MAP_FIXED,
+                       fd, 10 * PAGE_SIZE),
+            static_cast<int64_t>(kSmall));
+  char c = 0;
+  ASSERT_TRUE(access_read(p->mm, kSmall + PAGE_SIZE, &c, 1).ok());
+  EXPECT_EQ(c, 12);
+  EXPECT_EQ(p->mm->get_mm_counter(MM_FILEPAGES), 5u);
+  ASSERT_TRUE(access_read(p->mm, kSmall + 4 * PAGE_SIZE, &c, 1).ok());
+  EXPECT_EQ(c, 15);
+  EXPECT_EQ(p->mm->min_flt.load(), 1u);
+  checks();
+  // The largest window (a page table's 2 MiB) over a VMA across two
+  // tables: only the faulting table's half.
+  m->fault_around_bytes = 2ull << 20;
+  constexpr uint64_t kWide = 0x3ff00000;
+  ASSERT_EQ(do_mmap_fd(p->mm, p->files, kWide, 512 * PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_FIXED,
+                       fd, 0),
+            static_cast<int64_t>(kWide));
+  ASSERT_TRUE(access_read(p->mm, 0x40000000 + 5 * PAGE_SIZE, &c, 1).ok());
+  EXPECT_EQ(c, static_cast<char>(256 + 5 + 1));
+  EXPECT_EQ(mapped_pages(p->mm, kWide, 256), 0u);
+  EXPECT_EQ(mapped_pages(p->mm, 0x40000000, 256), 256u);
+  checks();
+  // A value the config would refuse is taken as Linux's setter stores it:
+  // 96 KiB as 64 KiB, 8 MiB as a page table's 2 MiB.
+  m->fault_around_bytes = 96 << 10;
+  ASSERT_TRUE(access_read(p->mm, kWide + 100 * PAGE_SIZE, &c, 1).ok());
+  EXPECT_EQ(mapped_pages(p->mm, kWide + 96 * PAGE_SIZE, 16), 16u);
+  EXPECT_EQ(mapped_pages(p->mm, kWide + 112 * PAGE_SIZE, 8), 0u);
+  m->fault_around_bytes = 8ull << 20;
+  ASSERT_TRUE(access_read(p->mm, kWide + 200 * PAGE_SIZE, &c, 1).ok());
+  EXPECT_EQ(mapped_pages(p->mm, kWide, 256), 256u);  // the lower table's half
+  checks();
+  ASSERT_EQ(do_munmap(p->mm, kWide, 512 * PAGE_SIZE), 0);
+  ASSERT_EQ(do_mmap_fd(p->mm, p->files, kWide, 512 * PAGE_SIZE, PROT_READ, MAP_PRIVATE | MAP_FIXED,
+                       fd, 0),
+            static_cast<int64_t>(kWide));
+  // fault_around_bytes = 4096: one page a fault.
+  m->fault_around_bytes = PAGE_SIZE;
+  ASSERT_TRUE(access_read(p->mm, kWide + 7 * PAGE_SIZE, &c, 1).ok());
+  EXPECT_EQ(mapped_pages(p->mm, kWide, 256), 1u);
+  checks();
+}
+
+TEST_F(FileMapTest, FaultAroundMapsOnlyCachedPages) {
+  const int fd = make_file("cold", 64);
+  ASSERT_EQ(sys_fsync(*m, p->files, fd), 0);
+  ASSERT_EQ(drop_caches(*m, 1), 0);
+  constexpr uint64_t kAt = 0x40000000;
+  ASSERT_EQ(
+      do_mmap_fd(p->mm, p->files, kAt, 64 * PAGE_SIZE, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0),
+      static_cast<int64_t>(kAt));
+  // Nothing cached: the fault reads its page (and reads around it) and
+  // maps that page alone.
+  char c = 0;
+  ASSERT_TRUE(access_read(p->mm, kAt + 2 * PAGE_SIZE, &c, 1).ok());
+  EXPECT_EQ(c, 3);
+  EXPECT_EQ(mapped_pages(p->mm, kAt, 64), 1u);
+  EXPECT_EQ(p->mm->maj_flt.load(), 1u);
+  // The next fault finds the read-around pages cached and maps them.
+  ASSERT_TRUE(access_read(p->mm, kAt + 3 * PAGE_SIZE, &c, 1).ok());
+  EXPECT_EQ(c, 4);
+  EXPECT_GT(mapped_pages(p->mm, kAt, 16), 8u);
+  checks();
 }
 
 }  // namespace

@@ -6,8 +6,12 @@
 #include <regex>
 #include <sstream>
 
+#include <fcntl.h>
+
+#include "filemap/filemap.h"
 #include "page_alloc/page_alloc.h"
 #include "procfs/procfs.h"
+#include "reclaim/reclaim.h"
 #include "vm/mm.h"
 #include "vm/overcommit.h"
 #include "vm/process.h"
@@ -149,6 +153,104 @@ TEST(VmProcfs, SmapsRollupSplitsSharedAndPrivate) {
   EXPECT_NE(r.find("\nPrivate_Hugetlb:       0 kB\n"), std::string::npos) << r;
   EXPECT_EQ(render_view(*m, std::to_string(c->pid) + "/smaps_rollup"), r);
   exit_process(c);
+  exit_process(p);
+}
+
+// A machine with files (in a private root) and no flusher, and a file of
+// `pages` pages written and fsynced (clean in the page cache).
+std::unique_ptr<Machine> with_files(uint64_t fault_around_bytes = 65536) {
+  MachineConfig c = test::one_node(64, 2);
+  c.dirty_writeback_centisecs = 0;
+  c.fault_around_bytes = fault_around_bytes;
+  auto r = boot_with_reclaim(c);
+  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+  return r.ok() ? std::move(r.value()) : nullptr;
+}
+
+int clean_file(Machine& m, Process* p, const char* name, uint64_t pages) {
+  const int fd = sys_open(m, p->files, name, O_CREAT | O_RDWR | O_TRUNC);
+  std::vector<char> buf(pages * kPage, 'f');
+  EXPECT_EQ(sys_write(m, p->files, fd, buf.data(), buf.size()), static_cast<int64_t>(buf.size()));
+  EXPECT_EQ(sys_fsync(m, p->files, fd), 0);
+  return fd;
+}
+
+// "START-END PERMS OFFSET 08:01 INO" padded to column 73, then the name.
+std::string file_line(const std::string& head, uint64_t ino, const std::string& name) {
+  std::string l = head + " 08:01 " + std::to_string(ino) + " ";
+  l.resize(73, ' ');
+  return l + name;
+}
+
+TEST(VmProcfs, MapsShowFileNamesOffsetsAndInodes) {
+  auto m = with_files();
+  ASSERT_NE(m, nullptr);
+  Process* p = nullptr;
+  ASSERT_EQ(spawn(*m, "ld.so", &p), 0);
+  const int fd = clean_file(*m, p, "libc.so.6", 8);
+  ASSERT_EQ(do_mmap_fd(p->mm, p->files, 0x40000000, 4 * kPage, PROT_READ | PROT_EXEC,
+                       MAP_PRIVATE | MAP_FIXED, fd, 2 * kPage),
+            0x40000000);
+  ASSERT_EQ(do_mmap_fd(p->mm, p->files, 0x40010000, 2 * kPage, kRW, MAP_SHARED | MAP_FIXED, fd,
+                       7 * kPage),
+            0x40010000);
+  uint64_t ino = 0;
+  {
+    std::lock_guard g(p->mm->mmap_lock);
+    ino = find_vma(p->mm, 0x40000000)->vm_file->ino;
+  }
+  EXPECT_GT(ino, 0u);
+  auto ls = lines(render_pid_maps(*m, p->pid));
+  ASSERT_EQ(ls.size(), 3u);
+  EXPECT_EQ(ls[0], file_line("40000000-40004000 r-xp 00002000", ino, "/libc.so.6"));
+  // The mapping runs past the end of the file; the offset is vm_pgoff's.
+  EXPECT_EQ(ls[1], file_line("40010000-40012000 rw-s 00007000", ino, "/libc.so.6"));
+  // Split by mprotect, the upper part's offset moves with it.
+  ASSERT_EQ(do_mprotect(p->mm, 0x40001000, kPage, PROT_READ), 0);
+  ls = lines(render_pid_maps(*m, p->pid));
+  ASSERT_EQ(ls.size(), 5u);
+  EXPECT_EQ(ls[1], file_line("40001000-40002000 r--p 00003000", ino, "/libc.so.6"));
+  EXPECT_EQ(ls[2], file_line("40002000-40004000 r-xp 00004000", ino, "/libc.so.6"));
+  // Unlinked while mapped: d_path's " (deleted)".
+  ASSERT_EQ(sys_unlink(*m, "libc.so.6"), 0);
+  ls = lines(render_pid_maps(*m, p->pid));
+  EXPECT_EQ(ls[0], file_line("40000000-40001000 r-xp 00002000", ino, "/libc.so.6 (deleted)"));
+  exit_process(p);
+}
+
+// File pages in smaps_rollup (fault-around off, so each access maps one
+// page): a shared mapping reads pages 0-2 and writes page 3; a private
+// mapping of the same file reads pages 0-1 (now mapped twice) and writes
+// page 2 (an anonymous copy). Seven pages mapped.
+TEST(VmProcfs, SmapsRollupCountsFilePages) {
+  auto m = with_files(kPage);
+  ASSERT_NE(m, nullptr);
+  Process* p = nullptr;
+  ASSERT_EQ(spawn(*m, "p", &p), 0);
+  const int fd = clean_file(*m, p, "data", 4);
+  const int64_t sh = do_mmap_fd(p->mm, p->files, 0, 4 * kPage, kRW, MAP_SHARED, fd, 0);
+  const int64_t pr = do_mmap_fd(p->mm, p->files, 0, 4 * kPage, kRW, MAP_PRIVATE, fd, 0);
+  ASSERT_GT(sh, 0);
+  ASSERT_GT(pr, 0);
+  ASSERT_TRUE(access_touch(p->mm, sh, 3 * kPage, Access::kRead).ok());
+  ASSERT_TRUE(access_touch(p->mm, sh + 3 * kPage, kPage, Access::kWrite).ok());
+  ASSERT_TRUE(access_touch(p->mm, pr, 2 * kPage, Access::kRead).ok());
+  ASSERT_TRUE(access_touch(p->mm, pr + 2 * kPage, kPage, Access::kWrite).ok());
+  ASSERT_EQ(check(p->mm), "");
+  const std::string r = render_pid_smaps_rollup(*m, p->pid);
+  auto has = [&](const char* line) { EXPECT_NE(r.find(line), std::string::npos) << line << r; };
+  has("\nRss:                  28 kB\n");
+  has("\nPss:                  20 kB\n");  // 4 * 2 / 2 * 2 + 4 + 4 + 4
+  has("\nPss_Dirty:             8 kB\n");  // the shared write, the copy
+  has("\nPss_Anon:              4 kB\n");
+  has("\nPss_File:             16 kB\n");
+  has("\nPss_Shmem:             0 kB\n");
+  has("\nShared_Clean:         16 kB\n");  // pages 0 and 1, twice
+  has("\nShared_Dirty:          0 kB\n");
+  has("\nPrivate_Clean:         4 kB\n");  // page 2 of the file
+  has("\nPrivate_Dirty:         8 kB\n");  // page 3 of the file, the copy
+  has("\nReferenced:           28 kB\n");
+  has("\nAnonymous:             4 kB\n");
   exit_process(p);
 }
 

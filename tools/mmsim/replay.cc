@@ -1,5 +1,6 @@
 // `mmsim replay` (see replay.h): one bound thread streams the trace, maps
-// regions as addresses first appear, and verifies every page access.
+// regions as addresses first appear (code from the stand-in executable,
+// data anonymous), and verifies every page access.
 // Host-side state is one small record per 2 MiB region touched (where it
 // is mapped and each page's version), found through a hash map with the
 // last region cached, since traces touch the same region for long runs.
@@ -7,12 +8,15 @@
 
 #include <fmt/format.h>
 
+#include <fcntl.h>
+
 #include <chrono>
 #include <memory>
 #include <system_error>
 #include <unordered_map>
 
 #include "cpu_pool.h"
+#include "filemap/filemap.h"
 #include "machine_loader.h"
 #include "machine_stats.h"
 #include "memcg/memcontrol.h"
@@ -35,14 +39,26 @@ constexpr uint64_t kPagesPerRegion = kRegionBytes / kPageBytes;
 constexpr uint64_t kSeed = 1;
 constexpr uint64_t kPrinted = 20;  // mismatches shown; the rest are counted
 
+std::string errno_text(int64_t err) {
+  return std::generic_category().message(static_cast<int>(-err));
+}
+
+// The stand-in executable, below the machine's fs root: each code region
+// is 2 MiB of it, laid out when the region first appears.
+constexpr char kTextFile[] = "mmsim-replay.text";
+
 struct Region {
   uint64_t base = 0;  // where the process has it
+  // A code region maps the stand-in executable from page `text_page`:
+  // version 0 of its pages is the file's (version 1 of the file page).
+  bool code = false;
+  uint64_t text_page = 0;
   uint32_t versions[kPagesPerRegion] = {};
 };
 
 struct ReplayStats {
   uint64_t accesses = 0, page_accesses = 0, reads = 0, writes = 0;
-  uint64_t regions = 0, remapped = 0, verify_errors = 0;
+  uint64_t regions = 0, remapped = 0, code_regions = 0, verify_errors = 0;
   uint64_t peak_rss = 0;  // pages
   bool oom_killed = false;
   std::string error;  // a mapping or fault that should not have failed
@@ -50,33 +66,89 @@ struct ReplayStats {
 
 class Replayer {
  public:
-  Replayer(mmkit::Process* p, ReplayStats* st) : p_(p), mm_(p->mm), st_(*st) {}
+  Replayer(mmkit::Machine& m, mmkit::Process* p, ReplayStats* st)
+      : m_(m), p_(p), mm_(p->mm), st_(*st) {}
+
+  // Creates the stand-in executable (empty); "" or what went wrong.
+  std::string open_text() {
+    text_fd_ = mmkit::sys_open(m_, p_->files, kTextFile, O_CREAT | O_RDWR | O_TRUNC);
+    if (text_fd_ < 0)
+      return fmt::format("cannot create the stand-in executable {}: {}",
+                         mmkit::fs_host_path(m_, kTextFile), errno_text(text_fd_));
+    return "";
+  }
 
   // Replays one record; false when the replay must stop.
   bool replay(const TraceRecord& r) {
     ++st_.accesses;
     const uint64_t last = r.addr + (r.size - 1);
     for (uint64_t page = r.addr >> 12; page <= last >> 12; ++page) {
-      if (r.op != TraceOp::kWrite && !access(page << 12, false)) return false;
-      if (r.op != TraceOp::kRead && !access(page << 12, true)) return false;
+      if (r.op != TraceOp::kWrite && !access(page << 12, false, r.fetch)) return false;
+      if (r.op != TraceOp::kRead && !access(page << 12, true, false)) return false;
     }
     return true;
   }
 
  private:
-  Region* region_of(uint64_t addr) {
+  // Lays out the next 2 MiB of the stand-in executable (version 1 of each
+  // page, written back, so the pages are clean page cache as a program's
+  // text read from disk would be); false with st_.error set.
+  bool grow_text(uint64_t first) {
+    mmkit::FileTable& ft = p_->files;
+    alignas(64) char buf[kPageBytes];
+    for (uint64_t i = 0; i < kPagesPerRegion; ++i) {
+      fill_file_page(buf, text_id(first + i), 1);
+      const int64_t n =
+          mmkit::sys_pwrite(m_, ft, text_fd_, buf, kPageBytes, (first + i) * kPageBytes);
+      if (n != kPageBytes) {
+        if (n == -ENOMEM || p_->oom_killed.load()) {
+          st_.oom_killed = true;
+        } else {
+          st_.error = fmt::format("cannot write the stand-in executable: {}",
+                                  n < 0 ? errno_text(n) : std::string("short write"));
+        }
+        return false;
+      }
+    }
+    if (const int err = mmkit::sys_fsync(m_, ft, text_fd_); err) {
+      st_.error = fmt::format("cannot fsync the stand-in executable: {}", errno_text(err));
+      return false;
+    }
+    return true;
+  }
+
+  // Maps a region first touched by an instruction fetch from the next 2 MiB
+  // of the stand-in executable, private and read-write-execute (a small
+  // program's text and data share a 2 MiB region; a write to a page copies
+  // it, as to a private file mapping's .data); any other region anonymous.
+  int64_t map_region(uint64_t addr, bool code, Region* r) {
+    const int prot = mmkit::PROT_READ | mmkit::PROT_WRITE | (code ? mmkit::PROT_EXEC : 0);
+    if (!code)
+      return mmkit::do_mmap(
+          mm_, addr, kRegionBytes, prot,
+          mmkit::MAP_PRIVATE | mmkit::MAP_ANONYMOUS | (addr ? mmkit::MAP_FIXED_NOREPLACE : 0));
+    return mmkit::do_mmap_fd(mm_, p_->files, addr, kRegionBytes, prot,
+                             mmkit::MAP_PRIVATE | (addr ? mmkit::MAP_FIXED_NOREPLACE : 0), text_fd_,
+                             r->text_page * kPageBytes);
+  }
+
+  Region* region_of(uint64_t addr, bool fetch) {
     const uint64_t key = addr >> kRegionShift;
     if (last_ && key == last_key_) return last_;
     auto it = regions_.find(key);
     if (it == regions_.end()) {
       auto r = std::make_unique<Region>();
       const uint64_t want = key << kRegionShift;
-      const int prot = mmkit::PROT_READ | mmkit::PROT_WRITE;
-      const int flags = mmkit::MAP_PRIVATE | mmkit::MAP_ANONYMOUS;
-      int64_t a = mmkit::do_mmap(mm_, want, kRegionBytes, prot, flags | mmkit::MAP_FIXED_NOREPLACE);
+      if (fetch && text_fd_ >= 0) {
+        r->code = true;
+        r->text_page = st_.code_regions * kPagesPerRegion;
+        if (!grow_text(r->text_page)) return nullptr;
+        ++st_.code_regions;
+      }
+      int64_t a = want ? map_region(want, r->code, r.get()) : -1;
       if (a != static_cast<int64_t>(want)) {
         if (a >= 0) mmkit::do_munmap(mm_, static_cast<uint64_t>(a), kRegionBytes);
-        a = mmkit::do_mmap(mm_, 0, kRegionBytes, prot, flags);
+        a = map_region(0, r->code, r.get());
         ++st_.remapped;
       }
       if (a < 0) {
@@ -93,8 +165,24 @@ class Replayer {
     return last_;
   }
 
-  bool access(uint64_t addr, bool write) {
-    Region* r = region_of(addr);
+  mmsim::FilePageId text_id(uint64_t page) const {
+    return FilePageId{kSeed, fnv1a64(kTextFile), 0, page};
+  }
+
+  // A read of a code page not written since it was mapped: the stand-in
+  // executable's page, fetched as an instruction (Access::kExec) or loaded.
+  PageAccess read_text(uint64_t vaddr, uint64_t text_page, bool fetch) {
+    PageAccess a;
+    const char* host = mmkit::user_page_begin(
+        mm_, vaddr, fetch ? mmkit::Access::kExec : mmkit::Access::kRead, &a.fault);
+    if (!host) return a;
+    a.bad_offset = check_file_page(host, text_id(text_page), 1, &a.expected, &a.actual);
+    mmkit::user_page_end(mm_);
+    return a;
+  }
+
+  bool access(uint64_t addr, bool write, bool fetch) {
+    Region* r = region_of(addr, fetch);
     if (!r) return false;
     const uint64_t index = (addr & (kRegionBytes - 1)) / kPageBytes;
     const uint64_t vaddr = r->base + index * kPageBytes;
@@ -102,7 +190,9 @@ class Replayer {
     const uint64_t page = vaddr / kPageBytes;
     ++st_.page_accesses;
     const PageAccess a = write ? write_page(mm_, vaddr, page_key(kSeed, 0, 0, page, version + 1))
-                               : read_page(mm_, vaddr, page_key(kSeed, 0, 0, page, version));
+                         : r->code && version == 0
+                             ? read_text(vaddr, r->text_page + index, fetch)
+                             : read_page(mm_, vaddr, page_key(kSeed, 0, 0, page, version));
     if (!a.fault.ok()) {
       if (a.fault.status == mmkit::FaultStatus::kKilled ||
           a.fault.status == mmkit::FaultStatus::kOom)
@@ -127,9 +217,11 @@ class Replayer {
     return true;
   }
 
+  mmkit::Machine& m_;
   mmkit::Process* p_;
   mmkit::MmStruct* mm_;
   ReplayStats& st_;
+  int text_fd_ = -1;  // the stand-in executable (-1: not open)
   std::unordered_map<uint64_t, std::unique_ptr<Region>> regions_;
   uint64_t last_key_ = 0;
   Region* last_ = nullptr;
@@ -152,6 +244,7 @@ std::string report_json(const Report& r) {
   w.field("accesses", r.st->accesses).field("page_accesses", r.st->page_accesses);
   w.field("reads", r.st->reads).field("writes", r.st->writes);
   w.field("regions", r.st->regions).field("remapped_regions", r.st->remapped);
+  w.field("code_regions", r.st->code_regions);
   w.field("seconds", r.seconds);
   w.field("pgfault", e.pgfault).field("pgmajfault", e.pgmajfault);
   w.field("pswpin", e.pswpin).field("pswpout", e.pswpout);
@@ -177,6 +270,7 @@ std::string report_text(const Report& r) {
   row("writes", r.st->writes);
   row("regions", r.st->regions);
   row("remapped_regions", r.st->remapped);
+  row("code_regions", r.st->code_regions);
   row("pgfault", e.pgfault);
   row("pgmajfault", e.pgmajfault);
   row("pswpin", e.pswpin);
@@ -245,9 +339,10 @@ int replay_command(const ReplayOptions& opt) {
   ReplayStats st;
   const auto t0 = std::chrono::steady_clock::now();
   {
-    Replayer replayer(p, &st);
+    Replayer replayer(m, p, &st);
+    st.error = replayer.open_text();
     TraceRecord rec;
-    while (trace.next(&rec))
+    while (st.error.empty() && trace.next(&rec))
       if (!replayer.replay(rec)) break;
   }
   const double seconds =
@@ -275,6 +370,7 @@ int replay_command(const ReplayOptions& opt) {
   std::string proc_error;
   if (!opt.proc_dir.empty()) proc_error = write_proc_views(m, opt.proc_dir);
   mmkit::exit_process(p);
+  mmkit::sys_unlink(m, kTextFile);  // the stand-in executable goes with the replay
   pool.release(cpu);
 
   fmt::print("{}", opt.json ? report_json(r) : report_text(r));

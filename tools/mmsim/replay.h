@@ -8,7 +8,13 @@
 // the first time the trace touches it. A region that cannot be placed
 // there (outside the process's user range, below mmap_min_addr, or over
 // its stack) is mapped wherever mmap puts it instead, the offset inside
-// the region kept; the report counts those regions. With --memory SIZE the
+// the region kept; the report counts those regions. A region whose first
+// access is an instruction fetch (a lackey "I" line) is code: it is mapped
+// private and read-write-execute from the next 2 MiB of a stand-in
+// executable under the machine's fs root (mmsim-replay.text, laid out with
+// self-describing file pages and fsynced when the region appears, unlinked
+// at the end), so code is page cache that competes with the anonymous data
+// as a program's text does in Linux. With --memory SIZE the
 // process runs in a memory cgroup of that limit ("replay"), so a small
 // trace can be replayed under memory pressure on any machine.
 //

@@ -92,7 +92,8 @@ int execute(mmkit::Machine& m, const std::vector<JobSpec>& specs, const RunOptio
       m, totals.start, [&] { return sh.accesses.load(std::memory_order_relaxed); },
       [&] { return progress_line(specs, sh.accesses.load(), elapsed()); }, isatty(2) == 1);
   // The stonewall: a read job with verify = true that shares its name with
-  // a write job starts only once every worker of that job has finished.
+  // a write or mmap-shared job starts only once every worker of that job
+  // has finished.
   std::vector<std::unique_ptr<std::latch>> finished;
   std::vector<const std::latch*> waits_for(runs.size(), nullptr);
   for (const JobRun& j : runs)
@@ -101,7 +102,7 @@ int execute(mmkit::Machine& m, const std::vector<JobSpec>& specs, const RunOptio
     const JobSpec& r = *runs[i].spec;
     if (r.kind != JobKind::kRead || !r.verify) continue;
     for (size_t k = 0; k < runs.size(); ++k)
-      if (runs[k].spec->kind == JobKind::kWrite && runs[k].spec->name == r.name)
+      if (writes_file(*runs[k].spec) && runs[k].spec->name == r.name)
         waits_for[i] = finished[k].get();
   }
   auto body = [&](size_t i, ProcSlot* s) {

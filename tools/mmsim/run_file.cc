@@ -1,6 +1,7 @@
-// Read and write jobs' page accesses through the page cache (see
-// run_file.h). Everything here runs on the process's own thread (or the
-// set-up thread), bound to a CPU, with the process's FileTable.
+// File jobs' page accesses, through the page cache (read, write) or a
+// mapping of the file (mmap-shared, mmap-private); see run_file.h.
+// Everything here runs on the process's own thread (or the set-up thread),
+// bound to a CPU, with the process's FileTable.
 #include "run_file.h"
 
 #include <fcntl.h>
@@ -10,6 +11,8 @@
 #include <system_error>
 
 #include "filemap/filemap.h"
+#include "page_access.h"
+#include "vm/mm.h"
 
 namespace mmsim {
 namespace {
@@ -53,6 +56,38 @@ bool fsync_file(RunShared& sh, ProcSlot& slot) {
   return true;
 }
 
+// An mmap job's mapping of its open file: the whole of it, read-write,
+// shared or private. The page versions: an mmap-shared job's count from 0
+// (zeros); an mmap-private job's count its own writes over version 1.
+std::string map_file(RunShared& sh, JobRun& job, ProcSlot& slot) {
+  const JobSpec& spec = *job.spec;
+  const int flags = spec.kind == JobKind::kMmapShared ? mmkit::MAP_SHARED : mmkit::MAP_PRIVATE;
+  const int64_t a = mmkit::do_mmap_fd(slot.proc->mm, slot.proc->files, 0, spec.size,
+                                      mmkit::PROT_READ | mmkit::PROT_WRITE, flags, slot.fd, 0);
+  if (a < 0)
+    return fmt::format("mmap of {} ({} bytes, {}) failed: {}", host_path(sh, slot), spec.size,
+                       kind_name(spec.kind), errno_text(a));
+  slot.base = static_cast<uint64_t>(a);
+  slot.versions = PageVersions(job.pages);
+  return "";
+}
+
+// An mmap job's version of a page as the process sees it.
+uint32_t map_version(const JobRun& job, ProcSlot& slot, uint64_t page) {
+  return slot.versions[page] + (job.spec->kind == JobKind::kMmapPrivate ? 1 : 0);
+}
+
+bool msync_file(RunShared& sh, JobRun& job, ProcSlot& slot) {
+  if (const int err = mmkit::do_msync(slot.proc->mm, slot.base, job.spec->size, mmkit::MS_SYNC);
+      err) {
+    slot.error = fmt::format("msync of {} failed: {}", host_path(sh, slot), errno_text(err));
+    return false;
+  }
+  ++slot.fsyncs;
+  slot.unsynced = 0;
+  return true;
+}
+
 }  // namespace
 
 std::string setup_file(RunShared& sh, JobRun& job, ProcSlot& slot) {
@@ -70,7 +105,8 @@ std::string setup_file(RunShared& sh, JobRun& job, ProcSlot& slot) {
     slot.versions = PageVersions(job.pages);
     return "";
   }
-  // A read job's file: every page once, version 1, then fsync.
+  if (spec.kind == JobKind::kMmapShared) return map_file(sh, job, slot);
+  // A read or mmap-private job's file: every page once, version 1, then fsync.
   alignas(64) char buf[kPageBytes];
   for (uint64_t page = 0; page < job.pages; ++page) {
     fill_file_page(buf, page_id(sh, job, slot, page), 1);
@@ -87,6 +123,7 @@ std::string setup_file(RunShared& sh, JobRun& job, ProcSlot& slot) {
   }
   if (const int err = mmkit::sys_fsync(sh.m, ft, fd); err)
     return fmt::format("fsync of {} failed: {}", host_path(sh, slot), errno_text(err));
+  if (spec.kind == JobKind::kMmapPrivate) return map_file(sh, job, slot);
   return "";
 }
 
@@ -154,6 +191,82 @@ bool file_access(RunShared& sh, JobRun& job, ProcSlot& slot, uint64_t page, bool
 
 void end_fsync(RunShared& sh, ProcSlot& slot) {
   if (slot.proc && slot.fd >= 0) fsync_file(sh, slot);
+}
+
+bool map_access(RunShared& sh, JobRun& job, ProcSlot& slot, uint64_t page, bool write) {
+  if (killed(slot)) {
+    slot.oom_killed = true;
+    return false;
+  }
+  const JobSpec& spec = *job.spec;
+  mmkit::MmStruct* mm = slot.proc->mm;
+  const FilePageId id = page_id(sh, job, slot, page);
+  const uint64_t vaddr = slot.base + page * kPageBytes;
+  const uint32_t version = map_version(job, slot, page);
+  mmkit::FaultResult fault;
+  char* host = mmkit::user_page_begin(mm, vaddr,
+                                      write ? mmkit::Access::kWrite : mmkit::Access::kRead, &fault);
+  if (!host) {
+    if (fault.status == mmkit::FaultStatus::kKilled || fault.status == mmkit::FaultStatus::kOom ||
+        killed(slot))
+      slot.oom_killed = true;
+    else
+      slot.error = fmt::format("{} of page {:#x} of {}: {}", write ? "write" : "read", page,
+                               host_path(sh, slot), describe_fault(fault));
+    return false;
+  }
+  if (write) {
+    fill_file_page(host, id, version + 1);
+    mmkit::user_page_end(mm);
+    ++slot.versions[page];
+    ++slot.writes;
+    slot.bytes_written += kPageBytes;
+    slot.unsynced += kPageBytes;
+    if (spec.kind == JobKind::kMmapShared && spec.fsync_every && slot.unsynced >= spec.fsync_every)
+      return msync_file(sh, job, slot);
+    return true;
+  }
+  uint8_t expected = 0, actual = 0;
+  const int bad = check_file_page(host, id, version, &expected, &actual);
+  mmkit::user_page_end(mm);
+  ++slot.reads;
+  slot.bytes_read += kPageBytes;
+  if (bad >= 0) {
+    ++slot.verify_errors;
+    sh.log.report(fmt::format(
+        "mmsim: run: verify: job \"{}\" process {} (pid {}): file {} page {:#x} at {:#x} "
+        "(version {}): byte {} is {:#04x}, expected {:#04x}",
+        spec.name, slot.index, slot.pid, slot.file, page, vaddr, version, bad, actual, expected));
+  }
+  return true;
+}
+
+void end_map(RunShared& sh, JobRun& job, ProcSlot& slot) {
+  if (!slot.proc || slot.fd < 0) return;
+  if (job.spec->kind == JobKind::kMmapShared) {
+    msync_file(sh, job, slot);
+    return;
+  }
+  // mmap-private: every write went to a private copy, so the file still
+  // holds version 1 of every page, as the set-up laid it out.
+  alignas(64) char buf[kPageBytes];
+  for (uint64_t page = 0; page < job.pages; ++page) {
+    const int64_t n =
+        mmkit::sys_pread(sh.m, slot.proc->files, slot.fd, buf, kPageBytes, page * kPageBytes);
+    if (n != kPageBytes) {
+      failed(sh, slot, n, "read-back", page);
+      return;
+    }
+    uint8_t expected = 0, actual = 0;
+    const int bad = check_file_page(buf, page_id(sh, job, slot, page), 1, &expected, &actual);
+    if (bad >= 0) {
+      ++slot.verify_errors;
+      sh.log.report(fmt::format(
+          "mmsim: run: verify: job \"{}\" process {} (pid {}): file {} page {:#x} changed under "
+          "a private mapping: byte {} is {:#04x}, expected {:#04x} (version 1)",
+          job.spec->name, slot.index, slot.pid, slot.file, page, bad, actual, expected));
+    }
+  }
 }
 
 }  // namespace mmsim

@@ -21,6 +21,27 @@
 //           every page read must be zeros or this file's page at any
 //           version.
 //
+// The mmap jobs map the file (do_mmap_fd, PROT_READ|PROT_WRITE) and
+// access it through the process's MMU, a whole page per access, as an
+// anon job does its region, with the same self-describing pages:
+//
+//   mmap-shared   set-up as a write job's (O_TRUNC, ftruncate to `size`),
+//                 then MAP_SHARED. A write stores the page's next version
+//                 in the page-cache page (it reaches the file by
+//                 writeback); a read checks the version last written (0:
+//                 zeros). msync(MS_SYNC) of the whole mapping after every
+//                 `fsync_every` bytes written, and once at the end, so a
+//                 verifying read job can check the file (fsyncs counts
+//                 the msyncs).
+//   mmap-private  set-up as a read job's without verify (every page
+//                 version 1, fsync), then MAP_PRIVATE. A write stores the
+//                 next version in the process's copy-on-write copy; a read
+//                 checks the version the process last wrote, or version 1.
+//                 At the end every page of the file is read back (sys_pread,
+//                 not counted as accesses) and must still be version 1.
+//
+// bytes_read and bytes_written count the bytes moved through the mapping.
+//
 // A read or write failing with ENOMEM (the cgroup's charge, or no page to
 // be had), or a process the OOM killer chose, stops the process as a fatal
 // fault does an anon job's: counted as an OOM kill, not an error.
@@ -45,5 +66,10 @@ std::string open_file_to_verify(RunShared& sh, JobRun& job, ProcSlot& slot);
 bool file_access(RunShared& sh, JobRun& job, ProcSlot& slot, uint64_t page, bool write, char* buf);
 // A write job's last fsync (bound caller).
 void end_fsync(RunShared& sh, ProcSlot& slot);
+// One page access of an mmap job through its mapping (as file_access).
+bool map_access(RunShared& sh, JobRun& job, ProcSlot& slot, uint64_t page, bool write);
+// An mmap job's end (bound caller): an mmap-shared job's last msync; an
+// mmap-private job's check that its file is unchanged.
+void end_map(RunShared& sh, JobRun& job, ProcSlot& slot);
 
 }  // namespace mmsim

@@ -39,11 +39,16 @@ struct JobError {
 constexpr std::string_view kJobKeys[] = {
     "name",        "kind", "processes",     "size",       "pattern",     "passes", "seconds",
     "write_ratio", "fork", "oom_score_adj", "memory_max", "fsync_every", "verify"};
-// Kinds that are planned (shared and private file mappings, shmem): named
-// so the message can say they are coming rather than unknown.
-constexpr std::string_view kLaterKinds[] = {"mmap-shared", "mmap-private", "shmem"};
+// Kinds that are planned (shmem): named so the message can say they are
+// coming rather than unknown.
+constexpr std::string_view kLaterKinds[] = {"shmem"};
 
 constexpr size_t kMaxJobFile = 1 << 20;
+
+// "an anon", "a read", "an mmap-shared": the kind with its article.
+std::string a_kind(JobKind k) {
+  return (k == JobKind::kRead || k == JobKind::kWrite ? "a " : "an ") + std::string(kind_name(k));
+}
 
 uint32_t line_of(const toml::node& n) {
   return n.source().begin.line;
@@ -68,7 +73,10 @@ class JobReader {
     if (const toml::node* n = t_.get("kind")) j.kind = kind(*n);
     if (is_file_job(j) && (j.name == "." || j.name == ".."))
       fail(*t_.get("name"), field("name"),
-           quoted(j.name) + " cannot name a file (a read or write job's files are named after it)");
+           quoted(j.name) + " cannot name a file (" +
+               (is_mmap_job(j) ? std::string("an ") + kind_name(j.kind) + " job's"
+                               : std::string("a read or write job's")) +
+               " files are named after it)");
     if (const toml::node* n = t_.get("processes"))
       j.processes = static_cast<unsigned>(integer(*n, "processes", 1, kMaxProcesses));
     const toml::node* size_node = t_.get("size");
@@ -83,7 +91,7 @@ class JobReader {
     if (const toml::node* n = t_.get("write_ratio")) {
       if (j.kind == JobKind::kRead)
         fail(*n, field("write_ratio"),
-             "a read job only reads (write_ratio is for anon and write jobs)");
+             "a read job only reads (write_ratio is for anon, write and mmap jobs)");
       j.write_ratio = number(*n, "write_ratio");
       if (!(j.write_ratio >= 0 && j.write_ratio <= 1))
         fail(*n, field("write_ratio"), fmt::format("{} is out of range (0..1)", j.write_ratio));
@@ -91,8 +99,7 @@ class JobReader {
     if (const toml::node* n = t_.get("fork")) {
       j.fork = boolean(*n, "fork");
       if (j.fork && is_file_job(j))
-        fail(*n, field("fork"),
-             std::string("fork applies to anon jobs (this is a ") + kind_name(j.kind) + " job)");
+        fail(*n, field("fork"), "fork applies to anon jobs (this is " + a_kind(j.kind) + " job)");
     }
     if (const toml::node* n = t_.get("oom_score_adj"))
       j.oom_score_adj = static_cast<int>(integer(*n, "oom_score_adj", -1000, 1000));
@@ -107,19 +114,19 @@ class JobReader {
       }
     }
     if (const toml::node* n = t_.get("fsync_every")) {
-      if (j.kind != JobKind::kWrite)
+      if (!writes_file(j))
         fail(*n, field("fsync_every"),
-             std::string("only write jobs fsync (this is ") +
-                 (j.kind == JobKind::kRead ? "a read" : "an anon") + " job)");
+             "only write and mmap-shared jobs fsync (this is " + a_kind(j.kind) + " job" +
+                 (j.kind == JobKind::kMmapPrivate ? ", whose writes never reach its file)" : ")"));
       j.fsync_every = size(*n, "fsync_every");
       if (j.fsync_every == 0) fail(*n, field("fsync_every"), "must be at least 4KiB");
     }
     if (const toml::node* n = t_.get("verify")) {
       if (j.kind != JobKind::kRead)
         fail(*n, field("verify"),
-             std::string("only read jobs verify a file (this is ") +
-                 (j.kind == JobKind::kWrite ? "a write job, whose reads always check its writes)"
-                                            : "an anon job)"));
+             "only read jobs verify a file (this is " + a_kind(j.kind) +
+                 (j.kind == JobKind::kAnon ? " job)"
+                                           : " job, whose reads always check its writes)"));
       j.verify = boolean(*n, "verify");
     }
     return j;
@@ -186,14 +193,18 @@ class JobReader {
     if (v == "anon") return JobKind::kAnon;
     if (v == "read") return JobKind::kRead;
     if (v == "write") return JobKind::kWrite;
+    if (v == "mmap-shared") return JobKind::kMmapShared;
+    if (v == "mmap-private") return JobKind::kMmapPrivate;
     for (std::string_view later : kLaterKinds)
       if (v == later)
         fail(n, field("kind"),
-             quoted(v) + " is not supported yet (only \"anon\", \"read\" and \"write\" for now)");
+             quoted(v) +
+                 " is not supported yet (only \"anon\", \"read\", \"write\", \"mmap-shared\" "
+                 "and \"mmap-private\" for now)");
     fail(n, field("kind"),
          "unknown kind " + quoted(v) +
-             " (expected \"anon\", \"read\" or \"write\"; \"mmap-shared\", \"mmap-private\" " +
-             "and \"shmem\" are not supported yet)");
+             " (expected \"anon\", \"read\", \"write\", \"mmap-shared\" or \"mmap-private\"; "
+             "\"shmem\" is not supported yet)");
   }
 
   bool boolean(const toml::node& n, std::string_view key) const {
@@ -298,7 +309,7 @@ bool is_verify_read(const JobSpec& j) {
 }
 
 // Names are unique, except that one read job with verify = true may share
-// its name with one write job: true when `j` (job `i`, table `t`) makes
+// its name with one write or mmap-shared job: true when `j` (job `i`, table `t`) makes
 // such a pair with an earlier job, which must then match it in processes
 // and size (the message goes on the read job's key). Any other repeated
 // name is an error on `j`'s name.
@@ -310,8 +321,8 @@ bool pair_with_earlier(const std::vector<JobSpec>& out,
     if (out[k].name == j.name) same.push_back(k);
   if (same.empty()) return false;
   const JobSpec& other = out[same[0]];
-  const bool pair = same.size() == 1 && ((is_verify_read(j) && other.kind == JobKind::kWrite) ||
-                                         (j.kind == JobKind::kWrite && is_verify_read(other)));
+  const bool pair = same.size() == 1 && ((is_verify_read(j) && writes_file(other)) ||
+                                         (writes_file(j) && is_verify_read(other)));
   if (!pair) {
     std::string what = quoted(j.name) + " is already the name of another job (names must be unique";
     if (is_file_job(j) && is_file_job(other))
@@ -328,9 +339,9 @@ bool pair_with_earlier(const std::vector<JobSpec>& out,
   auto mismatch = [&](std::string_view key, uint64_t mine, uint64_t theirs) {
     const toml::node* n = read_table.get(key);
     fail(n ? line_of(*n) : line_of(read_table), read_prefix + "." + std::string(key),
-         fmt::format("{}, but job[{}] {}, the write job whose files this read job verifies, has {} "
+         fmt::format("{}, but job[{}] {}, the {} job whose files this read job verifies, has {} "
                      "(the two must have the same processes and size)",
-                     mine, write_index, quoted(write.name), theirs));
+                     mine, write_index, quoted(write.name), kind_name(write.kind), theirs));
   };
   if (read.processes != write.processes) mismatch("processes", read.processes, write.processes);
   if (read.size != write.size) mismatch("size", read.size, write.size);
@@ -397,6 +408,10 @@ const char* kind_name(JobKind k) {
       return "read";
     case JobKind::kWrite:
       return "write";
+    case JobKind::kMmapShared:
+      return "mmap-shared";
+    case JobKind::kMmapPrivate:
+      return "mmap-private";
   }
   return "?";
 }

@@ -1,11 +1,11 @@
 // Job files for `mmsim run`, in the spirit of fio's: one or more [[job]]
 // tables, each a group of simulated processes that map anonymous memory and
-// access it page by page, or read and write files through the page cache
-// (docs/mmsim_run.md describes every key).
+// access it page by page, read and write files through the page cache, or
+// map files shared or private (docs/mmsim_run.md describes every key).
 //
 //   [[job]]
 //   name = "hot"            # required: [A-Za-z0-9_.-], at most 32, unique
-//   kind = "anon"           # anon | read | write
+//   kind = "anon"           # anon | read | write | mmap-shared | mmap-private
 //   processes = 1           # 1..256
 //   size = "1GiB"           # required, per process, a multiple of 4KiB, at most 1TiB
 //   pattern = "zipf:0.9"    # seq | random | zipf:THETA (0 < THETA <= 10) | loop
@@ -14,13 +14,15 @@
 //   fork = false            # the processes share the first one's pages copy-on-write
 //   oom_score_adj = 0       # -1000..1000
 //   memory_max = "256MiB"   # the job's memory cgroup limit ("max": no limit)
-//   fsync_every = "1MiB"    # write jobs: fsync after every this many bytes written
+//   fsync_every = "1MiB"    # write jobs: fsync after every this many bytes written;
+//                           # mmap-shared jobs: msync(MS_SYNC) likewise
 //   verify = false          # read jobs: check the file a write job wrote
 //
 // A file job's process I uses the file NAME below the machine's fs root, or
 // NAME.I when the job has several processes. Names are unique, except that
-// one read job with verify = true may share its name with one write job (the
-// one whose files it checks; they have the same processes and size).
+// one read job with verify = true may share its name with one write or
+// mmap-shared job (the one whose files it checks; they have the same
+// processes and size).
 //
 // Every bad input gives one line "FILE:LINE: job[I].field: what is wrong"
 // (or "FILE:LINE: syntax: ..." for text that is not TOML); nothing throws
@@ -38,7 +40,7 @@
 namespace mmsim {
 
 enum class Pattern : uint8_t { kSeq, kRandom, kZipf, kLoop };
-enum class JobKind : uint8_t { kAnon, kRead, kWrite };
+enum class JobKind : uint8_t { kAnon, kRead, kWrite, kMmapShared, kMmapPrivate };
 
 struct JobSpec {
   std::string name;
@@ -53,12 +55,21 @@ struct JobSpec {
   bool fork = false;
   int oom_score_adj = 0;
   std::optional<uint64_t> memory_max;  // bytes; mmkit::kMemMax for "max"
-  uint64_t fsync_every = 0;            // write jobs: bytes between fsyncs (0: only the last)
+  uint64_t fsync_every = 0;            // write and mmap-shared jobs: bytes between fsyncs
+                                       // (msyncs); 0: only the last
   bool verify = false;                 // read jobs: the file exists already (a write job's)
 };
 
 inline bool is_file_job(const JobSpec& j) {
   return j.kind != JobKind::kAnon;
+}
+// A job whose processes map their files (mmap-shared, mmap-private).
+inline bool is_mmap_job(const JobSpec& j) {
+  return j.kind == JobKind::kMmapShared || j.kind == JobKind::kMmapPrivate;
+}
+// A job whose writes reach its files (what a verifying read job checks).
+inline bool writes_file(const JobSpec& j) {
+  return j.kind == JobKind::kWrite || j.kind == JobKind::kMmapShared;
 }
 
 inline constexpr unsigned kMaxProcesses = 256;
@@ -70,7 +81,7 @@ inline constexpr size_t kMaxJobName = 32;
 
 // "seq", "random", "zipf:0.9", "loop".
 std::string pattern_name(const JobSpec& j);
-// "anon", "read", "write".
+// "anon", "read", "write", "mmap-shared", "mmap-private".
 const char* kind_name(JobKind k);
 // The file of process `index` of a file job, below the machine's fs root:
 // NAME when the job has one process, NAME.INDEX when it has several.

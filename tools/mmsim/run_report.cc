@@ -53,13 +53,13 @@ std::string run_report_text(const std::vector<JobRun>& jobs, const RunTotals& t)
   bool files = false;
   for (const JobRun& j : jobs) files |= is_file_job(*j.spec);
   if (files) {
-    out += fmt::format("\n{:<16} {:<5} {:>12} {:>12} {:>10} {:>12}\n", "file job", "kind",
+    out += fmt::format("\n{:<16} {:<12} {:>12} {:>12} {:>10} {:>12}\n", "file job", "kind",
                        "read_MiB", "written_MiB", "fsyncs", "MiB/s");
     for (const JobRun& j : jobs) {
       if (!is_file_job(*j.spec)) continue;
       const JobFigures f = figures(j);
       const double mib = static_cast<double>(f.bytes_read + f.bytes_written) / (1 << 20);
-      out += fmt::format("{:<16} {:<5} {:>12.1f} {:>12.1f} {:>10} {:>12.1f}\n", j.spec->name,
+      out += fmt::format("{:<16} {:<12} {:>12.1f} {:>12.1f} {:>10} {:>12.1f}\n", j.spec->name,
                          kind_name(j.spec->kind), static_cast<double>(f.bytes_read) / (1 << 20),
                          static_cast<double>(f.bytes_written) / (1 << 20), f.fsyncs,
                          f.seconds > 0 ? mib / f.seconds : 0.0);

@@ -67,6 +67,7 @@ class Worker {
         slot_(slot),
         spec_(*job.spec),
         file_(is_file_job(spec_)),
+        mapped_(is_mmap_job(spec_)),
         stream_(spec_, job.pages, sh.seed, job.stream_id(), slot.index, spec_.processes),
         rw_(sh.seed * 0x9e3779b97f4a7c15ull ^ (job.stream_id() << 32) ^ slot.index) {}
 
@@ -112,6 +113,11 @@ class Worker {
       if (!cpu) sh_.pool.acquire(&cpu);
       end_fsync(sh_, slot_);
     }
+    // An mmap-shared job's last msync; an mmap-private job's file checked.
+    if (mapped_ && !slot_.oom_killed && slot_.error.empty()) {
+      if (!cpu) sh_.pool.acquire(&cpu);
+      end_map(sh_, job_, slot_);
+    }
     slot_.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     // A killed process is exited at once, on a CPU; the others stay until
     // the run's end views are taken.
@@ -127,6 +133,7 @@ class Worker {
   bool access_one() {
     const uint64_t page = stream_.next();
     const bool write = rw_.uniform() < spec_.write_ratio;
+    if (mapped_) return map_access(sh_, job_, slot_, page, write);
     if (file_) return file_access(sh_, job_, slot_, page, write, buf_);
     const uint64_t vaddr = slot_.base + page * kPageBytes;
     mmkit::MmStruct* mm = slot_.proc->mm;
@@ -162,6 +169,7 @@ class Worker {
   ProcSlot& slot_;
   const JobSpec& spec_;
   const bool file_;
+  const bool mapped_;  // an mmap job: its accesses go through the mapping
   AccessStream stream_;
   Rng rw_;
   alignas(64) char buf_[kPageBytes];  // a file job's read and write buffer

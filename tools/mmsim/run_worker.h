@@ -18,7 +18,9 @@
 //
 // A read or write job's process does the same through its file instead of
 // a mapping (run_file.h): one whole page by sys_pread or sys_pwrite per
-// access, the pages self-describing (page_data.h).
+// access, the pages self-describing (page_data.h). An mmap-shared or
+// mmap-private job's process maps its file and accesses it as an anon
+// job does its region, with the file's self-describing pages.
 #pragma once
 
 #include <atomic>

@@ -77,7 +77,8 @@ TraceFormat detect_format(std::string_view line) {
 LineKind parse_lackey_line(std::string_view line, TraceRecord* rec, std::string* why) {
   if (detect_format(line) != TraceFormat::kLackey) return LineKind::kSkip;
   size_t i;
-  if (line[0] == 'I') {
+  rec->fetch = line[0] == 'I';
+  if (rec->fetch) {
     rec->op = TraceOp::kRead;
     i = 1;
   } else {
@@ -130,6 +131,7 @@ LineKind parse_pages_line(std::string_view line, TraceRecord* rec, std::string* 
     return LineKind::kBad;
   }
   rec->op = op == 'R' || op == 'r' ? TraceOp::kRead : TraceOp::kWrite;
+  rec->fetch = false;
   ++i;
   while (i < line.size() && is_blank(line[i])) ++i;
   if (i + 1 < line.size() && line[i] == '0' && (line[i + 1] == 'x' || line[i + 1] == 'X')) i += 2;

@@ -3,7 +3,7 @@
 // in constant host memory.
 //
 //   lackey  what `valgrind --tool=lackey --trace-mem=yes` prints:
-//             I  04016ec0,3        an instruction fetch (replayed as a read)
+//             I  04016ec0,3        an instruction fetch (a read, of code)
 //              L 1ffefffd68,8      a load
 //              S 1ffefffd68,8      a store
 //              M 0421c290,4        a modify: a load, then a store
@@ -33,6 +33,7 @@ struct TraceRecord {
   uint64_t addr = 0;
   uint64_t size = 0;  // bytes, at least 1
   TraceOp op = TraceOp::kRead;
+  bool fetch = false;  // a lackey instruction fetch ("I"): a read of code
 };
 
 enum class LineKind : uint8_t { kAccess, kSkip, kBad };
