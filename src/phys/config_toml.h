@@ -28,6 +28,11 @@
 //   rlimit_as = "unlimited"                  # every process's RLIMIT_AS: a size or "unlimited"
 //   rlimit_data = "unlimited"                # RLIMIT_DATA, likewise
 //   max_map_count = 65530                    # vm.max_map_count, at least 1
+//   [zswap]                                  # the compressed cache in front of swap
+//   enabled = true                           # default false
+//   compressor = "lz4"                       # or "zstd"
+//   max_pool_percent = 20                    # 0..100, of RAM
+//   accept_threshold_percent = 90            # 0..100, of the pool's maximum
 //   [fail_page_alloc]
 //   probability = 10                         # also interval, times, space,
 //   min_order = 1                            # ignore_gfp_wait, ignore_gfp_highmem, seed
