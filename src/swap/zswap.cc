@@ -88,11 +88,14 @@ void ZswapStateDeleter::operator()(ZswapState* z) const {
 namespace {
 
 constexpr unsigned kMaxReclaimRetries = 16;  // MAX_RECLAIM_RETRIES
-// zswap_store()'s pool allocation: no reclaim (this runs inside it), no
-// warning, any zone (Linux: __GFP_NORETRY | __GFP_NOWARN | __GFP_KSWAPD_RECLAIM
-// with __GFP_HIGHMEM | __GFP_MOVABLE where the pool allows).
-constexpr gfp_t kPoolGfp = GFP_NOWAIT | __GFP_NORETRY | __GFP_NOWARN | __GFP_HIGHMEM;
-constexpr gfp_t kEntryGfp = GFP_NOWAIT | __GFP_NOWARN;
+// zswap_store()'s allocations: no reclaim (this runs inside it), no
+// warning, and no dipping into the reserves (__GFP_NOMEMALLOC: a refused
+// store costs only a write to the file, so the pool has no claim on the
+// memory kept for atomic allocations, and its blocks of 2 and 4 pages
+// reserve no highatomic pageblocks); the pool's pages from any zone.
+constexpr gfp_t kPoolGfp =
+    GFP_NOWAIT | __GFP_NORETRY | __GFP_NOWARN | __GFP_NOMEMALLOC | __GFP_HIGHMEM;
+constexpr gfp_t kEntryGfp = GFP_NOWAIT | __GFP_NOWARN | __GFP_NOMEMALLOC;
 
 ZswapState* zswap_of(const Machine& m) {
   SwapState* st = swap_state_if(m);
@@ -435,7 +438,9 @@ std::string zswap_check(Machine& m) {
   std::vector<SwapInfo*> areas;
   for (const auto& slot : st->info)
     if (SwapInfo* si = slot.load(std::memory_order_acquire)) areas.push_back(si);
-  // Areas, then every tree, then the LRU (the pool's locks are check's own).
+  // Areas, then every tree, then the LRU: no store, load, free or
+  // writeback can change an entry or the pool meanwhile (the pool's class
+  // locks are taken one at a time by its check).
   std::vector<std::unique_lock<std::mutex>> held;
   for (SwapInfo* si : areas) held.emplace_back(si->lock);
   for (SwapInfo* si : areas)

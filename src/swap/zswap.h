@@ -75,7 +75,8 @@ bool zswap_decompress(ZswapCompressor c, const void* src, size_t len, void* dst)
 // area in use, stored_pages and same_filled_pages count the entries, the LRU
 // holds exactly the compressed entries, each compressed entry's object is an
 // allocated object of a pool class big enough for it, and the pool's page
-// count equals the pages of its zspages. No store or load may be in flight.
+// count equals the pages of its zspages. It holds every area and tree lock,
+// so it may run while CPUs and kswapd swap.
 // "" or the first violation.
 std::string zswap_check(Machine& m);
 

@@ -141,48 +141,49 @@ unsigned ZsPool::class_size(ZsHandle h) const {
 }
 
 std::string ZsPool::check(const std::vector<std::pair<ZsHandle, size_t>>& objects) {
-  std::vector<std::unique_lock<std::mutex>> held;
-  for (unsigned i = 0; i < kNrClasses; ++i) held.emplace_back(classes_[i].lock);
-  std::unordered_map<const ZsPage*, uint32_t> seen;
-  std::unordered_set<uint64_t> slots;
-  for (const auto& [h, len] : objects) {
-    ZsClass* c = nullptr;
-    for (unsigned i = 0; i < kNrClasses && !c; ++i)
-      if (classes_[i].all.count(h.zspage)) c = &classes_[i];
-    if (!c) return "zswap pool: an entry's object is in no zspage of the pool";
-    if (h.zspage->cls != c) return "zswap pool: a zspage names another class";
-    if (len > c->size) return fmt::format("zswap pool: a {}-byte object in class {}", len, c->size);
-    if (h.idx >= c->objs || !h.zspage->used[h.idx])
-      return fmt::format("zswap pool: object {} of a class-{} zspage is not allocated", h.idx,
-                         c->size);
-    if (!slots.insert(reinterpret_cast<uintptr_t>(h.zspage) * 4096 + h.idx).second)
-      return "zswap pool: two entries share one object";
-    ++seen[h.zspage];
-  }
-  uint64_t pages = 0;
+  // The objects by zspage; then each class under its own lock (the caller
+  // keeps malloc and free out, so one class at a time is a snapshot).
+  std::unordered_map<const ZsPage*, std::vector<std::pair<uint32_t, size_t>>> by_zspage;
+  for (const auto& [h, len] : objects) by_zspage[h.zspage].emplace_back(h.idx, len);
+  uint64_t pages = 0, matched = 0;
   for (unsigned i = 0; i < kNrClasses; ++i) {
-    const ZsClass& c = classes_[i];
+    ZsClass& c = classes_[i];
+    std::lock_guard<std::mutex> g(c.lock);
     uint64_t objs = 0;
     for (const ZsPage* zp : c.all) {
       pages += uint64_t{1} << c.order;
       objs += zp->inuse;
+      if (zp->cls != &c) return "zswap pool: a zspage names another class";
       if (zp->inuse + zp->free_slots.size() != c.objs)
         return fmt::format("zswap pool: class {}: a zspage's {} used and {} free slots are not {}",
                            c.size, zp->inuse, zp->free_slots.size(), c.objs);
-      const auto it = seen.find(zp);
-      if ((it == seen.end() ? 0 : it->second) != zp->inuse)
-        return fmt::format("zswap pool: class {}: a zspage counts {} objects, entries hold {}",
-                           c.size, zp->inuse, it == seen.end() ? 0 : it->second);
       if ((zp->partial_pos >= 0) != (zp->inuse < c.objs))
         return fmt::format(
-            "zswap pool: class {}: a zspage with {} of {} objects is {}on the "
-            "partial list",
-            c.size, zp->inuse, c.objs, zp->partial_pos >= 0 ? "" : "not ");
+            "zswap pool: class {}: a zspage with {} of {} objects is {}on the partial list", c.size,
+            zp->inuse, c.objs, zp->partial_pos >= 0 ? "" : "not ");
+      const auto it = by_zspage.find(zp);
+      const size_t held = it == by_zspage.end() ? 0 : it->second.size();
+      if (held != zp->inuse)
+        return fmt::format("zswap pool: class {}: a zspage counts {} objects, entries hold {}",
+                           c.size, zp->inuse, held);
+      if (it == by_zspage.end()) continue;
+      ++matched;
+      std::unordered_set<uint32_t> idxs;
+      for (const auto& [idx, len] : it->second) {
+        if (len > c.size)
+          return fmt::format("zswap pool: a {}-byte object in class {}", len, c.size);
+        if (idx >= c.objs || !zp->used[idx])
+          return fmt::format("zswap pool: object {} of a class-{} zspage is not allocated", idx,
+                             c.size);
+        if (!idxs.insert(idx).second) return "zswap pool: two entries share one object";
+      }
     }
     if (objs != c.objects)
       return fmt::format("zswap pool: class {}: {} objects in zspages, counted {}", c.size, objs,
                          c.objects);
   }
+  if (matched != by_zspage.size())
+    return "zswap pool: an entry's object is in no zspage of the pool";
   if (pages != pages_.load())
     return fmt::format("zswap pool: {} pages in zspages, pool_total_size counts {}", pages,
                        pages_.load());

@@ -62,7 +62,8 @@ class ZsPool {
 
   // Checks the pool against the objects its user holds (handle, length):
   // each is allocated once in a class big enough, and the counts add up.
-  // "" or the first violation. Takes every class lock.
+  // "" or the first violation. Takes each class lock in turn: the caller
+  // must keep malloc and free out meanwhile (zswap holds its tree locks).
   std::string check(const std::vector<std::pair<ZsHandle, size_t>>& objects);
 
  private:
