@@ -27,6 +27,8 @@
 #include <cstring>
 #include <string>
 
+#include "swap/zswap.h"
+
 namespace mmkit_bench {
 
 void BM_order0_pcp(benchmark::State& state, uint64_t gib);
@@ -69,6 +71,11 @@ void BM_swap_raw_pwrite(benchmark::State& state);
 void BM_swap_out(benchmark::State& state);
 void BM_swap_raw_pread(benchmark::State& state);
 void BM_swap_in(benchmark::State& state, bool readahead);
+// zswap.cc: zswap's store and load next to its compressors' raw rates.
+void BM_zswap_raw_compress(benchmark::State& state, mmkit::ZswapCompressor c, bool random);
+void BM_zswap_store(benchmark::State& state, mmkit::ZswapCompressor c, bool random);
+void BM_zswap_raw_decompress(benchmark::State& state, mmkit::ZswapCompressor c);
+void BM_zswap_load(benchmark::State& state, mmkit::ZswapCompressor c);
 // filemap_read.cc: each mmkit read next to raw pread of the same host file.
 void BM_filemap_raw_pread(benchmark::State& state, uint64_t size);
 void BM_filemap_pread_cached(benchmark::State& state, uint64_t size);
@@ -188,6 +195,18 @@ void register_all() {
   RegisterBenchmark("swap/raw_pread", BM_swap_raw_pread);
   RegisterBenchmark("swap/in", BM_swap_in, false);
   RegisterBenchmark("swap/in_readahead", BM_swap_in, true);
+
+  for (const auto c : {mmkit::ZswapCompressor::kLz4, mmkit::ZswapCompressor::kZstd}) {
+    const std::string name(mmkit::zswap_compressor_name(c));
+    for (const bool random : {false, true}) {
+      const std::string kind = random ? "/random" : "/text";
+      RegisterBenchmark(("zswap/raw_compress/" + name + kind).c_str(), BM_zswap_raw_compress, c,
+                        random);
+      RegisterBenchmark(("zswap/store/" + name + kind).c_str(), BM_zswap_store, c, random);
+    }
+    RegisterBenchmark(("zswap/raw_decompress/" + name).c_str(), BM_zswap_raw_decompress, c);
+    RegisterBenchmark(("zswap/load/" + name).c_str(), BM_zswap_load, c);
+  }
 
   RegisterBenchmark("filemap/raw_pread/4KiB", BM_filemap_raw_pread, uint64_t{4} << 10);
   RegisterBenchmark("filemap/pread_cached/4KiB", BM_filemap_pread_cached, uint64_t{4} << 10);

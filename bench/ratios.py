@@ -51,6 +51,15 @@ per iteration / mmkit's; both sides move the same bytes an iteration):
   filemap/raw_preadv_frames against filemap/raw_pread_seq    (context: the
       best read_cold_seq could reach against raw_pread_seq)
 
+and, when the zswap benchmarks ran, a sixth: zswap's store and load rates
+against its compressor's raw rate on the same pages (raw time per page /
+zswap's):
+
+  zswap/store/C/text against zswap/raw_compress/C/text      >= 0.8
+  zswap/store/C/random against zswap/raw_compress/C/random  >= 0.8
+  zswap/load/C against zswap/raw_decompress/C               >= 0.8
+  (C: lz4 and zstd)
+
 Tables are printed only for the benchmarks that ran (--benchmark_filter).
 
 Medians are taken over the repetitions (run with --benchmark_repetitions=N);
@@ -225,6 +234,30 @@ FILEMAP_PAIRS = [
 ]
 
 
+def zswap_ratios(runs):
+    print("\n| zswap (store/load / raw compressor) | raw | zswap | ratio (raw time / zswap time) "
+          "| target | verdict |")
+    print("|---|---:|---:|---:|---|---|")
+    at_least = lambda r: r >= 0.8
+    for comp in ("lz4", "zstd"):
+        pairs = [(f"zswap/store/{comp}/{k}", f"zswap/raw_compress/{comp}/{k}") for k in ("text", "random")]
+        pairs.append((f"zswap/load/{comp}", f"zswap/raw_decompress/{comp}"))
+        for ours, raw in pairs:
+            if ours not in runs and raw not in runs:
+                continue
+            t_ours, t_raw = median(runs, ours), median(runs, raw)
+            if t_ours is None or t_raw is None or t_ours == 0:
+                print(f"| {ours} / {raw} | {fmt_time(t_raw)} | {fmt_time(t_ours)} | n/a | >= 0.8 | missing |")
+                continue
+            r = t_raw / t_ours
+            print(f"| {ours} / {raw} | {fmt_rate(PAGE, t_raw)} ({fmt_time(t_raw)}) | "
+                  f"{fmt_rate(PAGE, t_ours)} ({fmt_time(t_ours)}) | {r:.3g} | >= 0.8 | "
+                  f"{'met' if at_least(r) else '**missed**'} |")
+
+
+PAGE = 4096
+
+
 def fmt_rate(nbytes, ns):
     if ns is None or ns == 0:
         return "n/a"
@@ -288,6 +321,8 @@ def main():
         swap_ratios(runs)
     if any(n.startswith("filemap/") for n in runs):
         filemap_ratios(runs)
+    if any(n.startswith("zswap/") for n in runs):
+        zswap_ratios(runs)
 
 
 def page_ratios(runs):

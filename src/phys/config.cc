@@ -181,6 +181,18 @@ std::string validate_overcommit(const MachineConfig& c) {
     return "page_cluster: " + std::to_string(c.page_cluster) + " is out of range (0..31)";
   if (c.panic_on_oom > 2)
     return "panic_on_oom: " + std::to_string(c.panic_on_oom) + " is out of range (0..2)";
+  // zswap's parameters (mm/zswap.c: the compressor must be one mmkit has;
+  // accept_threshold_percent is bounded 0..100 there, and a pool above all
+  // of RAM means nothing).
+  if (c.zswap.compressor != "lz4" && c.zswap.compressor != "zstd")
+    return "zswap.compressor: unknown compressor \"" + c.zswap.compressor +
+           "\"; expected \"lz4\" or \"zstd\"";
+  if (c.zswap.max_pool_percent > 100)
+    return "zswap.max_pool_percent: " + std::to_string(c.zswap.max_pool_percent) +
+           " is out of range (0..100)";
+  if (c.zswap.accept_threshold_percent > 100)
+    return "zswap.accept_threshold_percent: " + std::to_string(c.zswap.accept_threshold_percent) +
+           " is out of range (0..100)";
   return "";
 }
 

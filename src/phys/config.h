@@ -52,6 +52,16 @@ struct SwapAreaConfig {
   uint32_t line = 0;  // the [[swap]] table's line in the config file (0: unknown)
 };
 
+// [zswap]: the compressed cache in front of swap (mm/zswap.c's module
+// parameters, with Linux's defaults: off, lz4, 20% of RAM, accept again
+// below 90% of that).
+struct ZswapConfig {
+  bool enabled = false;
+  std::string compressor = "lz4";  // "lz4" or "zstd"
+  unsigned max_pool_percent = 20;
+  unsigned accept_threshold_percent = 90;
+};
+
 inline constexpr int kMaxNumNodes = 64;
 inline constexpr int kMaxCpus = 256;
 inline constexpr int kMaxZonesPerNode = 4;  // MAX_NR_ZONES on both arches
@@ -94,6 +104,7 @@ struct MachineConfig {
   uint64_t swap = 0;
   // [[swap]] areas (booted with reclaim).
   std::vector<SwapAreaConfig> swap_areas;
+  ZswapConfig zswap;
   // Writeback sysctls (vm.dirty_*; mm/page-writeback.c). A _bytes form and
   // its ratio exclude each other, as their sysctl handlers make them; unset
   // ratios are Linux's defaults 20 and 10.

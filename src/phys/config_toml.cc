@@ -87,7 +87,8 @@ class Parser {
                 "dirty_expire_centisecs",
                 "dirty_writeback_centisecs",
                 "fault_around_bytes",
-                "fs"});
+                "fs",
+                "zswap"});
     for (const auto& [key, value] : root) note(std::string(key.str()), value);
 
     if (const toml::node* n = root.get("arch")) {
@@ -192,6 +193,7 @@ class Parser {
     if (const toml::node* n = root.get("fault_around_bytes"))
       c.fault_around_bytes = get_size(*n, "fault_around_bytes");
     if (const toml::node* n = root.get("fs")) get_fs(*n, &c);
+    if (const toml::node* n = root.get("zswap")) get_zswap(*n, &c.zswap);
     return c;
   }
 
@@ -426,6 +428,25 @@ class Parser {
         fail(*v, "fs.root", "an empty path; leave the key out for a temporary directory");
       c->fs_root = s->get();
     }
+  }
+
+  // [zswap]: mm/zswap.c's module parameters.
+  void get_zswap(const toml::node& n, ZswapConfig* z) {
+    const auto* t = n.as_table();
+    if (!t) fail(n, "zswap", std::string("expected a table, got ") + type_name(n));
+    check_keys(*t, "zswap.", "in [zswap]",
+               {"enabled", "compressor", "max_pool_percent", "accept_threshold_percent"});
+    for (const auto& [key, value] : *t) note("zswap." + std::string(key.str()), value);
+    if (const toml::node* v = t->get("enabled")) z->enabled = get_bool(*v, "zswap.enabled");
+    if (const toml::node* v = t->get("compressor")) {
+      const auto* s = v->as_string();
+      if (!s) fail(*v, "zswap.compressor", std::string("expected a string, got ") + type_name(*v));
+      z->compressor = s->get();
+    }
+    if (const toml::node* v = t->get("max_pool_percent"))
+      z->max_pool_percent = get_uint<unsigned>(*v, "zswap.max_pool_percent");
+    if (const toml::node* v = t->get("accept_threshold_percent"))
+      z->accept_threshold_percent = get_uint<unsigned>(*v, "zswap.accept_threshold_percent");
   }
 
   void get_failslab(const toml::node& n, FailSlabConfig* f) {

@@ -29,6 +29,11 @@
 //   rlimit_data = "unlimited"                # RLIMIT_DATA, likewise
 //   max_map_count = 65530                    # vm.max_map_count, at least 1
 //   fault_around_bytes = "64KiB"             # a power of two, 4KiB (off) .. a page table's span
+//   [zswap]                                  # the compressed cache in front of swap
+//   enabled = true                           # default false
+//   compressor = "lz4"                       # or "zstd"
+//   max_pool_percent = 20                    # 0..100, of RAM
+//   accept_threshold_percent = 90            # 0..100, of the pool's maximum
 //   [fail_page_alloc]
 //   probability = 10                         # also interval, times, space,
 //   min_order = 1                            # ignore_gfp_wait, ignore_gfp_highmem, seed

@@ -59,6 +59,9 @@ enum class VmEvent : unsigned {
   DROP_PAGECACHE,
   DROP_SLAB,
   OOM_KILL,
+  ZSWPIN,   // pages loaded from zswap (mm/zswap.c)
+  ZSWPOUT,  // pages stored in zswap
+  ZSWPWB,   // pages written back from zswap's pool to the swap file
   ALLOC_FAIL,
   ALLOC_SLOWPATH,
   KSWAPD_WAKEUP,
@@ -114,6 +117,9 @@ inline constexpr std::array<std::string_view, static_cast<size_t>(VmEvent::NR_EV
         "drop_pagecache",
         "drop_slab",
         "oom_kill",
+        "zswpin",
+        "zswpout",
+        "zswpwb",
         // mmkit's own, not in Linux's /proc/vmstat: failed allocations, slow-path
         // entries and kswapd wakeups (views print them only in JSON).
         "mmkit_alloc_fail",

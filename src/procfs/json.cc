@@ -15,7 +15,8 @@
 //    "slabinfo":     [{"name", "active_objs", "num_objs", "objsize", "objperslab",
 //                      "pagesperslab", "limit", "batchcount", "sharedfactor",
 //                      "active_slabs", "num_slabs", "sharedavail",
-//                      "aliases": [names merged into the cache]}, ...]}
+//                      "aliases": [names merged into the cache]}, ...],
+//    "zswap":        {"duplicate_entry": n, ..., "written_back_pages": n}}
 //
 // buddyinfo lists populated zones only, zoneinfo every zone (as the text
 // views do); vmstat adds mmkit's private events after Linux's; slabinfo has
@@ -31,6 +32,7 @@
 #include "procfs/internal.h"
 #include "procfs/json_writer.h"
 #include "procfs/procfs.h"
+#include "swap/zswap.h"
 
 namespace mmkit {
 namespace {
@@ -157,6 +159,9 @@ std::string render_json(Machine& m) {
   for (const VmstatField& f : vmstat_fields(m, /*with_private=*/true)) w.field(f.name, f.value);
   w.end_object();
   write_slabinfo(w, m);
+  w.key("zswap").begin_object();
+  for (const auto& [name, value] : zswap_stat_fields(m)) w.field(name, value);
+  w.end_object();
   w.end_object();
   return w.take() + "\n";
 }

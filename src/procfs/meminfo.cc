@@ -21,7 +21,8 @@
 // lines appear on i386 (CONFIG_HIGHMEM) only. CommitLimit and Committed_AS
 // are mm/util.c's vm_commit_limit() and vm_memory_committed(); AnonPages and
 // PageTables the nodes' NR_ANON_PAGES and NR_PAGETABLE; SwapTotal and
-// SwapFree the configured swap size (nothing is swapped out yet).
+// SwapFree the configured swap size before the swap layer starts, then the
+// areas'; Zswap and Zswapped zswap's pool pages and stored pages.
 // VmallocTotal is VMALLOC_END - VMALLOC_START of the area mmkit manages
 // (vmalloc/layout.h: on x86_64 the configured size less one byte, as Linux's
 // VMALLOC_END is inclusive), and VmallocUsed vmalloc_nr_pages() (6.1: pages
@@ -35,6 +36,7 @@
 #include "procfs/internal.h"
 #include "procfs/procfs.h"
 #include "swap/swap.h"
+#include "swap/zswap.h"
 #include "vm/overcommit.h"
 #include "vmalloc/layout.h"
 #include "vmalloc/vmalloc.h"
@@ -131,8 +133,9 @@ std::vector<MeminfoField> meminfo_fields(const Machine& m) {
   // The swap areas; before any swapon (a plain boot), the config's size, unused.
   kb("SwapTotal:      ", total_swap_pages(m));
   kb("SwapFree:       ", swap_layer_active(m) ? swap_free_pages(m) : total_swap_pages(m));
-  raw("Zswap:          ", 8, true, 0);  // CONFIG_ZSWAP
-  raw("Zswapped:       ", 8, true, 0);
+  // CONFIG_ZSWAP: the pool's pages and the pages stored in it.
+  kb("Zswap:          ", zswap_pool_pages(m));
+  kb("Zswapped:       ", zswap_stored_pages(m));
   kb("Dirty:          ", node_pages(m, NodeStat::NR_FILE_DIRTY));
   kb("Writeback:      ", node_pages(m, NodeStat::NR_WRITEBACK));
   kb("AnonPages:      ", node_pages(m, NodeStat::NR_ANON_PAGES));

@@ -48,6 +48,9 @@ std::string render_swaps(const Machine& m);
 std::string render_pid_oom_score(Machine& m, int pid);
 std::string render_pid_oom_score_adj(Machine& m, int pid);
 std::string render_dmesg(const Machine& m);
+// zswap's statistics (/sys/kernel/debug/zswap): one "name value" line per
+// file of that directory, in its alphabetical order.
+std::string render_zswap(const Machine& m);
 
 // Per-process views (fs/proc/array.c, fs/proc/task_mmu.c), "" when no
 // process has that pid:
@@ -65,7 +68,8 @@ std::string render_view(Machine& m, std::string_view name);
 std::vector<std::string_view> view_names();
 
 // {"buddyinfo": [...], "pagetypeinfo": {...}, "zoneinfo": [...],
-//  "meminfo": {...}, "vmstat": {...}, "slabinfo": [...]}: see json.cc for the schema.
+//  "meminfo": {...}, "vmstat": {...}, "slabinfo": [...], "zswap": {...}}: see json.cc
+// for the schema.
 std::string render_json(Machine& m);
 
 // --- the structured forms the text and JSON views share -----------------------

@@ -1,6 +1,7 @@
 // The view table: /proc file names to their renderers (render_view), so a
 // front end can serve any view by name. Names are /proc's, in the
-// alphabetical order `ls /proc` lists them; "<pid>/maps", "<pid>/status"
+// alphabetical order `ls /proc` lists them ("zswap" is debugfs's
+// /sys/kernel/debug/zswap directory, one "name value" line per file); "<pid>/maps", "<pid>/status"
 // and "<pid>/smaps_rollup" reach a process's views.
 #include <array>
 #include <utility>
@@ -12,7 +13,7 @@ namespace {
 
 using Renderer = std::string (*)(Machine&);
 
-constexpr std::array<std::pair<std::string_view, Renderer>, 8> kViews = {{
+constexpr std::array<std::pair<std::string_view, Renderer>, 9> kViews = {{
     {"buddyinfo", [](Machine& m) { return render_buddyinfo(m); }},
     {"meminfo", [](Machine& m) { return render_meminfo(m); }},
     {"pagetypeinfo", [](Machine& m) { return render_pagetypeinfo(m); }},
@@ -21,6 +22,7 @@ constexpr std::array<std::pair<std::string_view, Renderer>, 8> kViews = {{
     {"vmallocinfo", [](Machine& m) { return render_vmallocinfo(m); }},
     {"vmstat", [](Machine& m) { return render_vmstat(m); }},
     {"zoneinfo", [](Machine& m) { return render_zoneinfo(m); }},
+    {"zswap", [](Machine& m) { return render_zswap(m); }},
 }};
 
 }  // namespace

@@ -163,6 +163,7 @@ std::vector<std::string_view> vm_event_names(const Machine& m) {
                      "balloon_inflate", "balloon_deflate", "balloon_migrate",
                      // CONFIG_SWAP (+ CONFIG_KSM), CONFIG_KSM, CONFIG_ZSWAP, CONFIG_X86
                      "swap_ra", "swap_ra_hit", "ksm_swpin_copy", "cow_ksm", "zswpin", "zswpout",
+                     "zswpwb",  // Linux 6.8's writeback event, after zswpout
                      "direct_map_level2_splits", "direct_map_level3_splits"});
   return v;
 }

@@ -12,6 +12,7 @@
 #include "memcg/workingset.h"
 #include "page_alloc/page_alloc.h"
 #include "swap/swap_state.h"
+#include "swap/zswap.h"
 
 namespace mmkit {
 namespace {
@@ -47,6 +48,20 @@ void lock_page(Page* page) {
 }
 void unlock_page(Page* page) {
   page->clear_atomic(PG_locked);
+}
+
+// swap_read_folio(): a slot's data into a locked swap-cache page, from
+// zswap when it holds the slot (zswpin, counted there), else from the file
+// (pswpin, pgpgin). 0 or -EIO.
+int swap_read_page(Machine& m, SwapInfo& si, SwpEntry e, Page* page) {
+  const int z = zswap_load(m, e, page);
+  if (z != 0) return z > 0 ? 0 : z;
+  const int io = swap_read_slot(si, swp_offset(e), m.phys_window(m.page_to_pfn(page)));
+  if (io == 0) {
+    m.count_event(VmEvent::PSWPIN);
+    m.count_event(VmEvent::PGPGIN, PAGE_SIZE / 1024);
+  }
+  return io;
 }
 
 }  // namespace
@@ -183,6 +198,11 @@ int swap_writepage(Machine& m, Page* page) {
   SwapState& st = swap_state(m);
   page->set_atomic(PG_writeback);
   page->clear_atomic(PG_dirty);
+  // zswap first: a page it takes is not written to the file (zswpout).
+  if (zswap_store(m, page)) {
+    page->clear_atomic(PG_writeback);
+    return 0;
+  }
   bool ok = !(st.write_fault.enabled() && st.write_fault.should_fail(PAGE_SIZE));
   if (ok) {
     const ssize_t n = pwrite(si->fd, m.phys_window(m.page_to_pfn(page)), PAGE_SIZE,
@@ -200,6 +220,52 @@ int swap_writepage(Machine& m, Page* page) {
   m.count_event(VmEvent::PSWPOUT);
   m.count_event(VmEvent::PGPGOUT, PAGE_SIZE / 1024);
   return 0;
+}
+
+int swap_writeback_slot(Machine& m, SwpEntry e, const std::function<bool(void* dst)>& fill,
+                        const std::function<void()>& written) {
+  SwapInfo* si = swap_info(m, e);
+  if (!si) return -ENOENT;
+  // __read_swap_cache_async() without reclaim: the pool is being emptied
+  // because memory is short, and this may run inside reclaim.
+  Page* page = alloc_page(m, (GFP_HIGHUSER_MOVABLE & ~__GFP_DIRECT_RECLAIM) | __GFP_NOWARN);
+  if (!page) return -ENOMEM;
+  if (const int rc = swap_set_cache_bit(m, e, true); rc != 0) {
+    put_page(m, page);
+    return rc;
+  }
+  // From here the slot is ours: no load, store or free of it can run.
+  lock_page(page);
+  page->set_atomic(PG_swapbacked);
+  const uintptr_t shadow = cache_insert(m, *si, page, e);
+  char* data = m.phys_window(m.page_to_pfn(page));
+  int err = 0;
+  if (!fill(data)) {
+    err = -ENOENT;
+  } else {
+    page->set_atomic(PG_uptodate);
+    page->set_atomic(PG_writeback);
+    SwapState& st = swap_state(m);
+    bool ok = !(st.write_fault.enabled() && st.write_fault.should_fail(PAGE_SIZE));
+    if (ok)
+      ok = pwrite(si->fd, data, PAGE_SIZE, static_cast<off_t>(swp_offset(e) << PAGE_SHIFT)) ==
+           static_cast<ssize_t>(PAGE_SIZE);
+    page->clear_atomic(PG_writeback);
+    if (ok) {
+      written();
+      m.count_event(VmEvent::PSWPOUT);
+      m.count_event(VmEvent::PGPGOUT, PAGE_SIZE / 1024);
+    } else {
+      m.printk(fmt::format("Write-error on swap-device ({}:{}:{})", 0, si->type, swp_offset(e)));
+      err = -EIO;
+    }
+  }
+  // The page leaves the cache (a fault that found it meanwhile sees it gone
+  // and looks again); the slot's shadow entry, if it had one, goes back.
+  delete_from_swap_cache(m, page, shadow);
+  unlock_page(page);
+  put_page(m, page);
+  return err;
 }
 
 Page* swapin_readahead(Machine& m, SwpEntry e, bool readahead, const SwapChargeFn& charge,
@@ -257,7 +323,7 @@ Page* swapin_readahead(Machine& m, SwpEntry e, bool readahead, const SwapChargeF
           lock_page(page);
           page->set_atomic(PG_swapbacked);
           const uintptr_t shadow = cache_insert(m, *si, page, oe);
-          const int io = swap_read_slot(*si, o, m.phys_window(m.page_to_pfn(page)));
+          const int io = swap_read_page(m, *si, oe, page);
           if (io == 0) {
             page->set_atomic(PG_uptodate);
             note_refault(m, page, shadow);
@@ -269,8 +335,6 @@ Page* swapin_readahead(Machine& m, SwpEntry e, bool readahead, const SwapChargeF
             put_page(m, page);
             return nullptr;
           }
-          m.count_event(VmEvent::PSWPIN);
-          m.count_event(VmEvent::PGPGIN, PAGE_SIZE / 1024);
           *major = true;
           target = page;
           break;
@@ -294,12 +358,10 @@ Page* swapin_readahead(Machine& m, SwpEntry e, bool readahead, const SwapChargeF
       page->set_atomic(PG_swapbacked);
       page->set_atomic(PG_readahead);
       const uintptr_t shadow = cache_insert(m, *si, page, oe);
-      const int io = swap_read_slot(*si, o, m.phys_window(m.page_to_pfn(page)));
+      const int io = swap_read_page(m, *si, oe, page);
       if (io == 0) {
         page->set_atomic(PG_uptodate);
         note_refault(m, page, shadow);
-        m.count_event(VmEvent::PSWPIN);
-        m.count_event(VmEvent::PGPGIN, PAGE_SIZE / 1024);
       }
       unlock_page(page);
       lru_cache_add(m, page);

@@ -16,6 +16,15 @@
 
 namespace mmkit {
 
+struct ZswapEntry;  // zswap.cc
+struct ZswapState;  // zswap.cc
+struct ZswapStateDeleter {
+  void operator()(ZswapState* z) const;
+};
+// zswap's trees cover 2^14 slots each (SWAP_ADDRESS_SPACE_SHIFT, 64 MiB of
+// swap), each under its own lock, as mm/zswap.c splits them.
+inline constexpr unsigned kZswapTreeShift = 14;
+
 struct SwapInfo {
   // Read on every swap entry's lookup, written only by swapon and swapoff:
   // kept off the cache lines the lock and the counters below bounce on.
@@ -30,6 +39,10 @@ struct SwapInfo {
   std::unique_ptr<std::atomic<uintptr_t>[]> cache;
   std::unique_ptr<std::atomic<uint16_t>[]> memcg_id;  // swap_cgroup, by offset
   std::unique_ptr<uint8_t[]> swap_map;                // per slot: count | SWAP_HAS_CACHE (lock)
+  // zswap's tree: each slot's entry, or null (written under the slot's
+  // tree lock; see zswap.cc), and one lock per 2^kZswapTreeShift slots.
+  std::unique_ptr<std::atomic<ZswapEntry*>[]> zswap;
+  std::unique_ptr<std::mutex[]> zswap_locks;
   std::string path;
   bool temporary = false;
 
@@ -75,6 +88,7 @@ struct SwapState final : LayerState {
   std::atomic<uint64_t> ra_prev_offset{0};
   std::atomic<unsigned> ra_last_pages{0};
   std::function<int(Machine&, unsigned)> unuse;
+  std::unique_ptr<ZswapState, ZswapStateDeleter> zswap;  // zswap.cc
 };
 
 SwapState& swap_state(Machine& m);
@@ -88,5 +102,23 @@ SwapInfo* swap_info(const Machine& m, SwpEntry e);
 int swap_set_cache_bit(Machine& m, SwpEntry e, bool set);
 // Reads a slot (pread). 0 or -EIO.
 int swap_read_slot(SwapInfo& si, uint64_t offset, void* buf);
+
+// --- zswap's side (zswap.cc) -------------------------------------------------------
+// zswap's state for a new swap layer, its parameters from the config.
+ZswapState* zswap_create(Machine& m);
+// swapon: the area's tree (si.zswap, si.zswap_locks) and, with zswap on,
+// the entry cache.
+void zswap_swapon(SwapState& st, SwapInfo& si);
+// A freed slot's entry goes (zswap_invalidate); called under si.lock.
+void zswap_invalidate(SwapState& st, SwapInfo& si, uint64_t offset);
+// zswap's writeback through the swap cache (zswap_writeback_entry): claims
+// slot `e` (its SWAP_HAS_CACHE), puts a new page for it in the swap cache,
+// locked, lets `fill` write the data into the page, writes the page to the
+// slot, calls `written` (the slot still claimed) and takes the page out of
+// the cache again. 0; -EEXIST when the slot is claimed (a page is cached or
+// on its way); -ENOENT when the slot is free or `fill` found nothing;
+// -ENOMEM without a page; -EIO when the write failed (nothing is lost).
+int swap_writeback_slot(Machine& m, SwpEntry e, const std::function<bool(void* dst)>& fill,
+                        const std::function<void()>& written);
 
 }  // namespace mmkit

@@ -23,7 +23,7 @@ SwapInfo::~SwapInfo() {
   if (temporary && !path.empty()) unlink(path.c_str());
 }
 
-SwapState::SwapState(Machine& machine) : m(machine) {}
+SwapState::SwapState(Machine& machine) : m(machine), zswap(zswap_create(machine)) {}
 SwapState::~SwapState() {
   delete avail.load();
 }
@@ -104,6 +104,7 @@ void slot_freed(SwapState& st, SwapInfo& si, uint64_t off) {
   memcg_swap_charge(st.m, si.memcg_id[off].exchange(0, std::memory_order_relaxed), -1);
   const uint64_t c = off / SWAPFILE_CLUSTER;
   si.cache[off].store(0, std::memory_order_relaxed);  // its shadow, if any, goes with it
+  zswap_invalidate(st, si, off);                      // and its zswap entry
   --si.cluster_count[c];
   list_cluster(si, c);
   si.inuse_pages.fetch_sub(1, std::memory_order_relaxed);
@@ -247,6 +248,7 @@ int swapon(Machine& m, const SwapOptions& opt, std::string* err, unsigned* type_
   si->percpu_next.assign(m.nr_cpus() + 1, 0);
   si->cache = std::make_unique<std::atomic<uintptr_t>[]>(si->max);
   si->memcg_id = std::make_unique<std::atomic<uint16_t>[]>(si->max);
+  zswap_swapon(st, *si);
   SwapInfo* raw = si.get();
   st.owned.push_back(std::move(si));
   st.by_prio.push_back(raw);

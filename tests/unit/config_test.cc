@@ -65,7 +65,7 @@ const BadConfig kBadConfigs[] = {
      "admin_reserve_kbytes, swap, paging_levels, vmalloc, swappiness, page_cluster, "
      "panic_on_oom, oom_kill_allocating_task, rlimit_as, rlimit_data, max_map_count, dirty_ratio, "
      "dirty_background_ratio, dirty_bytes, dirty_background_bytes, dirty_expire_centisecs, "
-     "dirty_writeback_centisecs, fault_around_bytes, fs)"},
+     "dirty_writeback_centisecs, fault_around_bytes, fs, zswap)"},
     {"DirtyRatioAndBytes",
      "dirty_ratio = 10\ndirty_bytes = \"1MiB\"\n[[node]]\nmemory = \"4MiB\"\n",
      "t.toml:2: dirty_bytes: dirty_ratio and dirty_bytes exclude each other; set one"},
@@ -312,6 +312,28 @@ const BadConfig kBadConfigs[] = {
      "\"512MiB\"), got a boolean"},
     {"MaxMapCountString", "max_map_count = \"65530\"\n[[node]]\nmemory = \"4MiB\"\n",
      "t.toml:1: max_map_count: expected an integer, got a string"},
+    {"ZswapNotATable", "zswap = true\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:1: zswap: expected a table, got a boolean"},
+    {"ZswapUnknownKey", "[zswap]\nenable = true\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:2: zswap.enable: unknown key \"enable\" in [zswap]; did you mean \"enabled\"?"},
+    {"ZswapEnabledNotABoolean", "[zswap]\nenabled = 1\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:2: zswap.enabled: expected true or false, got an integer"},
+    {"ZswapCompressorNotAString", "[zswap]\ncompressor = 4\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:2: zswap.compressor: expected a string, got an integer"},
+    {"ZswapCompressorUnknown",
+     "[zswap]\nenabled = true\ncompressor = \"lzo\"\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:3: zswap.compressor: unknown compressor \"lzo\"; expected \"lz4\" or \"zstd\""},
+    {"ZswapMaxPoolPercentOutOfRange",
+     "[zswap]\nmax_pool_percent = 101\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:2: zswap.max_pool_percent: 101 is out of range (0..100)"},
+    {"ZswapMaxPoolPercentNegative", "[zswap]\nmax_pool_percent = -1\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:2: zswap.max_pool_percent: -1 is negative"},
+    {"ZswapAcceptThresholdOutOfRange",
+     "[zswap]\naccept_threshold_percent = 150\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:2: zswap.accept_threshold_percent: 150 is out of range (0..100)"},
+    {"ZswapAcceptThresholdNotAnInteger",
+     "[zswap]\naccept_threshold_percent = \"90%\"\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:2: zswap.accept_threshold_percent: expected an integer, got a string"},
 };
 
 INSTANTIATE_TEST_SUITE_P(Config, BadConfigTest, testing::ValuesIn(kBadConfigs),
@@ -346,6 +368,24 @@ ignore_gfp_wait = true
 ignore_gfp_highmem = false
 seed = 42
 )";
+
+TEST(ConfigToml, ZswapKeysParseAndDefaultToLinuxs) {
+  auto d = parse_machine_config("[[node]]\nmemory = \"64MiB\"\n", "t.toml");
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  EXPECT_FALSE(d->zswap.enabled);
+  EXPECT_EQ(d->zswap.compressor, "lz4");
+  EXPECT_EQ(d->zswap.max_pool_percent, 20u);
+  EXPECT_EQ(d->zswap.accept_threshold_percent, 90u);
+  auto r = parse_machine_config(
+      "[zswap]\nenabled = true\ncompressor = \"zstd\"\nmax_pool_percent = 0\n"
+      "accept_threshold_percent = 100\n[[node]]\nmemory = \"64MiB\"\n",
+      "t.toml");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_TRUE(r->zswap.enabled);
+  EXPECT_EQ(r->zswap.compressor, "zstd");
+  EXPECT_EQ(r->zswap.max_pool_percent, 0u);
+  EXPECT_EQ(r->zswap.accept_threshold_percent, 100u);
+}
 
 TEST(ConfigToml, OvercommitKeysParse) {
   auto r = parse_machine_config(

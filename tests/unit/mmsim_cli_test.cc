@@ -102,6 +102,28 @@ TEST(MmsimCli, ProcWithConfigAndJson) {
   EXPECT_NE(j.out.find("\"HighMem\""), std::string::npos);
 }
 
+// `mmsim proc zswap`: debugfs's statistics, one line each; a bad [zswap]
+// key is refused with its file and line.
+TEST(MmsimCli, ProcZswapPrintsTheStatistics) {
+  const std::string cfg = write_config(
+      "zswap.toml",
+      "swap = \"16MiB\"\n[zswap]\nenabled = true\ncompressor = \"zstd\"\n[[node]]\nmemory = "
+      "\"64MiB\"\n");
+  CliRun r = mmsim("proc zswap --config " + cfg);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(std::regex_match(r.out, std::regex(R"(^(\w+ \d+\n){11}$)"))) << r.out;
+  EXPECT_EQ(r.out.rfind("duplicate_entry 0\npool_limit_hit 0\npool_total_size 0\n", 0), 0u)
+      << r.out;
+  const std::string bad = write_config(
+      "bad_zswap.toml", "[zswap]\nmax_pool_percent = 200\n[[node]]\nmemory = \"64MiB\"\n");
+  CliRun b = mmsim("proc zswap --config " + bad);
+  EXPECT_EQ(b.status, 2);
+  EXPECT_TRUE(std::regex_match(
+      b.err, std::regex("^.*bad_zswap.toml:2: zswap\\.max_pool_percent: 200 is out of range "
+                        "\\(0\\.\\.100\\)\n$")))
+      << b.err;
+}
+
 TEST(MmsimCli, DemoRunsAndReturnsAllMemory) {
   CliRun r = mmsim("demo --ops 3000 --seed 7");
   ASSERT_EQ(r.status, 0) << r.err;

@@ -416,14 +416,16 @@ TEST(ProcfsTest, RenderViewByName) {
   auto m = boot_or_die(x86_64_config(256));
   ASSERT_TRUE(m);
   const auto names = view_names();
-  EXPECT_EQ(names.size(), 8u);
+  EXPECT_EQ(names.size(), 9u);
   // vmallocinfo is empty until something maps a vmalloc area; swaps has its
-  // header line even with no swap area.
+  // header line even with no swap area; zswap prints its zeros.
   for (std::string_view name : names)
     EXPECT_EQ(render_view(*m, name).empty(), name == "vmallocinfo") << name;
   EXPECT_EQ(render_view(*m, "swaps"), "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n");
   EXPECT_EQ(render_view(*m, "meminfo"), render_meminfo(*m));
   EXPECT_EQ(render_view(*m, "buddyinfo"), render_buddyinfo(*m));
+  EXPECT_EQ(render_view(*m, "zswap"), render_zswap(*m));
+  EXPECT_EQ(render_zswap(*m).substr(0, 18), "duplicate_entry 0\n");
   EXPECT_EQ(render_view(*m, "nonesuch"), "");
   EXPECT_EQ(render_view(*m, ""), "");
 }
