@@ -181,6 +181,7 @@ std::string validate_overcommit(const MachineConfig& c) {
     return "page_cluster: " + std::to_string(c.page_cluster) + " is out of range (0..31)";
   if (c.panic_on_oom > 2)
     return "panic_on_oom: " + std::to_string(c.panic_on_oom) + " is out of range (0..2)";
+  if (c.lru_gen_min_ttl_ms && !c.lru_gen) return "lru_gen_min_ttl_ms: needs lru_gen = true";
   return "";
 }
 
