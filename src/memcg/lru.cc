@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "memcg/lru_gen.h"
 #include "page_alloc/page_alloc.h"
 
 namespace mmkit {
@@ -36,11 +37,12 @@ void memcg_page_release(Machine& m, Page* page) {
   // cache; it goes with the page (PAGE_MAPPING_ANON is bit 0).
   if (reinterpret_cast<uintptr_t>(page->mapping_once()) & 1 && page->mapcount.load() == 0)
     page->set_mapping_once(nullptr);
-  page->flags.fetch_and(~((uint64_t{1} << PG_active) | (uint64_t{1} << PG_referenced) |
-                          (uint64_t{1} << PG_workingset) | (uint64_t{1} << PG_swapbacked) |
-                          (uint64_t{1} << PG_unevictable) | (uint64_t{1} << PG_dirty) |
-                          (uint64_t{1} << PG_uptodate) | (uint64_t{1} << PG_readahead)),
-                        std::memory_order_relaxed);
+  page->flags.fetch_and(
+      ~((uint64_t{1} << PG_active) | (uint64_t{1} << PG_referenced) |
+        (uint64_t{1} << PG_workingset) | (uint64_t{1} << PG_swapbacked) |
+        (uint64_t{1} << PG_unevictable) | (uint64_t{1} << PG_dirty) | (uint64_t{1} << PG_uptodate) |
+        (uint64_t{1} << PG_readahead) | kLruRefsMask),
+      std::memory_order_relaxed);
 }
 
 namespace {
@@ -96,7 +98,17 @@ Lruvec& folio_lruvec(Machine& m, const Page* page) {
   return mem_cgroup_lruvec(page_memcg(m, page), m.page_zone(page)->node);
 }
 
+namespace {
+
+// Under lru_gen every evictable page is on a generation list.
+bool on_gen_lists(const Lruvec& lv, const Page* page) {
+  return lru_gen_enabled(*lv.memcg->machine) && !page->test(PG_unevictable);
+}
+
+}  // namespace
+
 void lruvec_add_page(Lruvec& lv, Page* page) {
+  if (on_gen_lists(lv, page)) return lru_gen_add_page(lv, page, false);
   const unsigned lru = page_lru(page);
   lv.lists[lru].add(&page->lru);
   lv.nr[lru].store(lv.nr[lru].load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -104,6 +116,7 @@ void lruvec_add_page(Lruvec& lv, Page* page) {
 }
 
 void lruvec_add_page_tail(Lruvec& lv, Page* page) {
+  if (on_gen_lists(lv, page)) return lru_gen_add_page(lv, page, true);
   const unsigned lru = page_lru(page);
   lv.lists[lru].add_tail(&page->lru);
   lv.nr[lru].store(lv.nr[lru].load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -111,6 +124,7 @@ void lruvec_add_page_tail(Lruvec& lv, Page* page) {
 }
 
 void lruvec_del_page(Lruvec& lv, Page* page) {
+  if (page_lru_gen(page) >= 0) return lru_gen_del_page(lv, page, false);
   const unsigned lru = page_lru(page);
   ListHead::del(&page->lru);
   lv.nr[lru].store(lv.nr[lru].load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
@@ -185,6 +199,7 @@ void lru_add_drain_all(Machine& m) {
 }
 
 void mark_page_accessed(Machine& m, Page* page) {
+  if (lru_gen_enabled(m)) return lru_gen_inc_refs(page);
   // inactive,unreferenced -> inactive,referenced -> active,unreferenced.
   if (!page->test(PG_referenced)) {
     page->set_atomic(PG_referenced);
@@ -204,6 +219,17 @@ void mark_page_accessed(Machine& m, Page* page) {
 }
 
 void folio_rotate_reclaimable(Machine& m, Page* page) {
+  if (lru_gen_enabled(m)) {
+    // lru_move_tail(): back to the oldest generation's tail, evicted next.
+    if (!page->test(PG_lru) || page->test(PG_unevictable)) return;
+    Lruvec& lv = folio_lruvec(m, page);
+    SpinGuard g(lv.lru_lock);
+    if (!page->test(PG_lru) || page_lru_gen(page) < 0) return;
+    lru_gen_del_page(lv, page, true);
+    lru_gen_add_page(lv, page, true);
+    m.count_event(VmEvent::PGROTATED);
+    return;
+  }
   if (!page->test(PG_lru) || page->test(PG_active) || page->test(PG_unevictable)) return;
   Lruvec& lv = folio_lruvec(m, page);
   SpinGuard g(lv.lru_lock);
@@ -240,8 +266,15 @@ std::string check_node(Machine& m, const std::vector<MemCgroup*>& groups, unsign
   int64_t sum[NR_LRU_LISTS] = {};
   for (size_t g = 0; g < lvs.size() && err.empty(); ++g) {
     Lruvec& lv = *lvs[g];
+    // Under lru_gen the classic lists hold only unevictable pages, and the
+    // generations add to the active and inactive counts.
+    uint64_t gen_n[NR_LRU_LISTS] = {};
+    if (lru_gen_enabled(m)) err = lru_gen_check_lruvec(m, lv, gen_n);
     for (unsigned lru = 0; lru < NR_LRU_LISTS && err.empty(); ++lru) {
       uint64_t n = 0;
+      if (lru_gen_enabled(m) && lru != LRU_UNEVICTABLE && !lv.lists[lru].empty())
+        err = fmt::format("{} node {} list {}: not empty under lru_gen", mem_cgroup_name(groups[g]),
+                          nid, lru);
       for (ListHead* p = lv.lists[lru].next; p != &lv.lists[lru] && err.empty(); p = p->next) {
         ++n;
         Page* page = container_of(p, &Page::lru);
@@ -256,6 +289,7 @@ std::string check_node(Machine& m, const std::vector<MemCgroup*>& groups, unsign
         else if (!page->test(PG_memcg))
           err = fmt::format("pfn {:#x} on an LRU list but not charged", pfn);
       }
+      n += gen_n[lru];
       if (err.empty() && n != lv.size(lru))
         err = fmt::format("{} node {} list {}: {} pages counted, {} on the list",
                           mem_cgroup_name(groups[g]), nid, lru, lv.size(lru), n);

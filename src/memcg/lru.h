@@ -53,6 +53,32 @@ inline constexpr bool is_file_lru(unsigned lru) {
   return lru == LRU_INACTIVE_FILE || lru == LRU_ACTIVE_FILE;
 }
 
+// The multi-generational LRU of one lruvec (include/linux/mmzone.h
+// lru_gen_folio; see memcg/lru_gen.h). Sequence numbers only grow; a
+// generation's lists are lists[seq % MAX_NR_GENS][type], type 0 anon and 1
+// file, the youngest generation max_seq, the oldest of each type
+// min_seq[type]. Eviction takes the oldest from the tail; MIN_NR_GENS
+// generations always remain, so aging must make a third before eviction.
+// Written under lru_lock; the sequence numbers and the controller's
+// counters are also read without it (atomics).
+inline constexpr unsigned MIN_NR_GENS = 2, MAX_NR_GENS = 4, MAX_NR_TIERS = 4;
+inline constexpr unsigned LRU_GEN_ANON = 0, LRU_GEN_FILE = 1;
+struct LruGen {
+  std::atomic<uint64_t> max_seq{MIN_NR_GENS + 1};
+  std::atomic<uint64_t> min_seq[2] = {};
+  ListHead lists[MAX_NR_GENS][2];
+  int64_t nr_pages[MAX_NR_GENS][2] = {};
+  std::atomic<uint64_t> timestamps[MAX_NR_GENS] = {};  // each generation's birth (ms)
+  // The PID controller's inputs per type and tier (NR_HIST_GENS 1): the
+  // averages carried over from earlier generations, and this one's
+  // evictions, refaults and pages protected (moved up a generation) by tier.
+  std::atomic<uint64_t> avg_refaulted[2][MAX_NR_TIERS] = {};
+  std::atomic<uint64_t> avg_total[2][MAX_NR_TIERS] = {};
+  std::atomic<uint64_t> protected_[2][MAX_NR_TIERS - 1] = {};
+  std::atomic<uint64_t> evicted[2][MAX_NR_TIERS] = {};
+  std::atomic<uint64_t> refaulted[2][MAX_NR_TIERS] = {};
+};
+
 struct Lruvec {
   MemCgroup* memcg = nullptr;
   int nid = 0;
@@ -68,6 +94,7 @@ struct Lruvec {
   // workingset_* events of memory.stat.
   std::atomic<uint64_t> nonresident_age{0};
   std::atomic<uint64_t> workingset_refault{0}, workingset_activate{0}, workingset_restore{0};
+  LruGen lrugen;  // used when the machine boots with lru_gen = true
 
   uint64_t size(unsigned lru) const { return nr[lru].load(std::memory_order_relaxed); }
 };

@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 
 #include "memcg/lru.h"
+#include "memcg/lru_gen.h"
 #include "memcg/memcg_state.h"
 
 namespace mmkit {
@@ -19,6 +20,7 @@ void MemcgState::init_lruvecs(MemCgroup* cg) {
     lv->memcg = cg;
     lv->nid = static_cast<int>(nid);
     for (ListHead& l : lv->lists) l.init();
+    lru_gen_init_lruvec(*lv);
     cg->lruvec.push_back(std::move(lv));
   }
 }

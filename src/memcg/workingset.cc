@@ -2,6 +2,7 @@
 #include "memcg/workingset.h"
 
 #include "memcg/lru.h"
+#include "memcg/lru_gen.h"
 
 namespace mmkit {
 namespace {
@@ -17,6 +18,7 @@ void node_stat(Machine& m, int nid, NodeStat item, int64_t n) {
 }  // namespace
 
 uintptr_t workingset_eviction(Machine& m, Page* page) {
+  if (lru_gen_enabled(m)) return lru_gen_eviction(m, page);
   Lruvec& lv = folio_lruvec(m, page);
   // workingset_age_nonresident(): the age before this eviction is the
   // page's; the eviction itself is the tick.
@@ -28,6 +30,7 @@ uintptr_t workingset_eviction(Machine& m, Page* page) {
 }
 
 void workingset_refault(Machine& m, Page* page, uintptr_t shadow, bool swap_available) {
+  if (lru_gen_enabled(m)) return lru_gen_refault(m, page, shadow);
   const uint64_t v = shadow;
   const uint64_t eviction = v >> kAgeShift;
   const int nid = static_cast<int>((v >> kNodeShift) & kNodeMask);

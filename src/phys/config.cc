@@ -193,6 +193,7 @@ std::string validate_overcommit(const MachineConfig& c) {
   if (c.zswap.accept_threshold_percent > 100)
     return "zswap.accept_threshold_percent: " + std::to_string(c.zswap.accept_threshold_percent) +
            " is out of range (0..100)";
+  if (c.lru_gen_min_ttl_ms && !c.lru_gen) return "lru_gen_min_ttl_ms: needs lru_gen = true";
   return "";
 }
 

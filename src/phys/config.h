@@ -127,6 +127,12 @@ struct MachineConfig {
   unsigned page_cluster = 3;
   unsigned panic_on_oom = 0;
   bool oom_kill_allocating_task = false;
+  // The multi-generational LRU (/sys/kernel/mm/lru_gen/enabled, chosen at
+  // boot): reclaim ages and evicts by generations instead of the active and
+  // inactive lists. min_ttl_ms (lru_gen/min_ttl_ms, 0: off): kswapd OOM-kills
+  // rather than evict a working set younger than this.
+  bool lru_gen = false;
+  unsigned lru_gen_min_ttl_ms = 0;
   // x86_64 paging depth: 4 (48-bit virtual addresses) or 5 (LA57, 57-bit),
   // as CONFIG_X86_5LEVEL with the CPU's la57 feature. Unset: 4. i386 always
   // pages with two levels (no PAE) and rejects the key.

@@ -77,6 +77,8 @@ class Parser {
                 "page_cluster",
                 "panic_on_oom",
                 "oom_kill_allocating_task",
+                "lru_gen",
+                "lru_gen_min_ttl_ms",
                 "rlimit_as",
                 "rlimit_data",
                 "max_map_count",
@@ -170,6 +172,9 @@ class Parser {
       c.panic_on_oom = get_uint<unsigned>(*n, "panic_on_oom");
     if (const toml::node* n = root.get("oom_kill_allocating_task"))
       c.oom_kill_allocating_task = get_bool(*n, "oom_kill_allocating_task");
+    if (const toml::node* n = root.get("lru_gen")) c.lru_gen = get_bool(*n, "lru_gen");
+    if (const toml::node* n = root.get("lru_gen_min_ttl_ms"))
+      c.lru_gen_min_ttl_ms = get_uint<unsigned>(*n, "lru_gen_min_ttl_ms");
     if (const toml::node* n = root.get("vmalloc")) c.vmalloc_size = get_size(*n, "vmalloc");
     if (const toml::node* n = root.get("paging_levels")) {
       c.paging_levels = get_uint<unsigned>(*n, "paging_levels");

@@ -49,6 +49,15 @@ enum PageFlag : unsigned {
   PG_filecache = 28,  // in a file's page cache: mapping is its AddressSpace (mmkit's own;
                       // Linux tells by the mapping's type, shmem objects here are not files)
 };
+// The multi-generational LRU's fields (include/linux/page-flags-layout.h
+// LRU_GEN_WIDTH, LRU_REFS_WIDTH; include/linux/mm_inline.h): gen + 1 while
+// the page is on a generation list (0: it is not), and the accesses
+// through file descriptors beyond PG_referenced and PG_workingset
+// (folio_inc_refs), which pick the page's tier.
+inline constexpr unsigned kLruGenShift = 32;
+inline constexpr uint64_t kLruGenMask = uint64_t{7} << kLruGenShift;
+inline constexpr unsigned kLruRefsShift = 35, kLruRefsWidth = 2;
+inline constexpr uint64_t kLruRefsMask = uint64_t{3} << kLruRefsShift;
 inline constexpr unsigned kPageOrderShift = 56;  // compound order of a head page
 inline constexpr uint64_t kPageOrderMask = uint64_t{0xff} << kPageOrderShift;
 

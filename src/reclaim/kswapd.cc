@@ -9,6 +9,7 @@
 
 #include "memcg/lru.h"
 #include "page_alloc/page_alloc.h"
+#include "reclaim/lru_gen.h"
 #include "reclaim/reclaim.h"
 #include "reclaim/reclaim_state.h"
 #include "reclaim/vmscan.h"
@@ -81,6 +82,11 @@ void balance_pgdat(ReclaimState& st, Kswapd& k) {
     for (unsigned i = 0; i <= highest && i < n.nr_zones; ++i)
       if (n.zones[i].populated())
         sc.nr_to_reclaim += std::max<uint64_t>(n.zones[i].high_wmark(), SWAP_CLUSTER_MAX);
+    // lru_gen_age_node(): once a round at DEF_PRIORITY has not balanced the
+    // node, a working set younger than min_ttl everywhere is protected by
+    // an OOM kill instead of thrashing.
+    if (sc.priority < DEF_PRIORITY && order == 0 && lru_gen_min_ttl_exhausted(m, k.nid))
+      oom_kill_global(m, GFP_KERNEL, 0);
     sc.nr_scanned = 0;
     const uint64_t before = sc.nr_reclaimed;
     shrink_node(m, k.nid, sc);

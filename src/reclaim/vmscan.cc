@@ -7,8 +7,11 @@
 #include <vector>
 
 #include "filemap/filemap.h"
+#include "memcg/lru_gen.h"
 #include "memcg/workingset.h"
 #include "page_alloc/page_alloc.h"
+#include "reclaim/lru_gen.h"
+#include "reclaim/vmscan_internal.h"
 #include "slab/shrinker.h"
 #include "swap/swap.h"
 #include "vm/rmap.h"
@@ -26,9 +29,15 @@ void node_stat_add(Machine& m, const Page* page, NodeStat item, int64_t n) {
   m.node(m.page_zone(page)->node).stat[static_cast<unsigned>(item)].add(n);
 }
 
-void count(Machine& m, VmEvent e, uint64_t n) {
+}  // namespace
+
+void vmscan_internal::count(Machine& m, VmEvent e, uint64_t n) {
   if (n) m.count_event(e, static_cast<int64_t>(n));
 }
+
+namespace {
+
+using vmscan_internal::count;
 
 // isolate_lru_folios(): up to nr pages from the tail of `lru`, each with a
 // reference and PG_lru cleared, off the list.
@@ -99,7 +108,9 @@ bool remove_mapping(Machine& m, Page* page) {
   return true;
 }
 
-enum class Verdict { kReclaimed, kKeep, kActivate };
+}  // namespace
+
+namespace vmscan_internal {
 
 Verdict shrink_one(Machine& m, Page* page, ScanControl& sc) {
   if (page->test(PG_writeback) || page->test(PG_unevictable)) return Verdict::kKeep;
@@ -172,6 +183,13 @@ Verdict shrink_one(Machine& m, Page* page, ScanControl& sc) {
   return remove_mapping(m, page) ? Verdict::kReclaimed : Verdict::kKeep;
 }
 
+}  // namespace vmscan_internal
+
+namespace {
+
+using vmscan_internal::shrink_one;
+using vmscan_internal::Verdict;
+
 void shrink_inactive_list(Machine& m, Lruvec& lv, uint64_t nr, ScanControl& sc, unsigned lru) {
   std::vector<Page*> pages = isolate(lv, lru, nr);
   const uint64_t scanned = pages.size();
@@ -221,6 +239,7 @@ void shrink_inactive_list(Machine& m, Lruvec& lv, uint64_t nr, ScanControl& sc, 
 }
 
 void shrink_lruvec(Machine& m, Lruvec& lv, ScanControl& sc) {
+  if (lru_gen_enabled(m)) return lru_gen_shrink_lruvec(m, lv, sc);
   ScanInput in;
   for (unsigned l = 0; l < NR_LRU_LISTS; ++l) in.size[l] = lv.size(l);
   in.anon_cost = lv.cost[0].load();

@@ -63,7 +63,8 @@ const BadConfig kBadConfigs[] = {
      "percpu_pagelist_high_fraction, movablecore, node, fail_page_alloc, failslab, slub_debug, "
      "overcommit_memory, overcommit_ratio, overcommit_kbytes, user_reserve_kbytes, "
      "admin_reserve_kbytes, swap, paging_levels, vmalloc, swappiness, page_cluster, "
-     "panic_on_oom, oom_kill_allocating_task, rlimit_as, rlimit_data, max_map_count, dirty_ratio, "
+     "panic_on_oom, oom_kill_allocating_task, lru_gen, lru_gen_min_ttl_ms, rlimit_as, rlimit_data, "
+     "max_map_count, dirty_ratio, "
      "dirty_background_ratio, dirty_bytes, dirty_background_bytes, dirty_expire_centisecs, "
      "dirty_writeback_centisecs, fault_around_bytes, fs, zswap)"},
     {"DirtyRatioAndBytes",
@@ -265,6 +266,16 @@ const BadConfig kBadConfigs[] = {
      "t.toml:1: page_cluster: 32 is out of range (0..31)"},
     {"PanicOnOomOutOfRange", "panic_on_oom = 3\n[[node]]\nmemory = \"4MiB\"\n",
      "t.toml:1: panic_on_oom: 3 is out of range (0..2)"},
+    {"LruGenNotABoolean", "lru_gen = 1\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:1: lru_gen: expected true or false, got an integer"},
+    {"LruGenMinTtlNegative",
+     "lru_gen = true\nlru_gen_min_ttl_ms = -5\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:2: lru_gen_min_ttl_ms: -5 is negative"},
+    {"LruGenMinTtlTooLarge",
+     "lru_gen = true\nlru_gen_min_ttl_ms = 4294967296\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:2: lru_gen_min_ttl_ms: 4294967296 is too large"},
+    {"LruGenMinTtlWithoutLruGen", "lru_gen_min_ttl_ms = 1000\n[[node]]\nmemory = \"4MiB\"\n",
+     "t.toml:1: lru_gen_min_ttl_ms: needs lru_gen = true"},
     {"OomKillAllocatingTaskNotABoolean",
      "oom_kill_allocating_task = 2\n[[node]]\nmemory = \"4MiB\"\n",
      "t.toml:1: oom_kill_allocating_task: expected true or false, got an integer"},

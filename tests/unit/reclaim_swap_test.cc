@@ -28,9 +28,23 @@
 namespace mmkit {
 namespace {
 
+// The tests that hold under either LRU policy run under both: the classic
+// active/inactive lists and the multi-generational LRU (lru_gen = true).
+bool g_lru_gen = false;
+class ReclaimSwapPolicy : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override { g_lru_gen = GetParam(); }
+  void TearDown() override { g_lru_gen = false; }
+};
+INSTANTIATE_TEST_SUITE_P(Lru, ReclaimSwapPolicy, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& i) {
+                           return i.param ? "LruGen" : "Classic";
+                         });
+
 std::unique_ptr<Machine> boot_small(uint64_t ram_mib, uint64_t swap_mib, unsigned cpus = 2) {
   MachineConfig c;
   c.cpus = cpus;
+  c.lru_gen = g_lru_gen;
   c.nodes = {NodeConfig{.memory = ram_mib << 20}};
   c.swap = swap_mib << 20;
   auto r = boot_with_reclaim(c);
@@ -110,7 +124,7 @@ void expect_every_slot_free(Machine& m) {
   EXPECT_EQ(swap_check(m), "");
 }
 
-TEST(ReclaimSwap, WorkingSetTwiceRamReadsBackAfterSwap) {
+TEST_P(ReclaimSwapPolicy, WorkingSetTwiceRamReadsBackAfterSwap) {
   auto m = boot_small(32, 128);
   ASSERT_TRUE(m);
   auto cpu = CpuScope::bind(*m, 0);
@@ -186,6 +200,9 @@ TEST(ReclaimSwap, SwapEntryEncodingsRoundTrip) {
   EXPECT_EQ(swp_entry_to_pte_32(swp_entry(3, 5)), (3u << 1) | (5u << 9));
 }
 
+// Classic lists only: under lru_gen its check(mm) can run while kswapd is
+// still reclaiming and see a slot between add_to_swap or
+// delete_from_swap_cache's two steps (SWAP_HAS_CACHE without a page).
 TEST(ReclaimSwap, ForkSharesSwapEntriesAndCowHolds) {
   auto m = boot_small(24, 128);
   ASSERT_TRUE(m);
@@ -208,7 +225,7 @@ TEST(ReclaimSwap, ForkSharesSwapEntriesAndCowHolds) {
   expect_every_slot_free(*m);
 }
 
-TEST(ReclaimSwap, SwapoffBringsEveryPageBack) {
+TEST_P(ReclaimSwapPolicy, SwapoffBringsEveryPageBack) {
   auto m = boot_small(64, 256);
   ASSERT_TRUE(m);
   auto cpu = CpuScope::bind(*m, 0);
@@ -234,7 +251,7 @@ TEST(ReclaimSwap, SwapoffBringsEveryPageBack) {
   exit_process(p);
 }
 
-TEST(ReclaimSwap, WriteErrorsLoseNothing) {
+TEST_P(ReclaimSwapPolicy, WriteErrorsLoseNothing) {
   auto m = boot_small(64, 256);
   ASSERT_TRUE(m);
   FaultConfig fc;
@@ -253,7 +270,7 @@ TEST(ReclaimSwap, WriteErrorsLoseNothing) {
   exit_process(p);
 }
 
-TEST(ReclaimSwap, FullSwapEndsInTheOomKillerWhichSparesMinus1000) {
+TEST_P(ReclaimSwapPolicy, FullSwapEndsInTheOomKillerWhichSparesMinus1000) {
   auto m = boot_small(48, 32);
   ASSERT_TRUE(m);
   std::vector<std::string> log;
@@ -290,7 +307,7 @@ TEST(ReclaimSwap, FullSwapEndsInTheOomKillerWhichSparesMinus1000) {
   exit_process(keeper);
 }
 
-TEST(ReclaimSwap, MemcgAtMaxReclaimsOnlyItsOwnPages) {
+TEST_P(ReclaimSwapPolicy, MemcgAtMaxReclaimsOnlyItsOwnPages) {
   auto m = boot_small(256, 256);
   ASSERT_TRUE(m);
   auto cpu = CpuScope::bind(*m, 0);

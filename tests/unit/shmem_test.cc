@@ -24,12 +24,14 @@
 namespace mmkit {
 namespace {
 
-struct ShmemTest : ::testing::Test {
+// Each test runs under both LRU policies: the classic lists and lru_gen.
+struct ShmemTest : ::testing::TestWithParam<bool> {
   void SetUp() override {
     MachineConfig c;
     c.cpus = 1;
     c.nodes = {NodeConfig{.memory = 64ull << 20}};
     c.swap = 64ull << 20;
+    c.lru_gen = GetParam();
     auto r = boot_with_reclaim(c);
     ASSERT_TRUE(r.ok()) << r.error().message;
     m = std::move(r.value());
@@ -42,6 +44,7 @@ struct ShmemTest : ::testing::Test {
     lru_add_drain_all(*m);
     EXPECT_EQ(check(p->mm), "");
     EXPECT_EQ(filemap_check(*m), "");
+    EXPECT_EQ(lru_check(*m), "");
     EXPECT_EQ(swap_check(*m), "");
   }
   // Puts the process in a memory cgroup of `pages` pages.
@@ -72,7 +75,12 @@ struct ShmemTest : ::testing::Test {
   Process* p = nullptr;
 };
 
-TEST_F(ShmemTest, MemfdHolesReadAsZerosAndTruncateZeroesWhatItCuts) {
+INSTANTIATE_TEST_SUITE_P(Lru, ShmemTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& i) {
+                           return i.param ? "LruGen" : "Classic";
+                         });
+
+TEST_P(ShmemTest, MemfdHolesReadAsZerosAndTruncateZeroesWhatItCuts) {
   const int fd = sys_memfd_create(*m, p->files, "buf", MFD_CLOEXEC);
   ASSERT_GE(fd, 0);
   char c = 'x';
@@ -99,13 +107,13 @@ TEST_F(ShmemTest, MemfdHolesReadAsZerosAndTruncateZeroesWhatItCuts) {
   checks();
 }
 
-TEST_F(ShmemTest, MemfdRejectsBadFlagsAndLongNames) {
+TEST_P(ShmemTest, MemfdRejectsBadFlagsAndLongNames) {
   EXPECT_EQ(sys_memfd_create(*m, p->files, "x", 0x100), -EINVAL);
   EXPECT_EQ(sys_memfd_create(*m, p->files, std::string(250, 'n'), 0), -EINVAL);
   EXPECT_GE(sys_memfd_create(*m, p->files, std::string(249, 'n'), MFD_ALLOW_SEALING), 0);
 }
 
-TEST_F(ShmemTest, SharedAnonymousGoesToSwapAndComesBackWhole) {
+TEST_P(ShmemTest, SharedAnonymousGoesToSwapAndComesBackWhole) {
   constexpr uint64_t kPages = 512;
   const uint64_t committed = vm_memory_committed(*m);
   confine(96);
@@ -143,7 +151,7 @@ TEST_F(ShmemTest, SharedAnonymousGoesToSwapAndComesBackWhole) {
   checks();
 }
 
-TEST_F(ShmemTest, MemfdMappingAndFdSeeTheSameBytesUnderPressure) {
+TEST_P(ShmemTest, MemfdMappingAndFdSeeTheSameBytesUnderPressure) {
   constexpr uint64_t kPages = 384;
   confine(64);
   const int fd = sys_memfd_create(*m, p->files, "shared", 0);
@@ -185,7 +193,7 @@ TEST_F(ShmemTest, MemfdMappingAndFdSeeTheSameBytesUnderPressure) {
   EXPECT_EQ(sys_close(*m, p->files, fd), 0);
 }
 
-TEST_F(ShmemTest, SwapoffBringsShmemBack) {
+TEST_P(ShmemTest, SwapoffBringsShmemBack) {
   constexpr uint64_t kPages = 256;
   confine(48);
   const int64_t a =

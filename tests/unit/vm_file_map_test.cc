@@ -22,13 +22,15 @@
 namespace mmkit {
 namespace {
 
-struct FileMapTest : ::testing::Test {
+// Each test runs under both LRU policies: the classic lists and lru_gen.
+struct FileMapTest : ::testing::TestWithParam<bool> {
   void SetUp() override {
     MachineConfig c;
     c.cpus = 1;
     c.nodes = {NodeConfig{.memory = 64ull << 20}};
     c.swap = 64ull << 20;
     c.dirty_writeback_centisecs = 0;
+    c.lru_gen = GetParam();
     auto r = boot_with_reclaim(c);
     ASSERT_TRUE(r.ok()) << r.error().message;
     m = std::move(r.value());
@@ -57,12 +59,19 @@ struct FileMapTest : ::testing::Test {
   void checks() {
     EXPECT_EQ(check(p->mm), "");
     EXPECT_EQ(filemap_check(*m), "");
+    lru_add_drain_all(*m);
+    EXPECT_EQ(lru_check(*m), "");
   }
   std::unique_ptr<Machine> m;
   Process* p = nullptr;
 };
 
-TEST_F(FileMapTest, SharedWritesReachTheFilePrivateOnesDoNot) {
+INSTANTIATE_TEST_SUITE_P(Lru, FileMapTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& i) {
+                           return i.param ? "LruGen" : "Classic";
+                         });
+
+TEST_P(FileMapTest, SharedWritesReachTheFilePrivateOnesDoNot) {
   const int fd = make_file("data", 8);
   ASSERT_GE(fd, 0);
   ASSERT_EQ(sys_fsync(*m, p->files, fd), 0);
@@ -117,7 +126,7 @@ TEST_F(FileMapTest, SharedWritesReachTheFilePrivateOnesDoNot) {
   checks();
 }
 
-TEST_F(FileMapTest, TruncateUnmapsAndPastTheEndIsSigbus) {
+TEST_P(FileMapTest, TruncateUnmapsAndPastTheEndIsSigbus) {
   const int fd = make_file("t", 4);
   const int64_t a =
       do_mmap_fd(p->mm, p->files, 0, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -135,7 +144,7 @@ TEST_F(FileMapTest, TruncateUnmapsAndPastTheEndIsSigbus) {
   checks();
 }
 
-TEST_F(FileMapTest, ForkSharesAndReclaimUnmapsMappedFilePages) {
+TEST_P(FileMapTest, ForkSharesAndReclaimUnmapsMappedFilePages) {
   constexpr uint64_t kPages = 512;
   const int fd = make_file("big", kPages);
   ASSERT_EQ(sys_fsync(*m, p->files, fd), 0);
