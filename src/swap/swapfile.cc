@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
@@ -535,15 +536,27 @@ std::string swap_check_counts(
   for (const auto& slot : st->info) {
     SwapInfo* si = slot.load(std::memory_order_acquire);
     if (!si) continue;
-    std::lock_guard<std::mutex> ag(si->lock);
+    std::unique_lock<std::mutex> ag(si->lock);
     for (uint64_t off = 1; off < si->max; ++off) {
       const unsigned want =
           seen.count(swp_entry(si->type, off).val) ? seen[swp_entry(si->type, off).val] : 0;
       if (map_count(*si, off) != want)
         return fmt::format("{} slot {}: swap_map counts {} references, page tables hold {}",
                            si->path, off, map_count(*si, off), want);
-      const uintptr_t entry = si->cache[off].load();
-      if ((si->swap_map[off] & SWAP_HAS_CACHE) && (!entry || is_shadow(entry)))
+      // add_to_swap() sets SWAP_HAS_CACHE under the lock and inserts the
+      // page under it again; delete_from_swap_cache() empties the slot
+      // before it clears the bit. A reclaimer (kswapd) between the two is
+      // given a moment to finish: only a state that lasts is a violation.
+      auto cache_missing = [&] {
+        const uintptr_t entry = si->cache[off].load();
+        return (si->swap_map[off] & SWAP_HAS_CACHE) && (!entry || is_shadow(entry));
+      };
+      for (int wait = 0; wait < 200 && cache_missing(); ++wait) {
+        ag.unlock();
+        std::this_thread::sleep_for(std::chrono::microseconds(500));
+        ag.lock();
+      }
+      if (cache_missing())
         return fmt::format("{} slot {}: SWAP_HAS_CACHE but no page in the swap cache", si->path,
                            off);
     }

@@ -199,7 +199,7 @@ uint64_t mapped_pages(MmStruct* mm, uint64_t addr, uint64_t pages) {
   return n;
 }
 
-TEST_F(FileMapTest, FaultAroundMapsTheCachedWindowReadOnly) {
+TEST_P(FileMapTest, FaultAroundMapsTheCachedWindowReadOnly) {
   EXPECT_EQ(m->fault_around_bytes, 65536u);  // Linux's default
   const int fd = make_file("fa", 64);
   ASSERT_EQ(sys_fsync(*m, p->files, fd), 0);
@@ -264,7 +264,7 @@ TEST_F(FileMapTest, FaultAroundMapsTheCachedWindowReadOnly) {
   checks();
 }
 
-TEST_F(FileMapTest, FaultAroundIsClippedToTheVmaAndThePageTable) {
+TEST_P(FileMapTest, FaultAroundIsClippedToTheVmaAndThePageTable) {
   const int fd = make_file("clip", 1024);
   ASSERT_EQ(sys_fsync(*m, p->files, fd), 0);
   // Five pages at file offset 10, three pages into a 64 KiB window.
@@ -313,7 +313,7 @@ TEST_F(FileMapTest, FaultAroundIsClippedToTheVmaAndThePageTable) {
   checks();
 }
 
-TEST_F(FileMapTest, FaultAroundMapsOnlyCachedPages) {
+TEST_P(FileMapTest, FaultAroundMapsOnlyCachedPages) {
   const int fd = make_file("cold", 64);
   ASSERT_EQ(sys_fsync(*m, p->files, fd), 0);
   ASSERT_EQ(drop_caches(*m, 1), 0);
