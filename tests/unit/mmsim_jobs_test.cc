@@ -145,13 +145,13 @@ TEST(MmsimJobs, EveryBadInputHasItsMessage) {
        "jobs.toml:5: job[0].write_ratio: must be a finite number"},
       {"unknown kind", head + "passes = 1\nkind = \"heap\"\n",
        "jobs.toml:5: job[0].kind: unknown kind \"heap\" (expected \"anon\", \"read\", \"write\", "
-       "\"mmap-shared\" or \"mmap-private\"; \"shmem\" is not supported yet)"},
-      {"kind shmem", head + "passes = 1\nkind = \"shmem\"\n",
-       "jobs.toml:5: job[0].kind: \"shmem\" is not supported yet (only \"anon\", \"read\", "
-       "\"write\", \"mmap-shared\" and \"mmap-private\" for now)"},
+       "\"mmap-shared\", \"mmap-private\" or \"shmem\")"},
+      {"fsync_every on shmem", head + "passes = 1\nkind = \"shmem\"\nfsync_every = \"1MiB\"\n",
+       "jobs.toml:6: job[0].fsync_every: only write and mmap-shared jobs fsync (this is a shmem "
+       "job, whose memory is a memfd's)"},
       {"kind mmap with an underscore", head + "passes = 1\nkind = \"mmap_shared\"\n",
        "jobs.toml:5: job[0].kind: unknown kind \"mmap_shared\" (expected \"anon\", \"read\", "
-       "\"write\", \"mmap-shared\" or \"mmap-private\"; \"shmem\" is not supported yet)"},
+       "\"write\", \"mmap-shared\", \"mmap-private\" or \"shmem\")"},
       {"processes zero", head + "passes = 1\nprocesses = 0\n",
        "jobs.toml:5: job[0].processes: 0 is out of range (1..256)"},
       {"processes a string", head + "passes = 1\nprocesses = \"2\"\n",

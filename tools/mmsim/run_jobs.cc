@@ -39,15 +39,12 @@ struct JobError {
 constexpr std::string_view kJobKeys[] = {
     "name",        "kind", "processes",     "size",       "pattern",     "passes", "seconds",
     "write_ratio", "fork", "oom_score_adj", "memory_max", "fsync_every", "verify"};
-// Kinds that are planned (shmem): named so the message can say they are
-// coming rather than unknown.
-constexpr std::string_view kLaterKinds[] = {"shmem"};
-
 constexpr size_t kMaxJobFile = 1 << 20;
 
 // "an anon", "a read", "an mmap-shared": the kind with its article.
 std::string a_kind(JobKind k) {
-  return (k == JobKind::kRead || k == JobKind::kWrite ? "a " : "an ") + std::string(kind_name(k));
+  return (k == JobKind::kRead || k == JobKind::kWrite || k == JobKind::kShmem ? "a " : "an ") +
+         std::string(kind_name(k));
 }
 
 uint32_t line_of(const toml::node& n) {
@@ -117,7 +114,9 @@ class JobReader {
       if (!writes_file(j))
         fail(*n, field("fsync_every"),
              "only write and mmap-shared jobs fsync (this is " + a_kind(j.kind) + " job" +
-                 (j.kind == JobKind::kMmapPrivate ? ", whose writes never reach its file)" : ")"));
+                 (j.kind == JobKind::kMmapPrivate ? ", whose writes never reach its file)"
+                  : j.kind == JobKind::kShmem     ? ", whose memory is a memfd's)"
+                                                  : ")"));
       j.fsync_every = size(*n, "fsync_every");
       if (j.fsync_every == 0) fail(*n, field("fsync_every"), "must be at least 4KiB");
     }
@@ -195,16 +194,11 @@ class JobReader {
     if (v == "write") return JobKind::kWrite;
     if (v == "mmap-shared") return JobKind::kMmapShared;
     if (v == "mmap-private") return JobKind::kMmapPrivate;
-    for (std::string_view later : kLaterKinds)
-      if (v == later)
-        fail(n, field("kind"),
-             quoted(v) +
-                 " is not supported yet (only \"anon\", \"read\", \"write\", \"mmap-shared\" "
-                 "and \"mmap-private\" for now)");
+    if (v == "shmem") return JobKind::kShmem;
     fail(n, field("kind"),
          "unknown kind " + quoted(v) +
-             " (expected \"anon\", \"read\", \"write\", \"mmap-shared\" or \"mmap-private\"; "
-             "\"shmem\" is not supported yet)");
+             " (expected \"anon\", \"read\", \"write\", \"mmap-shared\", \"mmap-private\" or "
+             "\"shmem\")");
   }
 
   bool boolean(const toml::node& n, std::string_view key) const {
@@ -412,6 +406,8 @@ const char* kind_name(JobKind k) {
       return "mmap-shared";
     case JobKind::kMmapPrivate:
       return "mmap-private";
+    case JobKind::kShmem:
+      return "shmem";
   }
   return "?";
 }

@@ -40,7 +40,7 @@
 namespace mmsim {
 
 enum class Pattern : uint8_t { kSeq, kRandom, kZipf, kLoop };
-enum class JobKind : uint8_t { kAnon, kRead, kWrite, kMmapShared, kMmapPrivate };
+enum class JobKind : uint8_t { kAnon, kRead, kWrite, kMmapShared, kMmapPrivate, kShmem };
 
 struct JobSpec {
   std::string name;
@@ -63,9 +63,11 @@ struct JobSpec {
 inline bool is_file_job(const JobSpec& j) {
   return j.kind != JobKind::kAnon;
 }
-// A job whose processes map their files (mmap-shared, mmap-private).
+// A job whose processes map their files (mmap-shared, mmap-private, and
+// shmem's memfds).
 inline bool is_mmap_job(const JobSpec& j) {
-  return j.kind == JobKind::kMmapShared || j.kind == JobKind::kMmapPrivate;
+  return j.kind == JobKind::kMmapShared || j.kind == JobKind::kMmapPrivate ||
+         j.kind == JobKind::kShmem;
 }
 // A job whose writes reach its files (what a verifying read job checks).
 inline bool writes_file(const JobSpec& j) {
