@@ -45,6 +45,8 @@ policy_sim.py's `pages` or `lackey` format (--format, --data-only as
 there). --config is passed to mmsim; --page-cluster N[,N...] replays once
 per value, with page_cluster set to it in a copy of the config, one pair
 of mmkit columns each ("mmkit pcN"; "mmkit" without --page-cluster).
+--lru-gen replays each of those twice: with the classic LRU lists and with
+the multi-generational LRU (lru_gen = true; columns labelled " mglru").
 
 Bad input (a malformed case, trace or config, an mmsim that is not there)
 stops the script with one message on stderr and exit status 2; a replay
@@ -212,6 +214,12 @@ def config_with_page_cluster(text, value):
     return f"page_cluster = {value}\n" + "\n".join(kept) + "\n"
 
 
+def config_with_lru_gen(text):
+    """A machine config's text with lru_gen = true, set first as above."""
+    kept = [line for line in text.splitlines() if not re.match(r"\s*lru_gen\s*=", line)]
+    return "lru_gen = true\n" + "\n".join(kept) + "\n"
+
+
 def parse_replay(stdout, capacity_bytes):
     """The counters of one `mmsim replay --json` run; ReplayError when the
     replay did not finish cleanly."""
@@ -328,9 +336,9 @@ def format_table(rows):
 
 # --- main -----------------------------------------------------------------------
 
-def mmkit_variants(config, page_clusters, tmpdir):
+def mmkit_variants(config, page_clusters, tmpdir, lru_gen=False):
     """(label, page_cluster, config path) for each replay of a case."""
-    if not page_clusters:
+    if not page_clusters and not lru_gen:
         return [("mmkit", None, config)]
     text = ""
     if config:
@@ -340,18 +348,22 @@ def mmkit_variants(config, page_clusters, tmpdir):
         except (OSError, UnicodeDecodeError) as err:
             raise InputError(f"{config}: {err}") from None
     variants = []
-    for value in page_clusters:
-        path = os.path.join(tmpdir, f"page_cluster_{value}.toml")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(config_with_page_cluster(text, value))
-        variants.append((f"mmkit pc{value}", value, path))
+    for value in page_clusters or [None]:
+        base = text if value is None else config_with_page_cluster(text, value)
+        label = "mmkit" if value is None else f"mmkit pc{value}"
+        for mglru in (False, True) if lru_gen else (False,):
+            name = f"pc{value}" if value is not None else "default"
+            path = os.path.join(tmpdir, f"{name}{'_mglru' if mglru else ''}.toml")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(config_with_lru_gen(base) if mglru else base)
+            variants.append((label + (" mglru" if mglru else ""), value, path))
     return variants
 
 
 def evaluate(args, tmpdir):
     """Every row, in the order of the cases and their capacities."""
     cases = [parse_case(text) for text in args.cases]
-    variants = mmkit_variants(args.config, args.page_cluster, tmpdir)
+    variants = mmkit_variants(args.config, args.page_cluster, tmpdir, args.lru_gen)
     if not (os.path.isfile(args.mmsim) and os.access(args.mmsim, os.X_OK)):
         raise InputError(f"{args.mmsim}: not an executable file")
     rows = []
@@ -389,6 +401,8 @@ def main(argv=None):
     parser.add_argument("--config", help="machine config for mmsim (it needs swap)")
     parser.add_argument("--page-cluster", metavar="N[,N...]", type=parse_page_clusters,
                         help="replay once per value of page_cluster, set in a copy of --config")
+    parser.add_argument("--lru-gen", action="store_true",
+                        help="replay with the classic LRU and with the multi-generational LRU")
     parser.add_argument("--first-touch", choices=("write", "as-is"), default="write",
                         help="how the two sides are made to count first touches alike")
     parser.add_argument("--format", choices=("pages", "lackey"),

@@ -83,6 +83,18 @@ class ConfigTest(unittest.TestCase):
     def test_page_cluster_added(self):
         self.assertEqual(rq.config_with_page_cluster("", 2), "page_cluster = 2\n\n")
 
+    def test_lru_gen_set_first(self):
+        self.assertEqual(rq.config_with_lru_gen("lru_gen = false\ncpus = 2\n"),
+                         "lru_gen = true\ncpus = 2\n")
+
+    def test_variants_with_lru_gen(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            v = rq.mmkit_variants(None, [0, 3], tmp, lru_gen=True)
+            self.assertEqual([label for label, _, _ in v],
+                             ["mmkit pc0", "mmkit pc0 mglru", "mmkit pc3", "mmkit pc3 mglru"])
+            with open(v[1][2], encoding="utf-8") as f:
+                self.assertEqual(f.read(), "lru_gen = true\npage_cluster = 0\n\n")
+
     def test_page_cluster_list(self):
         self.assertEqual(rq.parse_page_clusters("0,3"), [0, 3])
         for text in ("x", "32", "-1", "1,"):
