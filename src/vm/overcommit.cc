@@ -60,7 +60,10 @@ void vm_acct_memory(Machine& m, int64_t pages) {
 }
 
 void vm_unacct_memory(Machine& m, int64_t pages) {
-  process_state(m).vm_committed_as.fetch_sub(pages, std::memory_order_relaxed);
+  // Machine teardown: the process table may already be gone when the last
+  // shmem inode gives its charge back, and there is nothing left to count.
+  auto* st = const_cast<ProcessState*>(process_state_if(m));
+  if (st) st->vm_committed_as.fetch_sub(pages, std::memory_order_relaxed);
 }
 
 int vm_enough_memory(Machine& m, MmStruct* mm, int64_t pages, bool cap_sys_admin,
