@@ -92,15 +92,20 @@ uint64_t scan_pages(Machine& m, Lruvec& lv, unsigned type, unsigned tier_idx, ui
                     std::vector<Page*>& out) {
   LruGen& g = lv.lrugen;
   if (lru_gen_nr_gens(g, type) <= MIN_NR_GENS) return 0;
-  ListHead* head = &g.lists[lru_gen_from_seq(g.min_seq[type].load())][type];
+  const uint64_t min_seq = g.min_seq[type].load(std::memory_order_relaxed);
+  ListHead* head = &g.lists[lru_gen_from_seq(min_seq)][type];
   uint64_t scanned = 0;
   while (out.size() < nr && !head->empty() && scanned < nr * 4) {
     Page* page = container_of(head->prev, &Page::lru);
     ++scanned;
     if (sort_page(m, lv, page, type, tier_idx)) continue;
-    if (!page->try_get()) {  // being freed: its release takes it off
-      ListHead::del(&page->lru);
-      head->add(&page->lru);
+    if (!page->try_get()) {
+      // Being freed: its release takes it off wherever it sits, but may be
+      // waiting for this lock. Up a generation with it, as sort_folio does
+      // with a page under writeback, so the oldest generation can empty
+      // and min_seq move on (put back at the head, the lone page of an
+      // oldest generation would be all eviction sees until it goes).
+      lru_gen_move_page(lv, page, lru_gen_from_seq(min_seq + 1), false);
       continue;
     }
     // isolate_folio(): refs without PG_referenced are stale. (PG_reclaim
@@ -113,6 +118,35 @@ uint64_t scan_pages(Machine& m, Lruvec& lv, unsigned type, unsigned tier_idx, ui
     out.push_back(page);
   }
   return scanned;
+}
+
+// should_run_aging() (Linux 6.1): eviction stalls at MIN_NR_GENS
+// generations, so aging is due there; with one generation more it is due
+// when the pages are spread badly: more than 1/MIN_NR_GENS of them in the
+// youngest generation, or fewer than 1/(MIN_NR_GENS + 2) in the oldest (a
+// handful of rejected pages in the oldest would otherwise be all eviction
+// ever sees). Only the types reclaim may take count.
+bool should_run_aging(Lruvec& lv, bool can_swap) {
+  SpinGuard guard(lv.lru_lock);
+  const LruGen& g = lv.lrugen;
+  const uint64_t max_seq = g.max_seq.load(std::memory_order_relaxed);
+  uint64_t min_seq = max_seq, young = 0, old = 0, total = 0;
+  for (unsigned type = can_swap ? 0 : 1; type < 2; ++type) {
+    const uint64_t first = g.min_seq[type].load(std::memory_order_relaxed);
+    min_seq = std::min(min_seq, first);
+    for (uint64_t seq = first; seq <= max_seq; ++seq) {
+      const auto size =
+          static_cast<uint64_t>(std::max<int64_t>(g.nr_pages[lru_gen_from_seq(seq)][type], 0));
+      total += size;
+      if (seq == max_seq)
+        young += size;
+      else if (seq + MIN_NR_GENS == max_seq)
+        old += size;
+    }
+  }
+  if (min_seq + MIN_NR_GENS > max_seq) return true;
+  if (min_seq + MIN_NR_GENS < max_seq) return false;
+  return young * MIN_NR_GENS > total || old * (MIN_NR_GENS + 2) < total;
 }
 
 }  // namespace
@@ -251,15 +285,9 @@ void lru_gen_shrink_lruvec(Machine& m, Lruvec& lv, ScanControl& sc) {
   // pages are all young cannot make aging spin.
   unsigned agings = 0, idle = 0;
   while (nr_to_scan) {
-    // should_run_aging(): only MIN_NR_GENS generations of every type that
-    // may be evicted.
-    const LruGen& g = lv.lrugen;
-    const bool need_aging = lru_gen_nr_gens(g, LRU_GEN_FILE) <= MIN_NR_GENS &&
-                            (!anon || lru_gen_nr_gens(g, LRU_GEN_ANON) <= MIN_NR_GENS);
-    if (need_aging) {
-      if (agings++ >= MAX_NR_GENS) break;
-      lru_gen_age_lruvec(m, lv);
-    }
+    const bool need_aging = should_run_aging(lv, anon);
+    // (Past the bound, eviction goes on while it finds pages.)
+    if (need_aging && agings++ < MAX_NR_GENS) lru_gen_age_lruvec(m, lv);
     const uint64_t batch = std::min<uint64_t>(nr_to_scan, SWAP_CLUSTER_MAX);
     const uint64_t scanned = lru_gen_evict(m, lv, sc, batch);
     if (!scanned) {

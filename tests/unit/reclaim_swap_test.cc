@@ -200,10 +200,7 @@ TEST(ReclaimSwap, SwapEntryEncodingsRoundTrip) {
   EXPECT_EQ(swp_entry_to_pte_32(swp_entry(3, 5)), (3u << 1) | (5u << 9));
 }
 
-// Classic lists only: under lru_gen its check(mm) can run while kswapd is
-// still reclaiming and see a slot between add_to_swap or
-// delete_from_swap_cache's two steps (SWAP_HAS_CACHE without a page).
-TEST(ReclaimSwap, ForkSharesSwapEntriesAndCowHolds) {
+TEST_P(ReclaimSwapPolicy, ForkSharesSwapEntriesAndCowHolds) {
   auto m = boot_small(24, 128);
   ASSERT_TRUE(m);
   auto cpu = CpuScope::bind(*m, 0);
