@@ -8,12 +8,14 @@ one page collapsed and gzipped, it is small enough to keep in the
 repository (bench/traces/). The conversion keeps what policy_sim.py would
 read from the log itself with the same options, so simulating either gives
 the same numbers; a collapsed access is a write if any access it stands for
-was.
+was, else a fetch (X) if any was. Instruction fetches are X lines, which
+`mmsim replay` serves from a stand-in executable's file pages (code), and
+which policy_sim.py counts as reads.
 """
 import argparse
 import sys
 
-from policy_sim import TraceError, page_accesses, write_pages
+from policy_sim import TraceError, page_ops, write_pages
 
 
 def main(argv=None):
@@ -27,7 +29,7 @@ def main(argv=None):
     parser.add_argument("out", help="pages trace to write; gzipped when it ends in .gz")
     args = parser.parse_args(argv)
     try:
-        accesses = page_accesses(args.log, "lackey", args.data_only, not args.no_collapse)
+        accesses = page_ops(args.log, "lackey", args.data_only, not args.no_collapse)
         write_pages(args.out, accesses)
     except TraceError as err:
         print(err, file=sys.stderr)

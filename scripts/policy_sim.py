@@ -11,8 +11,9 @@ mmkit's reclaim is compared against.
 Trace formats (--format; when omitted, the first line that is not blank
 decides):
 
-  pages   "R HEXPAGE" or "W HEXPAGE" per line, HEXPAGE a page number in hex
-          with an optional 0x; blank lines are skipped
+  pages   "R HEXPAGE", "W HEXPAGE" or "X HEXPAGE" (an instruction fetch:
+          the page is code) per line, HEXPAGE a page number in hex with an
+          optional 0x; blank lines are skipped
   lackey  the output of valgrind --tool=lackey --trace-mem=yes:
           "I  ADDR,SIZE" (instruction fetch) and " L", " S", " M" (load,
           store, modify) lines, ADDR in hex, SIZE in decimal; lines that
@@ -46,7 +47,7 @@ from collections import OrderedDict
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
 
-PAGES_LINE = re.compile(r"([RW])\s+(?:0[xX])?([0-9a-fA-F]+)")
+PAGES_LINE = re.compile(r"([RWX])\s+(?:0[xX])?([0-9a-fA-F]+)")
 LACKEY_LINE = re.compile(r"([ILSM])\s+([0-9a-fA-F]+),([0-9]+)")
 
 
@@ -76,8 +77,10 @@ def detect_format(line):
     return None
 
 
-def raw_accesses(path, fmt=None, data_only=False):
-    """Yields (page, is_write) for every page each access of the trace touches."""
+def raw_ops(path, fmt=None, data_only=False):
+    """Yields (page, op) for every page each access of the trace touches, op
+    "R" (a read), "W" (a write) or "X" (an instruction fetch); data_only
+    drops the fetches."""
     with open_text(path) as lines:
         for lineno, line in enumerate(lines, 1):
             line = line.strip()
@@ -91,9 +94,11 @@ def raw_accesses(path, fmt=None, data_only=False):
             if fmt == "pages":
                 m = PAGES_LINE.fullmatch(line)
                 if not m:
-                    raise TraceError(path, lineno,
-                                     f"expected 'R HEXPAGE' or 'W HEXPAGE', got {line[:60]!r}")
-                yield int(m.group(2), 16), m.group(1) == "W"
+                    raise TraceError(path, lineno, "expected 'R HEXPAGE', 'W HEXPAGE' or "
+                                     f"'X HEXPAGE', got {line[:60]!r}")
+                if m.group(1) == "X" and data_only:
+                    continue
+                yield int(m.group(2), 16), m.group(1)
                 continue
             if line.startswith("=="):
                 continue
@@ -106,28 +111,48 @@ def raw_accesses(path, fmt=None, data_only=False):
                 raise TraceError(path, lineno, "access of size 0")
             if kind == "I" and data_only:
                 continue
-            is_write = kind in "SM"  # M (modify) is a load and a store to one address
+            # M (modify) is a load and a store to one address.
+            op = "X" if kind == "I" else "W" if kind in "SM" else "R"
             for page in range(addr >> PAGE_SHIFT, ((addr + size - 1) >> PAGE_SHIFT) + 1):
-                yield page, is_write
+                yield page, op
+
+
+def raw_accesses(path, fmt=None, data_only=False):
+    """Yields (page, is_write) for every page each access of the trace touches."""
+    for page, op in raw_ops(path, fmt, data_only):
+        yield page, op == "W"
+
+
+def merge_ops(a, b):
+    """The op of two back-to-back accesses to one page taken as one: a write
+    if either was, else a fetch if either was, else a read."""
+    return "W" if "W" in (a, b) else "X" if "X" in (a, b) else "R"
+
+
+def page_ops(path, fmt=None, data_only=False, collapse=True):
+    """raw_ops(), with back-to-back accesses to one page merged (merge_ops)
+    unless collapse is false."""
+    ops = raw_ops(path, fmt, data_only)
+    if not collapse:
+        yield from ops
+        return
+    last_page, last_op = None, "R"
+    for page, op in ops:
+        if page == last_page:
+            last_op = merge_ops(last_op, op)
+            continue
+        if last_page is not None:
+            yield last_page, last_op
+        last_page, last_op = page, op
+    if last_page is not None:
+        yield last_page, last_op
 
 
 def page_accesses(path, fmt=None, data_only=False, collapse=True):
-    """raw_accesses(), with back-to-back accesses to one page merged unless
-    collapse is false; a merged access is a write if any of its parts was."""
-    accesses = raw_accesses(path, fmt, data_only)
-    if not collapse:
-        yield from accesses
-        return
-    last_page, last_write = None, False
-    for page, is_write in accesses:
-        if page == last_page:
-            last_write = last_write or is_write
-            continue
-        if last_page is not None:
-            yield last_page, last_write
-        last_page, last_write = page, is_write
-    if last_page is not None:
-        yield last_page, last_write
+    """page_ops() as (page, is_write): a merged access is a write if any of
+    its parts was."""
+    for page, op in page_ops(path, fmt, data_only, collapse):
+        yield page, op == "W"
 
 
 def load_trace(path, fmt=None, data_only=False, collapse=True):
@@ -141,9 +166,12 @@ def load_trace(path, fmt=None, data_only=False, collapse=True):
 
 
 def write_pages(path, accesses):
-    """Writes (page, is_write) pairs as a `pages` trace to path (stdout when
-    None), gzipped when path ends in .gz."""
-    lines = (f"{'W' if is_write else 'R'} {page:x}\n" for page, is_write in accesses)
+    """Writes (page, op) pairs as a `pages` trace to path (stdout when None),
+    gzipped when path ends in .gz. op is "R", "W" or "X", or a write flag
+    (False or 0 a read, True or 1 a write)."""
+    def letter(op):
+        return op if isinstance(op, str) else "W" if op else "R"
+    lines = (f"{letter(op)} {page:x}\n" for page, op in accesses)
     if path is None:
         sys.stdout.writelines(lines)
         return

@@ -6,9 +6,14 @@ For each trace and capacity, replays the trace in mmkit with `mmsim replay
 4 KiB pages; the machine needs swap, e.g. configs/small-swap.toml) and
 simulates the policies of policy_sim.py on the very same page sequence, then
 prints one Markdown table: per policy, the misses (pages read back after
-they were evicted) and their ratio to OPT's; for mmkit, pswpin (every page
-read from swap, readahead pages included, used or not) and pgmajfault (the
-faults that had to wait for a read) with their ratios to OPT's misses.
+they were evicted) and their ratio to OPT's; for mmkit, reads (pswpin:
+every page read from swap, readahead pages included, used or not; plus the
+code pages read again from the stand-in executable, code_refaults) and
+major faults (the faults that had to wait for a read, less the first
+fetches of code pages, which are first touches) with their ratios to OPT's
+misses. A trace with X lines (instruction fetches, from lackey_to_pages.py
+without --data-only) has its code replayed as file pages, which reclaim
+drops and the executable gives back, as in Linux.
 Every policy, mmkit included, also takes one first-touch fault per page,
 given once as "first touches"; --totals gives ratios of all faults
 (first touches plus misses) instead.
@@ -59,7 +64,8 @@ line:
    "policies": {"OPT": {"misses": N, "ratio_to_opt": X}, ...},
    "mmkit": [{"label": L, "page_cluster": N or null, "pswpin": N,
               "pgmajfault": N, "pswpout": N, "pgfault": N, "pgreuse": N,
-              "touch_or_cache_faults": N, "ratio_to_opt": X,
+              "code_majfault": N, "code_refaults": N, "misses": N,
+              "major_misses": N, "touch_or_cache_faults": N, "ratio_to_opt": X,
               "majfault_ratio_to_opt": X}, ...]}
 with a ratio null where OPT has no misses and the other side has some.
 touch_or_cache_faults is pgfault less pgmajfault and pgreuse: first touches
@@ -146,14 +152,22 @@ def parse_page_clusters(text):
 
 # --- the page sequence both sides see -----------------------------------------
 
+# An access's op in the arrays below: a read, a write or an instruction
+# fetch (the page is code: mmsim replay serves it from the stand-in
+# executable's file pages, and reclaim drops it rather than swap it).
+READ, WRITE, FETCH = 0, 1, 2
+OP_CODES = {"R": READ, "W": WRITE, "X": FETCH}
+OP_LETTERS = "RWX"
+
+
 def load_accesses(path, fmt=None, data_only=False):
-    """(pages, writes): the collapsed accesses of a trace, page numbers in an
-    array and write flags in a bytearray."""
-    pages, writes = array("q"), bytearray()
+    """(pages, ops): the collapsed accesses of a trace, page numbers in an
+    array and ops (READ, WRITE, FETCH) in a bytearray."""
+    pages, ops = array("q"), bytearray()
     try:
-        for page, is_write in ps.page_accesses(path, fmt, data_only, True):
+        for page, op in ps.page_ops(path, fmt, data_only, True):
             pages.append(page)
-            writes.append(is_write)
+            ops.append(OP_CODES[op])
     except ps.TraceError as err:
         raise InputError(str(err)) from None
     except OSError as err:
@@ -162,38 +176,47 @@ def load_accesses(path, fmt=None, data_only=False):
         raise InputError(f"{path}: {err}") from None
     if not pages:
         raise InputError(f"{path}: no accesses")
-    return pages, writes
+    return pages, ops
 
 
-def first_touch_writes(pages, writes):
-    """The write flags with each page's first access made a write."""
-    out = bytearray(writes)
+def first_touch_writes(pages, ops):
+    """The ops with each page's first access made a write, unless it is a
+    fetch: a code page is the executable's from its first touch, and holds
+    a frame from then on as it is."""
+    out = bytearray(ops)
     seen = set()
     for i, page in enumerate(pages):
         if page not in seen:
             seen.add(page)
-            out[i] = 1
+            if out[i] != FETCH:
+                out[i] = WRITE
     return out
 
 
-def from_first_write(pages, writes):
+def merge_op(a, b):
+    """policy_sim.merge_ops() on op codes."""
+    return WRITE if WRITE in (a, b) else FETCH if FETCH in (a, b) else READ
+
+
+def from_first_write(pages, ops):
     """The accesses that touch a page mmkit holds in memory: each page's from
-    its first write on (before it, reads find the zero page). Back-to-back
+    its first write on (before it, reads find the zero page), or from its
+    first fetch (a code page is read from the executable). Back-to-back
     accesses to one page that dropping the others leaves are merged, as
     policy_sim merges them."""
-    written = set()
-    out_pages, out_writes = array("q"), bytearray()
-    for page, is_write in zip(pages, writes):
-        if page not in written:
-            if not is_write:
+    held = set()
+    out_pages, out_ops = array("q"), bytearray()
+    for page, op in zip(pages, ops):
+        if page not in held:
+            if op == READ:
                 continue
-            written.add(page)
+            held.add(page)
         if out_pages and out_pages[-1] == page:
-            out_writes[-1] |= is_write
+            out_ops[-1] = merge_op(out_ops[-1], op)
             continue
         out_pages.append(page)
-        out_writes.append(is_write)
-    return out_pages, out_writes
+        out_ops.append(op)
+    return out_pages, out_ops
 
 
 def dense_ids(pages):
@@ -228,6 +251,8 @@ def parse_replay(stdout, capacity_bytes):
         counters = {key: int(report[key]) for key in
                     ("pswpin", "pswpout", "pgfault", "pgmajfault", "accesses")}
         counters["pgreuse"] = int(report.get("vmstat", {}).get("pgreuse", 0))
+        for key in ("code_majfault", "code_refaults"):
+            counters[key] = int(report.get(key, 0))
         oom_killed, verify_errors = bool(report["oom_killed"]), int(report["verify_errors"])
     except (ValueError, KeyError, TypeError) as err:
         raise ReplayError(f"mmsim replay printed no report it could read ({err}): "
@@ -282,16 +307,23 @@ def join(name, path, mode, report, replays, totals=False):
         misses = report["policies"][policy]["misses"]
         row["policies"][policy] = {"misses": misses, "ratio_to_opt": ratio(misses + extra, opt)}
     for label, page_cluster, c in replays:
+        code_majfault, code_refaults = c.get("code_majfault", 0), c.get("code_refaults", 0)
+        # A code page's first fetch reads it from the executable: a first
+        # touch, not a miss. Its later reads from the file are misses.
+        misses = c["pswpin"] + code_refaults
+        major_misses = c["pgmajfault"] - code_majfault + code_refaults
         row["mmkit"].append({
             "label": label, "page_cluster": page_cluster,
             "pswpin": c["pswpin"], "pgmajfault": c["pgmajfault"],
             "pswpout": c["pswpout"], "pgfault": c["pgfault"], "pgreuse": c["pgreuse"],
+            "code_majfault": code_majfault, "code_refaults": code_refaults,
+            "misses": misses, "major_misses": major_misses,
             # Faults that neither read nor only made a page writable again:
             # first touches, and swap-ins that found the page in the swap
             # cache (readahead, or a page reclaim had not freed yet).
             "touch_or_cache_faults": c["pgfault"] - c["pgmajfault"] - c["pgreuse"],
-            "ratio_to_opt": ratio(c["pswpin"] + extra, opt),
-            "majfault_ratio_to_opt": ratio(c["pgmajfault"] + extra, opt)})
+            "ratio_to_opt": ratio(misses + extra, opt),
+            "majfault_ratio_to_opt": ratio(major_misses + extra, opt)})
     return row
 
 
@@ -306,8 +338,8 @@ def cells(row):
     out = [cell(row["policies"][p]["misses"] + extra, row["policies"][p]["ratio_to_opt"])
            for p in POLICIES]
     for m in row["mmkit"]:
-        out += [cell(m["pswpin"] + extra, m["ratio_to_opt"]),
-                cell(m["pgmajfault"] + extra, m["majfault_ratio_to_opt"])]
+        out += [cell(m["misses"] + extra, m["ratio_to_opt"]),
+                cell(m["major_misses"] + extra, m["majfault_ratio_to_opt"])]
     return out
 
 
@@ -315,7 +347,7 @@ def format_table(rows):
     labels = [m["label"] for m in rows[0]["mmkit"]] if rows else []
     head = ["trace", "capacity", "first touches"] + [POLICY_TITLES[p] for p in POLICIES]
     for label in labels:
-        head += [f"{label} pswpin", f"{label} major faults"]
+        head += [f"{label} reads", f"{label} major faults"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---:|" * (len(head) - 2)]
     for row in rows:
         head = [row["trace"], f"{row['capacity_pages']} pages", str(row["first_touches"])]
@@ -329,8 +361,10 @@ def format_table(rows):
                   "the policies simulated without the accesses mmkit serves from the zero "
                   "page (a page's before its first write)")
         lines += ["", f"Counts are pages; ratios (in brackets) are of {what} to OPT's. "
-                  f"First touches: {adjust}. mmkit pswpin counts every page read from swap, "
-                  "readahead included; major faults, the faults that waited for a read."]
+                  f"First touches: {adjust}. mmkit reads count every page read from swap "
+                  "(pswpin, readahead included) and each code page read again from the "
+                  "executable after reclaim dropped it; major faults, the faults that waited "
+                  "for such a read."]
     return "\n".join(lines)
 
 
@@ -368,14 +402,14 @@ def evaluate(args, tmpdir):
         raise InputError(f"{args.mmsim}: not an executable file")
     rows = []
     for index, (name, path, capacities) in enumerate(cases):
-        pages, writes = load_accesses(path, args.format, args.data_only)
+        pages, ops = load_accesses(path, args.format, args.data_only)
         if args.first_touch == "write":
-            writes = first_touch_writes(pages, writes)
+            ops = first_touch_writes(pages, ops)
             sim_pages = pages
         else:
-            sim_pages, _ = from_first_write(pages, writes)
+            sim_pages, _ = from_first_write(pages, ops)
         replayed = os.path.join(tmpdir, f"case{index}.pages.gz")
-        ps.write_pages(replayed, zip(pages, writes))
+        ps.write_pages(replayed, ((page, OP_LETTERS[op]) for page, op in zip(pages, ops)))
         trace, distinct = dense_ids(sim_pages)
         next_use = ps.next_uses(trace, distinct)
         for capacity in capacities:

@@ -261,7 +261,20 @@ class TraceFileTest(unittest.TestCase):
         self.assertEqual(lackey_to_pages.main([log, out]), 0)
         self.assertEqual(self.accesses(out), self.accesses(log))
         with gzip.open(out, "rt") as f:
-            self.assertEqual(f.read(), "R 4000\nR 4001\nW 1fff000\nW 4001\n")
+            self.assertEqual(f.read(), "X 4000\nX 4001\nW 1fff000\nW 4001\n")
+        self.assertEqual(list(ps.page_ops(out)), list(ps.page_ops(log)))
+
+    def test_fetches_are_x_ops_and_reads_to_the_policies(self):
+        path = self.write("t", "X 4000\nR 4000\nX 4001\nW 4001\nX 4001\nR 9\n")
+        # A fetch merged with a read stays a fetch; with a write it is a write.
+        self.assertEqual(list(ps.page_ops(path)), [(0x4000, "X"), (0x4001, "W"), (9, "R")])
+        self.assertEqual(self.accesses(path), [(0x4000, False), (0x4001, True), (9, False)])
+        # --data-only drops the fetches of a pages trace as of a lackey log.
+        self.assertEqual(list(ps.page_ops(path, data_only=True)),
+                         [(0x4000, "R"), (0x4001, "W"), (9, "R")])
+        self.assertEqual(ps.merge_ops("R", "X"), "X")
+        self.assertEqual(ps.merge_ops("X", "W"), "W")
+        self.assertEqual(ps.merge_ops("R", "R"), "R")
 
 
 class CommandLineTest(unittest.TestCase):

@@ -70,6 +70,17 @@ class FirstTouchTest(unittest.TestCase):
         self.assertEqual(list(pages), [6, 5, 6, 5, 6])
         self.assertEqual(writes, bytearray([1, 1, 0, 0, 0]))
 
+    def test_fetched_pages_stay_fetches_and_are_held_from_the_first(self):
+        # Page 7 is code: fetched first, it is not made a write, and counts
+        # from its first fetch in as-is mode; page 8 is only read.
+        pages = array("q", [7, 8, 7, 8, 7])
+        ops = bytearray([rq.FETCH, rq.READ, rq.READ, rq.WRITE, rq.FETCH])
+        self.assertEqual(rq.first_touch_writes(pages, ops),
+                         bytearray([rq.FETCH, rq.WRITE, rq.READ, rq.WRITE, rq.FETCH]))
+        held, held_ops = rq.from_first_write(pages, ops)
+        self.assertEqual(list(held), [7, 8, 7])
+        self.assertEqual(held_ops, bytearray([rq.FETCH, rq.WRITE, rq.FETCH]))
+
     def test_dense_ids(self):
         self.assertEqual(rq.dense_ids(array("q", [9, 4, 9, 7])), (array("q", [0, 1, 0, 2]), 3))
 
@@ -106,7 +117,7 @@ class ReplayReportTest(unittest.TestCase):
     def test_counters(self):
         self.assertEqual(rq.parse_replay(replay_json(), 4096),
                          {"pswpin": 5, "pswpout": 7, "pgfault": 9, "pgmajfault": 3,
-                          "accesses": 10, "pgreuse": 2})
+                          "accesses": 10, "pgreuse": 2, "code_majfault": 0, "code_refaults": 0})
 
     def test_unclean_replays(self):
         for text in (replay_json(oom_killed=True), replay_json(verify_errors=2), "", "{}",
@@ -133,6 +144,15 @@ class JoinTest(unittest.TestCase):
         self.assertEqual(m["touch_or_cache_faults"], 110)
         self.assertEqual((row["first_touches"], row["ratios_of"]), (100, "misses"))
 
+    def test_code_pages(self):
+        # 30 major faults were code pages read from the executable, 10 of
+        # them pages read before: 80 + 10 misses, 40 - 30 + 10 major ones.
+        counters = dict(self.COUNTERS, code_majfault=30, code_refaults=10)
+        row = rq.join("t", "t.pages.gz", "write", self.REPORT, [("mmkit", None, counters)])
+        (m,) = row["mmkit"]
+        self.assertEqual((m["misses"], m["major_misses"], m["pswpin"]), (90, 20, 80))
+        self.assertEqual((m["ratio_to_opt"], m["majfault_ratio_to_opt"]), (1.8, 0.4))
+
     def test_totals(self):
         # OPT: 100 + 50 faults; LRU 200; mmkit 100 + 80.
         row = rq.join("t", "t.pages.gz", "write", self.REPORT, [("mmkit", None, self.COUNTERS)],
@@ -158,8 +178,8 @@ class JoinTest(unittest.TestCase):
                                                          ("mmkit pc3", 3, self.COUNTERS)])
         lines = rq.format_table([row]).splitlines()
         self.assertEqual(lines[0], "| trace | capacity | first touches | OPT | LRU | CLOCK | ARC | "
-                         "Linux two-list | mmkit pc0 pswpin | mmkit pc0 major faults | "
-                         "mmkit pc3 pswpin | mmkit pc3 major faults |")
+                         "Linux two-list | mmkit pc0 reads | mmkit pc0 major faults | "
+                         "mmkit pc3 reads | mmkit pc3 major faults |")
         self.assertEqual(lines[1].count("|"), 13)
         self.assertEqual(lines[2], "| sort | 64 pages | 100 | 50 (1.00) | 100 (2.00) | "
                          "110 (2.20) | 90 (1.80) | 120 (2.40) | 80 (1.60) | 40 (0.80) | "
@@ -223,7 +243,7 @@ class MainTest(unittest.TestCase):
         mmsim = self.fake_mmsim(f"echo '{replay_json(accesses=6)}'")
         bad = os.path.join(self.dir.name, "bad.pages")
         with open(bad, "w", encoding="ascii") as f:
-            f.write("R 1\nX 2\n")
+            f.write("R 1\nF 2\n")
         for argv, message in (
                 (["--mmsim", mmsim, f"{self.trace}"], "expected [NAME=]TRACE@CAPACITY"),
                 (["--mmsim", mmsim, f"{self.dir.name}/none@2"], "No such file"),

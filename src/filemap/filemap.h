@@ -13,6 +13,8 @@
 //   sys_pwrite / sys_lseek                  and page-cache pages
 //   sys_fsync / sys_fdatasync / sys_sync    write dirty pages to the host file
 //   sys_ftruncate                           i_size, the cached pages past it
+//   sys_fadvise                             posix_fadvise: DONTNEED drops a
+//                                           range's clean cache, WILLNEED reads it
 //   drop_caches(m, 1|2|3)                   /proc/sys/vm/drop_caches
 //
 // Page-cache pages are file pages as Linux's: not PG_swapbacked, mapping the
@@ -137,6 +139,15 @@ int64_t sys_lseek(Machine& m, FileTable& ft, int fd, int64_t offset, int whence)
 int sys_fsync(Machine& m, FileTable& ft, int fd);
 int sys_fdatasync(Machine& m, FileTable& ft, int fd);
 int sys_ftruncate(Machine& m, FileTable& ft, int fd, uint64_t length);
+// posix_fadvise() (mm/fadvise.c), advice as <fcntl.h>'s POSIX_FADV_*: on
+// [offset, offset + len) (len 0: to the end of the file), DONTNEED writes
+// the dirty pages back and drops the clean, unmapped ones wholly inside the
+// range; WILLNEED reads the range into the cache; NORMAL, SEQUENTIAL,
+// RANDOM and NOREUSE set the file's readahead window as Linux does (twice
+// the default, none, the default). A shmem file takes every advice and
+// does nothing, as tmpfs. -EBADF, -EINVAL (negative offset or length, or
+// unknown advice).
+int sys_fadvise(Machine& m, FileTable& ft, int fd, int64_t offset, int64_t len, int advice);
 // sync(): every dirty page of every inode written back. 0 or -EIO.
 int sys_sync(Machine& m);
 // /proc/sys/vm/drop_caches: 1 drops the clean, unmapped page cache, 2 the

@@ -100,9 +100,10 @@ void delete_from_page_cache(Machine& m, Page* page);
 // truncate_inode_pages_range(): every page from index `first` on leaves the
 // cache (waiting for locks and writeback), and so does every shadow.
 void truncate_inode_pages(Machine& m, AddressSpace& as, uint64_t first);
-// invalidate_mapping_pages(): the clean, unmapped, unlocked pages go.
-// Returns how many.
-uint64_t invalidate_mapping_pages(Machine& m, AddressSpace& as);
+// invalidate_mapping_pages(): the clean, unmapped, unlocked pages with an
+// index in [first, last] go. Returns how many.
+uint64_t invalidate_mapping_pages(Machine& m, AddressSpace& as, uint64_t first = 0,
+                                  uint64_t last = ~uint64_t{0});
 // The indices of the dirty pages in [first, last].
 std::vector<uint64_t> dirty_indices(AddressSpace& as, uint64_t first, uint64_t last);
 

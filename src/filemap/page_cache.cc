@@ -169,11 +169,13 @@ void truncate_inode_pages(Machine& m, AddressSpace& as, uint64_t first) {
   }
 }
 
-uint64_t invalidate_mapping_pages(Machine& m, AddressSpace& as) {
+uint64_t invalidate_mapping_pages(Machine& m, AddressSpace& as, uint64_t first, uint64_t last) {
   std::vector<Page*> pages;
   {
     SpinGuard g(as.i_pages_lock);
-    for (auto& [index, v] : as.i_pages) {
+    for (auto it = as.i_pages.lower_bound(first); it != as.i_pages.end() && it->first <= last;
+         ++it) {
+      const uintptr_t v = it->second;
       if (is_shadow(v)) continue;
       Page* page = reinterpret_cast<Page*>(v);
       get_page(page);

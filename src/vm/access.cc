@@ -26,10 +26,17 @@ constexpr int kTries = 64;
 char* translate_or_fault(MmStruct* mm, uint64_t vaddr, Access access, FaultResult* fault) {
   Machine& m = *mm->machine;
   FaultResult r;
+  bool major = false;
   for (int i = 0; i < kTries; ++i) {
     mmu_access_begin(m);
     const Translation t = translate(mm->pgd, vaddr, access, true);
-    if (t.ok()) return t.host;
+    if (t.ok()) {
+      if (fault) {
+        *fault = FaultResult{};
+        fault->major = major;  // a fault on the way read the page in
+      }
+      return t.host;
+    }
     mmu_access_end(m);
     if (t.fault == TranslateFault::kNonCanonical) {
       r = {FaultStatus::kSigsegv, SEGV_MAPERR, vaddr, "non-canonical address"};
@@ -37,6 +44,7 @@ char* translate_or_fault(MmStruct* mm, uint64_t vaddr, Access access, FaultResul
     }
     r = handle_mm_fault(mm, vaddr, access);
     if (!r.ok()) break;
+    major |= r.major;
     if (i >= 4) std::this_thread::yield();  // let whoever changes the entry finish
   }
   if (r.ok()) r = {FaultStatus::kSigsegv, SEGV_ACCERR, vaddr, "the fault kept recurring"};

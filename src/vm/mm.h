@@ -222,7 +222,8 @@ FaultResult access_touch(MmStruct* mm, uint64_t vaddr, size_t len, Access access
 // (mmu_access_begin) that the caller ends with user_page_end(mm) once done
 // with the pointer; in between it must not fault, sleep, take the mmap lock
 // or change mappings (mmu.h's rules). Null, with no access open and *fault
-// (if given) filled, when the page cannot be reached.
+// (if given) filled, when the page cannot be reached; else *fault (if
+// given) is a success, `major` when a fault on the way read the page in.
 char* user_page_begin(MmStruct* mm, uint64_t vaddr, Access access, FaultResult* fault = nullptr);
 void user_page_end(MmStruct* mm);
 

@@ -95,12 +95,20 @@ TEST(MmsimTrace, PagesLinesAndTheirErrors) {
   EXPECT_EQ(r.addr, 0xabc000u);
   for (const char* line : {"", "   ", "# a comment", "  # indented"})
     EXPECT_EQ(parse_pages_line(line, &r, &why), LineKind::kSkip) << line;
-  EXPECT_EQ(pages_error("X 10"),
-            "expected \"R PAGE\" or \"W PAGE\" (the page number in hex), got \"X 10\"");
+  ASSERT_EQ(parse_pages_line("X 2a", &r, &why), LineKind::kAccess);  // a fetch of code
+  EXPECT_TRUE(r.fetch);
+  EXPECT_EQ(r.op, TraceOp::kRead);
+  EXPECT_EQ(r.addr, 0x2a000u);
+  ASSERT_EQ(parse_pages_line("x 2b", &r, &why), LineKind::kAccess);
+  EXPECT_TRUE(r.fetch);
+  ASSERT_EQ(parse_pages_line("R 2b", &r, &why), LineKind::kAccess);
+  EXPECT_FALSE(r.fetch);
+  EXPECT_EQ(pages_error("F 10"),
+            "expected \"R PAGE\", \"W PAGE\" or \"X PAGE\" (the page number in hex), got \"F 10\"");
   EXPECT_EQ(pages_error("R"),
-            "expected \"R PAGE\" or \"W PAGE\" (the page number in hex), got \"R\"");
+            "expected \"R PAGE\", \"W PAGE\" or \"X PAGE\" (the page number in hex), got \"R\"");
   EXPECT_EQ(pages_error("R10"),
-            "expected \"R PAGE\" or \"W PAGE\" (the page number in hex), got \"R10\"");
+            "expected \"R PAGE\", \"W PAGE\" or \"X PAGE\" (the page number in hex), got \"R10\"");
   EXPECT_EQ(pages_error("R zz"), "bad page number \"zz\" (expected hex digits)");
   EXPECT_EQ(pages_error("W 0x"), "bad page number \"\" (expected hex digits)");
   EXPECT_EQ(pages_error("R 10 20"), "bad page number \"10 20\" (expected hex digits)");
@@ -136,7 +144,8 @@ TEST(MmsimTrace, DetectsTheFormatFromAnAccessLine) {
   EXPECT_EQ(detect_format(" M 10,4"), TraceFormat::kLackey);
   EXPECT_EQ(detect_format("R 10"), TraceFormat::kPages);
   EXPECT_EQ(detect_format("w\t0x10"), TraceFormat::kPages);
-  for (const char* line : {"==1== x", "", "# c", "X 1", "RW 1", " R 1"})
+  EXPECT_EQ(detect_format("X 10"), TraceFormat::kPages);
+  for (const char* line : {"==1== x", "", "# c", "F 1", "RW 1", " R 1"})
     EXPECT_EQ(detect_format(line), TraceFormat::kAuto) << line;
 }
 
@@ -186,14 +195,16 @@ TEST(MmsimTrace, ReaderDetectsPagesAndRefusesWhatItSkippedBefore) {
   // A mistake before the first good line is still the pages trace's error.
   const std::string bad = write_temp("t_bad.pages", "# pages\nread 10\nR 10\n");
   r = read_all(bad);
-  EXPECT_EQ(r.error, bad +
-                         ":2: expected \"R PAGE\" or \"W PAGE\" (the page number in hex), got "
-                         "\"read 10\"");
+  EXPECT_EQ(r.error,
+            bad +
+                ":2: expected \"R PAGE\", \"W PAGE\" or \"X PAGE\" (the page number in hex), got "
+                "\"read 10\"");
   // --format pages refuses a lackey line, and lackey skips a pages line.
   const std::string lk = write_temp("t_mixed", "I  10,4\nR 10\n");
   r = read_all(lk, TraceFormat::kPages);
-  EXPECT_EQ(r.error, lk + ":1: expected \"R PAGE\" or \"W PAGE\" (the page number in hex), got "
-                          "\"I  10,4\"");
+  EXPECT_EQ(r.error,
+            lk + ":1: expected \"R PAGE\", \"W PAGE\" or \"X PAGE\" (the page number in hex), got "
+                 "\"I  10,4\"");
   r = read_all(lk, TraceFormat::kLackey);
   EXPECT_EQ(r.error, "");
   EXPECT_EQ(r.records.size(), 1u);

@@ -10,6 +10,7 @@
 
 #include <fcntl.h>
 
+#include <bitset>
 #include <chrono>
 #include <memory>
 #include <system_error>
@@ -54,11 +55,16 @@ struct Region {
   bool code = false;
   uint64_t text_page = 0;
   uint32_t versions[kPagesPerRegion] = {};
+  std::bitset<kPagesPerRegion> touched;  // a code page the trace has accessed
 };
 
 struct ReplayStats {
   uint64_t accesses = 0, page_accesses = 0, reads = 0, writes = 0;
   uint64_t regions = 0, remapped = 0, code_regions = 0, verify_errors = 0;
+  // Major faults on a code region's pages read from the stand-in
+  // executable, and those on a page the trace had accessed before (a
+  // refault: reclaim dropped it and the file had to give it back).
+  uint64_t code_majfault = 0, code_refaults = 0;
   uint64_t peak_rss = 0;  // pages
   bool oom_killed = false;
   std::string error;  // a mapping or fault that should not have failed
@@ -91,8 +97,10 @@ class Replayer {
 
  private:
   // Lays out the next 2 MiB of the stand-in executable (version 1 of each
-  // page, written back, so the pages are clean page cache as a program's
-  // text read from disk would be); false with st_.error set.
+  // page), written back and dropped from the page cache
+  // (POSIX_FADV_DONTNEED), so the program's text comes from the file as if
+  // read from disk and the writing charges no memory; false with st_.error
+  // set.
   bool grow_text(uint64_t first) {
     mmkit::FileTable& ft = p_->files;
     alignas(64) char buf[kPageBytes];
@@ -112,6 +120,12 @@ class Replayer {
     }
     if (const int err = mmkit::sys_fsync(m_, ft, text_fd_); err) {
       st_.error = fmt::format("cannot fsync the stand-in executable: {}", errno_text(err));
+      return false;
+    }
+    if (const int err = mmkit::sys_fadvise(m_, ft, text_fd_, first * kPageBytes, kRegionBytes,
+                                           POSIX_FADV_DONTNEED);
+        err) {
+      st_.error = fmt::format("cannot drop the stand-in executable's pages: {}", errno_text(err));
       return false;
     }
     return true;
@@ -189,6 +203,8 @@ class Replayer {
     uint32_t& version = r->versions[index];
     const uint64_t page = vaddr / kPageBytes;
     ++st_.page_accesses;
+    // The access reads the stand-in executable's page (a write copies it).
+    const bool file_page = r->code && version == 0;
     const PageAccess a = write ? write_page(mm_, vaddr, page_key(kSeed, 0, 0, page, version + 1))
                          : r->code && version == 0
                              ? read_text(vaddr, r->text_page + index, fetch)
@@ -200,6 +216,13 @@ class Replayer {
       else
         st_.error = describe_fault(a.fault);
       return false;
+    }
+    if (file_page) {
+      if (a.fault.major) {
+        ++st_.code_majfault;
+        if (r->touched[index]) ++st_.code_refaults;
+      }
+      r->touched[index] = true;
     }
     if (write) {
       ++version;
@@ -245,6 +268,7 @@ std::string report_json(const Report& r) {
   w.field("reads", r.st->reads).field("writes", r.st->writes);
   w.field("regions", r.st->regions).field("remapped_regions", r.st->remapped);
   w.field("code_regions", r.st->code_regions);
+  w.field("code_majfault", r.st->code_majfault).field("code_refaults", r.st->code_refaults);
   w.field("seconds", r.seconds);
   w.field("pgfault", e.pgfault).field("pgmajfault", e.pgmajfault);
   w.field("pswpin", e.pswpin).field("pswpout", e.pswpout);
@@ -271,6 +295,8 @@ std::string report_text(const Report& r) {
   row("regions", r.st->regions);
   row("remapped_regions", r.st->remapped);
   row("code_regions", r.st->code_regions);
+  row("code_majfault", r.st->code_majfault);
+  row("code_refaults", r.st->code_refaults);
   row("pgfault", e.pgfault);
   row("pgmajfault", e.pgmajfault);
   row("pswpin", e.pswpin);

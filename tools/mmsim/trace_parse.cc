@@ -32,6 +32,10 @@ bool is_blank(char c) {
   return c == ' ' || c == '\t' || c == '\r';
 }
 
+bool is_pages_op(char c) {
+  return c == 'R' || c == 'W' || c == 'X' || c == 'r' || c == 'w' || c == 'x';
+}
+
 // Hex digits at s[*i...] into *v; false if there are none or more than 16.
 bool parse_hex(std::string_view s, size_t* i, uint64_t* v) {
   size_t n = 0;
@@ -68,9 +72,7 @@ TraceFormat detect_format(std::string_view line) {
   if (line.size() >= 3 && line[0] == ' ' && (line[1] == 'L' || line[1] == 'S' || line[1] == 'M') &&
       line[2] == ' ')
     return TraceFormat::kLackey;
-  if (line.size() >= 2 && (line[0] == 'R' || line[0] == 'W' || line[0] == 'r' || line[0] == 'w') &&
-      is_blank(line[1]))
-    return TraceFormat::kPages;
+  if (line.size() >= 2 && is_pages_op(line[0]) && is_blank(line[1])) return TraceFormat::kPages;
   return TraceFormat::kAuto;
 }
 
@@ -124,14 +126,14 @@ LineKind parse_pages_line(std::string_view line, TraceRecord* rec, std::string* 
   while (i < line.size() && is_blank(line[i])) ++i;
   if (i == line.size() || line[i] == '#') return LineKind::kSkip;
   const char op = line[i];
-  if ((op != 'R' && op != 'W' && op != 'r' && op != 'w') || i + 1 >= line.size() ||
-      !is_blank(line[i + 1])) {
-    *why = fmt::format("expected \"R PAGE\" or \"W PAGE\" (the page number in hex), got {}",
-                       quoted(line));
+  if (!is_pages_op(op) || i + 1 >= line.size() || !is_blank(line[i + 1])) {
+    *why = fmt::format(
+        "expected \"R PAGE\", \"W PAGE\" or \"X PAGE\" (the page number in hex), got {}",
+        quoted(line));
     return LineKind::kBad;
   }
-  rec->op = op == 'R' || op == 'r' ? TraceOp::kRead : TraceOp::kWrite;
-  rec->fetch = false;
+  rec->op = op == 'W' || op == 'w' ? TraceOp::kWrite : TraceOp::kRead;
+  rec->fetch = op == 'X' || op == 'x';
   ++i;
   while (i < line.size() && is_blank(line[i])) ++i;
   if (i + 1 < line.size() && line[i] == '0' && (line[i + 1] == 'x' || line[i + 1] == 'X')) i += 2;

@@ -11,9 +11,10 @@
 //           a page boundary touches every page it covers. Lines starting
 //           with "==" (Valgrind's own) and any other line that is not an
 //           access are skipped.
-//   pages   one access per line: "R PAGE" or "W PAGE", the page number in
-//           hex with an optional 0x (lower-case r and w too); blank lines
-//           and lines starting with '#' are skipped.
+//   pages   one access per line: "R PAGE" (a read), "W PAGE" (a write) or
+//           "X PAGE" (an instruction fetch, lackey's I), the page number in
+//           hex with an optional 0x (lower case too); blank lines and lines
+//           starting with '#' are skipped.
 //
 // Without a format the first access line decides. A line that starts like
 // an access but is not one is an error, "FILE:LINE: what is wrong".
