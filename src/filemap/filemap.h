@@ -56,6 +56,8 @@ struct Inode;
 
 // VM_READAHEAD_PAGES (include/linux/mm.h): 128 KiB.
 inline constexpr unsigned VM_READAHEAD_PAGES = (128 * 1024) / PAGE_SIZE;
+// mm/filemap.c: misses beyond hits after which mmap read-around stops.
+inline constexpr unsigned MMAP_LOTSAMISS = 100;
 
 // struct address_space: the page cache of one inode.
 struct AddressSpace {
@@ -81,6 +83,11 @@ struct Inode {
   // When the inode's first dirty page since it was last clean was dirtied
   // (CLOCK_MONOTONIC ns; 0: clean): what dirty_expire_centisecs ages.
   std::atomic<uint64_t> dirtied_when{0};
+  // file_ra_state.mmap_miss: page faults that missed the cache less those
+  // that found it (and pages fault-around mapped), at most 10 x
+  // MMAP_LOTSAMISS; above MMAP_LOTSAMISS a miss reads only its own page.
+  // Linux keeps it per open file; mmkit's VMAs map inodes, so per inode.
+  std::atomic<unsigned> mmap_miss{0};
   // A shmem (tmpfs) inode (shmem.cc): no host file; its pages are
   // swap-backed, and a value entry in its index is the swap entry of a
   // page that went to swap (never a shadow: those stay in the swap cache).
@@ -207,7 +214,8 @@ void inode_get(Machine& m, Inode* inode);  // another pin (a VMA's copy)
 void inode_put(Machine& m, Inode* inode);  // drops a pin
 // filemap_fault(): the uptodate page at `pgoff`, locked, with a reference;
 // a miss reads around it (ra_pages centred on the fault, as
-// do_sync_mmap_readahead does) and sets *major. Null with *err: -EFAULT
+// do_sync_mmap_readahead does, unless mmap_miss says misses outnumber hits
+// by MMAP_LOTSAMISS) and sets *major. Null with *err: -EFAULT
 // past the end of the file (SIGBUS), -ENOMEM, -EIO.
 Page* filemap_fault(Machine& m, Inode& inode, uint64_t pgoff, MemCgroup* cg, bool* major, int* err);
 // folio_mark_dirty() of a page a PTE had dirty (zap, unmap, write fault):

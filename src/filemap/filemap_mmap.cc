@@ -54,10 +54,15 @@ Page* filemap_fault(Machine& m, Inode& inode, uint64_t pgoff, MemCgroup* cg, boo
     Page* page = find_get_page(as, pgoff);
     if (!page) {
       // do_sync_mmap_readahead(): read around the fault, ra_pages centred
-      // on it, the marker a quarter from the end.
-      const uint64_t ra = VM_READAHEAD_PAGES;
-      const uint64_t start = pgoff > ra / 2 ? pgoff - ra / 2 : 0;
-      do_page_cache_ra(m, inode, start, ra, ra / 4, cg);
+      // on it, the marker a quarter from the end; not when this file's
+      // faults miss much more often than they hit (it would only hurt).
+      unsigned miss = inode.mmap_miss.load(std::memory_order_relaxed);
+      if (miss < MMAP_LOTSAMISS * 10) inode.mmap_miss.store(++miss, std::memory_order_relaxed);
+      if (miss <= MMAP_LOTSAMISS) {
+        const uint64_t ra = VM_READAHEAD_PAGES;
+        const uint64_t start = pgoff > ra / 2 ? pgoff - ra / 2 : 0;
+        do_page_cache_ra(m, inode, start, ra, ra / 4, cg);
+      }
       *major = true;
       page = find_get_page(as, pgoff);
       if (!page) {
@@ -77,6 +82,11 @@ Page* filemap_fault(Machine& m, Inode& inode, uint64_t pgoff, MemCgroup* cg, boo
           return page;  // locked, uptodate
         }
       }
+    }
+    if (!*major) {
+      // do_async_mmap_readahead(): a hit pays a miss back.
+      const unsigned miss = inode.mmap_miss.load(std::memory_order_relaxed);
+      if (miss) inode.mmap_miss.store(miss - 1, std::memory_order_relaxed);
     }
     lock_page(page);
     if (page_mapping(page) != &as) {  // truncated or reclaimed meanwhile

@@ -81,6 +81,7 @@ bool do_fault_around(MmStruct* mm, VmArea* vma, uint64_t addr) {
     }
   }
   bool mapped_fault = false;
+  unsigned mapped = 0;
   for (Page* page : pages) {
     const uint64_t index = page->index;
     if (!trylock_page(page)) {
@@ -111,6 +112,13 @@ bool do_fault_around(MmStruct* mm, VmArea* vma, uint64_t addr) {
     }
     add_mm_counter(mm, mm_counter_file(page), 1);  // our reference is now the mapping's
     if (at == addr) mapped_fault = true;
+    ++mapped;
+  }
+  // filemap_map_pages(): each page found in the cache and mapped counts as
+  // a hit against the file's mmap misses.
+  if (mapped) {
+    const unsigned miss = inode.mmap_miss.load(std::memory_order_relaxed);
+    inode.mmap_miss.store(miss - std::min(miss, mapped), std::memory_order_relaxed);
   }
   return mapped_fault;
 }

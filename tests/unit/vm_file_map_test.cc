@@ -66,6 +66,42 @@ struct FileMapTest : ::testing::TestWithParam<bool> {
   Process* p = nullptr;
 };
 
+// mmap_miss (mm/filemap.c): faults that miss the cache read 32 pages
+// around them until misses outnumber hits by MMAP_LOTSAMISS (100); after
+// that a miss reads only its page, and hits (fault-around's mapped pages
+// included) bring the read-around back. Worked by hand: a fault every 64
+// pages of a cold file never finds its neighbours cached.
+TEST_P(FileMapTest, ReadAroundStopsWhenMissesOutnumberHits) {
+  constexpr uint64_t kStride = 64, kFaults = 300;
+  const int fd = sys_open(*m, p->files, "sparse", O_CREAT | O_RDWR | O_TRUNC);
+  ASSERT_GE(fd, 0);
+  // A hole of (kFaults + 1) strides: nothing of it is cached.
+  ASSERT_EQ(sys_ftruncate(*m, p->files, fd, (kFaults + 1) * kStride * PAGE_SIZE), 0);
+  const int64_t a = do_mmap_fd(p->mm, p->files, 0, (kFaults + 1) * kStride * PAGE_SIZE, PROT_READ,
+                               MAP_SHARED, fd, 0);
+  ASSERT_GT(a, 0);
+  const auto base = static_cast<uint64_t>(a);
+  auto cached = [&] { return m->node_stat_sum(NodeStat::NR_FILE_PAGES); };
+  const int64_t before = cached();
+  char c = 1;
+  for (uint64_t k = 0; k < kFaults; ++k)
+    ASSERT_TRUE(access_read(p->mm, base + k * kStride * PAGE_SIZE, &c, 1).ok()) << k;
+  EXPECT_EQ(c, 0);
+  // 100 misses read 32 pages each (the first from page 0), 200 only their own.
+  EXPECT_EQ(cached() - before, 100 * 32 + 200);
+  // Hits: the page after each of the first 100 faults is cached; its fault
+  // maps it and the 14 others of its 16-page window (fault-around), paying
+  // 15 misses back each: 1500 > 300.
+  for (uint64_t k = 0; k < 100; ++k)
+    ASSERT_TRUE(access_read(p->mm, base + (k * kStride + 1) * PAGE_SIZE, &c, 1).ok()) << k;
+  const int64_t after_hits = cached();
+  EXPECT_EQ(after_hits - before, 100 * 32 + 200);
+  // The next miss reads around again.
+  ASSERT_TRUE(access_read(p->mm, base + kFaults * kStride * PAGE_SIZE, &c, 1).ok());
+  EXPECT_EQ(cached() - after_hits, 32);
+  checks();
+}
+
 INSTANTIATE_TEST_SUITE_P(Lru, FileMapTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& i) {
                            return i.param ? "LruGen" : "Classic";
