@@ -134,6 +134,11 @@ std::string setup_file(RunShared& sh, JobRun& job, ProcSlot& slot) {
   }
   if (const int err = mmkit::sys_fsync(sh.m, ft, fd); err)
     return fmt::format("fsync of {} failed: {}", host_path(sh, slot), errno_text(err));
+  // fio's invalidate=1: the job starts on a cold file, as one read from
+  // disk (laid out just now, it would start cached, and every read of a
+  // page reclaim took meanwhile would look like a refault).
+  if (const int err = mmkit::sys_fadvise(sh.m, ft, fd, 0, 0, POSIX_FADV_DONTNEED); err)
+    return fmt::format("cannot drop the cache of {}: {}", host_path(sh, slot), errno_text(err));
   if (spec.kind == JobKind::kMmapPrivate) return map_file(sh, job, slot);
   return "";
 }
