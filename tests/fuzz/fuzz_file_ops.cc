@@ -1,6 +1,6 @@
 // libFuzzer target for files and the page cache: bytes become a sequence of
 // open, close, pread, pwrite, read, write, lseek, ftruncate, fsync, unlink,
-// sync and drop_caches operations on four names and one memfd of one small
+// sync, drop_caches and fadvise operations on four names and one memfd of one small
 // machine whose page cache is charged to a memory cgroup of a few dozen
 // pages, so reclaim writes back and drops file pages, and swaps shmem's,
 // under the operations. Offsets, lengths, flags
@@ -93,7 +93,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!err.empty()) fail(std::string("after ") + op + ": " + err);
   };
   while (b.n) {
-    const uint8_t op = b.u8() % 12;
+    const uint8_t op = b.u8() % 13;
     Open* o = open.empty() ? nullptr : &open[b.u8() % open.size()];
     switch (op) {
       case 0: {  // open
@@ -225,6 +225,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const int mode = b.u8() % 5;  // 0 and 4 are not modes
         const int r = drop_caches(m, mode);
         if ((mode >= 1 && mode <= 3) ? r != 0 : r != -EINVAL) fail("drop_caches misanswered");
+        break;
+      }
+      case 12: {  // posix_fadvise: never changes what the file holds
+        const auto off = static_cast<int64_t>(static_cast<int16_t>(b.u16())) * 64;
+        const auto len = static_cast<int64_t>(static_cast<int16_t>(b.u16())) * 16;
+        const int advice = b.u8() % 8;  // 6 and 7 are not advice
+        const int fd = o ? o->fd : 99;
+        const int r = sys_fadvise(m, ft, fd, off, len, advice);
+        const int want = !o ? -EBADF : off < 0 || len < 0 || advice > 5 ? -EINVAL : 0;
+        if (r != want) fail("fadvise returned " + std::to_string(r));
         break;
       }
     }
