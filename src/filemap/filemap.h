@@ -229,7 +229,8 @@ void filemap_dirty_mapped(Machine& m, Page* page);
 using UnmapMappingFn = void (*)(Machine& m, AddressSpace& as, uint64_t first);
 using PageMkcleanFn = bool (*)(Machine& m, Page* page);
 void set_mapping_ops(Machine& m, UnmapMappingFn unmap, PageMkcleanFn mkclean);
-// msync(MS_SYNC)'s writeback of pages [first, last]: 0 or -EIO.
+// msync(MS_SYNC)'s writeback of pages [first, last], then fdatasync of the
+// host file (vfs_fsync_range); nothing for shmem. 0 or -EIO.
 int filemap_write_range(Machine& m, Inode& inode, uint64_t first, uint64_t last);
 
 // --- shmem (shmem.cc) ------------------------------------------------------------

@@ -4,6 +4,7 @@
 // truncate unmaps through. The page tables are the vm layer's
 // (vm/file_map.cc). See filemap.h.
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -137,7 +138,12 @@ void set_mapping_ops(Machine& m, UnmapMappingFn unmap, PageMkcleanFn mkclean) {
 }
 
 int filemap_write_range(Machine& m, Inode& inode, uint64_t first, uint64_t last) {
-  return writeback_range(m, inode, first, last);
+  if (inode.shmem) return 0;  // tmpfs: nothing to write to
+  // vfs_fsync_range(..., datasync): the range written back, then the host
+  // file's data made durable (a mapping cannot change its size).
+  int err = writeback_range(m, inode, first, last);
+  if (fdatasync(inode.host_fd) != 0 && !err) err = -EIO;
+  return err;
 }
 
 void unmap_mapping_pages(Machine& m, AddressSpace& as, uint64_t first) {

@@ -11,6 +11,8 @@
 
 #include <atomic>
 #include <cstring>
+#include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -44,13 +46,22 @@ TEST(FilemapConcurrency, WritersReadersFlusherAndReclaimOnTwoCpus) {
   FileTable ft[3];
   std::atomic<int> bad{0};
   std::atomic<bool> done{false};
+  // The first thing that went wrong, for the failure message.
+  std::mutex first_lock;
+  std::string first;
+  auto fail = [&](std::string what) {
+    if (bad++ == 0) {
+      std::lock_guard<std::mutex> g(first_lock);
+      first = std::move(what);
+    }
+  };
   auto worker = [&](int id) {
     auto scope = CpuScope::bind(m, id);
     ASSERT_TRUE(scope.ok());
     const std::string name = "w" + std::to_string(id);
     const int fd = sys_open(m, ft[id], name, O_CREAT | O_RDWR);
     if (fd < 0) {
-      ++bad;
+      fail(name + ": open: " + std::to_string(fd));
       return;
     }
     std::vector<uint8_t> buf(kChunk), got(kChunk);
@@ -58,19 +69,26 @@ TEST(FilemapConcurrency, WritersReadersFlusherAndReclaimOnTwoCpus) {
       for (uint64_t off = 0; off < kBytes; off += kChunk) {
         const uint64_t n = std::min(kChunk, kBytes - off);
         for (uint64_t i = 0; i < n; ++i) buf[i] = pattern(id, pass, off + i);
-        if (sys_pwrite(m, ft[id], fd, buf.data(), n, off) != static_cast<int64_t>(n)) ++bad;
+        if (const int64_t w = sys_pwrite(m, ft[id], fd, buf.data(), n, off);
+            w != static_cast<int64_t>(n))
+          fail(name + ": pwrite at " + std::to_string(off) + ": " + std::to_string(w));
       }
       for (uint64_t off = 0; off < kBytes; off += kChunk) {
         const uint64_t n = std::min(kChunk, kBytes - off);
-        if (sys_pread(m, ft[id], fd, got.data(), n, off) != static_cast<int64_t>(n)) ++bad;
+        if (const int64_t r = sys_pread(m, ft[id], fd, got.data(), n, off);
+            r != static_cast<int64_t>(n))
+          fail(name + ": pread at " + std::to_string(off) + ": " + std::to_string(r));
         for (uint64_t i = 0; i < n; ++i)
           if (got[i] != pattern(id, pass, off + i)) {
-            ++bad;
+            fail(name + ": pass " + std::to_string(pass) + " byte " + std::to_string(off + i) +
+                 " is " + std::to_string(got[i]) + ", expected " +
+                 std::to_string(pattern(id, pass, off + i)));
             break;
           }
       }
     }
-    if (sys_fsync(m, ft[id], fd) != 0) ++bad;
+    if (const int e = sys_fsync(m, ft[id], fd); e != 0)
+      fail(name + ": fsync: " + std::to_string(e));
     sys_close(m, ft[id], fd);
   };
   std::thread other([&] {
@@ -89,7 +107,8 @@ TEST(FilemapConcurrency, WritersReadersFlusherAndReclaimOnTwoCpus) {
           for (int64_t i = 0; i < n; i += 997) {
             const uint8_t b = buf[static_cast<size_t>(i)];
             const uint64_t at = off + static_cast<uint64_t>(i);
-            if (b != 0 && b != pattern(0, 1, at) && b != pattern(0, 2, at)) ++bad;
+            if (b != 0 && b != pattern(0, 1, at) && b != pattern(0, 2, at))
+              fail("reader: w0 byte " + std::to_string(at) + " is " + std::to_string(b));
           }
         }
         sys_close(m, ft[2], fd);
@@ -106,7 +125,7 @@ TEST(FilemapConcurrency, WritersReadersFlusherAndReclaimOnTwoCpus) {
   t1.join();
   done.store(true);
   other.join();
-  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(bad.load(), 0) << "first: " << first;
   // What was fsynced is in the host files.
   for (int id = 0; id < 2; ++id) {
     const std::string path = fs_host_path(m, "w" + std::to_string(id));
