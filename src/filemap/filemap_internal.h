@@ -81,7 +81,6 @@ void wait_on_page_writeback(Page* page);
 inline AddressSpace* page_mapping(const Page* page) {
   return static_cast<AddressSpace*>(page->mapping_once());
 }
-void node_stat_add(Machine& m, const Page* page, NodeStat item, int64_t n);
 
 // --- the index (page_cache.cc) ------------------------------------------------------
 // The page at `index` with a reference, or null (a hole or a shadow).

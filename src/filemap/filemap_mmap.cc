@@ -127,8 +127,8 @@ void filemap_dirty_mapped(Machine& m, Page* page) {
     as->host->dirtied_when.compare_exchange_strong(clean, monotonic_ns(),
                                                    std::memory_order_relaxed);
   }
-  node_stat_add(m, page, NodeStat::NR_FILE_DIRTY, 1);
-  node_stat_add(m, page, NodeStat::NR_DIRTIED, 1);
+  m.mod_node_page_state(page, NodeStat::NR_FILE_DIRTY, 1);
+  m.mod_node_page_state(page, NodeStat::NR_DIRTIED, 1);
 }
 
 void set_mapping_ops(Machine& m, UnmapMappingFn unmap, PageMkcleanFn mkclean) {

@@ -32,10 +32,6 @@ void wait_on_page_writeback(Page* page) {
   while (page->test(PG_writeback)) std::this_thread::yield();
 }
 
-void node_stat_add(Machine& m, const Page* page, NodeStat item, int64_t n) {
-  m.node(m.page_zone(page)->node).stat[static_cast<unsigned>(item)].add(n);
-}
-
 Page* find_get_page(AddressSpace& as, uint64_t index) {
   SpinGuard g(as.i_pages_lock);
   auto it = as.i_pages.find(index);
@@ -65,8 +61,8 @@ int add_to_page_cache(Machine& m, AddressSpace& as, Page* page, uint64_t index, 
     it->second = reinterpret_cast<uintptr_t>(page);
     as.nrpages.fetch_add(1, std::memory_order_relaxed);
   }
-  node_stat_add(m, page, NodeStat::NR_FILE_PAGES, 1);
-  if (as.host->shmem) node_stat_add(m, page, NodeStat::NR_SHMEM, 1);
+  m.mod_node_page_state(page, NodeStat::NR_FILE_PAGES, 1);
+  if (as.host->shmem) m.mod_node_page_state(page, NodeStat::NR_SHMEM, 1);
   // A file page competes with the anon lists only while swap can free them.
   if (shadow) workingset_refault(m, page, shadow, swap_free_pages(m) > 0);
   lru_cache_add(m, page);
@@ -112,9 +108,9 @@ void unlink_page(Machine& m, AddressSpace& as, Page* page, uintptr_t shadow) {
     page->clear_atomic(PG_filecache);
     page->set_mapping_once(nullptr);
   }
-  if (was_dirty) node_stat_add(m, page, NodeStat::NR_FILE_DIRTY, -1);
-  node_stat_add(m, page, NodeStat::NR_FILE_PAGES, -1);
-  if (as.host->shmem) node_stat_add(m, page, NodeStat::NR_SHMEM, -1);
+  if (was_dirty) m.mod_node_page_state(page, NodeStat::NR_FILE_DIRTY, -1);
+  m.mod_node_page_state(page, NodeStat::NR_FILE_PAGES, -1);
+  if (as.host->shmem) m.mod_node_page_state(page, NodeStat::NR_SHMEM, -1);
 }
 
 }  // namespace
@@ -144,8 +140,8 @@ bool filemap_remove_mapping(Machine& m, Page* page) {
     page->clear_atomic(PG_filecache);
     page->set_mapping_once(nullptr);
   }
-  node_stat_add(m, page, NodeStat::NR_FILE_PAGES, -1);
-  if (as->host->shmem) node_stat_add(m, page, NodeStat::NR_SHMEM, -1);
+  m.mod_node_page_state(page, NodeStat::NR_FILE_PAGES, -1);
+  if (as->host->shmem) m.mod_node_page_state(page, NodeStat::NR_SHMEM, -1);
   put_page(m, page);  // the cache's reference; the caller's is the last
   return true;
 }

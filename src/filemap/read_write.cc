@@ -217,8 +217,8 @@ void set_page_dirty(Machine& m, Page* page) {
     uint64_t clean = 0;
     as.host->dirtied_when.compare_exchange_strong(clean, monotonic_ns(), std::memory_order_relaxed);
   }
-  node_stat_add(m, page, NodeStat::NR_FILE_DIRTY, 1);
-  node_stat_add(m, page, NodeStat::NR_DIRTIED, 1);
+  m.mod_node_page_state(page, NodeStat::NR_FILE_DIRTY, 1);
+  m.mod_node_page_state(page, NodeStat::NR_DIRTIED, 1);
 }
 
 int read_page_from_host(Machine& m, Page* page) {
@@ -245,22 +245,22 @@ int filemap_writepage(Machine& m, Page* page) {
   }
   if (!page->test_and_clear(PG_dirty)) return 0;
   as.nrdirty.fetch_sub(1, std::memory_order_relaxed);
-  node_stat_add(m, page, NodeStat::NR_FILE_DIRTY, -1);
+  m.mod_node_page_state(page, NodeStat::NR_FILE_DIRTY, -1);
   page->set_atomic(PG_writeback);
-  node_stat_add(m, page, NodeStat::NR_WRITEBACK, 1);
+  m.mod_node_page_state(page, NodeStat::NR_WRITEBACK, 1);
   // Only the bytes below i_size reach the host file.
   const uint64_t off = page->index << PAGE_SHIFT;
   const uint64_t isize = inode.i_size.load(std::memory_order_acquire);
   const uint64_t len = isize > off ? std::min(PAGE_SIZE, isize - off) : 0;
   const int64_t wrote = len ? host_io(inode.host_fd, page_data(m, page), len, off, true) : 0;
   page->clear_atomic(PG_writeback);
-  node_stat_add(m, page, NodeStat::NR_WRITEBACK, -1);
+  m.mod_node_page_state(page, NodeStat::NR_WRITEBACK, -1);
   if (wrote != static_cast<int64_t>(len)) {
     set_page_dirty(m, page);  // nothing is lost: it stays dirty in memory
     return -EIO;
   }
   m.count_event(VmEvent::PGPGOUT, PAGE_SIZE / 1024);
-  node_stat_add(m, page, NodeStat::NR_WRITTEN, 1);
+  m.mod_node_page_state(page, NodeStat::NR_WRITTEN, 1);
   // folio_end_writeback(): a page reclaim wanted goes to the tail of its
   // inactive list, where the next scan frees it.
   if (page->test(PG_reclaim) && page->test_and_clear(PG_reclaim)) folio_rotate_reclaimable(m, page);

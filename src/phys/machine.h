@@ -197,6 +197,10 @@ class Machine {
 
   // Node statistics (per-node vmstat items), e.g. slab pages.
   int64_t node_stat_sum(NodeStat item) const;
+  // mod_node_page_state(): `n` added to `item` of the node `page` is on.
+  void mod_node_page_state(const Page* page, NodeStat item, int64_t n) {
+    node(page_zone(page)->node).stat[static_cast<unsigned>(item)].add(n);
+  }
 
   // A higher layer's state, or null before its first use.
   LayerState* layer_state(Layer l) const {

@@ -25,10 +25,6 @@ uint64_t int_sqrt(uint64_t x) {
   return r;
 }
 
-void node_stat_add(Machine& m, const Page* page, NodeStat item, int64_t n) {
-  m.node(m.page_zone(page)->node).stat[static_cast<unsigned>(item)].add(n);
-}
-
 }  // namespace
 
 void vmscan_internal::count(Machine& m, VmEvent e, uint64_t n) {
@@ -140,7 +136,7 @@ Verdict shrink_one(Machine& m, Page* page, ScanControl& sc) {
       // reclaimer write one it meets dirty a second time, so a memory
       // cgroup's reclaim never waits on a flusher that lags behind.
       if (!page->test_and_set(PG_reclaim)) {
-        node_stat_add(m, page, NodeStat::NR_VMSCAN_IMMEDIATE, 1);
+        m.mod_node_page_state(page, NodeStat::NR_VMSCAN_IMMEDIATE, 1);
         ++sc.nr_dirty_queued;
         return Verdict::kKeep;
       }
@@ -149,7 +145,7 @@ Verdict shrink_one(Machine& m, Page* page, ScanControl& sc) {
         return Verdict::kKeep;
       else if (e)
         return Verdict::kActivate;
-      node_stat_add(m, page, NodeStat::NR_VMSCAN_WRITE, 1);
+      m.mod_node_page_state(page, NodeStat::NR_VMSCAN_WRITE, 1);
     }
     return filemap_remove_mapping(m, page) ? Verdict::kReclaimed : Verdict::kKeep;
   }

@@ -45,10 +45,6 @@ FaultResult oom(uint64_t addr) {
   return {FaultStatus::kOom, 0, addr, "out of memory"};
 }
 
-void anon_stat(Machine& m, Page* p, int64_t n) {
-  m.node(m.page_zone(p)->node).stat[static_cast<unsigned>(NodeStat::NR_ANON_PAGES)].add(n);
-}
-
 // expand_downwards(): grows a GROWSDOWN VMA down to `addr`.
 bool expand_stack(MmStruct* mm, VmArea* vma, uint64_t addr) {
   addr &= ~(PAGE_SIZE - 1);
@@ -251,7 +247,7 @@ FaultResult do_wp_page(MmStruct* mm, VmArea* vma, uint64_t addr, pteval_t pte) {
       add_mm_counter(mm, mm_counter_file(old), -1);
       add_mm_counter(mm, MM_ANONPAGES, 1);
     }
-    if (page_remove_rmap(m, old)) anon_stat(m, old, -1);
+    if (page_remove_rmap(m, old)) m.mod_node_page_state(old, NodeStat::NR_ANON_PAGES, -1);
     put_page(m, old);  // the mapping's reference
     put_page(m, old);  // ours
   } else
@@ -294,7 +290,8 @@ FaultResult do_swap_page(MmStruct* mm, VmArea* vma, uint64_t addr, Access access
     page->set_mapping_once(reinterpret_cast<void*>(anon_vma_root(vma) << 2 | PAGE_MAPPING_ANON));
     page->index = linear_page_index(vma, addr);
   }
-  if (page->mapcount.fetch_add(1, std::memory_order_acq_rel) == 0) anon_stat(m, page, 1);
+  if (page->mapcount.fetch_add(1, std::memory_order_acq_rel) == 0)
+    m.mod_node_page_state(page, NodeStat::NR_ANON_PAGES, 1);
   swap_free(m, entry);  // our reference from swapin is the mapping's now
   add_mm_counter(mm, MM_SWAPENTS, -1);
   add_mm_counter(mm, MM_ANONPAGES, 1);

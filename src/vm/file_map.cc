@@ -44,10 +44,6 @@ namespace mmkit {
 namespace mm_internal {
 namespace {
 
-void file_mapped_stat(Machine& m, Page* page, int64_t n) {
-  m.node(m.page_zone(page)->node).stat[static_cast<unsigned>(NodeStat::NR_FILE_MAPPED)].add(n);
-}
-
 FaultResult fault_error(uint64_t addr, int err) {
   if (err == -ENOMEM) return {FaultStatus::kOom, 0, addr, "out of memory"};
   return {FaultStatus::kSigbus, BUS_ADRERR, addr,
@@ -132,7 +128,8 @@ bool page_mkclean(Machine& m, Page* page) {
 }  // namespace
 
 void page_add_file_rmap(Machine& m, Page* page) {
-  if (page->mapcount.fetch_add(1, std::memory_order_acq_rel) == 0) file_mapped_stat(m, page, 1);
+  if (page->mapcount.fetch_add(1, std::memory_order_acq_rel) == 0)
+    m.mod_node_page_state(page, NodeStat::NR_FILE_MAPPED, 1);
 }
 
 FaultResult do_file_fault(MmStruct* mm, VmArea* vma, uint64_t addr, Access access) {

@@ -108,10 +108,6 @@ bool is_normal_page(const Page* page, pteval_t v, const Page* zero) {
   return page != zero && !(v & _PAGE_SPECIAL);
 }
 
-void anon_stat(Machine& m, Page* page, int64_t n) {
-  m.node(m.page_zone(page)->node).stat[static_cast<unsigned>(NodeStat::NR_ANON_PAGES)].add(n);
-}
-
 // NR_ANON_PAGES decrements of a zap, gathered per node so a large unmap does
 // not touch the shared counter once a page.
 struct AnonUnmapped {
@@ -157,7 +153,7 @@ void release_mapped(Machine& m, Page* page, bool dirty, AnonUnmapped& anon) {
 void page_add_new_anon_rmap(Machine& m, Page* page, uint64_t anon_vma) {
   page->set_mapping_once(reinterpret_cast<void*>(anon_vma << 2 | PAGE_MAPPING_ANON));
   page->mapcount.store(1, std::memory_order_relaxed);
-  anon_stat(m, page, 1);
+  m.mod_node_page_state(page, NodeStat::NR_ANON_PAGES, 1);
 }
 
 bool page_remove_rmap(Machine& m, Page* page) {
@@ -167,7 +163,7 @@ bool page_remove_rmap(Machine& m, Page* page) {
     m.warn(fmt::format("BUG: Bad page map: pfn:{:#x} mapcount:{}\n", m.page_to_pfn(page), old - 1));
   if (old != 1) return false;
   if (!PageAnon(page)) {  // a file or shmem page: NR_FILE_MAPPED (page_add_file_rmap)
-    m.node(m.page_zone(page)->node).stat[static_cast<unsigned>(NodeStat::NR_FILE_MAPPED)].add(-1);
+    m.mod_node_page_state(page, NodeStat::NR_FILE_MAPPED, -1);
     return false;
   }
   // No mapping is left to look at it; the caller's put_page publishes the

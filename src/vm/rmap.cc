@@ -139,8 +139,7 @@ RmapResult try_to_unmap(Machine& m, Page* page) {
     flush_tlb_page(mm->pgd, addr);
     if (old & _PAGE_DIRTY) page->set_atomic(PG_dirty);
     pte_set(mm->pgd, addr, swp_entry_to_pte(mm->pgd.mode, entry));
-    if (page_remove_rmap(m, page))
-      m.node(m.page_zone(page)->node).stat[static_cast<unsigned>(NodeStat::NR_ANON_PAGES)].add(-1);
+    if (page_remove_rmap(m, page)) m.mod_node_page_state(page, NodeStat::NR_ANON_PAGES, -1);
     mm_internal::add_mm_counter(mm, MM_ANONPAGES, -1);
     mm_internal::add_mm_counter(mm, MM_SWAPENTS, 1);
     put_page(m, page);  // the mapping's reference

@@ -94,14 +94,14 @@ Page* alloc_table(PageTable& pt, gfp_t gfp) {
   const gfp_t flags = (gfp & ~(__GFP_HIGHMEM | __GFP_MOVABLE | __GFP_COMP)) | __GFP_ZERO;
   Page* t = alloc_pages(m, flags, 0);
   if (!t) return nullptr;
-  m.node(m.page_zone(t)->node).stat[static_cast<unsigned>(NodeStat::NR_PAGETABLE)].add(1);
+  m.mod_node_page_state(t, NodeStat::NR_PAGETABLE, 1);
   pt.nr_tables.fetch_add(1, std::memory_order_relaxed);
   return t;
 }
 
 void free_table(PageTable& pt, Page* table) {
   Machine& m = *pt.machine;
-  m.node(m.page_zone(table)->node).stat[static_cast<unsigned>(NodeStat::NR_PAGETABLE)].add(-1);
+  m.mod_node_page_state(table, NodeStat::NR_PAGETABLE, -1);
   pt.nr_tables.fetch_sub(1, std::memory_order_relaxed);
   free_page(m, table);
 }
