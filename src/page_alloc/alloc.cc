@@ -263,9 +263,10 @@ inline bool free_pages_prepare(Machine& m, Page* page, unsigned order) {
       return false;
     }
     for (unsigned i = 1; i < (1u << order); ++i) page[i].compound_head = 0;
-    page->flags.store(flags & ~((uint64_t{1} << PG_head) | kPageOrderMask),
-                      std::memory_order_relaxed);
   }
+  // PAGE_FLAGS_CHECK_AT_PREP: every flag goes with the page's last user
+  // (PG_uptodate, PG_referenced, ... of a page freed off the LRU too).
+  page->flags.store(0, std::memory_order_relaxed);
   page->private_ = 0;
   return true;
 }

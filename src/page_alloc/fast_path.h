@@ -135,6 +135,10 @@ inline void free_pages(Machine& m, Page* page, unsigned order) {
     if (mt < MIGRATE_PCPTYPES) [[likely]] {
       page->refcount.store(0, std::memory_order_relaxed);
       page->private_ = 0;
+      // PAGE_FLAGS_CHECK_AT_PREP: a page leaves with no flag set, so its next
+      // user never sees its last one's (a stale PG_uptodate would make a
+      // new page-cache page look read before it is).
+      page->flags.store(0, std::memory_order_relaxed);
       cpu->events[static_cast<unsigned>(VmEvent::PGFREE)].add(int64_t{1} << order);
       free_unref_page_commit(*pb.zone, pb.pcp[cpu->id], page, mt, order);
       return;

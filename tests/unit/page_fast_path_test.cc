@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -216,6 +217,41 @@ TEST(PageFastPath, UnboundEventsAreCounted) {
   }
   EXPECT_EQ(m.sum_event(VmEvent::PGALLOC_DMA32), alloc0 + 5);
   EXPECT_EQ(m.sum_event(VmEvent::PGFREE), free0 + 5);
+  EXPECT_EQ(check(m), "");
+}
+
+}  // namespace
+}  // namespace mmkit
+
+namespace mmkit {
+namespace {
+
+// A page's flags go with its last user (PAGE_FLAGS_CHECK_AT_PREP), on the
+// per-CPU fast path and on the locked path alike: a page-cache page freed
+// off the LRU with PG_uptodate once came back uptodate to a new page-cache
+// user, which then handed out its stale bytes before they were read.
+TEST(PageFastPath, FreedPagesCarryNoFlags) {
+  auto mp = boot_mib(64);
+  ASSERT_TRUE(mp);
+  Machine& m = *mp;
+  const uint64_t kept = uint64_t{1} << PG_uptodate | uint64_t{1} << PG_referenced |
+                        uint64_t{1} << PG_workingset | uint64_t{1} << PG_dirty;
+  for (int bound = 0; bound < 2; ++bound) {
+    std::optional<CpuScope> scope;
+    if (bound) scope.emplace(std::move(CpuScope::bind(m, 0).value()));
+    for (unsigned order : {0u, 2u, 5u}) {
+      Page* p = alloc_pages(m, GFP_KERNEL, order);
+      ASSERT_NE(p, nullptr);
+      p->flags.fetch_or(kept);
+      free_pages(m, p, order);
+      // The same frame comes back first (the pcp list's head, or the
+      // buddy block just freed).
+      Page* q = alloc_pages(m, GFP_KERNEL, order);
+      ASSERT_EQ(q, p) << "order " << order << " bound " << bound;
+      EXPECT_EQ(q->flags.load() & kept, 0u) << "order " << order << " bound " << bound;
+      free_pages(m, q, order);
+    }
+  }
   EXPECT_EQ(check(m), "");
 }
 
