@@ -151,7 +151,7 @@ void warn_alloc(Machine& m, gfp_t gfp, unsigned order, const AllocContext& ac) {
         "Node {} {} free:{}kB boost:0kB min:{}kB low:{}kB high:{}kB reserved_highatomic:{}KB "
         "present:{}kB managed:{}kB free_pcp:{}kB\nlowmem_reserve[]:",
         z.node, z.name, z.nr_free() * 4, z.min_wmark() * 4, z.low_wmark() * 4, z.high_wmark() * 4,
-        z.nr_reserved_highatomic * 4, z.present_pages * 4, z.managed() * 4, zone_pcp_pages(z) * 4);
+        z.nr_reserved_highatomic * 4, z.present() * 4, z.managed() * 4, zone_pcp_pages(z) * 4);
     for (unsigned i = 0; i < MAX_NR_ZONES; ++i) s += fmt::format(" {}", z.lowmem_reserve[i]);
     s += '\n';
   });

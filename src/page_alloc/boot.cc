@@ -12,20 +12,21 @@
 
 namespace mmkit {
 
-namespace {
-
-// __free_pages_memory(): free [start, end) of one zone in maximal aligned blocks.
-void free_range(Zone& z, uint64_t start, uint64_t end) REQUIRES(z.lock) {
+void free_pages_range(Zone& z, uint64_t start, uint64_t end, Fpi fpi) {
   Machine& m = *z.machine;
   while (start < end) {
     unsigned order =
         std::min<unsigned>(MAX_PAGE_ORDER, start ? std::countr_zero(start) : MAX_PAGE_ORDER);
     while (start + (uint64_t{1} << order) > end) --order;
-    __free_one_page(z, m.pfn_to_page(start), start, order, m.get_pageblock_migratetype(start),
-                    Fpi::kToTail);
+    Page* page = m.pfn_to_page(start);
+    __free_one_page(z, page, start, order, m.get_pageblock_migratetype(start), fpi);
+    if (fpi == Fpi::kReported && page->test(PG_buddy) && buddy_order(page) == order)
+      page->set(PG_reported);
     start += uint64_t{1} << order;
   }
 }
+
+namespace {
 
 // Each CPU's first usable zone per GFP zone-modifier combination.
 void build_pcp_classes(Machine& m) {
@@ -59,10 +60,10 @@ void memblock_free_all(Machine& m) {
     uint64_t cursor = z.zone_start_pfn;
     for (auto [s, e] : holes) {
       if (e <= cursor || s >= z.end_pfn()) continue;
-      if (s > cursor) free_range(z, cursor, std::min(s, z.end_pfn()));
+      if (s > cursor) free_pages_range(z, cursor, std::min(s, z.end_pfn()), Fpi::kToTail);
       cursor = std::max(cursor, e);
     }
-    if (cursor < z.end_pfn()) free_range(z, cursor, z.end_pfn());
+    if (cursor < z.end_pfn()) free_pages_range(z, cursor, z.end_pfn(), Fpi::kToTail);
   });
 }
 
@@ -94,7 +95,7 @@ Result<std::unique_ptr<Machine>> boot(const MachineConfig& cfg) {
   setup_per_zone_lowmem_reserve(m);
 
   uint64_t physpages = 0;
-  m.for_each_zone([&](const Zone& z) { physpages += z.present_pages; });
+  m.for_each_zone([&](const Zone& z) { physpages += z.present(); });
   m.boot_log().push_back(fmt::format("Memory: {}K/{}K available ({}K reserved)",
                                      nr_free_pages(m) * 4, physpages * 4, (physpages - total) * 4));
   if (m.arch() == Arch::i386) {

@@ -72,7 +72,9 @@ void del_page_from_free_list(Page* p, Zone& z, unsigned order, unsigned mt) {
                         std::memory_order_relaxed);
   next->prev = prev;
   prev->next = next;
-  p->flags.store(p->flags.load(std::memory_order_relaxed) & ~(uint64_t{1} << PG_buddy),
+  // Leaving the free lists also ends a free-page report (__ClearPageReported).
+  p->flags.store(p->flags.load(std::memory_order_relaxed) &
+                     ~(uint64_t{1} << PG_buddy | uint64_t{1} << PG_reported),
                  std::memory_order_relaxed);
   p->private_ = 0;
   area.nr_free--;
@@ -109,12 +111,6 @@ void expand(Zone& z, Page* page, unsigned low, unsigned high, unsigned mt) {
     set_buddy_order(&page[size], high);
     add_to_free_list(&page[size], z, high, mt, false);
   }
-}
-
-// Takes a free block off its list for an allocation (or a steal).
-void take_free_block(Page* p, Zone& z, unsigned order, unsigned mt) {
-  del_page_from_free_list(p, z, order, mt);
-  add_free_pages(z, -(int64_t{1} << order));
 }
 
 // buddy_merge_likely(): the block about to be listed would merge with its
@@ -249,6 +245,11 @@ Page* __rmqueue_fallback(Zone& z, unsigned order, unsigned start_mt) {
 
 }  // namespace
 
+void take_free_block(Page* p, Zone& z, unsigned order, unsigned mt) {
+  del_page_from_free_list(p, z, order, mt);
+  add_free_pages(z, -(int64_t{1} << order));
+}
+
 void __free_one_page(Zone& z, Page* page, uint64_t pfn, unsigned order, unsigned mt, Fpi fpi) {
   Machine& m = mach(z);
   // Merging leaves the zone's free pages up by exactly the block freed.
@@ -277,8 +278,11 @@ void __free_one_page(Zone& z, Page* page, uint64_t pfn, unsigned order, unsigned
     ++order;
   }
   set_buddy_order(page, order);
-  const bool tail = fpi == Fpi::kToTail || buddy_merge_likely(z, pfn, order);
+  const bool tail = fpi != Fpi::kNone || buddy_merge_likely(z, pfn, order);
   add_to_free_list(page, z, order, mt, tail);
+  // page_reporting_notify_free(): a block big enough to hand back.
+  if (order >= m.page_reporting_order && m.page_reporting_order && fpi != Fpi::kReported)
+    m.page_reporting_requested.store(true, std::memory_order_relaxed);
 }
 
 Page* __rmqueue_smallest(Zone& z, unsigned order, unsigned mt) {

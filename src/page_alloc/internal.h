@@ -11,7 +11,10 @@
 
 namespace mmkit {
 
-enum class Fpi { kNone, kToTail };
+// FPI flags of __free_one_page: kToTail lists the block at the tail;
+// kReported also lists it at the tail and asks for no free-page report
+// (FPI_SKIP_REPORT_NOTIFY: the host holds none of its memory).
+enum class Fpi { kNone, kToTail, kReported };
 
 // --- buddy.cc: free lists, split and merge (all under zone.lock) -------------
 inline bool migratetype_is_mergeable(unsigned mt) {
@@ -24,6 +27,12 @@ inline unsigned buddy_order(const Page* p) {
 void __free_one_page(Zone& z, Page* page, uint64_t pfn, unsigned order, unsigned mt, Fpi fpi)
     REQUIRES(z.lock);
 Page* __rmqueue_smallest(Zone& z, unsigned order, unsigned mt) REQUIRES(z.lock);
+// Takes a free block off its list (an allocation, a steal, an isolation),
+// lowering zone.free_pages by its size.
+void take_free_block(Page* p, Zone& z, unsigned order, unsigned mt) REQUIRES(z.lock);
+// __free_pages_memory(): frees [start, end) of one zone in maximal aligned
+// blocks (boot and memory hotplug).
+void free_pages_range(Zone& z, uint64_t start, uint64_t end, Fpi fpi) REQUIRES(z.lock);
 Page* __rmqueue(Zone& z, unsigned order, unsigned mt, unsigned alloc_flags) REQUIRES(z.lock);
 // Moves `count` blocks of `order` onto a pcp list, tail first; returns how many.
 int rmqueue_bulk(Zone& z, unsigned order, int count, ListHead* list, unsigned mt,

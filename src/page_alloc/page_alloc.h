@@ -40,6 +40,16 @@ inline void free_page(Machine& m, Page* page) {
 void* get_free_pages(Machine& m, gfp_t gfp, unsigned order);
 void free_pages_addr(Machine& m, void* addr, unsigned order);
 
+// alloc_pages_exact(): `size` bytes rounded up to whole frames, carved
+// from the smallest block that holds them (at most a MAX_ORDER block), the
+// frames past them freed; null on failure or with __GFP_COMP. The run is
+// aligned to the block it came from. free_pages_exact() gives it back.
+// The _page forms take and return the first frame and a count of frames.
+void* alloc_pages_exact(Machine& m, size_t size, gfp_t gfp);
+void free_pages_exact(Machine& m, void* virt, size_t size);
+Page* alloc_pages_exact_page(Machine& m, uint64_t nr_pages, gfp_t gfp);
+void free_pages_exact_page(Machine& m, Page* page, uint64_t nr_pages);
+
 void get_page(Page* page);
 // put_page(): drops a reference to a (possibly compound) page.
 void put_page(Machine& m, Page* page);
@@ -63,6 +73,16 @@ int zone_batchsize(const Zone& z);
 int zone_highsize(const Machine& m, const Zone& z, int batch);
 
 // zone_watermark_ok() (__zone_watermark_ok) is declared in fast_path.h.
+
+// Memory hotplug (memory_hotplug.cc): onlines the node's next offline
+// memory block of `block_bytes` (aligned to its size); returns the pages
+// onlined, 0 when the node has no offline memory left.
+inline constexpr uint64_t kMemoryBlockBytes = uint64_t{128} << 20;  // x86-64's default
+uint64_t online_memory_block(Machine& m, int nid, uint64_t block_bytes = kMemoryBlockBytes);
+
+// Free-page reporting (page_reporting.cc): hands the unreported free blocks
+// of at least m.page_reporting_order back to the host; returns the pages.
+uint64_t page_reporting_process(Machine& m);
 
 // Free pages of a node or the machine (buddy lists; pcp pages not included).
 uint64_t nr_free_pages(const Machine& m);

@@ -18,6 +18,7 @@ namespace mmkit {
 namespace {
 
 constexpr uint64_t kPageSize = 4096;
+constexpr unsigned MAX_SLAB_ORDER = 10;          // MAX_PAGE_ORDER
 constexpr uint64_t kMaxOrderBytes = 4ull << 20;  // one MAX_ORDER block: 1024 pages
 constexpr uint64_t kKiB = 1ull << 10;
 constexpr uint64_t kGiB = 1ull << 30;
@@ -101,6 +102,21 @@ std::string check_node(const MachineConfig& c, int n) {
         return range_name(n, "reserved", i) + ": overlaps " + range_name(n, "holes", j);
       }
     }
+  }
+
+  if (node.online) {
+    const uint64_t on = *node.online;
+    if (on == 0 || on % kMaxOrderBytes || on > node.memory) {
+      return name + ".online: " + format_size(on) +
+             " must be a non-zero multiple of 4MiB no larger than the node's memory";
+    }
+    if (c.movablecore) return name + ".online: memory hotplug does not combine with movablecore";
+    for (size_t i = 0; i < node.holes.size(); ++i)
+      if (node.holes[i].start + node.holes[i].size > on)
+        return range_name(n, "holes", i) + ": lies beyond the node's online memory";
+    for (size_t i = 0; i < node.reserved.size(); ++i)
+      if (node.reserved[i].start + node.reserved[i].size > on)
+        return range_name(n, "reserved", i) + ": lies beyond the node's online memory";
   }
 
   if (!node.distance.empty()) {
@@ -254,6 +270,10 @@ std::string validate(const MachineConfig& c) {
            std::to_string(kMaxCpus) + ")";
   }
   if (c.nodes.empty()) return "node: at least one [[node]] is required";
+  if (c.slub_max_order > MAX_SLAB_ORDER) {
+    return "slub_max_order: " + std::to_string(c.slub_max_order) + " is out of range (must be 0.." +
+           std::to_string(MAX_SLAB_ORDER) + ")";
+  }
   if (c.nodes.size() > static_cast<size_t>(kMaxNumNodes)) {
     return "node: " + std::to_string(c.nodes.size()) + " nodes; at most " +
            std::to_string(kMaxNumNodes) + " are supported";

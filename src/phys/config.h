@@ -28,6 +28,10 @@ struct NodeConfig {
   std::vector<MemRange> reserved;  // present but never given to the buddy allocator
   std::vector<int> distance;       // SLIT row; empty: 10 local, 20 remote
   std::optional<unsigned> cpus;    // CPUs on this node; default: spread evenly
+  // Memory hotplug: the bytes of the node online at boot, from its start;
+  // the rest is offline until online_memory_block() brings it in (Linux's
+  // memory blocks, mm/memory_hotplug.c). Unset: the whole node is online.
+  std::optional<uint64_t> online;
 };
 
 struct FailPageAllocConfig {
@@ -87,6 +91,10 @@ struct MachineConfig {
   // zones, P poisoning, U user tracking, H hardened free pointers, - none)
   // then optionally ",cache,cache*". Empty: no debugging.
   std::string slub_debug;
+  // Linux's slub_max_order= boot parameter: the highest slab order SLUB
+  // picks for a cache (PAGE_ALLOC_COSTLY_ORDER by default). Not a TOML key:
+  // the malloc front end raises it for its big size classes.
+  unsigned slub_max_order = 3;
   // Linux's vmalloc= boot parameter: the size of the vmalloc area (x86_64
   // only; it is reserved in the host's address space). 0: mmkit's default.
   uint64_t vmalloc_size = 0;
@@ -147,6 +155,12 @@ struct MachineConfig {
   // sysctl vm.max_map_count: how many VMAs a process may have (mm/mmap.c's
   // map_count checks in do_mmap, brk, __split_vma and mremap).
   unsigned max_map_count = kDefaultMaxMapCount;
+  // RAM as private anonymous memory instead of a memfd (the malloc front
+  // end's heap): a forked child gets a copy, as of any heap, and offline
+  // memory is inaccessible (PROT_NONE) until it is onlined. Such a machine
+  // has no ram_fd(), so nothing may map its frames twice (vmalloc, kmap).
+  // Not a TOML key: only code boots such machines.
+  bool ram_anonymous = false;
 };
 
 // Checks every field; returns "" when the config can boot, else one message

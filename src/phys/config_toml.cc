@@ -345,13 +345,15 @@ class Parser {
     const auto* t = n.as_table();
     if (!t) fail(n, field, std::string("expected a table, got ") + type_name(n));
     note(field, *t);
-    check_keys(*t, field + ".", "in [[node]]", {"memory", "cpus", "distance", "holes", "reserved"});
+    check_keys(*t, field + ".", "in [[node]]",
+               {"memory", "online", "cpus", "distance", "holes", "reserved"});
     for (const auto& [key, value] : *t) note(field + "." + std::string(key.str()), value);
 
     NodeConfig node;
     const toml::node* memory = t->get("memory");
     if (!memory) fail(*t, field + ".memory", "missing (required)");
     node.memory = get_size(*memory, field + ".memory");
+    if (const toml::node* v = t->get("online")) node.online = get_size(*v, field + ".online");
     if (const toml::node* v = t->get("cpus")) node.cpus = get_uint<unsigned>(*v, field + ".cpus");
     if (const toml::node* v = t->get("distance")) {
       const toml::array& a = get_array(*v, field + ".distance", "integers");

@@ -216,7 +216,7 @@ Result<bool> Machine::layout() {
   mem_map_pages_ = align_up(max_pfn_, MAX_ORDER_NR_PAGES);
   direct_map_pfns_ = cfg_.arch == Arch::i386 ? std::min(max_pfn_, kLowmemEndPfn) : max_pfn_;
 
-  if (auto r = ram_.map(max_pfn_ << PAGE_SHIFT); !r) return r.error();
+  if (auto r = ram_.map(max_pfn_ << PAGE_SHIFT, cfg_.ram_anonymous); !r) return r.error();
   void* mm = mmap(nullptr, mem_map_pages_ * sizeof(Page), PROT_READ | PROT_WRITE,
                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (mm == MAP_FAILED) return Error{fmt::format("mem_map: mmap failed: {}", std::strerror(errno))};
@@ -274,6 +274,7 @@ Result<bool> Machine::layout() {
     if (node.distance.empty())
       for (unsigned j = 0; j < nr_nodes; ++j) node.distance.push_back(j == n ? 10 : 20);
     const uint64_t ns = node_start[n], ne = node_start[n + 1];
+    const uint64_t online_end = nc.online ? ns + (*nc.online >> PAGE_SHIFT) : ne;
 
     uint64_t movable_start = ne;
     if (movable_per_node) {
@@ -330,8 +331,24 @@ Result<bool> Machine::layout() {
         if (a < b) z.present_pages -= b - a;
       }
     }
-    if (cursor < ne)
-      early_ranges.push_back(fmt::format("  node {:>3}: {}", n, mem_range(cursor, ne)));
+    if (cursor < online_end)
+      early_ranges.push_back(fmt::format("  node {:>3}: {}", n, mem_range(cursor, online_end)));
+
+    // Hotpluggable memory past the online part: spanned, not present, and
+    // inaccessible until online_memory_block() (page_alloc) brings it in.
+    // Its descriptors stay untouched: nothing marks them reserved.
+    node.online_end_pfn.store(online_end, std::memory_order_relaxed);
+    if (online_end < ne) {
+      node.hotpluggable = true;
+      unavailable_.emplace_back(online_end, ne);
+      for (unsigned i = 0; i < MAX_NR_ZONES; ++i) {
+        Zone& z = node.zones[i];
+        const uint64_t a = std::max(online_end, z.zone_start_pfn), b = std::min(ne, z.end_pfn());
+        if (a < b) z.present_pages -= b - a;
+      }
+    }
+    if (!ram_.online(ns << PAGE_SHIFT, (online_end - ns) << PAGE_SHIFT))
+      return Error{fmt::format("node[{}]: mprotect RAM: {}", n, std::strerror(errno))};
     for (unsigned i = 0; i < MAX_NR_ZONES; ++i)
       node.node_present_pages += node.zones[i].present_pages;
   }
@@ -359,12 +376,16 @@ Result<bool> Machine::layout() {
   const uint64_t struct_page_bytes = cfg_.arch == Arch::i386 ? 32 : 64;
   for (unsigned n = 0; n < nr_nodes; ++n) {
     Node& node = *nodes_[n];
-    uint64_t need = div_round_up(node.node_spanned_pages * struct_page_bytes, PAGE_SIZE);
+    // Hot-added memory brings its own memmap (memmap_on_memory): only the
+    // memory online at boot is charged here.
+    const uint64_t online_pages = node.online_end_pfn - node.node_start_pfn;
+    uint64_t need = div_round_up(online_pages * struct_page_bytes, PAGE_SIZE);
     for (int nn = static_cast<int>(n); need && nn >= 0; --nn) {  // fall back to lower nodes
       for (int i = MAX_NR_ZONES - 1; need && i >= 0; --i) {
         Zone& z = nodes_[nn]->zones[i];
         if (!z.populated() || z.kind == ZoneKind::HIGHMEM || z.kind == ZoneKind::MOVABLE) continue;
-        for (uint64_t pfn = z.end_pfn(); need && pfn-- > z.zone_start_pfn;) {
+        const uint64_t top = std::min(z.end_pfn(), nodes_[nn]->online_end_pfn.load());
+        for (uint64_t pfn = top; need && pfn-- > z.zone_start_pfn;) {
           if (mem_map_[pfn].test(PG_reserved)) continue;
           mem_map_[pfn].set(PG_reserved);
           ++z.reserved_at_boot;
@@ -418,7 +439,9 @@ Result<bool> Machine::layout() {
     for (int other : order)
       for (int i = MAX_NR_ZONES - 1; i >= 0; --i) {
         Zone& z = nodes_[other]->zones[i];
-        if (!z.populated()) continue;
+        // A hotpluggable node's zones are listed before they have memory,
+        // so onlining needs no zonelist rebuild (Linux rebuilds them).
+        if (!z.populated() && !(nodes_[other]->hotpluggable && z.spanned_pages)) continue;
         node.zonelist_fallback[k++] = &z;
         if (other == static_cast<int>(n)) node.zonelist_nofallback[j++] = &z;
       }

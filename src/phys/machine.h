@@ -107,6 +107,13 @@ class Machine {
   // The RAM memfd: pfn N is at byte N * PAGE_SIZE. vmalloc and kmap map
   // frames a second time from it.
   int ram_fd() const { return ram_.fd(); }
+  // Memory hotplug and free-page reporting reach the host through these:
+  // make offline frames accessible, and hand free frames back (their
+  // contents become zero).
+  bool online_ram(uint64_t pfn, uint64_t nr) {
+    return ram_.online(pfn << PAGE_SHIFT, nr << PAGE_SHIFT);
+  }
+  void discard_ram(uint64_t pfn, uint64_t nr) { ram_.discard(pfn << PAGE_SHIFT, nr << PAGE_SHIFT); }
 
   // --- zones and pageblocks ------------------------------------------------------
   // Per pageblock: its zone and migrate type (Linux's pageblock_flags). The
@@ -158,6 +165,12 @@ class Machine {
   // fault_around_bytes (mm/memory.c): the window a read fault on a file
   // mapping maps around itself; PAGE_SIZE maps the faulting page alone.
   uint64_t fault_around_bytes = 65536;
+
+  // Free-page reporting (mm/page_reporting.c): a free block of at least
+  // this order asks for a report (page_reporting_process() in page_alloc
+  // hands such blocks back to the host); 0: off.
+  unsigned page_reporting_order = 0;
+  std::atomic<bool> page_reporting_requested{false};
 
   // --- fault injection, reclaim hooks, counters ------------------------------------
   FaultAttr fail_page_alloc;
@@ -228,6 +241,10 @@ class Machine {
   void printk(const std::string& text);
   std::vector<std::string> kernel_log() const;
   std::vector<std::string> dmesg_lines() const;
+
+  // The kernel log's lock, for a fork handler that must hold every lock
+  // across fork() (the malloc front end's pthread_atfork).
+  std::mutex& log_mutex() const { return log_lock_; }
 
   // Each line as Linux's dmesg would print it at boot.
   std::vector<std::string>& boot_log() { return boot_log_; }

@@ -16,6 +16,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <string_view>
 #include <vector>
 
@@ -98,7 +99,9 @@ struct Zone {
   // reserved ranges, i.e. what the buddy allocator was given.
   uint64_t zone_start_pfn = 0;
   uint64_t spanned_pages = 0;
-  uint64_t present_pages = 0;
+  // present grows when memory hotplug onlines a block (under zone.lock);
+  // readers load it without the lock.
+  std::atomic<uint64_t> present_pages{0};
   std::atomic<uint64_t> managed_pages{0};
   uint64_t reserved_at_boot = 0;  // present frames withheld at boot (reserved ranges, memmap)
 
@@ -119,7 +122,8 @@ struct Zone {
   // Per-CPU lists, one per CPU of the machine.
   PerCpuPages* pcp = nullptr;
 
-  bool populated() const { return present_pages != 0; }
+  uint64_t present() const { return present_pages.load(std::memory_order_relaxed); }
+  bool populated() const { return present() != 0; }
   uint64_t end_pfn() const { return zone_start_pfn + spanned_pages; }
   bool contains(uint64_t pfn) const { return pfn >= zone_start_pfn && pfn < end_pfn(); }
   uint64_t managed() const { return managed_pages.load(std::memory_order_relaxed); }
@@ -134,7 +138,15 @@ struct Node {
   int id = 0;
   uint64_t node_start_pfn = 0;
   uint64_t node_spanned_pages = 0;
-  uint64_t node_present_pages = 0;
+  std::atomic<uint64_t> node_present_pages{0};
+  // Memory hotplug (mm/memory_hotplug.c): pfns from online_end_pfn to the
+  // node's end are offline; online_memory_block() moves the boundary up
+  // under hotplug_lock.
+  std::atomic<uint64_t> online_end_pfn{0};
+  std::mutex hotplug_lock;
+  // Set when the node has offline memory at boot: its zones are in the
+  // zonelists even while they have no present pages yet.
+  bool hotpluggable = false;
   unsigned nr_zones = 0;  // zones defined for the arch (populated or not)
   Zone zones[MAX_NR_ZONES];
   // Zonelists (build_zonelists): fallback across nodes by distance, and the

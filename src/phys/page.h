@@ -29,6 +29,7 @@ enum PageFlag : unsigned {
   PG_locked = 0,
   PG_referenced = 2,
   PG_uptodate = 3,
+  PG_reported = 3,  // a free block handed back to the host (page_reporting.c; buddy pages only)
   PG_dirty = 4,
   PG_lru = 5,
   PG_head = 6,

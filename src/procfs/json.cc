@@ -97,7 +97,7 @@ void write_zoneinfo(JsonWriter& w, const Machine& m) {
         .field("low", wmark[WMARK_LOW])
         .field("high", wmark[WMARK_HIGH])
         .field("spanned", z.spanned_pages)
-        .field("present", z.present_pages)
+        .field("present", z.present())
         .field("managed", z.managed())
         .field("start_pfn", z.zone_start_pfn);
     w.key("protection").begin_array();

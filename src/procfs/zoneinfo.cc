@@ -96,7 +96,7 @@ void print_zone(fmt::memory_buffer& out, const Machine& m, const Node& n, const 
                  "\n        managed  {}"
                  "\n        cma      {}",
                  s.free, 0, s.wmark[WMARK_MIN], s.wmark[WMARK_LOW], s.wmark[WMARK_HIGH],
-                 z.spanned_pages, z.present_pages, s.managed, 0);
+                 z.spanned_pages, z.present(), s.managed, 0);
   fmt::format_to(it, "\n        protection: ({}", s.lowmem_reserve[0]);
   for (unsigned i = 1; i < MAX_NR_ZONES; ++i) fmt::format_to(it, ", {}", s.lowmem_reserve[i]);
   out.push_back(')');

@@ -84,6 +84,11 @@ size_t ksize(Machine& m, const void* p);
 // The kmalloc cache serving `size` bytes, or null above KMALLOC_MAX_CACHE_SIZE.
 KmemCache* kmalloc_cache(Machine& m, size_t size);
 
+// slub_cpu_dead(): every cache's slabs of `cpu` back to the node lists (a
+// CPU going offline; the malloc front end's thread exit). The caller owns
+// the CPU.
+void slub_cpu_dead(Machine& m, CpuState* cpu);
+
 // Every cache of the machine in creation order, and the names merged into it.
 std::vector<KmemCache*> slab_caches(Machine& m);
 std::vector<std::string> kmem_cache_aliases(const KmemCache* s);

@@ -44,11 +44,12 @@ unsigned calculate_alignment(slab_flags_t flags, unsigned align, unsigned size) 
   return static_cast<unsigned>(align_up(align, sizeof(void*)));
 }
 
-// calculate_order(): the smallest order up to slub_max_order (3) that holds
+// calculate_order(): the smallest order up to slub_max_order (3 unless the
+// machine's config raises it) that holds
 // min_objects = 4 * (fls(nr_cpus) + 1) objects and wastes at most 1/16 of
 // the slab, then 1/8, 1/4, 1/2; failing that, the order of one object.
-unsigned calculate_order(unsigned size, unsigned nr_cpus) {
-  constexpr unsigned slub_min_order = 0, slub_max_order = 3;
+unsigned calculate_order(unsigned size, unsigned nr_cpus, unsigned slub_max_order) {
+  constexpr unsigned slub_min_order = 0;
   unsigned min_objects = 4 * (fls(nr_cpus) + 1);
   const unsigned max_objects = std::max(order_objects(slub_max_order, size), 1u);
   min_objects = std::min(min_objects, max_objects);
@@ -84,7 +85,8 @@ bool calculate_sizes(KmemCache* s) {
   }
   size = static_cast<unsigned>(align_up(size, s->align));
   s->size = size;
-  const unsigned order = calculate_order(size, s->machine->nr_cpus());
+  const unsigned order =
+      calculate_order(size, s->machine->nr_cpus(), s->machine->config().slub_max_order);
   if (order > MAX_PAGE_ORDER) return false;
   s->order = order;
   s->objects = order_objects(order, size);

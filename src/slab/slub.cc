@@ -468,6 +468,12 @@ void slab_free_defer(KmemCache* s, CpuState* cpu, Page* slab, void* obj) {
   c->defer_count = 1;
 }
 
+void slub_cpu_dead(Machine& m, CpuState* cpu) {
+  SlabState& st = slab_state(m);
+  std::lock_guard<std::mutex> g(st.slab_mutex);
+  for (KmemCache* s : st.caches) flush_cpu_slab(s, &s->cpu_slab[cpu->id]);
+}
+
 bool flush_all(KmemCache* s) {
   Machine& m = *s->machine;
   CpuState* self = this_cpu(m);

@@ -81,8 +81,9 @@ const BadConfig kBadConfigs[] = {
     {"FsUnknownKey", "[fs]\nroots = \"/tmp\"\n[[node]]\nmemory = \"4MiB\"\n",
      "t.toml:2: fs.roots: unknown key \"roots\" in [fs]; did you mean \"root\"?"},
     {"UnknownNodeKey", "[[node]]\nmemory = \"1GiB\"\n[[node]]\nmemory = \"1GiB\"\nweight = 3\n",
-     "t.toml:5: node[1].weight: unknown key \"weight\" in [[node]] (expected one of memory, cpus, "
-     "distance, holes, reserved)"},
+     "t.toml:5: node[1].weight: unknown key \"weight\" in [[node]] (expected one of memory, "
+     "online, "
+     "cpus, distance, holes, reserved)"},
     {"UnknownNodeKeyWithSuggestion", "[[node]]\nmem = \"1GiB\"\n",
      "t.toml:2: node[0].mem: unknown key \"mem\" in [[node]]; did you mean \"memory\"?"},
     {"UnknownHoleKey", "[[node]]\nmemory = \"2GiB\"\nholes = [{ start = \"0\", sz = 1 }]\n",
@@ -92,7 +93,7 @@ const BadConfig kBadConfigs[] = {
      "you mean \"probability\"?"},
     {"UnknownKeyIsEscaped", "[[node]]\nmemory = \"4MiB\"\n\"a\\nb\" = 1\n",
      "t.toml:3: node[0].a\\x0ab: unknown key \"a\\x0ab\" in [[node]] (expected one of memory, "
-     "cpus, distance, holes, reserved)"},
+     "online, cpus, distance, holes, reserved)"},
     {"BadArch", "arch = \"arm\"\n[[node]]\nmemory = \"1GiB\"\n",
      "t.toml:1: arch: unknown architecture \"arm\"; expected \"x86_64\" or \"i386\""},
     {"ArchNotString", "arch = 64\n[[node]]\nmemory = \"1GiB\"\n",
@@ -297,7 +298,7 @@ const BadConfig kBadConfigs[] = {
      "t.toml:1: rlimit_as: \"9000000TiB\" is too large (at most 2^63 bytes)"},
     {"RlimitAsInsideANodeTable", "[[node]]\nmemory = \"4MiB\"\n\n\nrlimit_as = \"64KiB\"\n",
      "t.toml:5: node[0].rlimit_as: unknown key \"rlimit_as\" in [[node]] (expected one of memory, "
-     "cpus, distance, holes, reserved)"},
+     "online, cpus, distance, holes, reserved)"},
     {"RlimitAsSmallerThanTheInitialStack", "rlimit_as = \"128KiB\"\n[[node]]\nmemory = \"4MiB\"\n",
      "t.toml:1: rlimit_as: 128KiB is smaller than a process's initial stack (132KiB): no program "
      "could start"},

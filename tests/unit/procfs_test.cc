@@ -232,9 +232,8 @@ TEST(ProcfsTest, ZoneinfoWatermarksMatchZones) {
     in >> key;
     uint64_t v = 0;
     const std::map<std::string, uint64_t> expected = {
-        {"min", z->min_wmark()},          {"low", z->low_wmark()},
-        {"high", z->high_wmark()},        {"managed", z->managed()},
-        {"spanned", z->spanned_pages},    {"present", z->present_pages},
+        {"min", z->min_wmark()},          {"low", z->low_wmark()},       {"high", z->high_wmark()},
+        {"managed", z->managed()},        {"spanned", z->spanned_pages}, {"present", z->present()},
         {"start_pfn:", z->zone_start_pfn}};
     if (auto e = expected.find(key); e != expected.end() && (in >> v)) {
       EXPECT_EQ(v, e->second) << z->name << ": " << line;

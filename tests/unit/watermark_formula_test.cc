@@ -68,7 +68,7 @@ void expect_zone(Machine& m, const ZoneExpect& e) {
   const Zone& z = m.node(e.node).zones[e.idx];
   SCOPED_TRACE("node " + std::to_string(e.node) + " zone " + std::string(z.name));
   EXPECT_EQ(z.spanned_pages, e.spanned);
-  EXPECT_EQ(z.present_pages, e.present);
+  EXPECT_EQ(z.present(), e.present);
   EXPECT_EQ(z.managed(), e.managed);
   EXPECT_EQ(z.min_wmark(), e.min);
   EXPECT_EQ(z.low_wmark(), e.low);
@@ -197,7 +197,7 @@ TEST(WatermarkFormula, X86_64_TwoNodesWithHole) {
   EXPECT_EQ(m.min_free_kbytes, 8062u);
   EXPECT_EQ(m.node(1).node_start_pfn, 524288u);
   EXPECT_EQ(m.node(1).node_spanned_pages, 524288u);
-  EXPECT_EQ(m.node(1).node_present_pages, 507904u);
+  EXPECT_EQ(m.node(1).node_present_pages.load(), 507904u);
   expect_zone(m, {0, 0, 4096, 4096, 4096, 8, 12, 16, {0, 2000, 2000, 2000}, 1, 12});
   expect_zone(m, {0, 1, 520192, 520192, 512000, 1015, 1527, 2039, {0, 0, 0, 0}, 63, 1527});
   expect_zone(m, {1, 1, 524288, 507904, 499712, 991, 1490, 1989, {0, 0, 0, 0}, 63, 1490});

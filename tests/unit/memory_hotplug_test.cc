@@ -1,0 +1,124 @@
+// Memory hotplug, free-page reporting and alloc_pages_exact on small
+// machines: onlining grows a node's present and managed pages a block at a
+// time and hands the block to the buddy allocator; reporting hands free
+// blocks back to the host and allocation takes them again; an exact run
+// holds exactly its frames. The allocator's check() holds after each step.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "page_alloc/page_alloc.h"
+#include "phys/config_toml.h"
+
+namespace mmkit {
+namespace {
+
+MachineConfig hotplug_config(uint64_t memory, uint64_t online) {
+  MachineConfig c;
+  c.cpus = 2;
+  c.nodes = {NodeConfig{.memory = memory}};
+  c.nodes[0].online = online;
+  c.ram_anonymous = true;
+  return c;
+}
+
+TEST(MemoryHotplug, OnlineGrowsTheNodeABlockAtATime) {
+  auto r = boot(hotplug_config(64ull << 20, 16ull << 20));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  Machine& m = **r;
+  const uint64_t managed0 = m.totalram_pages();
+  const uint64_t free0 = nr_free_pages(m);
+  EXPECT_EQ(m.node(0).node_present_pages.load(), 4096u);  // 16 MiB online
+  // 8 MiB blocks: 16 -> 24 MiB.
+  EXPECT_EQ(online_memory_block(m, 0, 8ull << 20), 2048u);
+  EXPECT_EQ(m.totalram_pages(), managed0 + 2048);
+  EXPECT_EQ(nr_free_pages(m), free0 + 2048);
+  EXPECT_EQ(m.node(0).node_present_pages.load(), 6144u);
+  EXPECT_EQ(check(m), "");
+  // The rest, block by block, then nothing is left.
+  uint64_t added = 0;
+  while (uint64_t n = online_memory_block(m, 0, 8ull << 20)) added += n;
+  EXPECT_EQ(added, 16384u - 6144u);
+  EXPECT_EQ(online_memory_block(m, 0), 0u);
+  EXPECT_EQ(check(m), "");
+  // Every onlined frame is usable: allocate all free memory in MAX_ORDER
+  // blocks and write to each.
+  std::vector<Page*> blocks;
+  while (Page* p = alloc_pages(m, GFP_KERNEL | __GFP_NOWARN | __GFP_NORETRY, MAX_PAGE_ORDER)) {
+    static_cast<char*>(m.page_address(p))[PAGE_SIZE * 7] = 1;
+    blocks.push_back(p);
+  }
+  EXPECT_GT(blocks.size(), 10u);
+  for (Page* p : blocks) free_pages(m, p, MAX_PAGE_ORDER);
+  EXPECT_EQ(check(m), "");
+}
+
+TEST(MemoryHotplug, BadOnlineSizesAreRejected) {
+  MachineConfig c = hotplug_config(64ull << 20, 5ull << 20);
+  EXPECT_NE(validate(c).find("node[0].online"), std::string::npos) << validate(c);
+  c.nodes[0].online = 128ull << 20;
+  EXPECT_NE(validate(c).find("node[0].online"), std::string::npos);
+  c.nodes[0].online = 16ull << 20;
+  c.nodes[0].holes = {MemRange{.start = 32ull << 20, .size = 4ull << 20}};
+  EXPECT_NE(validate(c).find("lies beyond the node's online memory"), std::string::npos);
+}
+
+TEST(MemoryHotplug, TomlKey) {
+  auto r = parse_machine_config("[[node]]\nmemory = \"64MiB\"\nonline = \"16MiB\"\n", "x.toml");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(*r->nodes[0].online, 16ull << 20);
+}
+
+TEST(PageReporting, FreeBlocksGoBackAndComeBack) {
+  auto r = boot(hotplug_config(64ull << 20, 64ull << 20));
+  ASSERT_TRUE(r.ok());
+  Machine& m = **r;
+  m.page_reporting_order = 6;
+  // Touch all memory, free it, report: the host gets back what is free
+  // above the low watermark plus the reporting capacity.
+  std::vector<Page*> blocks;
+  while (Page* p = alloc_pages(m, GFP_KERNEL | __GFP_NOWARN | __GFP_NORETRY, 8)) {
+    std::fill_n(static_cast<char*>(m.page_address(p)), PAGE_SIZE << 8, 'x');
+    blocks.push_back(p);
+  }
+  for (Page* p : blocks) free_pages(m, p, 8);
+  EXPECT_TRUE(m.page_reporting_requested.load());
+  const uint64_t reported = page_reporting_process(m);
+  EXPECT_GT(reported, 8192u);  // most of the 64 MiB
+  EXPECT_FALSE(m.page_reporting_requested.load());
+  EXPECT_EQ(check(m), "");
+  // Nothing new is free: a second pass reports nothing.
+  EXPECT_EQ(page_reporting_process(m), 0u);
+  // Reported memory reads as zero and is allocated again like any other.
+  blocks.clear();
+  uint64_t zero_pages = 0;
+  while (Page* p = alloc_pages(m, GFP_KERNEL | __GFP_NOWARN | __GFP_NORETRY, 8)) {
+    zero_pages += static_cast<char*>(m.page_address(p))[0] == 0;
+    blocks.push_back(p);
+  }
+  EXPECT_GT(zero_pages * 256, reported / 2);
+  for (Page* p : blocks) free_pages(m, p, 8);
+  EXPECT_EQ(check(m), "");
+}
+
+TEST(AllocPagesExact, HoldsExactlyItsFrames) {
+  auto r = boot(hotplug_config(64ull << 20, 64ull << 20));
+  ASSERT_TRUE(r.ok());
+  Machine& m = **r;
+  const uint64_t free0 = nr_free_pages(m);
+  for (uint64_t pages : {1u, 3u, 5u, 17u, 100u, 513u, 1024u}) {
+    void* p = alloc_pages_exact(m, pages * PAGE_SIZE - 10, GFP_KERNEL);
+    ASSERT_NE(p, nullptr) << pages;
+    drain_all_pages(m);
+    EXPECT_EQ(nr_free_pages(m), free0 - pages) << pages;
+    EXPECT_EQ(check(m), "");
+    free_pages_exact(m, p, pages * PAGE_SIZE - 10);
+    drain_all_pages(m);
+    EXPECT_EQ(nr_free_pages(m), free0) << pages;
+  }
+  EXPECT_EQ(alloc_pages_exact(m, 1025 * PAGE_SIZE, GFP_KERNEL | __GFP_NOWARN), nullptr);
+  EXPECT_EQ(check(m), "");
+}
+
+}  // namespace
+}  // namespace mmkit
