@@ -1,0 +1,296 @@
+// malloc's paths over the heap's machine (heap.h): the size-class fast
+// paths, page runs, big blocks, and realloc/memalign/usable_size on top.
+//
+// The fast paths are SLUB's (slab_alloc_fast, slab_free_fast) with the
+// per-thread lookups folded away: a thread keeps a pointer to its CPU's
+// KmemCacheCpu of every class, so malloc pops that CPU freelist after one
+// table load, and free finds the slab from the page descriptor as kfree
+// does. Everything else runs inside the core (MallocCoreScope).
+//
+// A page run's first frame is tagged in `private_` with the run's length
+// (kRunTag | pages), which free() and malloc_usable_size() read; a frame of
+// the direct map that is neither a slab nor a tagged run head is not a
+// block's start, and freeing it is reported.
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstring>
+
+#include "malloc/big_block.h"
+#include "malloc/early_alloc.h"
+#include "malloc/heap.h"
+#include "malloc/heap_internal.h"
+#include "page_alloc/page_alloc.h"
+
+namespace mmkit {
+
+namespace {
+
+constexpr uint64_t kRunTag = uint64_t{0x6d6d6b6974} << 24;  // "mmkit" above the page count
+constexpr uint64_t kRunTagMask = ~uint64_t{0xffffff};
+constexpr size_t kMaxRun = size_t{MAX_ORDER_NR_PAGES} << PAGE_SHIFT;  // 4 MiB
+constexpr gfp_t kHeapGfp = GFP_KERNEL | __GFP_NOWARN;
+// Page runs are a program's data, as Linux's user pages are: movable, so
+// they gather in pageblocks of their own, away from the slabs, and free
+// whole pageblocks when they go.
+constexpr gfp_t kRunGfp = kHeapGfp | __GFP_MOVABLE;
+
+void* fail_enomem() {
+  errno = ENOMEM;
+  return nullptr;
+}
+
+// The heap's machine is up and the thread bound if it can be; false when
+// the caller must use the early allocator (inside the core, or boot not done).
+bool heap_enter(ThreadCtx& t) {
+  if (t.in_core) return false;
+  if (!heap_ready() && !heap_boot()) return false;
+  if (!t.cpu && !t.exited) heap_bind_thread(t);
+  return true;
+}
+
+void* run_alloc(size_t size) {
+  const uint64_t pages = (size + PAGE_SIZE - 1) >> PAGE_SHIFT;
+  Machine& m = *g_heap.m;
+  Page* page;
+  {
+    MallocCoreScope core;
+    page = alloc_pages_exact_page(m, pages, kRunGfp);
+  }
+  if (!page) return fail_enomem();
+  page->private_ = kRunTag | pages;
+  return m.page_address(page);
+}
+
+// An order-aligned run for memalign: the block of 2^order frames holds the
+// run at its start, aligned to the block.
+void* run_alloc_aligned(size_t size, size_t align) {
+  const uint64_t pages = (size + PAGE_SIZE - 1) >> PAGE_SHIFT;
+  const uint64_t span = std::max<uint64_t>(pages, align >> PAGE_SHIFT);
+  Machine& m = *g_heap.m;
+  Page* page;
+  {
+    MallocCoreScope core;
+    // The block for `span` frames is aligned to its size, hence to `align`.
+    page = alloc_pages_exact_page(m, std::bit_ceil(span), kRunGfp);
+    if (page && pages < std::bit_ceil(span))
+      free_pages_exact_page(m, page + pages, std::bit_ceil(span) - pages);
+  }
+  if (!page) return fail_enomem();
+  page->private_ = kRunTag | pages;
+  return m.page_address(page);
+}
+
+// The tagged run head of `p`, or null when `p` does not start a run.
+Page* run_head(Page* page) {
+  return (page->private_ & kRunTagMask) == kRunTag ? page : nullptr;
+}
+uint64_t run_pages(const Page* head) {
+  return head->private_ & ~kRunTagMask;
+}
+
+void run_free(Page* head) {
+  const uint64_t pages = run_pages(head);
+  head->private_ = 0;
+  {
+    MallocCoreScope core;
+    free_pages_exact_page(*g_heap.m, head, pages);
+  }
+  heap_maybe_report();
+}
+
+// The slab object path when the fast one does not apply.
+void* slab_alloc_slowpath(ThreadCtx& t, unsigned c) {
+  void* obj;
+  {
+    MallocCoreScope core;
+    obj = slab_alloc_fast(*g_heap.m, g_heap.caches[c], t.cpu, kHeapGfp, NUMA_NO_NODE);
+  }
+  return obj ? obj : fail_enomem();
+}
+
+[[gnu::noinline]] void* malloc_slow(size_t size) {
+  ThreadCtx& t = tls_heap;
+  if (!heap_enter(t)) {
+    void* p = early_alloc(size ? size : 1);
+    return p ? p : fail_enomem();
+  }
+  if (size <= kMallocMaxSmall) return slab_alloc_slowpath(t, malloc_size_class(size ? size : 1));
+  if (size <= kMaxRun) return run_alloc(size);
+  void* p = big_alloc(size, PAGE_SIZE);
+  return p ? p : fail_enomem();
+}
+
+Page* direct_map_page(const void* p) {
+  const uintptr_t off = reinterpret_cast<uintptr_t>(p) - g_heap.ram_base;
+  return off < g_heap.direct_bytes ? g_heap.mem_map + (off >> PAGE_SHIFT) : nullptr;
+}
+
+[[gnu::noinline]] void free_slow(void* p) {
+  if (!p) return;
+  if (Page* page = direct_map_page(p)) {
+    Page* head = page->head();
+    if (head->test(PG_slab)) {
+      ThreadCtx& t = tls_heap;
+      KmemCache* s = slab_cache(head);
+      {
+        MallocCoreScope core;
+        slab_free_fast(s, t.in_core > 1 ? nullptr : t.cpu, head, p);
+      }
+      heap_maybe_report();
+      return;
+    }
+    if (Page* run = run_head(page); run && g_heap.m->page_address(run) == p) {
+      run_free(run);
+      return;
+    }
+    heap_fatal("free(): invalid pointer", p);
+  }
+  if (early_owns(p)) {
+    early_free(p);
+    return;
+  }
+  if (big_owns(p)) {
+    big_free(p);
+    return;
+  }
+  heap_fatal("free(): invalid pointer", p);
+}
+
+}  // namespace
+
+void* heap_malloc(size_t size) {
+  if (size - 1 < kMallocMaxSmall) [[likely]] {
+    const unsigned c = malloc_size_class(size);
+    ThreadCtx& t = tls_heap;
+    KmemCacheCpu* cc = t.slab[c];
+    if (cc && !t.in_core) [[likely]] {
+      if (void* obj = cc->freelist) [[likely]] {
+        cc->freelist = *reinterpret_cast<void**>(static_cast<char*>(obj) + g_heap.fp_offset[c]);
+        return obj;
+      }
+      if (cc->bump != cc->bump_end) {
+        void* obj = cc->bump;
+        cc->bump += g_heap.stride[c];
+        return obj;
+      }
+    }
+  }
+  return malloc_slow(size);
+}
+
+void heap_free(void* p) {
+  const uintptr_t off = reinterpret_cast<uintptr_t>(p) - g_heap.ram_base;
+  if (off < g_heap.direct_bytes) [[likely]] {
+    Page* head = (g_heap.mem_map + (off >> PAGE_SHIFT))->head();
+    ThreadCtx& t = tls_heap;
+    if (head->test(PG_slab) && t.cpu && !t.in_core) [[likely]] {
+      KmemCache* s = slab_cache(head);
+      KmemCacheCpu& c = s->cpu_slab[t.cpu->id];
+      // slab_free_fast() for the cache's plain (non-debug) objects.
+      if (!s->debug()) [[likely]] {
+        void** fp = reinterpret_cast<void**>(static_cast<char*>(p) + s->offset);
+        if (head == c.slab) [[likely]] {
+          if (p != c.freelist) [[likely]] {
+            *fp = c.freelist;
+            c.freelist = p;
+            return;
+          }
+        } else if (head == c.defer_slab && p != c.defer_head) {
+          *fp = c.defer_head;
+          c.defer_head = p;
+          c.defer_count++;
+          return;
+        }
+      }
+    }
+  }
+  free_slow(p);
+}
+
+void heap_free_sized(void* p, size_t) {
+  heap_free(p);
+}
+
+size_t heap_usable_size(const void* p) {
+  if (!p) return 0;
+  if (Page* page = direct_map_page(p)) {
+    Page* head = page->head();
+    if (head->test(PG_slab)) return slab_cache(head)->object_size;
+    if (Page* run = run_head(page)) return run_pages(run) << PAGE_SHIFT;
+    return 0;
+  }
+  if (early_owns(p)) return early_usable_size(p);
+  if (big_owns(p)) return big_usable_size(p);
+  return 0;
+}
+
+void* heap_calloc(size_t n, size_t size) {
+  size_t bytes;
+  if (__builtin_mul_overflow(n, size, &bytes)) return fail_enomem();
+  void* p = heap_malloc(bytes);
+  // A fresh big block is a fresh mapping, zero already.
+  if (p && (bytes <= kMaxRun || !big_owns(p))) std::memset(p, 0, bytes);
+  return p;
+}
+
+void* heap_realloc(void* p, size_t size) {
+  if (!p) return heap_malloc(size);
+  if (size == 0) {  // glibc: realloc(p, 0) frees p and returns null
+    heap_free(p);
+    return nullptr;
+  }
+  const size_t have = heap_usable_size(p);
+  if (have == 0) heap_fatal("realloc(): invalid pointer", p);
+  if (Page* page = direct_map_page(p)) {
+    Page* head = page->head();
+    if (head->test(PG_slab)) {
+      // In place while the class stays the same.
+      if (size <= kMallocMaxSmall && malloc_class_size(malloc_size_class(size)) == have) return p;
+    } else if (size <= kMaxRun && size > kMallocMaxSmall) {
+      // A run shrinks in place, giving its tail frames back.
+      const uint64_t pages = (size + PAGE_SIZE - 1) >> PAGE_SHIFT, now = run_pages(page);
+      if (pages <= now) {
+        if (pages < now) {
+          page->private_ = kRunTag | pages;
+          MallocCoreScope core;
+          free_pages_exact_page(*g_heap.m, page + pages, now - pages);
+        }
+        return p;
+      }
+    }
+  } else if (big_owns(p) && size > kMaxRun) {
+    void* q = big_realloc(p, size);
+    return q ? q : fail_enomem();
+  }
+  void* q = heap_malloc(size);
+  if (!q) return nullptr;  // p is untouched, as C requires
+  std::memcpy(q, p, std::min(have, size));
+  heap_free(p);
+  return q;
+}
+
+void* heap_memalign(size_t align, size_t size) {
+  if (align == 0 || (align & (align - 1))) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  if (align <= 16) return heap_malloc(size);
+  ThreadCtx& t = tls_heap;
+  if (!heap_enter(t)) {
+    void* p = early_memalign(align, size);
+    return p ? p : fail_enomem();
+  }
+  if (size == 0) size = 1;
+  if (size > (SIZE_MAX >> 2)) return fail_enomem();
+  // A power-of-two class's objects are aligned to their size (unless
+  // slub_debug moves them with red zones).
+  const size_t pow2 = std::bit_ceil(std::max(size, align));
+  if (pow2 <= kMallocMaxSmall && !g_heap.debug) return heap_malloc(pow2);
+  if (align <= PAGE_SIZE && size <= kMaxRun) return run_alloc(size);
+  if (std::max<size_t>(size, align) <= kMaxRun) return run_alloc_aligned(size, align);
+  void* p = big_alloc(size, align);
+  return p ? p : fail_enomem();
+}
+
+}  // namespace mmkit

@@ -1,0 +1,284 @@
+// Booting the heap's machine, binding threads to its CPUs, thread exit and
+// fork, and the statistics report.
+//
+// Boot runs inside the core (MallocCoreScope), so everything the machine
+// allocates while it is built comes from the early allocator, and no
+// allocation reaches a heap that does not exist yet. Other threads that
+// allocate while one boots are served by the early allocator too.
+//
+// The machine: one x86-64 node spanning the host's RAM and swap (what a
+// process could ever get), its first memory block online, the rest onlined
+// a block at a time by the page allocator's way to reclaim (HeapHotplug: a
+// heap has nothing to reclaim, it grows instead, as a guest whose host
+// plugs memory in when asked). Free-page reporting hands free pageblocks back.
+//
+// Fork: the prepare handler takes every lock of the heap, outermost first
+// (hotplug, slab_mutex, the caches' node list_locks, the zone locks, the
+// kernel log, the early allocator), so the child starts with none held.
+// CPUs bound by threads that do not exist in the child stay bound forever:
+// their per-CPU state may have been mid-update, so nothing touches it again
+// (their cached objects are lost to the child, nothing else is).
+#include <fmt/format.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <new>
+
+#include "malloc/big_block.h"
+#include "malloc/early_alloc.h"
+#include "malloc/heap.h"
+#include "malloc/heap_internal.h"
+#include "page_alloc/page_alloc.h"
+#include "procfs/procfs.h"
+
+namespace mmkit {
+
+constinit HeapGlobals g_heap;
+constinit thread_local ThreadCtx tls_heap __attribute__((tls_model("initial-exec")));
+
+namespace {
+
+constexpr uint64_t kBootOnline = kMemoryBlockBytes;
+
+// The page allocator asks reclaim for memory; the heap onlines some.
+class HeapHotplug final : public ReclaimOps {
+ public:
+  void wakeup_kswapd(Machine& m, Zone&, gfp_t, unsigned, unsigned) override {
+    online_memory_block(m, 0);
+  }
+  uint64_t try_to_free_pages(Machine& m, gfp_t, unsigned, int) override {
+    return online_memory_block(m, 0);
+  }
+};
+alignas(HeapHotplug) unsigned char hotplug_storage[sizeof(HeapHotplug)];
+
+// Messages the heap's machine prints: misuse reports abort, as glibc's do.
+void heap_warn(const std::string& text) {
+  const std::string line = "mmkit-malloc: " + text;
+  if (write(STDERR_FILENO, line.data(), line.size()) < 0) {
+  }
+  std::abort();
+}
+
+void thread_exit_hook(void*) {
+  tls_heap.exited = true;
+  heap_thread_exit();
+}
+
+void fork_prepare() NO_THREAD_SAFETY_ANALYSIS {
+  if (heap_ready()) {
+    Machine& m = *g_heap.m;
+    m.node(0).hotplug_lock.lock();
+    SlabState& st = slab_state(m);
+    st.slab_mutex.lock();
+    for (KmemCache* s : st.caches)
+      for (auto& n : s->node) n->list_lock.lock();
+    m.for_each_zone([](Zone& z) { z.lock.lock(); });
+    m.log_mutex().lock();
+  }
+  early_lock();
+}
+
+void fork_release() NO_THREAD_SAFETY_ANALYSIS {
+  early_unlock();
+  if (heap_ready()) {
+    Machine& m = *g_heap.m;
+    m.log_mutex().unlock();
+    m.for_each_zone([](Zone& z) { z.lock.unlock(); });
+    SlabState& st = slab_state(m);
+    for (KmemCache* s : st.caches)
+      for (auto& n : s->node) n->list_lock.unlock();
+    st.slab_mutex.unlock();
+    m.node(0).hotplug_lock.unlock();
+  }
+}
+
+uint64_t heap_span() {
+  struct sysinfo si = {};
+  uint64_t bytes = 0;
+  if (sysinfo(&si) == 0) bytes = (uint64_t{si.totalram} + si.totalswap) * si.mem_unit;
+  bytes = std::max<uint64_t>(bytes, uint64_t{1} << 30);
+  return (bytes + kMemoryBlockBytes - 1) / kMemoryBlockBytes * kMemoryBlockBytes;
+}
+
+bool boot_machine() {
+  MachineConfig cfg;
+  cfg.arch = Arch::x86_64;
+  const long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  cfg.cpus = static_cast<unsigned>(std::clamp<long>(2 * ncpu, 8, kMaxCpus));
+  NodeConfig node;
+  node.memory = heap_span();
+  node.online = std::min(node.memory, kBootOnline);
+  cfg.nodes.push_back(node);
+  cfg.ram_anonymous = true;
+  // Slabs up to 128 KiB, so the classes above 8 KiB fit several objects
+  // (an 18 KiB class wastes 2% of a 128 KiB slab, 44% of a 32 KiB one).
+  cfg.slub_max_order = 5;
+  if (const char* d = getenv("MMKIT_DEBUG"); d && *d) {
+    cfg.slub_debug = d;
+    g_heap.debug = true;
+  }
+  auto booted = boot(cfg);
+  if (!booted) {
+    const std::string msg = "mmkit-malloc: boot failed: " + booted.error().message + "\n";
+    if (write(STDERR_FILENO, msg.data(), msg.size()) < 0) {
+    }
+    return false;
+  }
+  Machine* m = booted.value().release();
+  m->warn_sink = heap_warn;
+  m->set_reclaim(new (hotplug_storage) HeapHotplug);
+  // Report free blocks from 256 KiB up (Linux's page_reporting_order
+  // parameter; its default is a pageblock): a heap's free memory is in
+  // smaller pieces than a guest's, and reporting keeps 32 such blocks
+  // above the low watermark in any case (8 MiB).
+  m->page_reporting_order = 6;
+  for (unsigned c = 0; c < kMallocNrClasses; ++c) {
+    const unsigned size = static_cast<unsigned>(malloc_class_size(c));
+    KmemCache* s = kmem_cache_create(*m, fmt::format("malloc-{}", size), size, 16, SLAB_NO_MERGE);
+    if (!s) return false;
+    g_heap.caches[c] = s;
+    g_heap.fp_offset[c] = s->offset;
+    g_heap.stride[c] = s->size;
+    g_heap.fast[c] = !s->debug();
+  }
+  g_heap.m = m;
+  g_heap.ram_base = reinterpret_cast<uintptr_t>(m->phys_window(0));
+  g_heap.direct_bytes = m->direct_map_pfns() << PAGE_SHIFT;
+  g_heap.mem_map = m->pfn_to_page(0);
+  if (pthread_key_create(&g_heap.exit_key, thread_exit_hook) != 0) return false;
+  pthread_atfork(fork_prepare, fork_release, fork_release);
+  return true;
+}
+
+}  // namespace
+
+bool heap_boot() {
+  int s = g_heap.state.load(std::memory_order_acquire);
+  if (s == kHeapReady) return true;
+  if (s == kHeapCold && g_heap.state.compare_exchange_strong(s, kHeapBooting)) {
+    bool ok;
+    {
+      MallocCoreScope core;
+      ok = boot_machine();
+    }
+    g_heap.state.store(ok ? kHeapReady : kHeapFailed, std::memory_order_release);
+    return ok;
+  }
+  return false;  // another thread is booting (or boot failed): the caller makes do
+}
+
+bool heap_bind_thread(ThreadCtx& t) {
+  const uint64_t epoch = g_heap.unbind_epoch.load(std::memory_order_acquire);
+  if (t.bind_failed_epoch == epoch) return false;
+  Machine& m = *g_heap.m;
+  const unsigned n = m.nr_cpus();
+  const unsigned start = static_cast<unsigned>(thread_token() >> 12) % n;
+  for (unsigned i = 0; i < n; ++i) {
+    const int cpu = static_cast<int>((start + i) % n);
+    if (m.cpu(cpu).owner.load(std::memory_order_relaxed) != 0) continue;
+    MallocCoreScope core;
+    auto r = CpuScope::bind(m, cpu);
+    if (!r) continue;
+    new (t.scope) CpuScope(std::move(r.value()));
+    t.cpu = &m.cpu(cpu);
+    for (unsigned c = 0; c < kMallocNrClasses; ++c)
+      t.slab[c] = g_heap.fast[c] ? &g_heap.caches[c]->cpu_slab[cpu] : nullptr;
+    pthread_setspecific(g_heap.exit_key, reinterpret_cast<void*>(1));
+    return true;
+  }
+  t.bind_failed_epoch = epoch;
+  return false;
+}
+
+void heap_thread_exit() {
+  ThreadCtx& t = tls_heap;
+  if (!t.cpu) return;
+  Machine& m = *g_heap.m;
+  {
+    MallocCoreScope core;
+    slub_cpu_dead(m, t.cpu);
+    drain_local_pages(m);
+  }
+  for (KmemCacheCpu*& c : t.slab) c = nullptr;
+  std::launder(reinterpret_cast<CpuScope*>(t.scope))->~CpuScope();
+  t.cpu = nullptr;
+  g_heap.unbind_epoch.fetch_add(1, std::memory_order_release);
+  heap_maybe_report();
+}
+
+void heap_maybe_report() {
+  Machine* m = g_heap.m;
+  if (!m || !m->page_reporting_requested.load(std::memory_order_relaxed)) return;
+  MallocCoreScope core;
+  g_heap.reported_pages.fetch_add(page_reporting_process(*m), std::memory_order_relaxed);
+}
+
+void heap_fatal(const char* what, const void* p) {
+  char buf[160];
+  const int n = snprintf(buf, sizeof buf, "mmkit-malloc: %s: %p\n", what, p);
+  if (n > 0 && write(STDERR_FILENO, buf, static_cast<size_t>(n)) < 0) {
+  }
+  std::abort();
+}
+
+Machine* heap_machine() {
+  return heap_ready() ? g_heap.m : nullptr;
+}
+
+int heap_trim() {
+  Machine* m = heap_machine();
+  if (!m) return 0;
+  MallocCoreScope core;
+  drain_local_pages(*m);
+  const uint64_t n = page_reporting_process(*m);
+  g_heap.reported_pages.fetch_add(n, std::memory_order_relaxed);
+  return n != 0;
+}
+
+// The views and checks below allocate while they hold the machine's locks
+// (a check_zone() vector under zone.lock): inside the core, so those
+// allocations come from the early allocator, not the locked heap.
+std::string heap_check() {
+  Machine* m = heap_machine();
+  if (!m) return "";
+  MallocCoreScope core;
+  if (std::string e = check(*m); !e.empty()) return e;
+  return slab_check(*m);
+}
+
+HeapStats heap_stats() {
+  HeapStats st;
+  Machine* m = heap_machine();
+  if (!m) return st;
+  st.cpus = m->nr_cpus();
+  for (unsigned c = 0; c < m->nr_cpus(); ++c)
+    st.bound_cpus += m->cpu(static_cast<int>(c)).owner.load(std::memory_order_relaxed) != 0;
+  const Node& n = m->node(0);
+  st.online_bytes = (n.online_end_pfn.load() - n.node_start_pfn) << PAGE_SHIFT;
+  st.span_bytes = n.node_spanned_pages << PAGE_SHIFT;
+  st.big_blocks = big_blocks();
+  st.big_bytes = big_bytes();
+  st.reported_bytes = g_heap.reported_pages.load(std::memory_order_relaxed) << PAGE_SHIFT;
+  return st;
+}
+
+std::string heap_stats_report() {
+  Machine* m = heap_machine();
+  if (!m) return "mmkit-malloc: statistics: the heap was never used\n";
+  MallocCoreScope core;
+  const HeapStats st = heap_stats();
+  std::string s = fmt::format(
+      "mmkit-malloc: statistics\n"
+      "cpus {} (bound {}), memory online {} KiB of {} KiB, big blocks {} ({} KiB), "
+      "reported to the host {} KiB\n",
+      st.cpus, st.bound_cpus, st.online_bytes >> 10, st.span_bytes >> 10, st.big_blocks,
+      st.big_bytes >> 10, st.reported_bytes >> 10);
+  s += render_slabinfo(*m);
+  s += render_buddyinfo(*m);
+  return s;
+}
+
+}  // namespace mmkit

@@ -1,0 +1,75 @@
+// The heap's shared state: the process-wide globals and the per-thread
+// context the fast paths read (heap.cc allocates, heap_boot.cc boots the
+// machine and manages threads).
+#pragma once
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "malloc/size_class.h"
+#include "phys/cpu.h"
+#include "slab/slab.h"
+
+namespace mmkit {
+
+enum HeapState : int { kHeapCold, kHeapBooting, kHeapReady, kHeapFailed };
+
+struct HeapGlobals {
+  std::atomic<int> state{kHeapCold};
+  Machine* m = nullptr;
+  // The direct map, for free()'s pointer test: [ram_base, ram_base + direct_bytes).
+  uintptr_t ram_base = 0;
+  uintptr_t direct_bytes = 0;
+  Page* mem_map = nullptr;
+  KmemCache* caches[kMallocNrClasses] = {};
+  // Per class: the free pointer's offset and the stride, copied from the
+  // cache for the fast path; fast[c] is false for debug caches, which take
+  // the core's slow paths for every object.
+  uint32_t fp_offset[kMallocNrClasses] = {};
+  uint32_t stride[kMallocNrClasses] = {};
+  bool fast[kMallocNrClasses] = {};
+  bool debug = false;  // MMKIT_DEBUG: every misuse report aborts
+  pthread_key_t exit_key = 0;
+  // Bumped whenever a thread gives its CPU back: a thread that found none
+  // free tries again only after that.
+  std::atomic<uint64_t> unbind_epoch{0};
+  std::atomic<uint64_t> reported_pages{0};
+};
+extern constinit HeapGlobals g_heap;
+
+struct ThreadCtx {
+  // Inside the core: this thread's allocations go to the early allocator,
+  // and the fast paths, whose per-CPU state the core may be changing, are off.
+  uint32_t in_core = 0;
+  bool exited = false;  // past its exit hook: runs unbound from now on
+  CpuState* cpu = nullptr;
+  uint64_t bind_failed_epoch = ~uint64_t{0};
+  KmemCacheCpu* slab[kMallocNrClasses] = {};  // this CPU's slab of each class
+  alignas(CpuScope) unsigned char scope[sizeof(CpuScope)] = {};
+};
+extern constinit thread_local ThreadCtx tls_heap __attribute__((tls_model("initial-exec")));
+
+// Marks the calling thread as inside the core for the scope's lifetime.
+class MallocCoreScope {
+ public:
+  MallocCoreScope() { ++tls_heap.in_core; }
+  ~MallocCoreScope() { --tls_heap.in_core; }
+  MallocCoreScope(const MallocCoreScope&) = delete;
+  MallocCoreScope& operator=(const MallocCoreScope&) = delete;
+};
+
+// heap_boot.cc: boots the machine on first use; false when that failed.
+bool heap_boot();
+inline bool heap_ready() {
+  return g_heap.state.load(std::memory_order_acquire) == kHeapReady;
+}
+// Binds the calling thread to a free CPU; false when none is free.
+bool heap_bind_thread(ThreadCtx& t);
+// Runs free-page reporting when a free asked for it.
+void heap_maybe_report();
+// A misuse of the heap (a bad or double free): report and abort.
+[[noreturn]] void heap_fatal(const char* what, const void* p);
+
+}  // namespace mmkit

@@ -1,0 +1,266 @@
+// libmmkit-malloc: the heap (heap.h) under the names a program calls.
+//
+// glibc's malloc family and every C++ operator new and delete, with
+// glibc's promises: 16-byte alignment, errno ENOMEM on failure (EINVAL for
+// a bad alignment), realloc(p, 0) frees, posix_memalign returns its error
+// (leaving errno alone for EINVAL), memalign rounds an alignment that is
+// not a power of two up. This file is
+// the shared and static library's only addition to the core: the core
+// itself never defines malloc (its tests link it beside the host's).
+//
+// Environment, read once at exit: MMKIT_SHOW_STATS=1 prints the heap's
+// summary, slabinfo and buddyinfo to stderr; MMKIT_PROC=DIR writes the
+// machine's /proc views into DIR. MMKIT_DEBUG (read at boot) is slub_debug.
+#include <fcntl.h>
+#include <malloc.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+
+#include "malloc/heap.h"
+#include "malloc/heap_internal.h"
+#include "page_alloc/page_alloc.h"
+#include "phys/machine.h"
+#include "procfs/procfs.h"
+
+#define MMKIT_EXPORT extern "C" __attribute__((visibility("default")))
+
+using namespace mmkit;
+
+namespace {
+
+constexpr size_t kPage = 4096;
+
+void write_all(int fd, const std::string& s) {
+  for (size_t done = 0; done < s.size();) {
+    const ssize_t n = write(fd, s.data() + done, s.size() - done);
+    if (n <= 0) return;
+    done += static_cast<size_t>(n);
+  }
+}
+
+void* aligned_or_null(size_t align, size_t size) {
+  if (align > (SIZE_MAX >> 1) + 1) {
+    errno = EINVAL;
+    return nullptr;
+  }
+  return heap_memalign(std::bit_ceil(std::max<size_t>(align, 1)), size);
+}
+
+// operator new: retry through the new_handler, then throw.
+void* new_or_throw(size_t size, size_t align) {
+  for (;;) {
+    void* p = align <= 16 ? heap_malloc(size) : heap_memalign(align, size);
+    if (p) return p;
+    std::new_handler h = std::get_new_handler();
+    if (!h) throw std::bad_alloc();
+    h();
+  }
+}
+
+void* new_nothrow(size_t size, size_t align) noexcept {
+  try {
+    return new_or_throw(size, align);
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+// A copy of stderr taken at load time: programs such as coreutils close
+// their standard descriptors before they exit, and the report comes later.
+int stats_fd = -1;
+
+__attribute__((constructor)) void at_load() {
+  if (const char* s = getenv("MMKIT_SHOW_STATS"); s && *s && *s != '0')
+    stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 10);
+}
+
+__attribute__((destructor)) void at_exit_report() {
+  if (stats_fd >= 0) write_all(stats_fd, heap_stats_report());
+  if (const char* dir = getenv("MMKIT_PROC"); dir && *dir) {
+    Machine* m = heap_machine();
+    if (!m) return;
+    MallocCoreScope core;  // the views allocate under the machine's locks
+    for (std::string_view name : view_names()) {
+      const std::string text = render_view(*m, name);
+      if (text.empty()) continue;
+      const std::string path = std::string(dir) + "/" + std::string(name);
+      const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (fd < 0) continue;
+      write_all(fd, text);
+      close(fd);
+    }
+  }
+}
+
+}  // namespace
+
+MMKIT_EXPORT void* malloc(size_t size) {
+  return heap_malloc(size);
+}
+MMKIT_EXPORT void free(void* p) {
+  heap_free(p);
+}
+MMKIT_EXPORT void* calloc(size_t n, size_t size) {
+  return heap_calloc(n, size);
+}
+MMKIT_EXPORT void* realloc(void* p, size_t size) {
+  return heap_realloc(p, size);
+}
+MMKIT_EXPORT void* reallocarray(void* p, size_t n, size_t size) {
+  size_t bytes;
+  if (__builtin_mul_overflow(n, size, &bytes)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return heap_realloc(p, bytes);
+}
+MMKIT_EXPORT void* memalign(size_t align, size_t size) {
+  return aligned_or_null(align, size);
+}
+// C11 with glibc 2.38's reading: an alignment that is not a power of two
+// fails with EINVAL (memalign rounds it up instead, as glibc always has).
+MMKIT_EXPORT void* aligned_alloc(size_t align, size_t size) {
+  return heap_memalign(align, size);
+}
+MMKIT_EXPORT int posix_memalign(void** out, size_t align, size_t size) {
+  if (align % sizeof(void*) || (align & (align - 1)) || align == 0) return EINVAL;
+  void* p = heap_memalign(align, size);
+  if (!p) return ENOMEM;
+  *out = p;
+  return 0;
+}
+MMKIT_EXPORT void* valloc(size_t size) {
+  return heap_memalign(kPage, size);
+}
+MMKIT_EXPORT void* pvalloc(size_t size) {
+  size_t rounded;
+  if (__builtin_add_overflow(size, kPage - 1, &rounded)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return heap_memalign(kPage, rounded & ~(kPage - 1));
+}
+MMKIT_EXPORT size_t malloc_usable_size(void* p) {
+  return heap_usable_size(p);
+}
+MMKIT_EXPORT int malloc_trim(size_t) {
+  return heap_trim();
+}
+// Accepted, as glibc accepts them, and ignored: the heap has no knobs of
+// glibc's kind. glibc refuses an M_MXFAST beyond MAX_FAST_SIZE, so does this.
+MMKIT_EXPORT int mallopt(int param, int value) {
+  if (param == M_MXFAST) return value >= 0 && value <= static_cast<int>(80 * sizeof(size_t) / 4);
+  return 1;
+}
+MMKIT_EXPORT struct mallinfo2 mallinfo2() {
+  struct mallinfo2 mi = {};
+  const HeapStats st = heap_stats();
+  Machine* m = heap_machine();
+  const size_t free_bytes = m ? static_cast<size_t>(nr_free_pages(*m)) * kPage : 0;
+  mi.arena = st.online_bytes;
+  mi.fordblks = free_bytes;
+  mi.uordblks = st.online_bytes - std::min(free_bytes, st.online_bytes);
+  mi.hblks = st.big_blocks;
+  mi.hblkhd = st.big_bytes;
+  mi.keepcost = 0;
+  return mi;
+}
+MMKIT_EXPORT struct mallinfo mallinfo() {
+  const struct mallinfo2 m2 = mallinfo2();
+  struct mallinfo mi = {};
+  mi.arena = static_cast<int>(m2.arena);
+  mi.fordblks = static_cast<int>(m2.fordblks);
+  mi.uordblks = static_cast<int>(m2.uordblks);
+  mi.hblks = static_cast<int>(m2.hblks);
+  mi.hblkhd = static_cast<int>(m2.hblkhd);
+  return mi;
+}
+
+// Introspection for tests: the library's name, and the heap's check().
+MMKIT_EXPORT const char* mmkit_malloc_version() {
+  return "mmkit-malloc 0.1";
+}
+MMKIT_EXPORT int mmkit_malloc_check(char* msg, size_t len) {
+  const std::string e = heap_check();
+  if (msg && len) {
+    const size_t n = std::min(len - 1, e.size());
+    std::memcpy(msg, e.data(), n);
+    msg[n] = '\0';
+  }
+  return e.empty() ? 0 : 1;
+}
+
+// --- C++ ---------------------------------------------------------------------------------
+#define MMKIT_NEW __attribute__((visibility("default")))
+
+MMKIT_NEW void* operator new(size_t n) {
+  if (void* p = heap_malloc(n)) [[likely]]
+    return p;
+  return new_or_throw(n, 0);
+}
+MMKIT_NEW void* operator new[](size_t n) {
+  if (void* p = heap_malloc(n)) [[likely]]
+    return p;
+  return new_or_throw(n, 0);
+}
+MMKIT_NEW void* operator new(size_t n, const std::nothrow_t&) noexcept {
+  return new_nothrow(n, 0);
+}
+MMKIT_NEW void* operator new[](size_t n, const std::nothrow_t&) noexcept {
+  return new_nothrow(n, 0);
+}
+MMKIT_NEW void* operator new(size_t n, std::align_val_t a) {
+  return new_or_throw(n, static_cast<size_t>(a));
+}
+MMKIT_NEW void* operator new[](size_t n, std::align_val_t a) {
+  return new_or_throw(n, static_cast<size_t>(a));
+}
+MMKIT_NEW void* operator new(size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return new_nothrow(n, static_cast<size_t>(a));
+}
+MMKIT_NEW void* operator new[](size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return new_nothrow(n, static_cast<size_t>(a));
+}
+MMKIT_NEW void operator delete(void* p) noexcept {
+  heap_free(p);
+}
+MMKIT_NEW void operator delete[](void* p) noexcept {
+  heap_free(p);
+}
+MMKIT_NEW void operator delete(void* p, const std::nothrow_t&) noexcept {
+  heap_free(p);
+}
+MMKIT_NEW void operator delete[](void* p, const std::nothrow_t&) noexcept {
+  heap_free(p);
+}
+MMKIT_NEW void operator delete(void* p, size_t n) noexcept {
+  heap_free_sized(p, n);
+}
+MMKIT_NEW void operator delete[](void* p, size_t n) noexcept {
+  heap_free_sized(p, n);
+}
+MMKIT_NEW void operator delete(void* p, std::align_val_t) noexcept {
+  heap_free(p);
+}
+MMKIT_NEW void operator delete[](void* p, std::align_val_t) noexcept {
+  heap_free(p);
+}
+MMKIT_NEW void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  heap_free(p);
+}
+MMKIT_NEW void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  heap_free(p);
+}
+MMKIT_NEW void operator delete(void* p, size_t n, std::align_val_t) noexcept {
+  heap_free_sized(p, n);
+}
+MMKIT_NEW void operator delete[](void* p, size_t n, std::align_val_t) noexcept {
+  heap_free_sized(p, n);
+}
