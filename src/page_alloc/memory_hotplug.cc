@@ -33,6 +33,7 @@ uint64_t online_memory_block(Machine& m, int nid, uint64_t block_bytes) {
     Zone& z = node.zones[i];
     const uint64_t a = std::max(start, z.zone_start_pfn), b = std::min(end, z.end_pfn());
     if (a >= b) continue;
+    m.init_pageblocks(a, b, &z);
     SpinGuard zg(z.lock);
     z.present_pages.fetch_add(b - a, std::memory_order_relaxed);
     z.managed_pages.fetch_add(b - a, std::memory_order_relaxed);

@@ -164,6 +164,16 @@ Machine::~Machine() {
   for (PerCpuPages* p : pcp_storage_) delete[] p;
   delete[] cpus_;
   if (mem_map_) munmap(mem_map_, mem_map_pages_ * sizeof(Page));
+  if (pageblocks_) munmap(pageblocks_, pageblocks_bytes_);
+}
+
+void Machine::init_pageblocks(uint64_t start_pfn, uint64_t end_pfn, Zone* z) {
+  for (uint64_t b = start_pfn >> pageblock_order_; b < div_round_up(end_pfn, pageblock_nr_pages());
+       ++b) {
+    pageblocks_[b].zone = z;
+    pageblocks_[b].pcp = z->pcp;
+    pageblocks_[b].migratetype.store(MIGRATE_MOVABLE, std::memory_order_relaxed);
+  }
 }
 
 Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& cfg) {
@@ -224,8 +234,13 @@ Result<bool> Machine::layout() {
   mem_map_ = static_cast<Page*>(mm);
   const uint64_t nr_blocks = mem_map_pages_ >> pageblock_order_;
   // memmap_init_range() marks every pageblock movable (the default here).
-  pageblocks_ = std::make_unique<PageblockInfo[]>(nr_blocks);
-  reserve_range(max_pfn_, mem_map_pages_);  // the tail past the end of RAM
+  pageblocks_bytes_ = nr_blocks * sizeof(PageblockInfo);
+  void* pb = mmap(nullptr, pageblocks_bytes_, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (pb == MAP_FAILED)
+    return Error{fmt::format("pageblock table: mmap failed: {}", std::strerror(errno))};
+  pageblocks_ = static_cast<PageblockInfo*>(pb);  // zero: no zone, until init_pageblocks
+  reserve_range(max_pfn_, mem_map_pages_);        // the tail past the end of RAM
 
   // CPUs, spread evenly over the nodes unless the config places them.
   nr_cpus_ = cfg_.cpus;
@@ -298,21 +313,17 @@ Result<bool> Machine::layout() {
         s = movable_start, e = ne;
       else
         s = std::max(ns, lo[i]), e = std::min({ne, hi[i], movable_start});
-      if (s < e) {
-        z.zone_start_pfn = s;
-        z.spanned_pages = e - s;
-        z.present_pages = e - s;
-        for (uint64_t b = s >> pageblock_order_; b < div_round_up(e, pageblock_nr_pages()); ++b)
-          pageblocks_[b].zone = &z;
-      }
       PerCpuPages* pcp = new PerCpuPages[nr_cpus_];
       for (unsigned c = 0; c < nr_cpus_; ++c)
         for (auto& l : pcp[c].lists) l.init();
       pcp_storage_.push_back(pcp);
       z.pcp = pcp;
-      if (s < e)
-        for (uint64_t b = s >> pageblock_order_; b < div_round_up(e, pageblock_nr_pages()); ++b)
-          pageblocks_[b].pcp = pcp;
+      if (s < e) {
+        z.zone_start_pfn = s;
+        z.spanned_pages = e - s;
+        z.present_pages = e - s;
+        if (s < online_end) init_pageblocks(s, std::min(e, online_end), &z);
+      }
     }
 
     // Holes: spanned but not present (init_unavailable_range marks them reserved).

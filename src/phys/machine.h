@@ -131,6 +131,9 @@ class Machine {
   }
   Zone* pfn_zone(uint64_t pfn) const { return pageblocks_[pfn >> pageblock_order_].zone; }
   unsigned pageblock_order() const { return pageblock_order_; }
+  // Gives the pageblocks of [start_pfn, end_pfn) to zone `z` (movable, as
+  // memmap_init_range() marks them): at boot, and when hotplug onlines them.
+  void init_pageblocks(uint64_t start_pfn, uint64_t end_pfn, Zone* z);
   uint64_t pageblock_nr_pages() const { return uint64_t{1} << pageblock_order_; }
   unsigned get_pageblock_migratetype(uint64_t pfn) const {
     return pageblocks_[pfn >> pageblock_order_].migratetype.load(std::memory_order_relaxed);
@@ -277,7 +280,11 @@ class Machine {
   uint64_t max_pfn_ = 0;
   uint64_t direct_map_pfns_ = 0;
   unsigned pageblock_order_ = 9;
-  std::unique_ptr<PageblockInfo[]> pageblocks_;
+  // One entry per pageblock of mem_map, in an unreserved mapping: only the
+  // entries of present memory are ever written (init_pageblocks), so a
+  // machine whose memory is mostly offline costs nothing for the rest.
+  PageblockInfo* pageblocks_ = nullptr;
+  uint64_t pageblocks_bytes_ = 0;
   uint64_t reserved_pages_ = 0;
   std::vector<std::pair<uint64_t, uint64_t>> unavailable_;
   std::vector<PerCpuPages*> pcp_storage_;
