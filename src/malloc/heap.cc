@@ -109,16 +109,22 @@ void* slab_alloc_slowpath(ThreadCtx& t, unsigned c) {
   return obj ? obj : fail_enomem();
 }
 
+// Big blocks need nothing of the machine (their own mappings, their own
+// lock), so they are served before and while the heap boots, and inside it.
+void* big_malloc(size_t size, bool zero) {
+  void* p = big_alloc(size, PAGE_SIZE, zero);
+  return p ? p : fail_enomem();
+}
+
 [[gnu::noinline]] void* malloc_slow(size_t size) {
+  if (size > kMaxRun) return big_malloc(size, false);
   ThreadCtx& t = tls_heap;
   if (!heap_enter(t)) {
     void* p = early_alloc(size ? size : 1);
     return p ? p : fail_enomem();
   }
   if (size <= kMallocMaxSmall) return slab_alloc_slowpath(t, malloc_size_class(size ? size : 1));
-  if (size <= kMaxRun) return run_alloc(size);
-  void* p = big_alloc(size, PAGE_SIZE);
-  return p ? p : fail_enomem();
+  return run_alloc(size);
 }
 
 Page* direct_map_page(const void* p) {
@@ -228,9 +234,10 @@ size_t heap_usable_size(const void* p) {
 void* heap_calloc(size_t n, size_t size) {
   size_t bytes;
   if (__builtin_mul_overflow(n, size, &bytes)) return fail_enomem();
+  // A big block clears only the cached pages it reuses.
+  if (bytes > kMaxRun) return big_malloc(bytes, true);
   void* p = heap_malloc(bytes);
-  // A fresh big block is a fresh mapping, zero already.
-  if (p && (bytes <= kMaxRun || !big_owns(p))) std::memset(p, 0, bytes);
+  if (p) std::memset(p, 0, bytes);
   return p;
 }
 
@@ -289,7 +296,7 @@ void* heap_memalign(size_t align, size_t size) {
   if (pow2 <= kMallocMaxSmall && !g_heap.debug) return heap_malloc(pow2);
   if (align <= PAGE_SIZE && size <= kMaxRun) return run_alloc(size);
   if (std::max<size_t>(size, align) <= kMaxRun) return run_alloc_aligned(size, align);
-  void* p = big_alloc(size, align);
+  void* p = big_alloc(size, align, false);
   return p ? p : fail_enomem();
 }
 

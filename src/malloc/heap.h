@@ -47,7 +47,7 @@ void heap_thread_exit();
 struct HeapStats {
   size_t cpus = 0, bound_cpus = 0;
   size_t online_bytes = 0, span_bytes = 0;
-  size_t big_blocks = 0, big_bytes = 0;
+  size_t big_blocks = 0, big_bytes = 0, big_cached_bytes = 0;
   size_t reported_bytes = 0;  // handed back to the host by free-page reporting
 };
 HeapStats heap_stats();

@@ -41,6 +41,7 @@ constinit thread_local ThreadCtx tls_heap __attribute__((tls_model("initial-exec
 namespace {
 
 constexpr uint64_t kBootOnline = kMemoryBlockBytes;
+constexpr uint64_t kReportingThreshold = uint64_t{32} << 20;
 
 // The page allocator asks reclaim for memory; the heap onlines some.
 class HeapHotplug final : public ReclaimOps {
@@ -79,9 +80,11 @@ void fork_prepare() NO_THREAD_SAFETY_ANALYSIS {
     m.log_mutex().lock();
   }
   early_lock();
+  big_lock();
 }
 
 void fork_release() NO_THREAD_SAFETY_ANALYSIS {
+  big_unlock();
   early_unlock();
   if (heap_ready()) {
     Machine& m = *g_heap.m;
@@ -132,9 +135,11 @@ bool boot_machine() {
   m->set_reclaim(new (hotplug_storage) HeapHotplug);
   // Report free blocks from 256 KiB up (Linux's page_reporting_order
   // parameter; its default is a pageblock): a heap's free memory is in
-  // smaller pieces than a guest's, and reporting keeps 32 such blocks
-  // above the low watermark in any case (8 MiB).
-  m->page_reporting_order = 6;
+  // smaller pieces than a guest's. A report waits for 32 MiB of such
+  // blocks the host still holds and leaves the 16 MiB freed last, so a
+  // program that frees and reallocates a few megabytes keeps them;
+  // reporting keeps 32 blocks above the low watermark in any case (8 MiB).
+  page_reporting_register(*m, 6, kReportingThreshold >> PAGE_SHIFT);
   for (unsigned c = 0; c < kMallocNrClasses; ++c) {
     const unsigned size = static_cast<unsigned>(malloc_class_size(c));
     KmemCache* s = kmem_cache_create(*m, fmt::format("malloc-{}", size), size, 16, SLAB_NO_MERGE);
@@ -210,6 +215,7 @@ void heap_thread_exit() {
 }
 
 void heap_maybe_report() {
+  big_decay();
   Machine* m = g_heap.m;
   if (!m || !m->page_reporting_requested.load(std::memory_order_relaxed)) return;
   MallocCoreScope core;
@@ -229,28 +235,34 @@ Machine* heap_machine() {
 }
 
 int heap_trim() {
+  const bool cached = big_trim();
   Machine* m = heap_machine();
-  if (!m) return 0;
+  if (!m) return cached;
   MallocCoreScope core;
   drain_local_pages(*m);
-  const uint64_t n = page_reporting_process(*m);
+  const uint64_t n = page_reporting_process(*m, true);
   g_heap.reported_pages.fetch_add(n, std::memory_order_relaxed);
-  return n != 0;
+  return cached || n != 0;
 }
 
 // The views and checks below allocate while they hold the machine's locks
 // (a check_zone() vector under zone.lock): inside the core, so those
 // allocations come from the early allocator, not the locked heap.
 std::string heap_check() {
+  MallocCoreScope core;
+  // Big blocks need no machine: a program may have only those.
+  if (std::string e = big_check(); !e.empty()) return e;
   Machine* m = heap_machine();
   if (!m) return "";
-  MallocCoreScope core;
   if (std::string e = check(*m); !e.empty()) return e;
   return slab_check(*m);
 }
 
 HeapStats heap_stats() {
   HeapStats st;
+  st.big_blocks = big_blocks();
+  st.big_bytes = big_bytes();
+  st.big_cached_bytes = big_cached_bytes();
   Machine* m = heap_machine();
   if (!m) return st;
   st.cpus = m->nr_cpus();
@@ -259,8 +271,6 @@ HeapStats heap_stats() {
   const Node& n = m->node(0);
   st.online_bytes = (n.online_end_pfn.load() - n.node_start_pfn) << PAGE_SHIFT;
   st.span_bytes = n.node_spanned_pages << PAGE_SHIFT;
-  st.big_blocks = big_blocks();
-  st.big_bytes = big_bytes();
   st.reported_bytes = g_heap.reported_pages.load(std::memory_order_relaxed) << PAGE_SHIFT;
   return st;
 }
@@ -272,10 +282,10 @@ std::string heap_stats_report() {
   const HeapStats st = heap_stats();
   std::string s = fmt::format(
       "mmkit-malloc: statistics\n"
-      "cpus {} (bound {}), memory online {} KiB of {} KiB, big blocks {} ({} KiB), "
-      "reported to the host {} KiB\n",
+      "cpus {} (bound {}), memory online {} KiB of {} KiB, big blocks {} ({} KiB, {} KiB "
+      "cached), reported to the host {} KiB\n",
       st.cpus, st.bound_cpus, st.online_bytes >> 10, st.span_bytes >> 10, st.big_blocks,
-      st.big_bytes >> 10, st.reported_bytes >> 10);
+      st.big_bytes >> 10, st.big_cached_bytes >> 10, st.reported_bytes >> 10);
   s += render_slabinfo(*m);
   s += render_buddyinfo(*m);
   return s;

@@ -20,8 +20,6 @@ void free_pages_range(Zone& z, uint64_t start, uint64_t end, Fpi fpi) {
     while (start + (uint64_t{1} << order) > end) --order;
     Page* page = m.pfn_to_page(start);
     __free_one_page(z, page, start, order, m.get_pageblock_migratetype(start), fpi);
-    if (fpi == Fpi::kReported && page->test(PG_buddy) && buddy_order(page) == order)
-      page->set(PG_reported);
     start += uint64_t{1} << order;
   }
 }

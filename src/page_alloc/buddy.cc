@@ -46,10 +46,23 @@ void update_nonempty(FreeArea& area) {
   area.nonempty.store(mask, std::memory_order_relaxed);
 }
 
+// Free-page reporting: PG_reported marks a free block the host holds none
+// of; zone.unreported_pages counts the blocks of at least the reporting
+// order without it (what a report would hand back).
+bool reporting_tracks(const Zone& z, unsigned order) {
+  const unsigned ro = z.machine->page_reporting_order;
+  return ro && order >= ro;
+}
+
 // The list operations below leave zone.free_pages to their callers, which
 // add up a whole split or merge and account it once (the sum is the same
-// under zone.lock, where nobody else writes it).
-void add_to_free_list(Page* p, Zone& z, unsigned order, unsigned mt, bool tail) {
+// under zone.lock, where nobody else writes it). `reported`: the host holds
+// none of the block's memory.
+void add_to_free_list(Page* p, Zone& z, unsigned order, unsigned mt, bool tail, bool reported) {
+  if (reported)
+    p->set(PG_reported);
+  else if (reporting_tracks(z, order))
+    z.unreported_pages += uint64_t{1} << order;
   FreeArea& area = z.free_area[order];
   ListHead& list = area.free_list[mt];
   if (list.empty())
@@ -62,8 +75,9 @@ void add_to_free_list(Page* p, Zone& z, unsigned order, unsigned mt, bool tail) 
   area.nr_free++;
 }
 
-// Unlinks a free block of `order` from free_list[mt] (its pageblock's type).
-void del_page_from_free_list(Page* p, Zone& z, unsigned order, unsigned mt) {
+// Unlinks a free block of `order` from free_list[mt] (its pageblock's type);
+// returns whether it was reported.
+bool del_page_from_free_list(Page* p, Zone& z, unsigned order, unsigned mt) {
   FreeArea& area = z.free_area[order];
   ListHead* next = p->lru.next;
   ListHead* prev = p->lru.prev;
@@ -73,11 +87,14 @@ void del_page_from_free_list(Page* p, Zone& z, unsigned order, unsigned mt) {
   next->prev = prev;
   prev->next = next;
   // Leaving the free lists also ends a free-page report (__ClearPageReported).
-  p->flags.store(p->flags.load(std::memory_order_relaxed) &
-                     ~(uint64_t{1} << PG_buddy | uint64_t{1} << PG_reported),
+  const uint64_t flags = p->flags.load(std::memory_order_relaxed);
+  p->flags.store(flags & ~(uint64_t{1} << PG_buddy | uint64_t{1} << PG_reported),
                  std::memory_order_relaxed);
   p->private_ = 0;
   area.nr_free--;
+  const bool reported = flags >> PG_reported & 1;
+  if (!reported && reporting_tracks(z, order)) z.unreported_pages -= uint64_t{1} << order;
+  return reported;
 }
 
 void move_to_free_list(Page* p, Zone& z, unsigned order, unsigned new_mt) {
@@ -101,15 +118,17 @@ bool page_is_buddy(Zone& z, Page* buddy, uint64_t buddy_pfn, unsigned order) {
   return buddy->test(PG_buddy) && buddy_order(buddy) == order && mach(z).pfn_zone(buddy_pfn) == &z;
 }
 
-// expand(): split a block of order `high` down to `low`, freeing the upper halves.
-void expand(Zone& z, Page* page, unsigned low, unsigned high, unsigned mt) {
+// expand(): split a block of order `high` down to `low`, freeing the upper
+// halves. The halves of a reported block stay reported (the host still holds
+// none of them), so allocating a page does not make megabytes look unreported.
+void expand(Zone& z, Page* page, unsigned low, unsigned high, unsigned mt, bool reported) {
   uint64_t size = uint64_t{1} << high;
   add_free_pages(z, static_cast<int64_t>(size - (uint64_t{1} << low)));
   while (high > low) {
     --high;
     size >>= 1;
     set_buddy_order(&page[size], high);
-    add_to_free_list(&page[size], z, high, mt, false);
+    add_to_free_list(&page[size], z, high, mt, false, reported);
   }
 }
 
@@ -191,14 +210,14 @@ Page* steal_suitable_fallback(Zone& z, Page* page, unsigned current, unsigned or
   const uint64_t pfn = m.page_to_pfn(page);
   const unsigned block_mt = m.get_pageblock_migratetype(pfn);
   if (block_mt == MIGRATE_HIGHATOMIC || !whole_block) {
-    take_free_block(page, z, current, block_mt);
-    expand(z, page, order, current, block_mt);
+    const bool reported = take_free_block(page, z, current, block_mt);
+    expand(z, page, order, current, block_mt, reported);
     return page;
   }
   if (current >= m.pageblock_order()) {  // take ownership of whole blocks
-    take_free_block(page, z, current, block_mt);
+    const bool reported = take_free_block(page, z, current, block_mt);
     change_pageblock_range(m, pfn, current, start_mt);
-    expand(z, page, order, current, start_mt);
+    expand(z, page, order, current, start_mt, reported);
     return page;
   }
   uint64_t start;
@@ -216,8 +235,8 @@ Page* steal_suitable_fallback(Zone& z, Page* page, unsigned current, unsigned or
       return __rmqueue_smallest(z, order, start_mt);
     }
   }
-  take_free_block(page, z, current, block_mt);
-  expand(z, page, order, current, block_mt);
+  const bool reported = take_free_block(page, z, current, block_mt);
+  expand(z, page, order, current, block_mt, reported);
   return page;
 }
 
@@ -245,9 +264,10 @@ Page* __rmqueue_fallback(Zone& z, unsigned order, unsigned start_mt) {
 
 }  // namespace
 
-void take_free_block(Page* p, Zone& z, unsigned order, unsigned mt) {
-  del_page_from_free_list(p, z, order, mt);
+bool take_free_block(Page* p, Zone& z, unsigned order, unsigned mt) {
+  const bool reported = del_page_from_free_list(p, z, order, mt);
   add_free_pages(z, -(int64_t{1} << order));
+  return reported;
 }
 
 void __free_one_page(Zone& z, Page* page, uint64_t pfn, unsigned order, unsigned mt, Fpi fpi) {
@@ -255,6 +275,8 @@ void __free_one_page(Zone& z, Page* page, uint64_t pfn, unsigned order, unsigned
   // Merging leaves the zone's free pages up by exactly the block freed.
   add_free_pages(z, int64_t{1} << order);
   const unsigned pb_order = m.pageblock_order();
+  // The merged block is reported when every piece of it was.
+  bool reported = fpi == Fpi::kReported;
   while (order < MAX_PAGE_ORDER) {
     const uint64_t buddy_pfn = pfn ^ (uint64_t{1} << order);
     Page* buddy = page + (static_cast<int64_t>(buddy_pfn) - static_cast<int64_t>(pfn));
@@ -271,7 +293,7 @@ void __free_one_page(Zone& z, Page* page, uint64_t pfn, unsigned order, unsigned
         break;
       if (buddy_mt != mt) change_pageblock_range(m, buddy_pfn, order, mt);
     }
-    del_page_from_free_list(buddy, z, order, buddy_mt);
+    reported &= del_page_from_free_list(buddy, z, order, buddy_mt);
     const uint64_t combined = buddy_pfn & pfn;
     page += static_cast<int64_t>(combined) - static_cast<int64_t>(pfn);
     pfn = combined;
@@ -279,9 +301,12 @@ void __free_one_page(Zone& z, Page* page, uint64_t pfn, unsigned order, unsigned
   }
   set_buddy_order(page, order);
   const bool tail = fpi != Fpi::kNone || buddy_merge_likely(z, pfn, order);
-  add_to_free_list(page, z, order, mt, tail);
-  // page_reporting_notify_free(): a block big enough to hand back.
-  if (order >= m.page_reporting_order && m.page_reporting_order && fpi != Fpi::kReported)
+  add_to_free_list(page, z, order, mt, tail, reported);
+  // page_reporting_notify_free(): enough memory in blocks big enough to hand
+  // back. Linux delays its report by two seconds instead; a threshold keeps
+  // a program that frees and reallocates the same megabytes from handing
+  // them back and faulting them in again, with no timer.
+  if (!reported && reporting_tracks(z, order) && z.unreported_pages >= m.page_reporting_threshold)
     m.page_reporting_requested.store(true, std::memory_order_relaxed);
 }
 
@@ -289,8 +314,8 @@ Page* __rmqueue_smallest(Zone& z, unsigned order, unsigned mt) {
   for (unsigned current = order; current < NR_PAGE_ORDERS; ++current) {
     Page* page = first_free(z, current, mt);
     if (!page) continue;
-    take_free_block(page, z, current, mt);
-    expand(z, page, order, current, mt);
+    const bool reported = take_free_block(page, z, current, mt);
+    expand(z, page, order, current, mt, reported);
     return page;
   }
   return nullptr;

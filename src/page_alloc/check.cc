@@ -7,6 +7,8 @@
 //   no free block has a free buddy of the same order it could have merged with;
 //   no frame is in two free blocks, or both free and on a pcp list;
 //   free_area[k].nr_free == blocks on its lists; zone.free_pages == sum 2^k;
+//   zone.unreported_pages == the pages of free blocks of at least the
+//     reporting order without PG_reported;
 //   each pcp list holds blocks of its order (aligned, refcount 0, not
 //     PG_buddy) and pcp.count == their pages;
 //   no frame with a reference is free, and no free frame is reserved.
@@ -27,6 +29,8 @@ std::string check_zone(Machine& m, Zone& z) {
   std::vector<uint8_t> free_bits(span, 0);
   const std::string where = fmt::format("node {} zone {}", z.node, z.name);
   int64_t free_total = 0;
+  const unsigned ro = m.page_reporting_order;
+  uint64_t unreported = 0;
   auto mark = [&](uint64_t pfn, uint64_t n, const char* what) -> std::string {
     for (uint64_t i = 0; i < n; ++i) {
       if (free_bits[pfn - start + i])
@@ -71,6 +75,7 @@ std::string check_zone(Machine& m, Zone& z) {
                                where, pfn, bp, o);
         }
         if (auto e = mark(pfn, 1ull << o, "buddy"); !e.empty()) return e;
+        if (ro && o >= ro && !page->test(PG_reported)) unreported += 1ull << o;
         ++blocks;
         free_total += int64_t{1} << o;
       }
@@ -88,6 +93,9 @@ std::string check_zone(Machine& m, Zone& z) {
   if (free_total != z.nr_free())
     return fmt::format("{}: free_pages is {} but the lists hold {}", where, z.nr_free(),
                        free_total);
+  if (unreported != z.unreported_pages)
+    return fmt::format("{}: unreported_pages is {} but the lists hold {}", where,
+                       z.unreported_pages, unreported);
 
   for (unsigned c = 0; c < m.nr_cpus(); ++c) {
     PerCpuPages& pcp = z.pcp[c];

@@ -28,8 +28,8 @@ void __free_one_page(Zone& z, Page* page, uint64_t pfn, unsigned order, unsigned
     REQUIRES(z.lock);
 Page* __rmqueue_smallest(Zone& z, unsigned order, unsigned mt) REQUIRES(z.lock);
 // Takes a free block off its list (an allocation, a steal, an isolation),
-// lowering zone.free_pages by its size.
-void take_free_block(Page* p, Zone& z, unsigned order, unsigned mt) REQUIRES(z.lock);
+// lowering zone.free_pages by its size; returns whether it was reported.
+bool take_free_block(Page* p, Zone& z, unsigned order, unsigned mt) REQUIRES(z.lock);
 // __free_pages_memory(): frees [start, end) of one zone in maximal aligned
 // blocks (boot and memory hotplug).
 void free_pages_range(Zone& z, uint64_t start, uint64_t end, Fpi fpi) REQUIRES(z.lock);

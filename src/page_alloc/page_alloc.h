@@ -80,9 +80,14 @@ int zone_highsize(const Machine& m, const Zone& z, int batch);
 inline constexpr uint64_t kMemoryBlockBytes = uint64_t{128} << 20;  // x86-64's default
 uint64_t online_memory_block(Machine& m, int nid, uint64_t block_bytes = kMemoryBlockBytes);
 
-// Free-page reporting (page_reporting.cc): hands the unreported free blocks
-// of at least m.page_reporting_order back to the host; returns the pages.
-uint64_t page_reporting_process(Machine& m);
+// Free-page reporting (page_reporting.cc): page_reporting_register() turns
+// it on for free blocks of at least `order` (0: off), asking for a report
+// once a zone holds `threshold` unreported pages in them; before any other
+// thread uses the machine. page_reporting_process() hands the coldest
+// unreported blocks back to the host until half the threshold is left in
+// each zone (`everything`: until none is); returns the pages.
+void page_reporting_register(Machine& m, unsigned order, uint64_t threshold);
+uint64_t page_reporting_process(Machine& m, bool everything = false);
 
 // Free pages of a node or the machine (buddy lists; pcp pages not included).
 uint64_t nr_free_pages(const Machine& m);

@@ -2,13 +2,18 @@
 // page_reporting_order go back to the host, so a machine's footprint in the
 // host follows what it uses (a guest's balloon-free way of returning memory).
 //
-// A free of such a block sets Machine::page_reporting_requested (Linux
-// schedules its delayed work there); page_reporting_process() is that work,
-// run by whoever owns the machine's housekeeping. For each zone with enough
+// A free that leaves a zone with page_reporting_threshold unreported pages
+// in such blocks sets Machine::page_reporting_requested (Linux schedules its
+// delayed work there); page_reporting_process() is that work, run by
+// whoever owns the machine's housekeeping. For each zone with enough
 // free memory above its low watermark (Linux's progress guarantee: low +
 // PAGE_REPORTING_CAPACITY blocks), it isolates up to a capacity of
-// unreported blocks at a time, drops the zone lock, discards their RAM in the
-// host, and puts them back marked PG_reported. An allocation clears the mark
+// unreported blocks at a time, coldest first (from the tails of the lists,
+// as allocations take from the heads), until half the threshold is left
+// unreported, so the memory freed last, the likeliest to be reused, stays;
+// it drops the zone lock, discards their RAM in the
+// host, and puts them back reported (PG_reported, unless they merged with
+// a block the host still holds). An allocation clears the mark
 // (del_page_from_free_list), so only blocks that stayed free are skipped
 // next time.
 #include "page_alloc/internal.h"
@@ -25,8 +30,8 @@ struct Isolated {
   unsigned order, mt;
 };
 
-// One zone: returns the pages handed back.
-uint64_t report_zone(Machine& m, Zone& z) {
+// One zone, down to `keep` unreported pages: returns the pages handed back.
+uint64_t report_zone(Machine& m, Zone& z, uint64_t keep) {
   const unsigned min_order = m.page_reporting_order;
   const uint64_t watermark = z.low_wmark() + (uint64_t{kReportingCapacity} << min_order);
   uint64_t reported = 0;
@@ -35,15 +40,19 @@ uint64_t report_zone(Machine& m, Zone& z) {
     unsigned n = 0;
     {
       SpinGuard g(z.lock);
-      if (static_cast<uint64_t>(std::max<int64_t>(z.nr_free(), 0)) < watermark) break;
-      for (unsigned o = NR_PAGE_ORDERS; o-- > min_order && n < kReportingCapacity;) {
-        for (unsigned mt = 0; mt < MIGRATE_PCPTYPES && n < kReportingCapacity; ++mt) {
+      if (z.unreported_pages <= keep ||
+          static_cast<uint64_t>(std::max<int64_t>(z.nr_free(), 0)) < watermark)
+        break;
+      uint64_t want = z.unreported_pages - keep;
+      for (unsigned o = NR_PAGE_ORDERS; o-- > min_order && n < kReportingCapacity && want;) {
+        for (unsigned mt = 0; mt < MIGRATE_PCPTYPES && n < kReportingCapacity && want; ++mt) {
           ListHead& list = z.free_area[o].free_list[mt];
-          for (ListHead* p = list.next; p != &list && n < kReportingCapacity;) {
+          for (ListHead* p = list.prev; p != &list && n < kReportingCapacity && want;) {
             Page* page = container_of(p, &Page::lru);
-            p = p->next;
+            p = p->prev;
             if (page->test(PG_reported)) continue;
             batch[n++] = {page, m.page_to_pfn(page), o, mt};
+            want -= std::min(want, uint64_t{1} << o);
           }
         }
       }
@@ -56,8 +65,6 @@ uint64_t report_zone(Machine& m, Zone& z) {
     for (unsigned i = 0; i < n; ++i) {
       const Isolated& b = batch[i];
       __free_one_page(z, b.page, b.pfn, b.order, b.mt, Fpi::kReported);
-      // Merged into a bigger block: that block is reported again later.
-      if (b.page->test(PG_buddy) && buddy_order(b.page) == b.order) b.page->set(PG_reported);
       reported += uint64_t{1} << b.order;
     }
   }
@@ -66,12 +73,27 @@ uint64_t report_zone(Machine& m, Zone& z) {
 
 }  // namespace
 
-uint64_t page_reporting_process(Machine& m) {
+void page_reporting_register(Machine& m, unsigned order, uint64_t threshold) {
+  m.for_each_zone([&](Zone& z) {
+    SpinGuard g(z.lock);
+    uint64_t unreported = 0;
+    for (unsigned o = order ? order : NR_PAGE_ORDERS; o < NR_PAGE_ORDERS; ++o)
+      for (ListHead& list : z.free_area[o].free_list)
+        for (ListHead* p = list.next; p != &list; p = p->next)
+          if (!container_of(p, &Page::lru)->test(PG_reported)) unreported += uint64_t{1} << o;
+    z.unreported_pages = unreported;
+  });
+  m.page_reporting_order = order;
+  m.page_reporting_threshold = threshold;
+}
+
+uint64_t page_reporting_process(Machine& m, bool everything) {
   if (!m.page_reporting_order) return 0;
   m.page_reporting_requested.store(false, std::memory_order_relaxed);
+  const uint64_t keep = everything ? 0 : m.page_reporting_threshold / 2;
   uint64_t reported = 0;
   m.for_each_zone([&](Zone& z) {
-    if (z.populated()) reported += report_zone(m, z);
+    if (z.populated()) reported += report_zone(m, z, keep);
   });
   return reported;
 }

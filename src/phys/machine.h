@@ -169,10 +169,12 @@ class Machine {
   // mapping maps around itself; PAGE_SIZE maps the faulting page alone.
   uint64_t fault_around_bytes = 65536;
 
-  // Free-page reporting (mm/page_reporting.c): a free block of at least
-  // this order asks for a report (page_reporting_process() in page_alloc
-  // hands such blocks back to the host); 0: off.
+  // Free-page reporting (mm/page_reporting.c): once a zone's free blocks of
+  // at least this order hold page_reporting_threshold pages the host still
+  // has, a free asks for a report (page_reporting_process() in page_alloc
+  // hands such blocks back). 0: off; set both with page_reporting_register().
   unsigned page_reporting_order = 0;
+  uint64_t page_reporting_threshold = 0;
   std::atomic<bool> page_reporting_requested{false};
 
   // --- fault injection, reclaim hooks, counters ------------------------------------

@@ -114,6 +114,9 @@ struct Zone {
   alignas(64) SpinLock lock;
   FreeArea free_area[NR_PAGE_ORDERS];
   std::atomic<int64_t> free_pages{0};  // NR_FREE_PAGES: pages in free_area
+  // Free-page reporting: pages in free blocks of at least the machine's
+  // page_reporting_order that the host still holds (no PG_reported).
+  uint64_t unreported_pages = 0;
   // Events of threads bound to no CPU (their PGALLOC and PGFREE), counted
   // under zone.lock, which they hold anyway, instead of with a locked add on
   // the machine's shared counters. Machine::sum_event adds them in.

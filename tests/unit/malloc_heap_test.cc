@@ -86,6 +86,78 @@ TEST(MallocHeap, ApiSurface) {
   ASSERT_NE(heap_machine(), nullptr);
 }
 
+// Big blocks: freed ranges are reused (calloc still reads zero), realloc
+// keeps content growing in place and moving, and the area's check holds.
+TEST(MallocHeap, BigBlocksAgainstAModel) {
+  std::mt19937_64 rng(11);
+  struct Block {
+    size_t size;
+    uint8_t seed;
+  };
+  std::map<char*, Block> live;
+  auto touch = [](char* p, size_t n, uint8_t seed) {
+    for (size_t i = 0; i < n; i += 4096) p[i] = static_cast<char>(seed + i / 4096);
+    p[n - 1] = static_cast<char>(seed);
+  };
+  auto intact = [](const char* p, size_t n, uint8_t seed) {
+    for (size_t i = 0; i + 1 < n; i += 4096)
+      if (p[i] != static_cast<char>(seed + i / 4096)) return false;
+    return p[n - 1] == static_cast<char>(seed);
+  };
+  for (int step = 0; step < 300; ++step) {
+    const size_t size = (4u << 20) + rng() % (20u << 20);
+    const unsigned op = rng() % 4;
+    if (live.size() < 3 || op == 0) {
+      const bool zero = rng() % 2;
+      char* p = static_cast<char*>(zero ? heap_calloc(1, size) : heap_malloc(size));
+      ASSERT_NE(p, nullptr);
+      if (zero) {
+        for (size_t i = 0; i < size; i += 4096) ASSERT_EQ(p[i], 0) << "step " << step;
+        ASSERT_EQ(p[size - 1], 0);
+      }
+      EXPECT_GE(heap_usable_size(p), size);
+      const auto seed = static_cast<uint8_t>(rng());
+      touch(p, size, seed);
+      live[p] = {size, seed};
+    } else {
+      auto it = live.begin();
+      std::advance(it, static_cast<long>(rng() % live.size()));
+      ASSERT_TRUE(intact(it->first, it->second.size, it->second.seed)) << "step " << step;
+      if (op == 1) {
+        heap_free(it->first);
+        live.erase(it);
+      } else {
+        const Block b = it->second;
+        char* q = static_cast<char*>(heap_realloc(it->first, size));
+        ASSERT_NE(q, nullptr);
+        live.erase(it);
+        for (size_t i = 0; i + 1 < std::min(b.size, size); i += 4096)
+          ASSERT_EQ(q[i], static_cast<char>(b.seed + i / 4096)) << "step " << step;
+        touch(q, size, b.seed);
+        live[q] = {size, b.seed};
+      }
+    }
+    if (step % 25 == 0) {
+      ASSERT_EQ(heap_check(), "") << "step " << step;
+    }
+  }
+  for (auto& [p, b] : live) heap_free(p);
+  EXPECT_EQ(heap_check(), "");
+  EXPECT_EQ(heap_stats().big_blocks, 0u);
+  heap_trim();
+  EXPECT_EQ(heap_stats().big_cached_bytes, 0u);
+  // A freed block stays resident, header page and all, until a trim.
+  char* p = static_cast<char*>(heap_malloc(8u << 20));
+  ASSERT_NE(p, nullptr);
+  std::memset(p, 1, 8u << 20);
+  heap_free(p);
+  EXPECT_EQ(heap_stats().big_cached_bytes, (8u << 20) + 4096);
+  EXPECT_EQ(heap_check(), "");
+  heap_trim();
+  EXPECT_EQ(heap_stats().big_cached_bytes, 0u);
+  EXPECT_EQ(heap_check(), "");
+}
+
 TEST(MallocHeap, RandomOpsAgainstAModel) {
   std::mt19937_64 rng(7);
   struct Block {

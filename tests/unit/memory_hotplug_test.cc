@@ -73,7 +73,7 @@ TEST(PageReporting, FreeBlocksGoBackAndComeBack) {
   auto r = boot(hotplug_config(64ull << 20, 64ull << 20));
   ASSERT_TRUE(r.ok());
   Machine& m = **r;
-  m.page_reporting_order = 6;
+  page_reporting_register(m, 6, 0);
   // Touch all memory, free it, report: the host gets back what is free
   // above the low watermark plus the reporting capacity.
   std::vector<Page*> blocks;
@@ -98,6 +98,54 @@ TEST(PageReporting, FreeBlocksGoBackAndComeBack) {
   }
   EXPECT_GT(zero_pages * 256, reported / 2);
   for (Page* p : blocks) free_pages(m, p, 8);
+  EXPECT_EQ(check(m), "");
+}
+
+TEST(PageReporting, WaitsForItsThresholdAndSplitsStayReported) {
+  auto r = boot(hotplug_config(64ull << 20, 64ull << 20));
+  ASSERT_TRUE(r.ok());
+  Machine& m = **r;
+  const uint64_t threshold = (8ull << 20) >> PAGE_SHIFT;  // 8 MiB
+  page_reporting_register(m, 6, threshold);
+  page_reporting_process(m, true);  // the boot memory is unreported until now
+  EXPECT_EQ(check(m), "");
+  auto unreported = [&] {
+    uint64_t n = 0;
+    m.for_each_zone([&](Zone& z) { n += z.unreported_pages; });
+    return n;
+  };
+  // Splitting a reported block leaves its other halves reported.
+  std::vector<Page*> blocks;
+  Page* one = alloc_pages(m, GFP_KERNEL, 0);
+  ASSERT_NE(one, nullptr);
+  EXPECT_EQ(unreported(), 0u);
+  // 4 MiB freed in 256 KiB blocks: below the threshold, no report asked.
+  for (int i = 0; i < 16; ++i) blocks.push_back(alloc_pages(m, GFP_KERNEL, 6));
+  for (Page* p : blocks) ASSERT_NE(p, nullptr);
+  m.page_reporting_requested.store(false);
+  for (Page* p : blocks) free_pages(m, p, 6);
+  EXPECT_FALSE(m.page_reporting_requested.load());
+  EXPECT_EQ(check(m), "");
+  // Another 8 MiB crosses it.
+  blocks.clear();
+  for (int i = 0; i < 32; ++i) blocks.push_back(alloc_pages(m, GFP_KERNEL, 6));
+  for (Page* p : blocks) ASSERT_NE(p, nullptr);
+  for (Page* p : blocks) std::fill_n(static_cast<char*>(m.page_address(p)), PAGE_SIZE << 6, 'x');
+  for (Page* p : blocks) free_pages(m, p, 6);
+  EXPECT_TRUE(m.page_reporting_requested.load());
+  const uint64_t before = unreported();
+  EXPECT_GE(before, threshold);
+  EXPECT_EQ(check(m), "");
+  // A report leaves half the threshold, the memory freed last; a full one none.
+  EXPECT_GE(page_reporting_process(m), before - threshold / 2);
+  EXPECT_LE(unreported(), threshold / 2);
+  EXPECT_GT(unreported(), 0u);
+  EXPECT_EQ(check(m), "");
+  EXPECT_GT(page_reporting_process(m, true), 0u);
+  EXPECT_EQ(unreported(), 0u);
+  EXPECT_EQ(check(m), "");
+  free_pages(m, one, 0);
+  drain_all_pages(m);
   EXPECT_EQ(check(m), "");
 }
 
