@@ -51,7 +51,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 LIBDIR = "/usr/lib/x86_64-linux-gnu"
 PEERS = ("glibc", "jemalloc", "tcmalloc", "mimalloc")
-ALLOCATORS = PEERS + ("mmkit",)
+# mmkit-unhardened: the same library with MMKIT_HARDENED=0 (plain free
+# pointers), to measure what the hardened default costs.
+ALLOCATORS = PEERS + ("mmkit", "mmkit-unhardened")
+ALLOC_ENV = {"mmkit-unhardened": {"MMKIT_HARDENED": "0"}}
 RUN_TIMEOUT_S = 600
 SLOW_FLAG = 1.5  # mmkit slower than this times the best peer is flagged
 REDIS_REQUESTS = 40_000  # per test at scale 1
@@ -109,6 +112,7 @@ def find_allocators(mmkit, wanted, notes):
                           if os.path.exists(os.path.join(LIBDIR, f))), None),
         "mimalloc": os.path.join(LIBDIR, "libmimalloc.so.2"),
         "mmkit": os.path.abspath(mmkit) if mmkit else None,
+        "mmkit-unhardened": os.path.abspath(mmkit) if mmkit else None,
     }
     found = {}
     for name in ALLOCATORS:
@@ -117,8 +121,8 @@ def find_allocators(mmkit, wanted, notes):
         lib = libs[name]
         if name == "glibc":
             found[name] = None
-        elif name == "mmkit" and not mmkit:
-            notes.append("mmkit omitted: no --mmkit PATH given")
+        elif name.startswith("mmkit") and not mmkit:
+            notes.append(f"{name} omitted: no --mmkit PATH given")
         elif lib is None or not os.path.exists(lib):
             notes.append(f"{name} omitted: {lib or 'its library'} not found")
         else:
@@ -145,8 +149,21 @@ class Suite:
         if not os.access(self.spawn, os.X_OK):
             self.spawn = None
         self.gxx = shutil.which("g++")
-        self.redis_server = shutil.which("redis-server")
+        self.redis_server = shutil.which("redis-server") or self._redis_server_alias()
         self.redis_benchmark = shutil.which("redis-benchmark")
+        self.alloc_env = {}  # the environment of the allocator being run (ALLOC_ENV)
+
+    def _redis_server_alias(self):
+        """Debian's redis-tools ships the server binary as redis-check-rdb,
+        which acts as the server when argv[0] names redis-server (the
+        redis-server package only adds that link and a system service)."""
+        check_rdb = shutil.which("redis-check-rdb")
+        if not check_rdb:
+            return None
+        self._alias_dir = tempfile.TemporaryDirectory(prefix="mbench-redis-bin-")
+        link = os.path.join(self._alias_dir.name, "redis-server")
+        os.symlink(os.path.realpath(check_rdb), link)
+        return link
 
     # -- running one process ------------------------------------------------
 
@@ -156,6 +173,7 @@ class Suite:
         env = dict(os.environ)
         env.pop("LD_PRELOAD", None)
         env.update(extra_env or {})
+        env.update(self.alloc_env)
         pass_fds = ()
         report_r = None
         if self.spawn:
@@ -280,7 +298,7 @@ class Suite:
             port = s.getsockname()[1]
         env = dict(os.environ)
         env.pop("LD_PRELOAD", None)
-        server_env = dict(env, **({"LD_PRELOAD": lib} if lib else {}))
+        server_env = dict(env, **self.alloc_env, **({"LD_PRELOAD": lib} if lib else {}))
         with tempfile.TemporaryDirectory(prefix="mbench-redis-") as workdir:
             server = subprocess.Popen(
                 [self.redis_server, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
@@ -440,6 +458,11 @@ def report(suite, args, allocs, workloads, results, notes, errors):
         out("")
         out("No workload completed under every allocator: no geomeans.")
 
+    if complete and "mmkit" in names and "mmkit-unhardened" in names:
+        out("")
+        out(f"Hardened free pointers (the default) against MMKIT_HARDENED=0: time geomean "
+            f"{geo_t['mmkit'] / geo_t['mmkit-unhardened']:.3f}x.")
+
     # Extra metrics (fragmentation's RSS after its phase change, redis's rps).
     metric_rows = []
     for w in workloads:
@@ -562,6 +585,7 @@ def main():
         for i, w in enumerate(workloads):
             k = (rep + i) % len(names)
             for a in names[k:] + names[:k]:
+                suite.alloc_env = ALLOC_ENV.get(a, {})
                 run = suite.run(w, allocs[a])
                 results[w][a].append(run)
                 if run.error:

@@ -171,15 +171,8 @@ void* heap_malloc(size_t size) {
     ThreadCtx& t = tls_heap;
     KmemCacheCpu* cc = t.slab[c];
     if (cc && !t.in_core) [[likely]] {
-      if (void* obj = cc->freelist) [[likely]] {
-        cc->freelist = *reinterpret_cast<void**>(static_cast<char*>(obj) + g_heap.fp_offset[c]);
+      if (void* obj = cpu_slab_pop(g_heap.caches[c], *cc)) [[likely]]
         return obj;
-      }
-      if (cc->bump != cc->bump_end) {
-        void* obj = cc->bump;
-        cc->bump += g_heap.stride[c];
-        return obj;
-      }
     }
   }
   return malloc_slow(size);
@@ -192,23 +185,8 @@ void heap_free(void* p) {
     ThreadCtx& t = tls_heap;
     if (head->test(PG_slab) && t.cpu && !t.in_core) [[likely]] {
       KmemCache* s = slab_cache(head);
-      KmemCacheCpu& c = s->cpu_slab[t.cpu->id];
-      // slab_free_fast() for the cache's plain (non-debug) objects.
-      if (!s->debug()) [[likely]] {
-        void** fp = reinterpret_cast<void**>(static_cast<char*>(p) + s->offset);
-        if (head == c.slab) [[likely]] {
-          if (p != c.freelist) [[likely]] {
-            *fp = c.freelist;
-            c.freelist = p;
-            return;
-          }
-        } else if (head == c.defer_slab && p != c.defer_head) {
-          *fp = c.defer_head;
-          c.defer_head = p;
-          c.defer_count++;
-          return;
-        }
-      }
+      if (!s->debug() && cpu_slab_push(s, s->cpu_slab[t.cpu->id], head, p)) [[likely]]
+        return;
     }
   }
   free_slow(p);

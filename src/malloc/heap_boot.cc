@@ -24,6 +24,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 
 #include "malloc/big_block.h"
@@ -119,6 +120,10 @@ bool boot_machine() {
   // Slabs up to 128 KiB, so the classes above 8 KiB fit several objects
   // (an 18 KiB class wastes 2% of a 128 KiB slab, 44% of a 32 KiB one).
   cfg.slub_max_order = 5;
+  // Encoded free pointers unless MMKIT_HARDENED=0 (docs/PERFORMANCE.md has
+  // their cost on the whole-program suite).
+  const char* hardened = getenv("MMKIT_HARDENED");
+  cfg.slab_freelist_hardened = !(hardened && std::strcmp(hardened, "0") == 0);
   if (const char* d = getenv("MMKIT_DEBUG"); d && *d) {
     cfg.slub_debug = d;
     g_heap.debug = true;
@@ -145,8 +150,6 @@ bool boot_machine() {
     KmemCache* s = kmem_cache_create(*m, fmt::format("malloc-{}", size), size, 16, SLAB_NO_MERGE);
     if (!s) return false;
     g_heap.caches[c] = s;
-    g_heap.fp_offset[c] = s->offset;
-    g_heap.stride[c] = s->size;
     g_heap.fast[c] = !s->debug();
   }
   g_heap.m = m;

@@ -24,11 +24,8 @@ struct HeapGlobals {
   uintptr_t direct_bytes = 0;
   Page* mem_map = nullptr;
   KmemCache* caches[kMallocNrClasses] = {};
-  // Per class: the free pointer's offset and the stride, copied from the
-  // cache for the fast path; fast[c] is false for debug caches, which take
-  // the core's slow paths for every object.
-  uint32_t fp_offset[kMallocNrClasses] = {};
-  uint32_t stride[kMallocNrClasses] = {};
+  // Per class: false for debug caches, which take the core's slow paths
+  // for every object.
   bool fast[kMallocNrClasses] = {};
   bool debug = false;  // MMKIT_DEBUG: every misuse report aborts
   pthread_key_t exit_key = 0;

@@ -91,6 +91,9 @@ struct MachineConfig {
   // zones, P poisoning, U user tracking, H hardened free pointers, - none)
   // then optionally ",cache,cache*". Empty: no debugging.
   std::string slub_debug;
+  // Linux's CONFIG_SLAB_FREELIST_HARDENED: every slab cache stores its free
+  // pointers encoded (the SLAB_FREELIST_HARDENED flag does it for one cache).
+  bool slab_freelist_hardened = false;
   // Linux's slub_max_order= boot parameter: the highest slab order SLUB
   // picks for a cache (PAGE_ALLOC_COSTLY_ORDER by default). Not a TOML key:
   // the malloc front end raises it for its big size classes.

@@ -65,6 +65,7 @@ class Parser {
                 "fail_page_alloc",
                 "failslab",
                 "slub_debug",
+                "slab_freelist_hardened",
                 "overcommit_memory",
                 "overcommit_ratio",
                 "overcommit_kbytes",
@@ -142,6 +143,8 @@ class Parser {
       if (!s) fail(*n, "slub_debug", std::string("expected a string, got ") + type_name(*n));
       c.slub_debug = s->get();
     }
+    if (const toml::node* n = root.get("slab_freelist_hardened"))
+      c.slab_freelist_hardened = get_bool(*n, "slab_freelist_hardened");
     if (const toml::node* n = root.get("fail_page_alloc")) {
       get_fail_page_alloc(*n, &c.fail_page_alloc);
     }

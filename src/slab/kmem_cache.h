@@ -119,14 +119,24 @@ struct KmemCache {
   unsigned cpu_partial = 0, cpu_partial_slabs = 0;
   gfp_t allocflags = 0;
   uint64_t random = 0;  // hardened free pointer key
-  int refcount = 1;     // merged aliases share the cache
+  // Free pointers are stored encoded (SLAB_FREELIST_HARDENED on the cache,
+  // or the machine's slab_freelist_hardened: Linux's
+  // CONFIG_SLAB_FREELIST_HARDENED); set by kmem_cache_open.
+  bool fp_hardened = false;
+  // PAGE_SHIFT + order: a CPU freelist's next object shares the current
+  // object's naturally aligned block of this size (the hardened fast path's
+  // check; the RAM window is aligned to MAX_ORDER).
+  unsigned block_shift = 0;
+  int refcount = 1;  // merged aliases share the cache
   // Objects slub_debug withheld from the cache (slab_debug.cc).
   std::atomic<uint64_t> quarantined{0};
   std::vector<std::string> aliases;
   std::unique_ptr<KmemCacheCpu[]> cpu_slab;
   std::vector<std::unique_ptr<KmemCacheNode>> node;
 
-  bool debug() const { return flags & (SLAB_DEBUG_FLAGS | SLAB_FREELIST_HARDENED); }
+  bool debug() const { return flags & SLAB_DEBUG_FLAGS; }
+  // Walks of a freelist outside the fast paths check each next pointer.
+  bool checks_freepointers() const { return debug() || fp_hardened; }
   bool has_cpu_partial() const { return !(flags & SLAB_DEBUG_FLAGS); }
   unsigned slab_bytes(unsigned ord) const { return static_cast<unsigned>(PAGE_SIZE) << ord; }
 };
@@ -149,20 +159,67 @@ inline char* slab_base(const Machine& m, const Page* slab) {
   return static_cast<char*>(m.page_address(slab));
 }
 
-// --- free pointers (with hardening: ptr ^ random ^ bswap(address of the pointer)) ---
+// --- free pointers ---------------------------------------------------------------------
+// A hardened cache stores ptr ^ random ^ bswap(address of the pointer)
+// (freelist_ptr_encode() in mm/slub.c), so an overflow or a use-after-free
+// write cannot plant a chosen pointer, and a plain one decodes to garbage.
+inline uintptr_t freeptr_key(const KmemCache* s, const void* at) {
+  return s->random ^ __builtin_bswap64(reinterpret_cast<uintptr_t>(at));
+}
 inline void* get_freepointer(const KmemCache* s, void* obj) {
-  const uintptr_t raw = *reinterpret_cast<uintptr_t*>(static_cast<char*>(obj) + s->offset);
-  if (!(s->flags & SLAB_FREELIST_HARDENED)) [[likely]]
-    return reinterpret_cast<void*>(raw);
-  const uintptr_t at = reinterpret_cast<uintptr_t>(static_cast<char*>(obj) + s->offset);
-  return reinterpret_cast<void*>(raw ^ s->random ^ __builtin_bswap64(at));
+  auto* at = reinterpret_cast<uintptr_t*>(static_cast<char*>(obj) + s->offset);
+  if (!s->fp_hardened) return reinterpret_cast<void*>(*at);
+  return reinterpret_cast<void*>(*at ^ freeptr_key(s, at));
 }
 inline void set_freepointer(const KmemCache* s, void* obj, void* fp) {
   auto* at = reinterpret_cast<uintptr_t*>(static_cast<char*>(obj) + s->offset);
   uintptr_t v = reinterpret_cast<uintptr_t>(fp);
-  if (s->flags & SLAB_FREELIST_HARDENED) [[unlikely]]
-    v ^= s->random ^ __builtin_bswap64(reinterpret_cast<uintptr_t>(at));
+  if (s->fp_hardened) v ^= freeptr_key(s, at);
   *at = v;
+}
+
+// --- the per-CPU halves of the fast paths, shared with the malloc front end ---
+// Pops this CPU's private freelist, else hands out the active slab's next
+// unwritten object. Null when both are empty, or when a hardened cache's
+// next pointer leaves the object's slab block: the slow path then follows
+// it with its checks and reports the corruption.
+inline void* cpu_slab_pop(const KmemCache* s, KmemCacheCpu& c) {
+  if (void* obj = c.freelist) [[likely]] {
+    void* next = get_freepointer(s, obj);
+    if (s->fp_hardened && next &&
+        (reinterpret_cast<uintptr_t>(next) ^ reinterpret_cast<uintptr_t>(obj)) >> s->block_shift)
+        [[unlikely]]
+      return nullptr;
+    c.freelist = next;
+    return obj;
+  }
+  if (c.bump != c.bump_end) {
+    void* obj = c.bump;
+    c.bump += s->size;
+    return obj;
+  }
+  return nullptr;
+}
+
+// Pushes `obj` (of the slab whose head page is `head`) on this CPU's
+// private freelist when that is its active slab, or on the chain of frees
+// it collects for one other slab. False for any other slab and for the
+// naive double free hardened SLUB catches (obj already heads that list).
+inline bool cpu_slab_push(const KmemCache* s, KmemCacheCpu& c, Page* head, void* obj) {
+  if (head == c.slab) [[likely]] {
+    if (obj == c.freelist) [[unlikely]]
+      return false;
+    set_freepointer(s, obj, c.freelist);
+    c.freelist = obj;
+    return true;
+  }
+  if (head == c.defer_slab && obj != c.defer_head) {
+    set_freepointer(s, obj, c.defer_head);
+    c.defer_head = obj;
+    c.defer_count++;
+    return true;
+  }
+  return false;
 }
 
 // Per-machine slab state: the cache list and the kmalloc caches.
@@ -189,23 +246,14 @@ inline SlabState& slab_state(Machine& m) {
 [[gnu::noinline]] void* kmem_cache_alloc_slow(KmemCache* s, CpuState* cpu, gfp_t gfp, int node);
 [[gnu::noinline]] void kmem_cache_free_slow(KmemCache* s, CpuState* cpu, void* obj);
 
-// Pops this CPU's private freelist. Debug and hardened caches, __GFP_ZERO,
-// a node request and fault injection take the slow path.
+// Pops this CPU's private freelist. Debug caches, __GFP_ZERO, a node
+// request and fault injection take the slow path.
 // `m` is the cache's machine, passed when the caller has it at hand.
 inline void* slab_alloc_fast(const Machine& m, KmemCache* s, CpuState* cpu, gfp_t gfp, int node) {
   if (cpu && node == NUMA_NO_NODE && !s->debug() && !(gfp & __GFP_ZERO) && !m.failslab.enabled())
       [[likely]] {
-    KmemCacheCpu& c = s->cpu_slab[cpu->id];
-    void* obj = c.freelist;
-    if (obj) [[likely]] {
-      c.freelist = *reinterpret_cast<void**>(static_cast<char*>(obj) + s->offset);
+    if (void* obj = cpu_slab_pop(s, s->cpu_slab[cpu->id])) [[likely]]
       return obj;
-    }
-    if (c.bump != c.bump_end) {
-      obj = c.bump;
-      c.bump += s->size;
-      return obj;
-    }
   }
   return kmem_cache_alloc_slow(s, cpu, gfp, node);
 }
@@ -247,22 +295,8 @@ inline void* kmalloc(Machine& m, size_t size, gfp_t gfp) {
 // debug caches, bad pointers, the naive double free of hardened SLUB: obj
 // == the head of either list) is slow.
 inline void slab_free_fast(KmemCache* s, CpuState* cpu, Page* head, void* obj) {
-  if (cpu && !s->debug()) [[likely]] {
-    KmemCacheCpu& c = s->cpu_slab[cpu->id];
-    void** fp = reinterpret_cast<void**>(static_cast<char*>(obj) + s->offset);
-    if (head == c.slab) [[likely]] {
-      if (obj != c.freelist) [[likely]] {
-        *fp = c.freelist;
-        c.freelist = obj;
-        return;
-      }
-    } else if (head == c.defer_slab && obj != c.defer_head) {
-      *fp = c.defer_head;
-      c.defer_head = obj;
-      c.defer_count++;
-      return;
-    }
-  }
+  if (cpu && !s->debug() && cpu_slab_push(s, s->cpu_slab[cpu->id], head, obj)) [[likely]]
+    return;
   kmem_cache_free_slow(s, cpu, obj);
 }
 

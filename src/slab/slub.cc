@@ -86,7 +86,7 @@ Page* allocate_slab(KmemCache* s, KmemCacheCpu* c, gfp_t gfp, int node, void** f
   char* first = base + colour + s->red_left_pad;
   if (lazy_end && c && !s->debug() && !s->ctor) {
     *lazy_end = first + static_cast<size_t>(objects) * s->size;
-  } else if (!s->debug() && !s->ctor) {
+  } else if (!s->debug() && !s->ctor && !s->fp_hardened) {
     // The common case as a tight loop: the cache's fields stay in registers.
     const size_t stride = s->size, offset = s->offset;
     char* obj = first;
