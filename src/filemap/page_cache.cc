@@ -243,7 +243,10 @@ std::string filemap_check(Machine& m) {
                          page->mapping_once(), page->index));
       if (!page->test(PG_filecache))
         fail(fmt::format("inode {} index {}: no PG_filecache", inode.ino, index));
-      if (page->test(PG_swapbacked) != inode.shmem || page->test(PG_swapcache))
+      // A shmem page moving to or from swap (shmem_writepage, shmem_swapin)
+      // is in the swap cache and the index at once, under its page lock.
+      const bool moving = inode.shmem && page->test(PG_locked);
+      if (page->test(PG_swapbacked) != inode.shmem || (page->test(PG_swapcache) && !moving))
         fail(fmt::format("inode {} index {}: PG_swapbacked {} PG_swapcache {} in {} page cache",
                          inode.ino, index, page->test(PG_swapbacked), page->test(PG_swapcache),
                          inode.shmem ? "a shmem" : "a file's"));
