@@ -33,6 +33,7 @@ struct HeapGlobals {
   // free tries again only after that.
   std::atomic<uint64_t> unbind_epoch{0};
   std::atomic<uint64_t> reported_pages{0};
+  std::atomic<uint64_t> binds{0};  // threads ever bound to a CPU
 };
 extern constinit HeapGlobals g_heap;
 

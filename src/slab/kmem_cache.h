@@ -116,7 +116,9 @@ struct KmemCache {
   unsigned min_order = 0, min_objects = 0;  // min: fallback when that order fails
   unsigned colour_slack = 0;                // bytes of colour offset available
   unsigned min_partial = MIN_PARTIAL;
-  unsigned cpu_partial = 0, cpu_partial_slabs = 0;
+  // Per-CPU partial budget, in objects and in slabs; relaxed atomics since
+  // kmem_cache_set_cpu_partial() may change them while CPUs use the cache.
+  std::atomic<unsigned> cpu_partial{0}, cpu_partial_slabs{0};
   gfp_t allocflags = 0;
   uint64_t random = 0;  // hardened free pointer key
   // Free pointers are stored encoded (SLAB_FREELIST_HARDENED on the cache,

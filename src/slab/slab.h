@@ -61,6 +61,13 @@ inline void kmem_cache_free(KmemCache* s, void* obj);
 int kmem_cache_destroy(KmemCache* s);
 // Frees the empty slabs of the cache; returns 0.
 int kmem_cache_shrink(KmemCache* s);
+// How many free objects each CPU may keep on partial slabs of its own, as
+// reading and writing /sys/kernel/slab/<cache>/cpu_partial do
+// (cpu_partial_show/_store(), mm/slub.c). Setting flushes every CPU's slabs;
+// it returns 0, or -EINVAL for a nonzero budget on a debug cache, which
+// keeps no CPU partial slabs.
+int kmem_cache_set_cpu_partial(KmemCache* s, unsigned objects);
+unsigned kmem_cache_cpu_partial(const KmemCache* s);
 const char* kmem_cache_name(const KmemCache* s);
 unsigned kmem_cache_size(const KmemCache* s);  // object size
 

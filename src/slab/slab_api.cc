@@ -102,13 +102,20 @@ bool calculate_sizes(KmemCache* s) {
   return true;
 }
 
+// slub_set_cpu_partial(): the budget in objects and, since the slabs it
+// counts are about half full, twice that in slabs' worth (mm/slub.c).
+void slub_set_cpu_partial(KmemCache* s, unsigned nr) {
+  s->cpu_partial.store(nr, std::memory_order_relaxed);
+  s->cpu_partial_slabs.store(static_cast<unsigned>(div_round_up(uint64_t{nr} * 2, s->objects)),
+                             std::memory_order_relaxed);
+}
+
 // set_cpu_partial(): how many objects a CPU may keep on partial slabs.
 void set_cpu_partial(KmemCache* s) {
   unsigned nr = 0;
   if (s->has_cpu_partial())
     nr = s->size >= PAGE_SIZE ? 6 : s->size >= 1024 ? 24 : s->size >= 256 ? 52 : 120;
-  s->cpu_partial = nr;
-  s->cpu_partial_slabs = static_cast<unsigned>(div_round_up(uint64_t{nr} * 2, s->objects));
+  slub_set_cpu_partial(s, nr);
 }
 
 KmemCache* find_mergeable(SlabState& st, unsigned size, unsigned align, slab_flags_t flags,
@@ -291,6 +298,17 @@ int kmem_cache_destroy(KmemCache* s) {
   st.caches.erase(std::find(st.caches.begin(), st.caches.end(), s));
   delete s;
   return 0;
+}
+
+int kmem_cache_set_cpu_partial(KmemCache* s, unsigned objects) {
+  if (objects && !s->has_cpu_partial()) return -EINVAL;
+  slub_set_cpu_partial(s, objects);
+  flush_all(s);
+  return 0;
+}
+
+unsigned kmem_cache_cpu_partial(const KmemCache* s) {
+  return s->cpu_partial.load(std::memory_order_relaxed);
 }
 
 const char* kmem_cache_name(const KmemCache* s) {

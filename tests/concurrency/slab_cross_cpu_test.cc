@@ -5,7 +5,8 @@
 // the tags and frees it, which is a remote free (__slab_free's compare-and-
 // swap on a slab another CPU may hold). Less often CPU 1 allocates for CPU 0
 // to free, and both also free some of their own objects locally and shrink
-// the caches (flush_all skips the other, bound CPU) while the other runs.
+// the caches (flush_all skips the other, bound CPU) and change the 64-byte
+// cache's per-CPU partial budget while the other runs.
 //
 // What it proves: under TSan, that the per-CPU fast paths, the slab word
 // protocol and the node list_lock are race-free (the test's own bookkeeping
@@ -97,6 +98,10 @@ class CrossCpu {
       }
       if (rng() % 4096 == 0) {
         kmem_cache_shrink(cache_);
+        // A new per-CPU partial budget (0 to 4x the default) while the
+        // other CPU frees into this cache's slabs.
+        if (kmem_cache_set_cpu_partial(cache_, (rng() % 5) * 120) != 0)
+          errors_.fetch_add(1, std::memory_order_relaxed);
         kmem_cache_shrink(kmalloc_cache(m_, kSizes[rng() % 16]));
       }
     }

@@ -2,18 +2,22 @@
 // sanitizer builds test it too: size classes and their waste, alignment,
 // realloc in place and moving, usable sizes, page runs and big blocks, and
 // thousands of seeded operations against a model with the page and slab
-// allocators' checks between batches. The LD_PRELOAD tests of the shared
-// library are in tests/malloc.
+// allocators' checks between batches; the per-CPU partial budgets a second
+// thread raises. The LD_PRELOAD tests of the shared library are in
+// tests/malloc.
 #include <gtest/gtest.h>
 
 #include <cerrno>
 #include <cstring>
 #include <map>
 #include <random>
+#include <string_view>
+#include <thread>
 
 #include "malloc/heap.h"
 #include "malloc/size_class.h"
 #include "phys/machine.h"
+#include "slab/slab.h"
 
 namespace mmkit {
 namespace {
@@ -155,6 +159,27 @@ TEST(MallocHeap, BigBlocksAgainstAModel) {
   EXPECT_EQ(heap_check(), "");
   heap_trim();
   EXPECT_EQ(heap_stats().big_cached_bytes, 0u);
+  EXPECT_EQ(heap_check(), "");
+}
+
+// SLUB's per-CPU partial budget while one thread uses the heap, four
+// times that once a second thread binds a CPU (heap_boot.cc says why).
+TEST(MallocHeap, SecondThreadRaisesThePerCpuPartialBudgets) {
+  void* p = heap_malloc(64);
+  ASSERT_NE(p, nullptr);
+  KmemCache* s64 = nullptr;
+  for (KmemCache* s : slab_caches(*heap_machine()))
+    if (std::string_view(kmem_cache_name(s)) == "malloc-64") s64 = s;
+  ASSERT_NE(s64, nullptr);
+  const unsigned before = kmem_cache_cpu_partial(s64);
+  EXPECT_TRUE(before == 120 || before == 480) << before;  // 480: a thread ran already
+  std::thread([] {
+    void* q = heap_malloc(64);
+    ASSERT_NE(q, nullptr);
+    heap_free(q);
+  }).join();
+  EXPECT_EQ(kmem_cache_cpu_partial(s64), 480u);
+  heap_free(p);
   EXPECT_EQ(heap_check(), "");
 }
 
