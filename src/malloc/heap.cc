@@ -184,8 +184,7 @@ void heap_free(void* p) {
     Page* head = (g_heap.mem_map + (off >> PAGE_SHIFT))->head();
     ThreadCtx& t = tls_heap;
     if (head->test(PG_slab) && t.cpu && !t.in_core) [[likely]] {
-      KmemCache* s = slab_cache(head);
-      if (!s->debug() && cpu_slab_push(s, s->cpu_slab[t.cpu->id], head, p)) [[likely]]
+      if (slab_free_try_fast(slab_cache(head), *t.cpu, head, p)) [[likely]]
         return;
     }
   }

@@ -125,10 +125,6 @@ struct KmemCache {
   // or the machine's slab_freelist_hardened: Linux's
   // CONFIG_SLAB_FREELIST_HARDENED); set by kmem_cache_open.
   bool fp_hardened = false;
-  // PAGE_SHIFT + order: a CPU freelist's next object shares the current
-  // object's naturally aligned block of this size (the hardened fast path's
-  // check; the RAM window is aligned to MAX_ORDER).
-  unsigned block_shift = 0;
   int refcount = 1;  // merged aliases share the cache
   // Objects slub_debug withheld from the cache (slab_debug.cc).
   std::atomic<uint64_t> quarantined{0};
@@ -188,9 +184,12 @@ inline void set_freepointer(const KmemCache* s, void* obj, void* fp) {
 inline void* cpu_slab_pop(const KmemCache* s, KmemCacheCpu& c) {
   if (void* obj = c.freelist) [[likely]] {
     void* next = get_freepointer(s, obj);
+    // A CPU freelist's next object shares the current object's naturally
+    // aligned block of the slab's size (the RAM window is aligned to
+    // MAX_ORDER): one xor and shift catch a pointer out of the slab.
     if (s->fp_hardened && next &&
-        (reinterpret_cast<uintptr_t>(next) ^ reinterpret_cast<uintptr_t>(obj)) >> s->block_shift)
-        [[unlikely]]
+        (reinterpret_cast<uintptr_t>(next) ^ reinterpret_cast<uintptr_t>(obj)) >>
+            (PAGE_SHIFT + s->order)) [[unlikely]]
       return nullptr;
     c.freelist = next;
     return obj;
@@ -295,9 +294,14 @@ inline void* kmalloc(Machine& m, size_t size, gfp_t gfp) {
 // direct-map `obj`) on its private freelist, or an object of the slab this
 // CPU is collecting frees for on that chain. Everything else (another slab,
 // debug caches, bad pointers, the naive double free of hardened SLUB: obj
-// == the head of either list) is slow.
+// == the head of either list) is slow. slab_free_try_fast is the per-CPU
+// half alone, which the malloc front end's free calls too: true when obj
+// went on the CPU's lists.
+inline bool slab_free_try_fast(KmemCache* s, const CpuState& cpu, Page* head, void* obj) {
+  return !s->debug() && cpu_slab_push(s, s->cpu_slab[cpu.id], head, obj);
+}
 inline void slab_free_fast(KmemCache* s, CpuState* cpu, Page* head, void* obj) {
-  if (cpu && !s->debug() && cpu_slab_push(s, s->cpu_slab[cpu->id], head, obj)) [[likely]]
+  if (cpu && slab_free_try_fast(s, *cpu, head, obj)) [[likely]]
     return;
   kmem_cache_free_slow(s, cpu, obj);
 }

@@ -166,7 +166,6 @@ bool kmem_cache_open(KmemCache* s) {
   std::random_device rd;
   s->random = (uint64_t{rd()} << 32) | rd();
   s->fp_hardened = (s->flags & SLAB_FREELIST_HARDENED) || m.config().slab_freelist_hardened;
-  s->block_shift = PAGE_SHIFT + s->order;
   s->cpu_slab = std::make_unique<KmemCacheCpu[]>(m.nr_cpus());
   for (unsigned i = 0; i < m.nr_nodes(); ++i) {
     s->node.push_back(std::make_unique<KmemCacheNode>());

@@ -78,11 +78,12 @@ bool free_debug_processing(KmemCache* s, Page* slab, void* obj);
 bool check_valid_pointer(const KmemCache* s, Page* slab, const void* p);
 
 void* get_freepointer_checked_slow(const KmemCache* s, Page* slab, void* obj);
-// get_freepointer() for the allocator's own walks of a freelist: for a debug
-// or hardened cache (checks_freepointers()), a next pointer that is neither null nor an object of
-// the slab is reported ("Freepointer corrupt"), obj's free pointer is set to
-// null and null is returned: the rest of that chain is lost (it stays
-// counted as in use). `slab` may be null (then obj's slab is looked up).
+// get_freepointer() for the allocator's own walks of a freelist: for a
+// debug or hardened cache (checks_freepointers()), a next pointer that is
+// neither null nor an object of the slab is reported ("Freepointer
+// corrupt"), obj's free pointer is set to null and null is returned: the
+// rest of that chain is lost (it stays counted as in use). `slab` may be
+// null (then obj's slab is looked up).
 inline void* get_freepointer_checked(const KmemCache* s, Page* slab, void* obj) {
   if (!s->checks_freepointers()) [[likely]]
     return get_freepointer(s, obj);
