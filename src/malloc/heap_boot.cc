@@ -147,7 +147,12 @@ bool boot_machine() {
   page_reporting_register(*m, 6, kReportingThreshold >> PAGE_SHIFT);
   for (unsigned c = 0; c < kMallocNrClasses; ++c) {
     const unsigned size = static_cast<unsigned>(malloc_class_size(c));
-    KmemCache* s = kmem_cache_create(*m, fmt::format("malloc-{}", size), size, 16, SLAB_NO_MERGE);
+    // Free pointers at the start of the object, where the program's own
+    // header is, not SLUB's middle: a free then writes no line (and for
+    // blocks above 8 KiB no page) the program never touched. Peak RSS drops
+    // about a tenth in churn, threads_private and producer_consumer.
+    const KmemCacheArgs args{.align = 16, .freeptr_offset = 0, .use_freeptr_offset = true};
+    KmemCache* s = kmem_cache_create(*m, fmt::format("malloc-{}", size), size, args, SLAB_NO_MERGE);
     if (!s) return false;
     g_heap.caches[c] = s;
     g_heap.fast[c] = !s->debug();

@@ -125,7 +125,8 @@ struct KmemCache {
   // or the machine's slab_freelist_hardened: Linux's
   // CONFIG_SLAB_FREELIST_HARDENED); set by kmem_cache_open.
   bool fp_hardened = false;
-  int refcount = 1;  // merged aliases share the cache
+  int freeptr_offset_arg = -1;  // KmemCacheArgs::freeptr_offset when used
+  int refcount = 1;             // merged aliases share the cache
   // Objects slub_debug withheld from the cache (slab_debug.cc).
   std::atomic<uint64_t> quarantined{0};
   std::vector<std::string> aliases;

@@ -52,6 +52,22 @@ struct KmemCache;
 // with SLAB_PANIC the report says the creation was fatal, as Linux panics.
 KmemCache* kmem_cache_create(Machine& m, std::string_view name, unsigned size, unsigned align,
                              slab_flags_t flags, void (*ctor)(void*) = nullptr);
+
+// Linux's struct kmem_cache_args (include/linux/slab.h, 6.12), the fields
+// mmkit has, for the form of kmem_cache_create that takes them.
+struct KmemCacheArgs {
+  unsigned align = 0;
+  void (*ctor)(void*) = nullptr;
+  // Where a free object keeps its free pointer, in place of SLUB's middle
+  // of the object: a word-aligned offset with the word inside the object.
+  // Linux honours it for SLAB_TYPESAFE_BY_RCU caches; mmkit for any cache
+  // whose free objects need not stay intact (no ctor, no SLAB_POISON: those
+  // keep the pointer past the object). Such a cache never merges.
+  unsigned freeptr_offset = 0;
+  bool use_freeptr_offset = false;
+};
+KmemCache* kmem_cache_create(Machine& m, std::string_view name, unsigned size,
+                             const KmemCacheArgs& args, slab_flags_t flags);
 // kmem_cache_alloc and kmem_cache_free are inline down to the CPU
 // freelist (kmem_cache.h), as kmalloc and kfree are.
 inline void* kmem_cache_alloc(KmemCache* s, gfp_t gfp);

@@ -76,6 +76,8 @@ bool calculate_sizes(KmemCache* s) {
       ((s->flags & SLAB_RED_ZONE) && s->object_size < sizeof(void*))) {
     s->offset = size;  // the object must stay intact while free
     size += sizeof(void*);
+  } else if (s->freeptr_offset_arg >= 0) {
+    s->offset = static_cast<unsigned>(s->freeptr_offset_arg);
   } else {
     s->offset = static_cast<unsigned>(align_down(s->object_size / 2, sizeof(void*)));
   }
@@ -126,7 +128,8 @@ KmemCache* find_mergeable(SlabState& st, unsigned size, unsigned align, slab_fla
   size = static_cast<unsigned>(align_up(size, align));
   for (auto it = st.caches.rbegin(); it != st.caches.rend(); ++it) {
     KmemCache* s = *it;
-    if ((s->flags & SLAB_NEVER_MERGE) || s->ctor || s->refcount < 0) continue;
+    if ((s->flags & SLAB_NEVER_MERGE) || s->ctor || s->refcount < 0 || s->freeptr_offset_arg >= 0)
+      continue;
     if (size > s->size) continue;
     if ((flags & SLAB_MERGE_SAME) != (s->flags & SLAB_MERGE_SAME)) continue;
     if ((s->size & ~(align - 1)) != s->size) continue;  // alignment compatible
@@ -136,15 +139,16 @@ KmemCache* find_mergeable(SlabState& st, unsigned size, unsigned align, slab_fla
   return nullptr;
 }
 
-KmemCache* create_cache(Machine& m, std::string_view name, unsigned size, unsigned align,
-                        slab_flags_t flags, void (*ctor)(void*)) {
+KmemCache* create_cache(Machine& m, std::string_view name, unsigned size, const KmemCacheArgs& args,
+                        slab_flags_t flags) {
   auto s = std::make_unique<KmemCache>();
   s->machine = &m;
   s->name = std::string(name);
   s->object_size = size;
   s->flags = flags;
-  s->ctor = ctor;
-  s->align = calculate_alignment(flags, align, size);
+  s->ctor = args.ctor;
+  s->align = calculate_alignment(flags, args.align, size);
+  if (args.use_freeptr_offset) s->freeptr_offset_arg = static_cast<int>(args.freeptr_offset);
   if (!kmem_cache_open(s.get())) return nullptr;
   return s.release();
 }
@@ -177,6 +181,12 @@ bool kmem_cache_open(KmemCache* s) {
 
 KmemCache* kmem_cache_create(Machine& m, std::string_view name, unsigned size, unsigned align,
                              slab_flags_t flags, void (*ctor)(void*)) {
+  return kmem_cache_create(m, name, size, KmemCacheArgs{.align = align, .ctor = ctor}, flags);
+}
+
+KmemCache* kmem_cache_create(Machine& m, std::string_view name, unsigned size,
+                             const KmemCacheArgs& args, slab_flags_t flags) {
+  const unsigned align = args.align;
   SlabState& st = slab_state(m);
   auto fail = [&](const std::string& why) -> KmemCache* {
     m.warn(fmt::format("kmem_cache_create({}) failed: {}{}\n", name, why,
@@ -190,19 +200,26 @@ KmemCache* kmem_cache_create(Machine& m, std::string_view name, unsigned size, u
   if (align > PAGE_SIZE) return fail(fmt::format("alignment {} above a page", align));
   if (flags & ~kValidFlags) return fail(fmt::format("unknown flags {:#x}", flags & ~kValidFlags));
   if (flags & SLAB_TYPESAFE_BY_RCU) return fail("SLAB_TYPESAFE_BY_RCU is not supported (no RCU)");
+  if (args.use_freeptr_offset &&
+      (args.freeptr_offset % sizeof(void*) ||
+       args.freeptr_offset + sizeof(void*) > align_up(size, sizeof(void*))))
+    return fail(fmt::format("freeptr_offset {} is not a word-aligned word inside a {}-byte object",
+                            args.freeptr_offset, size));
 
   std::lock_guard<std::mutex> g(st.slab_mutex);
   flags |= slub_debug_flags_for(st, name);  // slub_debug= (slab_debug.cc)
   for (KmemCache* s : st.caches)
     if (s->name == name) return fail("a cache of that name exists");
-  if (KmemCache* s = find_mergeable(st, size, align, flags, ctor)) {
+  KmemCache* alias =
+      args.use_freeptr_offset ? nullptr : find_mergeable(st, size, align, flags, args.ctor);
+  if (KmemCache* s = alias) {
     s->refcount++;
     s->object_size = std::max(s->object_size, size);
     s->inuse = std::max(s->inuse, static_cast<unsigned>(align_up(size, sizeof(void*))));
     s->aliases.emplace_back(name);
     return s;
   }
-  KmemCache* s = create_cache(m, name, size, align, flags, ctor);
+  KmemCache* s = create_cache(m, name, size, args, flags);
   if (!s) return fail("no slab order can hold the object");
   st.caches.push_back(s);
   return s;
