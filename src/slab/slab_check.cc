@@ -12,6 +12,7 @@
 // is their length; node slab and object counts match.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -173,7 +174,11 @@ std::string slab_check(Machine& m) {
   std::set<KmemCache*> known(st.caches.begin(), st.caches.end());
   std::string err;
   m.for_each_zone([&](Zone& z) {
-    for (uint64_t pfn = z.zone_start_pfn; err.empty() && pfn < z.end_pfn(); ++pfn) {
+    // Offline frames (past the node's online end) hold no slab, and their
+    // struct pages are better left untouched.
+    const uint64_t end =
+        std::min(z.end_pfn(), m.node(z.node).online_end_pfn.load(std::memory_order_acquire));
+    for (uint64_t pfn = z.zone_start_pfn; err.empty() && pfn < end; ++pfn) {
       Page* p = m.pfn_to_page(pfn);
       if (!p->test(PG_slab)) continue;
       if (p->is_tail() || !known.count(slab_cache(p)))

@@ -2,13 +2,16 @@
 // machines: onlining grows a node's present and managed pages a block at a
 // time and hands the block to the buddy allocator; reporting hands free
 // blocks back to the host and allocation takes them again; an exact run
-// holds exactly its frames. The allocator's check() holds after each step.
+// holds exactly its frames. The allocator's check() holds after each step,
+// and neither it nor slab_check() touches the offline part of mem_map.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <vector>
 
 #include "page_alloc/page_alloc.h"
 #include "phys/config_toml.h"
+#include "slab/slab.h"
 
 namespace mmkit {
 namespace {
@@ -51,6 +54,34 @@ TEST(MemoryHotplug, OnlineGrowsTheNodeABlockAtATime) {
   EXPECT_GT(blocks.size(), 10u);
   for (Page* p : blocks) free_pages(m, p, MAX_PAGE_ORDER);
   EXPECT_EQ(check(m), "");
+}
+
+uint64_t resident_bytes() {
+  long pages = 0, resident = 0;
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  const int n = std::fscanf(f, "%ld %ld", &pages, &resident);
+  std::fclose(f);
+  return n == 2 ? static_cast<uint64_t>(resident) * 4096 : 0;
+}
+
+// A machine of 8 GiB with 64 MiB online has 128 MiB of struct pages for
+// the offline part; the checks must not fault them in.
+TEST(MemoryHotplug, ChecksLeaveOfflineDescriptorsUntouched) {
+  auto r = boot(hotplug_config(8ull << 30, 64ull << 20));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  Machine& m = **r;
+  const uint64_t before = resident_bytes();
+  ASSERT_GT(before, 0u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(check(m), "");
+    EXPECT_EQ(slab_check(m), "");
+  }
+  EXPECT_LT(resident_bytes(), before + (8ull << 20));
+  // Onlined memory is checked as before.
+  EXPECT_GT(online_memory_block(m, 0), 0u);
+  EXPECT_EQ(check(m), "");
+  EXPECT_EQ(slab_check(m), "");
 }
 
 TEST(MemoryHotplug, BadOnlineSizesAreRejected) {
