@@ -23,8 +23,9 @@ its processes fault in or swap in (readahead pages too, while they sit in
 the swap cache) and for nothing else: page tables and the kernel's own
 pages are not charged. So --memory N pages holds at most N data pages, the
 same capacity as policy_sim's N frames. Memory cgroup reclaim frees at
-least SWAP_CLUSTER_MAX (32) pages at a time, as Linux's does, which the
-comparison does not correct for: it costs mmkit most at small capacities.
+least a 64th of the limit at a time (Linux's SWAP_CLUSTER_MAX, 32 pages,
+from 2048 pages up; docs/reclaim.md), so at these capacities a charge
+over the limit evicts one to 16 pages.
 
 First touches (--first-touch). policy_sim gives a page a frame from its
 first access. mmkit maps a page that is read before it is ever written to

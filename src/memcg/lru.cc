@@ -137,8 +137,7 @@ int mem_cgroup_charge(Machine& m, Page* page, MemCgroup* cg, bool no_reclaim) {
   // try_charge_memcg(): over the limit, reclaim from the group's own lists
   // (MAX_RECLAIM_RETRIES rounds while they make progress), then the
   // group's OOM killer, then fail.
-  constexpr int kMaxReclaimRetries = 16;
-  int retries = kMaxReclaimRetries;
+  int retries = MAX_RECLAIM_RETRIES;
   bool oomed = false;
   for (;;) {
     const uint64_t max = cg->max.load(std::memory_order_relaxed);
@@ -153,13 +152,13 @@ int mem_cgroup_charge(Machine& m, Page* page, MemCgroup* cg, bool no_reclaim) {
     cg->ev_max.fetch_add(1, std::memory_order_relaxed);
     if (no_reclaim || !st.reclaim_ops->reclaim) return -ENOMEM;
     const uint64_t over = static_cast<uint64_t>(now) - max;
-    if (st.reclaim_ops->reclaim(m, cg, over < SWAP_CLUSTER_MAX ? SWAP_CLUSTER_MAX : over)) continue;
+    if (st.reclaim_ops->reclaim(m, cg, std::max(over, memcg_reclaim_batch(max)))) continue;
     if (--retries > 0) continue;
     if (oomed || !st.reclaim_ops->oom) return -ENOMEM;
     cg->ev_oom.fetch_add(1, std::memory_order_relaxed);
     if (!st.reclaim_ops->oom(m, cg)) return -ENOMEM;
     oomed = true;  // one kill per charge; the victim's pages are gone now
-    retries = kMaxReclaimRetries;
+    retries = MAX_RECLAIM_RETRIES;
   }
   if (st.page_memcg) st.page_memcg[m.page_to_pfn(page)].store(cg->id, std::memory_order_release);
   page->set_atomic(PG_memcg);

@@ -75,7 +75,24 @@ MemCgroup* mem_cgroup_create(Machine& m, std::string_view name, uint64_t max_byt
 }
 
 void mem_cgroup_set_max(MemCgroup* cg, uint64_t max_bytes) {
-  cg->max.store(max_bytes == kMemMax ? kMemMax : max_bytes >> PAGE_SHIFT);
+  const uint64_t max = max_bytes == kMemMax ? kMemMax : max_bytes >> PAGE_SHIFT;
+  cg->max.store(max);
+  // memory_max_write(): reclaim down to the new limit, giving up after
+  // MAX_RECLAIM_RETRIES rounds that free nothing, then the group's OOM
+  // killer, until it has no victim left.
+  Machine& m = *cg->machine;
+  const MemcgReclaimOps& ops = *memcg_state(m).reclaim_ops;
+  int retries = MAX_RECLAIM_RETRIES;
+  for (;;) {
+    const int64_t usage = cg->usage.load(std::memory_order_relaxed);
+    if (usage <= 0 || static_cast<uint64_t>(usage) <= max || !ops.reclaim) break;
+    if (retries > 0) {
+      if (!ops.reclaim(m, cg, static_cast<uint64_t>(usage) - max)) --retries;
+      continue;
+    }
+    cg->ev_oom.fetch_add(1, std::memory_order_relaxed);
+    if (!ops.oom || !ops.oom(m, cg)) break;
+  }
 }
 
 std::string mem_cgroup_name(const MemCgroup* cg) {

@@ -15,6 +15,7 @@
 //                                   memory.swap.current, memory.stat
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -26,6 +27,16 @@ namespace mmkit {
 
 struct MemCgroup;
 inline constexpr uint64_t kMemMax = ~uint64_t{0};  // memory.max "max"
+
+// The least a charge over memory.max asks reclaim for, and the pages
+// reclaim isolates at a time for it: Linux's SWAP_CLUSTER_MAX
+// (try_charge_memcg() and try_to_free_mem_cgroup_pages() in
+// mm/memcontrol.c and mm/vmscan.c) for groups of 8 MiB and more, a 64th
+// of the limit below that. A departure: in a group of 64 pages, 32 at once
+// is half its memory, evicted at every charge over the limit.
+inline uint64_t memcg_reclaim_batch(uint64_t max_pages) {
+  return std::clamp<uint64_t>(max_pages >> 6, 1, SWAP_CLUSTER_MAX);
+}
 
 MemCgroup* root_mem_cgroup(Machine& m);
 // A new group under the root, or null when `name` is empty or taken.

@@ -14,8 +14,6 @@ namespace mmkit {
 
 namespace {
 
-constexpr unsigned MAX_RECLAIM_RETRIES = 16;
-
 // gfp_zone() resolved to this arch's zone index (OPT_ZONE_DMA32/HIGHMEM fold to Normal).
 constexpr int8_t kZoneIdx[2][5] = {
     /* x86_64: DMA DMA32 NORMAL HIGHMEM MOVABLE */ {0, 1, 2, 2, 3},

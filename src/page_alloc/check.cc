@@ -31,8 +31,7 @@ std::string check_zone(Machine& m, Zone& z) {
   // at it, so a machine whose memory is mostly offline is checked without
   // touching the rest of mem_map.
   const uint64_t start = z.zone_start_pfn;
-  const uint64_t online_end =
-      std::min(z.end_pfn(), m.node(z.node).online_end_pfn.load(std::memory_order_acquire));
+  const uint64_t online_end = m.online_end_pfn(z);
   const uint64_t span = online_end > start ? online_end - start : 0;
   std::vector<uint8_t> free_bits(span, 0);
   const std::string where = fmt::format("node {} zone {}", z.node, z.name);

@@ -395,7 +395,7 @@ Result<bool> Machine::layout() {
       for (int i = MAX_NR_ZONES - 1; need && i >= 0; --i) {
         Zone& z = nodes_[nn]->zones[i];
         if (!z.populated() || z.kind == ZoneKind::HIGHMEM || z.kind == ZoneKind::MOVABLE) continue;
-        const uint64_t top = std::min(z.end_pfn(), nodes_[nn]->online_end_pfn.load());
+        const uint64_t top = online_end_pfn(z);
         for (uint64_t pfn = top; need && pfn-- > z.zone_start_pfn;) {
           if (mem_map_[pfn].test(PG_reserved)) continue;
           mem_map_[pfn].set(PG_reserved);

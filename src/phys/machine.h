@@ -14,6 +14,7 @@
 // There is no global state: tests boot as many machines as they like.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -71,6 +72,11 @@ class Machine {
   unsigned nr_nodes() const { return static_cast<unsigned>(nodes_.size()); }
   Node& node(int nid) { return *nodes_[nid]; }
   const Node& node(int nid) const { return *nodes_[nid]; }
+  // One past the zone's last online frame: frames beyond the node's online
+  // end (memory hotplug) have struct pages nobody has written.
+  uint64_t online_end_pfn(const Zone& z) const {
+    return std::min(z.end_pfn(), nodes_[z.node]->online_end_pfn.load(std::memory_order_acquire));
+  }
   unsigned nr_cpus() const { return nr_cpus_; }
   CpuState& cpu(int id) { return cpus_[id]; }
   const CpuState& cpu(int id) const { return cpus_[id]; }

@@ -34,6 +34,7 @@ inline constexpr unsigned NR_PAGE_ORDERS = MAX_PAGE_ORDER + 1;
 inline constexpr unsigned MAX_ORDER_NR_PAGES = 1u << MAX_PAGE_ORDER;
 inline constexpr unsigned PAGE_ALLOC_COSTLY_ORDER = 3;
 inline constexpr unsigned SWAP_CLUSTER_MAX = 32;
+inline constexpr int MAX_RECLAIM_RETRIES = 16;  // mm/internal.h
 inline constexpr unsigned MAX_NR_ZONES = kMaxZonesPerNode;
 
 enum MigrateType : unsigned {

@@ -41,7 +41,6 @@ class MachineReclaimOps final : public ReclaimOps {
 
 namespace {
 
-constexpr int MAX_RECLAIM_RETRIES = 16;
 thread_local bool tls_in_reclaim = false;  // PF_MEMALLOC
 
 uint64_t clock_ns(clockid_t clock) {

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "filemap/filemap.h"
@@ -15,6 +16,7 @@
 #include "reclaim/vmscan_internal.h"
 #include "swap/swap.h"
 #include "vm/mm.h"
+#include "vm/mmu.h"
 #include "vm/pgtable.h"
 #include "vm/process_state.h"
 
@@ -153,6 +155,7 @@ bool should_run_aging(Lruvec& lv, bool can_swap) {
 
 uint64_t lru_gen_age_lruvec(Machine& m, Lruvec& lv) {
   std::vector<Page*> young;
+  uint64_t young_cpus = 0;
   walk_young_ptes(m, [&](MmStruct* mm, uint64_t addr, pteval_t v) {
     const uint64_t pfn = pte_pfn(v);
     if (!m.pfn_valid(pfn)) return;
@@ -161,8 +164,10 @@ uint64_t lru_gen_age_lruvec(Machine& m, Lruvec& lv) {
     if (&folio_lruvec(m, page) != &lv || !page->try_get()) return;
     // ptep_test_and_clear_young(), as folio_referenced does.
     pte_clear_flags_atomic(mm->pgd, addr, _PAGE_ACCESSED);
+    young_cpus |= mm->pgd.cpumask.load(std::memory_order_relaxed);
     young.push_back(page);
   });
+  flush_tlb_cpus(m, young_cpus);
   {
     SpinGuard g(lv.lru_lock);
     const unsigned gen = lru_gen_from_seq(lv.lrugen.max_seq.load());
@@ -255,6 +260,7 @@ uint64_t lru_gen_evict(Machine& m, Lruvec& lv, ScanControl& sc, uint64_t nr) {
     sc.nr_dirty_queued = 0;
     wakeup_flusher_threads(m);
   }
+  flush_tlb_cpus(m, std::exchange(sc.young_cpus, 0));
   // move_folios_to_lru(): back onto the generations (lru_gen_add_folio).
   for (Page* page : keep) {
     Lruvec& plv = folio_lruvec(m, page);
@@ -279,7 +285,7 @@ void lru_gen_shrink_lruvec(Machine& m, Lruvec& lv, ScanControl& sc) {
   }
   if (!total) return;
   uint64_t nr_to_scan = total >> sc.priority;
-  if (!nr_to_scan) nr_to_scan = std::min<uint64_t>(total, SWAP_CLUSTER_MAX) >> (sc.priority / 4);
+  if (!nr_to_scan) nr_to_scan = std::min(total, sc.batch) >> (sc.priority / 4);
   if (!nr_to_scan) return;
   // Each type may age at most MAX_NR_GENS times a call: a lruvec whose
   // pages are all young cannot make aging spin.
@@ -288,7 +294,7 @@ void lru_gen_shrink_lruvec(Machine& m, Lruvec& lv, ScanControl& sc) {
     const bool need_aging = should_run_aging(lv, anon);
     // (Past the bound, eviction goes on while it finds pages.)
     if (need_aging && agings++ < MAX_NR_GENS) lru_gen_age_lruvec(m, lv);
-    const uint64_t batch = std::min<uint64_t>(nr_to_scan, SWAP_CLUSTER_MAX);
+    const uint64_t batch = std::min(nr_to_scan, sc.batch);
     const uint64_t scanned = lru_gen_evict(m, lv, sc, batch);
     if (!scanned) {
       if (need_aging || ++idle > 2 * MAX_NR_GENS) break;

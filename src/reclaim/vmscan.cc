@@ -4,6 +4,7 @@
 #include "reclaim/vmscan.h"
 
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "filemap/filemap.h"
@@ -14,6 +15,7 @@
 #include "reclaim/vmscan_internal.h"
 #include "slab/shrinker.h"
 #include "swap/swap.h"
+#include "vm/mmu.h"
 #include "vm/rmap.h"
 
 namespace mmkit {
@@ -76,7 +78,7 @@ void shrink_active_list(Machine& m, Lruvec& lv, uint64_t nr, ScanControl& sc, un
     // inactive list sees fresh references (under the page lock, which keeps
     // a swap-in from filing the page anew meanwhile).
     if (!page->test_and_set(PG_locked)) {
-      folio_referenced(m, page);
+      sc.young_cpus |= folio_referenced(m, page).young_cpus;
       page->clear_atomic(PG_locked);
     }
     page->clear_atomic(PG_active);
@@ -88,6 +90,7 @@ void shrink_active_list(Machine& m, Lruvec& lv, uint64_t nr, ScanControl& sc, un
   count(m, VmEvent::PGREFILL, pages.size());
   count(m, VmEvent::PGDEACTIVATE, pages.size());
   sc.nr_scanned += pages.size();
+  flush_tlb_cpus(m, std::exchange(sc.young_cpus, 0));
   putback(m, pages);
 }
 
@@ -111,6 +114,7 @@ namespace vmscan_internal {
 Verdict shrink_one(Machine& m, Page* page, ScanControl& sc) {
   if (page->test(PG_writeback) || page->test(PG_unevictable)) return Verdict::kKeep;
   const RmapResult refs = folio_referenced(m, page);
+  sc.young_cpus |= refs.young_cpus;
   const bool referenced_page = page->test_and_clear(PG_referenced);
   if (refs.done) {
     // folio_check_references(): the first look after the fault only marks
@@ -231,6 +235,7 @@ void shrink_inactive_list(Machine& m, Lruvec& lv, uint64_t nr, ScanControl& sc, 
   }
   // lru_note_cost(): what rotating costs the anon side.
   lv.cost[is_file_lru(lru) ? 1 : 0].fetch_add(activated);
+  flush_tlb_cpus(m, std::exchange(sc.young_cpus, 0));
   putback(m, keep);
 }
 
@@ -252,7 +257,7 @@ void shrink_lruvec(Machine& m, Lruvec& lv, ScanControl& sc) {
          nr[LRU_ACTIVE_FILE]) {
     for (unsigned lru = 0; lru < LRU_UNEVICTABLE; ++lru) {
       if (!nr[lru]) continue;
-      const uint64_t batch = std::min<uint64_t>(nr[lru], SWAP_CLUSTER_MAX);
+      const uint64_t batch = std::min(nr[lru], sc.batch);
       nr[lru] -= batch;
       if (is_active_lru(lru)) {
         // shrink_list(): the active list only feeds a short inactive one.
@@ -266,7 +271,7 @@ void shrink_lruvec(Machine& m, Lruvec& lv, ScanControl& sc) {
   }
   // Keep the inactive anon list fed (shrink_lruvec's final age_active_anon).
   if (in.can_swap && inactive_is_low(lv.size(LRU_INACTIVE_ANON), lv.size(LRU_ACTIVE_ANON)))
-    shrink_active_list(m, lv, SWAP_CLUSTER_MAX, sc, LRU_ACTIVE_ANON);
+    shrink_active_list(m, lv, sc.batch, sc, LRU_ACTIVE_ANON);
 }
 
 }  // namespace
@@ -332,7 +337,8 @@ void shrink_node(Machine& m, int nid, ScanControl& sc) {
 uint64_t try_to_free_mem_cgroup_pages(Machine& m, MemCgroup* cg, uint64_t nr_pages) {
   ScanControl sc;
   sc.target = cg;
-  sc.nr_to_reclaim = std::max<uint64_t>(nr_pages, SWAP_CLUSTER_MAX);
+  sc.batch = memcg_reclaim_batch(cg->max.load(std::memory_order_relaxed));
+  sc.nr_to_reclaim = std::max(nr_pages, sc.batch);
   for (int prio = DEF_PRIORITY; prio >= 0 && sc.nr_reclaimed < sc.nr_to_reclaim; --prio) {
     sc.priority = static_cast<unsigned>(prio);
     for (unsigned nid = 0; nid < m.nr_nodes(); ++nid) shrink_node(m, static_cast<int>(nid), sc);

@@ -37,12 +37,14 @@ void get_scan_count(const ScanInput& in, uint64_t out[NR_LRU_LISTS]);
 
 struct ScanControl {
   uint64_t nr_to_reclaim = SWAP_CLUSTER_MAX;
+  uint64_t batch = SWAP_CLUSTER_MAX;  // pages isolated from a list at a time
   unsigned priority = DEF_PRIORITY;
   bool kswapd = false;
   MemCgroup* target = nullptr;  // memcg reclaim: this group's lists only
   uint64_t nr_scanned = 0;
   uint64_t nr_reclaimed = 0;
   uint64_t nr_dirty_queued = 0;  // dirty file pages left to the flusher this batch
+  uint64_t young_cpus = 0;       // TLBs to flush at the batch's end (flush_tlb_cpus)
 };
 
 // shrink_node(): every group's lruvec of node `nid` (or sc.target's), and the

@@ -176,8 +176,7 @@ std::string slab_check(Machine& m) {
   m.for_each_zone([&](Zone& z) {
     // Offline frames (past the node's online end) hold no slab, and their
     // struct pages are better left untouched.
-    const uint64_t end =
-        std::min(z.end_pfn(), m.node(z.node).online_end_pfn.load(std::memory_order_acquire));
+    const uint64_t end = m.online_end_pfn(z);
     for (uint64_t pfn = z.zone_start_pfn; err.empty() && pfn < end; ++pfn) {
       Page* p = m.pfn_to_page(pfn);
       if (!p->test(PG_slab)) continue;

@@ -87,7 +87,6 @@ void ZswapStateDeleter::operator()(ZswapState* z) const {
 
 namespace {
 
-constexpr unsigned kMaxReclaimRetries = 16;  // MAX_RECLAIM_RETRIES
 // zswap_store()'s allocations: no reclaim (this runs inside it), no
 // warning, and no dipping into the reserves (__GFP_NOMEMALLOC: a refused
 // store costs only a write to the file, so the pool has no claim on the
@@ -239,7 +238,7 @@ void shrink(ZswapState& z) {
     const int rc = writeback_oldest(z);
     if (rc == 0) continue;
     z.reject_reclaim_fail.fetch_add(1, std::memory_order_relaxed);
-    if (++failures == kMaxReclaimRetries) break;
+    if (++failures == MAX_RECLAIM_RETRIES) break;
     std::lock_guard<std::mutex> g(z.lru_lock);
     if (z.lru.lru_next == &z.lru) break;  // nothing left to write
   }

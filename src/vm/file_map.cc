@@ -235,7 +235,10 @@ FaultResult do_file_wp_page(MmStruct* mm, VmArea* vma, uint64_t addr, pteval_t p
 RmapResult file_folio_referenced(Machine& m, Page* page) {
   RmapResult r;
   mm_internal::file_rmap_walk(m, page, r, [&](MmStruct* mm, uint64_t addr, pteval_t v) {
-    if ((v & _PAGE_ACCESSED) && pte_clear_flags_atomic(mm->pgd, addr, _PAGE_ACCESSED)) ++r.done;
+    if ((v & _PAGE_ACCESSED) && pte_clear_flags_atomic(mm->pgd, addr, _PAGE_ACCESSED)) {
+      ++r.done;
+      r.young_cpus |= mm->pgd.cpumask.load(std::memory_order_relaxed);
+    }
   });
   return r;
 }

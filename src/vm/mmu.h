@@ -105,6 +105,11 @@ void flush_tlb_page(PageTable& pt, uint64_t addr);
 void flush_tlb_mm(PageTable& pt);
 // The calling CPU's whole TLB (a CR3 write without PCID).
 void flush_tlb_local(Machine& m);
+// Every TLB of the CPUs in `cpus` (a PageTable::cpumask value), whole, as
+// x86's arch_tlbbatch_flush() flushes after a batch of reclaim's unmaps.
+// Reclaim calls it after a batch of folio_referenced() calls, so a hot
+// page whose young bit it cleared is seen young again at the next look.
+void flush_tlb_cpus(Machine& m, uint64_t cpus);
 
 // Per-CPU TLB statistics, for tests and benchmarks: misses of translate()
 // (walks on a bound CPU; every other translate() of the CPU hit), flushes of

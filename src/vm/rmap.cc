@@ -120,8 +120,12 @@ RmapResult folio_referenced(Machine& m, Page* page) {
   rmap_walk(m, page, r, [&](MmStruct* mm, VmArea*, uint64_t addr, pteval_t v) {
     if (!(v & _PAGE_ACCESSED)) return;
     // ptep_test_and_clear_young(): x86 flushes nothing here; a translation
-    // the TLB still holds goes on hiding references until it is evicted.
-    if (pte_clear_flags_atomic(mm->pgd, addr, _PAGE_ACCESSED)) ++r.done;
+    // the TLB still holds hides references until the caller's batch flush
+    // (young_cpus, docs/reclaim.md).
+    if (pte_clear_flags_atomic(mm->pgd, addr, _PAGE_ACCESSED)) {
+      ++r.done;
+      r.young_cpus |= mm->pgd.cpumask.load(std::memory_order_relaxed);
+    }
   });
   return r;
 }

@@ -51,6 +51,9 @@ struct RmapResult {
   unsigned mapped = 0;  // PTEs found
   unsigned done = 0;    // referenced (folio_referenced) or unmapped (try_to_unmap)
   bool busy = false;    // a mapping could not be locked
+  // folio_referenced: the CPUs (mm_cpumask) whose TLBs may still hold a
+  // translation whose young bit it cleared; see flush_tlb_cpus().
+  uint64_t young_cpus = 0;
 };
 // Anonymous pages through their anon_vma, page-cache pages through their
 // file's i_mmap (vm/file_map.cc).

@@ -61,9 +61,8 @@ void wait_for_access_end(const Tlb& t) {
 // Asks every other CPU that may cache or walk `pt` to flush, and returns
 // when none of them can still use what it cached. The caller has changed
 // the entries (with seq_cst atomics) before.
-void shootdown(VmState& vs, PageTable& pt, int self) {
+void shootdown(VmState& vs, uint64_t mask, int self) {
   Machine& m = vs.machine;
-  const uint64_t mask = pt.cpumask.load(std::memory_order_seq_cst);
   if (!mask) return;
   // CPUs from 63 up share the mask's last bit.
   auto targeted = [&](unsigned c) {
@@ -110,7 +109,7 @@ void flush_tlb_linear(PageTable& pt, uint64_t lo, uint64_t hi) {
   VmState& vs = vm_state(*pt.machine);
   const int self = self_cpu(*pt.machine);
   if (self >= 0) local_flush(vs.tlbs[self], pt, lo, hi);
-  shootdown(vs, pt, self);
+  shootdown(vs, pt.cpumask.load(std::memory_order_seq_cst), self);
 }
 
 void flush_tlb_range(PageTable& pt, uint64_t start, uint64_t end) {
@@ -143,6 +142,14 @@ void flush_tlb_mm(PageTable& pt) {
 
 void flush_tlb_local(Machine& m) {
   if (const CpuState* c = this_cpu(m)) tlb_flush_all(vm_state(m).tlbs[c->id]);
+}
+
+void flush_tlb_cpus(Machine& m, uint64_t cpus) {
+  if (!cpus) return;
+  VmState& vs = vm_state(m);
+  const int self = self_cpu(m);
+  if (self >= 0 && (cpus >> std::min(self, 63) & 1)) tlb_flush_all(vs.tlbs[self]);
+  shootdown(vs, cpus, self);
 }
 
 TlbStats tlb_stats(Machine& m, int cpu) {

@@ -4,12 +4,14 @@
 // unmaps a region of one of the two address spaces. Every byte reads back,
 // and the LRU, swap and address-space checks hold at the end, under the
 // classic lists and under the multi-generational LRU.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <barrier>
 #include <cstring>
 #include <functional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -51,6 +53,14 @@ TEST_P(ReclaimConcurrency, TwoCpusFaultWhileKswapdReclaimsAndAThirdThreadUnmaps)
   }
   std::atomic<int> bad{0};
   std::atomic<bool> done{false};
+  // The first bad access, described (written by the thread that counted it).
+  std::string first_bad;
+  auto note_bad = [&](int id, int pass, uint64_t i, const char* what, const FaultResult& r,
+                      uint64_t word) {
+    if (bad.fetch_add(1) == 0)
+      first_bad = fmt::format("cpu {} pass {} page {}: {} status {} reason '{}' word {}", id, pass,
+                              i, what, static_cast<int>(r.status), r.reason, word);
+  };
   // Both workers finish a pass's writes before either reads: run one after
   // the other (a busy host may schedule them so), each would fit in RAM and
   // never swap in.
@@ -67,13 +77,15 @@ TEST_P(ReclaimConcurrency, TwoCpusFaultWhileKswapdReclaimsAndAThirdThreadUnmaps)
     for (int pass = 1; pass <= 2; ++pass) {
       for (uint64_t i = 0; i < kPages; ++i) {
         word = i * 1000 + static_cast<uint64_t>(pass) * 7 + static_cast<uint64_t>(id);
-        if (!access_write(mm, base[id] + i * PAGE_SIZE + 8, &word, sizeof word).ok()) ++bad;
+        const FaultResult r = access_write(mm, base[id] + i * PAGE_SIZE + 8, &word, sizeof word);
+        if (!r.ok()) note_bad(id, pass, i, "write", r, word);
       }
       written.arrive_and_wait();
       for (uint64_t i = 0; i < kPages; ++i) {
-        if (!access_read(mm, base[id] + i * PAGE_SIZE + 8, &word, sizeof word).ok() ||
+        const FaultResult r = access_read(mm, base[id] + i * PAGE_SIZE + 8, &word, sizeof word);
+        if (!r.ok() ||
             word != i * 1000 + static_cast<uint64_t>(pass) * 7 + static_cast<uint64_t>(id))
-          ++bad;
+          note_bad(id, pass, i, "read", r, word);
       }
     }
   };
@@ -95,7 +107,7 @@ TEST_P(ReclaimConcurrency, TwoCpusFaultWhileKswapdReclaimsAndAThirdThreadUnmaps)
   t1.join();
   done.store(true);
   unmapper.join();
-  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(bad.load(), 0) << first_bad;
   EXPECT_GT(m.sum_event(VmEvent::PSWPOUT), 0);
   EXPECT_GT(m.sum_event(VmEvent::PSWPIN), 0);
   lru_add_drain_all(m);

@@ -191,6 +191,12 @@ TEST_P(FilemapModel, RandomOperationsMatchTheModel) {
     if (step % 25 == 0) checks(step);
   }
   checks(kSteps);
+  // Squeeze the group to a quarter: with the clean cache dropped, what it
+  // gives up now is mostly shmem and private copies, which go to swap (or
+  // zswap) and must read back below.
+  ASSERT_EQ(drop_caches(m, 1), 0);
+  mem_cgroup_set_max(cg, 24 * PAGE_SIZE);
+  checks(kSteps + 1);
   // A full read of every file by fd equals the model.
   for (FileModel& fm : f) {
     got.assign(fm.data.size() + 1, 0xee);

@@ -335,6 +335,68 @@ TEST_P(ReclaimSwapPolicy, MemcgAtMaxReclaimsOnlyItsOwnPages) {
   exit_process(other);
 }
 
+// Lowering memory.max reclaims the group down to it at once
+// (memory_max_write()), from its own pages only, and nothing is lost.
+TEST_P(ReclaimSwapPolicy, LoweringMemoryMaxReclaimsDownToIt) {
+  auto m = boot_small(128, 256);
+  ASSERT_TRUE(m);
+  auto cpu = CpuScope::bind(*m, 0);
+  MemCgroup* cg = mem_cgroup_create(*m, "shrinking", 32ull << 20);
+  ASSERT_TRUE(cg);
+  Process* p;
+  ASSERT_EQ(spawn(*m, "limited", &p), 0);
+  p->mm->memcg = cg;
+  const uint64_t pages = (24ull << 20) / PAGE_SIZE;
+  const uint64_t a = map_anon(p->mm, pages * PAGE_SIZE);
+  write_pages(p->mm, a, pages, 3);
+  EXPECT_EQ(m->sum_event(VmEvent::PSWPOUT), 0);
+  mem_cgroup_set_max(cg, 8ull << 20);
+  std::string cur;
+  ASSERT_TRUE(mem_cgroup_read(cg, "memory.current", &cur));
+  EXPECT_LE(std::stoull(cur), 8ull << 20);
+  EXPECT_GE(p->mm->get_mm_counter(MM_SWAPENTS), pages - (8ull << 20) / PAGE_SIZE);
+  EXPECT_EQ(verify_pages(p->mm, a, pages, 3), 0u);
+  expect_checks(*m, p->mm);
+  exit_process(p);
+}
+
+// memcg_reclaim_batch(): SWAP_CLUSTER_MAX from 2048 pages (8 MiB) up, a
+// 64th of the limit below, never less than a page.
+TEST(ReclaimSwap, MemcgReclaimBatchWorkedByHand) {
+  EXPECT_EQ(memcg_reclaim_batch(kMemMax), 32u);
+  EXPECT_EQ(memcg_reclaim_batch(4096), 32u);
+  EXPECT_EQ(memcg_reclaim_batch(2048), 32u);  // 2048 >> 6 = 32
+  EXPECT_EQ(memcg_reclaim_batch(1024), 16u);
+  EXPECT_EQ(memcg_reclaim_batch(100), 1u);  // 100 >> 6 = 1
+  EXPECT_EQ(memcg_reclaim_batch(64), 1u);
+  EXPECT_EQ(memcg_reclaim_batch(16), 1u);  // 0, raised to one page
+}
+
+// In a group of 64 pages a charge over the limit evicts a page, not half
+// the group: each new page past the limit costs one swap-out.
+TEST(ReclaimSwap, SmallGroupEvictsOnlyWhatTheChargeNeeds) {
+  auto m = boot_small(128, 256, 1);
+  ASSERT_TRUE(m);
+  auto cpu = CpuScope::bind(*m, 0);
+  MemCgroup* cg = mem_cgroup_create(*m, "tiny", 64 * PAGE_SIZE);
+  ASSERT_TRUE(cg);
+  Process* p;
+  ASSERT_EQ(spawn(*m, "tiny", &p), 0);
+  p->mm->memcg = cg;
+  const uint64_t pages = 160;
+  const uint64_t a = map_anon(p->mm, pages * PAGE_SIZE);
+  write_pages(p->mm, a, pages, 4);
+  // 96 pages past the limit: 96 swapped out, and the group still holds
+  // 64 (with 32-page batches it would hold 32 to 64).
+  EXPECT_EQ(m->sum_event(VmEvent::PSWPOUT), static_cast<int64_t>(pages - 64));
+  std::string cur;
+  ASSERT_TRUE(mem_cgroup_read(cg, "memory.current", &cur));
+  EXPECT_EQ(std::stoull(cur), 64 * PAGE_SIZE);
+  EXPECT_EQ(verify_pages(p->mm, a, pages, 4), 0u);
+  expect_checks(*m, p->mm);
+  exit_process(p);
+}
+
 // Workingset detection (mm/workingset.c): every page read back from swap
 // into a slot that reclaim evicted it from is a refault (its shadow entry
 // was there); activations and restores are among them (a loop 1.5 times

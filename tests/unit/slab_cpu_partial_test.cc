@@ -52,6 +52,14 @@ unsigned free_one_per_slab(Machine& m, KmemCache* s, std::vector<void*>& objs, u
   return s->cpu_slab[0].partial_slabs;
 }
 
+// Frees the objects still live, checks the slabs and destroys the cache.
+void free_rest_and_destroy(Machine& m, KmemCache* s, const std::vector<void*>& objs) {
+  for (void* obj : objs)
+    if (obj) kmem_cache_free(s, obj);
+  EXPECT_EQ(slab_check(m), "");
+  EXPECT_EQ(kmem_cache_destroy(s), 0);
+}
+
 TEST(SlabCpuPartial, CpuKeepsTheSlabsItsFreesMakePartialUpToTheBudget) {
   auto mp = test::boot_or_fail(test::one_node(64, 1));
   ASSERT_TRUE(mp);
@@ -79,10 +87,7 @@ TEST(SlabCpuPartial, CpuKeepsTheSlabsItsFreesMakePartialUpToTheBudget) {
     } else {
       EXPECT_GT(node_partial(s), 0u);
     }
-    for (void* p : objs)
-      if (p) kmem_cache_free(s, p);
-    EXPECT_EQ(slab_check(m), "");
-    EXPECT_EQ(kmem_cache_destroy(s), 0);
+    free_rest_and_destroy(m, s, objs);
   }
 }
 
@@ -116,10 +121,7 @@ TEST(SlabCpuPartial, NewBudgetFlushesTheCpuAndAppliesAtOnce) {
     EXPECT_LE(c.partial_slabs, 1u);
     EXPECT_EQ(slab_check(m), "");
   }
-  for (void* p : objs)
-    if (p) kmem_cache_free(s, p);
-  EXPECT_EQ(slab_check(m), "");
-  EXPECT_EQ(kmem_cache_destroy(s), 0);
+  free_rest_and_destroy(m, s, objs);
 }
 
 TEST(SlabCpuPartial, DebugCachesRefuseABudget) {

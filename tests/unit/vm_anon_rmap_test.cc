@@ -7,7 +7,9 @@
 
 #include "page_alloc/page_alloc.h"
 #include "vm/mm.h"
+#include "vm/mmu.h"
 #include "vm/process.h"
+#include "vm/rmap.h"
 
 #include "../support/boot.h"
 
@@ -61,6 +63,36 @@ TEST(VmAnonRmap, DemandZeroPagesAreMarkedAndUnmarkedAtUnmap) {
   EXPECT_EQ(check(mm), "");
   mmput(mm);
   EXPECT_EQ(anon_pages(*m), 0);
+}
+
+// folio_referenced clears the young bit without a flush, as x86 does: the
+// CPU that caches the translation hides the next use until the flush the
+// caller makes at the end of its batch (flush_tlb_cpus of young_cpus);
+// after it, the next use walks the tables and sets the bit again.
+TEST(VmAnonRmap, ClearedYoungBitsHideUsesUntilTheBatchFlush) {
+  auto m = two_nodes();
+  auto cpu = CpuScope::bind(*m, 0);
+  ASSERT_TRUE(cpu.ok());
+  MmStruct* mm = mm_alloc(*m);
+  const int64_t a = do_mmap(mm, 0, kPage, kRW, kAnon);
+  ASSERT_GT(a, 0);
+  ASSERT_TRUE(access_touch(mm, a, kPage, Access::kWrite).ok());
+  Page* p = page_at(*m, mm, a);
+  ASSERT_NE(p, nullptr);
+  EXPECT_TRUE(pte_get(mm->pgd, a) & _PAGE_ACCESSED);
+  const RmapResult r = folio_referenced(*m, p);
+  EXPECT_EQ(r.done, 1u);
+  EXPECT_EQ(r.young_cpus, 1u);  // cpu 0 has run the mm
+  EXPECT_FALSE(pte_get(mm->pgd, a) & _PAGE_ACCESSED);
+  ASSERT_TRUE(access_touch(mm, a, 8, Access::kRead).ok());
+  EXPECT_FALSE(pte_get(mm->pgd, a) & _PAGE_ACCESSED);  // a TLB hit
+  EXPECT_EQ(folio_referenced(*m, p).done, 0u);
+  flush_tlb_cpus(*m, r.young_cpus);
+  ASSERT_TRUE(access_touch(mm, a, 8, Access::kRead).ok());
+  EXPECT_TRUE(pte_get(mm->pgd, a) & _PAGE_ACCESSED);  // walked again
+  EXPECT_EQ(folio_referenced(*m, p).done, 1u);
+  EXPECT_EQ(check(mm), "");
+  mmput(mm);
 }
 
 TEST(VmAnonRmap, SharedAnonymousPagesAreNotAnon) {

@@ -407,7 +407,15 @@ TEST(Zswap, DisablingKeepsStoredEntriesLoadable) {
   write_range(p->mm, a, 0, pages, 1);
   ASSERT_GT(zswap_stats(*m).stored_pages, 0u);
   zswap_set_enabled(*m, false);
-  const int64_t out = m->sum_event(VmEvent::ZSWPOUT);
+  // A store kswapd began before the switch may still finish: take the
+  // count once it has stood still for 20 ms.
+  int64_t out = m->sum_event(VmEvent::ZSWPOUT);
+  for (int i = 0; i < 100; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const int64_t now = m->sum_event(VmEvent::ZSWPOUT);
+    if (now == out) break;
+    out = now;
+  }
   EXPECT_EQ(bad_pages(p->mm, a, 0, pages, 1), 0u);
   EXPECT_EQ(m->sum_event(VmEvent::ZSWPOUT), out);
   expect_checks(*m, p->mm);
