@@ -8,7 +8,8 @@ simulates the policies of policy_sim.py on the very same page sequence, then
 prints one Markdown table: per policy, the misses (pages read back after
 they were evicted) and their ratio to OPT's; for mmkit, reads (pswpin:
 every page read from swap, readahead pages included, used or not; plus the
-code pages read again from the stand-in executable, code_refaults) and
+pages read from the stand-in executable beyond each code page's first read,
+read-around pages included: pgpgin less pswpin less code_pages) and
 major faults (the faults that had to wait for a read, less the first
 fetches of code pages, which are first touches) with their ratios to OPT's
 misses. A trace with X lines (instruction fetches, from lackey_to_pages.py
@@ -65,7 +66,7 @@ line:
    "policies": {"OPT": {"misses": N, "ratio_to_opt": X}, ...},
    "mmkit": [{"label": L, "page_cluster": N or null, "pswpin": N,
               "pgmajfault": N, "pswpout": N, "pgfault": N, "pgreuse": N,
-              "code_majfault": N, "code_refaults": N, "misses": N,
+              "code_majfault": N, "code_refaults": N, "code_reads": N, "misses": N,
               "major_misses": N, "touch_or_cache_faults": N, "ratio_to_opt": X,
               "majfault_ratio_to_opt": X}, ...]}
 with a ratio null where OPT has no misses and the other side has some.
@@ -252,8 +253,11 @@ def parse_replay(stdout, capacity_bytes):
         counters = {key: int(report[key]) for key in
                     ("pswpin", "pswpout", "pgfault", "pgmajfault", "accesses")}
         counters["pgreuse"] = int(report.get("vmstat", {}).get("pgreuse", 0))
-        for key in ("code_majfault", "code_refaults"):
+        for key in ("code_majfault", "code_refaults", "code_pages"):
             counters[key] = int(report.get(key, 0))
+        # Pages read from files: pgpgin counts KiB read, swap-ins included.
+        counters["file_pages_read"] = max(
+            0, int(report.get("vmstat", {}).get("pgpgin", 0)) // 4 - counters["pswpin"])
         oom_killed, verify_errors = bool(report["oom_killed"]), int(report["verify_errors"])
     except (ValueError, KeyError, TypeError) as err:
         raise ReplayError(f"mmsim replay printed no report it could read ({err}): "
@@ -310,15 +314,18 @@ def join(name, path, mode, report, replays, totals=False):
     for label, page_cluster, c in replays:
         code_majfault, code_refaults = c.get("code_majfault", 0), c.get("code_refaults", 0)
         # A code page's first fetch reads it from the executable: a first
-        # touch, not a miss. Its later reads from the file are misses.
-        misses = c["pswpin"] + code_refaults
+        # touch, not a miss. Every other page read from the file is a miss,
+        # read-around pages included, used or not (code_refaults counts
+        # only the faults that waited for one).
+        code_reads = max(code_refaults, c.get("file_pages_read", 0) - c.get("code_pages", 0))
+        misses = c["pswpin"] + code_reads
         major_misses = c["pgmajfault"] - code_majfault + code_refaults
         row["mmkit"].append({
             "label": label, "page_cluster": page_cluster,
             "pswpin": c["pswpin"], "pgmajfault": c["pgmajfault"],
             "pswpout": c["pswpout"], "pgfault": c["pgfault"], "pgreuse": c["pgreuse"],
             "code_majfault": code_majfault, "code_refaults": code_refaults,
-            "misses": misses, "major_misses": major_misses,
+            "code_reads": code_reads, "misses": misses, "major_misses": major_misses,
             # Faults that neither read nor only made a page writable again:
             # first touches, and swap-ins that found the page in the swap
             # cache (readahead, or a page reclaim had not freed yet).

@@ -117,7 +117,8 @@ class ReplayReportTest(unittest.TestCase):
     def test_counters(self):
         self.assertEqual(rq.parse_replay(replay_json(), 4096),
                          {"pswpin": 5, "pswpout": 7, "pgfault": 9, "pgmajfault": 3,
-                          "accesses": 10, "pgreuse": 2, "code_majfault": 0, "code_refaults": 0})
+                          "accesses": 10, "pgreuse": 2, "code_majfault": 0, "code_refaults": 0,
+                          "code_pages": 0, "file_pages_read": 0})
 
     def test_unclean_replays(self):
         for text in (replay_json(oom_killed=True), replay_json(verify_errors=2), "", "{}",
@@ -152,6 +153,15 @@ class JoinTest(unittest.TestCase):
         (m,) = row["mmkit"]
         self.assertEqual((m["misses"], m["major_misses"], m["pswpin"]), (90, 20, 80))
         self.assertEqual((m["ratio_to_opt"], m["majfault_ratio_to_opt"]), (1.8, 0.4))
+
+    def test_read_around_pages_count(self):
+        # 50 pages read from the executable for 20 distinct code pages: 30
+        # reads beyond the first ones, though only 10 faults waited for one.
+        counters = dict(self.COUNTERS, code_majfault=30, code_refaults=10, code_pages=20,
+                        file_pages_read=50)
+        row = rq.join("t", "t.pages.gz", "write", self.REPORT, [("mmkit", None, counters)])
+        (m,) = row["mmkit"]
+        self.assertEqual((m["code_reads"], m["misses"], m["major_misses"]), (30, 110, 20))
 
     def test_totals(self):
         # OPT: 100 + 50 faults; LRU 200; mmkit 100 + 80.

@@ -65,7 +65,8 @@ struct ReplayStats {
   // executable, and those on a page the trace had accessed before (a
   // refault: reclaim dropped it and the file had to give it back).
   uint64_t code_majfault = 0, code_refaults = 0;
-  uint64_t peak_rss = 0;  // pages
+  uint64_t code_pages = 0;  // distinct code pages the trace fetched or read
+  uint64_t peak_rss = 0;    // pages
   bool oom_killed = false;
   std::string error;  // a mapping or fault that should not have failed
 };
@@ -222,6 +223,7 @@ class Replayer {
         ++st_.code_majfault;
         if (r->touched[index]) ++st_.code_refaults;
       }
+      if (!r->touched[index]) ++st_.code_pages;
       r->touched[index] = true;
     }
     if (write) {
@@ -269,6 +271,7 @@ std::string report_json(const Report& r) {
   w.field("regions", r.st->regions).field("remapped_regions", r.st->remapped);
   w.field("code_regions", r.st->code_regions);
   w.field("code_majfault", r.st->code_majfault).field("code_refaults", r.st->code_refaults);
+  w.field("code_pages", r.st->code_pages);
   w.field("seconds", r.seconds);
   w.field("pgfault", e.pgfault).field("pgmajfault", e.pgmajfault);
   w.field("pswpin", e.pswpin).field("pswpout", e.pswpout);
@@ -297,6 +300,7 @@ std::string report_text(const Report& r) {
   row("code_regions", r.st->code_regions);
   row("code_majfault", r.st->code_majfault);
   row("code_refaults", r.st->code_refaults);
+  row("code_pages", r.st->code_pages);
   row("pgfault", e.pgfault);
   row("pgmajfault", e.pgmajfault);
   row("pswpin", e.pswpin);
