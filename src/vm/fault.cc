@@ -140,25 +140,41 @@ bool pte_same_page(pteval_t now, pteval_t then) {
   return pte_present(now) && pte_pfn(now) == pte_pfn(then);
 }
 
-// `slot` is the empty entry for `addr` (its tables made by the caller).
+// `slot` is the entry for `addr` (its tables made by the caller), empty when
+// the fault looked. It is filled under the page-table lock and only if it is
+// still empty (do_anonymous_page's pte_none check under the PTE lock): an
+// empty entry may be reclaim's, which try_to_unmap clears and, once its TLB
+// shootdown has waited for every CPU's access, sets to the swap entry. A
+// store in between would be overwritten by the swap entry (the read saw
+// zeros, the write is lost); one after it would overwrite the swap entry.
 FaultResult do_anonymous_page(MmStruct* mm, VmArea* vma, uint64_t addr, Access access,
                               EntryRef slot) {
   Machine& m = *mm->machine;
   if (access != Access::kWrite) {
-    slot.publish(pfn_pte(m.page_to_pfn(zero_page(m)), vma->vm_page_prot & ~_PAGE_RW) |
-                 _PAGE_SPECIAL);
+    std::lock_guard pt(mm->page_table_lock);
+    if (slot.load() == 0)  // else filled meanwhile: the access retries
+      slot.publish(pfn_pte(m.page_to_pfn(zero_page(m)), vma->vm_page_prot & ~_PAGE_RW) |
+                   _PAGE_SPECIAL);
     return {};
   }
   anon_vma_prepare(mm, vma);
   // vma_alloc_zeroed_movable_folio(): allocate, then clear_user_highpage.
-  // Reclaim never fills an empty entry, so the slot is still ours after.
+  // The slot's table stays (only an mmap-lock holder frees tables).
   Page* page = alloc_anon_page(mm, GFP_HIGHUSER_MOVABLE);
   if (!page) return mm->oom_killed.load() ? killed(addr) : oom(addr);
   clear_user_highpage(m, page);
   const pteval_t entry =
       pfn_pte(m.page_to_pfn(page), vma->vm_page_prot) | _PAGE_RW | _PAGE_DIRTY | _PAGE_ACCESSED;
-  anon_page_mapped(m, vma, page, addr);
-  slot.publish(entry);  // set_pte_at(), after the zeroing it orders
+  {
+    std::unique_lock pt(mm->page_table_lock);
+    if (slot.load() != 0) {  // reclaim's swap entry: the access retries and swaps in
+      pt.unlock();
+      put_page(m, page);
+      return {};
+    }
+    anon_page_mapped(m, vma, page, addr);
+    slot.publish(entry);  // set_pte_at(), after the zeroing it orders
+  }
   update_mmu_cache(mm->pgd, addr, slot, entry);
   add_mm_counter(mm, MM_ANONPAGES, 1);
   lru_cache_add(m, page);
