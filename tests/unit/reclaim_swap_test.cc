@@ -52,6 +52,21 @@ std::unique_ptr<Machine> boot_small(uint64_t ram_mib, uint64_t swap_mib, unsigne
   return r.ok() ? std::move(r.value()) : nullptr;
 }
 
+// A process spawned into group `cg`.
+Process* spawn_in_group(Machine& m, MemCgroup* cg, const char* name) {
+  Process* p = nullptr;
+  EXPECT_EQ(spawn(m, name, &p), 0);
+  if (p) p->mm->memcg = cg;
+  return p;
+}
+
+// A memory cgroup control file that holds one number (memory.current, ...).
+uint64_t memcg_value(const MemCgroup* cg, const char* file) {
+  std::string text;
+  EXPECT_TRUE(mem_cgroup_read(cg, file, &text)) << file;
+  return text.empty() ? 0 : std::stoull(text);
+}
+
 // A private anonymous read-write mapping of `bytes`, its address.
 uint64_t map_anon(MmStruct* mm, uint64_t bytes) {
   const int64_t a = do_mmap(mm, 0, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
@@ -315,18 +330,14 @@ TEST_P(ReclaimSwapPolicy, MemcgAtMaxReclaimsOnlyItsOwnPages) {
   write_pages(other->mm, oa, opages, 6);
   MemCgroup* cg = mem_cgroup_create(*m, "job", 16ull << 20);
   ASSERT_TRUE(cg);
-  Process* p;
-  ASSERT_EQ(spawn(*m, "limited", &p), 0);
-  p->mm->memcg = cg;
+  Process* p = spawn_in_group(*m, cg, "limited");
+  ASSERT_TRUE(p);
   const uint64_t pages = (64ull << 20) / PAGE_SIZE;
   const uint64_t a = map_anon(p->mm, pages * PAGE_SIZE);
   write_pages(p->mm, a, pages, 7);
   EXPECT_EQ(verify_pages(p->mm, a, pages, 7), 0u);
-  std::string peak, swapcur;
-  ASSERT_TRUE(mem_cgroup_read(cg, "memory.peak", &peak));
-  EXPECT_LE(std::stoull(peak), 16ull << 20);
-  ASSERT_TRUE(mem_cgroup_read(cg, "memory.swap.current", &swapcur));
-  EXPECT_GT(std::stoull(swapcur), 0u);
+  EXPECT_LE(memcg_value(cg, "memory.peak"), 16ull << 20);
+  EXPECT_GT(memcg_value(cg, "memory.swap.current"), 0u);
   // The other process and the root kept every page in memory.
   EXPECT_EQ(other->mm->get_mm_counter(MM_SWAPENTS), 0u);
   EXPECT_EQ(other->mm->get_mm_counter(MM_ANONPAGES), opages);
@@ -343,17 +354,14 @@ TEST_P(ReclaimSwapPolicy, LoweringMemoryMaxReclaimsDownToIt) {
   auto cpu = CpuScope::bind(*m, 0);
   MemCgroup* cg = mem_cgroup_create(*m, "shrinking", 32ull << 20);
   ASSERT_TRUE(cg);
-  Process* p;
-  ASSERT_EQ(spawn(*m, "limited", &p), 0);
-  p->mm->memcg = cg;
+  Process* p = spawn_in_group(*m, cg, "limited");
+  ASSERT_TRUE(p);
   const uint64_t pages = (24ull << 20) / PAGE_SIZE;
   const uint64_t a = map_anon(p->mm, pages * PAGE_SIZE);
   write_pages(p->mm, a, pages, 3);
   EXPECT_EQ(m->sum_event(VmEvent::PSWPOUT), 0);
   mem_cgroup_set_max(cg, 8ull << 20);
-  std::string cur;
-  ASSERT_TRUE(mem_cgroup_read(cg, "memory.current", &cur));
-  EXPECT_LE(std::stoull(cur), 8ull << 20);
+  EXPECT_LE(memcg_value(cg, "memory.current"), 8ull << 20);
   EXPECT_GE(p->mm->get_mm_counter(MM_SWAPENTS), pages - (8ull << 20) / PAGE_SIZE);
   EXPECT_EQ(verify_pages(p->mm, a, pages, 3), 0u);
   expect_checks(*m, p->mm);
@@ -380,18 +388,15 @@ TEST(ReclaimSwap, SmallGroupEvictsOnlyWhatTheChargeNeeds) {
   auto cpu = CpuScope::bind(*m, 0);
   MemCgroup* cg = mem_cgroup_create(*m, "tiny", 64 * PAGE_SIZE);
   ASSERT_TRUE(cg);
-  Process* p;
-  ASSERT_EQ(spawn(*m, "tiny", &p), 0);
-  p->mm->memcg = cg;
+  Process* p = spawn_in_group(*m, cg, "tiny");
+  ASSERT_TRUE(p);
   const uint64_t pages = 160;
   const uint64_t a = map_anon(p->mm, pages * PAGE_SIZE);
   write_pages(p->mm, a, pages, 4);
   // 96 pages past the limit: 96 swapped out, and the group still holds
   // 64 (with 32-page batches it would hold 32 to 64).
   EXPECT_EQ(m->sum_event(VmEvent::PSWPOUT), static_cast<int64_t>(pages - 64));
-  std::string cur;
-  ASSERT_TRUE(mem_cgroup_read(cg, "memory.current", &cur));
-  EXPECT_EQ(std::stoull(cur), 64 * PAGE_SIZE);
+  EXPECT_EQ(memcg_value(cg, "memory.current"), 64 * PAGE_SIZE);
   EXPECT_EQ(verify_pages(p->mm, a, pages, 4), 0u);
   expect_checks(*m, p->mm);
   exit_process(p);
