@@ -171,6 +171,8 @@ void* heap_malloc(size_t size) {
     ThreadCtx& t = tls_heap;
     KmemCacheCpu* cc = t.slab[c];
     if (cc && !t.in_core) [[likely]] {
+      if (void* obj = cpu_sheaf_pop(*cc)) [[likely]]
+        return obj;
       if (void* obj = cpu_slab_pop(g_heap.caches[c], *cc)) [[likely]]
         return obj;
     }

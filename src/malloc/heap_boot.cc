@@ -151,7 +151,10 @@ bool boot_machine() {
     // header is, not SLUB's middle: a free then writes no line (and for
     // blocks above 8 KiB no page) the program never touched. Peak RSS drops
     // about a tenth in churn, threads_private and producer_consumer.
-    const KmemCacheArgs args{.align = 16, .freeptr_offset = 0, .use_freeptr_offset = true};
+    const KmemCacheArgs args{.align = 16,
+                             .freeptr_offset = 0,
+                             .use_freeptr_offset = true,
+                             .sheaf_capacity = malloc_sheaf_capacity(size)};
     KmemCache* s = kmem_cache_create(*m, fmt::format("malloc-{}", size), size, args, SLAB_NO_MERGE);
     if (!s) return false;
     g_heap.caches[c] = s;

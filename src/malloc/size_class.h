@@ -36,6 +36,15 @@ constexpr size_t malloc_class_size(unsigned c) {
   return (size_t{1} << k) + ((size_t{1} << (k - 3)) * ((c - kMallocLinearClasses) % 8 + 1));
 }
 
+// Each CPU's sheaf of a class (SLUB's per-CPU sheaves) holds about 16 KiB
+// of blocks: 64 of the small classes, down to 4 at 4 KiB; larger classes
+// have none, their blocks are rare and a sheaf of them would pin whole pages.
+constexpr unsigned malloc_sheaf_capacity(size_t size) {
+  if (size > 4096) return 0;
+  const size_t n = 16384 / size;
+  return static_cast<unsigned>(n < 4 ? 4 : n > 64 ? 64 : n);
+}
+
 static_assert(malloc_size_class(1) == 0 && malloc_size_class(16) == 0);
 static_assert(malloc_size_class(17) == 1 && malloc_size_class(128) == 7);
 static_assert(malloc_size_class(129) == 8 && malloc_class_size(8) == 144);

@@ -56,6 +56,13 @@ struct SlabWord {
 };
 
 struct alignas(64) KmemCacheCpu {
+  // The CPU's sheaf (Linux 6.18's per-CPU sheaves, `sheaf_capacity` in
+  // kmem_cache_args): a stack of up to sheaf_capacity freed objects of any
+  // of the cache's slabs, which frees push and allocations pop before
+  // anything else, with no atomic operation and no write to a slab. The
+  // slabs count these objects in use. A full sheaf gives its older half
+  // back to the slabs (sheaf_flush). Caches without sheaves: null, 0, 0.
+  void** sheaf = nullptr;
   void* freelist = nullptr;  // free objects of `slab`, this CPU's alone
   Page* slab = nullptr;      // the active slab (frozen)
   // A new slab's objects not handed out yet, [bump, bump_end): allocate_slab
@@ -71,6 +78,7 @@ struct alignas(64) KmemCacheCpu {
   // The slab still counts them in use until the chain is flushed: when a
   // free goes to a third slab, before the CPU refills, and by flush_all().
   Page* defer_slab = nullptr;
+  unsigned sheaf_size = 0, sheaf_capacity = 0;
   void* defer_head = nullptr;
   void* defer_tail = nullptr;
   unsigned defer_count = 0;
@@ -131,6 +139,8 @@ struct KmemCache {
   std::atomic<uint64_t> quarantined{0};
   std::vector<std::string> aliases;
   std::unique_ptr<KmemCacheCpu[]> cpu_slab;
+  unsigned sheaf_capacity = 0;           // KmemCacheArgs::sheaf_capacity; 0 for debug caches
+  std::unique_ptr<void*[]> sheaf_slots;  // nr_cpus sheaves of sheaf_capacity slots
   std::vector<std::unique_ptr<KmemCacheNode>> node;
 
   bool debug() const { return flags & SLAB_DEBUG_FLAGS; }
@@ -224,6 +234,20 @@ inline bool cpu_slab_push(const KmemCache* s, KmemCacheCpu& c, Page* head, void*
   return false;
 }
 
+// The sheaf halves: pop the newest object (null when the sheaf is empty
+// or the cache has none); push while there is room, false when full or for
+// the naive double free (obj tops the sheaf already).
+inline void* cpu_sheaf_pop(KmemCacheCpu& c) {
+  return c.sheaf_size ? c.sheaf[--c.sheaf_size] : nullptr;
+}
+inline bool cpu_sheaf_push(KmemCacheCpu& c, void* obj) {
+  const unsigned n = c.sheaf_size;
+  if (n == c.sheaf_capacity || (n && c.sheaf[n - 1] == obj)) return false;
+  c.sheaf[n] = obj;
+  c.sheaf_size = n + 1;
+  return true;
+}
+
 // Per-machine slab state: the cache list and the kmalloc caches.
 struct SlabState final : LayerState {
   std::mutex slab_mutex;
@@ -248,12 +272,13 @@ inline SlabState& slab_state(Machine& m) {
 [[gnu::noinline]] void* kmem_cache_alloc_slow(KmemCache* s, CpuState* cpu, gfp_t gfp, int node);
 [[gnu::noinline]] void kmem_cache_free_slow(KmemCache* s, CpuState* cpu, void* obj);
 
-// Pops this CPU's private freelist. Debug caches, __GFP_ZERO, a node
-// request and fault injection take the slow path.
+// Pops this CPU's private freelist. Debug caches, caches with sheaves (the
+// slow half pops the sheaf first), __GFP_ZERO, a node request and fault
+// injection take the slow path.
 // `m` is the cache's machine, passed when the caller has it at hand.
 inline void* slab_alloc_fast(const Machine& m, KmemCache* s, CpuState* cpu, gfp_t gfp, int node) {
-  if (cpu && node == NUMA_NO_NODE && !s->debug() && !(gfp & __GFP_ZERO) && !m.failslab.enabled())
-      [[likely]] {
+  if (cpu && node == NUMA_NO_NODE && !(s->flags & (SLAB_DEBUG_FLAGS | SLAB_HAS_SHEAVES)) &&
+      !(gfp & __GFP_ZERO) && !m.failslab.enabled()) [[likely]] {
     if (void* obj = cpu_slab_pop(s, s->cpu_slab[cpu->id])) [[likely]]
       return obj;
   }
@@ -297,9 +322,14 @@ inline void* kmalloc(Machine& m, size_t size, gfp_t gfp) {
 // debug caches, bad pointers, the naive double free of hardened SLUB: obj
 // == the head of either list) is slow. slab_free_try_fast is the per-CPU
 // half alone, which the malloc front end's free calls too: true when obj
-// went on the CPU's lists.
+// went on the CPU's lists. A cache with sheaves pushes on the sheaf while
+// it has room; a full one is the slow path's to flush.
 inline bool slab_free_try_fast(KmemCache* s, const CpuState& cpu, Page* head, void* obj) {
-  return !s->debug() && cpu_slab_push(s, s->cpu_slab[cpu.id], head, obj);
+  KmemCacheCpu& c = s->cpu_slab[cpu.id];
+  const slab_flags_t f = s->flags & (SLAB_DEBUG_FLAGS | SLAB_HAS_SHEAVES);
+  if (!f) [[likely]]
+    return cpu_slab_push(s, c, head, obj);
+  return f == SLAB_HAS_SHEAVES && cpu_sheaf_push(c, obj);
 }
 inline void slab_free_fast(KmemCache* s, CpuState* cpu, Page* head, void* obj) {
   if (cpu && slab_free_try_fast(s, *cpu, head, obj)) [[likely]]
@@ -353,6 +383,8 @@ void slab_free_defer(KmemCache* s, CpuState* cpu, Page* slab, void* obj);
 void cpu_slab_materialize(KmemCache* s, KmemCacheCpu* c);
 // Returns the CPU's collected frees to their slab.
 void flush_deferred_frees(KmemCache* s, CpuState* cpu, KmemCacheCpu* c);
+// Gives the older half of the CPU's full sheaf back to the slabs.
+void sheaf_flush(KmemCache* s, CpuState* cpu, KmemCacheCpu* c);
 // Returns every CPU's slabs of `s` to the node lists (flush_all()); false if
 // a CPU bound to another thread still holds one.
 bool flush_all(KmemCache* s);

@@ -42,6 +42,10 @@ inline constexpr slab_flags_t SLAB_NO_MERGE = 0x01000000;
 // per-cache debug option) and slab colouring (Linux's SLAB had it).
 inline constexpr slab_flags_t SLAB_FREELIST_HARDENED = 0x10000000;
 inline constexpr slab_flags_t SLAB_COLOUR = 0x20000000;
+// mmkit-internal, not a creation flag: kmem_cache_open sets it on a cache
+// with per-CPU sheaves, so the inline fast paths test debug and sheaves in
+// one go and plain caches pay nothing for them.
+inline constexpr slab_flags_t SLAB_HAS_SHEAVES = 0x40000000;
 
 inline constexpr slab_flags_t SLAB_DEBUG_FLAGS =
     SLAB_CONSISTENCY_CHECKS | SLAB_RED_ZONE | SLAB_POISON | SLAB_STORE_USER;
@@ -55,6 +59,8 @@ KmemCache* kmem_cache_create(Machine& m, std::string_view name, unsigned size, u
 
 // Linux's struct kmem_cache_args (include/linux/slab.h, 6.12), the fields
 // mmkit has, for the form of kmem_cache_create that takes them.
+inline constexpr unsigned kMaxSheafCapacity = 1024;
+
 struct KmemCacheArgs {
   unsigned align = 0;
   void (*ctor)(void*) = nullptr;
@@ -65,6 +71,11 @@ struct KmemCacheArgs {
   // keep the pointer past the object). Such a cache never merges.
   unsigned freeptr_offset = 0;
   bool use_freeptr_offset = false;
+  // Objects each CPU keeps in a sheaf in front of the slabs (Linux 6.18's
+  // kmem_cache_args.sheaf_capacity): frees and allocations that meet the
+  // sheaf touch no slab. 0: none. Debug caches ignore it; such a cache
+  // never merges.
+  unsigned sheaf_capacity = 0;
 };
 KmemCache* kmem_cache_create(Machine& m, std::string_view name, unsigned size,
                              const KmemCacheArgs& args, slab_flags_t flags);

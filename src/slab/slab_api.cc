@@ -128,7 +128,8 @@ KmemCache* find_mergeable(SlabState& st, unsigned size, unsigned align, slab_fla
   size = static_cast<unsigned>(align_up(size, align));
   for (auto it = st.caches.rbegin(); it != st.caches.rend(); ++it) {
     KmemCache* s = *it;
-    if ((s->flags & SLAB_NEVER_MERGE) || s->ctor || s->refcount < 0 || s->freeptr_offset_arg >= 0)
+    if ((s->flags & SLAB_NEVER_MERGE) || s->ctor || s->refcount < 0 || s->freeptr_offset_arg >= 0 ||
+        s->sheaf_capacity)
       continue;
     if (size > s->size) continue;
     if ((flags & SLAB_MERGE_SAME) != (s->flags & SLAB_MERGE_SAME)) continue;
@@ -149,6 +150,7 @@ KmemCache* create_cache(Machine& m, std::string_view name, unsigned size, const 
   s->ctor = args.ctor;
   s->align = calculate_alignment(flags, args.align, size);
   if (args.use_freeptr_offset) s->freeptr_offset_arg = static_cast<int>(args.freeptr_offset);
+  s->sheaf_capacity = args.sheaf_capacity;
   if (!kmem_cache_open(s.get())) return nullptr;
   return s.release();
 }
@@ -171,6 +173,15 @@ bool kmem_cache_open(KmemCache* s) {
   s->random = (uint64_t{rd()} << 32) | rd();
   s->fp_hardened = (s->flags & SLAB_FREELIST_HARDENED) || m.config().slab_freelist_hardened;
   s->cpu_slab = std::make_unique<KmemCacheCpu[]>(m.nr_cpus());
+  if (s->debug()) s->sheaf_capacity = 0;  // every debug free goes the checked way
+  s->flags = (s->flags & ~SLAB_HAS_SHEAVES) | (s->sheaf_capacity ? SLAB_HAS_SHEAVES : 0);
+  if (const unsigned cap = s->sheaf_capacity) {
+    s->sheaf_slots = std::make_unique<void*[]>(size_t{m.nr_cpus()} * cap);
+    for (unsigned i = 0; i < m.nr_cpus(); ++i) {
+      s->cpu_slab[i].sheaf = &s->sheaf_slots[size_t{i} * cap];
+      s->cpu_slab[i].sheaf_capacity = cap;
+    }
+  }
   for (unsigned i = 0; i < m.nr_nodes(); ++i) {
     s->node.push_back(std::make_unique<KmemCacheNode>());
     SpinGuard g(s->node.back()->list_lock);
@@ -205,13 +216,16 @@ KmemCache* kmem_cache_create(Machine& m, std::string_view name, unsigned size,
        args.freeptr_offset + sizeof(void*) > align_up(size, sizeof(void*))))
     return fail(fmt::format("freeptr_offset {} is not a word-aligned word inside a {}-byte object",
                             args.freeptr_offset, size));
+  if (args.sheaf_capacity > kMaxSheafCapacity)
+    return fail(fmt::format("sheaf_capacity {} above {}", args.sheaf_capacity, kMaxSheafCapacity));
 
   std::lock_guard<std::mutex> g(st.slab_mutex);
   flags |= slub_debug_flags_for(st, name);  // slub_debug= (slab_debug.cc)
   for (KmemCache* s : st.caches)
     if (s->name == name) return fail("a cache of that name exists");
-  KmemCache* alias =
-      args.use_freeptr_offset ? nullptr : find_mergeable(st, size, align, flags, args.ctor);
+  KmemCache* alias = args.use_freeptr_offset || args.sheaf_capacity
+                         ? nullptr
+                         : find_mergeable(st, size, align, flags, args.ctor);
   if (KmemCache* s = alias) {
     s->refcount++;
     s->object_size = std::max(s->object_size, size);
@@ -226,7 +240,7 @@ KmemCache* kmem_cache_create(Machine& m, std::string_view name, unsigned size,
 }
 
 // The slow half of kmem_cache_alloc_node: fault injection, node checks,
-// refills, debug processing, zeroing. Kept out of line so the fast path
+// the sheaf, refills, debug processing, zeroing. Kept out of line so the fast path
 // stays a leaf function.
 void* kmem_cache_alloc_slow(KmemCache* s, CpuState* cpu, gfp_t gfp, int node) {
   Machine& m = *s->machine;
@@ -235,12 +249,16 @@ void* kmem_cache_alloc_slow(KmemCache* s, CpuState* cpu, gfp_t gfp, int node) {
     m.warn(fmt::format("kmem_cache_alloc_node({}): node {} does not exist\n", s->name, node));
     return nullptr;
   }
-  void* obj;
-  for (;;) {
+  void* obj = nullptr;
+  if ((s->flags & SLAB_HAS_SHEAVES) && cpu && node == NUMA_NO_NODE) {
+    KmemCacheCpu& c = s->cpu_slab[cpu->id];
+    if (!(obj = cpu_sheaf_pop(c))) obj = cpu_slab_pop(s, c);
+  }
+  while (!obj) {
     obj = slab_alloc_slow(s, cpu, gfp, node);
     if (!obj || !s->debug()) break;
     Page* slab = m.virt_to_page(obj)->head();
-    if (alloc_debug_processing(s, slab, obj)) break;  // else quarantined: take another
+    if (!alloc_debug_processing(s, slab, obj)) obj = nullptr;  // quarantined: take another
   }
   if (obj && (gfp & __GFP_ZERO)) std::memset(obj, 0, s->object_size);
   return obj;
@@ -267,7 +285,19 @@ void kmem_cache_free_slow(KmemCache* s, CpuState* cpu, void* obj) {
     return;
   }
   if (cpu && !s->debug()) {
-    const KmemCacheCpu& c = s->cpu_slab[cpu->id];
+    KmemCacheCpu& c = s->cpu_slab[cpu->id];
+    if (c.sheaf_capacity) {
+      // The sheaf was full, or obj tops it. A full one lets a free to the
+      // active slab or to the deferred chain go there; else its older half
+      // goes back to the slabs to make room.
+      if (c.sheaf_size == c.sheaf_capacity) {
+        if (cpu_slab_push(s, c, slab, obj)) return;
+        if (slab != c.slab && slab != c.defer_slab) sheaf_flush(s, cpu, &c);
+      }
+      if (cpu_sheaf_push(c, obj)) return;
+      slab_report(s, "double free detected", obj);
+      return;
+    }
     if (slab == c.slab || slab == c.defer_slab) {
       // obj was the head of the CPU freelist or of the deferred chain.
       slab_report(s, "double free detected", obj);

@@ -7,9 +7,10 @@
 // active slab, disjoint from the slab's own list, and is no longer than
 // inuse, with its unwritten objects (bump) whole objects of that slab; a
 // CPU's deferred free chain likewise lies in its slab, disjoint
-// from both, with defer_count entries. Frozen slabs are exactly the CPUs' active and partial slabs;
-// the node partial lists hold only unfrozen slabs with free objects, of their node, and nr_partial
-// is their length; node slab and object counts match.
+// from both, with defer_count entries; a sheaf's objects are whole objects
+// of the cache on no list, each once, within their slab's inuse. Frozen slabs are exactly the CPUs'
+// active and partial slabs; the node partial lists hold only unfrozen slabs with free objects, of
+// their node, and nr_partial is their length; node slab and object counts match.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -48,8 +49,9 @@ std::string check_chain(KmemCache* s, Page* slab, void* head, unsigned limit,
 
 std::string check_cache(KmemCache* s, const std::vector<Page*>& slabs) {
   Machine& m = *s->machine;
-  std::unordered_map<Page*, int> cpu_owner;       // frozen slabs: active or cpu-partial
-  std::unordered_multimap<Page*, int> deferring;  // slabs with a CPU's deferred frees
+  std::unordered_map<Page*, int> cpu_owner;               // frozen slabs: active or cpu-partial
+  std::unordered_multimap<Page*, int> deferring;          // slabs with a CPU's deferred frees
+  std::unordered_map<Page*, std::vector<void*>> sheafed;  // the CPUs' sheaves' objects by slab
   for (unsigned c = 0; c < m.nr_cpus(); ++c) {
     KmemCacheCpu& cc = s->cpu_slab[c];
     if (cc.defer_slab) {
@@ -59,6 +61,17 @@ std::string check_cache(KmemCache* s, const std::vector<Page*>& slabs) {
       deferring.emplace(cc.defer_slab, static_cast<int>(c));
     } else if (cc.defer_head || cc.defer_count) {
       return fmt::format("{}: cpu {} has deferred frees but no slab", s->name, c);
+    }
+    if (cc.sheaf_capacity != s->sheaf_capacity || cc.sheaf_size > cc.sheaf_capacity ||
+        (cc.sheaf_capacity && cc.sheaf != &s->sheaf_slots[size_t{c} * s->sheaf_capacity]))
+      return fmt::format("{}: cpu {} sheaf holds {} of {} (cache: {})", s->name, c, cc.sheaf_size,
+                         cc.sheaf_capacity, s->sheaf_capacity);
+    for (unsigned i = 0; i < cc.sheaf_size; ++i) {
+      Page* slab = m.is_direct_mapped(cc.sheaf[i]) ? m.virt_to_page(cc.sheaf[i])->head() : nullptr;
+      if (!slab || !slab->test(PG_slab) || slab_cache(slab) != s)
+        return fmt::format("{}: cpu {} sheaf holds {}, no object of the cache", s->name, c,
+                           cc.sheaf[i]);
+      sheafed[slab].push_back(cc.sheaf[i]);
     }
     if (cc.slab) cpu_owner[cc.slab] = static_cast<int>(c);
     if (!cc.slab && (cc.freelist || cc.bump != cc.bump_end))
@@ -142,7 +155,8 @@ std::string check_cache(KmemCache* s, const std::vector<Page*>& slabs) {
       }
     }
     auto [d, d_end] = deferring.equal_range(slab);
-    for (unsigned held = cpu_free; d != d_end; ++d) {
+    unsigned held = cpu_free;
+    for (; d != d_end; ++d) {
       const KmemCacheCpu& cc = s->cpu_slab[d->second];
       unsigned n = 0;
       if (auto e = check_chain(s, slab, cc.defer_head, w.inuse - held, &seen, &n, "deferred");
@@ -152,6 +166,23 @@ std::string check_cache(KmemCache* s, const std::vector<Page*>& slabs) {
         return fmt::format("{}: cpu {} deferred {} frees but its chain holds {}", s->name,
                            d->second, cc.defer_count, n);
       held += n;
+    }
+    // Sheaf objects: whole objects of the slab, on no list, counted in use.
+    if (auto it = sheafed.find(slab); it != sheafed.end()) {
+      const char* first = base + slab->mapcount.load() + s->red_left_pad;
+      for (void* p : it->second) {
+        const char* c = static_cast<const char*>(p);
+        if (c < first || (c - first) % s->size || (c - first) / s->size >= w.objects)
+          return fmt::format("{}: sheaf object {} is not an object of slab pfn {:#x}", s->name, p,
+                             m.page_to_pfn(slab));
+        if (!seen.insert(p).second)
+          return fmt::format("{}: sheaf object {} of slab pfn {:#x} is free twice", s->name, p,
+                             m.page_to_pfn(slab));
+        if (++held > w.inuse)
+          return fmt::format(
+              "{}: the CPUs hold more free objects of slab pfn {:#x} than its inuse {}", s->name,
+              m.page_to_pfn(slab), w.inuse);
+      }
     }
     const int nid = m.page_zone(slab)->node;
     nr_slabs[nid]++;

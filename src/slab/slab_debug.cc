@@ -432,7 +432,7 @@ bool cache_unused(const KmemCache* s) {
   for (const auto& n : s->node)
     if (n->nr_slabs() != 0) return false;
   for (unsigned i = 0; i < s->machine->nr_cpus(); ++i)
-    if (s->cpu_slab[i].slab || s->cpu_slab[i].partial) return false;
+    if (s->cpu_slab[i].slab || s->cpu_slab[i].partial || s->cpu_slab[i].sheaf_size) return false;
   return true;
 }
 

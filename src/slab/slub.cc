@@ -287,6 +287,13 @@ void* get_partial(KmemCache* s, int node, int local, gfp_t gfp, KmemCacheCpu* c,
 }
 
 void flush_cpu_slab(KmemCache* s, KmemCacheCpu* c) {
+  // The sheaf first: its objects may belong to the active slab.
+  Machine& m = *s->machine;
+  for (unsigned i = 0; i < c->sheaf_size; ++i) {
+    void* obj = c->sheaf[i];
+    slab_free_slow(s, nullptr, m.virt_to_page(obj)->head(), obj, obj, 1);
+  }
+  c->sheaf_size = 0;
   flush_deferred_frees(s, nullptr, c);
   cpu_slab_materialize(s, c);
   if (c->slab) deactivate_slab(s, c->slab, c->freelist);
@@ -457,6 +464,25 @@ void flush_deferred_frees(KmemCache* s, CpuState* cpu, KmemCacheCpu* c) {
   slab_free_slow(s, cpu, slab, c->defer_head, c->defer_tail, c->defer_count);
   c->defer_head = c->defer_tail = nullptr;
   c->defer_count = 0;
+}
+
+// The older half of the sheaf goes the way a free that missed it would:
+// onto the CPU freelist for its active slab, onto the deferred chain, or
+// to its slab with the chain flushed. The newer half moves down.
+void sheaf_flush(KmemCache* s, CpuState* cpu, KmemCacheCpu* c) {
+  Machine& m = *s->machine;
+  const unsigned n = std::max(c->sheaf_size / 2, 1u);
+  for (unsigned i = 0; i < n; ++i) {
+    void* obj = c->sheaf[i];
+    Page* slab = m.virt_to_page(obj)->head();
+    if (cpu_slab_push(s, *c, slab, obj)) continue;
+    if (slab == c->slab || slab == c->defer_slab)
+      slab_report(s, "double free detected", obj);  // it heads that list already
+    else
+      slab_free_defer(s, cpu, slab, obj);
+  }
+  std::copy(c->sheaf + n, c->sheaf + c->sheaf_size, c->sheaf);
+  c->sheaf_size -= n;
 }
 
 void slab_free_defer(KmemCache* s, CpuState* cpu, Page* slab, void* obj) {

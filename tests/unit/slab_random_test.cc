@@ -1,6 +1,7 @@
 // SLUB under seeded random operation sequences across two CPUs (bound and
 // switched on one thread) and two nodes: kmem_cache_alloc/_node/free,
-// kmalloc/kfree of every size class and large sizes, shrink, with
+// kmalloc/kfree of every size class and large sizes, shrink, caches with
+// and without per-CPU sheaves, with
 // slab_check() and the page allocator's check() after every step. Each
 // object is filled with a pattern derived from its address and checked
 // before it is freed, so an object handed out twice or corrupted shows.
@@ -52,7 +53,12 @@ TEST(SlabRandom, ChecksHoldAfterEveryStep) {
       kmem_cache_create(m, "obj24", 24, 0, 0),
       kmem_cache_create(m, "obj200_hw", 200, 0, SLAB_HWCACHE_ALIGN),
       kmem_cache_create(m, "obj3000_rcl", 3000, 0, SLAB_RECLAIM_ACCOUNT),
+      // Per-CPU sheaves in front of the slabs: small ones, so they fill,
+      // flush and drain often.
+      kmem_cache_create(m, "obj40_sheaf", 40, KmemCacheArgs{.sheaf_capacity = 6}, 0),
+      kmem_cache_create(m, "obj700_sheaf", 700, KmemCacheArgs{.sheaf_capacity = 3}, 0),
   };
+  constexpr unsigned kCaches = std::size(caches);
   for (KmemCache* c : caches) ASSERT_NE(c, nullptr);
   std::mt19937_64 rng(seed);
   std::vector<Live> live;
@@ -65,7 +71,7 @@ TEST(SlabRandom, ChecksHoldAfterEveryStep) {
     } else if (op < 50 || live.empty()) {
       Live l{};
       if (rng() % 2) {
-        l.cache = caches[rng() % 3];
+        l.cache = caches[rng() % kCaches];
         l.size = kmem_cache_size(l.cache);
         const int node = rng() % 4 == 0 ? static_cast<int>(rng() % 2) : NUMA_NO_NODE;
         l.p = kmem_cache_alloc_node(l.cache, GFP_KERNEL, node);
@@ -97,7 +103,7 @@ TEST(SlabRandom, ChecksHoldAfterEveryStep) {
       else
         kfree(m, l.p);
     } else {
-      kmem_cache_shrink(caches[rng() % 3]);
+      kmem_cache_shrink(caches[rng() % kCaches]);
     }
     ASSERT_EQ(slab_check(m), "") << "step " << step;
     ASSERT_EQ(check(m), "") << "step " << step;
