@@ -267,6 +267,11 @@ int heap_trim() {
   Machine* m = heap_machine();
   if (!m) return cached;
   MallocCoreScope core;
+  // Every class gives back what it can, as writing 1 to
+  // /sys/kernel/slab/<cache>/shrink does: this CPU's (and idle CPUs')
+  // sheaves, deferred frees and slabs go back, and empty slabs to the
+  // buddy allocator, whose free blocks are then all reported.
+  for (KmemCache* s : g_heap.caches) kmem_cache_shrink(s);
   drain_local_pages(*m);
   const uint64_t n = page_reporting_process(*m, true);
   g_heap.reported_pages.fetch_add(n, std::memory_order_relaxed);
