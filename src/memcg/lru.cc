@@ -174,8 +174,24 @@ void mem_cgroup_uncharge(Machine& m, Page* page) {
   if (st.page_memcg) st.page_memcg[m.page_to_pfn(page)].store(0, std::memory_order_release);
 }
 
+namespace {
+thread_local bool t_in_lru_fault = false;  // current->in_lru_fault
+}  // namespace
+
+LruGenFaultScope::LruGenFaultScope() : outer_(t_in_lru_fault) {
+  t_in_lru_fault = true;
+}
+LruGenFaultScope::~LruGenFaultScope() {
+  t_in_lru_fault = outer_;
+}
+bool lru_gen_in_fault() {
+  return t_in_lru_fault;
+}
+
 void lru_cache_add(Machine& m, Page* page) {
   MemcgState& st = memcg_state(m);
+  if (t_in_lru_fault && lru_gen_enabled(m) && !page->test(PG_unevictable))
+    page->set_atomic(PG_active);
   get_page(page);
   LruBatch& b = this_batch(m, st);
   bool full;

@@ -126,7 +126,24 @@ int mem_cgroup_charge(Machine& m, Page* page, MemCgroup* cg, bool no_reclaim = f
 // Drops a page's charge (the release hook does this for freed pages).
 void mem_cgroup_uncharge(Machine& m, Page* page);
 
+// folio_add_lru(). With the multi-generational LRU, a page added while its
+// thread handles a page fault (LruGenFaultScope) is marked active and goes
+// to the youngest generation: a faulted page was just used, and readahead
+// in the fault path is assumed to be needed soon (mm/swap.c).
 void lru_cache_add(Machine& m, Page* page);
+// lru_gen_enter_fault()/lru_gen_exit_fault() (mm/memory.c): the calling
+// thread handles a page fault for the scope's lifetime.
+class LruGenFaultScope {
+ public:
+  LruGenFaultScope();
+  ~LruGenFaultScope();
+  LruGenFaultScope(const LruGenFaultScope&) = delete;
+  LruGenFaultScope& operator=(const LruGenFaultScope&) = delete;
+
+ private:
+  bool outer_;
+};
+bool lru_gen_in_fault();
 void lru_add_drain(Machine& m);
 void lru_add_drain_all(Machine& m);
 void mark_page_accessed(Machine& m, Page* page);

@@ -316,13 +316,17 @@ bool lru_gen_min_ttl_exhausted(Machine& m, int nid) {
   for (MemCgroup* cg : mem_cgroups(m)) {
     Lruvec& lv = mem_cgroup_lruvec(cg, nid);
     SpinGuard g(lv.lru_lock);
-    // age_lruvec(): the oldest generation of a type reclaim may take, if
-    // it holds pages, and when it was born.
-    for (unsigned type = anon ? 0 : 1; type < 2; ++type) {
-      const unsigned gen = lru_gen_from_seq(lv.lrugen.min_seq[type].load());
-      if (!lv.lrugen.nr_pages[gen][type]) continue;
-      if (lv.lrugen.timestamps[gen].load() + min_ttl <= now) return false;
-    }
+    // age_lruvec(): a lruvec with pages reclaim may take is reclaimable
+    // once the file type's oldest generation (never older than the anon
+    // type's) was born min_ttl ago, whether or not it still holds pages:
+    // pages a fault added sit in the youngest generation.
+    uint64_t total = 0;
+    for (unsigned type = anon ? 0 : 1; type < 2; ++type)
+      for (unsigned gen = 0; gen < MAX_NR_GENS; ++gen)
+        total += static_cast<uint64_t>(std::max<int64_t>(lv.lrugen.nr_pages[gen][type], 0));
+    if (!total) continue;
+    const unsigned gen = lru_gen_from_seq(lv.lrugen.min_seq[LRU_GEN_FILE].load());
+    if (lv.lrugen.timestamps[gen].load() + min_ttl <= now) return false;
   }
   return true;
 }

@@ -357,6 +357,9 @@ FaultResult handle_fault_locked(MmStruct* mm, uint64_t addr, Access access) {
                 : access == Access::kExec ? "instruction fetch from a VMA without VM_EXEC"
                                           : "read from a VMA without access (PROT_NONE)");
   m.count_event(VmEvent::PGFAULT);
+  // Every VMA has recency here (no VM_SEQ_READ, VM_RAND_READ or
+  // FMODE_NOREUSE): pages the fault adds to the LRU are young for MGLRU.
+  const LruGenFaultScope lru_fault;
   const uint64_t page_addr = addr & ~(PAGE_SIZE - 1);
   // __handle_mm_fault(): the tables down to the entry are made first, then
   // the entry is looked at and, for a new page, stored through the same

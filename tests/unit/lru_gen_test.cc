@@ -92,6 +92,39 @@ TEST_F(LruGenTest, ConfigKeysReachTheMachine) {
   EXPECT_EQ(lru_check(*m), "");
 }
 
+// folio_add_lru(): a page a fault adds goes to the youngest generation; a
+// page added outside a fault (a write() through the page cache) goes to an
+// older one, as lru_gen_add_folio() places an inactive page.
+TEST_F(LruGenTest, FaultedPagesStartInTheYoungestGeneration) {
+  boot();
+  map_and_write();
+  const unsigned youngest = lru_gen_from_seq(max_seq());
+  for (int g : gens()) EXPECT_EQ(g, static_cast<int>(youngest));
+  EXPECT_EQ(lv->lrugen.nr_pages[youngest][LRU_GEN_ANON], static_cast<int64_t>(kPages));
+  const int fd = sys_open(*m, p->files, "written", O_CREAT | O_RDWR | O_TRUNC);
+  ASSERT_GE(fd, 0);
+  std::vector<char> buf(PAGE_SIZE, 'w');
+  for (uint64_t i = 0; i < kPages; ++i)
+    ASSERT_EQ(sys_write(*m, p->files, fd, buf.data(), PAGE_SIZE), static_cast<int64_t>(PAGE_SIZE));
+  lru_add_drain_all(*m);
+  EXPECT_EQ(lv->lrugen.nr_pages[youngest][LRU_GEN_FILE], 0);
+  int64_t file_pages = 0;
+  for (unsigned g = 0; g < MAX_NR_GENS; ++g) file_pages += lv->lrugen.nr_pages[g][LRU_GEN_FILE];
+  EXPECT_EQ(file_pages, static_cast<int64_t>(kPages));
+  EXPECT_FALSE(lru_gen_in_fault());
+  {
+    const LruGenFaultScope outer;
+    {
+      const LruGenFaultScope inner;
+      EXPECT_TRUE(lru_gen_in_fault());
+    }
+    EXPECT_TRUE(lru_gen_in_fault());  // the outer fault is still being handled
+  }
+  EXPECT_FALSE(lru_gen_in_fault());
+  sys_close(*m, p->files, fd);
+  EXPECT_EQ(lru_check(*m), "");
+}
+
 TEST_F(LruGenTest, AgingMovesYoungPagesToTheYoungestGeneration) {
   boot();
   map_and_write();
