@@ -38,6 +38,16 @@ unsigned swappiness_of(Machine& m) {
   return swap_free_pages(m) > 0 ? m.swappiness : 0;
 }
 
+// The pages of the types reclaim may take (anon only with swap), over
+// every generation; lru_lock held.
+uint64_t evictable_pages(const Lruvec& lv, bool anon) {
+  uint64_t total = 0;
+  for (unsigned gen = 0; gen < MAX_NR_GENS; ++gen)
+    for (unsigned type = anon ? 0 : 1; type < 2; ++type)
+      total += static_cast<uint64_t>(std::max<int64_t>(lv.lrugen.nr_pages[gen][type], 0));
+  return total;
+}
+
 // walk_mm() over every address space: the process table's lock is held (a
 // try-lock) for the walk so no mm is freed under it; each mm is walked only
 // when both its locks are free (an mm being torn down holds them; one torn
@@ -276,12 +286,10 @@ void lru_gen_shrink_lruvec(Machine& m, Lruvec& lv, ScanControl& sc) {
   const uint64_t start = sc.nr_reclaimed;
   const bool anon = swappiness_of(m) > 0;
   // get_nr_to_scan(): the evictable pages >> priority.
-  uint64_t total = 0;
+  uint64_t total;
   {
     SpinGuard g(lv.lru_lock);
-    for (unsigned gen = 0; gen < MAX_NR_GENS; ++gen)
-      for (unsigned type = anon ? 0 : 1; type < 2; ++type)
-        total += static_cast<uint64_t>(lv.lrugen.nr_pages[gen][type]);
+    total = evictable_pages(lv, anon);
   }
   if (!total) return;
   uint64_t nr_to_scan = total >> sc.priority;
@@ -320,11 +328,7 @@ bool lru_gen_min_ttl_exhausted(Machine& m, int nid) {
     // once the file type's oldest generation (never older than the anon
     // type's) was born min_ttl ago, whether or not it still holds pages:
     // pages a fault added sit in the youngest generation.
-    uint64_t total = 0;
-    for (unsigned type = anon ? 0 : 1; type < 2; ++type)
-      for (unsigned gen = 0; gen < MAX_NR_GENS; ++gen)
-        total += static_cast<uint64_t>(std::max<int64_t>(lv.lrugen.nr_pages[gen][type], 0));
-    if (!total) continue;
+    if (!evictable_pages(lv, anon)) continue;
     const unsigned gen = lru_gen_from_seq(lv.lrugen.min_seq[LRU_GEN_FILE].load());
     if (lv.lrugen.timestamps[gen].load() + min_ttl <= now) return false;
   }

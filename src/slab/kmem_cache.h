@@ -383,6 +383,11 @@ void slab_free_defer(KmemCache* s, CpuState* cpu, Page* slab, void* obj);
 void cpu_slab_materialize(KmemCache* s, KmemCacheCpu* c);
 // Returns the CPU's collected frees to their slab.
 void flush_deferred_frees(KmemCache* s, CpuState* cpu, KmemCacheCpu* c);
+// A bound CPU's free of `obj` (of `slab`) that missed its sheaf: onto its
+// freelist for its active slab, onto the deferred chain, or to the slab
+// with the chain flushed; a free of either list's head is reported as a
+// double free.
+void slab_free_cpu(KmemCache* s, CpuState* cpu, KmemCacheCpu* c, Page* slab, void* obj);
 // Gives the older half of the CPU's full sheaf back to the slabs.
 void sheaf_flush(KmemCache* s, CpuState* cpu, KmemCacheCpu* c);
 // Returns every CPU's slabs of `s` to the node lists (flush_all()); false if

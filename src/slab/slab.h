@@ -57,10 +57,11 @@ struct KmemCache;
 KmemCache* kmem_cache_create(Machine& m, std::string_view name, unsigned size, unsigned align,
                              slab_flags_t flags, void (*ctor)(void*) = nullptr);
 
-// Linux's struct kmem_cache_args (include/linux/slab.h, 6.12), the fields
-// mmkit has, for the form of kmem_cache_create that takes them.
+// The largest KmemCacheArgs::sheaf_capacity kmem_cache_create accepts.
 inline constexpr unsigned kMaxSheafCapacity = 1024;
 
+// Linux's struct kmem_cache_args (include/linux/slab.h, 6.12), the fields
+// mmkit has, for the form of kmem_cache_create that takes them.
 struct KmemCacheArgs {
   unsigned align = 0;
   void (*ctor)(void*) = nullptr;

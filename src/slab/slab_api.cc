@@ -286,24 +286,16 @@ void kmem_cache_free_slow(KmemCache* s, CpuState* cpu, void* obj) {
   }
   if (cpu && !s->debug()) {
     KmemCacheCpu& c = s->cpu_slab[cpu->id];
-    if (c.sheaf_capacity) {
-      // The sheaf was full, or obj tops it. A full one lets a free to the
-      // active slab or to the deferred chain go there; else its older half
-      // goes back to the slabs to make room.
-      if (c.sheaf_size == c.sheaf_capacity) {
-        if (cpu_slab_push(s, c, slab, obj)) return;
-        if (slab != c.slab && slab != c.defer_slab) sheaf_flush(s, cpu, &c);
-      }
-      if (cpu_sheaf_push(c, obj)) return;
-      slab_report(s, "double free detected", obj);
+    if (c.sheaf_size && c.sheaf[c.sheaf_size - 1] == obj) {
+      slab_report(s, "double free detected", obj);  // it tops the sheaf
       return;
     }
-    if (slab == c.slab || slab == c.defer_slab) {
-      // obj was the head of the CPU freelist or of the deferred chain.
-      slab_report(s, "double free detected", obj);
-      return;
-    }
-    slab_free_defer(s, cpu, slab, obj);
+    // A full sheaf makes room, unless obj can go to the active slab or the
+    // deferred chain without writing a slab.
+    if (c.sheaf_capacity && c.sheaf_size == c.sheaf_capacity && slab != c.slab &&
+        slab != c.defer_slab)
+      sheaf_flush(s, cpu, &c);
+    if (!cpu_sheaf_push(c, obj)) slab_free_cpu(s, cpu, &c, slab, obj);
     return;
   }
   if (s->debug() && !free_debug_processing(s, slab, obj)) return;

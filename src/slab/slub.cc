@@ -466,21 +466,21 @@ void flush_deferred_frees(KmemCache* s, CpuState* cpu, KmemCacheCpu* c) {
   c->defer_count = 0;
 }
 
-// The older half of the sheaf goes the way a free that missed it would:
-// onto the CPU freelist for its active slab, onto the deferred chain, or
-// to its slab with the chain flushed. The newer half moves down.
+void slab_free_cpu(KmemCache* s, CpuState* cpu, KmemCacheCpu* c, Page* slab, void* obj) {
+  if (cpu_slab_push(s, *c, slab, obj)) return;
+  if (slab == c->slab || slab == c->defer_slab)
+    slab_report(s, "double free detected", obj);  // it heads that list already
+  else
+    slab_free_defer(s, cpu, slab, obj);
+}
+
+// The older half of the sheaf goes the way a free that missed it would
+// (slab_free_cpu); the newer half moves down.
 void sheaf_flush(KmemCache* s, CpuState* cpu, KmemCacheCpu* c) {
   Machine& m = *s->machine;
   const unsigned n = std::max(c->sheaf_size / 2, 1u);
-  for (unsigned i = 0; i < n; ++i) {
-    void* obj = c->sheaf[i];
-    Page* slab = m.virt_to_page(obj)->head();
-    if (cpu_slab_push(s, *c, slab, obj)) continue;
-    if (slab == c->slab || slab == c->defer_slab)
-      slab_report(s, "double free detected", obj);  // it heads that list already
-    else
-      slab_free_defer(s, cpu, slab, obj);
-  }
+  for (unsigned i = 0; i < n; ++i)
+    slab_free_cpu(s, cpu, c, m.virt_to_page(c->sheaf[i])->head(), c->sheaf[i]);
   std::copy(c->sheaf + n, c->sheaf + c->sheaf_size, c->sheaf);
   c->sheaf_size -= n;
 }

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,14 +29,31 @@ unsigned slab_inuse(Machine& m, void* obj) {
   return SlabWord::unpack(slab_word(m.virt_to_page(obj)->head()).load()).inuse;
 }
 
-TEST(SlabSheaf, FreesAndAllocationsMeetTheSheafNewestFirst) {
-  auto mp = test::boot_or_fail(test::one_node(64, 1));
-  ASSERT_TRUE(mp);
+struct SlabSheaf : ::testing::Test {
+  // A 64 MiB machine of `cpus` CPUs whose warnings the test reads.
+  void boot(unsigned cpus = 1) {
+    mp = test::boot_or_fail(test::one_node(64, cpus));
+    ASSERT_TRUE(mp);
+    set_warn_sink(*mp, [this](const std::string& w) { warnings.push_back(w); });
+  }
+  // boot(), the thread bound to CPU 0, and `name`: 64-byte objects with an
+  // 8-object sheaf.
+  void boot_bound(const char* name) {
+    ASSERT_NO_FATAL_FAILURE(boot());
+    scope.emplace(CpuScope::bind(*mp, 0));
+    ASSERT_TRUE(scope->ok());
+    s = kmem_cache_create(*mp, name, 64, kSheaf8, 0);
+    ASSERT_NE(s, nullptr);
+  }
+  std::vector<std::string> warnings;  // outlives the machine, which may warn at teardown
+  std::unique_ptr<Machine> mp;
+  std::optional<Result<CpuScope>> scope;
+  KmemCache* s = nullptr;
+};
+
+TEST_F(SlabSheaf, FreesAndAllocationsMeetTheSheafNewestFirst) {
+  ASSERT_NO_FATAL_FAILURE(boot_bound("sheaf"));
   Machine& m = *mp;
-  auto scope = CpuScope::bind(m, 0);
-  ASSERT_TRUE(scope.ok());
-  KmemCache* s = kmem_cache_create(m, "sheaf", 64, kSheaf8, 0);
-  ASSERT_NE(s, nullptr);
   const KmemCacheCpu& c = s->cpu_slab[0];
   ASSERT_EQ(c.sheaf_capacity, 8u);
   std::vector<void*> objs;
@@ -69,14 +87,9 @@ TEST(SlabSheaf, FreesAndAllocationsMeetTheSheafNewestFirst) {
   EXPECT_EQ(kmem_cache_destroy(s), 0);
 }
 
-TEST(SlabSheaf, AFullSheafGivesItsOlderHalfBack) {
-  auto mp = test::boot_or_fail(test::one_node(64, 1));
-  ASSERT_TRUE(mp);
+TEST_F(SlabSheaf, AFullSheafGivesItsOlderHalfBack) {
+  ASSERT_NO_FATAL_FAILURE(boot_bound("sheaf_full"));
   Machine& m = *mp;
-  auto scope = CpuScope::bind(m, 0);
-  ASSERT_TRUE(scope.ok());
-  KmemCache* s = kmem_cache_create(m, "sheaf_full", 64, kSheaf8, 0);
-  ASSERT_NE(s, nullptr);
   const KmemCacheCpu& c = s->cpu_slab[0];
   std::vector<void*> objs;
   for (unsigned i = 0; i < 4 * s->objects; ++i) objs.push_back(kmem_cache_alloc(s, GFP_KERNEL));
@@ -102,27 +115,26 @@ TEST(SlabSheaf, AFullSheafGivesItsOlderHalfBack) {
   EXPECT_EQ(kmem_cache_destroy(s), 0);
 }
 
-TEST(SlabSheaf, EveryObjectAndPageComesBackFromTheSheaves) {
+TEST_F(SlabSheaf, EveryObjectAndPageComesBackFromTheSheaves) {
   // Two CPUs fill their sheaves with each other's objects; the threads
   // leave their CPUs; destroy takes the CPUs over, empties the sheaves, and
   // every page is free again.
-  auto mp = test::boot_or_fail(test::one_node(64, 2));
-  ASSERT_TRUE(mp);
+  ASSERT_NO_FATAL_FAILURE(boot(2));
   Machine& m = *mp;
   drain_all_pages(m);
   const uint64_t free_before = nr_free_pages(m);
-  KmemCache* s = kmem_cache_create(m, "sheaf_cpus", 200, KmemCacheArgs{.sheaf_capacity = 16}, 0);
+  s = kmem_cache_create(m, "sheaf_cpus", 200, KmemCacheArgs{.sheaf_capacity = 16}, 0);
   ASSERT_NE(s, nullptr);
   std::vector<void*> a, b;
   for (int cpu = 0; cpu < 2; ++cpu) {
-    auto scope = CpuScope::bind(m, cpu);
-    ASSERT_TRUE(scope.ok());
+    auto bound = CpuScope::bind(m, cpu);
+    ASSERT_TRUE(bound.ok());
     auto& mine = cpu ? b : a;
     for (unsigned i = 0; i < 2 * s->objects; ++i) mine.push_back(kmem_cache_alloc(s, GFP_KERNEL));
   }
   for (int cpu = 0; cpu < 2; ++cpu) {
-    auto scope = CpuScope::bind(m, cpu);
-    ASSERT_TRUE(scope.ok());
+    auto bound = CpuScope::bind(m, cpu);
+    ASSERT_TRUE(bound.ok());
     for (void* p : cpu ? a : b) kmem_cache_free(s, p);  // the other CPU's objects
     EXPECT_GT(s->cpu_slab[cpu].sheaf_size, 0u);
     ASSERT_EQ(slab_check(m), "");
@@ -132,16 +144,9 @@ TEST(SlabSheaf, EveryObjectAndPageComesBackFromTheSheaves) {
   EXPECT_EQ(nr_free_pages(m), free_before);
 }
 
-TEST(SlabSheaf, ADoubleFreeOfTheTopIsCaught) {
-  auto mp = test::boot_or_fail(test::one_node(64, 1));
-  ASSERT_TRUE(mp);
+TEST_F(SlabSheaf, ADoubleFreeOfTheTopIsCaught) {
+  ASSERT_NO_FATAL_FAILURE(boot_bound("sheaf_df"));
   Machine& m = *mp;
-  std::vector<std::string> warnings;
-  set_warn_sink(m, [&](const std::string& w) { warnings.push_back(w); });
-  auto scope = CpuScope::bind(m, 0);
-  ASSERT_TRUE(scope.ok());
-  KmemCache* s = kmem_cache_create(m, "sheaf_df", 64, kSheaf8, 0);
-  ASSERT_NE(s, nullptr);
   void* a = kmem_cache_alloc(s, GFP_KERNEL);
   void* b = kmem_cache_alloc(s, GFP_KERNEL);
   kmem_cache_free(s, a);
@@ -155,12 +160,9 @@ TEST(SlabSheaf, ADoubleFreeOfTheTopIsCaught) {
   EXPECT_EQ(warnings.size(), 1u);
 }
 
-TEST(SlabSheaf, DebugCachesHaveNoneAndBadCapacitiesAreRefused) {
-  auto mp = test::boot_or_fail(test::one_node(64, 1));
-  ASSERT_TRUE(mp);
+TEST_F(SlabSheaf, DebugCachesHaveNoneAndBadCapacitiesAreRefused) {
+  ASSERT_NO_FATAL_FAILURE(boot());
   Machine& m = *mp;
-  std::vector<std::string> warnings;
-  set_warn_sink(m, [&](const std::string& w) { warnings.push_back(w); });
   KmemCache* dbg = kmem_cache_create(m, "sheaf_dbg", 64, kSheaf8, SLAB_RED_ZONE);
   ASSERT_NE(dbg, nullptr);
   EXPECT_EQ(dbg->sheaf_capacity, 0u);
@@ -179,7 +181,7 @@ TEST(SlabSheaf, DebugCachesHaveNoneAndBadCapacitiesAreRefused) {
   ASSERT_NE(sheaved, nullptr);
   EXPECT_NE(plain, sheaved);
   EXPECT_EQ(sheaved->sheaf_capacity, 8u);
-  for (KmemCache* s : {dbg, plain, sheaved}) EXPECT_EQ(kmem_cache_destroy(s), 0);
+  for (KmemCache* c : {dbg, plain, sheaved}) EXPECT_EQ(kmem_cache_destroy(c), 0);
 }
 
 }  // namespace
