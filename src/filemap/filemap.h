@@ -37,7 +37,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -47,6 +46,7 @@
 #include <vector>
 
 #include "base/spinlock.h"
+#include "base/xarray.h"
 #include "phys/machine.h"
 
 namespace mmkit {
@@ -64,7 +64,7 @@ struct AddressSpace {
   Inode* host = nullptr;
   SpinLock i_pages_lock;
   // index -> Page* (a reference held) or a shadow entry (bit 0 set).
-  std::map<uint64_t, uintptr_t> i_pages;
+  XArray i_pages;
   std::atomic<uint64_t> nrpages{0};
   std::atomic<uint64_t> nrdirty{0};  // pages with PG_dirty (check())
   // i_mmap: the VMAs mapping this file (the vm layer's VmArea pointers),

@@ -2,8 +2,8 @@
 // with workingset refaults, deletion with shadow entries, truncation and
 // invalidation, and the layer's check(). See filemap.h.
 //
-// The index is an ordered map under a spinlock, standing in for Linux's
-// xarray: a lookup takes its page reference under the lock, so a remover
+// The index is an XArray (base/xarray.h) under a spinlock, as Linux's
+// i_pages: a lookup takes its page reference under the lock, so a remover
 // that holds the lock and sees exactly the references it expects knows no
 // lookup can find the page any more.
 #include <fmt/format.h>
@@ -34,9 +34,9 @@ void wait_on_page_writeback(Page* page) {
 
 Page* find_get_page(AddressSpace& as, uint64_t index) {
   SpinGuard g(as.i_pages_lock);
-  auto it = as.i_pages.find(index);
-  if (it == as.i_pages.end() || is_shadow(it->second)) return nullptr;
-  Page* page = reinterpret_cast<Page*>(it->second);
+  const uintptr_t v = as.i_pages.load(index);
+  if (!v || is_shadow(v)) return nullptr;
+  Page* page = reinterpret_cast<Page*>(v);
   get_page(page);  // the cache's reference keeps it above zero
   return page;
 }
@@ -49,16 +49,16 @@ int add_to_page_cache(Machine& m, AddressSpace& as, Page* page, uint64_t index, 
   uintptr_t shadow = 0;
   {
     SpinGuard g(as.i_pages_lock);
-    auto [it, inserted] = as.i_pages.try_emplace(index, 0);
+    const uintptr_t old = as.i_pages.load(index);
     // A shmem index's value entries are swap entries, never shadows.
-    if (!inserted && (as.host->shmem || !is_shadow(it->second))) {
+    if (old && (as.host->shmem || !is_shadow(old))) {
       page->clear_atomic(PG_filecache);
       page->set_mapping_once(nullptr);
       return -EEXIST;  // the caller's put uncharges it
     }
-    shadow = inserted ? 0 : it->second;
+    shadow = old;
     get_page(page);  // the cache's reference
-    it->second = reinterpret_cast<uintptr_t>(page);
+    as.i_pages.store(index, reinterpret_cast<uintptr_t>(page));
     as.nrpages.fetch_add(1, std::memory_order_relaxed);
   }
   m.mod_node_page_state(page, NodeStat::NR_FILE_PAGES, 1);
@@ -97,10 +97,7 @@ void unlink_page(Machine& m, AddressSpace& as, Page* page, uintptr_t shadow) {
     // PG_dirty and the mapping change under the index lock, which is what
     // filemap_dirty_mapped() dirties a mapped page under.
     SpinGuard g(as.i_pages_lock);
-    if (shadow)
-      as.i_pages[page->index] = shadow;
-    else
-      as.i_pages.erase(page->index);
+    as.i_pages.store(page->index, shadow);
     as.nrpages.fetch_sub(1, std::memory_order_relaxed);
     // shmem pages are dirty without being counted (no writeback to a file).
     was_dirty = page->test_and_clear(PG_dirty) && mapping_can_writeback(as);
@@ -132,10 +129,7 @@ bool filemap_remove_mapping(Machine& m, Page* page) {
       return false;
     // A clean shmem page was never written (writes, swap-ins and dirty
     // PTEs dirty it): its slot becomes a hole again, which reads as zeros.
-    if (as->host->shmem)
-      as->i_pages.erase(page->index);
-    else
-      as->i_pages[page->index] = workingset_eviction(m, page);
+    as->i_pages.store(page->index, as->host->shmem ? 0 : workingset_eviction(m, page));
     as->nrpages.fetch_sub(1, std::memory_order_relaxed);
     page->clear_atomic(PG_filecache);
     page->set_mapping_once(nullptr);
@@ -151,10 +145,11 @@ void truncate_inode_pages(Machine& m, AddressSpace& as, uint64_t first) {
     Page* page = nullptr;
     {
       SpinGuard g(as.i_pages_lock);
-      auto it = as.i_pages.lower_bound(first);
-      while (it != as.i_pages.end() && is_shadow(it->second)) it = as.i_pages.erase(it);
-      if (it == as.i_pages.end()) return;
-      page = reinterpret_cast<Page*>(it->second);
+      uint64_t index = first;
+      uintptr_t v;
+      while ((v = as.i_pages.find(&index, ~uint64_t{0})) && is_shadow(v)) as.i_pages.erase(index);
+      if (!v) return;
+      page = reinterpret_cast<Page*>(v);
       get_page(page);
     }
     lock_page(page);
@@ -169,13 +164,13 @@ uint64_t invalidate_mapping_pages(Machine& m, AddressSpace& as, uint64_t first, 
   std::vector<Page*> pages;
   {
     SpinGuard g(as.i_pages_lock);
-    for (auto it = as.i_pages.lower_bound(first); it != as.i_pages.end() && it->first <= last;
-         ++it) {
-      const uintptr_t v = it->second;
-      if (is_shadow(v)) continue;
-      Page* page = reinterpret_cast<Page*>(v);
-      get_page(page);
-      pages.push_back(page);
+    for (uint64_t index = first; const uintptr_t v = as.i_pages.find(&index, last); ++index) {
+      if (!is_shadow(v)) {
+        Page* page = reinterpret_cast<Page*>(v);
+        get_page(page);
+        pages.push_back(page);
+      }
+      if (index == last) break;
     }
   }
   uint64_t freed = 0;
@@ -200,9 +195,9 @@ uint64_t invalidate_mapping_pages(Machine& m, AddressSpace& as, uint64_t first, 
 std::vector<uint64_t> dirty_indices(AddressSpace& as, uint64_t first, uint64_t last) {
   std::vector<uint64_t> out;
   SpinGuard g(as.i_pages_lock);
-  for (auto it = as.i_pages.lower_bound(first); it != as.i_pages.end() && it->first <= last; ++it) {
-    if (!is_shadow(it->second) && reinterpret_cast<Page*>(it->second)->test(PG_dirty))
-      out.push_back(it->first);
+  for (uint64_t index = first; const uintptr_t v = as.i_pages.find(&index, last); ++index) {
+    if (!is_shadow(v) && reinterpret_cast<Page*>(v)->test(PG_dirty)) out.push_back(index);
+    if (index == last) break;
   }
   return out;
 }
@@ -219,11 +214,9 @@ std::string filemap_check(Machine& m) {
     SpinGuard pg(as.i_pages_lock);
     uint64_t pages = 0, nrdirty = 0, swapped = 0;
     const uint64_t size = inode.i_size.load();
-    for (auto& [index, v] : as.i_pages) {
-      if (!v) {
-        fail(fmt::format("inode {} index {}: an empty slot", inode.ino, index));
-        continue;
-      }
+    if (std::string xa = as.i_pages.check(); !xa.empty())
+      fail(fmt::format("inode {}: {}", inode.ino, xa));
+    as.i_pages.for_each([&](uint64_t index, uintptr_t v) {
       if (is_shadow(v)) {
         if (inode.shmem) {
           const SwpEntry e{radix_to_swp_entry(v)};
@@ -232,7 +225,7 @@ std::string filemap_check(Machine& m) {
                              index, e.val));
           ++swapped;
         }
-        continue;
+        return;
       }
       const Page* page = reinterpret_cast<const Page*>(v);
       ++pages;
@@ -255,7 +248,7 @@ std::string filemap_check(Machine& m) {
       if (page->test(PG_buddy)) fail(fmt::format("inode {} index {}: free", inode.ino, index));
       if (index << PAGE_SHIFT >= size && !page->test(PG_locked))
         fail(fmt::format("inode {} index {}: past i_size {}", inode.ino, index, size));
-    }
+    });
     if (pages != as.nrpages.load())
       fail(fmt::format("inode {}: nrpages {} but {} pages", inode.ino, as.nrpages.load(), pages));
     if (nrdirty != as.nrdirty.load())

@@ -12,9 +12,11 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <span>
 
 #include "filemap/filemap_internal.h"
 #include "memcg/lru.h"
+#include "memcg/workingset.h"
 #include "page_alloc/page_alloc.h"
 
 namespace mmkit {
@@ -104,17 +106,19 @@ void do_page_cache_ra(Machine& m, Inode& inode, uint64_t start, uint64_t nr, uin
   if (start > end_index) return;
   nr = std::min(nr, end_index - start + 1);
   const uint64_t mark = nr > lookahead ? start + nr - lookahead : ~uint64_t{0};
-  std::vector<Page*> run;
+  // A run of new pages and their frames, read by one preadv; a run longer
+  // than the arrays is read in pieces.
+  constexpr size_t kMaxRun = 64;
+  Page* run[kMaxRun];
+  iovec iov[kMaxRun];
+  size_t nrun = 0;
   auto submit = [&] {
-    if (run.empty()) return;
-    std::vector<iovec> iov(run.size());
-    for (size_t i = 0; i < run.size(); ++i)
-      iov[i] = {m.phys_window(m.page_to_pfn(run[i])), PAGE_SIZE};
-    const off_t off = static_cast<off_t>(run.front()->index << PAGE_SHIFT);
-    ssize_t got = preadv(inode.host_fd, iov.data(), static_cast<int>(iov.size()), off);
+    if (!nrun) return;
+    const off_t off = static_cast<off_t>(run[0]->index << PAGE_SHIFT);
+    ssize_t got = preadv(inode.host_fd, iov, static_cast<int>(nrun), off);
     if (got >= 0) {
-      m.count_event(VmEvent::PGPGIN, static_cast<int64_t>(run.size() * (PAGE_SIZE / 1024)));
-      for (Page* page : run) {
+      m.count_event(VmEvent::PGPGIN, static_cast<int64_t>(nrun * (PAGE_SIZE / 1024)));
+      for (Page* page : std::span(run, nrun)) {
         // Past the host file's end the page is zeros (a hole, or data not
         // yet written back is impossible here: the page was not cached).
         const uint64_t have =
@@ -128,15 +132,23 @@ void do_page_cache_ra(Machine& m, Inode& inode, uint64_t start, uint64_t nr, uin
     }
     // A failed read leaves the pages not uptodate: a reader that needs one
     // reads it alone and sees the error.
-    for (Page* page : run) {
+    for (Page* page : std::span(run, nrun)) {
       unlock_page(page);
       put_page(m, page);
     }
-    run.clear();
+    nrun = 0;
   };
+  AddressSpace& as = inode.i_data;
   for (uint64_t index = start; index < start + nr; ++index) {
-    if (Page* cached = find_get_page(inode.i_data, index)) {
-      put_page(m, cached);
+    // A look at the slot without a reference, as Linux's xa_load here: a
+    // page that arrives after it makes add_to_page_cache() fail instead.
+    bool cached;
+    {
+      SpinGuard g(as.i_pages_lock);
+      const uintptr_t v = as.i_pages.load(index);
+      cached = v && !is_shadow(v);
+    }
+    if (cached) {
       submit();
       continue;
     }
@@ -151,8 +163,9 @@ void do_page_cache_ra(Machine& m, Inode& inode, uint64_t start, uint64_t nr, uin
       continue;
     }
     if (index == mark) page->set_atomic(PG_readahead);
-    if (!run.empty() && run.back()->index + 1 != index) submit();
-    run.push_back(page);
+    if (nrun && (run[nrun - 1]->index + 1 != index || nrun == kMaxRun)) submit();
+    run[nrun] = page;
+    iov[nrun++] = {m.phys_window(m.page_to_pfn(page)), PAGE_SIZE};
   }
   submit();
 }

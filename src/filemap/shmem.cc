@@ -55,8 +55,7 @@ Page* shmem_swapin(Machine& m, Inode& inode, uint64_t index, uintptr_t v, MemCgr
   const SwpEntry e{radix_to_swp_entry(v)};
   auto still_there = [&] {
     SpinGuard g(as.i_pages_lock);
-    auto it = as.i_pages.find(index);
-    return it != as.i_pages.end() && it->second == v;
+    return as.i_pages.load(index) == v;
   };
   // Charged to the group the slot was charged to, as an anonymous swap-in.
   const SwapChargeFn charge = [&](Page* p, SwpEntry se, bool readahead) {
@@ -76,13 +75,12 @@ Page* shmem_swapin(Machine& m, Inode& inode, uint64_t index, uintptr_t v, MemCgr
   std::shared_lock<std::shared_mutex> held(fs_state(m).shmem_swap_lock);
   if (page->test(PG_swapcache) && page->private_once() == e.val) {
     SpinGuard g(as.i_pages_lock);
-    auto it = as.i_pages.find(index);
-    if (it != as.i_pages.end() && it->second == v) {
+    if (as.i_pages.load(index) == v) {
       get_page(page);  // the page cache's reference
       page->index = index;
       page->set_mapping_once(&as);
       page->set_atomic(PG_filecache);
-      it->second = reinterpret_cast<uintptr_t>(page);
+      as.i_pages.store(index, reinterpret_cast<uintptr_t>(page));
       as.nrpages.fetch_add(1, std::memory_order_relaxed);
       inode.nrswapped.fetch_sub(1, std::memory_order_relaxed);
       moved = true;
@@ -116,11 +114,8 @@ Page* shmem_get_page(Machine& m, Inode& inode, uint64_t index, MemCgroup* cg, Sg
     uintptr_t v = 0;
     {
       SpinGuard g(as.i_pages_lock);
-      auto it = as.i_pages.find(index);
-      if (it != as.i_pages.end()) {
-        v = it->second;
-        if (!is_shadow(v)) get_page(reinterpret_cast<Page*>(v));
-      }
+      v = as.i_pages.load(index);
+      if (v && !is_shadow(v)) get_page(reinterpret_cast<Page*>(v));
     }
     if (v && !is_shadow(v)) {
       Page* page = reinterpret_cast<Page*>(v);
@@ -255,14 +250,15 @@ void shmem_truncate(Machine& m, Inode& inode, uint64_t first) {
       held = std::shared_lock<std::shared_mutex>(st->shmem_swap_lock);
     {
       SpinGuard g(as.i_pages_lock);
-      auto it = as.i_pages.lower_bound(first);
-      while (it != as.i_pages.end() && is_shadow(it->second)) {
-        freed.push_back(SwpEntry{radix_to_swp_entry(it->second)});
-        it = as.i_pages.erase(it);
+      uint64_t index = first;
+      uintptr_t v;
+      while ((v = as.i_pages.find(&index, ~uint64_t{0})) && is_shadow(v)) {
+        freed.push_back(SwpEntry{radix_to_swp_entry(v)});
+        as.i_pages.erase(index);
       }
       inode.nrswapped.fetch_sub(freed.size(), std::memory_order_relaxed);
-      if (it != as.i_pages.end()) {
-        page = reinterpret_cast<Page*>(it->second);
+      if (v) {
+        page = reinterpret_cast<Page*>(v);
         get_page(page);
       }
     }
@@ -307,7 +303,7 @@ bool shmem_writepage(Machine& m, Page* page) {
   swap_duplicate(m, e);
   {
     SpinGuard g(as->i_pages_lock);
-    as->i_pages[page->index] = swp_to_radix_entry(e.val);
+    as->i_pages.store(page->index, swp_to_radix_entry(e.val));
     as->nrpages.fetch_sub(1, std::memory_order_relaxed);
     inode.nrswapped.fetch_add(1, std::memory_order_relaxed);
     page->clear_atomic(PG_filecache);
@@ -327,8 +323,9 @@ ShmemSwapSnapshot shmem_swap_snapshot(Machine& m) {
   snap.swap_lock = std::unique_lock<std::shared_mutex>(st->shmem_swap_lock);
   for (auto& inode : st->shmem_inodes) {
     SpinGuard g(inode->i_data.i_pages_lock);
-    for (auto& [index, v] : inode->i_data.i_pages)
+    inode->i_data.i_pages.for_each([&](uint64_t, uintptr_t v) {
       if (is_shadow(v)) snap.entries.push_back(radix_to_swp_entry(v));
+    });
   }
   return snap;
 }
@@ -349,9 +346,10 @@ int shmem_unuse(Machine& m, unsigned type) {
     std::vector<uint64_t> indices;
     {
       SpinGuard g(inode->i_data.i_pages_lock);
-      for (auto& [index, v] : inode->i_data.i_pages)
+      inode->i_data.i_pages.for_each([&](uint64_t index, uintptr_t v) {
         if (is_shadow(v) && swp_type(SwpEntry{radix_to_swp_entry(v)}) == type)
           indices.push_back(index);
+      });
     }
     for (uint64_t index : indices) {
       if (rc) break;

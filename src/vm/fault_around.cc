@@ -71,13 +71,14 @@ bool do_fault_around(MmStruct* mm, VmArea* vma, uint64_t addr) {
   std::vector<Page*> pages;
   {
     SpinGuard g(as.i_pages_lock);
-    for (auto it = as.i_pages.lower_bound(start_pgoff);
-         it != as.i_pages.end() && it->first <= end_pgoff; ++it) {
-      if (is_shadow(it->second)) continue;
-      Page* page = reinterpret_cast<Page*>(it->second);
-      if (!page->test(PG_uptodate) || page->test(PG_readahead)) continue;
-      get_page(page);  // the cache's reference keeps it above zero
-      pages.push_back(page);
+    for (uint64_t index = start_pgoff; const uintptr_t v = as.i_pages.find(&index, end_pgoff);
+         ++index) {
+      Page* page = reinterpret_cast<Page*>(v);
+      if (!is_shadow(v) && page->test(PG_uptodate) && !page->test(PG_readahead)) {
+        get_page(page);  // the cache's reference keeps it above zero
+        pages.push_back(page);
+      }
+      if (index == end_pgoff) break;
     }
   }
   bool mapped_fault = false;
