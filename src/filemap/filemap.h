@@ -286,8 +286,17 @@ bool filemap_remove_mapping(Machine& m, Page* page);
 // returns the pages to read, [*start, *start + n), with the async marker at
 // *start + n - ra.async_size. `marker` is true when `index` is a page that
 // carried PG_readahead (the asynchronous case). Exposed for tests.
+// With `as`, a random miss looks at the pages cached just before `index`
+// (try_context_readahead): a run longer than the request is a sequential
+// stream whose state was lost, and gets a window.
 unsigned ondemand_readahead(FileRaState& ra, uint64_t index, unsigned req, bool marker,
-                            uint64_t* start);
+                            uint64_t* start, AddressSpace* as = nullptr);
+
+// page_cache_prev_miss() (mm/filemap.c): the highest index in
+// [index - max_scan + 1, index] with no page (empty, or a value entry);
+// index - max_scan when there is none, and ~0 when the range reaches below
+// index 0 without a gap.
+uint64_t page_cache_prev_miss(AddressSpace& as, uint64_t index, uint64_t max_scan);
 
 // Proves the page cache's invariants: every cached page maps its
 // AddressSpace at its index, is not swap-backed and has a reference; nrpages

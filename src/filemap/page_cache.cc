@@ -41,6 +41,17 @@ Page* find_get_page(AddressSpace& as, uint64_t index) {
   return page;
 }
 
+uint64_t page_cache_prev_miss(AddressSpace& as, uint64_t index, uint64_t max_scan) {
+  SpinGuard g(as.i_pages_lock);
+  uint64_t i = index;
+  for (uint64_t n = 0; n < max_scan; ++n, --i) {
+    const uintptr_t v = as.i_pages.load(i);
+    if (!v || is_shadow(v)) return i;
+    if (i == 0) return ~uint64_t{0};
+  }
+  return i;  // index - max_scan: no gap in the range
+}
+
 int add_to_page_cache(Machine& m, AddressSpace& as, Page* page, uint64_t index, MemCgroup* cg) {
   if (mem_cgroup_charge(m, page, cg) != 0) return -ENOMEM;
   page->index = index;

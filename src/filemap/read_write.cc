@@ -66,7 +66,7 @@ Page* get_read_page(Machine& m, File* f, uint64_t index, uint64_t last_index, Me
       uint64_t start = 0;
       const auto req = static_cast<unsigned>(std::min<uint64_t>(last_index - index + 1, 1u << 20));
       if (f->ra.ra_pages) {
-        const unsigned n = ondemand_readahead(f->ra, index, req, false, &start);
+        const unsigned n = ondemand_readahead(f->ra, index, req, false, &start, &as);
         do_page_cache_ra(m, inode, start, n, f->ra.async_size, cg);
         page = find_get_page(as, index);
       }

@@ -4,9 +4,7 @@
 // reading of a window's missing pages into the page cache with one host
 // preadv per run of consecutive pages.
 //
-// Not modelled: try_context_readahead() (a miss that is neither sequential
-// nor at a marker reads only what was asked, even when the pages before it
-// are cached), the block device's io_pages, and large folios.
+// Not modelled: the block device's io_pages, and large folios.
 #include <sys/uio.h>
 
 #include <algorithm>
@@ -40,7 +38,7 @@ uint64_t next_ra_size(uint64_t cur, uint64_t max) {
 }  // namespace
 
 unsigned ondemand_readahead(FileRaState& ra, uint64_t index, unsigned req, bool marker,
-                            uint64_t* start) {
+                            uint64_t* start, AddressSpace* as) {
   const uint64_t max = ra.ra_pages;
   uint64_t size = ra.size, async = ra.async_size;
   bool initial = false;
@@ -63,8 +61,19 @@ unsigned ondemand_readahead(FileRaState& ra, uint64_t index, unsigned req, bool 
   } else {
     const uint64_t prev_index =
         ra.prev_pos == ~uint64_t{0} ? ~uint64_t{0} : ra.prev_pos >> PAGE_SHIFT;
-    if (prev_index != ~uint64_t{0} && index - prev_index <= 1) {
+    // try_context_readahead(): the pages cached just before this one are
+    // the trace a sequential stream leaves; more of them than the request
+    // make a window of their length plus the request (doubled when they
+    // reach back to the file's start), marked on its first page.
+    uint64_t history = 0;
+    const bool sequential = prev_index != ~uint64_t{0} && index - prev_index <= 1;
+    if (!sequential && as) history = index - 1 - page_cache_prev_miss(*as, index - 1, max);
+    if (sequential) {
       initial = true;  // a sequential cache miss
+    } else if (history > req) {
+      ra.start = index;
+      size = std::min((history >= index ? 2 * history : history) + req, max);
+      async = 1;
     } else {
       // A standalone random read: just the request, the state untouched.
       *start = index;

@@ -499,6 +499,61 @@ TEST(FilemapReadahead, InitialRandomAndMergedWindows) {
   EXPECT_EQ(ra(big, 0, 32, false), "0+32 async 16");
 }
 
+// try_context_readahead (mm/readahead.c, 6.1), max = 32: a miss that is
+// neither at 0, nor expected, nor sequential to prev_pos counts the pages
+// cached just before it, history = index - 1 - page_cache_prev_miss(index -
+// 1, max). history <= req: random, just the request. Otherwise start =
+// index, size = min(history (x2 if history >= index) + req, max), async = 1.
+TEST(FilemapReadahead, ContextReadaheadFollowsTheCachedHistory) {
+  auto m = boot_fs(64, 0);
+  ASSERT_TRUE(m);
+  auto cpu = CpuScope::bind(*m, 0);
+  FileTable ft;
+  const int fd = sys_open(*m, ft, "ctx", O_CREAT | O_RDWR);
+  ASSERT_GE(fd, 0);
+  const Bytes data(64 * P, 7);
+  ASSERT_EQ(sys_write(*m, ft, fd, data.data(), data.size()), static_cast<int64_t>(data.size()));
+  ASSERT_EQ(sys_fsync(*m, ft, fd), 0);
+  ASSERT_EQ(drop_caches(*m, 1), 0);
+  AddressSpace& as = ft.fds[fd]->inode->i_data;
+  auto ctx = [&](uint64_t index, unsigned req) {
+    FileRaState st;
+    st.prev_pos = 50 * P;  // far from index: not a sequential miss
+    uint64_t start = ~uint64_t{0};
+    const unsigned n = ondemand_readahead(st, index, req, false, &start, &as);
+    return std::to_string(start) + "+" + std::to_string(n) + " async " +
+           std::to_string(st.async_size);
+  };
+  // Nothing cached before index 30: prev_miss(29) = 29, history 0.
+  EXPECT_EQ(page_cache_prev_miss(as, 29, 32), 29u);
+  EXPECT_EQ(ctx(30, 2), "30+2 async 0");
+  // Page 29 alone: history 1 <= req 2, still random.
+  ASSERT_EQ(sys_fadvise(*m, ft, fd, 29 * P, P, POSIX_FADV_WILLNEED), 0);
+  EXPECT_EQ(page_cache_prev_miss(as, 29, 32), 28u);
+  EXPECT_EQ(ctx(30, 2), "30+2 async 0");
+  // Pages 10..29: prev_miss(29) = 9, history 20 > 2, 20 < 30:
+  // size = min(20 + 2, 32) = 22, async 1.
+  ASSERT_EQ(sys_fadvise(*m, ft, fd, 10 * P, 19 * P, POSIX_FADV_WILLNEED), 0);
+  EXPECT_EQ(page_cache_prev_miss(as, 29, 32), 9u);
+  EXPECT_EQ(ctx(30, 2), "30+22 async 1");
+  // A scan of 8 finds no gap: index - max_scan.
+  EXPECT_EQ(page_cache_prev_miss(as, 29, 8), 21u);
+  // Pages 0..29: no gap down to 0, prev_miss = ~0, history = 30 >= 30,
+  // doubled: min(60 + 2, 32) = 32, async 1.
+  ASSERT_EQ(sys_fadvise(*m, ft, fd, 0, 10 * P, POSIX_FADV_WILLNEED), 0);
+  EXPECT_EQ(page_cache_prev_miss(as, 29, 32), ~uint64_t{0});
+  EXPECT_EQ(ctx(30, 2), "30+32 async 1");
+  // A read there takes that window: pages 30..61 come in at once.
+  const int64_t before = m->node_stat_sum(NodeStat::NR_FILE_PAGES);
+  FileRaState& ra = ft.fds[fd]->ra;
+  ra.prev_pos = 50 * P;
+  char buf[16];
+  ASSERT_EQ(sys_pread(*m, ft, fd, buf, sizeof buf, 30 * P), 16);
+  EXPECT_EQ(m->node_stat_sum(NodeStat::NR_FILE_PAGES) - before, 32);
+  EXPECT_EQ(filemap_check(*m), "");
+  EXPECT_EQ(sys_close(*m, ft, fd), 0);
+}
+
 TEST(FilemapTest, TeardownWithDirtyDataAndAPersistentRoot) {
   char tmpl[] = "/tmp/mmkit_filemap_XXXXXX";
   ASSERT_TRUE(mkdtemp(tmpl));
