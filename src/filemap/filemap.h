@@ -192,15 +192,31 @@ uint64_t global_dirtyable_memory(const Machine& m);
 // vm.dirty_ratio of the dirtyable memory, and the same for background;
 // background at most half of thresh when it would reach it.
 DirtyLimits global_dirty_limits(const Machine& m);
+// A memory cgroup's own dirty domain (cgroup writeback's mdtc,
+// mm/page-writeback.c): its dirtyable memory is its file pages plus the
+// smaller of its headroom below memory.max and the clean file pages of
+// everyone else (mdtc_calc_avail); its limits are the global ratios of that
+// (domain_dirty_limits; the _bytes forms turned into ratios of the global
+// dirtyable memory, per PAGE_SIZE, rounded up); `dirty` counts its dirty
+// pages and, with `writeback` (the throttling view; the flusher's leaves
+// them out, on both sides), its writeback pages.
+struct MemcgDirtyDomain {
+  uint64_t avail = 0;
+  uint64_t dirty = 0;
+  DirtyLimits limits;
+};
+MemcgDirtyDomain memcg_dirty_domain(Machine& m, const MemCgroup* cg, bool writeback = true);
 // wakeup_flusher_threads(): the machine's flusher writes every dirty page
 // back now (reclaim's WB_REASON_VMSCAN).
 void wakeup_flusher_threads(Machine& m);
-// balance_dirty_pages_ratelimited(): after a write dirtied pages. Over the
-// midpoint of the two thresholds the flusher starts background writeback;
-// over thresh the writer waits for it (a pause of at most 200 ms, then it
-// goes on even if the flusher made no progress, so an I/O error cannot
+// balance_dirty_pages_ratelimited(): after `cg` (null: the root) dirtied
+// pages. While the machine's dirty pages, and the group's in its own
+// domain, are under the midpoint of their two thresholds, the writer runs
+// free; past it the flusher starts background writeback; over thresh in
+// either domain the writer waits for it (a pause of at most 200 ms, then
+// it goes on even if the flusher made no progress, so an I/O error cannot
 // hang it).
-void balance_dirty_pages(Machine& m);
+void balance_dirty_pages(Machine& m, const MemCgroup* cg = nullptr);
 
 // --- what file mappings use (vm/file_map.cc) ----------------------------------------
 // PG_locked, as a sleeping lock (lock_page waits, yielding).

@@ -127,7 +127,7 @@ void filemap_dirty_mapped(Machine& m, Page* page) {
     as->host->dirtied_when.compare_exchange_strong(clean, monotonic_ns(),
                                                    std::memory_order_relaxed);
   }
-  m.mod_node_page_state(page, NodeStat::NR_FILE_DIRTY, 1);
+  mod_lruvec_page_state(m, page, NodeStat::NR_FILE_DIRTY, 1);
   m.mod_node_page_state(page, NodeStat::NR_DIRTIED, 1);
 }
 

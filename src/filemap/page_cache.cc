@@ -9,10 +9,13 @@
 #include <fmt/format.h>
 
 #include <cerrno>
+#include <map>
 #include <thread>
 
 #include "filemap/filemap_internal.h"
 #include "memcg/lru.h"
+#include "memcg/memcg_state.h"
+#include "memcg/memcontrol.h"
 #include "memcg/workingset.h"
 #include "page_alloc/page_alloc.h"
 #include "swap/swap.h"
@@ -116,7 +119,7 @@ void unlink_page(Machine& m, AddressSpace& as, Page* page, uintptr_t shadow) {
     page->clear_atomic(PG_filecache);
     page->set_mapping_once(nullptr);
   }
-  if (was_dirty) m.mod_node_page_state(page, NodeStat::NR_FILE_DIRTY, -1);
+  if (was_dirty) mod_lruvec_page_state(m, page, NodeStat::NR_FILE_DIRTY, -1);
   m.mod_node_page_state(page, NodeStat::NR_FILE_PAGES, -1);
   if (as.host->shmem) m.mod_node_page_state(page, NodeStat::NR_SHMEM, -1);
 }
@@ -216,6 +219,7 @@ std::vector<uint64_t> dirty_indices(AddressSpace& as, uint64_t first, uint64_t l
 std::string filemap_check(Machine& m) {
   FsState* st = fs_state_if(m);
   int64_t file_pages = 0, shmem_pages = 0, dirty = 0, writeback = 0;
+  std::map<const MemCgroup*, std::pair<int64_t, int64_t>> by_group;  // dirty, writeback
   std::string err;
   auto fail = [&](std::string what) {
     if (err.empty()) err = std::move(what);
@@ -240,8 +244,14 @@ std::string filemap_check(Machine& m) {
       }
       const Page* page = reinterpret_cast<const Page*>(v);
       ++pages;
-      if (page->test(PG_dirty) && !inode.shmem) ++nrdirty;
-      if (page->test(PG_writeback)) ++writeback;
+      if (page->test(PG_dirty) && !inode.shmem) {
+        ++nrdirty;
+        ++by_group[page_memcg(m, page)].first;
+      }
+      if (page->test(PG_writeback)) {
+        ++writeback;
+        ++by_group[page_memcg(m, page)].second;
+      }
       if (page->mapping_once() != &as || page->index != index)
         fail(fmt::format("inode {} index {}: the page says mapping {} index {}", inode.ino, index,
                          page->mapping_once(), page->index));
@@ -294,6 +304,15 @@ std::string filemap_check(Machine& m) {
   if (m.node_stat_sum(NodeStat::NR_WRITEBACK) != writeback)
     fail(fmt::format("NR_WRITEBACK {} but {} pages under writeback",
                      m.node_stat_sum(NodeStat::NR_WRITEBACK), writeback));
+  if (memcg_state_if(m)) {
+    for (const MemCgroup* cg : mem_cgroups(m)) {
+      const auto [d, w] = by_group[cg];
+      if (cg->nr_file_dirty.load() != d || cg->nr_writeback.load() != w)
+        fail(fmt::format("memcg {}: file_dirty {} file_writeback {} but {} and {} pages",
+                         mem_cgroup_name(cg), cg->nr_file_dirty.load(), cg->nr_writeback.load(), d,
+                         w));
+    }
+  }
   return err;
 }
 

@@ -10,13 +10,20 @@
 // written oldest-dirtied first, at most MAX_WRITEBACK_PAGES per inode in a
 // row, with the file system's lock dropped between inodes.
 //
-// Not modelled: per-memcg and per-device (bdi) dirty limits, the dirty
-// rate estimates behind Linux's proportional pauses (a writer over thresh
-// simply waits for the flusher's next pass), and strictlimit.
+// Each memory cgroup is also a dirty domain of its own (cgroup writeback's
+// mdtc): a writer is throttled when either the machine or its group is over
+// its limit, and the background flusher runs while either is over its
+// background threshold. mmkit has one flusher for all groups, which writes
+// the oldest inodes whoever dirtied them (Linux's cgroup wb writes its own).
+//
+// Not modelled: per-device (bdi) limits, the dirty rate estimates behind
+// Linux's proportional pauses (a writer over thresh simply waits for the
+// flusher's next pass), and strictlimit.
 #include <algorithm>
 #include <chrono>
 
 #include "filemap/filemap_internal.h"
+#include "memcg/memcontrol.h"
 #include "page_alloc/page_alloc.h"
 
 namespace mmkit {
@@ -31,6 +38,43 @@ uint64_t node_pages(const Machine& m, NodeStat item) {
 
 uint64_t nr_dirty(const Machine& m) {
   return node_pages(m, NodeStat::NR_FILE_DIRTY);
+}
+
+// domain_dirty_limits(): `ratio` and `bg_ratio` are per PAGE_SIZE of
+// `avail`; the _bytes forms apply as they are to the global domain, and as
+// ratios of the global dirtyable memory to a memcg's (`global_avail` != 0).
+DirtyLimits domain_dirty_limits(const Machine& m, uint64_t avail, uint64_t global_avail) {
+  uint64_t ratio = uint64_t{m.dirty_ratio} * PAGE_SIZE / 100;
+  uint64_t bg_ratio = uint64_t{m.dirty_background_ratio} * PAGE_SIZE / 100;
+  uint64_t bytes = m.dirty_bytes, bg_bytes = m.dirty_background_bytes;
+  if (global_avail) {
+    if (bytes) ratio = std::min((bytes + global_avail - 1) / global_avail, PAGE_SIZE);
+    if (bg_bytes) bg_ratio = std::min((bg_bytes + global_avail - 1) / global_avail, PAGE_SIZE);
+    bytes = bg_bytes = 0;
+  }
+  DirtyLimits d;
+  d.thresh = bytes ? (bytes + PAGE_SIZE - 1) / PAGE_SIZE : ratio * avail / PAGE_SIZE;
+  d.background = bg_bytes ? (bg_bytes + PAGE_SIZE - 1) / PAGE_SIZE : bg_ratio * avail / PAGE_SIZE;
+  if (d.background >= d.thresh) d.background = d.thresh / 2;
+  return d;
+}
+
+// dirty_freerun_ceiling(): the midpoint of the two thresholds.
+uint64_t freerun_ceiling(const DirtyLimits& l) {
+  return (l.thresh + l.background) / 2;
+}
+
+// wb_over_bg_thresh() for every domain: the machine's, or a group's own.
+bool over_background(Machine& m) {
+  if (nr_dirty(m) > global_dirty_limits(m).background) return true;
+  for (const MemCgroup* cg : mem_cgroups(m)) {
+    if (cg == root_mem_cgroup(m)) continue;
+    // Dirty pages only, here and in the domain's sizes: writeback is
+    // already under way (wb_over_bg_thresh).
+    const MemcgDirtyDomain d = memcg_dirty_domain(m, cg, false);
+    if (d.dirty > d.limits.background) return true;
+  }
+  return false;
 }
 
 // Writes up to `budget` dirty pages of an inode; the pages written.
@@ -77,7 +121,7 @@ void wb_do_writeback(FsState& st, bool all, bool background) {
   std::sort(queue.begin(), queue.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
   for (auto& [when, inode] : queue) {
-    const bool over = nr_dirty(m) > global_dirty_limits(m).background;
+    const bool over = over_background(m);
     if (all || !background) {
       // Everything this inode had dirty when the pass began (pages dirtied
       // meanwhile wait for the next pass, so a busy writer cannot hold the
@@ -118,17 +162,24 @@ uint64_t global_dirtyable_memory(const Machine& m) {
 }
 
 DirtyLimits global_dirty_limits(const Machine& m) {
-  const uint64_t available = global_dirtyable_memory(m);
-  // domain_dirty_limits(): ratios are scaled by PAGE_SIZE first, as Linux
-  // does; the _bytes forms are rounded up to pages.
-  const uint64_t ratio = uint64_t{m.dirty_ratio} * PAGE_SIZE / 100;
-  const uint64_t bg_ratio = uint64_t{m.dirty_background_ratio} * PAGE_SIZE / 100;
-  DirtyLimits d;
-  d.thresh =
-      m.dirty_bytes ? (m.dirty_bytes + PAGE_SIZE - 1) / PAGE_SIZE : ratio * available / PAGE_SIZE;
-  d.background = m.dirty_background_bytes ? (m.dirty_background_bytes + PAGE_SIZE - 1) / PAGE_SIZE
-                                          : bg_ratio * available / PAGE_SIZE;
-  if (d.background >= d.thresh) d.background = d.thresh / 2;
+  // Ratios are scaled by PAGE_SIZE first, as Linux does; the _bytes forms
+  // are rounded up to pages.
+  return domain_dirty_limits(m, global_dirtyable_memory(m), 0);
+}
+
+MemcgDirtyDomain memcg_dirty_domain(Machine& m, const MemCgroup* cg, bool writeback) {
+  const MemcgWbStats s = mem_cgroup_wb_stats(cg);
+  const uint64_t g_avail = global_dirtyable_memory(m);
+  const uint64_t g_dirty = nr_dirty(m) + (writeback ? node_pages(m, NodeStat::NR_WRITEBACK) : 0);
+  MemcgDirtyDomain d;
+  d.dirty = s.dirty + (writeback ? s.writeback : 0);
+  // mdtc_calc_avail(): the group may use its file pages and, of the room
+  // below its limit, as much as other clean file pages could give it.
+  const uint64_t clean = s.filepages - std::min(s.filepages, d.dirty);
+  const uint64_t global_clean = g_avail - std::min(g_avail, g_dirty);
+  const uint64_t other_clean = global_clean - std::min(global_clean, clean);
+  d.avail = s.filepages + std::min(s.headroom, other_clean);
+  d.limits = domain_dirty_limits(m, d.avail, g_avail);
   return d;
 }
 
@@ -165,16 +216,20 @@ void wakeup_flusher_threads(Machine& m) {
   st->wb_wake.notify_one();
 }
 
-void balance_dirty_pages(Machine& m) {
+void balance_dirty_pages(Machine& m, const MemCgroup* cg) {
   FsState* st = live_fs(m);
   if (!st) return;
   const DirtyLimits l = global_dirty_limits(m);
   const uint64_t dirty = nr_dirty(m) + node_pages(m, NodeStat::NR_WRITEBACK);
-  if (dirty <= (l.thresh + l.background) / 2) return;  // the freerun zone
+  // The group's own domain, for a group below the root (mdtc_valid()).
+  const bool group = cg && cg != root_mem_cgroup(m);
+  const MemcgDirtyDomain md = group ? memcg_dirty_domain(m, cg) : MemcgDirtyDomain{};
+  if (dirty <= freerun_ceiling(l) && (!group || md.dirty <= freerun_ceiling(md.limits)))
+    return;  // the freerun zone
   std::unique_lock<std::mutex> lk(st->wb_lock);
   st->wb_background = true;
   st->wb_wake.notify_one();
-  if (dirty <= l.thresh) return;
+  if (dirty <= l.thresh && (!group || md.dirty <= md.limits.thresh)) return;
   // Over the limit: wait for the flusher's pass (one pause at most).
   const uint64_t round = st->wb_rounds;
   st->wb_progress.wait_for(lk, kMaxPause, [&] { return st->wb_rounds > round || st->wb_stop; });

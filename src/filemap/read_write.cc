@@ -217,7 +217,7 @@ void set_page_dirty(Machine& m, Page* page) {
     uint64_t clean = 0;
     as.host->dirtied_when.compare_exchange_strong(clean, monotonic_ns(), std::memory_order_relaxed);
   }
-  m.mod_node_page_state(page, NodeStat::NR_FILE_DIRTY, 1);
+  mod_lruvec_page_state(m, page, NodeStat::NR_FILE_DIRTY, 1);
   m.mod_node_page_state(page, NodeStat::NR_DIRTIED, 1);
 }
 
@@ -245,16 +245,16 @@ int filemap_writepage(Machine& m, Page* page) {
   }
   if (!page->test_and_clear(PG_dirty)) return 0;
   as.nrdirty.fetch_sub(1, std::memory_order_relaxed);
-  m.mod_node_page_state(page, NodeStat::NR_FILE_DIRTY, -1);
+  mod_lruvec_page_state(m, page, NodeStat::NR_FILE_DIRTY, -1);
   page->set_atomic(PG_writeback);
-  m.mod_node_page_state(page, NodeStat::NR_WRITEBACK, 1);
+  mod_lruvec_page_state(m, page, NodeStat::NR_WRITEBACK, 1);
   // Only the bytes below i_size reach the host file.
   const uint64_t off = page->index << PAGE_SHIFT;
   const uint64_t isize = inode.i_size.load(std::memory_order_acquire);
   const uint64_t len = isize > off ? std::min(PAGE_SIZE, isize - off) : 0;
   const int64_t wrote = len ? host_io(inode.host_fd, page_data(m, page), len, off, true) : 0;
   page->clear_atomic(PG_writeback);
-  m.mod_node_page_state(page, NodeStat::NR_WRITEBACK, -1);
+  mod_lruvec_page_state(m, page, NodeStat::NR_WRITEBACK, -1);
   if (wrote != static_cast<int64_t>(len)) {
     set_page_dirty(m, page);  // nothing is lost: it stays dirty in memory
     return -EIO;
@@ -383,7 +383,7 @@ int64_t sys_write(Machine& m, FileTable& ft, int fd, const void* buf, uint64_t c
         do_write(m, ft, f, static_cast<const char*>(buf), std::min(count, kMaxRw), f->pos);
     if (n > 0) f->pos += static_cast<uint64_t>(n);
     w.unlock();
-    if (n > 0) balance_dirty_pages(m);
+    if (n > 0) balance_dirty_pages(m, ft.memcg);
     return n;
   });
 }
@@ -399,7 +399,7 @@ int64_t sys_pwrite(Machine& m, FileTable& ft, int fd, const void* buf, uint64_t 
     const int64_t n =
         do_write(m, ft, f, static_cast<const char*>(buf), std::min(count, kMaxRw), pos);
     w.unlock();
-    if (n > 0) balance_dirty_pages(m);
+    if (n > 0) balance_dirty_pages(m, ft.memcg);
     return n;
   });
 }

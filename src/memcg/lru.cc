@@ -94,6 +94,14 @@ MemCgroup* page_memcg(Machine& m, const Page* page) {
   return cg ? cg : st.root();
 }
 
+void mod_lruvec_page_state(Machine& m, Page* page, NodeStat item, int64_t n) {
+  m.mod_node_page_state(page, item, n);
+  if (item == NodeStat::NR_FILE_DIRTY)
+    page_memcg(m, page)->nr_file_dirty.fetch_add(n, std::memory_order_relaxed);
+  else if (item == NodeStat::NR_WRITEBACK)
+    page_memcg(m, page)->nr_writeback.fetch_add(n, std::memory_order_relaxed);
+}
+
 Lruvec& folio_lruvec(Machine& m, const Page* page) {
   return mem_cgroup_lruvec(page_memcg(m, page), m.page_zone(page)->node);
 }

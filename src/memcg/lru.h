@@ -91,9 +91,10 @@ struct Lruvec {
   // memory.stat events of this lruvec.
   std::atomic<uint64_t> pgscan{0}, pgsteal{0}, pgactivate{0}, pgdeactivate{0}, pgrefill{0};
   // Evictions and refault activations so far (memcg/workingset.h), and the
-  // workingset_* events of memory.stat.
+  // workingset_* events of memory.stat, per type (anon 0, file 1).
   std::atomic<uint64_t> nonresident_age{0};
-  std::atomic<uint64_t> workingset_refault{0}, workingset_activate{0}, workingset_restore{0};
+  std::atomic<uint64_t> workingset_refault[2] = {}, workingset_activate[2] = {},
+                        workingset_restore[2] = {};
   LruGen lrugen;  // used when the machine boots with lru_gen = true
 
   uint64_t size(unsigned lru) const { return nr[lru].load(std::memory_order_relaxed); }
@@ -105,6 +106,12 @@ Lruvec& mem_cgroup_lruvec(MemCgroup* cg, int nid);
 MemCgroup* page_memcg(Machine& m, const Page* page);
 // The lruvec a page belongs on: its group's, on its node.
 Lruvec& folio_lruvec(Machine& m, const Page* page);
+// __mod_lruvec_page_state(): a node statistic of `page` and, for the items
+// memory.stat counts per group (NR_FILE_DIRTY, NR_WRITEBACK), the page's
+// group's. The page must stay charged to that group while it counts there
+// (page-cache pages are charged before they are dirtied and uncharged
+// after they are clean).
+void mod_lruvec_page_state(Machine& m, Page* page, NodeStat item, int64_t n);
 
 // The list a page goes on by its flags (folio_lru_list).
 inline unsigned page_lru(const Page* page) {

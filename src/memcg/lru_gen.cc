@@ -288,18 +288,18 @@ void lru_gen_refault(Machine& m, Page* page, uintptr_t shadow) {
     return static_cast<unsigned>(anon) + (type == LRU_GEN_FILE ? 1 : 0);
   };
   m.node(lv.nid).stat[item(NodeStat::WORKINGSET_REFAULT_ANON)].add(1);
-  lv.workingset_refault.fetch_add(1, std::memory_order_relaxed);
+  lv.workingset_refault[type].fetch_add(1, std::memory_order_relaxed);
   // A tier the controller protects refaults faster than the first: the
   // page comes back young (newer kernels' lru_gen_refault activation).
   if (tier > 0 && tier > lru_gen_tier_idx(lv, type)) {
     page->set_atomic(PG_active);
     m.node(lv.nid).stat[item(NodeStat::WORKINGSET_ACTIVATE_ANON)].add(1);
-    lv.workingset_activate.fetch_add(1, std::memory_order_relaxed);
+    lv.workingset_activate[type].fetch_add(1, std::memory_order_relaxed);
   }
   if (refs == (1u << kLruRefsWidth)) {
     page->set_atomic(PG_workingset);
     m.node(lv.nid).stat[item(NodeStat::WORKINGSET_RESTORE_ANON)].add(1);
-    lv.workingset_restore.fetch_add(1, std::memory_order_relaxed);
+    lv.workingset_restore[type].fetch_add(1, std::memory_order_relaxed);
   }
 }
 

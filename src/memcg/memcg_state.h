@@ -38,6 +38,9 @@ struct MemCgroup {
   std::atomic<int64_t> usage{0};       // pages charged (memory.current)
   std::atomic<int64_t> peak{0};        // memory.peak
   std::atomic<int64_t> swap_usage{0};  // swap slots charged (memory.swap.current)
+  // The group's share of NR_FILE_DIRTY and NR_WRITEBACK (memory.stat's
+  // file_dirty and file_writeback; its dirty limits, mm/page-writeback.c).
+  std::atomic<int64_t> nr_file_dirty{0}, nr_writeback{0};
   // memory.events
   std::atomic<uint64_t> ev_max{0}, ev_oom{0}, ev_oom_kill{0};
   std::vector<std::unique_ptr<Lruvec>> lruvec;  // one per node

@@ -107,6 +107,22 @@ std::vector<MemCgroup*> mem_cgroups(Machine& m) {
   return out;
 }
 
+MemcgWbStats mem_cgroup_wb_stats(const MemCgroup* cg) {
+  MemcgWbStats s;
+  auto pages = [](int64_t v) { return static_cast<uint64_t>(std::max<int64_t>(v, 0)); };
+  s.dirty = pages(cg->nr_file_dirty.load(std::memory_order_relaxed));
+  s.writeback = pages(cg->nr_writeback.load(std::memory_order_relaxed));
+  for (const auto& lv : cg->lruvec)
+    s.filepages += lv->size(LRU_INACTIVE_FILE) + lv->size(LRU_ACTIVE_FILE);
+  // Groups are flat under the root: the walk up to the root is this group
+  // alone (memory.high is not modelled, so the ceiling is memory.max).
+  s.headroom = ~uint64_t{0};
+  const uint64_t ceiling = cg->max.load(std::memory_order_relaxed);
+  if (!cg->is_root() && ceiling != kMemMax)
+    s.headroom = ceiling - std::min(ceiling, pages(cg->usage.load(std::memory_order_relaxed)));
+  return s;
+}
+
 bool mem_cgroup_read(const MemCgroup* cg, std::string_view file, std::string* out) {
   auto pages = [](int64_t v) { return static_cast<uint64_t>(v < 0 ? 0 : v) << PAGE_SHIFT; };
   if (file == "memory.current") {
@@ -124,7 +140,7 @@ bool mem_cgroup_read(const MemCgroup* cg, std::string_view file, std::string* ou
   } else if (file == "memory.stat") {
     // The LRU sizes and reclaim events summed over the group's lruvecs.
     uint64_t nr[NR_LRU_LISTS] = {}, scan = 0, steal = 0, act = 0, deact = 0, refill = 0;
-    uint64_t ws_refault = 0, ws_activate = 0, ws_restore = 0;
+    uint64_t ws_refault[2] = {}, ws_activate[2] = {}, ws_restore[2] = {};
     for (const auto& lv : cg->lruvec) {
       for (unsigned l = 0; l < NR_LRU_LISTS; ++l) nr[l] += lv->size(l);
       scan += lv->pgscan.load();
@@ -132,22 +148,27 @@ bool mem_cgroup_read(const MemCgroup* cg, std::string_view file, std::string* ou
       act += lv->pgactivate.load();
       deact += lv->pgdeactivate.load();
       refill += lv->pgrefill.load();
-      ws_refault += lv->workingset_refault.load();
-      ws_activate += lv->workingset_activate.load();
-      ws_restore += lv->workingset_restore.load();
+      for (unsigned t = 0; t < 2; ++t) {
+        ws_refault[t] += lv->workingset_refault[t].load();
+        ws_activate[t] += lv->workingset_activate[t].load();
+        ws_restore[t] += lv->workingset_restore[t].load();
+      }
     }
     const uint64_t anon = nr[LRU_INACTIVE_ANON] + nr[LRU_ACTIVE_ANON];
+    // memory_stat_format()'s order (mm/memcontrol.c), the items mmkit keeps.
     *out = fmt::format(
-        "anon {}\nfile {}\nswapcached 0\ninactive_anon {}\nactive_anon {}\ninactive_file {}\n"
-        "active_file {}\nunevictable {}\nworkingset_refault_anon {}\nworkingset_refault_file 0\n"
-        "workingset_activate_anon {}\nworkingset_activate_file 0\nworkingset_restore_anon {}\n"
-        "workingset_restore_file 0\nworkingset_nodereclaim 0\npgscan {}\npgsteal {}\n"
-        "pgrefill {}\npgactivate {}\npgdeactivate {}\n",
+        "anon {}\nfile {}\nfile_dirty {}\nfile_writeback {}\nswapcached 0\ninactive_anon {}\n"
+        "active_anon {}\ninactive_file {}\nactive_file {}\nunevictable {}\n"
+        "workingset_refault_anon {}\nworkingset_refault_file {}\nworkingset_activate_anon {}\n"
+        "workingset_activate_file {}\nworkingset_restore_anon {}\nworkingset_restore_file {}\n"
+        "workingset_nodereclaim 0\npgscan {}\npgsteal {}\npgrefill {}\npgactivate {}\n"
+        "pgdeactivate {}\n",
         anon << PAGE_SHIFT, (nr[LRU_INACTIVE_FILE] + nr[LRU_ACTIVE_FILE]) << PAGE_SHIFT,
+        pages(cg->nr_file_dirty.load()), pages(cg->nr_writeback.load()),
         nr[LRU_INACTIVE_ANON] << PAGE_SHIFT, nr[LRU_ACTIVE_ANON] << PAGE_SHIFT,
         nr[LRU_INACTIVE_FILE] << PAGE_SHIFT, nr[LRU_ACTIVE_FILE] << PAGE_SHIFT,
-        nr[LRU_UNEVICTABLE] << PAGE_SHIFT, ws_refault, ws_activate, ws_restore, scan, steal, refill,
-        act, deact);
+        nr[LRU_UNEVICTABLE] << PAGE_SHIFT, ws_refault[0], ws_refault[1], ws_activate[0],
+        ws_activate[1], ws_restore[0], ws_restore[1], scan, steal, refill, act, deact);
   } else {
     out->clear();
     return false;

@@ -44,6 +44,16 @@ MemCgroup* mem_cgroup_create(Machine& m, std::string_view name, uint64_t max_byt
 // memory.max: lowering it below memory.current reclaims down to it, as a
 // write to the file does.
 void mem_cgroup_set_max(MemCgroup* cg, uint64_t max_bytes);
+// mem_cgroup_wb_stats() (mm/memcontrol.c), in pages: what a group's dirty
+// limits are computed from. headroom is the room left below memory.max
+// (~0 for the root and for a group without a limit).
+struct MemcgWbStats {
+  uint64_t filepages = 0;  // inactive_file + active_file
+  uint64_t headroom = 0;
+  uint64_t dirty = 0;      // NR_FILE_DIRTY
+  uint64_t writeback = 0;  // NR_WRITEBACK
+};
+MemcgWbStats mem_cgroup_wb_stats(const MemCgroup* cg);
 // The text of a control file, as cgroupfs prints it ("" and false for an
 // unknown file).
 bool mem_cgroup_read(const MemCgroup* cg, std::string_view file, std::string* out);

@@ -42,7 +42,7 @@ void workingset_refault(Machine& m, Page* page, uintptr_t shadow, bool swap_avai
   };
   Lruvec& lv = folio_lruvec(m, page);
   node_stat(m, lv.nid, item(NodeStat::WORKINGSET_REFAULT_ANON), 1);
-  lv.workingset_refault.fetch_add(1, std::memory_order_relaxed);
+  lv.workingset_refault[file].fetch_add(1, std::memory_order_relaxed);
   // The lruvec the page was evicted from; a group removed since, or a node
   // the machine does not have, leaves nothing to compare with.
   MemcgState* st = memcg_state_if(m);
@@ -65,14 +65,14 @@ void workingset_refault(Machine& m, Page* page, uintptr_t shadow, bool swap_avai
   page->set_atomic(PG_active);
   lv.nonresident_age.fetch_add(1, std::memory_order_relaxed);
   node_stat(m, lv.nid, item(NodeStat::WORKINGSET_ACTIVATE_ANON), 1);
-  lv.workingset_activate.fetch_add(1, std::memory_order_relaxed);
+  lv.workingset_activate[file].fetch_add(1, std::memory_order_relaxed);
   if (workingset) {
     // Active before its eviction: a restore, and what it cost counts
     // against its side (lru_note_cost_refault).
     page->set_atomic(PG_workingset);
     lv.cost[file ? 1 : 0].fetch_add(1, std::memory_order_relaxed);
     node_stat(m, lv.nid, item(NodeStat::WORKINGSET_RESTORE_ANON), 1);
-    lv.workingset_restore.fetch_add(1, std::memory_order_relaxed);
+    lv.workingset_restore[file].fetch_add(1, std::memory_order_relaxed);
   }
 }
 

@@ -86,7 +86,7 @@ bool sort_page(Machine& m, Lruvec& lv, Page* page, unsigned type, unsigned tier_
     lru_gen_move_page(lv, page, next, true);
     g.protected_[type][tier - 1].fetch_add(1, std::memory_order_relaxed);
     m.node(lv.nid).stat[static_cast<unsigned>(NodeStat::WORKINGSET_ACTIVATE_ANON) + type].add(1);
-    lv.workingset_activate.fetch_add(1, std::memory_order_relaxed);
+    lv.workingset_activate[type].fetch_add(1, std::memory_order_relaxed);
     return true;
   }
   if (page->test(PG_locked) || page->test(PG_writeback)) {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -17,6 +18,8 @@
 #include "page_alloc/page_alloc.h"
 #include "procfs/procfs.h"
 #include "reclaim/reclaim.h"
+#include "vm/mm.h"
+#include "vm/process.h"
 
 namespace mmkit {
 namespace {
@@ -172,15 +175,25 @@ TEST(FilemapWriteback, ReclaimLeavesDirtyPagesToTheFlusherFirst) {
   Machine& m = *mp;
   MemCgroup* cg = mem_cgroup_create(m, "small", 128 * PAGE_SIZE);
   ASSERT_NE(cg, nullptr);
-  FileTable ft;
-  ft.memcg = cg;
+  // The pages are dirtied through a shared mapping: mmkit throttles write()
+  // alone (balance_dirty_pages), so the group's dirty limits do not clean
+  // them before reclaim meets them.
+  Process* p = nullptr;
+  ASSERT_EQ(spawn(m, "writer", &p), 0);
+  p->mm->memcg = p->files.memcg = cg;
+  FileTable& ft = p->files;
   const int fd = sys_open(m, ft, "d", O_CREAT | O_RDWR);
   ASSERT_GE(fd, 0);
   constexpr uint64_t kPages = 1024;
+  ASSERT_EQ(sys_ftruncate(m, ft, fd, kPages * PAGE_SIZE), 0);
+  const int64_t a =
+      do_mmap_fd(p->mm, ft, 0, kPages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  ASSERT_GT(a, 0);
   std::vector<char> page(PAGE_SIZE);
   for (uint64_t i = 0; i < kPages; ++i) {
     std::fill(page.begin(), page.end(), static_cast<char>(i * 3 + 1));
-    ASSERT_EQ(sys_write(m, ft, fd, page.data(), PAGE_SIZE), static_cast<int64_t>(PAGE_SIZE));
+    ASSERT_TRUE(
+        access_write(p->mm, static_cast<uint64_t>(a) + i * PAGE_SIZE, page.data(), PAGE_SIZE).ok());
     ASSERT_LE(cg->usage.load(), 128);
   }
   // Reclaim set PG_reclaim on dirty pages it met (nr_vmscan_immediate_reclaim)
@@ -197,6 +210,138 @@ TEST(FilemapWriteback, ReclaimLeavesDirtyPagesToTheFlusherFirst) {
   lru_add_drain_all(m);
   EXPECT_EQ(filemap_check(m), "");
   EXPECT_EQ(lru_check(m), "");
+  exit_process(p);
+}
+
+// A memory cgroup's own dirty domain (mm/page-writeback.c, cgroup
+// writeback): mem_cgroup_wb_stats, mdtc_calc_avail, domain_dirty_limits.
+// A group of 1024 pages whose charged pages are all clean file pages on its
+// LRU (filepages F = usage U): headroom = 1024 - U; with no dirty page
+// anywhere, other_clean = global_avail - F, far above the headroom, so
+// avail = F + (1024 - U) = 1024, thresh = 819 * 1024 / 4096 = 204 and
+// background = 409 * 1024 / 4096 = 102. With dirty_bytes, the group's ratio
+// is ceil(bytes / global_avail) per 4096 (bytes / pages: the ratio of the
+// global dirtyable memory in 4096ths).
+TEST(FilemapWriteback, AGroupsDirtyLimitsFromItsOwnMemory) {
+  MachineConfig c;
+  c.dirty_writeback_centisecs = 0;
+  auto mp = boot_files(c);
+  ASSERT_TRUE(mp);
+  Machine& m = *mp;
+  MemCgroup* cg = mem_cgroup_create(m, "g", 1024 * PAGE_SIZE);
+  ASSERT_NE(cg, nullptr);
+  FileTable ft;
+  ft.memcg = cg;
+  const int fd = sys_open(m, ft, "f", O_CREAT | O_RDWR);
+  ASSERT_GE(fd, 0);
+  std::vector<char> buf(300 * PAGE_SIZE, 'd');
+  ASSERT_EQ(sys_write(m, ft, fd, buf.data(), 100 * PAGE_SIZE),
+            100 * static_cast<int64_t>(PAGE_SIZE));
+  // file_dirty and file_writeback in memory.stat follow the group's pages.
+  std::string text;
+  ASSERT_TRUE(mem_cgroup_read(cg, "memory.stat", &text));
+  EXPECT_NE(text.find("\nfile_dirty 409600\nfile_writeback 0\n"), std::string::npos) << text;
+  ASSERT_TRUE(mem_cgroup_read(root_mem_cgroup(m), "memory.stat", &text));
+  EXPECT_NE(text.find("\nfile_dirty 0\n"), std::string::npos) << text;
+  EXPECT_EQ(filemap_check(m), "");
+  ASSERT_EQ(sys_fsync(m, ft, fd), 0);
+  ASSERT_TRUE(mem_cgroup_read(cg, "memory.stat", &text));
+  EXPECT_NE(text.find("\nfile_dirty 0\nfile_writeback 0\n"), std::string::npos) << text;
+  lru_add_drain_all(m);
+  const MemcgWbStats s = mem_cgroup_wb_stats(cg);
+  ASSERT_EQ(s.filepages, 100u);
+  EXPECT_EQ(s.headroom, 1024u - 100u);
+  const MemcgDirtyDomain d = memcg_dirty_domain(m, cg);
+  EXPECT_EQ(d.dirty, 0u);
+  EXPECT_EQ(d.avail, 1024u);
+  EXPECT_EQ(d.limits.thresh, 204u);
+  EXPECT_EQ(d.limits.background, 102u);
+  // 50 dirty pages: clean = 50, F = 150, U = 150: avail = 150 + 874 = 1024
+  // still, and the domain's dirty is 50.
+  ASSERT_EQ(sys_write(m, ft, fd, buf.data(), 50 * PAGE_SIZE), 50 * static_cast<int64_t>(PAGE_SIZE));
+  lru_add_drain_all(m);
+  const MemcgDirtyDomain d2 = memcg_dirty_domain(m, cg);
+  EXPECT_EQ(d2.dirty, 50u);
+  EXPECT_EQ(d2.avail, 1024u);
+  // dirty_bytes = 1 MiB on G global dirtyable pages: ratio = ceil(2^20 / G)
+  // 4096ths of the group's 1024 pages.
+  ASSERT_EQ(sys_fsync(m, ft, fd), 0);
+  m.dirty_bytes = 1 << 20;
+  const uint64_t g = global_dirtyable_memory(m);
+  const uint64_t ratio = ((1u << 20) + g - 1) / g;
+  EXPECT_EQ(memcg_dirty_domain(m, cg).limits.thresh, ratio * 1024 / 4096);
+  sys_close(m, ft, fd);
+}
+
+// A group writing four times its memory.max, on a machine whose global
+// limits are far above the group: without its own domain its dirty pages
+// would climb to its limit for reclaim to meet; with it the writer waits
+// for the flusher once they pass the group's thresh (204 pages).
+TEST(FilemapWriteback, AGroupsWriterIsThrottledInItsOwnDomain) {
+  MachineConfig c;
+  c.dirty_writeback_centisecs = 0;
+  auto mp = boot_files(c);
+  ASSERT_TRUE(mp);
+  Machine& m = *mp;
+  ASSERT_GT(global_dirty_limits(m).thresh, 2048u);
+  MemCgroup* cg = mem_cgroup_create(m, "g", 1024 * PAGE_SIZE);
+  ASSERT_NE(cg, nullptr);
+  FileTable ft;
+  ft.memcg = cg;
+  const int fd = sys_open(m, ft, "big", O_CREAT | O_RDWR);
+  ASSERT_GE(fd, 0);
+  constexpr uint64_t kPages = 4096;
+  std::vector<char> page(PAGE_SIZE);
+  int64_t most_dirty = 0;
+  for (uint64_t i = 0; i < kPages; ++i) {
+    std::fill(page.begin(), page.end(), static_cast<char>(i * 5 + 2));
+    ASSERT_EQ(sys_write(m, ft, fd, page.data(), PAGE_SIZE), static_cast<int64_t>(PAGE_SIZE));
+    most_dirty = std::max(most_dirty, cg->nr_file_dirty.load());
+  }
+  EXPECT_GT(most_dirty, 0);
+  EXPECT_LT(most_dirty, 512);
+  EXPECT_GT(stat(m, NodeStat::NR_WRITTEN), static_cast<int64_t>(kPages / 2));
+  EXPECT_LE(cg->peak.load(), 1024);
+  std::vector<char> got(PAGE_SIZE);
+  for (uint64_t i = 0; i < kPages; i += 61) {
+    ASSERT_EQ(sys_pread(m, ft, fd, got.data(), PAGE_SIZE, i * PAGE_SIZE),
+              static_cast<int64_t>(PAGE_SIZE));
+    ASSERT_EQ(got[100], static_cast<char>(i * 5 + 2)) << "page " << i;
+  }
+  lru_add_drain_all(m);
+  EXPECT_EQ(filemap_check(m), "");
+  sys_close(m, ft, fd);
+}
+
+// memory.stat keeps workingset events per type: a file read twice through
+// a group too small for it refaults file pages, and they are counted as
+// workingset_refault_file, not _anon, as /proc/vmstat counts them.
+TEST(FilemapWriteback, MemoryStatCountsFileRefaultsAsFile) {
+  MachineConfig c;
+  c.dirty_writeback_centisecs = 0;
+  auto mp = boot_files(c);
+  ASSERT_TRUE(mp);
+  Machine& m = *mp;
+  MemCgroup* cg = mem_cgroup_create(m, "g", 64 * PAGE_SIZE);
+  ASSERT_NE(cg, nullptr);
+  FileTable ft;
+  ft.memcg = cg;
+  const int fd = sys_open(m, ft, "f", O_CREAT | O_RDWR);
+  ASSERT_GE(fd, 0);
+  std::vector<char> buf(256 * PAGE_SIZE, 'r');
+  ASSERT_EQ(sys_write(m, ft, fd, buf.data(), buf.size()), static_cast<int64_t>(buf.size()));
+  ASSERT_EQ(sys_fsync(m, ft, fd), 0);
+  for (int pass = 0; pass < 2; ++pass)
+    ASSERT_EQ(sys_pread(m, ft, fd, buf.data(), buf.size(), 0), static_cast<int64_t>(buf.size()));
+  const int64_t refaults = stat(m, NodeStat::WORKINGSET_REFAULT_FILE);
+  ASSERT_GT(refaults, 0);
+  EXPECT_EQ(stat(m, NodeStat::WORKINGSET_REFAULT_ANON), 0);
+  std::string text;
+  ASSERT_TRUE(mem_cgroup_read(cg, "memory.stat", &text));
+  EXPECT_NE(text.find("\nworkingset_refault_anon 0\nworkingset_refault_file " +
+                      std::to_string(refaults) + "\n"),
+            std::string::npos)
+      << text;
   sys_close(m, ft, fd);
 }
 
