@@ -34,10 +34,12 @@ struct MemCgroup {
   Machine* machine = nullptr;
   std::string name;  // "" for the root
   uint16_t id = 0;
-  std::atomic<uint64_t> max{kMemMax};  // pages (kMemMax: no limit)
-  std::atomic<int64_t> usage{0};       // pages charged (memory.current)
-  std::atomic<int64_t> peak{0};        // memory.peak
-  std::atomic<int64_t> swap_usage{0};  // swap slots charged (memory.swap.current)
+  std::atomic<uint64_t> max{kMemMax};       // pages (kMemMax: no limit)
+  std::atomic<int64_t> usage{0};            // pages charged (memory.current)
+  std::atomic<int64_t> peak{0};             // memory.peak
+  std::atomic<int64_t> swap_usage{0};       // swap slots charged (memory.swap.current)
+  std::atomic<uint64_t> swap_max{kMemMax};  // memory.swap.max, slots (kMemMax: no limit)
+  std::atomic<uint64_t> ev_swap_max{0}, ev_swap_fail{0};  // memory.swap.events
   // The group's share of NR_FILE_DIRTY and NR_WRITEBACK (memory.stat's
   // file_dirty and file_writeback; its dirty limits, mm/page-writeback.c).
   std::atomic<int64_t> nr_file_dirty{0}, nr_writeback{0};

@@ -123,6 +123,43 @@ MemcgWbStats mem_cgroup_wb_stats(const MemCgroup* cg) {
   return s;
 }
 
+void mem_cgroup_set_swap_max(MemCgroup* cg, uint64_t max_bytes) {
+  cg->swap_max.store(max_bytes == kMemMax ? kMemMax : max_bytes >> PAGE_SHIFT);
+}
+
+bool mem_cgroup_try_charge_swap(Machine& m, uint16_t id) {
+  MemcgState* ms = id ? memcg_state_if(m) : nullptr;
+  MemCgroup* cg = ms ? ms->group(id) : nullptr;
+  if (!cg) return true;
+  // page_counter_try_charge(): charge, and take it back if that went over.
+  const uint64_t max = cg->swap_max.load(std::memory_order_relaxed);
+  const int64_t now = cg->swap_usage.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (max == kMemMax || static_cast<uint64_t>(now) <= max) return true;
+  cg->swap_usage.fetch_sub(1, std::memory_order_relaxed);
+  cg->ev_swap_max.fetch_add(1, std::memory_order_relaxed);
+  cg->ev_swap_fail.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
+void mem_cgroup_swap_charge(Machine& m, uint16_t id, int64_t n) {
+  MemcgState* ms = id ? memcg_state_if(m) : nullptr;
+  if (MemCgroup* cg = ms ? ms->group(id) : nullptr)
+    cg->swap_usage.fetch_add(n, std::memory_order_relaxed);
+}
+
+void mem_cgroup_swap_fail(Machine& m, uint16_t id) {
+  MemcgState* ms = id ? memcg_state_if(m) : nullptr;
+  if (MemCgroup* cg = ms ? ms->group(id) : nullptr)
+    cg->ev_swap_fail.fetch_add(1, std::memory_order_relaxed);
+}
+
+uint64_t mem_cgroup_swap_headroom(const MemCgroup* cg) {
+  const uint64_t max = cg->swap_max.load(std::memory_order_relaxed);
+  if (cg->is_root() || max == kMemMax) return ~uint64_t{0};
+  const int64_t used = cg->swap_usage.load(std::memory_order_relaxed);
+  return max - std::min<uint64_t>(max, static_cast<uint64_t>(std::max<int64_t>(used, 0)));
+}
+
 bool mem_cgroup_read(const MemCgroup* cg, std::string_view file, std::string* out) {
   auto pages = [](int64_t v) { return static_cast<uint64_t>(v < 0 ? 0 : v) << PAGE_SHIFT; };
   if (file == "memory.current") {
@@ -131,6 +168,12 @@ bool mem_cgroup_read(const MemCgroup* cg, std::string_view file, std::string* ou
     *out = fmt::format("{}\n", pages(cg->peak.load()));
   } else if (file == "memory.swap.current") {
     *out = fmt::format("{}\n", pages(cg->swap_usage.load()));
+  } else if (file == "memory.swap.max") {
+    const uint64_t max = cg->swap_max.load();
+    *out = max == kMemMax ? "max\n" : fmt::format("{}\n", max << PAGE_SHIFT);
+  } else if (file == "memory.swap.events") {
+    *out =
+        fmt::format("high 0\nmax {}\nfail {}\n", cg->ev_swap_max.load(), cg->ev_swap_fail.load());
   } else if (file == "memory.max") {
     const uint64_t max = cg->max.load();
     *out = max == kMemMax ? "max\n" : fmt::format("{}\n", max << PAGE_SHIFT);

@@ -10,9 +10,11 @@
 //
 //   root_mem_cgroup(m)              the root group
 //   mem_cgroup_create(m, name, max) mkdir + memory.max (bytes; kMemMax: "max")
+//   mem_cgroup_set_swap_max(cg, max) memory.swap.max
 //   mem_cgroup_read(cg, file)       a control file's text: memory.current,
-//                                   memory.peak, memory.max,
-//                                   memory.swap.current, memory.stat
+//                                   memory.peak, memory.max, memory.events,
+//                                   memory.swap.current, memory.swap.max,
+//                                   memory.swap.events, memory.stat
 #pragma once
 
 #include <algorithm>
@@ -44,6 +46,23 @@ MemCgroup* mem_cgroup_create(Machine& m, std::string_view name, uint64_t max_byt
 // memory.max: lowering it below memory.current reclaims down to it, as a
 // write to the file does.
 void mem_cgroup_set_max(MemCgroup* cg, uint64_t max_bytes);
+// memory.swap.max: the swap the group's pages may hold (bytes, rounded
+// down to slots; kMemMax: "max"). A group at it gets no slot
+// (__mem_cgroup_try_charge_swap: the swap.events max and fail counts go
+// up), so reclaim leaves its anonymous pages alone; lowering it below the
+// usage takes nothing back, as swap_max_write().
+void mem_cgroup_set_swap_max(MemCgroup* cg, uint64_t max_bytes);
+// Charges one swap slot to group `id` (0: none, always allowed) unless
+// that would take it over memory.swap.max; false, with the events
+// counted, when it would.
+bool mem_cgroup_try_charge_swap(Machine& m, uint16_t id);
+// The group's swap usage changes by n slots (a charge that cannot fail, or
+// an uncharge).
+void mem_cgroup_swap_charge(Machine& m, uint16_t id, int64_t n);
+// memory.swap.events fail: a charged group found no free slot anywhere.
+void mem_cgroup_swap_fail(Machine& m, uint16_t id);
+// The slots the group may still take below memory.swap.max (~0: no limit).
+uint64_t mem_cgroup_swap_headroom(const MemCgroup* cg);
 // mem_cgroup_wb_stats() (mm/memcontrol.c), in pages: what a group's dirty
 // limits are computed from. headroom is the room left below memory.max
 // (~0 for the root and for a group without a limit).

@@ -33,9 +33,10 @@ void clear_refs(Page* page) {
   page->flags.fetch_and(~(kLruRefsMask | kLruRefsFlags), std::memory_order_acq_rel);
 }
 
-// get_swappiness(): 0 when anonymous pages cannot be reclaimed (no free swap).
-unsigned swappiness_of(Machine& m) {
-  return swap_free_pages(m) > 0 ? m.swappiness : 0;
+// get_swappiness(): 0 when the lruvec's anonymous pages cannot be
+// reclaimed (no free swap, or none its group may take).
+unsigned swappiness_of(Machine& m, const Lruvec& lv) {
+  return mem_cgroup_get_nr_swap_pages(m, lv.memcg) > 0 ? m.swappiness : 0;
 }
 
 // The pages of the types reclaim may take (anon only with swap), over
@@ -192,7 +193,7 @@ uint64_t lru_gen_age_lruvec(Machine& m, Lruvec& lv) {
 }
 
 uint64_t lru_gen_evict(Machine& m, Lruvec& lv, ScanControl& sc, uint64_t nr) {
-  const unsigned swappiness = swappiness_of(m);
+  const unsigned swappiness = swappiness_of(m, lv);
   std::vector<Page*> pages;
   uint64_t scanned = 0;
   unsigned type = LRU_GEN_FILE;
@@ -252,7 +253,7 @@ uint64_t lru_gen_evict(Machine& m, Lruvec& lv, ScanControl& sc, uint64_t nr) {
       clear_refs(page);
       page->set_atomic(PG_active);
       ++activated;
-      if (v == Verdict::kActivate && page->test(PG_swapcache) && vm_swap_full(m) &&
+      if (v == Verdict::kActivate && page->test(PG_swapcache) && mem_cgroup_swap_full(m, page) &&
           !page->test_and_set(PG_locked)) {
         if (folio_free_swap(m, page)) page->set_atomic(PG_dirty);
         page->clear_atomic(PG_locked);
@@ -284,7 +285,7 @@ uint64_t lru_gen_evict(Machine& m, Lruvec& lv, ScanControl& sc, uint64_t nr) {
 
 void lru_gen_shrink_lruvec(Machine& m, Lruvec& lv, ScanControl& sc) {
   const uint64_t start = sc.nr_reclaimed;
-  const bool anon = swappiness_of(m) > 0;
+  const bool anon = swappiness_of(m, lv) > 0;
   // get_nr_to_scan(): the evictable pages >> priority.
   uint64_t total;
   {
@@ -320,9 +321,9 @@ bool lru_gen_min_ttl_exhausted(Machine& m, int nid) {
       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                 std::chrono::steady_clock::now().time_since_epoch())
                                 .count());
-  const bool anon = swappiness_of(m) > 0;
   for (MemCgroup* cg : mem_cgroups(m)) {
     Lruvec& lv = mem_cgroup_lruvec(cg, nid);
+    const bool anon = swappiness_of(m, lv) > 0;
     SpinGuard g(lv.lru_lock);
     // age_lruvec(): a lruvec with pages reclaim may take is reclaimable
     // once the file type's oldest generation (never older than the anon

@@ -215,7 +215,8 @@ void shrink_inactive_list(Machine& m, Lruvec& lv, uint64_t nr, ScanControl& sc, 
       ++activated;
       // activate_locked: a page kept in memory gives its swap copy up when
       // swap is short (its data then lives only in the page: dirty).
-      if (page->test(PG_swapcache) && vm_swap_full(m) && !page->test_and_set(PG_locked)) {
+      if (page->test(PG_swapcache) && mem_cgroup_swap_full(m, page) &&
+          !page->test_and_set(PG_locked)) {
         if (folio_free_swap(m, page)) page->set_atomic(PG_dirty);
         page->clear_atomic(PG_locked);
       }
@@ -247,7 +248,7 @@ void shrink_lruvec(Machine& m, Lruvec& lv, ScanControl& sc) {
   in.file_cost = lv.cost[1].load();
   in.swappiness = m.swappiness;
   in.priority = sc.priority;
-  in.can_swap = swap_free_pages(m) > 0;
+  in.can_swap = mem_cgroup_get_nr_swap_pages(m, lv.memcg) > 0;  // can_reclaim_anon_pages()
   in.cache_trim =
       cache_trim_mode(in.size[LRU_INACTIVE_FILE], in.size[LRU_ACTIVE_FILE], sc.priority);
   uint64_t nr[NR_LRU_LISTS];

@@ -37,6 +37,8 @@
 
 namespace mmkit {
 
+struct MemCgroup;
+
 inline constexpr uint8_t SWAP_HAS_CACHE = 0x40;
 inline constexpr uint8_t SWAP_MAP_MAX = 0x3e;
 inline constexpr uint8_t COUNT_CONTINUED = 0x80;
@@ -67,6 +69,14 @@ struct SwapAreaInfo {
 std::vector<SwapAreaInfo> swap_areas(const Machine& m);
 uint64_t swap_total_pages(const Machine& m);  // 0 before the first swapon
 uint64_t swap_free_pages(const Machine& m);   // free slots
+// mem_cgroup_swap_full(): vm_swap_full(), or the page's group holds at
+// least half its memory.swap.max: a page that is in memory anyway then
+// gives its swap-cache copy up, so the group has slots for what it evicts
+// next.
+bool mem_cgroup_swap_full(Machine& m, const Page* page);
+// mem_cgroup_get_nr_swap_pages(): the slots a group's pages could still go
+// to: the free ones, no more than its memory.swap.max leaves it.
+uint64_t mem_cgroup_get_nr_swap_pages(const Machine& m, const MemCgroup* cg);
 bool swap_layer_active(const Machine& m);
 // vm_swap_full(): more than half of swap is in use; swap-cache copies of
 // pages that are in memory anyway are then given up.

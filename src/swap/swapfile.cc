@@ -12,6 +12,7 @@
 #include <cstring>
 #include <thread>
 
+#include "memcg/lru.h"
 #include "memcg/memcg_state.h"
 #include "memcg/workingset.h"
 #include "page_alloc/page_alloc.h"
@@ -76,12 +77,6 @@ void publish_avail(SwapState& st) {
   if (old) st.old_avail.emplace_back(old);  // readers may still hold it
 }
 
-void memcg_swap_charge(Machine& m, uint16_t id, int64_t n) {
-  if (!id) return;
-  if (MemcgState* ms = memcg_state_if(m))
-    if (MemCgroup* cg = ms->group(id)) cg->swap_usage.fetch_add(n, std::memory_order_relaxed);
-}
-
 constexpr uint8_t kOnFreeList = 1, kOnNonfullList = 2;
 
 // The stack cluster c belongs on by its count: kOnFreeList when wholly
@@ -102,7 +97,7 @@ void list_cluster(SwapInfo& si, uint64_t c) {
 
 // A slot's count went to zero with no cache: it is free again.
 void slot_freed(SwapState& st, SwapInfo& si, uint64_t off) {
-  memcg_swap_charge(st.m, si.memcg_id[off].exchange(0, std::memory_order_relaxed), -1);
+  mem_cgroup_swap_charge(st.m, si.memcg_id[off].exchange(0, std::memory_order_relaxed), -1);
   const uint64_t c = off / SWAPFILE_CLUSTER;
   si.cache[off].store(0, std::memory_order_relaxed);  // its shadow, if any, goes with it
   zswap_invalidate(st, si, off);                      // and its zswap entry
@@ -357,10 +352,29 @@ bool swap_layer_active(const Machine& m) {
   return swap_state_if(m) != nullptr;
 }
 
+bool mem_cgroup_swap_full(Machine& m, const Page* page) {
+  if (vm_swap_full(m)) return true;
+  const MemCgroup* cg = page_memcg(m, page);
+  const uint64_t max = cg->swap_max.load(std::memory_order_relaxed);
+  if (cg->is_root() || max == kMemMax) return false;
+  return static_cast<uint64_t>(std::max<int64_t>(cg->swap_usage.load(), 0)) * 2 >= max;
+}
+
+uint64_t mem_cgroup_get_nr_swap_pages(const Machine& m, const MemCgroup* cg) {
+  const uint64_t free = swap_free_pages(m);
+  return cg ? std::min(free, mem_cgroup_swap_headroom(cg)) : free;
+}
+
 SwpEntry get_swap_page(Machine& m, uint16_t memcg_id) {
   SwapState& st = swap_state(m);
   const std::vector<SwapInfo*>* v = st.avail.load(std::memory_order_acquire);
-  if (!v || st.nr_free.load(std::memory_order_relaxed) <= 0) return {};
+  if (!v || st.nr_free.load(std::memory_order_relaxed) <= 0) {
+    mem_cgroup_swap_fail(m, memcg_id);
+    return {};
+  }
+  // folio_alloc_swap()'s mem_cgroup_try_charge_swap(), taken first here so
+  // that a slot is never handed out and taken back.
+  if (!mem_cgroup_try_charge_swap(m, memcg_id)) return {};
   for (SwapInfo* si : *v) {
     if (!si->writeok.load(std::memory_order_relaxed)) continue;
     std::lock_guard<std::mutex> g(si->lock);
@@ -370,9 +384,10 @@ SwpEntry get_swap_page(Machine& m, uint16_t memcg_id) {
     if (!off) continue;
     si->swap_map[off] = SWAP_HAS_CACHE;
     si->memcg_id[off].store(memcg_id, std::memory_order_relaxed);
-    memcg_swap_charge(m, memcg_id, 1);
     return swp_entry(si->type, off);
   }
+  mem_cgroup_swap_charge(m, memcg_id, -1);
+  mem_cgroup_swap_fail(m, memcg_id);
   return {};
 }
 

@@ -319,9 +319,10 @@ FaultResult do_swap_page(MmStruct* mm, VmArea* vma, uint64_t addr, Access access
     newpte |= _PAGE_RW | _PAGE_DIRTY;
   pte_set(mm->pgd, addr, newpte);  // not present before: nothing to flush
   pt.unlock();
-  // should_try_to_free_swap(): with swap more than half full, the copy in
-  // swap goes; the page alone holds the data now, so it is dirty.
-  if (page->test(PG_swapcache) && vm_swap_full(m) && folio_free_swap(m, page))
+  // should_try_to_free_swap(): with swap, or the group's swap.max, more
+  // than half used, the copy in swap goes; the page alone holds the data
+  // now, so it is dirty.
+  if (page->test(PG_swapcache) && mem_cgroup_swap_full(m, page) && folio_free_swap(m, page))
     page->set_atomic(PG_dirty);
   unlock_page(page);
   FaultResult r;

@@ -32,6 +32,7 @@ write_ratio = 0.25
 fork = true
 oom_score_adj = -500
 memory_max = "256MiB"
+memory_swap_max = "64MiB"
 
 [[job]]
 name = "cold.2"
@@ -39,6 +40,7 @@ size = 8192
 pattern = "loop"
 seconds = 1.5
 memory_max = "max"
+memory_swap_max = 0
 )",
                           "jobs.toml");
   ASSERT_TRUE(r.ok()) << r.error().message;
@@ -55,6 +57,7 @@ memory_max = "max"
   EXPECT_TRUE(a.fork);
   EXPECT_EQ(a.oom_score_adj, -500);
   EXPECT_EQ(a.memory_max, 256ull << 20);
+  EXPECT_EQ(a.memory_swap_max, 64ull << 20);
   const JobSpec& b = (*r)[1];
   EXPECT_EQ(b.processes, 1u);
   EXPECT_EQ(b.size, 8192u);
@@ -64,6 +67,7 @@ memory_max = "max"
   EXPECT_DOUBLE_EQ(b.write_ratio, 0.5);  // the default
   EXPECT_FALSE(b.fork);
   EXPECT_EQ(b.memory_max, mmkit::kMemMax);
+  EXPECT_EQ(b.memory_swap_max, 0u);
 }
 
 TEST(MmsimJobs, PatternsAndSizeUnits) {
@@ -99,7 +103,7 @@ TEST(MmsimJobs, EveryBadInputHasItsMessage) {
       {"unknown key, no suggestion", head + "passes = 1\nbananas = 3\n",
        "jobs.toml:5: job[0].bananas: unknown key \"bananas\" in [[job]] (expected one of name, "
        "kind, processes, size, pattern, passes, seconds, write_ratio, fork, oom_score_adj, "
-       "memory_max, fsync_every, verify)"},
+       "memory_max, memory_swap_max, fsync_every, verify)"},
       {"unknown top-level key", "threads = 2\n" + head + "passes = 1\n",
        "jobs.toml:1: threads: unknown key \"threads\" at the top level (a job file holds [[job]] "
        "tables)"},
@@ -164,6 +168,10 @@ TEST(MmsimJobs, EveryBadInputHasItsMessage) {
        "jobs.toml:5: job[0].memory_max: \"lots\" is not a size (use e.g. \"512MiB\")"},
       {"memory_max too small", head + "passes = 1\nmemory_max = 100\n",
        "jobs.toml:5: job[0].memory_max: must be at least 4KiB (or \"max\")"},
+      {"memory_swap_max bad", head + "passes = 1\nmemory_swap_max = \"none\"\n",
+       "jobs.toml:5: job[0].memory_swap_max: \"none\" is not a size (use e.g. \"512MiB\")"},
+      {"memory_swap_max negative", head + "passes = 1\nmemory_swap_max = -1\n",
+       "jobs.toml:5: job[0].memory_swap_max: -1 is negative"},
       {"name missing", "[[job]]\nsize = \"4MiB\"\npasses = 1\n",
        "jobs.toml:1: job[0].name: missing (required), e.g. name = \"hot\""},
       {"name with a slash", "[[job]]\nname = \"a/b\"\nsize = \"4MiB\"\npasses = 1\n",

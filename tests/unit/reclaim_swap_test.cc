@@ -346,6 +346,65 @@ TEST_P(ReclaimSwapPolicy, MemcgAtMaxReclaimsOnlyItsOwnPages) {
   exit_process(other);
 }
 
+// memory.swap.max (mm/memcontrol.c __mem_cgroup_try_charge_swap): a group of
+// 16 MiB (4096 pages) may hold 4 MiB (1024 slots) of swap. 18 MiB of
+// anonymous memory fits in the two and reads back whole, with the group's
+// swap at most its limit after every page; the charges that would have
+// passed it count in memory.swap.events (max and fail). 24 MiB does not
+// fit: reclaim leaves the group's anonymous pages alone once its swap is
+// full, and the group's OOM killer ends the process instead of any slot
+// going over.
+TEST_P(ReclaimSwapPolicy, SwapMaxLimitsTheGroupsSwap) {
+  auto m = boot_small(256, 256);
+  ASSERT_TRUE(m);
+  auto cpu = CpuScope::bind(*m, 0);
+  MemCgroup* cg = mem_cgroup_create(*m, "swapcap", 16ull << 20);
+  ASSERT_TRUE(cg);
+  mem_cgroup_set_swap_max(cg, 4ull << 20);
+  EXPECT_EQ(memcg_value(cg, "memory.swap.max"), 4ull << 20);
+  Process* p = spawn_in_group(*m, cg, "fits");
+  ASSERT_TRUE(p);
+  const uint64_t pages = (18ull << 20) / PAGE_SIZE;
+  const uint64_t a = map_anon(p->mm, pages * PAGE_SIZE);
+  for (uint64_t i = 0; i < pages; ++i) {
+    uint64_t buf[PAGE_SIZE / 8];
+    for (auto& w : buf) w = pattern(i, 4);
+    ASSERT_TRUE(access_write(p->mm, a + i * PAGE_SIZE, buf, PAGE_SIZE).ok()) << i;
+    ASSERT_LE(memcg_value(cg, "memory.swap.current"), 4ull << 20) << i;
+  }
+  EXPECT_EQ(verify_pages(p->mm, a, pages, 4), 0u);
+  EXPECT_GT(memcg_value(cg, "memory.swap.current"), 0u);
+  EXPECT_LE(memcg_value(cg, "memory.swap.current"), 4ull << 20);
+  EXPECT_LE(memcg_value(cg, "memory.peak"), 16ull << 20);
+  expect_checks(*m, p->mm);
+  exit_process(p);
+  EXPECT_EQ(memcg_value(cg, "memory.swap.current"), 0u);
+
+  Process* q = spawn_in_group(*m, cg, "toobig");
+  ASSERT_TRUE(q);
+  const uint64_t big = (24ull << 20) / PAGE_SIZE;
+  const uint64_t b = map_anon(q->mm, big * PAGE_SIZE);
+  bool killed = false;
+  for (uint64_t i = 0; i < big && !killed; ++i) {
+    uint64_t buf[PAGE_SIZE / 8] = {i};
+    const FaultResult r = access_write(q->mm, b + i * PAGE_SIZE, buf, PAGE_SIZE);
+    killed = r.status == FaultStatus::kKilled;
+    ASSERT_TRUE(killed || r.ok()) << i << ": " << r.reason;
+    ASSERT_LE(memcg_value(cg, "memory.swap.current"), 4ull << 20) << i;
+  }
+  EXPECT_TRUE(killed);
+  std::string events;
+  ASSERT_TRUE(mem_cgroup_read(cg, "memory.swap.events", &events));
+  unsigned long long max_events = 0, fail_events = 0;
+  ASSERT_EQ(std::sscanf(events.c_str(), "high 0\nmax %llu\nfail %llu\n", &max_events, &fail_events),
+            2)
+      << events;
+  EXPECT_GT(max_events, 0u);
+  EXPECT_GE(fail_events, max_events);
+  exit_process(q);
+  expect_every_slot_free(*m);
+}
+
 // Lowering memory.max reclaims the group down to it at once
 // (memory_max_write()), from its own pages only, and nothing is lost.
 TEST_P(ReclaimSwapPolicy, LoweringMemoryMaxReclaimsDownToIt) {

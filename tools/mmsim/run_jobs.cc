@@ -37,8 +37,9 @@ struct JobError {
 };
 
 constexpr std::string_view kJobKeys[] = {
-    "name",        "kind", "processes",     "size",       "pattern",     "passes", "seconds",
-    "write_ratio", "fork", "oom_score_adj", "memory_max", "fsync_every", "verify"};
+    "name",        "kind",        "processes", "size",          "pattern",    "passes",
+    "seconds",     "write_ratio", "fork",      "oom_score_adj", "memory_max", "memory_swap_max",
+    "fsync_every", "verify"};
 constexpr size_t kMaxJobFile = 1 << 20;
 
 // "an anon", "a read", "an mmap-shared": the kind with its article.
@@ -109,6 +110,11 @@ class JobReader {
         if (*j.memory_max < 4096)
           fail(*n, field("memory_max"), "must be at least 4KiB (or \"max\")");
       }
+    }
+    if (const toml::node* n = t_.get("memory_swap_max")) {
+      // 0 is a limit too: the group's pages never go to swap.
+      const auto* s = n->as_string();
+      j.memory_swap_max = s && s->get() == "max" ? mmkit::kMemMax : size(*n, "memory_swap_max");
     }
     if (const toml::node* n = t_.get("fsync_every")) {
       if (!writes_file(j))
