@@ -305,6 +305,11 @@ std::string filemap_check(Machine& m) {
     fail(fmt::format("NR_WRITEBACK {} but {} pages under writeback",
                      m.node_stat_sum(NodeStat::NR_WRITEBACK), writeback));
   if (memcg_state_if(m)) {
+    int64_t swapcached = 0;
+    for (const MemCgroup* cg : mem_cgroups(m)) swapcached += cg->nr_swapcached.load();
+    if (swapcached != m.node_stat_sum(NodeStat::NR_SWAPCACHE))
+      fail(fmt::format("the groups' swapcached sum to {} but NR_SWAPCACHE is {}", swapcached,
+                       m.node_stat_sum(NodeStat::NR_SWAPCACHE)));
     for (const MemCgroup* cg : mem_cgroups(m)) {
       const auto [d, w] = by_group[cg];
       if (cg->nr_file_dirty.load() != d || cg->nr_writeback.load() != w)

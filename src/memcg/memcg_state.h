@@ -43,6 +43,9 @@ struct MemCgroup {
   // The group's share of NR_FILE_DIRTY and NR_WRITEBACK (memory.stat's
   // file_dirty and file_writeback; its dirty limits, mm/page-writeback.c).
   std::atomic<int64_t> nr_file_dirty{0}, nr_writeback{0};
+  // Its pages in the swap cache (memory.stat swapcached): a page is charged
+  // before it enters the swap cache and uncharged after it leaves.
+  std::atomic<int64_t> nr_swapcached{0};
   // memory.events
   std::atomic<uint64_t> ev_max{0}, ev_oom{0}, ev_oom_kill{0};
   std::vector<std::unique_ptr<Lruvec>> lruvec;  // one per node

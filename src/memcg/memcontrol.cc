@@ -200,7 +200,7 @@ bool mem_cgroup_read(const MemCgroup* cg, std::string_view file, std::string* ou
     const uint64_t anon = nr[LRU_INACTIVE_ANON] + nr[LRU_ACTIVE_ANON];
     // memory_stat_format()'s order (mm/memcontrol.c), the items mmkit keeps.
     *out = fmt::format(
-        "anon {}\nfile {}\nfile_dirty {}\nfile_writeback {}\nswapcached 0\ninactive_anon {}\n"
+        "anon {}\nfile {}\nfile_dirty {}\nfile_writeback {}\nswapcached {}\ninactive_anon {}\n"
         "active_anon {}\ninactive_file {}\nactive_file {}\nunevictable {}\n"
         "workingset_refault_anon {}\nworkingset_refault_file {}\nworkingset_activate_anon {}\n"
         "workingset_activate_file {}\nworkingset_restore_anon {}\nworkingset_restore_file {}\n"
@@ -208,10 +208,11 @@ bool mem_cgroup_read(const MemCgroup* cg, std::string_view file, std::string* ou
         "pgdeactivate {}\n",
         anon << PAGE_SHIFT, (nr[LRU_INACTIVE_FILE] + nr[LRU_ACTIVE_FILE]) << PAGE_SHIFT,
         pages(cg->nr_file_dirty.load()), pages(cg->nr_writeback.load()),
-        nr[LRU_INACTIVE_ANON] << PAGE_SHIFT, nr[LRU_ACTIVE_ANON] << PAGE_SHIFT,
-        nr[LRU_INACTIVE_FILE] << PAGE_SHIFT, nr[LRU_ACTIVE_FILE] << PAGE_SHIFT,
-        nr[LRU_UNEVICTABLE] << PAGE_SHIFT, ws_refault[0], ws_refault[1], ws_activate[0],
-        ws_activate[1], ws_restore[0], ws_restore[1], scan, steal, refill, act, deact);
+        pages(cg->nr_swapcached.load()), nr[LRU_INACTIVE_ANON] << PAGE_SHIFT,
+        nr[LRU_ACTIVE_ANON] << PAGE_SHIFT, nr[LRU_INACTIVE_FILE] << PAGE_SHIFT,
+        nr[LRU_ACTIVE_FILE] << PAGE_SHIFT, nr[LRU_UNEVICTABLE] << PAGE_SHIFT, ws_refault[0],
+        ws_refault[1], ws_activate[0], ws_activate[1], ws_restore[0], ws_restore[1], scan, steal,
+        refill, act, deact);
   } else {
     out->clear();
     return false;

@@ -23,6 +23,7 @@ void swapcache_stat(Machine& m, Page* page, int64_t n) {
   Node& node = m.node(m.page_zone(page)->node);
   node.stat[static_cast<unsigned>(NodeStat::NR_SWAPCACHE)].add(n);
   node.stat[static_cast<unsigned>(NodeStat::NR_FILE_PAGES)].add(n);
+  page_memcg(m, page)->nr_swapcached.fetch_add(n, std::memory_order_relaxed);
 }
 
 // Inserts a page whose slot has SWAP_HAS_CACHE into the cache; returns the

@@ -338,6 +338,18 @@ TEST_P(ReclaimSwapPolicy, MemcgAtMaxReclaimsOnlyItsOwnPages) {
   EXPECT_EQ(verify_pages(p->mm, a, pages, 7), 0u);
   EXPECT_LE(memcg_value(cg, "memory.peak"), 16ull << 20);
   EXPECT_GT(memcg_value(cg, "memory.swap.current"), 0u);
+  // Pages read back from swap keep their copy in the swap cache (swap is
+  // far from half full): the group's memory.stat counts them, the root's
+  // has none.
+  auto swapcached = [](const MemCgroup* g) {
+    std::string text;
+    EXPECT_TRUE(mem_cgroup_read(g, "memory.stat", &text));
+    const size_t at = text.find("\nswapcached ");
+    return at == std::string::npos ? ~uint64_t{0} : std::stoull(text.substr(at + 12));
+  };
+  EXPECT_GT(swapcached(cg), 0u);
+  EXPECT_LE(swapcached(cg), memcg_value(cg, "memory.current"));
+  EXPECT_EQ(swapcached(root_mem_cgroup(*m)), 0u);
   // The other process and the root kept every page in memory.
   EXPECT_EQ(other->mm->get_mm_counter(MM_SWAPENTS), 0u);
   EXPECT_EQ(other->mm->get_mm_counter(MM_ANONPAGES), opages);
