@@ -1,7 +1,9 @@
 // Writeback (mm/page-writeback.c, fs/fs-writeback.c): the dirty limits
 // worked out by hand from Linux's formulas, the flusher writing expired
-// inodes on its own, writers throttled at dirty_bytes, and reclaim leaving
-// dirty file pages to the flusher (PG_reclaim) before it writes any itself.
+// inodes on its own, writers throttled at dirty_bytes, reclaim leaving
+// dirty file pages to the flusher (PG_reclaim) before it writes any itself,
+// and a memory cgroup as a dirty domain of its own (its limits worked out
+// by hand, its writer throttled, its memory.stat counts).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -222,18 +224,35 @@ TEST(FilemapWriteback, ReclaimLeavesDirtyPagesToTheFlusherFirst) {
 // background = 409 * 1024 / 4096 = 102. With dirty_bytes, the group's ratio
 // is ceil(bytes / global_avail) per 4096 (bytes / pages: the ratio of the
 // global dirtyable memory in 4096ths).
-TEST(FilemapWriteback, AGroupsDirtyLimitsFromItsOwnMemory) {
-  MachineConfig c;
-  c.dirty_writeback_centisecs = 0;
-  auto mp = boot_files(c);
-  ASSERT_TRUE(mp);
-  Machine& m = *mp;
-  MemCgroup* cg = mem_cgroup_create(m, "g", 1024 * PAGE_SIZE);
-  ASSERT_NE(cg, nullptr);
+// A machine with no periodic flusher pass, a memory cgroup of `pages`
+// pages, and a file opened in a descriptor table charged to it.
+class GroupWriteback : public ::testing::Test {
+ protected:
+  void open_in_group(uint64_t pages, const char* name) {
+    MachineConfig c;
+    c.dirty_writeback_centisecs = 0;
+    mp_ = boot_files(c);
+    ASSERT_TRUE(mp_);
+    cg = mem_cgroup_create(*mp_, "g", pages * PAGE_SIZE);
+    ASSERT_NE(cg, nullptr);
+    ft.memcg = cg;
+    fd = sys_open(*mp_, ft, name, O_CREAT | O_RDWR);
+    ASSERT_GE(fd, 0);
+  }
+  void TearDown() override {
+    if (mp_ && fd >= 0) EXPECT_EQ(sys_close(*mp_, ft, fd), 0);
+  }
+  Machine& machine() { return *mp_; }
+
+  std::unique_ptr<Machine> mp_;
+  MemCgroup* cg = nullptr;
   FileTable ft;
-  ft.memcg = cg;
-  const int fd = sys_open(m, ft, "f", O_CREAT | O_RDWR);
-  ASSERT_GE(fd, 0);
+  int fd = -1;
+};
+
+TEST_F(GroupWriteback, AGroupsDirtyLimitsFromItsOwnMemory) {
+  ASSERT_NO_FATAL_FAILURE(open_in_group(1024, "f"));
+  Machine& m = machine();
   std::vector<char> buf(300 * PAGE_SIZE, 'd');
   ASSERT_EQ(sys_write(m, ft, fd, buf.data(), 100 * PAGE_SIZE),
             100 * static_cast<int64_t>(PAGE_SIZE));
@@ -270,26 +289,16 @@ TEST(FilemapWriteback, AGroupsDirtyLimitsFromItsOwnMemory) {
   const uint64_t g = global_dirtyable_memory(m);
   const uint64_t ratio = ((1u << 20) + g - 1) / g;
   EXPECT_EQ(memcg_dirty_domain(m, cg).limits.thresh, ratio * 1024 / 4096);
-  sys_close(m, ft, fd);
 }
 
 // A group writing four times its memory.max, on a machine whose global
 // limits are far above the group: without its own domain its dirty pages
 // would climb to its limit for reclaim to meet; with it the writer waits
 // for the flusher once they pass the group's thresh (204 pages).
-TEST(FilemapWriteback, AGroupsWriterIsThrottledInItsOwnDomain) {
-  MachineConfig c;
-  c.dirty_writeback_centisecs = 0;
-  auto mp = boot_files(c);
-  ASSERT_TRUE(mp);
-  Machine& m = *mp;
+TEST_F(GroupWriteback, AGroupsWriterIsThrottledInItsOwnDomain) {
+  ASSERT_NO_FATAL_FAILURE(open_in_group(1024, "big"));
+  Machine& m = machine();
   ASSERT_GT(global_dirty_limits(m).thresh, 2048u);
-  MemCgroup* cg = mem_cgroup_create(m, "g", 1024 * PAGE_SIZE);
-  ASSERT_NE(cg, nullptr);
-  FileTable ft;
-  ft.memcg = cg;
-  const int fd = sys_open(m, ft, "big", O_CREAT | O_RDWR);
-  ASSERT_GE(fd, 0);
   constexpr uint64_t kPages = 4096;
   std::vector<char> page(PAGE_SIZE);
   int64_t most_dirty = 0;
@@ -310,24 +319,14 @@ TEST(FilemapWriteback, AGroupsWriterIsThrottledInItsOwnDomain) {
   }
   lru_add_drain_all(m);
   EXPECT_EQ(filemap_check(m), "");
-  sys_close(m, ft, fd);
 }
 
 // memory.stat keeps workingset events per type: a file read twice through
 // a group too small for it refaults file pages, and they are counted as
 // workingset_refault_file, not _anon, as /proc/vmstat counts them.
-TEST(FilemapWriteback, MemoryStatCountsFileRefaultsAsFile) {
-  MachineConfig c;
-  c.dirty_writeback_centisecs = 0;
-  auto mp = boot_files(c);
-  ASSERT_TRUE(mp);
-  Machine& m = *mp;
-  MemCgroup* cg = mem_cgroup_create(m, "g", 64 * PAGE_SIZE);
-  ASSERT_NE(cg, nullptr);
-  FileTable ft;
-  ft.memcg = cg;
-  const int fd = sys_open(m, ft, "f", O_CREAT | O_RDWR);
-  ASSERT_GE(fd, 0);
+TEST_F(GroupWriteback, MemoryStatCountsFileRefaultsAsFile) {
+  ASSERT_NO_FATAL_FAILURE(open_in_group(64, "f"));
+  Machine& m = machine();
   std::vector<char> buf(256 * PAGE_SIZE, 'r');
   ASSERT_EQ(sys_write(m, ft, fd, buf.data(), buf.size()), static_cast<int64_t>(buf.size()));
   ASSERT_EQ(sys_fsync(m, ft, fd), 0);
@@ -342,7 +341,6 @@ TEST(FilemapWriteback, MemoryStatCountsFileRefaultsAsFile) {
                       std::to_string(refaults) + "\n"),
             std::string::npos)
       << text;
-  sys_close(m, ft, fd);
 }
 
 TEST(FilemapWriteback, CountersFollowWritesFsyncAndDropCaches) {
