@@ -154,6 +154,15 @@ int mem_cgroup_charge(Machine& m, Page* page, MemCgroup* cg, bool no_reclaim) {
       int64_t peak = cg->peak.load(std::memory_order_relaxed);
       while (now > peak && !cg->peak.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
       }
+      // Over memory.high: the charge stands, and the excess is reclaimed
+      // now (mem_cgroup_handle_over_high's reclaim_high, no OOM kill).
+      const uint64_t high = cg->high.load(std::memory_order_relaxed);
+      if (high != kMemMax && static_cast<uint64_t>(now) > high) {
+        cg->ev_high.fetch_add(1, std::memory_order_relaxed);
+        if (!no_reclaim && st.reclaim_ops->reclaim)
+          st.reclaim_ops->reclaim(
+              m, cg, std::max(static_cast<uint64_t>(now) - high, memcg_reclaim_batch(high)));
+      }
       break;
     }
     cg->usage.fetch_sub(1, std::memory_order_relaxed);

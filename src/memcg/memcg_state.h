@@ -35,6 +35,7 @@ struct MemCgroup {
   std::string name;  // "" for the root
   uint16_t id = 0;
   std::atomic<uint64_t> max{kMemMax};       // pages (kMemMax: no limit)
+  std::atomic<uint64_t> high{kMemMax};      // memory.high, pages (kMemMax: none)
   std::atomic<int64_t> usage{0};            // pages charged (memory.current)
   std::atomic<int64_t> peak{0};             // memory.peak
   std::atomic<int64_t> swap_usage{0};       // swap slots charged (memory.swap.current)
@@ -47,7 +48,7 @@ struct MemCgroup {
   // before it enters the swap cache and uncharged after it leaves.
   std::atomic<int64_t> nr_swapcached{0};
   // memory.events
-  std::atomic<uint64_t> ev_max{0}, ev_oom{0}, ev_oom_kill{0};
+  std::atomic<uint64_t> ev_high{0}, ev_max{0}, ev_oom{0}, ev_oom_kill{0};
   std::vector<std::unique_ptr<Lruvec>> lruvec;  // one per node
   bool is_root() const { return id == 1; }
   MemCgroup();

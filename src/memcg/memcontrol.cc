@@ -115,12 +115,27 @@ MemcgWbStats mem_cgroup_wb_stats(const MemCgroup* cg) {
   for (const auto& lv : cg->lruvec)
     s.filepages += lv->size(LRU_INACTIVE_FILE) + lv->size(LRU_ACTIVE_FILE);
   // Groups are flat under the root: the walk up to the root is this group
-  // alone (memory.high is not modelled, so the ceiling is memory.max).
+  // alone, whose ceiling is the lower of memory.max and memory.high.
   s.headroom = ~uint64_t{0};
-  const uint64_t ceiling = cg->max.load(std::memory_order_relaxed);
+  const uint64_t ceiling =
+      std::min(cg->max.load(std::memory_order_relaxed), cg->high.load(std::memory_order_relaxed));
   if (!cg->is_root() && ceiling != kMemMax)
     s.headroom = ceiling - std::min(ceiling, pages(cg->usage.load(std::memory_order_relaxed)));
   return s;
+}
+
+void mem_cgroup_set_high(MemCgroup* cg, uint64_t high_bytes) {
+  const uint64_t high = high_bytes == kMemMax ? kMemMax : high_bytes >> PAGE_SHIFT;
+  cg->high.store(high);
+  Machine& m = *cg->machine;
+  const MemcgReclaimOps& ops = *memcg_state(m).reclaim_ops;
+  // memory_high_write(): reclaim down to it, MAX_RECLAIM_RETRIES rounds
+  // that free nothing at most, and no OOM kill.
+  for (int retries = MAX_RECLAIM_RETRIES; retries > 0 && ops.reclaim;) {
+    const int64_t usage = cg->usage.load(std::memory_order_relaxed);
+    if (usage <= 0 || static_cast<uint64_t>(usage) <= high) break;
+    if (!ops.reclaim(m, cg, static_cast<uint64_t>(usage) - high)) --retries;
+  }
 }
 
 void mem_cgroup_set_swap_max(MemCgroup* cg, uint64_t max_bytes) {
@@ -174,12 +189,16 @@ bool mem_cgroup_read(const MemCgroup* cg, std::string_view file, std::string* ou
   } else if (file == "memory.swap.events") {
     *out =
         fmt::format("high 0\nmax {}\nfail {}\n", cg->ev_swap_max.load(), cg->ev_swap_fail.load());
+  } else if (file == "memory.high") {
+    const uint64_t high = cg->high.load();
+    *out = high == kMemMax ? "max\n" : fmt::format("{}\n", high << PAGE_SHIFT);
   } else if (file == "memory.max") {
     const uint64_t max = cg->max.load();
     *out = max == kMemMax ? "max\n" : fmt::format("{}\n", max << PAGE_SHIFT);
   } else if (file == "memory.events") {
-    *out = fmt::format("low 0\nhigh 0\nmax {}\noom {}\noom_kill {}\noom_group_kill 0\n",
-                       cg->ev_max.load(), cg->ev_oom.load(), cg->ev_oom_kill.load());
+    *out = fmt::format("low 0\nhigh {}\nmax {}\noom {}\noom_kill {}\noom_group_kill 0\n",
+                       cg->ev_high.load(), cg->ev_max.load(), cg->ev_oom.load(),
+                       cg->ev_oom_kill.load());
   } else if (file == "memory.stat") {
     // The LRU sizes and reclaim events summed over the group's lruvecs.
     uint64_t nr[NR_LRU_LISTS] = {}, scan = 0, steal = 0, act = 0, deact = 0, refill = 0;

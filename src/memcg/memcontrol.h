@@ -10,6 +10,7 @@
 //
 //   root_mem_cgroup(m)              the root group
 //   mem_cgroup_create(m, name, max) mkdir + memory.max (bytes; kMemMax: "max")
+//   mem_cgroup_set_high(cg, high)   memory.high
 //   mem_cgroup_set_swap_max(cg, max) memory.swap.max
 //   mem_cgroup_read(cg, file)       a control file's text: memory.current,
 //                                   memory.peak, memory.max, memory.events,
@@ -46,6 +47,14 @@ MemCgroup* mem_cgroup_create(Machine& m, std::string_view name, uint64_t max_byt
 // memory.max: lowering it below memory.current reclaims down to it, as a
 // write to the file does.
 void mem_cgroup_set_max(MemCgroup* cg, uint64_t max_bytes);
+// memory.high (bytes; kMemMax: "max"), the throttle limit: a charge that
+// takes the group over it still succeeds, counts a high event and reclaims
+// the excess from the group's own lists at once (Linux does it on the way
+// back to user space, mem_cgroup_handle_over_high); it never calls the OOM
+// killer. Linux also makes a group that stays above it sleep; mmkit does
+// not. Setting it below memory.current reclaims down to it
+// (memory_high_write).
+void mem_cgroup_set_high(MemCgroup* cg, uint64_t high_bytes);
 // memory.swap.max: the swap the group's pages may hold (bytes, rounded
 // down to slots; kMemMax: "max"). A group at it gets no slot
 // (__mem_cgroup_try_charge_swap: the swap.events max and fail counts go

@@ -32,6 +32,7 @@ write_ratio = 0.25
 fork = true
 oom_score_adj = -500
 memory_max = "256MiB"
+memory_high = "192MiB"
 memory_swap_max = "64MiB"
 
 [[job]]
@@ -57,6 +58,7 @@ memory_swap_max = 0
   EXPECT_TRUE(a.fork);
   EXPECT_EQ(a.oom_score_adj, -500);
   EXPECT_EQ(a.memory_max, 256ull << 20);
+  EXPECT_EQ(a.memory_high, 192ull << 20);
   EXPECT_EQ(a.memory_swap_max, 64ull << 20);
   const JobSpec& b = (*r)[1];
   EXPECT_EQ(b.processes, 1u);
@@ -68,6 +70,7 @@ memory_swap_max = 0
   EXPECT_FALSE(b.fork);
   EXPECT_EQ(b.memory_max, mmkit::kMemMax);
   EXPECT_EQ(b.memory_swap_max, 0u);
+  EXPECT_FALSE(b.memory_high);
 }
 
 TEST(MmsimJobs, PatternsAndSizeUnits) {
@@ -103,7 +106,7 @@ TEST(MmsimJobs, EveryBadInputHasItsMessage) {
       {"unknown key, no suggestion", head + "passes = 1\nbananas = 3\n",
        "jobs.toml:5: job[0].bananas: unknown key \"bananas\" in [[job]] (expected one of name, "
        "kind, processes, size, pattern, passes, seconds, write_ratio, fork, oom_score_adj, "
-       "memory_max, memory_swap_max, fsync_every, verify)"},
+       "memory_max, memory_high, memory_swap_max, fsync_every, verify)"},
       {"unknown top-level key", "threads = 2\n" + head + "passes = 1\n",
        "jobs.toml:1: threads: unknown key \"threads\" at the top level (a job file holds [[job]] "
        "tables)"},
@@ -168,6 +171,8 @@ TEST(MmsimJobs, EveryBadInputHasItsMessage) {
        "jobs.toml:5: job[0].memory_max: \"lots\" is not a size (use e.g. \"512MiB\")"},
       {"memory_max too small", head + "passes = 1\nmemory_max = 100\n",
        "jobs.toml:5: job[0].memory_max: must be at least 4KiB (or \"max\")"},
+      {"memory_high too small", head + "passes = 1\nmemory_high = 10\n",
+       "jobs.toml:5: job[0].memory_high: must be at least 4KiB (or \"max\")"},
       {"memory_swap_max bad", head + "passes = 1\nmemory_swap_max = \"none\"\n",
        "jobs.toml:5: job[0].memory_swap_max: \"none\" is not a size (use e.g. \"512MiB\")"},
       {"memory_swap_max negative", head + "passes = 1\nmemory_swap_max = -1\n",

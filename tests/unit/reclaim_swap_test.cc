@@ -417,6 +417,49 @@ TEST_P(ReclaimSwapPolicy, SwapMaxLimitsTheGroupsSwap) {
   expect_every_slot_free(*m);
 }
 
+// memory.high (mm/memcontrol.c): a group with memory.high = 8 MiB (2048
+// pages) and no memory.max writes 16 MiB. Every charge over high succeeds,
+// counts a high event and reclaims the excess at once, so memory.current
+// stays within a reclaim batch (memcg_reclaim_batch(2048) = 32 pages) of
+// high after every page; nothing is OOM-killed, and everything reads back.
+// Setting memory.high lower reclaims down to it.
+TEST_P(ReclaimSwapPolicy, MemoryHighReclaimsTheExcessWithoutOom) {
+  auto m = boot_small(128, 256);
+  ASSERT_TRUE(m);
+  auto cpu = CpuScope::bind(*m, 0);
+  MemCgroup* cg = mem_cgroup_create(*m, "throttled", kMemMax);
+  ASSERT_TRUE(cg);
+  mem_cgroup_set_high(cg, 8ull << 20);
+  EXPECT_EQ(memcg_value(cg, "memory.high"), 8ull << 20);
+  Process* p = spawn_in_group(*m, cg, "writer");
+  ASSERT_TRUE(p);
+  const uint64_t pages = (16ull << 20) / PAGE_SIZE;
+  const uint64_t a = map_anon(p->mm, pages * PAGE_SIZE);
+  for (uint64_t i = 0; i < pages; ++i) {
+    uint64_t buf[PAGE_SIZE / 8];
+    for (auto& w : buf) w = pattern(i, 9);
+    ASSERT_TRUE(access_write(p->mm, a + i * PAGE_SIZE, buf, PAGE_SIZE).ok()) << i;
+    ASSERT_LE(memcg_value(cg, "memory.current"), (8ull << 20) + 32 * PAGE_SIZE) << i;
+  }
+  EXPECT_EQ(verify_pages(p->mm, a, pages, 9), 0u);
+  std::string events;
+  ASSERT_TRUE(mem_cgroup_read(cg, "memory.events", &events));
+  unsigned long long high = 0, max = 0, oom = 0;
+  ASSERT_EQ(
+      std::sscanf(events.c_str(), "low 0\nhigh %llu\nmax %llu\noom %llu\n", &high, &max, &oom), 3)
+      << events;
+  EXPECT_GT(high, 0u);
+  EXPECT_EQ(max, 0u);
+  EXPECT_EQ(oom, 0u);
+  EXPECT_EQ(m->sum_event(VmEvent::OOM_KILL), 0);
+  EXPECT_GT(memcg_value(cg, "memory.swap.current"), 0u);
+  mem_cgroup_set_high(cg, 4ull << 20);
+  EXPECT_LE(memcg_value(cg, "memory.current"), 4ull << 20);
+  EXPECT_EQ(verify_pages(p->mm, a, pages, 9), 0u);
+  expect_checks(*m, p->mm);
+  exit_process(p);
+}
+
 // Lowering memory.max reclaims the group down to it at once
 // (memory_max_write()), from its own pages only, and nothing is lost.
 TEST_P(ReclaimSwapPolicy, LoweringMemoryMaxReclaimsDownToIt) {

@@ -37,9 +37,9 @@ struct JobError {
 };
 
 constexpr std::string_view kJobKeys[] = {
-    "name",        "kind",        "processes", "size",          "pattern",    "passes",
-    "seconds",     "write_ratio", "fork",      "oom_score_adj", "memory_max", "memory_swap_max",
-    "fsync_every", "verify"};
+    "name",       "kind",        "processes",       "size",        "pattern",
+    "passes",     "seconds",     "write_ratio",     "fork",        "oom_score_adj",
+    "memory_max", "memory_high", "memory_swap_max", "fsync_every", "verify"};
 constexpr size_t kMaxJobFile = 1 << 20;
 
 // "an anon", "a read", "an mmap-shared": the kind with its article.
@@ -109,6 +109,16 @@ class JobReader {
         j.memory_max = size(*n, "memory_max");
         if (*j.memory_max < 4096)
           fail(*n, field("memory_max"), "must be at least 4KiB (or \"max\")");
+      }
+    }
+    if (const toml::node* n = t_.get("memory_high")) {
+      const auto* s = n->as_string();
+      if (s && s->get() == "max") {
+        j.memory_high = mmkit::kMemMax;
+      } else {
+        j.memory_high = size(*n, "memory_high");
+        if (*j.memory_high < 4096)
+          fail(*n, field("memory_high"), "must be at least 4KiB (or \"max\")");
       }
     }
     if (const toml::node* n = t_.get("memory_swap_max")) {

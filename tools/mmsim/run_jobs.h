@@ -14,6 +14,7 @@
 //   fork = false            # the processes share the first one's pages copy-on-write
 //   oom_score_adj = 0       # -1000..1000
 //   memory_max = "256MiB"   # the job's memory cgroup limit ("max": no limit)
+//   memory_high = "192MiB"  # its throttle limit (memory.high; "max": none)
 //   memory_swap_max = "64MiB"  # its swap limit (memory.swap.max; "max": none)
 //   fsync_every = "1MiB"    # write jobs: fsync after every this many bytes written;
 //                           # mmap-shared jobs: msync(MS_SYNC) likewise
@@ -56,6 +57,7 @@ struct JobSpec {
   bool fork = false;
   int oom_score_adj = 0;
   std::optional<uint64_t> memory_max;       // bytes; mmkit::kMemMax for "max"
+  std::optional<uint64_t> memory_high;      // bytes; mmkit::kMemMax for "max"
   std::optional<uint64_t> memory_swap_max;  // bytes; mmkit::kMemMax for "max"
   uint64_t fsync_every = 0;                 // write and mmap-shared jobs: bytes between fsyncs
                                             // (msyncs); 0: only the last

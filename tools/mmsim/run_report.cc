@@ -111,6 +111,11 @@ std::string run_report_json(const std::vector<JobRun>& jobs, const RunTotals& t)
       w.value(*s.memory_max);
     else
       w.null();
+    w.key("memory_high");
+    if (s.memory_high && *s.memory_high != mmkit::kMemMax)
+      w.value(*s.memory_high);
+    else
+      w.null();
     w.key("memory_swap_max");
     if (s.memory_swap_max && *s.memory_swap_max != mmkit::kMemMax)
       w.value(*s.memory_swap_max);
