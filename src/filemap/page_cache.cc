@@ -306,17 +306,17 @@ std::string filemap_check(Machine& m) {
                      m.node_stat_sum(NodeStat::NR_WRITEBACK), writeback));
   if (memcg_state_if(m)) {
     int64_t swapcached = 0;
-    for (const MemCgroup* cg : mem_cgroups(m)) swapcached += cg->nr_swapcached.load();
-    if (swapcached != m.node_stat_sum(NodeStat::NR_SWAPCACHE))
-      fail(fmt::format("the groups' swapcached sum to {} but NR_SWAPCACHE is {}", swapcached,
-                       m.node_stat_sum(NodeStat::NR_SWAPCACHE)));
     for (const MemCgroup* cg : mem_cgroups(m)) {
+      swapcached += cg->nr_swapcached.load();
       const auto [d, w] = by_group[cg];
       if (cg->nr_file_dirty.load() != d || cg->nr_writeback.load() != w)
         fail(fmt::format("memcg {}: file_dirty {} file_writeback {} but {} and {} pages",
                          mem_cgroup_name(cg), cg->nr_file_dirty.load(), cg->nr_writeback.load(), d,
                          w));
     }
+    if (swapcached != m.node_stat_sum(NodeStat::NR_SWAPCACHE))
+      fail(fmt::format("the groups' swapcached sum to {} but NR_SWAPCACHE is {}", swapcached,
+                       m.node_stat_sum(NodeStat::NR_SWAPCACHE)));
   }
   return err;
 }

@@ -11,6 +11,47 @@
 
 namespace mmkit {
 
+namespace {
+
+// A limit file's bytes in pages (slots), rounded down; kMemMax stays "max".
+uint64_t limit_pages(uint64_t bytes) {
+  return bytes == kMemMax ? kMemMax : bytes >> PAGE_SHIFT;
+}
+
+// A limit file's text: "max" or the bytes.
+std::string limit_text(uint64_t pages) {
+  return pages == kMemMax ? "max\n" : fmt::format("{}\n", pages << PAGE_SHIFT);
+}
+
+// The group charged under swap_cgroup id `id` (0: none).
+MemCgroup* group_of(Machine& m, uint16_t id) {
+  MemcgState* ms = id ? memcg_state_if(m) : nullptr;
+  return ms ? ms->group(id) : nullptr;
+}
+
+// memory_max_write() / memory_high_write(): reclaim the group down to
+// `limit` pages, giving up after MAX_RECLAIM_RETRIES rounds that free
+// nothing; then, with `oom`, the group's OOM killer until it has no victim
+// left.
+void reclaim_down_to(MemCgroup* cg, uint64_t limit, bool oom) {
+  Machine& m = *cg->machine;
+  const MemcgReclaimOps& ops = *memcg_state(m).reclaim_ops;
+  int retries = MAX_RECLAIM_RETRIES;
+  for (;;) {
+    const int64_t usage = cg->usage.load(std::memory_order_relaxed);
+    if (usage <= 0 || static_cast<uint64_t>(usage) <= limit || !ops.reclaim) break;
+    if (retries > 0) {
+      if (!ops.reclaim(m, cg, static_cast<uint64_t>(usage) - limit)) --retries;
+      continue;
+    }
+    if (!oom) break;
+    cg->ev_oom.fetch_add(1, std::memory_order_relaxed);
+    if (!ops.oom || !ops.oom(m, cg)) break;
+  }
+}
+
+}  // namespace
+
 MemCgroup::MemCgroup() = default;
 MemCgroup::~MemCgroup() = default;
 
@@ -66,7 +107,7 @@ MemCgroup* mem_cgroup_create(Machine& m, std::string_view name, uint64_t max_byt
   cg->machine = &m;
   cg->name = std::string(name);
   cg->id = static_cast<uint16_t>(st.groups.size() + 1);
-  cg->max.store(max_bytes == kMemMax ? kMemMax : max_bytes >> PAGE_SHIFT);
+  cg->max.store(limit_pages(max_bytes));
   st.init_lruvecs(cg.get());
   MemCgroup* raw = cg.get();
   st.groups.push_back(std::move(cg));
@@ -75,24 +116,9 @@ MemCgroup* mem_cgroup_create(Machine& m, std::string_view name, uint64_t max_byt
 }
 
 void mem_cgroup_set_max(MemCgroup* cg, uint64_t max_bytes) {
-  const uint64_t max = max_bytes == kMemMax ? kMemMax : max_bytes >> PAGE_SHIFT;
+  const uint64_t max = limit_pages(max_bytes);
   cg->max.store(max);
-  // memory_max_write(): reclaim down to the new limit, giving up after
-  // MAX_RECLAIM_RETRIES rounds that free nothing, then the group's OOM
-  // killer, until it has no victim left.
-  Machine& m = *cg->machine;
-  const MemcgReclaimOps& ops = *memcg_state(m).reclaim_ops;
-  int retries = MAX_RECLAIM_RETRIES;
-  for (;;) {
-    const int64_t usage = cg->usage.load(std::memory_order_relaxed);
-    if (usage <= 0 || static_cast<uint64_t>(usage) <= max || !ops.reclaim) break;
-    if (retries > 0) {
-      if (!ops.reclaim(m, cg, static_cast<uint64_t>(usage) - max)) --retries;
-      continue;
-    }
-    cg->ev_oom.fetch_add(1, std::memory_order_relaxed);
-    if (!ops.oom || !ops.oom(m, cg)) break;
-  }
+  reclaim_down_to(cg, max, true);
 }
 
 std::string mem_cgroup_name(const MemCgroup* cg) {
@@ -125,26 +151,17 @@ MemcgWbStats mem_cgroup_wb_stats(const MemCgroup* cg) {
 }
 
 void mem_cgroup_set_high(MemCgroup* cg, uint64_t high_bytes) {
-  const uint64_t high = high_bytes == kMemMax ? kMemMax : high_bytes >> PAGE_SHIFT;
+  const uint64_t high = limit_pages(high_bytes);
   cg->high.store(high);
-  Machine& m = *cg->machine;
-  const MemcgReclaimOps& ops = *memcg_state(m).reclaim_ops;
-  // memory_high_write(): reclaim down to it, MAX_RECLAIM_RETRIES rounds
-  // that free nothing at most, and no OOM kill.
-  for (int retries = MAX_RECLAIM_RETRIES; retries > 0 && ops.reclaim;) {
-    const int64_t usage = cg->usage.load(std::memory_order_relaxed);
-    if (usage <= 0 || static_cast<uint64_t>(usage) <= high) break;
-    if (!ops.reclaim(m, cg, static_cast<uint64_t>(usage) - high)) --retries;
-  }
+  reclaim_down_to(cg, high, false);
 }
 
 void mem_cgroup_set_swap_max(MemCgroup* cg, uint64_t max_bytes) {
-  cg->swap_max.store(max_bytes == kMemMax ? kMemMax : max_bytes >> PAGE_SHIFT);
+  cg->swap_max.store(limit_pages(max_bytes));
 }
 
 bool mem_cgroup_try_charge_swap(Machine& m, uint16_t id) {
-  MemcgState* ms = id ? memcg_state_if(m) : nullptr;
-  MemCgroup* cg = ms ? ms->group(id) : nullptr;
+  MemCgroup* cg = group_of(m, id);
   if (!cg) return true;
   // page_counter_try_charge(): charge, and take it back if that went over.
   const uint64_t max = cg->swap_max.load(std::memory_order_relaxed);
@@ -157,15 +174,11 @@ bool mem_cgroup_try_charge_swap(Machine& m, uint16_t id) {
 }
 
 void mem_cgroup_swap_charge(Machine& m, uint16_t id, int64_t n) {
-  MemcgState* ms = id ? memcg_state_if(m) : nullptr;
-  if (MemCgroup* cg = ms ? ms->group(id) : nullptr)
-    cg->swap_usage.fetch_add(n, std::memory_order_relaxed);
+  if (MemCgroup* cg = group_of(m, id)) cg->swap_usage.fetch_add(n, std::memory_order_relaxed);
 }
 
 void mem_cgroup_swap_fail(Machine& m, uint16_t id) {
-  MemcgState* ms = id ? memcg_state_if(m) : nullptr;
-  if (MemCgroup* cg = ms ? ms->group(id) : nullptr)
-    cg->ev_swap_fail.fetch_add(1, std::memory_order_relaxed);
+  if (MemCgroup* cg = group_of(m, id)) cg->ev_swap_fail.fetch_add(1, std::memory_order_relaxed);
 }
 
 uint64_t mem_cgroup_swap_headroom(const MemCgroup* cg) {
@@ -184,17 +197,14 @@ bool mem_cgroup_read(const MemCgroup* cg, std::string_view file, std::string* ou
   } else if (file == "memory.swap.current") {
     *out = fmt::format("{}\n", pages(cg->swap_usage.load()));
   } else if (file == "memory.swap.max") {
-    const uint64_t max = cg->swap_max.load();
-    *out = max == kMemMax ? "max\n" : fmt::format("{}\n", max << PAGE_SHIFT);
+    *out = limit_text(cg->swap_max.load());
   } else if (file == "memory.swap.events") {
     *out =
         fmt::format("high 0\nmax {}\nfail {}\n", cg->ev_swap_max.load(), cg->ev_swap_fail.load());
   } else if (file == "memory.high") {
-    const uint64_t high = cg->high.load();
-    *out = high == kMemMax ? "max\n" : fmt::format("{}\n", high << PAGE_SHIFT);
+    *out = limit_text(cg->high.load());
   } else if (file == "memory.max") {
-    const uint64_t max = cg->max.load();
-    *out = max == kMemMax ? "max\n" : fmt::format("{}\n", max << PAGE_SHIFT);
+    *out = limit_text(cg->max.load());
   } else if (file == "memory.events") {
     *out = fmt::format("low 0\nhigh {}\nmax {}\noom {}\noom_kill {}\noom_group_kill 0\n",
                        cg->ev_high.load(), cg->ev_max.load(), cg->ev_oom.load(),

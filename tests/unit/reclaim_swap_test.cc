@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -88,14 +89,18 @@ uint64_t pattern(uint64_t page, uint64_t version) {
   return (page * 0x9e3779b97f4a7c15ull) ^ (version << 48) ^ 0x5a5a;
 }
 
-// Writes page i with its pattern (the first and last words, and a middle one).
-void write_pages(MmStruct* mm, uint64_t base, uint64_t pages, uint64_t version) {
+// Writes page i with its pattern, then calls after_each(i) (a check that
+// must hold after every page; the writing stops at its first fatal failure).
+void write_pages(MmStruct* mm, uint64_t base, uint64_t pages, uint64_t version,
+                 const std::function<void(uint64_t)>& after_each = {}) {
   for (uint64_t i = 0; i < pages; ++i) {
     uint64_t buf[PAGE_SIZE / 8];
     for (auto& w : buf) w = pattern(i, version);
     const FaultResult r = access_write(mm, base + i * PAGE_SIZE, buf, PAGE_SIZE);
     ASSERT_TRUE(r.ok()) << "page " << i << ": status " << static_cast<int>(r.status) << " "
                         << r.reason;
+    if (after_each) after_each(i);
+    if (::testing::Test::HasFatalFailure()) return;
   }
 }
 
@@ -378,12 +383,9 @@ TEST_P(ReclaimSwapPolicy, SwapMaxLimitsTheGroupsSwap) {
   ASSERT_TRUE(p);
   const uint64_t pages = (18ull << 20) / PAGE_SIZE;
   const uint64_t a = map_anon(p->mm, pages * PAGE_SIZE);
-  for (uint64_t i = 0; i < pages; ++i) {
-    uint64_t buf[PAGE_SIZE / 8];
-    for (auto& w : buf) w = pattern(i, 4);
-    ASSERT_TRUE(access_write(p->mm, a + i * PAGE_SIZE, buf, PAGE_SIZE).ok()) << i;
+  ASSERT_NO_FATAL_FAILURE(write_pages(p->mm, a, pages, 4, [&](uint64_t i) {
     ASSERT_LE(memcg_value(cg, "memory.swap.current"), 4ull << 20) << i;
-  }
+  }));
   EXPECT_EQ(verify_pages(p->mm, a, pages, 4), 0u);
   EXPECT_GT(memcg_value(cg, "memory.swap.current"), 0u);
   EXPECT_LE(memcg_value(cg, "memory.swap.current"), 4ull << 20);
@@ -435,12 +437,9 @@ TEST_P(ReclaimSwapPolicy, MemoryHighReclaimsTheExcessWithoutOom) {
   ASSERT_TRUE(p);
   const uint64_t pages = (16ull << 20) / PAGE_SIZE;
   const uint64_t a = map_anon(p->mm, pages * PAGE_SIZE);
-  for (uint64_t i = 0; i < pages; ++i) {
-    uint64_t buf[PAGE_SIZE / 8];
-    for (auto& w : buf) w = pattern(i, 9);
-    ASSERT_TRUE(access_write(p->mm, a + i * PAGE_SIZE, buf, PAGE_SIZE).ok()) << i;
+  ASSERT_NO_FATAL_FAILURE(write_pages(p->mm, a, pages, 9, [&](uint64_t i) {
     ASSERT_LE(memcg_value(cg, "memory.current"), (8ull << 20) + 32 * PAGE_SIZE) << i;
-  }
+  }));
   EXPECT_EQ(verify_pages(p->mm, a, pages, 9), 0u);
   std::string events;
   ASSERT_TRUE(mem_cgroup_read(cg, "memory.events", &events));

@@ -101,31 +101,11 @@ class JobReader {
     }
     if (const toml::node* n = t_.get("oom_score_adj"))
       j.oom_score_adj = static_cast<int>(integer(*n, "oom_score_adj", -1000, 1000));
-    if (const toml::node* n = t_.get("memory_max")) {
-      const auto* s = n->as_string();
-      if (s && s->get() == "max") {
-        j.memory_max = mmkit::kMemMax;
-      } else {
-        j.memory_max = size(*n, "memory_max");
-        if (*j.memory_max < 4096)
-          fail(*n, field("memory_max"), "must be at least 4KiB (or \"max\")");
-      }
-    }
-    if (const toml::node* n = t_.get("memory_high")) {
-      const auto* s = n->as_string();
-      if (s && s->get() == "max") {
-        j.memory_high = mmkit::kMemMax;
-      } else {
-        j.memory_high = size(*n, "memory_high");
-        if (*j.memory_high < 4096)
-          fail(*n, field("memory_high"), "must be at least 4KiB (or \"max\")");
-      }
-    }
-    if (const toml::node* n = t_.get("memory_swap_max")) {
-      // 0 is a limit too: the group's pages never go to swap.
-      const auto* s = n->as_string();
-      j.memory_swap_max = s && s->get() == "max" ? mmkit::kMemMax : size(*n, "memory_swap_max");
-    }
+    if (const toml::node* n = t_.get("memory_max")) j.memory_max = limit(*n, "memory_max", 4096);
+    if (const toml::node* n = t_.get("memory_high")) j.memory_high = limit(*n, "memory_high", 4096);
+    // 0 is a swap limit too: the group's pages never go to swap.
+    if (const toml::node* n = t_.get("memory_swap_max"))
+      j.memory_swap_max = limit(*n, "memory_swap_max", 0);
     if (const toml::node* n = t_.get("fsync_every")) {
       if (!writes_file(j))
         fail(*n, field("fsync_every"),
@@ -238,6 +218,16 @@ class JobReader {
       return f->get();
     }
     fail(n, field(key), std::string("expected a number, got ") + type_name(n));
+  }
+
+  // A cgroup limit: "max" (mmkit::kMemMax) or a size of at least `least`
+  // bytes.
+  uint64_t limit(const toml::node& n, std::string_view key, uint64_t least) const {
+    if (const auto* s = n.as_string(); s && s->get() == "max") return mmkit::kMemMax;
+    const uint64_t bytes = size(n, key);
+    if (bytes < least)
+      fail(n, field(key), fmt::format("must be at least {}KiB (or \"max\")", least >> 10));
+    return bytes;
   }
 
   uint64_t size(const toml::node& n, std::string_view key) const {
