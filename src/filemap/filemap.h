@@ -217,6 +217,11 @@ void wakeup_flusher_threads(Machine& m);
 // it goes on even if the flusher made no progress, so an I/O error cannot
 // hang it).
 void balance_dirty_pages(Machine& m, const MemCgroup* cg = nullptr);
+// balance_dirty_pages_ratelimited() for one page dirtied through a shared
+// mapping: the calling thread looks at the limits once per 32 pages it
+// dirtied (a task's first nr_dirtied_pause), once per 8 while the last
+// look found a domain over its threshold (dirty_exceeded).
+void balance_dirty_pages_ratelimited(Machine& m, const MemCgroup* cg);
 
 // --- what file mappings use (vm/file_map.cc) ----------------------------------------
 // PG_locked, as a sleeping lock (lock_page waits, yielding).
@@ -236,7 +241,7 @@ void inode_put(Machine& m, Inode* inode);  // drops a pin
 Page* filemap_fault(Machine& m, Inode& inode, uint64_t pgoff, MemCgroup* cg, bool* major, int* err);
 // folio_mark_dirty() of a page a PTE had dirty (zap, unmap, write fault):
 // no page lock needed; a page truncated meanwhile is left alone.
-void filemap_dirty_mapped(Machine& m, Page* page);
+bool filemap_dirty_mapped(Machine& m, Page* page);
 // What the page cache needs of the page tables, registered by the vm layer
 // when a file is first mapped: truncate unmaps pages from index `first` on
 // in every VMA of `as` (unmap_mapping_range); writeback write-protects and

@@ -47,7 +47,10 @@ struct FsState final : LayerState {
   bool wb_stop = false;
   bool wb_all = false;  // write everything (a wakeup_flusher_threads)
   bool wb_background = false;
-  uint64_t wb_rounds = 0;   // passes done (a throttled writer waits for one)
+  uint64_t wb_rounds = 0;  // passes done (a throttled writer waits for one)
+  // The last balance_dirty_pages found a domain over its threshold
+  // (wb->dirty_exceeded): ratelimited callers look more often.
+  std::atomic<bool> dirty_exceeded{false};
   std::mutex wb_pass_lock;  // held by the flusher through a pass (check() waits it out)
 
   std::atomic<UnmapMappingFn> unmap_mapping{nullptr};  // set by the vm layer

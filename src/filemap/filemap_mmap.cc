@@ -106,20 +106,20 @@ Page* filemap_fault(Machine& m, Inode& inode, uint64_t pgoff, MemCgroup* cg, boo
   }
 }
 
-void filemap_dirty_mapped(Machine& m, Page* page) {
-  if (!page->test(PG_filecache)) return;  // anonymous
+bool filemap_dirty_mapped(Machine& m, Page* page) {
+  if (!page->test(PG_filecache)) return false;  // anonymous
   AddressSpace* as = page_mapping(page);
-  if (!as || page->test(PG_dirty)) return;
+  if (!as || page->test(PG_dirty)) return false;
   if (!mapping_can_writeback(*as)) {  // shmem: dirty, uncounted
     page->set_atomic(PG_dirty);
-    return;
+    return false;
   }
   bool first = false;
   {
     // Under the index lock the page cannot leave the cache (unlink_page
     // clears PG_dirty and the mapping under it).
     SpinGuard g(as->i_pages_lock);
-    if (page_mapping(page) != as || page->test_and_set(PG_dirty)) return;
+    if (page_mapping(page) != as || page->test_and_set(PG_dirty)) return false;
     first = as->nrdirty.fetch_add(1, std::memory_order_relaxed) == 0;
   }
   if (first) {
@@ -129,6 +129,7 @@ void filemap_dirty_mapped(Machine& m, Page* page) {
   }
   mod_lruvec_page_state(m, page, NodeStat::NR_FILE_DIRTY, 1);
   m.mod_node_page_state(page, NodeStat::NR_DIRTIED, 1);
+  return true;
 }
 
 void set_mapping_ops(Machine& m, UnmapMappingFn unmap, PageMkcleanFn mkclean) {

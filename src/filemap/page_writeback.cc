@@ -224,15 +224,30 @@ void balance_dirty_pages(Machine& m, const MemCgroup* cg) {
   // The group's own domain, for a group below the root (mdtc_valid()).
   const bool group = cg && cg != root_mem_cgroup(m);
   const MemcgDirtyDomain md = group ? memcg_dirty_domain(m, cg) : MemcgDirtyDomain{};
-  if (dirty <= freerun_ceiling(l) && (!group || md.dirty <= freerun_ceiling(md.limits)))
+  if (dirty <= freerun_ceiling(l) && (!group || md.dirty <= freerun_ceiling(md.limits))) {
+    st->dirty_exceeded.store(false, std::memory_order_relaxed);
     return;  // the freerun zone
+  }
   std::unique_lock<std::mutex> lk(st->wb_lock);
   st->wb_background = true;
   st->wb_wake.notify_one();
-  if (dirty <= l.thresh && (!group || md.dirty <= md.limits.thresh)) return;
+  const bool exceeded = dirty > l.thresh || (group && md.dirty > md.limits.thresh);
+  st->dirty_exceeded.store(exceeded, std::memory_order_relaxed);
+  if (!exceeded) return;
   // Over the limit: wait for the flusher's pass (one pause at most).
   const uint64_t round = st->wb_rounds;
   st->wb_progress.wait_for(lk, kMaxPause, [&] { return st->wb_rounds > round || st->wb_stop; });
+}
+
+void balance_dirty_pages_ratelimited(Machine& m, const MemCgroup* cg) {
+  // current->nr_dirtied: per thread, as Linux keeps it per task.
+  static thread_local uint32_t nr_dirtied = 0;
+  const FsState* st = live_fs(m);
+  if (!st) return;
+  const uint32_t ratelimit = st->dirty_exceeded.load(std::memory_order_relaxed) ? 8 : 32;
+  if (++nr_dirtied < ratelimit) return;
+  nr_dirtied = 0;
+  balance_dirty_pages(m, cg);
 }
 
 }  // namespace mmkit

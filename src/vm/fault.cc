@@ -23,6 +23,7 @@
 #include <cstring>
 #include <thread>
 
+#include "filemap/filemap.h"
 #include "memcg/lru.h"
 #include "page_alloc/page_alloc.h"
 #include "swap/swap.h"
@@ -401,8 +402,16 @@ FaultResult handle_fault_locked(MmStruct* mm, uint64_t addr, Access access) {
 }  // namespace mm_internal
 
 FaultResult handle_mm_fault(MmStruct* mm, uint64_t addr, Access access) {
-  std::lock_guard g(mm->mmap_lock);
-  return mm_internal::handle_fault_locked(mm, addr, access);
+  FaultResult r;
+  {
+    std::lock_guard g(mm->mmap_lock);
+    r = mm_internal::handle_fault_locked(mm, addr, access);
+  }
+  // fault_dirty_shared_page(): a writer through a shared mapping is
+  // throttled as write() is, here with mmap_lock dropped (Linux holds it
+  // for reading), so the process's other threads fault on meanwhile.
+  if (r.dirtied) balance_dirty_pages_ratelimited(*mm->machine, mm->memcg);
+  return r;
 }
 
 }  // namespace mmkit

@@ -181,7 +181,7 @@ FaultResult do_file_fault(MmStruct* mm, VmArea* vma, uint64_t addr, Access acces
   // reference becomes the mapping's.
   pteval_t entry = pfn_pte(m.page_to_pfn(page), vma->vm_page_prot) | _PAGE_ACCESSED;
   if (access == Access::kWrite) {
-    filemap_dirty_mapped(m, page);  // page_mkwrite
+    r.dirtied = filemap_dirty_mapped(m, page);  // page_mkwrite
     entry |= _PAGE_RW | _PAGE_DIRTY;
   }
   {
@@ -215,9 +215,10 @@ FaultResult do_file_wp_page(MmStruct* mm, VmArea* vma, uint64_t addr, pteval_t p
   }
   // wp_page_shared(): the page is dirtied under its lock (writeback holds
   // it while it cleans the PTEs and writes), then the entry made writable.
+  FaultResult r;
   lock_page(page);
   if (page->mapping_once() == &vma->vm_file->i_data) {
-    filemap_dirty_mapped(m, page);
+    r.dirtied = filemap_dirty_mapped(m, page);
     std::lock_guard pt(mm->page_table_lock);
     const pteval_t now = pte_get(mm->pgd, addr);
     if (pte_present(now) && pte_pfn(now) == pte_pfn(pte)) {
@@ -227,7 +228,7 @@ FaultResult do_file_wp_page(MmStruct* mm, VmArea* vma, uint64_t addr, pteval_t p
   }
   unlock_page(page);
   put_page(m, page);
-  return {};
+  return r;
 }
 
 }  // namespace mm_internal

@@ -201,6 +201,9 @@ struct FaultResult {
   uint64_t addr = 0;
   const char* reason = "";
   bool major = false;  // the page was read from swap (VM_FAULT_MAJOR)
+  // A clean page of a shared file mapping turned dirty: the writer owes
+  // balance_dirty_pages a look (fault_dirty_shared_page).
+  bool dirtied = false;
   bool ok() const { return status == FaultStatus::kOk; }
 };
 FaultResult handle_mm_fault(MmStruct* mm, uint64_t addr, Access access);

@@ -167,6 +167,53 @@ TEST(FilemapWriteback, WritersAreThrottledAtDirtyBytes) {
   sys_close(m, ft, fd);
 }
 
+// fault_dirty_shared_page(): stores through a shared mapping are throttled
+// as write()'s are. With no periodic flusher, only balance_dirty_pages can
+// wake it: without the fault path's look nothing would be written before
+// msync, and all 2048 pages would be dirty at the end.
+TEST(FilemapWriteback, MappedWritersAreThrottledAtDirtyBytes) {
+  MachineConfig c;
+  c.dirty_writeback_centisecs = 0;
+  c.dirty_bytes = 64ull << 10;  // 16 pages
+  c.dirty_background_bytes = 32ull << 10;
+  auto mp = boot_files(c);
+  ASSERT_TRUE(mp);
+  Machine& m = *mp;
+  Process* p = nullptr;
+  ASSERT_EQ(spawn(m, "mapper", &p), 0);
+  FileTable& ft = p->files;
+  const int fd = sys_open(m, ft, "mapped", O_CREAT | O_RDWR);
+  ASSERT_GE(fd, 0);
+  constexpr uint64_t kPages = 2048;
+  ASSERT_EQ(sys_ftruncate(m, ft, fd, kPages * PAGE_SIZE), 0);
+  const int64_t a =
+      do_mmap_fd(p->mm, ft, 0, kPages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  ASSERT_GT(a, 0);
+  std::vector<char> page(PAGE_SIZE);
+  int64_t most_dirty = 0;
+  for (uint64_t i = 0; i < kPages; ++i) {
+    std::fill(page.begin(), page.end(), static_cast<char>(i * 5 + 3));
+    ASSERT_TRUE(
+        access_write(p->mm, static_cast<uint64_t>(a) + i * PAGE_SIZE, page.data(), PAGE_SIZE).ok());
+    most_dirty = std::max(most_dirty, stat(m, NodeStat::NR_FILE_DIRTY));
+  }
+  EXPECT_GT(stat(m, NodeStat::NR_WRITTEN), static_cast<int64_t>(kPages / 2));
+  EXPECT_LT(most_dirty, static_cast<int64_t>(kPages / 2));
+  // Every store is in the file once msync has written the rest.
+  ASSERT_EQ(do_msync(p->mm, static_cast<uint64_t>(a), kPages * PAGE_SIZE, MS_SYNC), 0);
+  EXPECT_EQ(stat(m, NodeStat::NR_FILE_DIRTY), 0);
+  const int hfd = open(fs_host_path(m, "mapped").c_str(), O_RDONLY);
+  ASSERT_GE(hfd, 0);
+  for (uint64_t i = 0; i < kPages; i += 61) {
+    char b = 0;
+    ASSERT_EQ(pread(hfd, &b, 1, static_cast<off_t>(i * PAGE_SIZE + 100)), 1);
+    EXPECT_EQ(b, static_cast<char>(i * 5 + 3)) << "page " << i;
+  }
+  close(hfd);
+  EXPECT_EQ(filemap_check(m), "");
+  exit_process(p);
+}
+
 TEST(FilemapWriteback, ReclaimLeavesDirtyPagesToTheFlusherFirst) {
   MachineConfig c;
   c.dirty_writeback_centisecs = 0;
@@ -177,9 +224,10 @@ TEST(FilemapWriteback, ReclaimLeavesDirtyPagesToTheFlusherFirst) {
   Machine& m = *mp;
   MemCgroup* cg = mem_cgroup_create(m, "small", 128 * PAGE_SIZE);
   ASSERT_NE(cg, nullptr);
-  // The pages are dirtied through a shared mapping: mmkit throttles write()
-  // alone (balance_dirty_pages), so the group's dirty limits do not clean
-  // them before reclaim meets them.
+  // The pages are dirtied through a shared mapping. At a ratio of 100 the
+  // group's dirty pages never pass its thresholds (they are at most its
+  // file pages, which are at most its avail), so balance_dirty_pages never
+  // wakes the flusher and reclaim meets them dirty.
   Process* p = nullptr;
   ASSERT_EQ(spawn(m, "writer", &p), 0);
   p->mm->memcg = p->files.memcg = cg;
