@@ -226,8 +226,9 @@ TEST(FilemapWriteback, ReclaimLeavesDirtyPagesToTheFlusherFirst) {
   ASSERT_NE(cg, nullptr);
   // The pages are dirtied through a shared mapping. At a ratio of 100 the
   // group's dirty pages never pass its thresholds (they are at most its
-  // file pages, which are at most its avail), so balance_dirty_pages never
-  // wakes the flusher and reclaim meets them dirty.
+  // file pages, which are at most its avail, once they are on the LRU), so
+  // balance_dirty_pages never wakes the flusher and reclaim meets them
+  // dirty.
   Process* p = nullptr;
   ASSERT_EQ(spawn(m, "writer", &p), 0);
   p->mm->memcg = p->files.memcg = cg;
@@ -245,6 +246,11 @@ TEST(FilemapWriteback, ReclaimLeavesDirtyPagesToTheFlusherFirst) {
     ASSERT_TRUE(
         access_write(p->mm, static_cast<uint64_t>(a) + i * PAGE_SIZE, page.data(), PAGE_SIZE).ok());
     ASSERT_LE(cg->usage.load(), 128);
+    // Pages still in a per-CPU LRU batch are charged but on no list, so
+    // they count against the group's headroom and not as its file pages:
+    // its avail would drop below its dirty pages and the writer would be
+    // throttled after all.
+    lru_add_drain_all(m);
   }
   // Reclaim set PG_reclaim on dirty pages it met (nr_vmscan_immediate_reclaim)
   // and woke the flusher; file pages were stolen; nothing was lost.
