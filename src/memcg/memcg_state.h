@@ -47,6 +47,16 @@ struct MemCgroup {
   // Its pages in the swap cache (memory.stat swapcached): a page is charged
   // before it enters the swap cache and uncharged after it leaves.
   std::atomic<int64_t> nr_swapcached{0};
+  // zswap (memory.zswap.*): the compressed bytes of the group's entries
+  // (MEMCG_ZSWAP_B, memory.zswap.current) and the entries (MEMCG_ZSWAPPED).
+  // The bytes are charged to memory.current rounded up to whole pages, as
+  // obj_cgroup_charge() takes pages for bytes; zswap_charged is what is
+  // charged now. zswap_lock orders the three.
+  SpinLock zswap_lock;
+  std::atomic<int64_t> zswap_bytes{0}, nr_zswapped{0};
+  int64_t zswap_charged = 0;
+  std::atomic<uint64_t> zswap_max{kMemMax};  // memory.zswap.max, pages (kMemMax: no limit)
+  std::atomic<uint64_t> ev_zswpin{0}, ev_zswpout{0}, ev_zswpwb{0};  // memory.stat
   // memory.events
   std::atomic<uint64_t> ev_high{0}, ev_max{0}, ev_oom{0}, ev_oom_kill{0};
   std::vector<std::unique_ptr<Lruvec>> lruvec;  // one per node

@@ -23,10 +23,15 @@ std::string limit_text(uint64_t pages) {
   return pages == kMemMax ? "max\n" : fmt::format("{}\n", pages << PAGE_SHIFT);
 }
 
-// The group charged under swap_cgroup id `id` (0: none).
 MemCgroup* group_of(Machine& m, uint16_t id) {
-  MemcgState* ms = id ? memcg_state_if(m) : nullptr;
-  return ms ? ms->group(id) : nullptr;
+  return mem_cgroup_from_id(m, id);
+}
+
+// Raises memory.peak to `now` pages if it is lower.
+void note_peak(MemCgroup* cg, int64_t now) {
+  int64_t peak = cg->peak.load(std::memory_order_relaxed);
+  while (now > peak && !cg->peak.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+  }
 }
 
 // memory_max_write() / memory_high_write(): reclaim the group down to
@@ -188,6 +193,51 @@ uint64_t mem_cgroup_swap_headroom(const MemCgroup* cg) {
   return max - std::min<uint64_t>(max, static_cast<uint64_t>(std::max<int64_t>(used, 0)));
 }
 
+MemCgroup* mem_cgroup_from_id(Machine& m, uint16_t id) {
+  MemcgState* ms = id ? memcg_state_if(m) : nullptr;
+  return ms ? ms->group(id) : nullptr;
+}
+
+void mem_cgroup_set_zswap_max(MemCgroup* cg, uint64_t max_bytes) {
+  cg->zswap_max.store(limit_pages(max_bytes));
+}
+
+bool mem_cgroup_may_zswap(Machine& m, uint16_t id) {
+  const MemCgroup* cg = group_of(m, id);
+  if (!cg || cg->is_root()) return true;
+  const uint64_t max = cg->zswap_max.load(std::memory_order_relaxed);
+  if (max == kMemMax) return true;
+  const int64_t bytes = cg->zswap_bytes.load(std::memory_order_relaxed);
+  return max != 0 && static_cast<uint64_t>(std::max<int64_t>(bytes, 0)) / PAGE_SIZE < max;
+}
+
+void mem_cgroup_zswap_charge(Machine& m, uint16_t id, int64_t bytes, int64_t entries) {
+  MemCgroup* cg = group_of(m, id);
+  if (!cg) return;
+  int64_t delta;
+  {
+    SpinGuard g(cg->zswap_lock);
+    const int64_t now = cg->zswap_bytes.load(std::memory_order_relaxed) + bytes;
+    cg->zswap_bytes.store(now, std::memory_order_relaxed);
+    cg->nr_zswapped.fetch_add(entries, std::memory_order_relaxed);
+    const int64_t pages = (now + static_cast<int64_t>(PAGE_SIZE) - 1) >> PAGE_SHIFT;
+    delta = pages - cg->zswap_charged;
+    cg->zswap_charged = pages;
+  }
+  if (delta == 0) return;
+  const int64_t usage = cg->usage.fetch_add(delta, std::memory_order_relaxed) + delta;
+  if (delta > 0) note_peak(cg, usage);
+}
+
+void mem_cgroup_count_zswap(Machine& m, uint16_t id, MemcgZswapEvent ev) {
+  MemCgroup* cg = group_of(m, id);
+  if (!cg) return;
+  std::atomic<uint64_t>& c = ev == MemcgZswapEvent::kIn    ? cg->ev_zswpin
+                             : ev == MemcgZswapEvent::kOut ? cg->ev_zswpout
+                                                           : cg->ev_zswpwb;
+  c.fetch_add(1, std::memory_order_relaxed);
+}
+
 bool mem_cgroup_read(const MemCgroup* cg, std::string_view file, std::string* out) {
   auto pages = [](int64_t v) { return static_cast<uint64_t>(v < 0 ? 0 : v) << PAGE_SHIFT; };
   if (file == "memory.current") {
@@ -201,6 +251,10 @@ bool mem_cgroup_read(const MemCgroup* cg, std::string_view file, std::string* ou
   } else if (file == "memory.swap.events") {
     *out =
         fmt::format("high 0\nmax {}\nfail {}\n", cg->ev_swap_max.load(), cg->ev_swap_fail.load());
+  } else if (file == "memory.zswap.current") {
+    *out = fmt::format("{}\n", std::max<int64_t>(cg->zswap_bytes.load(), 0));
+  } else if (file == "memory.zswap.max") {
+    *out = limit_text(cg->zswap_max.load());
   } else if (file == "memory.high") {
     *out = limit_text(cg->high.load());
   } else if (file == "memory.max") {
@@ -229,19 +283,21 @@ bool mem_cgroup_read(const MemCgroup* cg, std::string_view file, std::string* ou
     const uint64_t anon = nr[LRU_INACTIVE_ANON] + nr[LRU_ACTIVE_ANON];
     // memory_stat_format()'s order (mm/memcontrol.c), the items mmkit keeps.
     *out = fmt::format(
-        "anon {}\nfile {}\nfile_dirty {}\nfile_writeback {}\nswapcached {}\ninactive_anon {}\n"
+        "anon {}\nfile {}\nzswap {}\nzswapped {}\nfile_dirty {}\nfile_writeback {}\n"
+        "swapcached {}\ninactive_anon {}\n"
         "active_anon {}\ninactive_file {}\nactive_file {}\nunevictable {}\n"
         "workingset_refault_anon {}\nworkingset_refault_file {}\nworkingset_activate_anon {}\n"
         "workingset_activate_file {}\nworkingset_restore_anon {}\nworkingset_restore_file {}\n"
         "workingset_nodereclaim 0\npgscan {}\npgsteal {}\npgrefill {}\npgactivate {}\n"
-        "pgdeactivate {}\n",
+        "pgdeactivate {}\nzswpin {}\nzswpout {}\nzswpwb {}\n",
         anon << PAGE_SHIFT, (nr[LRU_INACTIVE_FILE] + nr[LRU_ACTIVE_FILE]) << PAGE_SHIFT,
+        std::max<int64_t>(cg->zswap_bytes.load(), 0), pages(cg->nr_zswapped.load()),
         pages(cg->nr_file_dirty.load()), pages(cg->nr_writeback.load()),
         pages(cg->nr_swapcached.load()), nr[LRU_INACTIVE_ANON] << PAGE_SHIFT,
         nr[LRU_ACTIVE_ANON] << PAGE_SHIFT, nr[LRU_INACTIVE_FILE] << PAGE_SHIFT,
         nr[LRU_ACTIVE_FILE] << PAGE_SHIFT, nr[LRU_UNEVICTABLE] << PAGE_SHIFT, ws_refault[0],
         ws_refault[1], ws_activate[0], ws_activate[1], ws_restore[0], ws_restore[1], scan, steal,
-        refill, act, deact);
+        refill, act, deact, cg->ev_zswpin.load(), cg->ev_zswpout.load(), cg->ev_zswpwb.load());
   } else {
     out->clear();
     return false;

@@ -12,10 +12,12 @@
 //   mem_cgroup_create(m, name, max) mkdir + memory.max (bytes; kMemMax: "max")
 //   mem_cgroup_set_high(cg, high)   memory.high
 //   mem_cgroup_set_swap_max(cg, max) memory.swap.max
+//   mem_cgroup_set_zswap_max(cg, max) memory.zswap.max
 //   mem_cgroup_read(cg, file)       a control file's text: memory.current,
 //                                   memory.peak, memory.max, memory.events,
 //                                   memory.swap.current, memory.swap.max,
-//                                   memory.swap.events, memory.stat
+//                                   memory.swap.events, memory.zswap.current,
+//                                   memory.zswap.max, memory.stat
 #pragma once
 
 #include <algorithm>
@@ -72,6 +74,23 @@ void mem_cgroup_swap_charge(Machine& m, uint16_t id, int64_t n);
 void mem_cgroup_swap_fail(Machine& m, uint16_t id);
 // The slots the group may still take below memory.swap.max (~0: no limit).
 uint64_t mem_cgroup_swap_headroom(const MemCgroup* cg);
+// memory.zswap.max (bytes, rounded down to pages; kMemMax: "max"). A
+// group whose compressed bytes have reached it stores nothing more in
+// zswap: its pages go to the swap file (obj_cgroup_may_zswap(), and
+// zswap_store's reject as Linux 6.1 has it); 0 keeps it out of zswap.
+void mem_cgroup_set_zswap_max(MemCgroup* cg, uint64_t max_bytes);
+// obj_cgroup_may_zswap() for the group of swap_cgroup id `id` (0: none).
+bool mem_cgroup_may_zswap(Machine& m, uint16_t id);
+// obj_cgroup_charge_zswap() (entries +1) and obj_cgroup_uncharge_zswap()
+// (-1): a zswap entry of `bytes` compressed bytes (0: same-filled) comes or
+// goes. The charge to memory.current cannot fail (zswap stores from
+// reclaim, Linux's PF_MEMALLOC) and may take the group over memory.max.
+void mem_cgroup_zswap_charge(Machine& m, uint16_t id, int64_t bytes, int64_t entries);
+// The group's zswpin, zswpout and zswpwb events (memory.stat).
+enum class MemcgZswapEvent : uint8_t { kIn, kOut, kWriteback };
+void mem_cgroup_count_zswap(Machine& m, uint16_t id, MemcgZswapEvent ev);
+// The group of swap_cgroup id `id`, or null (0, or no memcg layer).
+MemCgroup* mem_cgroup_from_id(Machine& m, uint16_t id);
 // mem_cgroup_wb_stats() (mm/memcontrol.c), in pages: what a group's dirty
 // limits are computed from. headroom is the room left below memory.max
 // (~0 for the root and for a group without a limit).

@@ -38,6 +38,7 @@
 #include <new>
 #include <unordered_set>
 
+#include "memcg/memcg_state.h"
 #include "slab/slab.h"
 #include "swap/swap_state.h"
 #include "swap/zswap_pool.h"
@@ -48,6 +49,7 @@ struct ZswapEntry {
   SwpEntry swpentry;
   uint32_t length = 0;  // compressed bytes; 0: same-filled, `value` holds the word
   ZswapCompressor compressor = ZswapCompressor::kLz4;
+  uint16_t memcg_id = 0;  // the slot's swap_cgroup when stored (the objcg)
   ZsHandle handle;
   uint64_t value = 0;
   ZswapEntry* lru_prev = nullptr;  // on the LRU while length != 0 (lru_lock)
@@ -163,6 +165,7 @@ void lru_del(ZswapState& z, ZswapEntry* e) {
 // zswap_entry_free(): under the slot's tree lock, once the entry has left
 // the tree.
 void entry_free(ZswapState& z, ZswapEntry* e) {
+  mem_cgroup_zswap_charge(z.m, e->memcg_id, -static_cast<int64_t>(e->length), -1);
   if (e->length) {
     lru_del(z, e);
     z.pool.free(e->handle);
@@ -222,6 +225,7 @@ int writeback_oldest(ZswapState& z) {
         SwapInfo* si = swap_info(z.m, e);
         std::lock_guard<std::mutex> g(tree_lock(*si, off));
         if (ZswapEntry* entry = si->zswap[off].exchange(nullptr, std::memory_order_relaxed)) {
+          mem_cgroup_count_zswap(z.m, entry->memcg_id, MemcgZswapEvent::kWriteback);
           entry_free(z, entry);
           z.written_back.fetch_add(1, std::memory_order_relaxed);
           z.m.count_event(VmEvent::ZSWPWB);
@@ -281,6 +285,10 @@ bool zswap_store(Machine& m, Page* page) {
     return false;
   };
   if (!z.enabled.load(std::memory_order_relaxed)) return reject();
+  // The group the slot is charged to (swap_cgroup) owns the entry; at its
+  // memory.zswap.max the page goes to the file.
+  const uint16_t memcg_id = swap_cgroup_id(m, swp);
+  if (!mem_cgroup_may_zswap(m, memcg_id)) return reject();
   if (check_limits(z)) {
     shrink(z);
     return reject();
@@ -316,6 +324,7 @@ bool zswap_store(Machine& m, Page* page) {
   auto* e = new (mem) ZswapEntry;
   e->swpentry = swp;
   e->compressor = comp;
+  e->memcg_id = memcg_id;
   if (same) {
     e->value = value;
   } else {
@@ -339,8 +348,10 @@ bool zswap_store(Machine& m, Page* page) {
     z.same_filled.fetch_add(1, std::memory_order_relaxed);
   else
     lru_add(z, e);
+  mem_cgroup_zswap_charge(m, memcg_id, e->length, 1);
   g.unlock();
   m.count_event(VmEvent::ZSWPOUT);
+  mem_cgroup_count_zswap(m, memcg_id, MemcgZswapEvent::kOut);
   return true;
 }
 
@@ -352,10 +363,12 @@ int zswap_load(Machine& m, SwpEntry swp, Page* page) {
   // The caller holds the slot: an empty word stays empty.
   if (!si->zswap[off].load(std::memory_order_relaxed)) return 0;
   bool ok;
+  uint16_t memcg_id;
   {
     std::lock_guard<std::mutex> g(tree_lock(*si, off));
     ZswapEntry* e = si->zswap[off].exchange(nullptr, std::memory_order_relaxed);
     if (!e) return 0;
+    memcg_id = e->memcg_id;
     ok = entry_to_page(*zp, e, m.phys_window(m.page_to_pfn(page)));
     entry_free(*zp, e);  // the exclusive load: the page is the only copy now
   }
@@ -365,6 +378,7 @@ int zswap_load(Machine& m, SwpEntry swp, Page* page) {
   }
   page->set_atomic(PG_dirty);
   m.count_event(VmEvent::ZSWPIN);
+  mem_cgroup_count_zswap(m, memcg_id, MemcgZswapEvent::kIn);
   return 1;
 }
 
@@ -447,6 +461,7 @@ std::string zswap_check(Machine& m) {
       held.emplace_back(si->zswap_locks[t]);
   std::lock_guard<std::mutex> lg(z.lru_lock);
   uint64_t stored = 0, same = 0;
+  std::vector<std::pair<int64_t, int64_t>> by_group(kMaxMemCgroups);  // bytes, entries
   std::unordered_set<const ZswapEntry*> compressed;
   std::vector<std::pair<ZsHandle, size_t>> objects;
   for (SwapInfo* si : areas) {
@@ -459,6 +474,8 @@ std::string zswap_check(Machine& m) {
                            e->swpentry.val);
       if (!si->swap_map[off])
         return fmt::format("zswap: {} slot {}: an entry for a free slot", si->path, off);
+      by_group[e->memcg_id].first += e->length;
+      ++by_group[e->memcg_id].second;
       if (!e->length) {
         ++same;
         continue;
@@ -482,6 +499,23 @@ std::string zswap_check(Machine& m) {
   }
   if (on_lru != compressed.size())
     return fmt::format("zswap: {} compressed entries, {} on the LRU", compressed.size(), on_lru);
+  // Each group's memory.zswap.current and zswapped are its entries', and
+  // memory.current holds their bytes in whole pages.
+  if (MemcgState* ms = memcg_state_if(m)) {
+    for (unsigned id = 1; id < kMaxMemCgroups; ++id) {
+      MemCgroup* cg = ms->group(static_cast<uint16_t>(id));
+      if (!cg) continue;
+      const auto [bytes, entries] = by_group[id];
+      SpinGuard g(cg->zswap_lock);
+      if (cg->zswap_bytes.load() != bytes || cg->nr_zswapped.load() != entries)
+        return fmt::format("zswap: group {} counts {} bytes in {} entries, its entries {} in {}",
+                           mem_cgroup_name(cg), cg->zswap_bytes.load(), cg->nr_zswapped.load(),
+                           bytes, entries);
+      if (cg->zswap_charged != (bytes + static_cast<int64_t>(PAGE_SIZE) - 1) >> PAGE_SHIFT)
+        return fmt::format("zswap: group {} has {} pages charged for {} bytes", mem_cgroup_name(cg),
+                           cg->zswap_charged, bytes);
+    }
+  }
   return z.pool.check(objects);
 }
 

@@ -34,6 +34,7 @@ oom_score_adj = -500
 memory_max = "256MiB"
 memory_high = "192MiB"
 memory_swap_max = "64MiB"
+memory_zswap_max = "16MiB"
 
 [[job]]
 name = "cold.2"
@@ -42,6 +43,7 @@ pattern = "loop"
 seconds = 1.5
 memory_max = "max"
 memory_swap_max = 0
+memory_zswap_max = 0
 )",
                           "jobs.toml");
   ASSERT_TRUE(r.ok()) << r.error().message;
@@ -60,6 +62,7 @@ memory_swap_max = 0
   EXPECT_EQ(a.memory_max, 256ull << 20);
   EXPECT_EQ(a.memory_high, 192ull << 20);
   EXPECT_EQ(a.memory_swap_max, 64ull << 20);
+  EXPECT_EQ(a.memory_zswap_max, 16ull << 20);
   const JobSpec& b = (*r)[1];
   EXPECT_EQ(b.processes, 1u);
   EXPECT_EQ(b.size, 8192u);
@@ -70,6 +73,7 @@ memory_swap_max = 0
   EXPECT_FALSE(b.fork);
   EXPECT_EQ(b.memory_max, mmkit::kMemMax);
   EXPECT_EQ(b.memory_swap_max, 0u);
+  EXPECT_EQ(b.memory_zswap_max, 0u);
   EXPECT_FALSE(b.memory_high);
 }
 
@@ -106,7 +110,7 @@ TEST(MmsimJobs, EveryBadInputHasItsMessage) {
       {"unknown key, no suggestion", head + "passes = 1\nbananas = 3\n",
        "jobs.toml:5: job[0].bananas: unknown key \"bananas\" in [[job]] (expected one of name, "
        "kind, processes, size, pattern, passes, seconds, write_ratio, fork, oom_score_adj, "
-       "memory_max, memory_high, memory_swap_max, fsync_every, verify)"},
+       "memory_max, memory_high, memory_swap_max, memory_zswap_max, fsync_every, verify)"},
       {"unknown top-level key", "threads = 2\n" + head + "passes = 1\n",
        "jobs.toml:1: threads: unknown key \"threads\" at the top level (a job file holds [[job]] "
        "tables)"},
@@ -177,6 +181,8 @@ TEST(MmsimJobs, EveryBadInputHasItsMessage) {
        "jobs.toml:5: job[0].memory_swap_max: \"none\" is not a size (use e.g. \"512MiB\")"},
       {"memory_swap_max negative", head + "passes = 1\nmemory_swap_max = -1\n",
        "jobs.toml:5: job[0].memory_swap_max: -1 is negative"},
+      {"memory_zswap_max bad", head + "passes = 1\nmemory_zswap_max = \"lots\"\n",
+       "jobs.toml:5: job[0].memory_zswap_max: \"lots\" is not a size (use e.g. \"512MiB\")"},
       {"name missing", "[[job]]\nsize = \"4MiB\"\npasses = 1\n",
        "jobs.toml:1: job[0].name: missing (required), e.g. name = \"hot\""},
       {"name with a slash", "[[job]]\nname = \"a/b\"\nsize = \"4MiB\"\npasses = 1\n",

@@ -3,7 +3,8 @@
 // lz4 and with zstd; incompressible pages go to the file; a full pool writes
 // its oldest entries back and refuses stores until it is below the accept
 // threshold; a failed writeback loses nothing; swapoff brings zswap'd pages
-// back; the views print the statistics. zswap_check() after every step.
+// back; the views print the statistics; a memory cgroup is charged for its
+// entries and held to its memory.zswap.max. zswap_check() after every step.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -17,6 +18,8 @@
 
 #include "../support/swap_settle.h"
 #include "memcg/lru.h"
+#include "memcg/memcg_state.h"
+#include "memcg/memcontrol.h"
 #include "page_alloc/page_alloc.h"
 #include "procfs/procfs.h"
 #include "reclaim/reclaim.h"
@@ -420,6 +423,84 @@ TEST(Zswap, DisablingKeepsStoredEntriesLoadable) {
   EXPECT_EQ(m->sum_event(VmEvent::ZSWPOUT), out);
   expect_checks(*m, p->mm);
   exit_process(p);
+}
+
+// A memory cgroup owns the entries of its pages (cgroup v2's memory.zswap.*):
+// their compressed bytes are memory.zswap.current, charged to
+// memory.current in whole pages, and counted in memory.stat; all of it goes
+// back to zero when the process exits.
+TEST(ZswapMemcg, AGroupsEntriesAreChargedToIt) {
+  auto m = boot_zswap(32, 128, true);
+  ASSERT_TRUE(m);
+  auto cpu = CpuScope::bind(*m, 0);
+  MemCgroup* cg = mem_cgroup_create(*m, "g", 8ull << 20);
+  ASSERT_NE(cg, nullptr);
+  Process* p;
+  ASSERT_EQ(spawn(*m, "p", &p), 0);
+  p->mm->memcg = cg;
+  const uint64_t pages = (24ull << 20) / PAGE_SIZE;  // 3x the group's limit
+  const uint64_t a = map_anon(p->mm, pages * PAGE_SIZE);
+  write_range(p->mm, a, 0, pages, 1);
+  expect_checks(*m, p->mm);
+  std::string text;
+  ASSERT_TRUE(mem_cgroup_read(cg, "memory.zswap.current", &text));
+  const int64_t bytes = cg->zswap_bytes.load();
+  EXPECT_EQ(text, fmt::format("{}\n", bytes));
+  EXPECT_GT(bytes, 0);
+  // Only this group's pages were swapped, so every entry is its own.
+  EXPECT_EQ(static_cast<uint64_t>(cg->nr_zswapped.load()), zswap_stats(*m).stored_pages);
+  ASSERT_TRUE(mem_cgroup_read(cg, "memory.stat", &text));
+  EXPECT_NE(text.find(fmt::format("\nzswap {}\nzswapped {}\n", bytes,
+                                  cg->nr_zswapped.load() * static_cast<int64_t>(PAGE_SIZE))),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find(fmt::format("\nzswpout {}\n", cg->ev_zswpout.load())), std::string::npos);
+  EXPECT_GE(cg->ev_zswpout.load(), static_cast<uint64_t>(cg->nr_zswapped.load()));
+  EXPECT_EQ(bad_pages(p->mm, a, 0, pages, 1), 0u);
+  EXPECT_GT(cg->ev_zswpin.load(), 0u);
+  expect_checks(*m, p->mm);
+  exit_process(p);
+  test::drop_swap_cache_only_slots(*m);
+  EXPECT_EQ(cg->zswap_bytes.load(), 0);
+  EXPECT_EQ(cg->nr_zswapped.load(), 0);
+  EXPECT_EQ(cg->usage.load(), 0);  // the entries' pages were given back too
+  EXPECT_EQ(zswap_check(*m), "");
+}
+
+// memory.zswap.max: at 0 the group's pages go to the swap file, never to
+// zswap; at 16 pages its compressed bytes stop one entry past the limit
+// (the check is made before each store), and the rest go to the file.
+TEST(ZswapMemcg, ZswapMaxSendsTheGroupsPagesToTheFile) {
+  for (const uint64_t max_bytes : {uint64_t{0}, uint64_t{64} << 10}) {
+    SCOPED_TRACE(max_bytes);
+    auto m = boot_zswap(32, 128, true);
+    ASSERT_TRUE(m);
+    auto cpu = CpuScope::bind(*m, 0);
+    MemCgroup* cg = mem_cgroup_create(*m, "g", 8ull << 20);
+    ASSERT_NE(cg, nullptr);
+    mem_cgroup_set_zswap_max(cg, max_bytes);
+    std::string text;
+    ASSERT_TRUE(mem_cgroup_read(cg, "memory.zswap.max", &text));
+    EXPECT_EQ(text, fmt::format("{}\n", max_bytes));
+    Process* p;
+    ASSERT_EQ(spawn(*m, "p", &p), 0);
+    p->mm->memcg = cg;
+    const uint64_t pages = (24ull << 20) / PAGE_SIZE;
+    const uint64_t a = map_anon(p->mm, pages * PAGE_SIZE);
+    write_range(p->mm, a, 0, pages, 1);
+    expect_checks(*m, p->mm);
+    EXPECT_LE(cg->zswap_bytes.load(), static_cast<int64_t>(max_bytes ? max_bytes + PAGE_SIZE : 0));
+    if (max_bytes == 0) {
+      EXPECT_EQ(cg->ev_zswpout.load(), 0u);
+    } else {
+      EXPECT_GT(cg->ev_zswpout.load(), 0u);
+    }
+    // Same-filled and compressible pages went to the file too.
+    EXPECT_GT(m->sum_event(VmEvent::PSWPOUT), static_cast<int64_t>(pages / 2));
+    EXPECT_EQ(bad_pages(p->mm, a, 0, pages, 1), 0u);
+    expect_checks(*m, p->mm);
+    exit_process(p);
+  }
 }
 
 }  // namespace

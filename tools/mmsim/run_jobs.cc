@@ -36,10 +36,22 @@ struct JobError {
   std::string what;
 };
 
-constexpr std::string_view kJobKeys[] = {
-    "name",       "kind",        "processes",       "size",        "pattern",
-    "passes",     "seconds",     "write_ratio",     "fork",        "oom_score_adj",
-    "memory_max", "memory_high", "memory_swap_max", "fsync_every", "verify"};
+constexpr std::string_view kJobKeys[] = {"name",
+                                         "kind",
+                                         "processes",
+                                         "size",
+                                         "pattern",
+                                         "passes",
+                                         "seconds",
+                                         "write_ratio",
+                                         "fork",
+                                         "oom_score_adj",
+                                         "memory_max",
+                                         "memory_high",
+                                         "memory_swap_max",
+                                         "memory_zswap_max",
+                                         "fsync_every",
+                                         "verify"};
 constexpr size_t kMaxJobFile = 1 << 20;
 
 // "an anon", "a read", "an mmap-shared": the kind with its article.
@@ -106,6 +118,9 @@ class JobReader {
     // 0 is a swap limit too: the group's pages never go to swap.
     if (const toml::node* n = t_.get("memory_swap_max"))
       j.memory_swap_max = limit(*n, "memory_swap_max", 0);
+    // And 0 a zswap limit: its pages go to the swap file, never to zswap.
+    if (const toml::node* n = t_.get("memory_zswap_max"))
+      j.memory_zswap_max = limit(*n, "memory_zswap_max", 0);
     if (const toml::node* n = t_.get("fsync_every")) {
       if (!writes_file(j))
         fail(*n, field("fsync_every"),

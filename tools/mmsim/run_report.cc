@@ -121,6 +121,11 @@ std::string run_report_json(const std::vector<JobRun>& jobs, const RunTotals& t)
       w.value(*s.memory_swap_max);
     else
       w.null();
+    w.key("memory_zswap_max");
+    if (s.memory_zswap_max && *s.memory_zswap_max != mmkit::kMemMax)
+      w.value(*s.memory_zswap_max);
+    else
+      w.null();
     w.field("seconds", f.seconds).field("accesses", f.accesses);
     w.field("accesses_per_sec", f.rate());
     w.field("reads", f.reads).field("writes", f.writes);
