@@ -56,6 +56,7 @@ struct MemCgroup {
   std::atomic<int64_t> zswap_bytes{0}, nr_zswapped{0};
   int64_t zswap_charged = 0;
   std::atomic<uint64_t> zswap_max{kMemMax};  // memory.zswap.max, pages (kMemMax: no limit)
+  std::atomic<bool> zswap_writeback{true};   // memory.zswap.writeback
   std::atomic<uint64_t> ev_zswpin{0}, ev_zswpout{0}, ev_zswpwb{0};  // memory.stat
   // memory.events
   std::atomic<uint64_t> ev_high{0}, ev_max{0}, ev_oom{0}, ev_oom_kill{0};

@@ -202,6 +202,15 @@ void mem_cgroup_set_zswap_max(MemCgroup* cg, uint64_t max_bytes) {
   cg->zswap_max.store(limit_pages(max_bytes));
 }
 
+void mem_cgroup_set_zswap_writeback(MemCgroup* cg, bool on) {
+  cg->zswap_writeback.store(on);
+}
+
+bool mem_cgroup_zswap_writeback_enabled(Machine& m, uint16_t id) {
+  const MemCgroup* cg = group_of(m, id);
+  return !cg || cg->zswap_writeback.load(std::memory_order_relaxed);
+}
+
 bool mem_cgroup_may_zswap(Machine& m, uint16_t id) {
   const MemCgroup* cg = group_of(m, id);
   if (!cg || cg->is_root()) return true;
@@ -255,6 +264,8 @@ bool mem_cgroup_read(const MemCgroup* cg, std::string_view file, std::string* ou
     *out = fmt::format("{}\n", std::max<int64_t>(cg->zswap_bytes.load(), 0));
   } else if (file == "memory.zswap.max") {
     *out = limit_text(cg->zswap_max.load());
+  } else if (file == "memory.zswap.writeback") {
+    *out = cg->zswap_writeback.load() ? "1\n" : "0\n";
   } else if (file == "memory.high") {
     *out = limit_text(cg->high.load());
   } else if (file == "memory.max") {

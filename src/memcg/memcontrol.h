@@ -13,11 +13,13 @@
 //   mem_cgroup_set_high(cg, high)   memory.high
 //   mem_cgroup_set_swap_max(cg, max) memory.swap.max
 //   mem_cgroup_set_zswap_max(cg, max) memory.zswap.max
+//   mem_cgroup_set_zswap_writeback(cg, on) memory.zswap.writeback
 //   mem_cgroup_read(cg, file)       a control file's text: memory.current,
 //                                   memory.peak, memory.max, memory.events,
 //                                   memory.swap.current, memory.swap.max,
 //                                   memory.swap.events, memory.zswap.current,
-//                                   memory.zswap.max, memory.stat
+//                                   memory.zswap.max, memory.zswap.writeback,
+//                                   memory.stat
 #pragma once
 
 #include <algorithm>
@@ -79,6 +81,14 @@ uint64_t mem_cgroup_swap_headroom(const MemCgroup* cg);
 // zswap: its pages go to the swap file (obj_cgroup_may_zswap(), and
 // zswap_store's reject as Linux 6.1 has it); 0 keeps it out of zswap.
 void mem_cgroup_set_zswap_max(MemCgroup* cg, uint64_t max_bytes);
+// memory.zswap.writeback (Linux 6.8): off, the group's pages never reach
+// the swap file. A page zswap refuses stays in memory, dirty, and reclaim
+// activates it (swap_writepage's AOP_WRITEPAGE_ACTIVATE), and the pool's
+// writeback passes over the group's entries.
+void mem_cgroup_set_zswap_writeback(MemCgroup* cg, bool on);
+// mem_cgroup_zswap_writeback_enabled() for swap_cgroup id `id` (0: none,
+// enabled).
+bool mem_cgroup_zswap_writeback_enabled(Machine& m, uint16_t id);
 // obj_cgroup_may_zswap() for the group of swap_cgroup id `id` (0: none).
 bool mem_cgroup_may_zswap(Machine& m, uint16_t id);
 // obj_cgroup_charge_zswap() (entries +1) and obj_cgroup_uncharge_zswap()

@@ -137,7 +137,8 @@ Page* swapin_readahead(Machine& m, SwpEntry e, bool readahead, const SwapChargeF
 // --- I/O ------------------------------------------------------------------------
 // swap_writepage(): writes a locked, dirty swap-cache page to its slot
 // (PG_dirty cleared, PG_writeback while the write runs). 0, or -EIO with the
-// page dirty again.
+// page dirty again, or -EAGAIN, dirty, when zswap refused a page of a group
+// whose memory.zswap.writeback is off.
 int swap_writepage(Machine& m, Page* page);
 // Injected write errors (tests): the next writes fail as `c` says.
 FaultAttr& swap_write_fault(Machine& m);

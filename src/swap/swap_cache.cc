@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "memcg/lru.h"
+#include "memcg/memcontrol.h"
 #include "memcg/workingset.h"
 #include "page_alloc/page_alloc.h"
 #include "swap/swap_state.h"
@@ -203,6 +204,13 @@ int swap_writepage(Machine& m, Page* page) {
   if (zswap_store(m, page)) {
     page->clear_atomic(PG_writeback);
     return 0;
+  }
+  // A group that keeps its pages off the swap file (memory.zswap.writeback
+  // 0): refused by zswap, the page stays dirty in memory.
+  if (!mem_cgroup_zswap_writeback_enabled(m, swap_cgroup_id(m, e))) {
+    page->set_atomic(PG_dirty);
+    page->clear_atomic(PG_writeback);
+    return -EAGAIN;
   }
   bool ok = !(st.write_fault.enabled() && st.write_fault.should_fail(PAGE_SIZE));
   if (ok) {

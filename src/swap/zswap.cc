@@ -197,11 +197,13 @@ void invalidate_slot(ZswapState& z, SwapInfo& si, uint64_t off) {
 // zswap_writeback_entry() for the LRU's oldest entry: 0, or why not.
 int writeback_oldest(ZswapState& z) {
   SwpEntry e;
+  bool writeback_off;
   {
     std::lock_guard<std::mutex> g(z.lru_lock);
     ZswapEntry* oldest = z.lru.lru_prev;
     if (oldest == &z.lru) return -ENOENT;
     e = oldest->swpentry;
+    writeback_off = !mem_cgroup_zswap_writeback_enabled(z.m, oldest->memcg_id);
     // Rotated to the head: if it cannot go now, the next try takes another.
     oldest->lru_prev->lru_next = &z.lru;
     z.lru.lru_prev = oldest->lru_prev;
@@ -210,6 +212,8 @@ int writeback_oldest(ZswapState& z) {
     z.lru.lru_next->lru_prev = oldest;
     z.lru.lru_next = oldest;
   }
+  // Its group keeps its pages off the file (shrink_memcg's -ENOENT).
+  if (writeback_off) return -ENOENT;
   // The entry may have been loaded or freed since: once the slot is ours,
   // whatever entry the slot holds now is the one written.
   const uint64_t off = swp_offset(e);

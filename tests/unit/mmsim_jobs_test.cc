@@ -35,6 +35,7 @@ memory_max = "256MiB"
 memory_high = "192MiB"
 memory_swap_max = "64MiB"
 memory_zswap_max = "16MiB"
+memory_zswap_writeback = false
 
 [[job]]
 name = "cold.2"
@@ -63,6 +64,7 @@ memory_zswap_max = 0
   EXPECT_EQ(a.memory_high, 192ull << 20);
   EXPECT_EQ(a.memory_swap_max, 64ull << 20);
   EXPECT_EQ(a.memory_zswap_max, 16ull << 20);
+  EXPECT_EQ(a.memory_zswap_writeback, false);
   const JobSpec& b = (*r)[1];
   EXPECT_EQ(b.processes, 1u);
   EXPECT_EQ(b.size, 8192u);
@@ -74,6 +76,7 @@ memory_zswap_max = 0
   EXPECT_EQ(b.memory_max, mmkit::kMemMax);
   EXPECT_EQ(b.memory_swap_max, 0u);
   EXPECT_EQ(b.memory_zswap_max, 0u);
+  EXPECT_FALSE(b.memory_zswap_writeback);
   EXPECT_FALSE(b.memory_high);
 }
 
@@ -110,7 +113,8 @@ TEST(MmsimJobs, EveryBadInputHasItsMessage) {
       {"unknown key, no suggestion", head + "passes = 1\nbananas = 3\n",
        "jobs.toml:5: job[0].bananas: unknown key \"bananas\" in [[job]] (expected one of name, "
        "kind, processes, size, pattern, passes, seconds, write_ratio, fork, oom_score_adj, "
-       "memory_max, memory_high, memory_swap_max, memory_zswap_max, fsync_every, verify)"},
+       "memory_max, memory_high, memory_swap_max, memory_zswap_max, memory_zswap_writeback, "
+       "fsync_every, verify)"},
       {"unknown top-level key", "threads = 2\n" + head + "passes = 1\n",
        "jobs.toml:1: threads: unknown key \"threads\" at the top level (a job file holds [[job]] "
        "tables)"},
@@ -181,6 +185,8 @@ TEST(MmsimJobs, EveryBadInputHasItsMessage) {
        "jobs.toml:5: job[0].memory_swap_max: \"none\" is not a size (use e.g. \"512MiB\")"},
       {"memory_swap_max negative", head + "passes = 1\nmemory_swap_max = -1\n",
        "jobs.toml:5: job[0].memory_swap_max: -1 is negative"},
+      {"memory_zswap_writeback not a boolean", head + "passes = 1\nmemory_zswap_writeback = 1\n",
+       "jobs.toml:5: job[0].memory_zswap_writeback: expected true or false, got an integer"},
       {"memory_zswap_max bad", head + "passes = 1\nmemory_zswap_max = \"lots\"\n",
        "jobs.toml:5: job[0].memory_zswap_max: \"lots\" is not a size (use e.g. \"512MiB\")"},
       {"name missing", "[[job]]\nsize = \"4MiB\"\npasses = 1\n",

@@ -503,5 +503,35 @@ TEST(ZswapMemcg, ZswapMaxSendsTheGroupsPagesToTheFile) {
   }
 }
 
+// memory.zswap.writeback off: zswap takes the pages it can, the rest stay
+// in memory (activated, dirty), and nothing of the group reaches the file.
+TEST(ZswapMemcg, WritebackOffKeepsTheGroupOffTheSwapFile) {
+  auto m = boot_zswap(32, 128, true);
+  ASSERT_TRUE(m);
+  auto cpu = CpuScope::bind(*m, 0);
+  MemCgroup* cg = mem_cgroup_create(*m, "g", 8ull << 20);
+  ASSERT_NE(cg, nullptr);
+  mem_cgroup_set_zswap_writeback(cg, false);
+  std::string text;
+  ASSERT_TRUE(mem_cgroup_read(cg, "memory.zswap.writeback", &text));
+  EXPECT_EQ(text, "0\n");
+  Process* p;
+  ASSERT_EQ(spawn(*m, "p", &p), 0);
+  p->mm->memcg = cg;
+  // A third of the pages are incompressible: 4 MiB that must stay.
+  const uint64_t pages = (12ull << 20) / PAGE_SIZE;
+  const uint64_t a = map_anon(p->mm, pages * PAGE_SIZE);
+  write_range(p->mm, a, 0, pages, 1);
+  expect_checks(*m, p->mm);
+  EXPECT_GT(cg->ev_zswpout.load(), 0u);
+  EXPECT_GT(zswap_stats(*m).reject_compress_poor, 0u);
+  EXPECT_EQ(m->sum_event(VmEvent::PSWPOUT), 0);
+  EXPECT_EQ(zswap_stats(*m).written_back_pages, 0u);
+  EXPECT_EQ(cg->ev_oom_kill.load(), 0u);
+  EXPECT_EQ(bad_pages(p->mm, a, 0, pages, 1), 0u);
+  expect_checks(*m, p->mm);
+  exit_process(p);
+}
+
 }  // namespace
 }  // namespace mmkit

@@ -50,6 +50,7 @@ constexpr std::string_view kJobKeys[] = {"name",
                                          "memory_high",
                                          "memory_swap_max",
                                          "memory_zswap_max",
+                                         "memory_zswap_writeback",
                                          "fsync_every",
                                          "verify"};
 constexpr size_t kMaxJobFile = 1 << 20;
@@ -121,6 +122,8 @@ class JobReader {
     // And 0 a zswap limit: its pages go to the swap file, never to zswap.
     if (const toml::node* n = t_.get("memory_zswap_max"))
       j.memory_zswap_max = limit(*n, "memory_zswap_max", 0);
+    if (const toml::node* n = t_.get("memory_zswap_writeback"))
+      j.memory_zswap_writeback = boolean(*n, "memory_zswap_writeback");
     if (const toml::node* n = t_.get("fsync_every")) {
       if (!writes_file(j))
         fail(*n, field("fsync_every"),

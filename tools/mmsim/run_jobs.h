@@ -17,6 +17,7 @@
 //   memory_high = "192MiB"  # its throttle limit (memory.high; "max": none)
 //   memory_swap_max = "64MiB"  # its swap limit (memory.swap.max; "max": none)
 //   memory_zswap_max = "16MiB" # its zswap limit (memory.zswap.max; "max": none)
+//   memory_zswap_writeback = true  # false: its pages never reach the swap file
 //   fsync_every = "1MiB"    # write jobs: fsync after every this many bytes written;
 //                           # mmap-shared jobs: msync(MS_SYNC) likewise
 //   verify = false          # read jobs: check the file a write job wrote
@@ -57,13 +58,14 @@ struct JobSpec {
   double write_ratio = 0.5;  // 1 for write jobs, 0 for read jobs unless given
   bool fork = false;
   int oom_score_adj = 0;
-  std::optional<uint64_t> memory_max;        // bytes; mmkit::kMemMax for "max"
-  std::optional<uint64_t> memory_high;       // bytes; mmkit::kMemMax for "max"
-  std::optional<uint64_t> memory_swap_max;   // bytes; mmkit::kMemMax for "max"
-  std::optional<uint64_t> memory_zswap_max;  // bytes; mmkit::kMemMax for "max"
-  uint64_t fsync_every = 0;                  // write and mmap-shared jobs: bytes between fsyncs
-                                             // (msyncs); 0: only the last
-  bool verify = false;                       // read jobs: the file exists already (a write job's)
+  std::optional<uint64_t> memory_max;          // bytes; mmkit::kMemMax for "max"
+  std::optional<uint64_t> memory_high;         // bytes; mmkit::kMemMax for "max"
+  std::optional<uint64_t> memory_swap_max;     // bytes; mmkit::kMemMax for "max"
+  std::optional<uint64_t> memory_zswap_max;    // bytes; mmkit::kMemMax for "max"
+  std::optional<bool> memory_zswap_writeback;  // memory.zswap.writeback
+  uint64_t fsync_every = 0;                    // write and mmap-shared jobs: bytes between fsyncs
+                                               // (msyncs); 0: only the last
+  bool verify = false;                         // read jobs: the file exists already (a write job's)
 };
 
 inline bool is_file_job(const JobSpec& j) {

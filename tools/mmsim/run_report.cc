@@ -126,6 +126,7 @@ std::string run_report_json(const std::vector<JobRun>& jobs, const RunTotals& t)
       w.value(*s.memory_zswap_max);
     else
       w.null();
+    w.field("memory_zswap_writeback", s.memory_zswap_writeback.value_or(true));
     w.field("seconds", f.seconds).field("accesses", f.accesses);
     w.field("accesses_per_sec", f.rate());
     w.field("reads", f.reads).field("writes", f.writes);

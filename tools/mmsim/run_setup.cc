@@ -46,12 +46,15 @@ std::string setup_job(RunShared& sh, JobRun& job) {
   const std::string who = fmt::format("job[{}] \"{}\"", job.job_index, spec.name);
   job.pages = spec.size / kPageBytes;
   job.name_hash = fnv1a64(spec.name);
-  if (spec.memory_max || spec.memory_high || spec.memory_swap_max || spec.memory_zswap_max) {
+  if (spec.memory_max || spec.memory_high || spec.memory_swap_max || spec.memory_zswap_max ||
+      spec.memory_zswap_writeback) {
     job.memcg = mmkit::mem_cgroup_create(sh.m, spec.name, spec.memory_max.value_or(mmkit::kMemMax));
     if (!job.memcg) return who + ": cannot create its memory cgroup";
     if (spec.memory_high) mmkit::mem_cgroup_set_high(job.memcg, *spec.memory_high);
     if (spec.memory_swap_max) mmkit::mem_cgroup_set_swap_max(job.memcg, *spec.memory_swap_max);
     if (spec.memory_zswap_max) mmkit::mem_cgroup_set_zswap_max(job.memcg, *spec.memory_zswap_max);
+    if (spec.memory_zswap_writeback)
+      mmkit::mem_cgroup_set_zswap_writeback(job.memcg, *spec.memory_zswap_writeback);
   }
   const std::string comm = spec.name.substr(0, 15);
   for (unsigned i = 0; i < spec.processes; ++i) {
