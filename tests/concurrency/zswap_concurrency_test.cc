@@ -12,6 +12,8 @@
 
 #include "../support/swap_settle.h"
 #include "memcg/lru.h"
+#include "memcg/memcg_state.h"
+#include "memcg/memcontrol.h"
 #include "page_alloc/page_alloc.h"
 #include "reclaim/reclaim.h"
 #include "swap/swap.h"
@@ -50,8 +52,13 @@ TEST(ZswapConcurrency, TwoCpusSwapThroughZswapWhileKswapdAndWritebackRun) {
   constexpr uint64_t kPages = (20ull << 20) / PAGE_SIZE;
   Process* procs[2];
   uint64_t base[2];
+  // "a" runs in a memory cgroup: its own reclaim stores and frees entries
+  // charged to the group while kswapd and the root's pages do the same.
+  MemCgroup* cg = mem_cgroup_create(m, "a", 12ull << 20);
+  ASSERT_NE(cg, nullptr);
   for (int i = 0; i < 2; ++i) {
     ASSERT_EQ(spawn(m, i ? "b" : "a", &procs[i]), 0);
+    if (i == 0) procs[i]->mm->memcg = cg;
     const int64_t a = do_mmap(procs[i]->mm, 0, kPages * PAGE_SIZE, kRW, kAnon);
     ASSERT_GT(a, 0);
     base[i] = static_cast<uint64_t>(a);
@@ -103,6 +110,8 @@ TEST(ZswapConcurrency, TwoCpusSwapThroughZswapWhileKswapdAndWritebackRun) {
   test::drop_swap_cache_only_slots(m);
   EXPECT_EQ(zswap_stats(m).stored_pages, 0u);
   EXPECT_EQ(zswap_check(m), "");
+  EXPECT_EQ(cg->zswap_bytes.load(), 0);
+  EXPECT_EQ(cg->usage.load(), 0);
 }
 
 }  // namespace
