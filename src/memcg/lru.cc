@@ -151,9 +151,7 @@ int mem_cgroup_charge(Machine& m, Page* page, MemCgroup* cg, bool no_reclaim) {
     const uint64_t max = cg->max.load(std::memory_order_relaxed);
     const int64_t now = cg->usage.fetch_add(1, std::memory_order_relaxed) + 1;
     if (max == kMemMax || static_cast<uint64_t>(now) <= max) {
-      int64_t peak = cg->peak.load(std::memory_order_relaxed);
-      while (now > peak && !cg->peak.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
-      }
+      mem_cgroup_note_peak(cg, now);
       // Over memory.high: the charge stands, and the excess is reclaimed
       // now (mem_cgroup_handle_over_high's reclaim_high, no OOM kill).
       const uint64_t high = cg->high.load(std::memory_order_relaxed);

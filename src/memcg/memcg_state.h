@@ -90,6 +90,12 @@ struct MemcgState final : LayerState {
 };
 
 MemcgState& memcg_state(Machine& m);
+// Raises memory.peak to `now` pages if it is lower.
+inline void mem_cgroup_note_peak(MemCgroup* cg, int64_t now) {
+  int64_t peak = cg->peak.load(std::memory_order_relaxed);
+  while (now > peak && !cg->peak.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+  }
+}
 // Machine::page_release while the memcg layer exists.
 void memcg_page_release(Machine& m, Page* page);
 inline MemcgState* memcg_state_if(const Machine& m) {

@@ -23,17 +23,6 @@ std::string limit_text(uint64_t pages) {
   return pages == kMemMax ? "max\n" : fmt::format("{}\n", pages << PAGE_SHIFT);
 }
 
-MemCgroup* group_of(Machine& m, uint16_t id) {
-  return mem_cgroup_from_id(m, id);
-}
-
-// Raises memory.peak to `now` pages if it is lower.
-void note_peak(MemCgroup* cg, int64_t now) {
-  int64_t peak = cg->peak.load(std::memory_order_relaxed);
-  while (now > peak && !cg->peak.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
-  }
-}
-
 // memory_max_write() / memory_high_write(): reclaim the group down to
 // `limit` pages, giving up after MAX_RECLAIM_RETRIES rounds that free
 // nothing; then, with `oom`, the group's OOM killer until it has no victim
@@ -166,7 +155,7 @@ void mem_cgroup_set_swap_max(MemCgroup* cg, uint64_t max_bytes) {
 }
 
 bool mem_cgroup_try_charge_swap(Machine& m, uint16_t id) {
-  MemCgroup* cg = group_of(m, id);
+  MemCgroup* cg = mem_cgroup_from_id(m, id);
   if (!cg) return true;
   // page_counter_try_charge(): charge, and take it back if that went over.
   const uint64_t max = cg->swap_max.load(std::memory_order_relaxed);
@@ -179,11 +168,13 @@ bool mem_cgroup_try_charge_swap(Machine& m, uint16_t id) {
 }
 
 void mem_cgroup_swap_charge(Machine& m, uint16_t id, int64_t n) {
-  if (MemCgroup* cg = group_of(m, id)) cg->swap_usage.fetch_add(n, std::memory_order_relaxed);
+  if (MemCgroup* cg = mem_cgroup_from_id(m, id))
+    cg->swap_usage.fetch_add(n, std::memory_order_relaxed);
 }
 
 void mem_cgroup_swap_fail(Machine& m, uint16_t id) {
-  if (MemCgroup* cg = group_of(m, id)) cg->ev_swap_fail.fetch_add(1, std::memory_order_relaxed);
+  if (MemCgroup* cg = mem_cgroup_from_id(m, id))
+    cg->ev_swap_fail.fetch_add(1, std::memory_order_relaxed);
 }
 
 uint64_t mem_cgroup_swap_headroom(const MemCgroup* cg) {
@@ -207,21 +198,20 @@ void mem_cgroup_set_zswap_writeback(MemCgroup* cg, bool on) {
 }
 
 bool mem_cgroup_zswap_writeback_enabled(Machine& m, uint16_t id) {
-  const MemCgroup* cg = group_of(m, id);
+  const MemCgroup* cg = mem_cgroup_from_id(m, id);
   return !cg || cg->zswap_writeback.load(std::memory_order_relaxed);
 }
 
 bool mem_cgroup_may_zswap(Machine& m, uint16_t id) {
-  const MemCgroup* cg = group_of(m, id);
+  const MemCgroup* cg = mem_cgroup_from_id(m, id);
   if (!cg || cg->is_root()) return true;
   const uint64_t max = cg->zswap_max.load(std::memory_order_relaxed);
-  if (max == kMemMax) return true;
   const int64_t bytes = cg->zswap_bytes.load(std::memory_order_relaxed);
-  return max != 0 && static_cast<uint64_t>(std::max<int64_t>(bytes, 0)) / PAGE_SIZE < max;
+  return max == kMemMax || static_cast<uint64_t>(std::max<int64_t>(bytes, 0)) / PAGE_SIZE < max;
 }
 
 void mem_cgroup_zswap_charge(Machine& m, uint16_t id, int64_t bytes, int64_t entries) {
-  MemCgroup* cg = group_of(m, id);
+  MemCgroup* cg = mem_cgroup_from_id(m, id);
   if (!cg) return;
   int64_t delta;
   {
@@ -235,11 +225,11 @@ void mem_cgroup_zswap_charge(Machine& m, uint16_t id, int64_t bytes, int64_t ent
   }
   if (delta == 0) return;
   const int64_t usage = cg->usage.fetch_add(delta, std::memory_order_relaxed) + delta;
-  if (delta > 0) note_peak(cg, usage);
+  if (delta > 0) mem_cgroup_note_peak(cg, usage);
 }
 
 void mem_cgroup_count_zswap(Machine& m, uint16_t id, MemcgZswapEvent ev) {
-  MemCgroup* cg = group_of(m, id);
+  MemCgroup* cg = mem_cgroup_from_id(m, id);
   if (!cg) return;
   std::atomic<uint64_t>& c = ev == MemcgZswapEvent::kIn    ? cg->ev_zswpin
                              : ev == MemcgZswapEvent::kOut ? cg->ev_zswpout

@@ -47,6 +47,23 @@ bool eventually(F&& done) {
   return done();
 }
 
+// Opens `name` in p's table, sizes it to `pages` and maps it shared and
+// writable: the mapping's address, or 0 when a step failed.
+uint64_t map_shared_file(Machine& m, Process* p, const char* name, uint64_t pages, int* fd) {
+  FileTable& ft = p->files;
+  *fd = sys_open(m, ft, name, O_CREAT | O_RDWR);
+  if (*fd < 0 || sys_ftruncate(m, ft, *fd, pages * PAGE_SIZE) != 0) return 0;
+  const int64_t a =
+      do_mmap_fd(p->mm, ft, 0, pages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
+  return a > 0 ? static_cast<uint64_t>(a) : 0;
+}
+
+// Stores `value` in every byte of page i of the mapping at `a`.
+bool store_page(Process* p, uint64_t a, uint64_t i, char value) {
+  const std::vector<char> page(PAGE_SIZE, value);
+  return access_write(p->mm, a + i * PAGE_SIZE, page.data(), PAGE_SIZE).ok();
+}
+
 TEST(FilemapWriteback, DirtyLimitsFromRatiosAsDomainDirtyLimits) {
   MachineConfig c;
   c.dirty_writeback_centisecs = 0;  // no periodic flusher: nothing moves meanwhile
@@ -181,26 +198,19 @@ TEST(FilemapWriteback, MappedWritersAreThrottledAtDirtyBytes) {
   Machine& m = *mp;
   Process* p = nullptr;
   ASSERT_EQ(spawn(m, "mapper", &p), 0);
-  FileTable& ft = p->files;
-  const int fd = sys_open(m, ft, "mapped", O_CREAT | O_RDWR);
-  ASSERT_GE(fd, 0);
   constexpr uint64_t kPages = 2048;
-  ASSERT_EQ(sys_ftruncate(m, ft, fd, kPages * PAGE_SIZE), 0);
-  const int64_t a =
-      do_mmap_fd(p->mm, ft, 0, kPages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  ASSERT_GT(a, 0);
-  std::vector<char> page(PAGE_SIZE);
+  int fd;
+  const uint64_t a = map_shared_file(m, p, "mapped", kPages, &fd);
+  ASSERT_NE(a, 0u);
   int64_t most_dirty = 0;
   for (uint64_t i = 0; i < kPages; ++i) {
-    std::fill(page.begin(), page.end(), static_cast<char>(i * 5 + 3));
-    ASSERT_TRUE(
-        access_write(p->mm, static_cast<uint64_t>(a) + i * PAGE_SIZE, page.data(), PAGE_SIZE).ok());
+    ASSERT_TRUE(store_page(p, a, i, static_cast<char>(i * 5 + 3)));
     most_dirty = std::max(most_dirty, stat(m, NodeStat::NR_FILE_DIRTY));
   }
   EXPECT_GT(stat(m, NodeStat::NR_WRITTEN), static_cast<int64_t>(kPages / 2));
   EXPECT_LT(most_dirty, static_cast<int64_t>(kPages / 2));
   // Every store is in the file once msync has written the rest.
-  ASSERT_EQ(do_msync(p->mm, static_cast<uint64_t>(a), kPages * PAGE_SIZE, MS_SYNC), 0);
+  ASSERT_EQ(do_msync(p->mm, a, kPages * PAGE_SIZE, MS_SYNC), 0);
   EXPECT_EQ(stat(m, NodeStat::NR_FILE_DIRTY), 0);
   const int hfd = open(fs_host_path(m, "mapped").c_str(), O_RDONLY);
   ASSERT_GE(hfd, 0);
@@ -233,18 +243,12 @@ TEST(FilemapWriteback, ReclaimLeavesDirtyPagesToTheFlusherFirst) {
   ASSERT_EQ(spawn(m, "writer", &p), 0);
   p->mm->memcg = p->files.memcg = cg;
   FileTable& ft = p->files;
-  const int fd = sys_open(m, ft, "d", O_CREAT | O_RDWR);
-  ASSERT_GE(fd, 0);
   constexpr uint64_t kPages = 1024;
-  ASSERT_EQ(sys_ftruncate(m, ft, fd, kPages * PAGE_SIZE), 0);
-  const int64_t a =
-      do_mmap_fd(p->mm, ft, 0, kPages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  ASSERT_GT(a, 0);
-  std::vector<char> page(PAGE_SIZE);
+  int fd;
+  const uint64_t a = map_shared_file(m, p, "d", kPages, &fd);
+  ASSERT_NE(a, 0u);
   for (uint64_t i = 0; i < kPages; ++i) {
-    std::fill(page.begin(), page.end(), static_cast<char>(i * 3 + 1));
-    ASSERT_TRUE(
-        access_write(p->mm, static_cast<uint64_t>(a) + i * PAGE_SIZE, page.data(), PAGE_SIZE).ok());
+    ASSERT_TRUE(store_page(p, a, i, static_cast<char>(i * 3 + 1)));
     ASSERT_LE(cg->usage.load(), 128);
     // Pages still in a per-CPU LRU batch are charged but on no list, so
     // they count against the group's headroom and not as its file pages:

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -425,41 +426,65 @@ TEST(Zswap, DisablingKeepsStoredEntriesLoadable) {
   exit_process(p);
 }
 
+// A 32 MiB machine with zswap on, CPU 0 bound, an 8 MiB group "g" (set up
+// by the test before write()), and a process in it that writes `mib` MiB
+// of mixed pages (fill_page's version 1).
+class ZswapMemcg : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    m = boot_zswap(32, 128, true);
+    ASSERT_TRUE(m);
+    cpu.emplace(CpuScope::bind(*m, 0));
+    cg = mem_cgroup_create(*m, "g", 8ull << 20);
+    ASSERT_NE(cg, nullptr);
+  }
+  void write(uint64_t mib) {
+    ASSERT_EQ(spawn(*m, "p", &p), 0);
+    p->mm->memcg = cg;
+    pages = (mib << 20) / PAGE_SIZE;
+    a = map_anon(p->mm, pages * PAGE_SIZE);
+    write_range(p->mm, a, 0, pages, 1);
+    expect_checks(*m, p->mm);
+  }
+  // Every page reads back; the checks hold; the process exits.
+  void read_back_and_exit() {
+    EXPECT_EQ(bad_pages(p->mm, a, 0, pages, 1), 0u);
+    expect_checks(*m, p->mm);
+    exit_process(p);
+  }
+  std::string read(const char* file) {
+    std::string text;
+    EXPECT_TRUE(mem_cgroup_read(cg, file, &text)) << file;
+    return text;
+  }
+
+  std::unique_ptr<Machine> m;
+  std::optional<Result<CpuScope>> cpu;
+  MemCgroup* cg = nullptr;
+  Process* p = nullptr;
+  uint64_t pages = 0, a = 0;
+};
+
 // A memory cgroup owns the entries of its pages (cgroup v2's memory.zswap.*):
 // their compressed bytes are memory.zswap.current, charged to
 // memory.current in whole pages, and counted in memory.stat; all of it goes
 // back to zero when the process exits.
-TEST(ZswapMemcg, AGroupsEntriesAreChargedToIt) {
-  auto m = boot_zswap(32, 128, true);
-  ASSERT_TRUE(m);
-  auto cpu = CpuScope::bind(*m, 0);
-  MemCgroup* cg = mem_cgroup_create(*m, "g", 8ull << 20);
-  ASSERT_NE(cg, nullptr);
-  Process* p;
-  ASSERT_EQ(spawn(*m, "p", &p), 0);
-  p->mm->memcg = cg;
-  const uint64_t pages = (24ull << 20) / PAGE_SIZE;  // 3x the group's limit
-  const uint64_t a = map_anon(p->mm, pages * PAGE_SIZE);
-  write_range(p->mm, a, 0, pages, 1);
-  expect_checks(*m, p->mm);
-  std::string text;
-  ASSERT_TRUE(mem_cgroup_read(cg, "memory.zswap.current", &text));
+TEST_F(ZswapMemcg, AGroupsEntriesAreChargedToIt) {
+  write(24);  // 3x the group's limit
   const int64_t bytes = cg->zswap_bytes.load();
-  EXPECT_EQ(text, fmt::format("{}\n", bytes));
+  EXPECT_EQ(read("memory.zswap.current"), fmt::format("{}\n", bytes));
   EXPECT_GT(bytes, 0);
   // Only this group's pages were swapped, so every entry is its own.
   EXPECT_EQ(static_cast<uint64_t>(cg->nr_zswapped.load()), zswap_stats(*m).stored_pages);
-  ASSERT_TRUE(mem_cgroup_read(cg, "memory.stat", &text));
+  const std::string text = read("memory.stat");
   EXPECT_NE(text.find(fmt::format("\nzswap {}\nzswapped {}\n", bytes,
                                   cg->nr_zswapped.load() * static_cast<int64_t>(PAGE_SIZE))),
             std::string::npos)
       << text;
   EXPECT_NE(text.find(fmt::format("\nzswpout {}\n", cg->ev_zswpout.load())), std::string::npos);
   EXPECT_GE(cg->ev_zswpout.load(), static_cast<uint64_t>(cg->nr_zswapped.load()));
-  EXPECT_EQ(bad_pages(p->mm, a, 0, pages, 1), 0u);
+  read_back_and_exit();
   EXPECT_GT(cg->ev_zswpin.load(), 0u);
-  expect_checks(*m, p->mm);
-  exit_process(p);
   test::drop_swap_cache_only_slots(*m);
   EXPECT_EQ(cg->zswap_bytes.load(), 0);
   EXPECT_EQ(cg->nr_zswapped.load(), 0);
@@ -467,70 +492,45 @@ TEST(ZswapMemcg, AGroupsEntriesAreChargedToIt) {
   EXPECT_EQ(zswap_check(*m), "");
 }
 
-// memory.zswap.max: at 0 the group's pages go to the swap file, never to
-// zswap; at 16 pages its compressed bytes stop one entry past the limit
-// (the check is made before each store), and the rest go to the file.
-TEST(ZswapMemcg, ZswapMaxSendsTheGroupsPagesToTheFile) {
-  for (const uint64_t max_bytes : {uint64_t{0}, uint64_t{64} << 10}) {
-    SCOPED_TRACE(max_bytes);
-    auto m = boot_zswap(32, 128, true);
-    ASSERT_TRUE(m);
-    auto cpu = CpuScope::bind(*m, 0);
-    MemCgroup* cg = mem_cgroup_create(*m, "g", 8ull << 20);
-    ASSERT_NE(cg, nullptr);
-    mem_cgroup_set_zswap_max(cg, max_bytes);
-    std::string text;
-    ASSERT_TRUE(mem_cgroup_read(cg, "memory.zswap.max", &text));
-    EXPECT_EQ(text, fmt::format("{}\n", max_bytes));
-    Process* p;
-    ASSERT_EQ(spawn(*m, "p", &p), 0);
-    p->mm->memcg = cg;
-    const uint64_t pages = (24ull << 20) / PAGE_SIZE;
-    const uint64_t a = map_anon(p->mm, pages * PAGE_SIZE);
-    write_range(p->mm, a, 0, pages, 1);
-    expect_checks(*m, p->mm);
-    EXPECT_LE(cg->zswap_bytes.load(), static_cast<int64_t>(max_bytes ? max_bytes + PAGE_SIZE : 0));
-    if (max_bytes == 0) {
-      EXPECT_EQ(cg->ev_zswpout.load(), 0u);
-    } else {
-      EXPECT_GT(cg->ev_zswpout.load(), 0u);
-    }
-    // Same-filled and compressible pages went to the file too.
-    EXPECT_GT(m->sum_event(VmEvent::PSWPOUT), static_cast<int64_t>(pages / 2));
-    EXPECT_EQ(bad_pages(p->mm, a, 0, pages, 1), 0u);
-    expect_checks(*m, p->mm);
-    exit_process(p);
-  }
+// memory.zswap.max at 0: the group's pages go to the swap file, never to
+// zswap.
+TEST_F(ZswapMemcg, ZswapMaxZeroSendsTheGroupsPagesToTheFile) {
+  mem_cgroup_set_zswap_max(cg, 0);
+  EXPECT_EQ(read("memory.zswap.max"), "0\n");
+  write(24);
+  EXPECT_LE(cg->zswap_bytes.load(), 0);
+  EXPECT_EQ(cg->ev_zswpout.load(), 0u);
+  // Same-filled and compressible pages went to the file too.
+  EXPECT_GT(m->sum_event(VmEvent::PSWPOUT), static_cast<int64_t>(pages / 2));
+  read_back_and_exit();
+}
+
+// memory.zswap.max at 16 pages: the group's compressed bytes stop one entry
+// past the limit (the check is made before each store), and the rest go to
+// the file.
+TEST_F(ZswapMemcg, ZswapMaxStopsTheGroupsStoresAtItsLimit) {
+  constexpr uint64_t kMax = 64 << 10;
+  mem_cgroup_set_zswap_max(cg, kMax);
+  EXPECT_EQ(read("memory.zswap.max"), fmt::format("{}\n", kMax));
+  write(24);
+  EXPECT_LE(cg->zswap_bytes.load(), static_cast<int64_t>(kMax + PAGE_SIZE));
+  EXPECT_GT(cg->ev_zswpout.load(), 0u);
+  EXPECT_GT(m->sum_event(VmEvent::PSWPOUT), static_cast<int64_t>(pages / 2));
+  read_back_and_exit();
 }
 
 // memory.zswap.writeback off: zswap takes the pages it can, the rest stay
 // in memory (activated, dirty), and nothing of the group reaches the file.
-TEST(ZswapMemcg, WritebackOffKeepsTheGroupOffTheSwapFile) {
-  auto m = boot_zswap(32, 128, true);
-  ASSERT_TRUE(m);
-  auto cpu = CpuScope::bind(*m, 0);
-  MemCgroup* cg = mem_cgroup_create(*m, "g", 8ull << 20);
-  ASSERT_NE(cg, nullptr);
+TEST_F(ZswapMemcg, WritebackOffKeepsTheGroupOffTheSwapFile) {
   mem_cgroup_set_zswap_writeback(cg, false);
-  std::string text;
-  ASSERT_TRUE(mem_cgroup_read(cg, "memory.zswap.writeback", &text));
-  EXPECT_EQ(text, "0\n");
-  Process* p;
-  ASSERT_EQ(spawn(*m, "p", &p), 0);
-  p->mm->memcg = cg;
-  // A third of the pages are incompressible: 4 MiB that must stay.
-  const uint64_t pages = (12ull << 20) / PAGE_SIZE;
-  const uint64_t a = map_anon(p->mm, pages * PAGE_SIZE);
-  write_range(p->mm, a, 0, pages, 1);
-  expect_checks(*m, p->mm);
+  EXPECT_EQ(read("memory.zswap.writeback"), "0\n");
+  write(12);  // a third of the pages are incompressible: 4 MiB that must stay
   EXPECT_GT(cg->ev_zswpout.load(), 0u);
   EXPECT_GT(zswap_stats(*m).reject_compress_poor, 0u);
   EXPECT_EQ(m->sum_event(VmEvent::PSWPOUT), 0);
   EXPECT_EQ(zswap_stats(*m).written_back_pages, 0u);
   EXPECT_EQ(cg->ev_oom_kill.load(), 0u);
-  EXPECT_EQ(bad_pages(p->mm, a, 0, pages, 1), 0u);
-  expect_checks(*m, p->mm);
-  exit_process(p);
+  read_back_and_exit();
 }
 
 }  // namespace

@@ -106,26 +106,18 @@ std::string run_report_json(const std::vector<JobRun>& jobs, const RunTotals& t)
     w.begin_object();
     w.field("name", s.name).field("kind", kind_name(s.kind)).field("processes", s.processes);
     w.field("size", s.size).field("pattern", pattern_name(s)).field("fork", s.fork);
-    w.key("memory_max");
-    if (s.memory_max && *s.memory_max != mmkit::kMemMax)
-      w.value(*s.memory_max);
-    else
-      w.null();
-    w.key("memory_high");
-    if (s.memory_high && *s.memory_high != mmkit::kMemMax)
-      w.value(*s.memory_high);
-    else
-      w.null();
-    w.key("memory_swap_max");
-    if (s.memory_swap_max && *s.memory_swap_max != mmkit::kMemMax)
-      w.value(*s.memory_swap_max);
-    else
-      w.null();
-    w.key("memory_zswap_max");
-    if (s.memory_zswap_max && *s.memory_zswap_max != mmkit::kMemMax)
-      w.value(*s.memory_zswap_max);
-    else
-      w.null();
+    // A cgroup limit: its bytes, or null when not set or "max".
+    auto limit = [&w](const char* key, const std::optional<uint64_t>& v) {
+      w.key(key);
+      if (v && *v != mmkit::kMemMax)
+        w.value(*v);
+      else
+        w.null();
+    };
+    limit("memory_max", s.memory_max);
+    limit("memory_high", s.memory_high);
+    limit("memory_swap_max", s.memory_swap_max);
+    limit("memory_zswap_max", s.memory_zswap_max);
     w.field("memory_zswap_writeback", s.memory_zswap_writeback.value_or(true));
     w.field("seconds", f.seconds).field("accesses", f.accesses);
     w.field("accesses_per_sec", f.rate());
