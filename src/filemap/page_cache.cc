@@ -76,7 +76,7 @@ int add_to_page_cache(Machine& m, AddressSpace& as, Page* page, uint64_t index, 
     as.nrpages.fetch_add(1, std::memory_order_relaxed);
   }
   m.mod_node_page_state(page, NodeStat::NR_FILE_PAGES, 1);
-  if (as.host->shmem) m.mod_node_page_state(page, NodeStat::NR_SHMEM, 1);
+  if (as.host->shmem) mod_lruvec_page_state(m, page, NodeStat::NR_SHMEM, 1);
   // A file page competes with the anon lists only while swap can free them.
   if (shadow) workingset_refault(m, page, shadow, swap_free_pages(m) > 0);
   lru_cache_add(m, page);
@@ -121,7 +121,7 @@ void unlink_page(Machine& m, AddressSpace& as, Page* page, uintptr_t shadow) {
   }
   if (was_dirty) mod_lruvec_page_state(m, page, NodeStat::NR_FILE_DIRTY, -1);
   m.mod_node_page_state(page, NodeStat::NR_FILE_PAGES, -1);
-  if (as.host->shmem) m.mod_node_page_state(page, NodeStat::NR_SHMEM, -1);
+  if (as.host->shmem) mod_lruvec_page_state(m, page, NodeStat::NR_SHMEM, -1);
 }
 
 }  // namespace
@@ -149,7 +149,7 @@ bool filemap_remove_mapping(Machine& m, Page* page) {
     page->set_mapping_once(nullptr);
   }
   m.mod_node_page_state(page, NodeStat::NR_FILE_PAGES, -1);
-  if (as->host->shmem) m.mod_node_page_state(page, NodeStat::NR_SHMEM, -1);
+  if (as->host->shmem) mod_lruvec_page_state(m, page, NodeStat::NR_SHMEM, -1);
   put_page(m, page);  // the cache's reference; the caller's is the last
   return true;
 }
@@ -218,8 +218,11 @@ std::vector<uint64_t> dirty_indices(AddressSpace& as, uint64_t first, uint64_t l
 
 std::string filemap_check(Machine& m) {
   FsState* st = fs_state_if(m);
-  int64_t file_pages = 0, shmem_pages = 0, dirty = 0, writeback = 0;
-  std::map<const MemCgroup*, std::pair<int64_t, int64_t>> by_group;  // dirty, writeback
+  int64_t file_pages = 0, shmem_pages = 0, dirty = 0, writeback = 0, mapped = 0;
+  struct GroupPages {
+    int64_t dirty = 0, writeback = 0, shmem = 0, mapped = 0;
+  };
+  std::map<const MemCgroup*, GroupPages> by_group;
   std::string err;
   auto fail = [&](std::string what) {
     if (err.empty()) err = std::move(what);
@@ -244,13 +247,19 @@ std::string filemap_check(Machine& m) {
       }
       const Page* page = reinterpret_cast<const Page*>(v);
       ++pages;
+      GroupPages& group = by_group[page_memcg(m, page)];
       if (page->test(PG_dirty) && !inode.shmem) {
         ++nrdirty;
-        ++by_group[page_memcg(m, page)].first;
+        ++group.dirty;
       }
       if (page->test(PG_writeback)) {
         ++writeback;
-        ++by_group[page_memcg(m, page)].second;
+        ++group.writeback;
+      }
+      if (inode.shmem) ++group.shmem;
+      if (page->mapcount.load(std::memory_order_relaxed) > 0) {
+        ++mapped;
+        ++group.mapped;
       }
       if (page->mapping_once() != &as || page->index != index)
         fail(fmt::format("inode {} index {}: the page says mapping {} index {}", inode.ino, index,
@@ -298,6 +307,9 @@ std::string filemap_check(Machine& m) {
   if (m.node_stat_sum(NodeStat::NR_SHMEM) != shmem_pages)
     fail(fmt::format("NR_SHMEM {} but {} shmem pages", m.node_stat_sum(NodeStat::NR_SHMEM),
                      shmem_pages));
+  if (m.node_stat_sum(NodeStat::NR_FILE_MAPPED) != mapped)
+    fail(fmt::format("NR_FILE_MAPPED {} but {} mapped page-cache pages",
+                     m.node_stat_sum(NodeStat::NR_FILE_MAPPED), mapped));
   if (m.node_stat_sum(NodeStat::NR_FILE_DIRTY) != dirty)
     fail(fmt::format("NR_FILE_DIRTY {} but {} dirty pages",
                      m.node_stat_sum(NodeStat::NR_FILE_DIRTY), dirty));
@@ -308,11 +320,15 @@ std::string filemap_check(Machine& m) {
     int64_t swapcached = 0;
     for (const MemCgroup* cg : mem_cgroups(m)) {
       swapcached += cg->nr_swapcached.load();
-      const auto [d, w] = by_group[cg];
-      if (cg->nr_file_dirty.load() != d || cg->nr_writeback.load() != w)
+      const GroupPages g = by_group[cg];
+      if (cg->nr_file_dirty.load() != g.dirty || cg->nr_writeback.load() != g.writeback)
         fail(fmt::format("memcg {}: file_dirty {} file_writeback {} but {} and {} pages",
-                         mem_cgroup_name(cg), cg->nr_file_dirty.load(), cg->nr_writeback.load(), d,
-                         w));
+                         mem_cgroup_name(cg), cg->nr_file_dirty.load(), cg->nr_writeback.load(),
+                         g.dirty, g.writeback));
+      if (cg->nr_shmem.load() != g.shmem || cg->nr_file_mapped.load() != g.mapped)
+        fail(fmt::format("memcg {}: shmem {} file_mapped {} but {} and {} pages",
+                         mem_cgroup_name(cg), cg->nr_shmem.load(), cg->nr_file_mapped.load(),
+                         g.shmem, g.mapped));
     }
     if (swapcached != m.node_stat_sum(NodeStat::NR_SWAPCACHE))
       fail(fmt::format("the groups' swapcached sum to {} but NR_SWAPCACHE is {}", swapcached,

@@ -94,7 +94,7 @@ Page* shmem_swapin(Machine& m, Inode& inode, uint64_t index, uintptr_t v, MemCgr
     return nullptr;
   }
   m.mod_node_page_state(page, NodeStat::NR_FILE_PAGES, 1);
-  m.mod_node_page_state(page, NodeStat::NR_SHMEM, 1);
+  mod_lruvec_page_state(m, page, NodeStat::NR_SHMEM, 1);
   // The slot goes: the swap cache's hold, then the index's reference. The
   // page is now the only copy of its data.
   delete_from_swap_cache(m, page);
@@ -309,7 +309,7 @@ bool shmem_writepage(Machine& m, Page* page) {
     page->clear_atomic(PG_filecache);
     page->set_mapping_once(nullptr);
   }
-  m.mod_node_page_state(page, NodeStat::NR_SHMEM, -1);
+  mod_lruvec_page_state(m, page, NodeStat::NR_SHMEM, -1);
   m.mod_node_page_state(page, NodeStat::NR_FILE_PAGES, -1);
   put_page(m, page);  // the page cache's reference (the swap cache has its own)
   return true;

@@ -100,6 +100,10 @@ void mod_lruvec_page_state(Machine& m, Page* page, NodeStat item, int64_t n) {
     page_memcg(m, page)->nr_file_dirty.fetch_add(n, std::memory_order_relaxed);
   else if (item == NodeStat::NR_WRITEBACK)
     page_memcg(m, page)->nr_writeback.fetch_add(n, std::memory_order_relaxed);
+  else if (item == NodeStat::NR_SHMEM)
+    page_memcg(m, page)->nr_shmem.fetch_add(n, std::memory_order_relaxed);
+  else if (item == NodeStat::NR_FILE_MAPPED)
+    page_memcg(m, page)->nr_file_mapped.fetch_add(n, std::memory_order_relaxed);
 }
 
 Lruvec& folio_lruvec(Machine& m, const Page* page) {

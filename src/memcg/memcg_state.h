@@ -44,6 +44,9 @@ struct MemCgroup {
   // The group's share of NR_FILE_DIRTY and NR_WRITEBACK (memory.stat's
   // file_dirty and file_writeback; its dirty limits, mm/page-writeback.c).
   std::atomic<int64_t> nr_file_dirty{0}, nr_writeback{0};
+  // Its page-cache pages that are shmem, and its file and shmem pages
+  // mapped by at least one PTE (memory.stat shmem and file_mapped).
+  std::atomic<int64_t> nr_shmem{0}, nr_file_mapped{0};
   // Its pages in the swap cache (memory.stat swapcached): a page is charged
   // before it enters the swap cache and uncharged after it leaves.
   std::atomic<int64_t> nr_swapcached{0};

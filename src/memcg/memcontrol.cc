@@ -284,7 +284,8 @@ bool mem_cgroup_read(const MemCgroup* cg, std::string_view file, std::string* ou
     const uint64_t anon = nr[LRU_INACTIVE_ANON] + nr[LRU_ACTIVE_ANON];
     // memory_stat_format()'s order (mm/memcontrol.c), the items mmkit keeps.
     *out = fmt::format(
-        "anon {}\nfile {}\nzswap {}\nzswapped {}\nfile_dirty {}\nfile_writeback {}\n"
+        "anon {}\nfile {}\nshmem {}\nzswap {}\nzswapped {}\nfile_mapped {}\nfile_dirty {}\n"
+        "file_writeback {}\n"
         "swapcached {}\ninactive_anon {}\n"
         "active_anon {}\ninactive_file {}\nactive_file {}\nunevictable {}\n"
         "workingset_refault_anon {}\nworkingset_refault_file {}\nworkingset_activate_anon {}\n"
@@ -292,7 +293,8 @@ bool mem_cgroup_read(const MemCgroup* cg, std::string_view file, std::string* ou
         "workingset_nodereclaim 0\npgscan {}\npgsteal {}\npgrefill {}\npgactivate {}\n"
         "pgdeactivate {}\nzswpin {}\nzswpout {}\nzswpwb {}\n",
         anon << PAGE_SHIFT, (nr[LRU_INACTIVE_FILE] + nr[LRU_ACTIVE_FILE]) << PAGE_SHIFT,
-        std::max<int64_t>(cg->zswap_bytes.load(), 0), pages(cg->nr_zswapped.load()),
+        pages(cg->nr_shmem.load()), std::max<int64_t>(cg->zswap_bytes.load(), 0),
+        pages(cg->nr_zswapped.load()), pages(cg->nr_file_mapped.load()),
         pages(cg->nr_file_dirty.load()), pages(cg->nr_writeback.load()),
         pages(cg->nr_swapcached.load()), nr[LRU_INACTIVE_ANON] << PAGE_SHIFT,
         nr[LRU_ACTIVE_ANON] << PAGE_SHIFT, nr[LRU_INACTIVE_FILE] << PAGE_SHIFT,

@@ -129,7 +129,7 @@ bool page_mkclean(Machine& m, Page* page) {
 
 void page_add_file_rmap(Machine& m, Page* page) {
   if (page->mapcount.fetch_add(1, std::memory_order_acq_rel) == 0)
-    m.mod_node_page_state(page, NodeStat::NR_FILE_MAPPED, 1);
+    mod_lruvec_page_state(m, page, NodeStat::NR_FILE_MAPPED, 1);
 }
 
 FaultResult do_file_fault(MmStruct* mm, VmArea* vma, uint64_t addr, Access access) {
@@ -193,7 +193,7 @@ FaultResult do_file_fault(MmStruct* mm, VmArea* vma, uint64_t addr, Access acces
     }
     page_add_file_rmap(m, page);
     if (!pte_set(mm->pgd, addr, entry)) {
-      page->mapcount.fetch_sub(1);
+      page_remove_rmap(m, page);
       unlock_page(page);
       put_page(m, page);
       return fault_error(addr, -ENOMEM);

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "filemap/filemap.h"
+#include "memcg/lru.h"
 #include "page_alloc/page_alloc.h"
 #include "swap/swap.h"
 #include "vm/mmu.h"
@@ -163,7 +164,7 @@ bool page_remove_rmap(Machine& m, Page* page) {
     m.warn(fmt::format("BUG: Bad page map: pfn:{:#x} mapcount:{}\n", m.page_to_pfn(page), old - 1));
   if (old != 1) return false;
   if (!PageAnon(page)) {  // a file or shmem page: NR_FILE_MAPPED (page_add_file_rmap)
-    m.mod_node_page_state(page, NodeStat::NR_FILE_MAPPED, -1);
+    mod_lruvec_page_state(m, page, NodeStat::NR_FILE_MAPPED, -1);
     return false;
   }
   // No mapping is left to look at it; the caller's put_page publishes the

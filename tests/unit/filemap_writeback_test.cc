@@ -298,7 +298,9 @@ class GroupWriteback : public ::testing::Test {
     ASSERT_GE(fd, 0);
   }
   void TearDown() override {
-    if (mp_ && fd >= 0) EXPECT_EQ(sys_close(*mp_, ft, fd), 0);
+    if (mp_ && fd >= 0) {
+      EXPECT_EQ(sys_close(*mp_, ft, fd), 0);
+    }
   }
   Machine& machine() { return *mp_; }
 

@@ -151,6 +151,38 @@ TEST_P(ShmemTest, SharedAnonymousGoesToSwapAndComesBackWhole) {
   checks();
 }
 
+// memory.stat's shmem and file_mapped count the group's own pages: a shared
+// anonymous mapping of 32 pages, all written, is 32 shmem pages mapped once
+// each; the root group has none of them; munmap takes both back to 0.
+TEST_P(ShmemTest, MemoryStatCountsTheGroupsShmemAndMappedPages) {
+  constexpr uint64_t kPages = 32;
+  confine(1024);
+  const int64_t a =
+      do_mmap(p->mm, 0, kPages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS);
+  ASSERT_GT(a, 0);
+  write_pattern(static_cast<uint64_t>(a), kPages);
+  checks();
+  auto stat_of = [](MemCgroup* cg, const std::string& key) {
+    std::string text;
+    EXPECT_TRUE(mem_cgroup_read(cg, "memory.stat", &text));
+    const size_t at = text.find("\n" + key + " ");
+    EXPECT_NE(at, std::string::npos) << key;
+    return at == std::string::npos ? -1 : std::stoll(text.substr(at + key.size() + 2));
+  };
+  const int64_t bytes = static_cast<int64_t>(kPages * PAGE_SIZE);
+  EXPECT_EQ(stat_of(p->mm->memcg, "shmem"), bytes);
+  EXPECT_EQ(stat_of(p->mm->memcg, "file_mapped"), bytes);
+  EXPECT_EQ(stat_of(root_mem_cgroup(*m), "shmem"), 0);
+  EXPECT_EQ(stat_of(root_mem_cgroup(*m), "file_mapped"), 0);
+  EXPECT_EQ(m->node_stat_sum(NodeStat::NR_FILE_MAPPED), static_cast<int64_t>(kPages));
+  ASSERT_EQ(do_munmap(p->mm, static_cast<uint64_t>(a), kPages * PAGE_SIZE), 0);
+  lru_add_drain_all(*m);
+  EXPECT_EQ(stat_of(p->mm->memcg, "shmem"), 0);
+  EXPECT_EQ(stat_of(p->mm->memcg, "file_mapped"), 0);
+  EXPECT_EQ(m->node_stat_sum(NodeStat::NR_FILE_MAPPED), 0);
+  checks();
+}
+
 TEST_P(ShmemTest, MemfdMappingAndFdSeeTheSameBytesUnderPressure) {
   constexpr uint64_t kPages = 384;
   confine(64);
