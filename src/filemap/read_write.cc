@@ -187,6 +187,10 @@ int64_t do_write(Machine& m, FileTable& ft, File* f, const char* buf, uint64_t c
     done += static_cast<int64_t>(n);
     pos += n;
     count -= n;
+    // generic_perform_write(): a look at the dirty limits per page copied,
+    // ratelimited, with i_rwsem held as Linux holds the inode lock (the
+    // flusher never takes it), so one large write is throttled as it goes.
+    balance_dirty_pages_ratelimited(m, ft.memcg);
   }
   return done;
 }
@@ -382,8 +386,6 @@ int64_t sys_write(Machine& m, FileTable& ft, int fd, const void* buf, uint64_t c
     const int64_t n =
         do_write(m, ft, f, static_cast<const char*>(buf), std::min(count, kMaxRw), f->pos);
     if (n > 0) f->pos += static_cast<uint64_t>(n);
-    w.unlock();
-    if (n > 0) balance_dirty_pages(m, ft.memcg);
     return n;
   });
 }
@@ -398,8 +400,6 @@ int64_t sys_pwrite(Machine& m, FileTable& ft, int fd, const void* buf, uint64_t 
     if (f->flags & O_APPEND) pos = f->inode->i_size.load(std::memory_order_relaxed);
     const int64_t n =
         do_write(m, ft, f, static_cast<const char*>(buf), std::min(count, kMaxRw), pos);
-    w.unlock();
-    if (n > 0) balance_dirty_pages(m, ft.memcg);
     return n;
   });
 }
