@@ -100,7 +100,9 @@ TEST_P(ReclaimFaultRace, FaultInTryToUnmapsShootdownWindowWaitsForTheSwapEntry) 
   ASSERT_TRUE(in_window) << "try_to_unmap never cleared the entry";
   EXPECT_TRUE(fr.ok()) << fr.reason;
   EXPECT_EQ(unmapped.done, 1u);
-  if (!write) EXPECT_EQ(word, kOld) << "the read saw a page other than its own";
+  if (!write) {
+    EXPECT_EQ(word, kOld) << "the read saw a page other than its own";
+  }
   ASSERT_TRUE(access_read(mm, addr + 8, &word, sizeof word).ok());
   EXPECT_EQ(word, write ? kNew : kOld);
   EXPECT_EQ(check(mm), "");
