@@ -10,8 +10,17 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace mmkit {
+
+// What RLIMIT_AS and RLIMIT_DATA leave the process now, in bytes (from
+// /proc/self/statm's size and data, read without allocating); UINT64_MAX
+// where there is no limit.
+struct AddressSpaceLeft {
+  uint64_t as = UINT64_MAX, data = UINT64_MAX;
+};
+AddressSpaceLeft address_space_left();
 
 void* early_alloc(size_t size);  // 16-byte aligned; null when the region is full
 // An `align`-aligned block (a power of two); freed by early_free.

@@ -120,8 +120,10 @@ void* big_malloc(size_t size, bool zero) {
   if (size > kMaxRun) return big_malloc(size, false);
   ThreadCtx& t = tls_heap;
   if (!heap_enter(t)) {
-    void* p = early_alloc(size ? size : 1);
-    return p ? p : fail_enomem();
+    // Booting, or the heap could not boot: the early allocator, and host
+    // mappings when it is full (it may be 1 MiB under a tight RLIMIT_AS).
+    if (void* p = early_alloc(size ? size : 1)) return p;
+    return t.in_core ? fail_enomem() : big_malloc(size ? size : 1, false);
   }
   if (size <= kMallocMaxSmall) return slab_alloc_slowpath(t, malloc_size_class(size ? size : 1));
   return run_alloc(size);
@@ -264,7 +266,9 @@ void* heap_memalign(size_t align, size_t size) {
   if (align <= 16) return heap_malloc(size);
   ThreadCtx& t = tls_heap;
   if (!heap_enter(t)) {
-    void* p = early_memalign(align, size);
+    if (void* p = early_memalign(align, size)) return p;
+    if (t.in_core) return fail_enomem();
+    void* p = big_alloc(size ? size : 1, std::max<size_t>(align, PAGE_SIZE), false);
     return p ? p : fail_enomem();
   }
   if (size == 0) size = 1;

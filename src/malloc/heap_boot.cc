@@ -18,7 +18,9 @@
 // CPUs bound by threads that do not exist in the child stay bound forever:
 // their per-CPU state may have been mid-update, so nothing touches it again
 // (their cached objects are lost to the child, nothing else is).
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/resource.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
@@ -27,6 +29,7 @@
 #include <cstring>
 #include <new>
 
+#include "base/bitops.h"
 #include "malloc/big_block.h"
 #include "malloc/early_alloc.h"
 #include "malloc/heap.h"
@@ -42,6 +45,7 @@ constinit thread_local ThreadCtx tls_heap __attribute__((tls_model("initial-exec
 namespace {
 
 constexpr uint64_t kBootOnline = kMemoryBlockBytes;
+constexpr uint64_t kMinSpan = uint64_t{4} << 20;  // one MAX_ORDER block
 constexpr uint64_t kReportingThreshold = uint64_t{32} << 20;
 
 // The page allocator asks reclaim for memory; the heap onlines some.
@@ -99,21 +103,45 @@ void fork_release() NO_THREAD_SAFETY_ANALYSIS {
   }
 }
 
+void set_boot_error(const char* what) {
+  snprintf(g_heap.boot_error, sizeof g_heap.boot_error, "%s", what);
+}
+
+// The heap's span: the host's RAM and swap (what a process could ever get,
+// at least 1 GiB), in whole memory blocks. Under RLIMIT_AS the heap
+// reserves its span and its mem_map (a 64th more) in the address space at
+// boot: it takes at most half of what the limit leaves, the rest is the
+// program's (its stacks, libraries and big blocks). Under RLIMIT_DATA,
+// which counts the mem_map at once and the RAM as it is onlined, the span
+// fits in what is left. Always a multiple of 4 MiB, at least 4 MiB.
 uint64_t heap_span() {
   struct sysinfo si = {};
   uint64_t bytes = 0;
   if (sysinfo(&si) == 0) bytes = (uint64_t{si.totalram} + si.totalswap) * si.mem_unit;
   bytes = std::max<uint64_t>(bytes, uint64_t{1} << 30);
-  return (bytes + kMemoryBlockBytes - 1) / kMemoryBlockBytes * kMemoryBlockBytes;
+  bytes = (bytes + kMemoryBlockBytes - 1) / kMemoryBlockBytes * kMemoryBlockBytes;
+  const AddressSpaceLeft left = address_space_left();
+  bytes = std::min({bytes, left.as / 2 / 65 * 64, left.data / 65 * 64});
+  return std::max(bytes / kMinSpan * kMinSpan, kMinSpan);
 }
 
-bool boot_machine() {
+bool boot_machine(uint64_t span) {
   MachineConfig cfg;
   cfg.arch = Arch::x86_64;
   const long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-  cfg.cpus = static_cast<unsigned>(std::clamp<long>(2 * ncpu, 8, kMaxCpus));
+  // A CPU per thread that allocates (heap_bind_thread): a program with more
+  // threads than CPUs runs the extra ones on the locked slow paths, several
+  // times slower, so there are plenty. An unused CPU costs its per-CPU slab
+  // state (128 bytes a class); its sheaves are never touched.
+  cfg.cpus = static_cast<unsigned>(std::clamp<long>(4 * ncpu, 32, kMaxCpus));
+  // Slab sizes as for 2 * ncpu CPUs (at least 8), not for all of them:
+  // more CPUs would mean larger slabs and more memory held in them.
+  cfg.slub_min_objects =
+      4 *
+      (static_cast<unsigned>(fls(static_cast<uint64_t>(std::clamp<long>(2 * ncpu, 8, kMaxCpus)))) +
+       1);
   NodeConfig node;
-  node.memory = heap_span();
+  node.memory = span;
   node.online = std::min(node.memory, kBootOnline);
   cfg.nodes.push_back(node);
   cfg.ram_anonymous = true;
@@ -132,9 +160,7 @@ bool boot_machine() {
   }
   auto booted = boot(cfg);
   if (!booted) {
-    const std::string msg = "mmkit-malloc: boot failed: " + booted.error().message + "\n";
-    if (write(STDERR_FILENO, msg.data(), msg.size()) < 0) {
-    }
+    set_boot_error(booted.error().message.c_str());
     return false;
   }
   Machine* m = booted.value().release();
@@ -193,10 +219,21 @@ bool heap_boot() {
   int s = g_heap.state.load(std::memory_order_acquire);
   if (s == kHeapReady) return true;
   if (s == kHeapCold && g_heap.state.compare_exchange_strong(s, kHeapBooting)) {
-    bool ok;
+    bool ok = false;
     {
       MallocCoreScope core;
-      ok = boot_machine();
+      // A smaller heap when the host will not reserve this one (a limit the
+      // span did not foresee, an address space already crowded): half as
+      // large each time, down to 4 MiB. Past that the early allocator and
+      // big blocks serve every request (heap_stats_report() says why).
+      for (uint64_t span = heap_span(); !ok && span >= kMinSpan; span /= 2) {
+        span = span / kMinSpan * kMinSpan;
+        try {
+          ok = boot_machine(span);
+        } catch (const std::exception& e) {  // the early allocator ran out
+          set_boot_error(e.what());
+        }
+      }
     }
     g_heap.state.store(ok ? kHeapReady : kHeapFailed, std::memory_order_release);
     return ok;
@@ -312,7 +349,13 @@ HeapStats heap_stats() {
 
 std::string heap_stats_report() {
   Machine* m = heap_machine();
-  if (!m) return "mmkit-malloc: statistics: the heap was never used\n";
+  if (!m) {
+    if (g_heap.state.load(std::memory_order_acquire) == kHeapFailed)
+      return "mmkit-malloc: statistics: the heap could not boot (" +
+             std::string(g_heap.boot_error) +
+             "): the early allocator and big blocks served the program\n";
+    return "mmkit-malloc: statistics: the heap was never used\n";
+  }
   MallocCoreScope core;
   const HeapStats st = heap_stats();
   std::string s = fmt::format(

@@ -34,6 +34,7 @@ struct HeapGlobals {
   std::atomic<uint64_t> unbind_epoch{0};
   std::atomic<uint64_t> reported_pages{0};
   std::atomic<uint64_t> binds{0};  // threads ever bound to a CPU
+  char boot_error[160] = {};       // why the last boot attempt failed
 };
 extern constinit HeapGlobals g_heap;
 

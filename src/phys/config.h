@@ -98,6 +98,10 @@ struct MachineConfig {
   // picks for a cache (PAGE_ALLOC_COSTLY_ORDER by default). Not a TOML key:
   // the malloc front end raises it for its big size classes.
   unsigned slub_max_order = 3;
+  // Linux's slub_min_objects= boot parameter: the objects calculate_order()
+  // aims a slab to hold. 0: 4 * (fls(nr_cpus) + 1), as Linux. Not a TOML
+  // key: the malloc front end keeps its slab sizes as its CPUs grow.
+  unsigned slub_min_objects = 0;
   // Linux's vmalloc= boot parameter: the size of the vmalloc area (x86_64
   // only; it is reserved in the host's address space). 0: mmkit's default.
   uint64_t vmalloc_size = 0;

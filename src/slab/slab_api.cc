@@ -46,11 +46,13 @@ unsigned calculate_alignment(slab_flags_t flags, unsigned align, unsigned size) 
 
 // calculate_order(): the smallest order up to slub_max_order (3 unless the
 // machine's config raises it) that holds
-// min_objects = 4 * (fls(nr_cpus) + 1) objects and wastes at most 1/16 of
-// the slab, then 1/8, 1/4, 1/2; failing that, the order of one object.
-unsigned calculate_order(unsigned size, unsigned nr_cpus, unsigned slub_max_order) {
+// min_objects = 4 * (fls(nr_cpus) + 1) objects (or slub_min_objects when
+// set) and wastes at most 1/16 of the slab, then 1/8, 1/4, 1/2; failing
+// that, the order of one object.
+unsigned calculate_order(unsigned size, unsigned nr_cpus, unsigned slub_max_order,
+                         unsigned slub_min_objects) {
   constexpr unsigned slub_min_order = 0;
-  unsigned min_objects = 4 * (fls(nr_cpus) + 1);
+  unsigned min_objects = slub_min_objects ? slub_min_objects : 4 * (fls(nr_cpus) + 1);
   const unsigned max_objects = std::max(order_objects(slub_max_order, size), 1u);
   min_objects = std::min(min_objects, max_objects);
   const unsigned min_order = std::max(slub_min_order, get_order(uint64_t{min_objects} * size));
@@ -87,8 +89,9 @@ bool calculate_sizes(KmemCache* s) {
   }
   size = static_cast<unsigned>(align_up(size, s->align));
   s->size = size;
+  const MachineConfig& cfg = s->machine->config();
   const unsigned order =
-      calculate_order(size, s->machine->nr_cpus(), s->machine->config().slub_max_order);
+      calculate_order(size, s->machine->nr_cpus(), cfg.slub_max_order, cfg.slub_min_objects);
   if (order > MAX_PAGE_ORDER) return false;
   s->order = order;
   s->objects = order_objects(order, size);
@@ -176,7 +179,7 @@ bool kmem_cache_open(KmemCache* s) {
   if (s->debug()) s->sheaf_capacity = 0;  // every debug free goes the checked way
   s->flags = (s->flags & ~SLAB_HAS_SHEAVES) | (s->sheaf_capacity ? SLAB_HAS_SHEAVES : 0);
   if (const unsigned cap = s->sheaf_capacity) {
-    s->sheaf_slots = std::make_unique<void*[]>(size_t{m.nr_cpus()} * cap);
+    s->sheaf_slots = std::make_unique_for_overwrite<void*[]>(size_t{m.nr_cpus()} * cap);
     for (unsigned i = 0; i < m.nr_cpus(); ++i) {
       s->cpu_slab[i].sheaf = &s->sheaf_slots[size_t{i} * cap];
       s->cpu_slab[i].sheaf_capacity = cap;
