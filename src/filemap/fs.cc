@@ -18,6 +18,7 @@
 #include "memcg/lru.h"
 #include "page_alloc/page_alloc.h"
 #include "slab/shrinker.h"
+#include "swap/swap.h"
 
 namespace mmkit {
 
@@ -169,6 +170,13 @@ int sys_open(Machine& m, FileTable& ft, std::string_view path, int flags) {
   if (acc == O_ACCMODE) return -EINVAL;
   const std::string name = normalize(path);
   if (name.empty()) return path.empty() ? -ENOENT : -EACCES;
+  // An active swap area takes no writes but swap's own (Linux's IS_SWAPFILE
+  // checks: ETXTBSY for a write or a truncate). Looked at before st.lock,
+  // which swapoff may take under the swap lock.
+  if (struct stat sb;
+      acc != O_RDONLY && stat(host_path(st, name).c_str(), &sb) == 0 &&
+      swap_file_active(m, static_cast<uint64_t>(sb.st_dev), static_cast<uint64_t>(sb.st_ino)))
+    return -ETXTBSY;
   Inode* inode = nullptr;
   {
     std::lock_guard<std::mutex> g(st.lock);

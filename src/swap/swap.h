@@ -78,6 +78,9 @@ bool mem_cgroup_swap_full(Machine& m, const Page* page);
 // to: the free ones, no more than its memory.swap.max leaves it.
 uint64_t mem_cgroup_get_nr_swap_pages(const Machine& m, const MemCgroup* cg);
 bool swap_layer_active(const Machine& m);
+// IS_SWAPFILE(): the host file (st_dev, st_ino) is one of the machine's
+// active swap areas, which no write may reach but swap's own.
+bool swap_file_active(const Machine& m, uint64_t dev, uint64_t ino);
 // vm_swap_full(): more than half of swap is in use; swap-cache copies of
 // pages that are in memory anyway are then given up.
 inline bool vm_swap_full(const Machine& m) {

@@ -45,6 +45,7 @@ struct SwapInfo {
   std::unique_ptr<std::mutex[]> zswap_locks;
   std::string path;
   bool temporary = false;
+  uint64_t dev = 0, ino = 0;  // the host file's identity (st_dev, st_ino)
 
   alignas(64) std::mutex lock;                       // guards the maps and clusters below
   std::unordered_map<uint64_t, uint32_t> continued;  // counts above SWAP_MAP_MAX

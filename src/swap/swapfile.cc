@@ -210,6 +210,21 @@ int swapon(Machine& m, const SwapOptions& opt, std::string* err, unsigned* type_
     *err = fmt::format("{}: {}", si->path, std::strerror(errno));
     return -errno;
   }
+  // The same file under another name (a link, "./", a symlink) is the same
+  // area twice: swapon's EBUSY (claim_swapfile()), not two areas that
+  // overwrite each other's slots.
+  if (fstat(si->fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    *err = fmt::format("{}: not a regular file", si->path);
+    return -EINVAL;
+  }
+  si->dev = static_cast<uint64_t>(sb.st_dev);
+  si->ino = static_cast<uint64_t>(sb.st_ino);
+  for (SwapInfo* other : st.by_prio)
+    if (other->dev == si->dev && other->ino == si->ino) {
+      *err = fmt::format("{}: already a swap area (as {})", si->path, other->path);
+      si->temporary = false;
+      return -EBUSY;
+    }
   uint64_t bytes = opt.size;
   if (!bytes) {
     fstat(si->fd, &sb);
@@ -350,6 +365,15 @@ uint64_t swap_free_pages(const Machine& m) {
 }
 bool swap_layer_active(const Machine& m) {
   return swap_state_if(m) != nullptr;
+}
+
+bool swap_file_active(const Machine& m, uint64_t dev, uint64_t ino) {
+  SwapState* st = swap_state_if(m);
+  if (!st) return false;
+  std::lock_guard<std::mutex> g(st->swap_lock);
+  for (const SwapInfo* si : st->by_prio)
+    if (si->dev == dev && si->ino == ino) return true;
+  return false;
 }
 
 bool mem_cgroup_swap_full(Machine& m, const Page* page) {

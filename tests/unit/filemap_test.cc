@@ -28,6 +28,7 @@
 #include "memcg/memcontrol.h"
 #include "procfs/procfs.h"
 #include "reclaim/reclaim.h"
+#include "swap/swap.h"
 
 namespace mmkit {
 namespace {
@@ -194,6 +195,35 @@ TEST(FilemapTest, BasicCallsAndErrors) {
   EXPECT_EQ(sys_pread(*m, ft, fd, got.data(), 10, 0), 0);
   files_close_all(*m, ft);
   EXPECT_EQ(filemap_check(*m), "");
+}
+
+// An active swap area is no file to write: a swap area on a file of the
+// machine's root takes no write open (ETXTBSY, Linux's IS_SWAPFILE), a
+// second swapon of it under another name is EBUSY, and after swapoff the
+// file opens for writing again.
+TEST(FilemapTest, AnActiveSwapFileTakesNoWrites) {
+  auto mp = boot_fs(32, 0);
+  ASSERT_TRUE(mp);
+  Machine& m = *mp;
+  const std::string path = fs_host_path(m, "swapfile");
+  std::string err;
+  ASSERT_EQ(
+      swapon(m, SwapOptions{.path = path, .size = 4ull << 20, .priority = std::nullopt}, &err), 0)
+      << err;
+  const std::string other = fs_root(m) + "/./swapfile";
+  EXPECT_EQ(swapon(m, SwapOptions{.path = other, .size = 0, .priority = std::nullopt}, &err),
+            -EBUSY);
+  EXPECT_NE(err.find("already a swap area"), std::string::npos) << err;
+  FileTable ft;
+  EXPECT_EQ(sys_open(m, ft, "swapfile", O_RDWR), -ETXTBSY);
+  EXPECT_EQ(sys_open(m, ft, "swapfile", O_WRONLY | O_TRUNC), -ETXTBSY);
+  const int ro = sys_open(m, ft, "swapfile", O_RDONLY);
+  ASSERT_GE(ro, 0);
+  EXPECT_EQ(sys_close(m, ft, ro), 0);
+  ASSERT_EQ(swapoff(m, path), 0);
+  const int rw = sys_open(m, ft, "swapfile", O_RDWR);
+  ASSERT_GE(rw, 0);
+  EXPECT_EQ(sys_close(m, ft, rw), 0);
 }
 
 TEST(FilemapTest, HostFileAfterFsyncAndFileStats) {
