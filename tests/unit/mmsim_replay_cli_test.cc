@@ -5,6 +5,7 @@
 // limit; a malformed line or a bad option gets one line and exit status 2
 // and no report.
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include <filesystem>
 #include <regex>
@@ -154,6 +155,29 @@ TEST(MmsimReplay, BadTraceGetsOneLineAndStatusTwo) {
                    "^.*replay_bad.pages:3: bad page number \"1z\" \\(expected hex digits\\)\n$");
   expect_bad_input("replay /nonexistent/trace",
                    "^/nonexistent/trace: cannot read: No such file or directory\n$");
+}
+
+// A file with no access line (another format, text, a file gzipped twice)
+// and a gzip stream cut short are errors, not empty or shortened replays.
+TEST(MmsimReplay, NoAccessLinesOrATruncatedGzipGetStatusTwo) {
+  const std::string text = write_temp("replay_text.txt", "# nothing here\nhello world\n\n");
+  expect_bad_input("replay " + text + " --config " + small_machine(),
+                   "^.*replay_text.txt: no access lines .* in the trace\n$");
+  std::string pages;
+  for (unsigned i = 0; i < 20000; ++i)
+    pages += (i % 3 ? "R " : "W ") + std::to_string(i % 777) + "\n";
+  const std::string gz = std::filesystem::temp_directory_path() / "replay_truncated.pages.gz";
+  gzFile f = gzopen(gz.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  ASSERT_EQ(gzwrite(f, pages.data(), static_cast<unsigned>(pages.size())),
+            static_cast<int>(pages.size()));
+  ASSERT_EQ(gzclose(f), Z_OK);
+  EXPECT_EQ(run_mmsim("replay " + gz + " --config " + small_machine()).status, 0);
+  std::filesystem::resize_file(gz, std::filesystem::file_size(gz) / 2);
+  expect_bad_input("replay " + gz + " --config " + small_machine(),
+                   "^.*replay_truncated.pages.gz:[0-9]+: unexpected end of compressed data \\(the "
+                   "file is truncated\\)\n$");
+  std::filesystem::remove(gz);
 }
 
 TEST(MmsimReplay, BadMemoryGetsOneLineAndStatusTwo) {

@@ -148,6 +148,14 @@ TEST(MmsimRun, BadMachineOrOptionGetsStatusTwo) {
   expect_bad_input(
       {"run " + good_job() + " --config " + bad_machine, "^.*run_bad_machine.toml:1: cpus: .*\n$"});
   EXPECT_EQ(run_mmsim("run " + good_job() + " --seed x").status, 2);
+  // Out of range: not saturated to 2^64 - 1.
+  for (const char* seed : {"-1", "18446744073709551616", "1e3"}) {
+    const CliRun r = run_mmsim("run " + good_job() + " --seed " + seed);
+    EXPECT_EQ(r.status, 2) << seed;
+    EXPECT_NE(r.err.find("is not a whole number from 0 to 18446744073709551615"), std::string::npos)
+        << r.err;
+  }
+  EXPECT_EQ(run_mmsim("run " + good_job() + " --seed 18446744073709551615").status, 0);
 }
 
 TEST(MmsimRun, BadOutputPathGetsOneLineAndStatusTwo) {

@@ -14,6 +14,9 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <string>
 
 #include "demo.h"
 #include "layout.h"
@@ -23,6 +26,27 @@
 #include "procfs/procfs.h"
 #include "replay.h"
 #include "run.h"
+
+namespace {
+
+// --seed N: a decimal from 0 to 2^64 - 1, nothing else. CLI11 would take
+// "-1" and numbers past 2^64 as 2^64 - 1 without a word.
+void add_seed_option(CLI::App* cmd, uint64_t* seed, const std::string& help) {
+  cmd->add_option_function<std::string>(
+         "--seed",
+         [seed](const std::string& text) {
+           const char* end = text.data() + text.size();
+           const auto [p, ec] = std::from_chars(text.data(), end, *seed);
+           if (text.empty() || ec != std::errc{} || p != end)
+             throw CLI::ValidationError("--seed", "\"" + text +
+                                                      "\" is not a whole number from 0 to "
+                                                      "18446744073709551615");
+         },
+         help)
+      ->type_name("UINT");
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"mmsim: boot a simulated Linux memory-management machine and look inside"};
@@ -48,7 +72,7 @@ int main(int argc, char** argv) {
   mmsim::DemoOptions demo_opt;
   auto* demo = app.add_subcommand("demo", "run the built-in two-CPU workload");
   demo->add_option("--config", config, "machine config (TOML); default: 2 CPUs, 2 nodes, 4 GiB");
-  demo->add_option("--seed", demo_opt.seed, "random seed");
+  add_seed_option(demo, &demo_opt.seed, "random seed");
   demo->add_option("--ops", demo_opt.ops_per_cpu, "operations per CPU")
       ->check(CLI::Range(1u, 10000000u));
   demo->add_flag("--json", demo_opt.json, "JSON output");
@@ -75,7 +99,7 @@ int main(int argc, char** argv) {
   run->add_flag("--json", run_opt.json, "one JSON object instead of text");
   run->add_option("--timeline", run_opt.timeline, "CSV of meminfo and vmstat every ~10 ms");
   run->add_option("--proc", run_opt.proc_dir, "write every /proc view to DIR at the end");
-  run->add_option("--seed", run_opt.seed, "random seed (default 1)");
+  add_seed_option(run, &run_opt.seed, "random seed (default 1)");
 
   mmsim::ReplayOptions replay_opt;
   std::string format;

@@ -382,6 +382,15 @@ int replay_command(const ReplayOptions& opt) {
     mmkit::exit_process(p);
     return kExitBadInput;
   }
+  // A file with no access line at all is no trace (text in another format,
+  // a file compressed twice, the wrong file): an empty replay would hide it.
+  if (st.accesses == 0 && st.error.empty()) {
+    fmt::print(stderr,
+               "{}: no access lines (lackey's I, L, S, M or pages' R/W HEXPAGE) in the trace\n",
+               opt.trace);
+    mmkit::exit_process(p);
+    return kExitBadInput;
+  }
 
   const MachineSnapshot end = take_snapshot(m);
   // VmHWM as /proc/<pid>/status shows it (max of hiwater_rss and the RSS

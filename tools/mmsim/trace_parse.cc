@@ -184,7 +184,18 @@ bool TraceReader::refill() {
     eof_ = true;
     return false;
   }
-  if (n == 0) eof_ = true;
+  if (n == 0) {
+    eof_ = true;
+    // A gzip stream cut short reads as a short file unless asked: zlib
+    // keeps Z_BUF_ERROR for the end of input inside a stream.
+    int errnum = 0;
+    gzerror(f, &errnum);
+    if (errnum == Z_BUF_ERROR) {
+      error_ = fmt::format("{}:{}: unexpected end of compressed data (the file is truncated)",
+                           path_, line_no_ + 1);
+      return false;
+    }
+  }
   len_ = static_cast<size_t>(n);
   return n > 0;
 }
