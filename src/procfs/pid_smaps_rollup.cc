@@ -13,12 +13,16 @@
 // in a private file mapping). Pss goes to Pss_Anon for anonymous pages,
 // Pss_Shmem for shmem, and Pss_File for page-cache pages, whose Rss is
 // Shared_* when another mapping maps them too, else Private_*. The zero
-// page is not a normal page and counts nowhere.
+// page is not a normal page and counts nowhere. A swap entry counts in Swap,
+// and in SwapPss divided by the entries that share its slot (swp_swapcount);
+// shmem pages in swap are not counted (Linux adds shmem_swap_usage()).
 #include <fmt/format.h>
 
 #include "filemap/filemap.h"
 #include "procfs/procfs.h"
+#include "swap/swap.h"
 #include "vm/process.h"
+#include "vm/rmap.h"
 
 namespace mmkit {
 namespace {
@@ -28,7 +32,9 @@ constexpr unsigned PSS_SHIFT = 12;  // fs/proc/task_mmu.c
 struct MemSizeStats {
   uint64_t resident = 0, shared_clean = 0, shared_dirty = 0, private_clean = 0, private_dirty = 0,
            referenced = 0, anonymous = 0;
-  uint64_t pss = 0, pss_dirty = 0, pss_anon = 0, pss_file = 0, pss_shmem = 0;  // << PSS_SHIFT
+  uint64_t swap = 0;
+  uint64_t pss = 0, pss_dirty = 0, pss_anon = 0, pss_file = 0, pss_shmem = 0,
+           swap_pss = 0;  // << PSS_SHIFT
 };
 
 }  // namespace
@@ -43,7 +49,13 @@ std::string render_pid_smaps_rollup(Machine& m, int pid) {
   std::lock_guard pt(mm->page_table_lock);  // reclaim frees no page under the walk
   const uint64_t zero_pfn = m.page_to_pfn(zero_page(m));
   for (auto& [end, vma] : mm->mm_mt) {
-    walk_range(mm->pgd, vma->vm_start, vma->vm_end, [&](uint64_t, pteval_t v) {
+    walk_range_all(mm->pgd, vma->vm_start, vma->vm_end, [&](uint64_t, pteval_t v) {
+      if (is_swap_pte(v)) {  // smaps_pte_entry()'s is_swap_pte() branch
+        const unsigned count = swap_count(m, pte_to_swp_entry(mm->pgd.mode, v));
+        mss.swap += PAGE_SIZE;
+        mss.swap_pss += count >= 2 ? (PAGE_SIZE << PSS_SHIFT) / count : PAGE_SIZE << PSS_SHIFT;
+        return;
+      }
       if ((v & _PAGE_SPECIAL) || pte_pfn(v) == zero_pfn) return;  // vm_normal_page() is null
       const Page* page = m.pfn_to_page(pte_pfn(v));
       const uint64_t size = PAGE_SIZE;
@@ -89,8 +101,8 @@ std::string render_pid_smaps_rollup(Machine& m, int pid) {
   kb("FilePmdMapped:  ", 0);
   kb("Shared_Hugetlb: ", 0);
   fmt::format_to(it, "Private_Hugetlb: {:>7} kB\n", 0);
-  kb("Swap:           ", 0);
-  kb("SwapPss:        ", 0);
+  kb("Swap:           ", mss.swap);
+  kb("SwapPss:        ", mss.swap_pss >> PSS_SHIFT);
   kb("Locked:         ", 0);
   return fmt::to_string(out);
 }

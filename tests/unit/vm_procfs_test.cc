@@ -9,6 +9,7 @@
 #include <fcntl.h>
 
 #include "filemap/filemap.h"
+#include "memcg/memcontrol.h"
 #include "page_alloc/page_alloc.h"
 #include "procfs/procfs.h"
 #include "reclaim/reclaim.h"
@@ -153,6 +154,40 @@ TEST(VmProcfs, SmapsRollupSplitsSharedAndPrivate) {
   EXPECT_NE(r.find("\nPrivate_Hugetlb:       0 kB\n"), std::string::npos) << r;
   EXPECT_EQ(render_view(*m, std::to_string(c->pid) + "/smaps_rollup"), r);
   exit_process(c);
+  exit_process(p);
+}
+
+// Swap entries count in smaps_rollup's Swap (as VmSwap counts them) and in
+// SwapPss split between the address spaces whose entries share a slot.
+TEST(VmProcfs, SmapsRollupCountsSwapEntries) {
+  MachineConfig c = test::one_node(64, 2);
+  c.swap = 32ull << 20;
+  auto r = boot_with_reclaim(c);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  Machine& m = *r.value();
+  Process* p = nullptr;
+  ASSERT_EQ(spawn(m, "p", &p), 0);
+  p->mm->memcg = mem_cgroup_create(m, "small", 64 * kPage);
+  ASSERT_NE(p->mm->memcg, nullptr);
+  const int64_t a = do_mmap(p->mm, 0, 256 * kPage, kRW, kAnon);
+  ASSERT_TRUE(access_touch(p->mm, a, 256 * kPage, Access::kWrite).ok());
+  const int64_t vmswap = status_kb(render_view(m, std::to_string(p->pid) + "/status"), "VmSwap");
+  ASSERT_GT(vmswap, 0);
+  auto field = [](const std::string& text, const std::string& label) -> int64_t {
+    const std::regex re("\n" + label + ": +([0-9]+) kB\n");
+    std::smatch mt;
+    return std::regex_search(text, mt, re) ? std::stoll(mt[1]) : -1;
+  };
+  std::string rollup = render_pid_smaps_rollup(m, p->pid);
+  EXPECT_EQ(field(rollup, "Swap"), vmswap) << rollup;
+  EXPECT_EQ(field(rollup, "SwapPss"), vmswap) << rollup;
+  // A child shares every entry: each address space's SwapPss is half.
+  Process* child = nullptr;
+  ASSERT_EQ(fork_process(p, &child), 0);
+  rollup = render_pid_smaps_rollup(m, p->pid);
+  EXPECT_EQ(field(rollup, "Swap"), vmswap) << rollup;
+  EXPECT_EQ(field(rollup, "SwapPss"), vmswap / 2) << rollup;
+  exit_process(child);
   exit_process(p);
 }
 
