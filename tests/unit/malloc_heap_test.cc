@@ -52,10 +52,13 @@ TEST(MallocHeap, ApiSurface) {
   void* run = heap_malloc(20 << 10);
   EXPECT_EQ(heap_usable_size(run), 20u << 10);
   heap_free(run);
-  // A run shrinks in place: 100 KiB (25 frames) to 50 KiB (13 frames).
+  // A run shrinks in place: 100 KiB (25 frames) to 60 KiB keeps its frames
+  // (it may grow again), to 40 KiB (10 frames, under half) gives 15 back.
   run = heap_malloc(100 << 10);
-  EXPECT_EQ(heap_realloc(run, 50 << 10), run);
-  EXPECT_EQ(heap_usable_size(run), 13u * 4096);
+  EXPECT_EQ(heap_realloc(run, 60 << 10), run);
+  EXPECT_EQ(heap_usable_size(run), 25u * 4096);
+  EXPECT_EQ(heap_realloc(run, 40 << 10), run);
+  EXPECT_EQ(heap_usable_size(run), 10u * 4096);
   heap_free(run);
   // calloc zeroes, and fails on overflow with ENOMEM.
   char* z = static_cast<char*>(heap_calloc(1000, 7));
