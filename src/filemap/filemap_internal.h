@@ -92,7 +92,10 @@ Page* find_get_page(AddressSpace& as, uint64_t index);
 // the cache at `index`, charged to `cg` and queued for the file LRU; a
 // refault of the shadow it replaces is noted. -EEXIST when a page is there,
 // -ENOMEM when the charge failed (the caller frees the page).
-int add_to_page_cache(Machine& m, AddressSpace& as, Page* page, uint64_t index, MemCgroup* cg);
+// With `readahead`, the charge is __GFP_NORETRY's (readahead_gfp_mask): one
+// round of the group's reclaim, then -ENOMEM, never its OOM killer.
+int add_to_page_cache(Machine& m, AddressSpace& as, Page* page, uint64_t index, MemCgroup* cg,
+                      bool readahead = false);
 // The cached page at `index`, or a new one that is locked and not uptodate
 // (*fresh set), with a reference; null when memory is short.
 Page* find_or_create_page(Machine& m, AddressSpace& as, uint64_t index, MemCgroup* cg, bool* fresh);

@@ -55,8 +55,10 @@ uint64_t page_cache_prev_miss(AddressSpace& as, uint64_t index, uint64_t max_sca
   return i;  // index - max_scan: no gap in the range
 }
 
-int add_to_page_cache(Machine& m, AddressSpace& as, Page* page, uint64_t index, MemCgroup* cg) {
-  if (mem_cgroup_charge(m, page, cg) != 0) return -ENOMEM;
+int add_to_page_cache(Machine& m, AddressSpace& as, Page* page, uint64_t index, MemCgroup* cg,
+                      bool readahead) {
+  const ChargeMode mode = readahead ? ChargeMode::kNoRetry : ChargeMode::kNormal;
+  if (mem_cgroup_charge(m, page, cg, mode) != 0) return -ENOMEM;
   page->index = index;
   page->set_mapping_once(&as);
   page->set_atomic(PG_filecache);

@@ -164,7 +164,7 @@ void do_page_cache_ra(Machine& m, Inode& inode, uint64_t start, uint64_t nr, uin
     Page* page = alloc_page(m, GFP_HIGHUSER_MOVABLE | __GFP_NORETRY | __GFP_NOWARN);
     if (!page) break;
     page->set_atomic(PG_locked);
-    if (const int err = add_to_page_cache(m, inode.i_data, page, index, cg)) {
+    if (const int err = add_to_page_cache(m, inode.i_data, page, index, cg, true)) {
       page->clear_atomic(PG_locked);
       put_page(m, page);
       submit();

@@ -143,8 +143,10 @@ void lruvec_del_page(Lruvec& lv, Page* page) {
   node_lru_stat(*lv.memcg->machine, lv.nid, lru, -1);
 }
 
-int mem_cgroup_charge(Machine& m, Page* page, MemCgroup* cg, bool no_reclaim) {
+int mem_cgroup_charge(Machine& m, Page* page, MemCgroup* cg, ChargeMode mode) {
   MemcgState& st = memcg_state(m);
+  const bool no_reclaim = mode == ChargeMode::kNoReclaim;
+  bool reclaimed = false;  // kNoRetry: once
   if (!cg) cg = st.root();
   // try_charge_memcg(): over the limit, reclaim from the group's own lists
   // (MAX_RECLAIM_RETRIES rounds while they make progress), then the
@@ -170,8 +172,11 @@ int mem_cgroup_charge(Machine& m, Page* page, MemCgroup* cg, bool no_reclaim) {
     cg->usage.fetch_sub(1, std::memory_order_relaxed);
     cg->ev_max.fetch_add(1, std::memory_order_relaxed);
     if (no_reclaim || !st.reclaim_ops->reclaim) return -ENOMEM;
+    if (mode == ChargeMode::kNoRetry && reclaimed) return -ENOMEM;
+    reclaimed = true;
     const uint64_t over = static_cast<uint64_t>(now) - max;
     if (st.reclaim_ops->reclaim(m, cg, std::max(over, memcg_reclaim_batch(max)))) continue;
+    if (mode == ChargeMode::kNoRetry) return -ENOMEM;
     if (--retries > 0) continue;
     if (oomed || !st.reclaim_ops->oom) return -ENOMEM;
     cg->ev_oom.fetch_add(1, std::memory_order_relaxed);

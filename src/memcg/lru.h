@@ -127,8 +127,14 @@ void lruvec_del_page(Lruvec& lv, Page* page);
 
 // 0, or -ENOMEM when the group stays over memory.max after reclaim and its
 // OOM killer (the fault then fails with VM_FAULT_OOM). `cg` null: the root.
-// With no_reclaim (readahead), a charge over the limit fails at once.
-int mem_cgroup_charge(Machine& m, Page* page, MemCgroup* cg, bool no_reclaim = false);
+// kNoReclaim (swap and shmem readahead): a charge over the limit fails at
+// once. kNoRetry (__GFP_NORETRY, page-cache readahead): one round of the
+// group's reclaim, then -ENOMEM; never the OOM killer.
+enum class ChargeMode { kNormal, kNoRetry, kNoReclaim };
+int mem_cgroup_charge(Machine& m, Page* page, MemCgroup* cg, ChargeMode mode);
+inline int mem_cgroup_charge(Machine& m, Page* page, MemCgroup* cg, bool no_reclaim = false) {
+  return mem_cgroup_charge(m, page, cg, no_reclaim ? ChargeMode::kNoReclaim : ChargeMode::kNormal);
+}
 // Drops a page's charge (the release hook does this for freed pages).
 void mem_cgroup_uncharge(Machine& m, Page* page);
 

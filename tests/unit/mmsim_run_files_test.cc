@@ -402,6 +402,50 @@ memory_max = "4MiB"
   fs::remove_all(root);
 }
 
+// Groups smaller than the readahead window (128 KiB) and the mmap
+// read-around: readahead's charges are __GFP_NORETRY's (one round of the
+// group's reclaim, then readahead stops), so the pages it has locked for
+// a read never drive the group into its OOM killer; the page a reader
+// needs is charged as usual and reclaims the clean pages before it.
+TEST(MmsimRunFiles, ReadaheadInAGroupSmallerThanItsWindowKillsNoOne) {
+  const std::string root = fresh_root("small_groups");
+  const std::string machine = write_temp(
+      "files_machine_small_groups.toml",
+      "cpus = 2\nswap = \"64MiB\"\n[[node]]\nmemory = \"64MiB\"\n[fs]\nroot = \"" + root + "\"\n");
+  const std::string jobs = write_temp("files_small_groups.toml", R"([[job]]
+name = "r"
+kind = "read"
+size = "2MiB"
+passes = 2
+pattern = "random"
+memory_max = "64KiB"
+[[job]]
+name = "p"
+kind = "mmap-private"
+size = "2MiB"
+passes = 2
+pattern = "random"
+write_ratio = 0
+memory_max = "240KiB"
+[[job]]
+name = "s"
+kind = "mmap-shared"
+size = "2MiB"
+passes = 2
+pattern = "random"
+write_ratio = 0
+memory_max = "200KiB"
+)");
+  CliRun r = run_mmsim("run " + jobs + " --json --seed 3 --config " + machine);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(json_number(r.out, "verify_errors"), 0);
+  EXPECT_EQ(json_number(r.out, "oom_kill"), 0) << r.out.substr(0, 2000);
+  EXPECT_EQ(job_number(r.out, "r", "read", "oom_kills"), 0);
+  EXPECT_EQ(job_number(r.out, "p", "mmap-private", "oom_kills"), 0);
+  EXPECT_EQ(job_number(r.out, "s", "mmap-shared", "oom_kills"), 0);
+  fs::remove_all(root);
+}
+
 // A mapping the process may not have (RLIMIT_AS below the job's size)
 // stops the run at set-up with one line naming the job, the file and the
 // kind, and exit status 1; for each mmap kind.
