@@ -125,7 +125,15 @@ void* big_malloc(size_t size, bool zero) {
     if (void* p = early_alloc(size ? size : 1)) return p;
     return t.in_core ? fail_enomem() : big_malloc(size ? size : 1, false);
   }
-  if (size <= kMallocMaxSmall) return slab_alloc_slowpath(t, malloc_size_class(size ? size : 1));
+  if (size <= kMallocMaxSmall) {
+    const unsigned c = malloc_size_class(size ? size : 1);
+    void* obj = slab_alloc_slowpath(t, c);
+    // MMKIT_DEBUG with red zones: the bytes past the size asked for are a
+    // red zone too (SLUB's kmalloc redzone), so a write one byte past the
+    // block is caught whatever the class's rounding.
+    if (obj && g_heap.debug) kmem_cache_set_orig_size(g_heap.caches[c], obj, size ? size : 1);
+    return obj;
+  }
   return run_alloc(size);
 }
 
@@ -203,7 +211,11 @@ size_t heap_usable_size(const void* p) {
   if (!p) return 0;
   if (Page* page = direct_map_page(p)) {
     Page* head = page->head();
-    if (head->test(PG_slab)) return slab_cache(head)->object_size;
+    if (head->test(PG_slab)) {
+      const KmemCache* s = slab_cache(head);
+      // Under MMKIT_DEBUG the size asked for: the rest is red zone.
+      return g_heap.debug ? kmem_cache_orig_size(s, p) : s->object_size;
+    }
     if (Page* run = run_head(page)) return run_pages(run) << PAGE_SHIFT;
     return 0;
   }
@@ -233,8 +245,11 @@ void* heap_realloc(void* p, size_t size) {
   if (Page* page = direct_map_page(p)) {
     Page* head = page->head();
     if (head->test(PG_slab)) {
-      // In place while the class stays the same.
-      if (size <= kMallocMaxSmall && malloc_class_size(malloc_size_class(size)) == have) return p;
+      // In place while the class stays the same (under MMKIT_DEBUG the
+      // block moves, so its red zones are checked at the free).
+      if (size <= kMallocMaxSmall && !g_heap.debug &&
+          malloc_class_size(malloc_size_class(size)) == have)
+        return p;
     } else if (size <= kMaxRun && size > kMallocMaxSmall) {
       // A run stays in place when it still holds the size. Shrunk to half
       // or less it gives its tail frames back; a smaller shrink keeps them,

@@ -183,7 +183,8 @@ bool boot_machine(uint64_t span) {
                              .freeptr_offset = 0,
                              .use_freeptr_offset = true,
                              .sheaf_capacity = malloc_sheaf_capacity(size)};
-    KmemCache* s = kmem_cache_create(*m, fmt::format("malloc-{}", size), size, args, SLAB_NO_MERGE);
+    KmemCache* s = kmem_cache_create(*m, fmt::format("malloc-{}", size), size, args,
+                                     SLAB_NO_MERGE | SLAB_KMALLOC);
     if (!s) return false;
     g_heap.caches[c] = s;
     g_heap.fast[c] = !s->debug();

@@ -118,6 +118,9 @@ struct KmemCache {
   unsigned inuse = 0;   // offset of the metadata after the object
   unsigned offset = 0;  // free pointer offset within the object
   unsigned red_left_pad = 0;
+  // Where a SLAB_KMALLOC object with red zones keeps its requested size
+  // (after the free pointer); 0: not kept.
+  unsigned orig_size_offset = 0;
   slab_flags_t flags = 0;
   void (*ctor)(void*) = nullptr;
   unsigned order = 0, objects = 0;          // oo: preferred slab order and its objects

@@ -38,6 +38,11 @@ inline constexpr slab_flags_t SLAB_PANIC = 0x00040000;
 inline constexpr slab_flags_t SLAB_TYPESAFE_BY_RCU = 0x00080000;
 inline constexpr slab_flags_t SLAB_RECLAIM_ACCOUNT = 0x00020000;
 inline constexpr slab_flags_t SLAB_NO_MERGE = 0x01000000;
+// A kmalloc-like cache whose callers ask for sizes below the object size
+// (SLAB_KMALLOC): with red zones, each object keeps its requested size, and
+// the bytes between it and the object's end are a red zone too ("kmalloc
+// Redzone", Linux 6.1's orig_size; kmem_cache_set_orig_size()).
+inline constexpr slab_flags_t SLAB_KMALLOC = 0x00001000;
 // mmkit's own: hardened free pointers (CONFIG_SLAB_FREELIST_HARDENED as a
 // per-cache debug option) and slab colouring (Linux's SLAB had it).
 inline constexpr slab_flags_t SLAB_FREELIST_HARDENED = 0x10000000;
@@ -51,6 +56,13 @@ inline constexpr slab_flags_t SLAB_DEBUG_FLAGS =
     SLAB_CONSISTENCY_CHECKS | SLAB_RED_ZONE | SLAB_POISON | SLAB_STORE_USER;
 
 struct KmemCache;
+
+// The size asked for of an object of a SLAB_KMALLOC cache with red zones:
+// set after the allocation (the tail past it becomes red zone, checked
+// when the object is freed), read back for malloc_usable_size. Without
+// them: nothing set, and the object size read.
+void kmem_cache_set_orig_size(KmemCache* s, void* obj, unsigned size);
+unsigned kmem_cache_orig_size(const KmemCache* s, const void* obj);
 
 // Returns null (and reports why) on bad arguments or when out of memory;
 // with SLAB_PANIC the report says the creation was fatal, as Linux panics.

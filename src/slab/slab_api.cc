@@ -21,9 +21,9 @@ constexpr slab_flags_t SLAB_NEVER_MERGE =
     SLAB_RED_ZONE | SLAB_POISON | SLAB_STORE_USER | SLAB_TYPESAFE_BY_RCU | SLAB_NO_MERGE |
     SLAB_CONSISTENCY_CHECKS | SLAB_FREELIST_HARDENED | SLAB_COLOUR;
 constexpr slab_flags_t SLAB_MERGE_SAME = SLAB_RECLAIM_ACCOUNT | SLAB_CACHE_DMA | SLAB_CACHE_DMA32;
-constexpr slab_flags_t kValidFlags = SLAB_DEBUG_FLAGS | SLAB_HWCACHE_ALIGN | SLAB_CACHE_DMA |
-                                     SLAB_CACHE_DMA32 | SLAB_PANIC | SLAB_RECLAIM_ACCOUNT |
-                                     SLAB_NO_MERGE | SLAB_FREELIST_HARDENED | SLAB_COLOUR;
+constexpr slab_flags_t kValidFlags =
+    SLAB_DEBUG_FLAGS | SLAB_HWCACHE_ALIGN | SLAB_CACHE_DMA | SLAB_CACHE_DMA32 | SLAB_PANIC |
+    SLAB_RECLAIM_ACCOUNT | SLAB_NO_MERGE | SLAB_FREELIST_HARDENED | SLAB_COLOUR | SLAB_KMALLOC;
 
 unsigned get_order(uint64_t size) {
   return size <= PAGE_SIZE ? 0 : static_cast<unsigned>(fls((size - 1) >> PAGE_SHIFT));
@@ -82,6 +82,13 @@ bool calculate_sizes(KmemCache* s) {
     s->offset = static_cast<unsigned>(s->freeptr_offset_arg);
   } else {
     s->offset = static_cast<unsigned>(align_down(s->object_size / 2, sizeof(void*)));
+  }
+  // A kmalloc cache's requested size, after the free pointer (Linux keeps
+  // it after the owner tracks, which mmkit does not store).
+  s->orig_size_offset = 0;
+  if ((s->flags & SLAB_KMALLOC) && (s->flags & SLAB_RED_ZONE)) {
+    s->orig_size_offset = size;
+    size += sizeof(unsigned);
   }
   if (s->flags & SLAB_RED_ZONE) {
     s->red_left_pad = static_cast<unsigned>(align_up(sizeof(void*), s->align));

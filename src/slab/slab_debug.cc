@@ -67,6 +67,21 @@ bool freeptr_outside_object(const KmemCache* s) {
 unsigned get_info_end(const KmemCache* s) {
   return freeptr_outside_object(s) ? s->inuse + static_cast<unsigned>(sizeof(void*)) : s->inuse;
 }
+// The end of the metadata after the object: the free pointer, the
+// requested size (the padding check starts here).
+unsigned get_meta_end(const KmemCache* s) {
+  return s->orig_size_offset ? s->orig_size_offset + static_cast<unsigned>(sizeof(unsigned))
+                             : get_info_end(s);
+}
+unsigned get_orig_size(const KmemCache* s, const char* p) {
+  if (!s->orig_size_offset) return s->object_size;
+  unsigned v;
+  std::memcpy(&v, p + s->orig_size_offset, sizeof v);
+  return v;
+}
+void set_orig_size(const KmemCache* s, char* p, unsigned size) {
+  if (s->orig_size_offset) std::memcpy(p + s->orig_size_offset, &size, sizeof size);
+}
 unsigned size_from_object(const KmemCache* s) {
   return (s->flags & SLAB_RED_ZONE) ? s->size - s->red_left_pad : s->size;
 }
@@ -146,7 +161,7 @@ void print_trailer(Report& r, KmemCache* s, Page* slab, const char* p) {
   print_section(r, "Object   ", p, std::min<size_t>(s->object_size, PAGE_SIZE));
   if (s->flags & SLAB_RED_ZONE)
     print_section(r, "Redzone  ", p + s->object_size, s->inuse - s->object_size);
-  const unsigned off = get_info_end(s);
+  const unsigned off = get_meta_end(s);
   if (off < size_from_object(s)) print_section(r, "Padding  ", p + off, size_from_object(s) - off);
 }
 
@@ -199,7 +214,7 @@ void init_object(const KmemCache* s, char* p, uint8_t val) {
 
 // check_pad_bytes(): the padding after the metadata is POISON_INUSE.
 bool check_pad_bytes(Report& r, Page* slab, char* p) {
-  const unsigned off = get_info_end(r.s);
+  const unsigned off = get_meta_end(r.s);
   if (off >= size_from_object(r.s)) return true;
   return check_bytes_and_report(r, slab, p, "Object padding", p + off, POISON_INUSE,
                                 size_from_object(r.s) - off);
@@ -218,6 +233,13 @@ bool check_object(Report& r, Page* slab, char* p, uint8_t val) {
     if (!check_bytes_and_report(r, slab, p, "Right Redzone", endobject, val,
                                 s->inuse - s->object_size))
       return false;
+    // The bytes past the size asked for, in an object in use.
+    if (val == SLUB_RED_ACTIVE && s->orig_size_offset) {
+      const unsigned orig = std::min(get_orig_size(s, p), s->object_size);
+      if (orig < s->object_size && !check_bytes_and_report(r, slab, p, "kmalloc Redzone", p + orig,
+                                                           val, s->object_size - orig))
+        return false;
+    }
   } else if ((s->flags & SLAB_POISON) && s->object_size < s->inuse) {
     check_bytes_and_report(r, slab, p, "Alignment padding", endobject, POISON_INUSE,
                            s->inuse - s->object_size);
@@ -276,6 +298,7 @@ bool slab_pad_check(Report& r, Page* slab) {
 void quarantine(Report& r, char* obj) {
   KmemCache* s = r.s;
   if (s->flags & SLAB_RED_ZONE) set_redzones(s, obj, SLUB_RED_ACTIVE);
+  set_orig_size(s, obj, s->object_size);
   if (freeptr_outside_object(s)) set_freepointer(s, obj, obj);
   s->quarantined.fetch_add(1, std::memory_order_relaxed);
   slab_fix(r, "Marking object as quarantined");
@@ -507,8 +530,20 @@ bool alloc_debug_processing(KmemCache* s, Page* slab, void* obj) {
     return false;
   }
   if (s->flags & SLAB_RED_ZONE) set_redzones(s, p, SLUB_RED_ACTIVE);
+  set_orig_size(s, p, s->object_size);  // the whole object until the caller says less
   r.emit();
   return true;
+}
+
+void kmem_cache_set_orig_size(KmemCache* s, void* obj, unsigned size) {
+  if (!s->orig_size_offset || size >= s->object_size) return;
+  char* p = static_cast<char*>(obj);
+  set_orig_size(s, p, size);
+  std::memset(p + size, SLUB_RED_ACTIVE, s->object_size - size);
+}
+
+unsigned kmem_cache_orig_size(const KmemCache* s, const void* obj) {
+  return std::min(get_orig_size(s, static_cast<const char*>(obj)), s->object_size);
 }
 
 bool free_debug_processing(KmemCache* s, Page* slab, void* obj) {
