@@ -21,6 +21,7 @@
 #include "malloc/heap.h"
 #include "malloc/heap_internal.h"
 #include "page_alloc/page_alloc.h"
+#include "slab/slab_debug.h"
 
 namespace mmkit {
 
@@ -149,6 +150,10 @@ Page* direct_map_page(const void* p) {
     if (head->test(PG_slab)) {
       ThreadCtx& t = tls_heap;
       KmemCache* s = slab_cache(head);
+      // Not an object's start (a pointer into a block, or past the slab's
+      // objects): glibc's "free(): invalid pointer", before it reaches a
+      // freelist and a later malloc hands out overlapping memory.
+      if (!check_valid_pointer(s, head, p)) heap_fatal("free(): invalid pointer", p);
       {
         MallocCoreScope core;
         slab_free_fast(s, t.in_core > 1 ? nullptr : t.cpu, head, p);
@@ -195,7 +200,10 @@ void heap_free(void* p) {
   if (off < g_heap.direct_bytes) [[likely]] {
     Page* head = (g_heap.mem_map + (off >> PAGE_SHIFT))->head();
     ThreadCtx& t = tls_heap;
-    if (head->test(PG_slab) && t.cpu && !t.in_core) [[likely]] {
+    // A slab object starts 16-byte aligned; anything else goes to the slow
+    // path, which checks the pointer in full.
+    if (head->test(PG_slab) && t.cpu && !t.in_core && !(reinterpret_cast<uintptr_t>(p) & 15))
+        [[likely]] {
       if (slab_free_try_fast(slab_cache(head), *t.cpu, head, p)) [[likely]]
         return;
     }
