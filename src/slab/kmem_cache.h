@@ -109,6 +109,17 @@ struct KmemCacheNode {
   }
 };
 
+// kmem_cache_node objects come from chunks of 64, shared by every machine
+// of the process (Linux allocates them from its kmem_cache_node cache):
+// the caches' list_locks sit side by side, so libmmkit-malloc's fork
+// handlers, which lock and unlock every one, write a few pages that fork
+// made copy-on-write rather than one page per cache.
+KmemCacheNode* alloc_kmem_cache_node();
+void free_kmem_cache_node(KmemCacheNode* n);
+struct KmemCacheNodeDeleter {
+  void operator()(KmemCacheNode* n) const { free_kmem_cache_node(n); }
+};
+
 struct KmemCache {
   Machine* machine = nullptr;
   std::string name;
@@ -144,7 +155,7 @@ struct KmemCache {
   std::unique_ptr<KmemCacheCpu[]> cpu_slab;
   unsigned sheaf_capacity = 0;           // KmemCacheArgs::sheaf_capacity; 0 for debug caches
   std::unique_ptr<void*[]> sheaf_slots;  // nr_cpus sheaves of sheaf_capacity slots
-  std::vector<std::unique_ptr<KmemCacheNode>> node;
+  std::vector<std::unique_ptr<KmemCacheNode, KmemCacheNodeDeleter>> node;
 
   bool debug() const { return flags & SLAB_DEBUG_FLAGS; }
   // Walks of a freelist outside the fast paths check each next pointer.

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
+#include <new>
 #include <random>
 
 #include "base/bitops.h"
@@ -174,6 +176,40 @@ bool should_failslab(Machine& m, gfp_t gfp) {
 
 }  // namespace
 
+namespace {
+constexpr unsigned kNodesPerChunk = 64;
+constinit std::mutex node_pool_lock;
+constinit void* node_pool_free = nullptr;  // free slots, chained through their first word
+}  // namespace
+
+KmemCacheNode* alloc_kmem_cache_node() {
+  void* slot;
+  {
+    std::lock_guard<std::mutex> g(node_pool_lock);
+    if (!node_pool_free) {
+      // Never freed: a chunk's slots go back to the pool, whose free list
+      // keeps every chunk reachable.
+      auto* chunk = static_cast<char*>(::operator new (kNodesPerChunk * sizeof(KmemCacheNode),
+                                                       std::align_val_t{alignof(KmemCacheNode)}));
+      for (unsigned i = kNodesPerChunk; i-- > 0;) {
+        void* p = chunk + size_t{i} * sizeof(KmemCacheNode);
+        *static_cast<void**>(p) = node_pool_free;
+        node_pool_free = p;
+      }
+    }
+    slot = node_pool_free;
+    node_pool_free = *static_cast<void**>(slot);
+  }
+  return new (slot) KmemCacheNode();
+}
+
+void free_kmem_cache_node(KmemCacheNode* n) {
+  n->~KmemCacheNode();
+  std::lock_guard<std::mutex> g(node_pool_lock);
+  *reinterpret_cast<void**>(n) = node_pool_free;
+  node_pool_free = n;
+}
+
 bool kmem_cache_open(KmemCache* s) {
   Machine& m = *s->machine;
   if (!calculate_sizes(s)) return false;
@@ -193,7 +229,7 @@ bool kmem_cache_open(KmemCache* s) {
     }
   }
   for (unsigned i = 0; i < m.nr_nodes(); ++i) {
-    s->node.push_back(std::make_unique<KmemCacheNode>());
+    s->node.emplace_back(alloc_kmem_cache_node());
     SpinGuard g(s->node.back()->list_lock);
     s->node.back()->partial.init();
   }

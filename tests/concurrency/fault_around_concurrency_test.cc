@@ -12,7 +12,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstring>
+#include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -79,6 +82,17 @@ TEST(FaultAroundConcurrency, ReadsWritesTruncateAndReclaim) {
     wbase = static_cast<uint64_t>(b);
   }
   std::atomic<int> bad{0};
+  // The first failure, for the report: which thread, what it saw.
+  std::mutex first_lock;
+  std::string first;
+  auto note = [&](const std::string& what) {
+    ++bad;
+    std::lock_guard<std::mutex> g(first_lock);
+    if (first.empty()) first = what;
+  };
+  auto describe = [](const FaultResult& f) {
+    return "status " + std::to_string(static_cast<int>(f.status)) + " (" + f.reason + ")";
+  };
   std::atomic<bool> done{false};
   std::atomic<uint64_t> sigbus{0};
 
@@ -91,15 +105,16 @@ TEST(FaultAroundConcurrency, ReadsWritesTruncateAndReclaim) {
       const uint64_t page = (x >> 33) % kPages;
       unsigned char got = 0xee;
       const FaultResult f = access_read(reader->mm, rbase + page * PAGE_SIZE + 100, &got, 1);
+      const std::string at = "reader page " + std::to_string(page) + ": ";
       if (page >= kFixed + kOwn) {
         if (f.status == FaultStatus::kSigbus)
           ++sigbus;
         else if (!f.ok() || got != 0)
-          ++bad;
+          note(at + describe(f) + " byte " + std::to_string(got));
       } else if (page < kFixed && (!f.ok() || got != fixed_byte(page))) {
-        ++bad;
+        note(at + describe(f) + " byte " + std::to_string(got));
       } else if (!f.ok()) {
-        ++bad;
+        note(at + describe(f));
       }
     }
   });
@@ -115,9 +130,12 @@ TEST(FaultAroundConcurrency, ReadsWritesTruncateAndReclaim) {
       unsigned char got = 0;
       if (i % 2 == 0) {
         const unsigned char v = ++version[k];
-        if (!access_write(writer->mm, at, &v, 1).ok()) ++bad;
-      } else if (!access_read(writer->mm, at, &got, 1).ok() || got != version[k]) {
-        ++bad;
+        const FaultResult f = access_write(writer->mm, at, &v, 1);
+        if (!f.ok()) note("writer write page " + std::to_string(kFixed + k) + ": " + describe(f));
+      } else if (const FaultResult f = access_read(writer->mm, at, &got, 1);
+                 !f.ok() || got != version[k]) {
+        note("writer read page " + std::to_string(kFixed + k) + ": " + describe(f) + " byte " +
+             std::to_string(got) + " want " + std::to_string(version[k]));
       }
       // A read in the tail too: its window may reach pages being cut.
       if (i % 8 == 0)
@@ -130,14 +148,16 @@ TEST(FaultAroundConcurrency, ReadsWritesTruncateAndReclaim) {
     FileTable ft;
     const int fd = sys_open(m, ft, "f", O_RDWR);
     if (fd < 0) {
-      ++bad;
+      note("open: " + std::to_string(fd));
       return;
     }
     for (int i = 0; !done.load(); ++i) {
       const uint64_t cut = kFixed + kOwn + (static_cast<uint64_t>(i) * 97) % kTail;
-      if (sys_ftruncate(m, ft, fd, cut * PAGE_SIZE + 10) != 0) ++bad;
+      if (const int e = sys_ftruncate(m, ft, fd, cut * PAGE_SIZE + 10); e != 0)
+        note("truncate: " + std::to_string(e));
       std::this_thread::yield();
-      if (sys_ftruncate(m, ft, fd, kPages * PAGE_SIZE) != 0) ++bad;
+      if (const int e = sys_ftruncate(m, ft, fd, kPages * PAGE_SIZE); e != 0)
+        note("truncate back: " + std::to_string(e));
       if (i % 16 == 0) drop_caches(m, 1);
     }
     files_close_all(m, ft);
@@ -146,7 +166,10 @@ TEST(FaultAroundConcurrency, ReadsWritesTruncateAndReclaim) {
   write_thread.join();
   done = true;
   truncate_thread.join();
-  EXPECT_EQ(bad.load(), 0);
+  EXPECT_EQ(bad.load(), 0) << "first: " << first;
+  if (bad.load()) {
+    for (const std::string& l : m.kernel_log()) std::fprintf(stderr, "%s\n", l.c_str());
+  }
   {
     auto scope = CpuScope::bind(m, 0);
     ASSERT_TRUE(scope.ok());
