@@ -54,8 +54,10 @@ std::string task_line(Process* p) {
 }
 
 // oom_reap_task_mm(): the victim's private memory goes now, when its address
-// space can be had (shared mappings stay: others may use them); else its own
-// thread frees it on exit.
+// space can be had (shared mappings stay: others may use them), and the
+// victim is MMF_OOM_SKIP: what is left (shmem, shared file pages) goes only
+// when its own thread exits, and the OOM killer does not wait for that.
+// When the address space cannot be had, its own thread frees it on exit.
 void oom_reap(Machine& m, MmStruct* mm) {
   if (mm->mmap_lock.held_by_me()) return;
   if (!mm->mmap_lock.try_lock_for(std::chrono::milliseconds(20))) return;
@@ -65,6 +67,7 @@ void oom_reap(Machine& m, MmStruct* mm) {
       mm_internal::zap_vma_range(mm, vma, vma->vm_start, vma->vm_end);
   mm->page_table_lock.unlock();
   mm->mmap_lock.unlock();
+  mm->oom_skip.store(true);
 }
 
 Process* current_process(Machine& m) {
@@ -90,7 +93,7 @@ bool out_of_memory(Machine& m, MemCgroup* cg, gfp_t gfp, unsigned order) {
   thread_local unsigned waits = 0;
   for (Process* p : tasks)
     if (p->oom_killed.load() && (!cg || p->mm->memcg == cg) && p->mm->get_mm_rss() > 0 &&
-        !p->mm->mmap_lock.held_by_me() && waits < 1000) {
+        !p->mm->oom_skip.load() && !p->mm->mmap_lock.held_by_me() && waits < 1000) {
       ++waits;
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
       return true;

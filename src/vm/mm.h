@@ -122,8 +122,11 @@ struct MmStruct {
   std::atomic<int> mm_users{1};
   // The memory cgroup its pages are charged to (mm->owner's); null: the root.
   MemCgroup* memcg = nullptr;
-  // The owner was OOM-killed: faults return kKilled (MMF_OOM_SKIP's role).
+  // The owner was OOM-killed: faults return kKilled.
   std::atomic<bool> oom_killed{false};
+  // MMF_OOM_SKIP: the OOM reaper has freed what it could of the victim's
+  // memory (not its shared mappings); the OOM killer no longer waits for it.
+  std::atomic<bool> oom_skip{false};
 
   uint64_t get_mm_counter(MmCounter c) const {
     const int64_t v = rss_stat[c].load(std::memory_order_relaxed);

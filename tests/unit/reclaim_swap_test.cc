@@ -19,6 +19,7 @@
 #include "page_alloc/page_alloc.h"
 #include "reclaim/oom.h"
 #include "reclaim/reclaim.h"
+#include "reclaim/reclaim_state.h"
 #include "reclaim/vmscan.h"
 #include "swap/swap.h"
 #include "swap/swap_state.h"  // swap_set_cache_bit: a cache-only slot freed directly
@@ -322,6 +323,39 @@ TEST_P(ReclaimSwapPolicy, FullSwapEndsInTheOomKillerWhichSparesMinus1000) {
   exit_process(hog);
   EXPECT_EQ(verify_pages(keeper->mm, ka, small, 5), 0u);
   exit_process(keeper);
+}
+
+// A victim whose memory is shmem keeps it after the kill (shared mappings
+// are not reaped; its pages go when it exits): the reaper marks it
+// MMF_OOM_SKIP, and the next OOM in the group kills another task at once
+// instead of waiting for one that cannot free anything (a one-CPU machine
+// waited a second per kill for a victim that needed that CPU to exit).
+TEST(ReclaimSwap, AReapedShmemVictimIsNotWaitedFor) {
+  auto m = boot_small(32, 0);
+  ASSERT_TRUE(m);
+  auto cpu = CpuScope::bind(*m, 0);
+  MemCgroup* cg = mem_cgroup_create(*m, "g", 128 * PAGE_SIZE);
+  ASSERT_NE(cg, nullptr);
+  Process* a = spawn_in_group(*m, cg, "a");
+  Process* b = spawn_in_group(*m, cg, "b");
+  for (Process* p : {a, b}) {
+    const int64_t at =
+        do_mmap(p->mm, 0, 48 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS);
+    ASSERT_GT(at, 0);
+    ASSERT_TRUE(
+        access_touch(p->mm, static_cast<uint64_t>(at), 48 * PAGE_SIZE, Access::kWrite).ok());
+  }
+  ASSERT_TRUE(oom_kill_memcg(*m, cg));
+  EXPECT_EQ(m->sum_event(VmEvent::OOM_KILL), 1);
+  Process* victim = a->oom_killed.load() ? a : b;
+  ASSERT_TRUE(victim->oom_killed.load());
+  EXPECT_TRUE(victim->mm->oom_skip.load());
+  EXPECT_GT(victim->mm->get_mm_counter(MM_SHMEMPAGES), 0u);  // still there
+  ASSERT_TRUE(oom_kill_memcg(*m, cg));
+  EXPECT_EQ(m->sum_event(VmEvent::OOM_KILL), 2);
+  EXPECT_TRUE(a->oom_killed.load() && b->oom_killed.load());
+  exit_process(a);
+  exit_process(b);
 }
 
 TEST_P(ReclaimSwapPolicy, MemcgAtMaxReclaimsOnlyItsOwnPages) {
