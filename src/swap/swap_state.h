@@ -82,6 +82,8 @@ struct SwapState final : LayerState {
   std::vector<std::unique_ptr<std::vector<SwapInfo*>>> old_avail;  // kept until teardown
   int least_priority = -1;
   std::atomic<int64_t> total{0}, nr_free{0};
+  // Slots handed out, for the turns areas of one priority take.
+  std::atomic<uint64_t> allocs{0};
   FaultAttr write_fault;
   // swapin_nr_pages()'s state: readahead pages used since the last fault
   // that read, the offset of that fault, and the window it chose.

@@ -399,16 +399,28 @@ SwpEntry get_swap_page(Machine& m, uint16_t memcg_id) {
   // folio_alloc_swap()'s mem_cgroup_try_charge_swap(), taken first here so
   // that a slot is never handed out and taken back.
   if (!mem_cgroup_try_charge_swap(m, memcg_id)) return {};
-  for (SwapInfo* si : *v) {
-    if (!si->writeok.load(std::memory_order_relaxed)) continue;
-    std::lock_guard<std::mutex> g(si->lock);
-    if (!si->writeok.load(std::memory_order_relaxed)) continue;  // swapoff began meanwhile
-    if (si->inuse_pages.load(std::memory_order_relaxed) >= si->pages) continue;
-    const uint64_t off = alloc_slot(st, *si);
-    if (!off) continue;
-    si->swap_map[off] = SWAP_HAS_CACHE;
-    si->memcg_id[off].store(memcg_id, std::memory_order_relaxed);
-    return swp_entry(si->type, off);
+  // Highest priority first. Areas of one priority take turns, a cluster's
+  // worth of slots each: Linux requeues an area behind its equals after
+  // each allocation (plist_requeue), and its per-CPU clusters make that
+  // about a cluster at a time, so swap-out keeps runs that readahead reads.
+  const uint64_t turn = st.allocs.fetch_add(1, std::memory_order_relaxed) / SWAPFILE_CLUSTER;
+  for (size_t i = 0; i < v->size();) {
+    size_t end = i;
+    while (end < v->size() && (*v)[end]->prio == (*v)[i]->prio) ++end;
+    const size_t n = end - i;
+    for (size_t k = 0; k < n; ++k) {
+      SwapInfo* si = (*v)[i + (turn + k) % n];
+      if (!si->writeok.load(std::memory_order_relaxed)) continue;
+      std::lock_guard<std::mutex> g(si->lock);
+      if (!si->writeok.load(std::memory_order_relaxed)) continue;  // swapoff began meanwhile
+      if (si->inuse_pages.load(std::memory_order_relaxed) >= si->pages) continue;
+      const uint64_t off = alloc_slot(st, *si);
+      if (!off) continue;
+      si->swap_map[off] = SWAP_HAS_CACHE;
+      si->memcg_id[off].store(memcg_id, std::memory_order_relaxed);
+      return swp_entry(si->type, off);
+    }
+    i = end;
   }
   mem_cgroup_swap_charge(m, memcg_id, -1);
   mem_cgroup_swap_fail(m, memcg_id);

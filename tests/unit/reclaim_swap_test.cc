@@ -202,6 +202,40 @@ TEST(ReclaimSwap, SlotAllocatorReachesEverySlotAndReusesFreedOnes) {
   ASSERT_EQ(swap_check(*m), "");
 }
 
+// Areas of one priority take turns, a cluster (SWAPFILE_CLUSTER slots) at a time, as
+// Linux requeues an area behind its equals; a higher priority is used
+// alone while it has room.
+TEST(ReclaimSwap, EqualPrioritiesTakeTurnsHigherFirst) {
+  auto m = boot_small(32, 0);
+  ASSERT_TRUE(m);
+  std::string err;
+  unsigned a = 0, b = 0, hi = 0;
+  ASSERT_EQ(swapon(*m, SwapOptions{.path = "", .size = 8ull << 20, .priority = 5}, &err, &a), 0)
+      << err;
+  ASSERT_EQ(swapon(*m, SwapOptions{.path = "", .size = 8ull << 20, .priority = 5}, &err, &b), 0)
+      << err;
+  std::vector<SwpEntry> got;
+  unsigned per_type[MAX_SWAPFILES] = {};
+  for (uint64_t i = 0; i < 4 * SWAPFILE_CLUSTER; ++i) {
+    const SwpEntry e = get_swap_page(*m, 0);
+    ASSERT_NE(e.val, 0u);
+    ++per_type[swp_type(e)];
+    got.push_back(e);
+  }
+  EXPECT_EQ(per_type[a], 2 * SWAPFILE_CLUSTER);
+  EXPECT_EQ(per_type[b], 2 * SWAPFILE_CLUSTER);
+  ASSERT_EQ(swapon(*m, SwapOptions{.path = "", .size = 4ull << 20, .priority = 7}, &err, &hi), 0)
+      << err;
+  for (int i = 0; i < 100; ++i) {
+    const SwpEntry e = get_swap_page(*m, 0);
+    ASSERT_NE(e.val, 0u);
+    EXPECT_EQ(swp_type(e), hi);
+    got.push_back(e);
+  }
+  for (SwpEntry e : got) ASSERT_EQ(swap_set_cache_bit(*m, e, false), 0);
+  EXPECT_EQ(swap_check(*m), "");
+}
+
 TEST(ReclaimSwap, SwapEntryEncodingsRoundTrip) {
   for (unsigned type : {0u, 1u, 17u, 31u})
     for (uint64_t off : {1ull, 2ull, 255ull, 123456ull, (1ull << 23) - 1}) {
