@@ -74,15 +74,19 @@ void* new_nothrow(size_t size, size_t align) noexcept {
 
 // A copy of stderr taken at load time: programs such as coreutils close
 // their standard descriptors before they exit, and the report comes later.
+// Taken when MMKIT_SHOW_STATS or MMKIT_PROC asks for output at exit.
 int stats_fd = -1;
+bool show_stats = false;
 
 __attribute__((constructor)) void at_load() {
-  if (const char* s = getenv("MMKIT_SHOW_STATS"); s && *s && *s != '0')
-    stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 10);
+  const char* s = getenv("MMKIT_SHOW_STATS");
+  const char* proc = getenv("MMKIT_PROC");
+  show_stats = s && *s && *s != '0';
+  if (show_stats || (proc && *proc)) stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 10);
 }
 
 __attribute__((destructor)) void at_exit_report() {
-  if (stats_fd >= 0) write_all(stats_fd, heap_stats_report());
+  if (show_stats && stats_fd >= 0) write_all(stats_fd, heap_stats_report());
   if (const char* dir = getenv("MMKIT_PROC"); dir && *dir) {
     Machine* m = heap_machine();
     if (!m) return;
@@ -92,7 +96,14 @@ __attribute__((destructor)) void at_exit_report() {
       if (text.empty()) continue;
       const std::string path = std::string(dir) + "/" + std::string(name);
       const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-      if (fd < 0) continue;
+      if (fd < 0) {
+        // One line naming what failed, then nothing more: the program's
+        // exit status stays its own.
+        const std::string msg =
+            "mmkit-malloc: MMKIT_PROC: cannot write " + path + ": " + std::strerror(errno) + "\n";
+        if (stats_fd >= 0) write_all(stats_fd, msg);
+        return;
+      }
       write_all(fd, text);
       close(fd);
     }

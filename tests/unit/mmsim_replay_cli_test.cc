@@ -186,6 +186,9 @@ TEST(MmsimReplay, BadMemoryGetsOneLineAndStatusTwo) {
                    "^mmsim: replay: --memory: \"lots\" is not a size \\(use e.g. \"512MiB\"\\)\n$");
   expect_bad_input("replay " + good + " --memory 100",
                    "^mmsim: replay: --memory: \"100\" is less than a page \\(4KiB\\)\n$");
+  // Given but empty is not "no limit".
+  expect_bad_input("replay " + good + " --memory ''",
+                   "^mmsim: replay: --memory: \"\" is not a size .*\n$");
 }
 
 TEST(MmsimReplay, BadFormatOrNoTraceGetsStatusTwo) {

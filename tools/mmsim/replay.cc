@@ -323,9 +323,9 @@ bool memory_limit(const std::string& text, uint64_t* bytes, std::string* why) {
 
 int replay_command(const ReplayOptions& opt) {
   uint64_t limit = 0;
-  if (!opt.memory.empty()) {
+  if (opt.memory) {
     std::string why;
-    if (!memory_limit(opt.memory, &limit, &why)) {
+    if (!memory_limit(*opt.memory, &limit, &why)) {
       fmt::print(stderr, "mmsim: replay: --memory: {}\n", why);
       return kExitBadInput;
     }
@@ -357,7 +357,7 @@ int replay_command(const ReplayOptions& opt) {
     fmt::print(stderr, "mmsim: replay: spawn failed: {}\n", std::generic_category().message(-err));
     return kExitFailed;
   }
-  if (!opt.memory.empty()) {
+  if (opt.memory) {
     p->mm->memcg = p->files.memcg = mmkit::mem_cgroup_create(m, "replay", limit);
     if (!p->mm->memcg) {
       fmt::print(stderr, "mmsim: replay: cannot create the memory cgroup\n");

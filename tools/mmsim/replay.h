@@ -35,7 +35,7 @@ struct ReplayOptions {
   std::string trace;
   TraceFormat format = TraceFormat::kAuto;
   std::string config;
-  std::string memory;  // --memory SIZE, as typed
+  std::optional<std::string> memory;  // --memory SIZE, as typed
   bool json = false;
   std::string proc_dir;
 };
