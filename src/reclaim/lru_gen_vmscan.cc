@@ -236,6 +236,8 @@ uint64_t lru_gen_evict(Machine& m, Lruvec& lv, ScanControl& sc, uint64_t nr) {
     if (!page->test_and_set(PG_locked)) {
       v = shrink_one(m, page, sc);
       page->clear_atomic(PG_locked);
+    } else {
+      ++sc.nr_busy;
     }
     if (v == Verdict::kReclaimed) {
       ++reclaimed;

@@ -4,6 +4,7 @@
 #include "reclaim/vmscan.h"
 
 #include <algorithm>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -111,6 +112,14 @@ bool remove_mapping(Machine& m, Page* page) {
 
 namespace vmscan_internal {
 
+namespace {
+// A page kept because something held a lock reclaim could only try.
+Verdict busy(ScanControl& sc) {
+  ++sc.nr_busy;
+  return Verdict::kKeep;
+}
+}  // namespace
+
 Verdict shrink_one(Machine& m, Page* page, ScanControl& sc) {
   if (page->test(PG_writeback) || page->test(PG_unevictable)) return Verdict::kKeep;
   const RmapResult refs = folio_referenced(m, page);
@@ -123,7 +132,10 @@ Verdict shrink_one(Machine& m, Page* page, ScanControl& sc) {
     if (referenced_page || refs.done > 1) return Verdict::kActivate;
     return Verdict::kKeep;
   }
-  if (refs.busy) return Verdict::kKeep;
+  if (refs.busy) {
+    ++sc.nr_busy;
+    return Verdict::kKeep;
+  }
   if (!page->test(PG_swapbacked)) {
     // A page-cache page: written back when dirty (pageout), then dropped
     // with a shadow entry left in its slot. One truncated meanwhile has no
@@ -131,7 +143,7 @@ Verdict shrink_one(Machine& m, Page* page, ScanControl& sc) {
     if (!page_is_file_cache(page)) return Verdict::kKeep;
     if (page->mapcount.load(std::memory_order_acquire) > 0) {
       try_to_unmap(m, page);  // through the file's i_mmap
-      if (page->mapcount.load(std::memory_order_acquire) > 0) return Verdict::kKeep;
+      if (page->mapcount.load(std::memory_order_acquire) > 0) return busy(sc);
     }
     if (page->test(PG_dirty)) {
       // Dirty: the flusher is asked to write it and PG_reclaim set, so its
@@ -161,7 +173,7 @@ Verdict shrink_one(Machine& m, Page* page, ScanControl& sc) {
     // below as an anonymous page is.
     if (page->mapcount.load(std::memory_order_acquire) > 0) {
       try_to_unmap(m, page);
-      if (page->mapcount.load(std::memory_order_acquire) > 0) return Verdict::kKeep;
+      if (page->mapcount.load(std::memory_order_acquire) > 0) return busy(sc);
     }
     if (!page->test(PG_dirty))
       return filemap_remove_mapping(m, page) ? Verdict::kReclaimed : Verdict::kKeep;
@@ -174,7 +186,7 @@ Verdict shrink_one(Machine& m, Page* page, ScanControl& sc) {
   }
   if (page->mapcount.load(std::memory_order_acquire) > 0) {
     try_to_unmap(m, page);
-    if (page->mapcount.load(std::memory_order_acquire) > 0) return Verdict::kKeep;
+    if (page->mapcount.load(std::memory_order_acquire) > 0) return busy(sc);
   }
   if (page->test(PG_dirty)) {
     // pageout(): written with PG_writeback; a failure keeps it dirty.
@@ -204,6 +216,8 @@ void shrink_inactive_list(Machine& m, Lruvec& lv, uint64_t nr, ScanControl& sc, 
     if (!page->test_and_set(PG_locked)) {
       v = shrink_one(m, page, sc);
       page->clear_atomic(PG_locked);
+    } else {
+      ++sc.nr_busy;
     }
     if (v == Verdict::kReclaimed) {
       ++reclaimed;
@@ -335,14 +349,26 @@ void shrink_node(Machine& m, int nid, ScanControl& sc) {
   }
 }
 
+constexpr int kBusyRounds = 4;
+
 uint64_t try_to_free_mem_cgroup_pages(Machine& m, MemCgroup* cg, uint64_t nr_pages) {
   ScanControl sc;
   sc.target = cg;
   sc.batch = memcg_reclaim_batch(cg->max.load(std::memory_order_relaxed));
   sc.nr_to_reclaim = std::max(nr_pages, sc.batch);
-  for (int prio = DEF_PRIORITY; prio >= 0 && sc.nr_reclaimed < sc.nr_to_reclaim; --prio) {
-    sc.priority = static_cast<unsigned>(prio);
-    for (unsigned nid = 0; nid < m.nr_nodes(); ++nid) shrink_node(m, static_cast<int>(nid), sc);
+  // A round that freed nothing because pages were busy is tried again
+  // after a yield, a few times: in the kernel the holder of a page-table
+  // spinlock cannot be preempted, here a faulting thread holding one may
+  // be, and 16 such rounds in a row made the group's OOM killer fire on a
+  // group of clean file pages (FaultAroundConcurrency at 6 MiB).
+  for (int round = 0;; ++round) {
+    for (int prio = DEF_PRIORITY; prio >= 0 && sc.nr_reclaimed < sc.nr_to_reclaim; --prio) {
+      sc.priority = static_cast<unsigned>(prio);
+      for (unsigned nid = 0; nid < m.nr_nodes(); ++nid) shrink_node(m, static_cast<int>(nid), sc);
+    }
+    if (sc.nr_reclaimed || !sc.nr_busy || round == kBusyRounds) break;
+    sc.nr_busy = 0;
+    std::this_thread::yield();
   }
   return sc.nr_reclaimed;
 }

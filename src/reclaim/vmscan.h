@@ -45,6 +45,9 @@ struct ScanControl {
   uint64_t nr_reclaimed = 0;
   uint64_t nr_dirty_queued = 0;  // dirty file pages left to the flusher this batch
   uint64_t young_cpus = 0;       // TLBs to flush at the batch's end (flush_tlb_cpus)
+  // Pages kept because a lock was busy: the page's own, or a page-table
+  // lock its rmap walk or unmap could only try (lock order forbids waiting).
+  uint64_t nr_busy = 0;
 };
 
 // shrink_node(): every group's lruvec of node `nid` (or sc.target's), and the
