@@ -23,6 +23,16 @@ namespace mmkit {
 
 class Machine;
 
+// MMKIT_DEBUG's owner tracking: each entry point notes the program's call
+// site (its own return address), which the slab allocator's tracks record
+// ("INFO: Allocated in ..."). One load and a branch not taken otherwise.
+extern constinit bool g_heap_track_callers;
+void heap_note_caller_slow(const void* addr);
+inline void heap_note_caller(const void* addr) {
+  if (g_heap_track_callers) [[unlikely]]
+    heap_note_caller_slow(addr);
+}
+
 void* heap_malloc(size_t size);  // null and errno ENOMEM on failure
 void heap_free(void* p);
 void heap_free_sized(void* p, size_t size);

@@ -40,6 +40,11 @@
 namespace mmkit {
 
 constinit HeapGlobals g_heap;
+constinit bool g_heap_track_callers = false;
+
+void heap_note_caller_slow(const void* addr) {
+  slab_set_track_caller(addr);
+}
 constinit thread_local ThreadCtx tls_heap __attribute__((tls_model("initial-exec")));
 
 namespace {
@@ -190,6 +195,7 @@ bool boot_machine(uint64_t span) {
     g_heap.fast[c] = !s->debug();
   }
   g_heap.m = m;
+  g_heap_track_callers = g_heap.debug;
   g_heap.ram_base = reinterpret_cast<uintptr_t>(m->phys_window(0));
   g_heap.direct_bytes = m->direct_map_pfns() << PAGE_SHIFT;
   g_heap.mem_map = m->pfn_to_page(0);

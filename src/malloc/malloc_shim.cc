@@ -113,18 +113,23 @@ __attribute__((destructor)) void at_exit_report() {
 }  // namespace
 
 MMKIT_EXPORT void* malloc(size_t size) {
+  heap_note_caller(__builtin_return_address(0));
   return heap_malloc(size);
 }
 MMKIT_EXPORT void free(void* p) {
+  heap_note_caller(__builtin_return_address(0));
   heap_free(p);
 }
 MMKIT_EXPORT void* calloc(size_t n, size_t size) {
+  heap_note_caller(__builtin_return_address(0));
   return heap_calloc(n, size);
 }
 MMKIT_EXPORT void* realloc(void* p, size_t size) {
+  heap_note_caller(__builtin_return_address(0));
   return heap_realloc(p, size);
 }
 MMKIT_EXPORT void* reallocarray(void* p, size_t n, size_t size) {
+  heap_note_caller(__builtin_return_address(0));
   size_t bytes;
   if (__builtin_mul_overflow(n, size, &bytes)) {
     errno = ENOMEM;
@@ -133,14 +138,17 @@ MMKIT_EXPORT void* reallocarray(void* p, size_t n, size_t size) {
   return heap_realloc(p, bytes);
 }
 MMKIT_EXPORT void* memalign(size_t align, size_t size) {
+  heap_note_caller(__builtin_return_address(0));
   return aligned_or_null(align, size);
 }
 // C11 with glibc 2.38's reading: an alignment that is not a power of two
 // fails with EINVAL (memalign rounds it up instead, as glibc always has).
 MMKIT_EXPORT void* aligned_alloc(size_t align, size_t size) {
+  heap_note_caller(__builtin_return_address(0));
   return heap_memalign(align, size);
 }
 MMKIT_EXPORT int posix_memalign(void** out, size_t align, size_t size) {
+  heap_note_caller(__builtin_return_address(0));
   if (align % sizeof(void*) || (align & (align - 1)) || align == 0) return EINVAL;
   void* p = heap_memalign(align, size);
   if (!p) return ENOMEM;
@@ -148,9 +156,11 @@ MMKIT_EXPORT int posix_memalign(void** out, size_t align, size_t size) {
   return 0;
 }
 MMKIT_EXPORT void* valloc(size_t size) {
+  heap_note_caller(__builtin_return_address(0));
   return heap_memalign(kPage, size);
 }
 MMKIT_EXPORT void* pvalloc(size_t size) {
+  heap_note_caller(__builtin_return_address(0));
   size_t rounded;
   if (__builtin_add_overflow(size, kPage - 1, &rounded)) {
     errno = ENOMEM;
@@ -212,66 +222,86 @@ MMKIT_EXPORT int mmkit_malloc_check(char* msg, size_t len) {
 #define MMKIT_NEW __attribute__((visibility("default")))
 
 MMKIT_NEW void* operator new(size_t n) {
+  heap_note_caller(__builtin_return_address(0));
   if (void* p = heap_malloc(n)) [[likely]]
     return p;
   return new_or_throw(n, 0);
 }
 MMKIT_NEW void* operator new[](size_t n) {
+  heap_note_caller(__builtin_return_address(0));
   if (void* p = heap_malloc(n)) [[likely]]
     return p;
   return new_or_throw(n, 0);
 }
 MMKIT_NEW void* operator new(size_t n, const std::nothrow_t&) noexcept {
+  heap_note_caller(__builtin_return_address(0));
   return new_nothrow(n, 0);
 }
 MMKIT_NEW void* operator new[](size_t n, const std::nothrow_t&) noexcept {
+  heap_note_caller(__builtin_return_address(0));
   return new_nothrow(n, 0);
 }
 MMKIT_NEW void* operator new(size_t n, std::align_val_t a) {
+  heap_note_caller(__builtin_return_address(0));
   return new_or_throw(n, static_cast<size_t>(a));
 }
 MMKIT_NEW void* operator new[](size_t n, std::align_val_t a) {
+  heap_note_caller(__builtin_return_address(0));
   return new_or_throw(n, static_cast<size_t>(a));
 }
 MMKIT_NEW void* operator new(size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  heap_note_caller(__builtin_return_address(0));
   return new_nothrow(n, static_cast<size_t>(a));
 }
 MMKIT_NEW void* operator new[](size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  heap_note_caller(__builtin_return_address(0));
   return new_nothrow(n, static_cast<size_t>(a));
 }
 MMKIT_NEW void operator delete(void* p) noexcept {
+  heap_note_caller(__builtin_return_address(0));
   heap_free(p);
 }
 MMKIT_NEW void operator delete[](void* p) noexcept {
+  heap_note_caller(__builtin_return_address(0));
   heap_free(p);
 }
 MMKIT_NEW void operator delete(void* p, const std::nothrow_t&) noexcept {
+  heap_note_caller(__builtin_return_address(0));
   heap_free(p);
 }
 MMKIT_NEW void operator delete[](void* p, const std::nothrow_t&) noexcept {
+  heap_note_caller(__builtin_return_address(0));
   heap_free(p);
 }
 MMKIT_NEW void operator delete(void* p, size_t n) noexcept {
+  heap_note_caller(__builtin_return_address(0));
   heap_free_sized(p, n);
 }
 MMKIT_NEW void operator delete[](void* p, size_t n) noexcept {
+  heap_note_caller(__builtin_return_address(0));
   heap_free_sized(p, n);
 }
 MMKIT_NEW void operator delete(void* p, std::align_val_t) noexcept {
+  heap_note_caller(__builtin_return_address(0));
   heap_free(p);
 }
 MMKIT_NEW void operator delete[](void* p, std::align_val_t) noexcept {
+  heap_note_caller(__builtin_return_address(0));
   heap_free(p);
 }
 MMKIT_NEW void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  heap_note_caller(__builtin_return_address(0));
   heap_free(p);
 }
 MMKIT_NEW void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
+  heap_note_caller(__builtin_return_address(0));
   heap_free(p);
 }
 MMKIT_NEW void operator delete(void* p, size_t n, std::align_val_t) noexcept {
+  heap_note_caller(__builtin_return_address(0));
   heap_free_sized(p, n);
 }
 MMKIT_NEW void operator delete[](void* p, size_t n, std::align_val_t) noexcept {
+  heap_note_caller(__builtin_return_address(0));
   heap_free_sized(p, n);
 }

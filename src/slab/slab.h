@@ -63,6 +63,11 @@ struct KmemCache;
 // them: nothing set, and the object size read.
 void kmem_cache_set_orig_size(KmemCache* s, void* obj, unsigned size);
 unsigned kmem_cache_orig_size(const KmemCache* s, const void* obj);
+// SLAB_STORE_USER's owner tracking records, for each allocation and free,
+// the address it was made from (Linux's _RET_IP_). A front end whose own
+// caller is what matters (malloc's) names it here for the calling thread's
+// next allocations and frees; null: the slab allocator's caller.
+void slab_set_track_caller(const void* addr);
 
 // Returns null (and reports why) on bad arguments or when out of memory;
 // with SLAB_PANIC the report says the creation was fatal, as Linux panics.

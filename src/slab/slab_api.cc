@@ -85,8 +85,9 @@ bool calculate_sizes(KmemCache* s) {
   } else {
     s->offset = static_cast<unsigned>(align_down(s->object_size / 2, sizeof(void*)));
   }
-  // A kmalloc cache's requested size, after the free pointer (Linux keeps
-  // it after the owner tracks, which mmkit does not store).
+  // Owner tracking (SLAB_STORE_USER): the allocating and the freeing call
+  // site, after the free pointer; then a kmalloc cache's requested size.
+  if (s->flags & SLAB_STORE_USER) size += 2 * kSlabTrackBytes;
   s->orig_size_offset = 0;
   if ((s->flags & SLAB_KMALLOC) && (s->flags & SLAB_RED_ZONE)) {
     s->orig_size_offset = size;

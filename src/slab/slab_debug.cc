@@ -14,9 +14,12 @@
 // it, taken for the moment with its owner token as flush_all() does.
 #include "slab/slab_debug.h"
 
+#include <dlfcn.h>
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <mutex>
 #include <unordered_map>
@@ -67,11 +70,69 @@ bool freeptr_outside_object(const KmemCache* s) {
 unsigned get_info_end(const KmemCache* s) {
   return freeptr_outside_object(s) ? s->inuse + static_cast<unsigned>(sizeof(void*)) : s->inuse;
 }
-// The end of the metadata after the object: the free pointer, the
-// requested size (the padding check starts here).
+// The end of the metadata after the object: the free pointer, the tracks,
+// the requested size (the padding check starts here).
 unsigned get_meta_end(const KmemCache* s) {
-  return s->orig_size_offset ? s->orig_size_offset + static_cast<unsigned>(sizeof(unsigned))
-                             : get_info_end(s);
+  if (s->orig_size_offset) return s->orig_size_offset + static_cast<unsigned>(sizeof(unsigned));
+  return get_info_end(s) + ((s->flags & SLAB_STORE_USER) ? 2 * kSlabTrackBytes : 0);
+}
+
+// --- owner tracking (SLAB_STORE_USER) ---------------------------------------------------------
+struct Track {
+  uint64_t addr;     // the call site
+  uint64_t when_ns;  // monotonic clock
+  int32_t cpu;       // the machine's CPU, -1 unbound
+  int32_t pid;       // the host thread
+  uint64_t unused;
+};
+static_assert(sizeof(Track) == kSlabTrackBytes);
+enum TrackItem { TRACK_ALLOC = 0, TRACK_FREE = 1 };
+thread_local const void* t_track_caller = nullptr;
+
+uint64_t now_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+Track get_track(const KmemCache* s, const char* p, TrackItem item) {
+  Track t;
+  std::memcpy(&t, p + get_info_end(s) + item * kSlabTrackBytes, sizeof t);
+  return t;
+}
+void set_track(const KmemCache* s, char* p, TrackItem item, const void* addr) {
+  if (!(s->flags & SLAB_STORE_USER)) return;
+  const CpuState* cpu = this_cpu(*s->machine);
+  const Track t{reinterpret_cast<uint64_t>(t_track_caller ? t_track_caller : addr), now_ns(),
+                cpu ? cpu->id : -1, static_cast<int32_t>(gettid()), 0};
+  std::memcpy(p + get_info_end(s) + item * kSlabTrackBytes, &t, sizeof t);
+}
+void init_tracking(const KmemCache* s, char* p) {
+  if (s->flags & SLAB_STORE_USER) std::memset(p + get_info_end(s), 0, 2 * kSlabTrackBytes);
+}
+// "%pS": symbol+0xoff/0xsize, or the object file and offset, or the address.
+std::string symbolize(uint64_t addr) {
+  Dl_info info;
+  if (addr && dladdr(reinterpret_cast<void*>(addr), &info)) {
+    if (info.dli_sname && info.dli_saddr)
+      return fmt::format("{}+{:#x}", info.dli_sname,
+                         addr - reinterpret_cast<uint64_t>(info.dli_saddr));
+    if (info.dli_fname && info.dli_fbase)
+      return fmt::format("{}+{:#x}", info.dli_fname,
+                         addr - reinterpret_cast<uint64_t>(info.dli_fbase));
+  }
+  return fmt::format("{:#x}", addr);
+}
+// print_tracking(): both tracks, as SLUB prints them (age in milliseconds,
+// Linux's jiffies at HZ=1000).
+void print_tracking(std::string& text, const KmemCache* s, const char* p) {
+  if (!(s->flags & SLAB_STORE_USER)) return;
+  const uint64_t now = now_ns();
+  for (auto [item, what] : {std::pair{TRACK_ALLOC, "Allocated"}, std::pair{TRACK_FREE, "Freed"}}) {
+    const Track t = get_track(s, p, item);
+    if (!t.addr) continue;
+    text += fmt::format("INFO: {} in {} age={} cpu={} pid={}\n", what, symbolize(t.addr),
+                        (now - std::min(now, t.when_ns)) / 1000000, t.cpu, t.pid);
+  }
 }
 unsigned get_orig_size(const KmemCache* s, const char* p) {
   if (!s->orig_size_offset) return s->object_size;
@@ -151,6 +212,7 @@ void print_slab_info(Report& r, KmemCache* s, Page* slab) {
 // object with its red zones and padding.
 void print_trailer(Report& r, KmemCache* s, Page* slab, const char* p) {
   const char* addr = slab_base(*s->machine, slab);
+  print_tracking(r.text, s, p);
   print_slab_info(r, s, slab);
   r.text += fmt::format("Object {} @offset={} fp={}\n\n", ptr(p), p - addr,
                         ptr(get_freepointer(s, const_cast<char*>(p))));
@@ -496,6 +558,11 @@ void setup_object_debug_slow(KmemCache* s, void* obj) {
       std::memset(slab_base(*s->machine, slab), POISON_INUSE, slab_len(slab));
   }
   init_object(s, p, SLUB_RED_INACTIVE);
+  init_tracking(s, p);
+}
+
+void slab_set_track_caller(const void* addr) {
+  t_track_caller = addr;
 }
 
 bool alloc_debug_processing(KmemCache* s, Page* slab, void* obj) {
@@ -531,6 +598,7 @@ bool alloc_debug_processing(KmemCache* s, Page* slab, void* obj) {
   }
   if (s->flags & SLAB_RED_ZONE) set_redzones(s, p, SLUB_RED_ACTIVE);
   set_orig_size(s, p, s->object_size);  // the whole object until the caller says less
+  set_track(s, p, TRACK_ALLOC, __builtin_return_address(0));
   r.emit();
   return true;
 }
@@ -574,6 +642,7 @@ bool free_debug_processing(KmemCache* s, Page* slab, void* obj) {
     quarantine(r, p);
     return refuse();
   }
+  set_track(s, p, TRACK_FREE, __builtin_return_address(0));
   init_object(s, p, SLUB_RED_INACTIVE);
   r.emit();
   return true;

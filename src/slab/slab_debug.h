@@ -64,9 +64,11 @@ void setup_object_debug_slow(KmemCache* s, void* obj);
 // A new slab's object, before the constructor runs: red zones inactive,
 // poison (and, for the slab's first object, the slab's padding).
 inline void setup_object_debug(KmemCache* s, void* obj) {
-  if (s->flags & (SLAB_RED_ZONE | SLAB_POISON)) [[unlikely]]
+  if (s->flags & (SLAB_RED_ZONE | SLAB_POISON | SLAB_STORE_USER)) [[unlikely]]
     setup_object_debug_slow(s, obj);
 }
+// SLAB_STORE_USER: two tracks (allocated, freed) after the free pointer.
+inline constexpr unsigned kSlabTrackBytes = 32;
 // Checks an object about to be handed out; false: corrupted (reported and
 // quarantined), the caller must take another.
 bool alloc_debug_processing(KmemCache* s, Page* slab, void* obj);
