@@ -186,16 +186,36 @@ TEST(FilemapWriteback, WritersAreThrottledAtDirtyBytes) {
   sys_close(m, ft, fd);
 }
 
+// A machine with no periodic flusher pass and dirty_bytes of 16 pages
+// (dirty_background_bytes 8): writers are throttled almost at once.
+std::unique_ptr<Machine> boot_dirty_16_pages() {
+  MachineConfig c;
+  c.dirty_writeback_centisecs = 0;
+  c.dirty_bytes = 64ull << 10;
+  c.dirty_background_bytes = 32ull << 10;
+  return boot_files(c);
+}
+
+// Byte 100 of every 61st of `pages` pages of the host file `name` is
+// want(page).
+template <class Want>
+void expect_host_bytes(Machine& m, const char* name, uint64_t pages, Want want) {
+  const int hfd = open(fs_host_path(m, name).c_str(), O_RDONLY);
+  ASSERT_GE(hfd, 0);
+  for (uint64_t i = 0; i < pages; i += 61) {
+    char b = 0;
+    ASSERT_EQ(pread(hfd, &b, 1, static_cast<off_t>(i * PAGE_SIZE + 100)), 1);
+    EXPECT_EQ(b, want(i)) << "page " << i;
+  }
+  close(hfd);
+}
+
 // fault_dirty_shared_page(): stores through a shared mapping are throttled
 // as write()'s are. With no periodic flusher, only balance_dirty_pages can
 // wake it: without the fault path's look nothing would be written before
 // msync, and all 2048 pages would be dirty at the end.
 TEST(FilemapWriteback, MappedWritersAreThrottledAtDirtyBytes) {
-  MachineConfig c;
-  c.dirty_writeback_centisecs = 0;
-  c.dirty_bytes = 64ull << 10;  // 16 pages
-  c.dirty_background_bytes = 32ull << 10;
-  auto mp = boot_files(c);
+  auto mp = boot_dirty_16_pages();
   ASSERT_TRUE(mp);
   Machine& m = *mp;
   Process* p = nullptr;
@@ -214,14 +234,7 @@ TEST(FilemapWriteback, MappedWritersAreThrottledAtDirtyBytes) {
   // Every store is in the file once msync has written the rest.
   ASSERT_EQ(do_msync(p->mm, a, kPages * PAGE_SIZE, MS_SYNC), 0);
   EXPECT_EQ(stat(m, NodeStat::NR_FILE_DIRTY), 0);
-  const int hfd = open(fs_host_path(m, "mapped").c_str(), O_RDONLY);
-  ASSERT_GE(hfd, 0);
-  for (uint64_t i = 0; i < kPages; i += 61) {
-    char b = 0;
-    ASSERT_EQ(pread(hfd, &b, 1, static_cast<off_t>(i * PAGE_SIZE + 100)), 1);
-    EXPECT_EQ(b, static_cast<char>(i * 5 + 3)) << "page " << i;
-  }
-  close(hfd);
+  expect_host_bytes(m, "mapped", kPages, [](uint64_t i) { return static_cast<char>(i * 5 + 3); });
   EXPECT_EQ(filemap_check(m), "");
   exit_process(p);
 }
@@ -231,11 +244,7 @@ TEST(FilemapWriteback, MappedWritersAreThrottledAtDirtyBytes) {
 // generic_perform_write does, so most of the file is written back before
 // the call returns and the dirty pages never come near its size.
 TEST(FilemapWriteback, OneLargeWriteIsThrottledAsItGoes) {
-  MachineConfig c;
-  c.dirty_writeback_centisecs = 0;
-  c.dirty_bytes = 64ull << 10;  // 16 pages
-  c.dirty_background_bytes = 32ull << 10;
-  auto mp = boot_files(c);
+  auto mp = boot_dirty_16_pages();
   ASSERT_TRUE(mp);
   Machine& m = *mp;
   FileTable ft;
@@ -261,14 +270,7 @@ TEST(FilemapWriteback, OneLargeWriteIsThrottledAsItGoes) {
   EXPECT_LT(most_dirty.load(), static_cast<int64_t>(kPages / 4));
   ASSERT_EQ(sys_fsync(m, ft, fd), 0);
   EXPECT_EQ(stat(m, NodeStat::NR_FILE_DIRTY), 0);
-  const int hfd = open(fs_host_path(m, "large").c_str(), O_RDONLY);
-  ASSERT_GE(hfd, 0);
-  for (uint64_t i = 0; i < kPages; i += 61) {
-    char b = 0;
-    ASSERT_EQ(pread(hfd, &b, 1, static_cast<off_t>(i * PAGE_SIZE + 100)), 1);
-    EXPECT_EQ(b, static_cast<char>(i * 7 + 1)) << "page " << i;
-  }
-  close(hfd);
+  expect_host_bytes(m, "large", kPages, [](uint64_t i) { return static_cast<char>(i * 7 + 1); });
   EXPECT_EQ(filemap_check(m), "");
   EXPECT_EQ(sys_close(m, ft, fd), 0);
 }

@@ -34,10 +34,13 @@ std::string fresh_root(const std::string& name) {
   return dir;
 }
 
-std::string machine_on(const std::string& root, const std::string& memory = "64MiB") {
-  return write_temp(
-      "files_machine_" + fs::path(root).filename().string() + ".toml",
-      "cpus = 2\n[[node]]\nmemory = \"" + memory + "\"\n[fs]\nroot = \"" + root + "\"\n");
+// A 2-CPU machine of `memory` on the file system `root`, with a swap area
+// of `swap` when one is given.
+std::string machine_on(const std::string& root, const std::string& memory = "64MiB",
+                       const std::string& swap = "") {
+  return write_temp("files_machine_" + fs::path(root).filename().string() + ".toml",
+                    "cpus = 2\n" + (swap.empty() ? "" : "swap = \"" + swap + "\"\n") +
+                        "[[node]]\nmemory = \"" + memory + "\"\n[fs]\nroot = \"" + root + "\"\n");
 }
 
 double json_number(const std::string& json, const std::string& key) {
@@ -368,10 +371,7 @@ verify = true
 // takes a process in about one run of ten, with or without fault-around).
 TEST(MmsimRunFiles, MmapPrivateLeavesTheFileUnchanged) {
   const std::string root = fresh_root("mmap_private");
-  const std::string machine = write_temp("files_machine_mmap_private.toml",
-                                         "cpus = 2\nswap = \"64MiB\"\n[[node]]\nmemory = "
-                                         "\"64MiB\"\n[fs]\nroot = \"" +
-                                             root + "\"\n");
+  const std::string machine = machine_on(root, "64MiB", "64MiB");
   const std::string jobs = write_temp("files_mmap_private.toml", R"([[job]]
 name = "mp"
 kind = "mmap-private"
@@ -409,9 +409,7 @@ memory_max = "4MiB"
 // needs is charged as usual and reclaims the clean pages before it.
 TEST(MmsimRunFiles, ReadaheadInAGroupSmallerThanItsWindowKillsNoOne) {
   const std::string root = fresh_root("small_groups");
-  const std::string machine = write_temp(
-      "files_machine_small_groups.toml",
-      "cpus = 2\nswap = \"64MiB\"\n[[node]]\nmemory = \"64MiB\"\n[fs]\nroot = \"" + root + "\"\n");
+  const std::string machine = machine_on(root, "64MiB", "64MiB");
   const std::string jobs = write_temp("files_small_groups.toml", R"([[job]]
 name = "r"
 kind = "read"
@@ -472,9 +470,7 @@ TEST(MmsimRunFiles, AnMmapJobsMappingThatFailsIsReported) {
 // reads back whole through the mapping and, at the end, through its fd.
 TEST(MmsimRunFiles, ShmemJobsSwapAndReadBackInAMixOverFourTimesRam) {
   const std::string root = fresh_root("shmem_mix");
-  const std::string machine = write_temp(
-      "files_machine_shmem_mix.toml",
-      "cpus = 2\nswap = \"192MiB\"\n[[node]]\nmemory = \"32MiB\"\n[fs]\nroot = \"" + root + "\"\n");
+  const std::string machine = machine_on(root, "32MiB", "192MiB");
   const std::string jobs = write_temp("files_shmem_mix.toml", R"([[job]]
 name = "shm"
 kind = "shmem"

@@ -63,6 +63,16 @@ struct ShmemTest : ::testing::TestWithParam<bool> {
       ASSERT_TRUE(access_write(p->mm, addr + i * PAGE_SIZE, buf.data(), PAGE_SIZE).ok()) << i;
     }
   }
+  // A shared anonymous mapping of `pages` pages, every page written with
+  // the pattern; 0 (and a failure) when it cannot be mapped.
+  uint64_t map_shared_written(uint64_t pages) {
+    const int64_t a =
+        do_mmap(p->mm, 0, pages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS);
+    EXPECT_GT(a, 0);
+    if (a <= 0) return 0;
+    write_pattern(static_cast<uint64_t>(a), pages);
+    return static_cast<uint64_t>(a);
+  }
   void verify_pattern(uint64_t addr, uint64_t pages, MmStruct* mm = nullptr) {
     std::vector<char> buf(PAGE_SIZE);
     for (uint64_t i = 0; i < pages; ++i) {
@@ -157,10 +167,8 @@ TEST_P(ShmemTest, SharedAnonymousGoesToSwapAndComesBackWhole) {
 TEST_P(ShmemTest, MemoryStatCountsTheGroupsShmemAndMappedPages) {
   constexpr uint64_t kPages = 32;
   confine(1024);
-  const int64_t a =
-      do_mmap(p->mm, 0, kPages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS);
-  ASSERT_GT(a, 0);
-  write_pattern(static_cast<uint64_t>(a), kPages);
+  const uint64_t a = map_shared_written(kPages);
+  ASSERT_NE(a, 0u);
   checks();
   auto stat_of = [](MemCgroup* cg, const std::string& key) {
     std::string text;
@@ -175,7 +183,7 @@ TEST_P(ShmemTest, MemoryStatCountsTheGroupsShmemAndMappedPages) {
   EXPECT_EQ(stat_of(root_mem_cgroup(*m), "shmem"), 0);
   EXPECT_EQ(stat_of(root_mem_cgroup(*m), "file_mapped"), 0);
   EXPECT_EQ(m->node_stat_sum(NodeStat::NR_FILE_MAPPED), static_cast<int64_t>(kPages));
-  ASSERT_EQ(do_munmap(p->mm, static_cast<uint64_t>(a), kPages * PAGE_SIZE), 0);
+  ASSERT_EQ(do_munmap(p->mm, a, kPages * PAGE_SIZE), 0);
   lru_add_drain_all(*m);
   EXPECT_EQ(stat_of(p->mm->memcg, "shmem"), 0);
   EXPECT_EQ(stat_of(p->mm->memcg, "file_mapped"), 0);
@@ -228,10 +236,8 @@ TEST_P(ShmemTest, MemfdMappingAndFdSeeTheSameBytesUnderPressure) {
 TEST_P(ShmemTest, SwapoffBringsShmemBack) {
   constexpr uint64_t kPages = 256;
   confine(48);
-  const int64_t a =
-      do_mmap(p->mm, 0, kPages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS);
-  ASSERT_GT(a, 0);
-  write_pattern(static_cast<uint64_t>(a), kPages);
+  const uint64_t a = map_shared_written(kPages);
+  ASSERT_NE(a, 0u);
   ASSERT_LT(swap_free_pages(*m), swap_total_pages(*m));
   // Room to come back to: the group's limit goes up.
   mem_cgroup_set_max(p->mm->memcg, 1ull << 30);
