@@ -117,6 +117,7 @@ struct MachineConfig {
   // `swap = SIZE`: one temporary swap area of that size (booted with
   // reclaim); a plain boot() counts it in CommitLimit and SwapTotal only.
   uint64_t swap = 0;
+  uint32_t swap_line = 0;  // the `swap` key's line in the config file (0: unknown)
   // [[swap]] areas (booted with reclaim).
   std::vector<SwapAreaConfig> swap_areas;
   ZswapConfig zswap;

@@ -165,6 +165,7 @@ class Parser {
         if (!a->empty() && line_of(*n) == 0) lines_["swap"] = line_of((*a)[0]);
       } else {
         c.swap = get_size(*n, "swap");
+        c.swap_line = line_of(*n);
       }
     }
     if (const toml::node* n = root.get("swappiness"))

@@ -188,7 +188,8 @@ Result<std::unique_ptr<Machine>> boot_with_reclaim(const MachineConfig& cfg) {
   register_swap_unuse(m);
   if (cfg.swap) {
     std::string err;
-    if (swapon(m, {"", cfg.swap, std::nullopt}, &err) != 0) return Error{"swap: " + err};
+    if (swapon(m, {"", cfg.swap, std::nullopt}, &err) != 0)
+      return Error{"swap: " + err, cfg.swap_line};
   }
   for (size_t i = 0; i < cfg.swap_areas.size(); ++i) {
     const SwapAreaConfig& a = cfg.swap_areas[i];

@@ -178,6 +178,19 @@ TEST(MmsimCli, DemoRunsAndReturnsAllMemory) {
   EXPECT_NE(r.out.find("\nVmRSS:\t    1088 kB\n"), std::string::npos);
 }
 
+// A demo whose process the machine will not spawn says why (status 1).
+TEST(MmsimCli, DemoThatCannotSpawnSaysWhy) {
+  const std::string machine = write_config(
+      "demo_no_commit.toml",
+      "cpus = 2\novercommit_memory = 2\novercommit_kbytes = 1\n[[node]]\nmemory = \"32MiB\"\n");
+  const CliRun r = mmsim("demo --config " + machine);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("cannot spawn the demo process: Cannot allocate memory (its stack and "
+                       "page tables: the machine's overcommit policy and CommitLimit"),
+            std::string::npos)
+      << r.err;
+}
+
 TEST(MmsimCli, OvercommitTableHasEachModesLimit) {
   const std::string cfg = write_config(
       "oc.toml", "swap = \"64MiB\"\nadmin_reserve_kbytes = 0\n[[node]]\nmemory = \"256MiB\"\n");
@@ -291,7 +304,12 @@ TEST(MmsimCli, BadInputGetsOneLineAndStatusTwo) {
   const std::string bad_swap_file =
       write_config("bad_swap_file.toml", "cpus = 1\n\n[[swap]]\nfile = \"" + missing_swap +
                                              "\"\n[[node]]\nmemory = \"64MiB\"\n");
+  // The `swap = SIZE` key's area, refused at boot: its line too.
+  const std::string tiny_swap =
+      write_config("tiny_swap.toml", "cpus = 2\nswap = \"4KiB\"\n[[node]]\nmemory = \"64MiB\"\n");
   const BadInput cases[] = {
+      {"swap key too small for an area", "boot --config " + tiny_swap,
+       "^.*tiny_swap.toml:2: swap: .*: a swap area needs at least two pages .*\n$"},
       {"swap area in a missing directory", "boot --config " + bad_swap_dir,
        "^.*bad_swap_dir.toml:2: swap\\[0\\]: /nonexistent/dir/swap: No such file or directory\n$"},
       {"swap file missing, no size", "dmesg --config " + bad_swap_file,

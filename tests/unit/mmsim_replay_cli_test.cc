@@ -180,6 +180,20 @@ TEST(MmsimReplay, NoAccessLinesOrATruncatedGzipGetStatusTwo) {
   std::filesystem::remove(gz);
 }
 
+// A region the machine will not map fails the replay (status 1) with the
+// limit that refused it named.
+TEST(MmsimReplay, ARefusedRegionNamesTheLimit) {
+  const std::string machine = write_temp(
+      "replay_rlimit.toml", "cpus = 2\nrlimit_as = \"3MiB\"\n[[node]]\nmemory = \"32MiB\"\n");
+  const std::string trace = write_temp("replay_two_regions.pages", "R 10\nR 100000\n");
+  const CliRun r = run_mmsim("replay " + trace + " --config " + machine);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("cannot map the 2 MiB region at 0x100000000: Cannot allocate memory "
+                       "(rlimit_as: "),
+            std::string::npos)
+      << r.err;
+}
+
 TEST(MmsimReplay, BadMemoryGetsOneLineAndStatusTwo) {
   const std::string good = write_temp("replay_good.pages", "R 10\n");
   expect_bad_input("replay " + good + " --memory lots",

@@ -228,7 +228,11 @@ std::string slabinfo_rows_of(Machine& m, const std::set<std::string>& names) {
 std::string process_demo(Machine& m, bool print) {
   constexpr uint64_t kLen = 1 << 20;
   Process* parent = nullptr;
-  if (spawn(m, "demo", &parent) != 0) return "cannot spawn the demo process";
+  if (const int err = spawn(m, "demo", &parent); err != 0)
+    return "cannot spawn the demo process: " + std::generic_category().message(-err) +
+           (err == -ENOMEM ? " (its stack and page tables: the machine's overcommit policy and "
+                             "CommitLimit, RLIMIT_AS and RLIMIT_DATA)"
+                           : "");
   MmStruct* mm = parent->mm;
   const int64_t a = do_mmap(mm, 0, kLen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
   if (a < 0) return "mmap failed";

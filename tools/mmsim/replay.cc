@@ -161,18 +161,20 @@ class Replayer {
         ++st_.code_regions;
       }
       int64_t a = want ? map_region(want, r->code, r.get()) : -1;
-      if (a != static_cast<int64_t>(want)) {
+      const bool remapped = a != static_cast<int64_t>(want);
+      if (remapped) {
         if (a >= 0) mmkit::do_munmap(mm_, static_cast<uint64_t>(a), kRegionBytes);
         a = map_region(0, r->code, r.get());
-        ++st_.remapped;
       }
       if (a < 0) {
-        st_.error = fmt::format("cannot map the 2 MiB region at {:#x}: {}", want,
-                                std::generic_category().message(static_cast<int>(-a)));
+        st_.error = fmt::format("cannot map the 2 MiB region at {:#x}: {}{}", want,
+                                std::generic_category().message(static_cast<int>(-a)),
+                                a == -ENOMEM ? map_limit() : "");
         return nullptr;
       }
       r->base = static_cast<uint64_t>(a);
       ++st_.regions;
+      if (remapped) ++st_.remapped;
       it = regions_.emplace(key, std::move(r)).first;
     }
     last_key_ = key;
@@ -240,6 +242,19 @@ class Replayer {
                  vaddr, addr, version, a.bad_offset, a.actual, a.expected);
     }
     return true;
+  }
+
+  // Which of the kernel's limits refused a region (ENOMEM), for the error.
+  std::string map_limit() const {
+    const uint64_t mapped = mm_->total_vm * kPageBytes, data = mm_->data_vm * kPageBytes;
+    if (mm_->rlimit_as != mmkit::kRlimInfinity && mapped + kRegionBytes > mm_->rlimit_as)
+      return fmt::format(" (rlimit_as: {} bytes mapped, the limit is {})", mapped, mm_->rlimit_as);
+    if (mm_->rlimit_data != mmkit::kRlimInfinity && data + kRegionBytes > mm_->rlimit_data)
+      return fmt::format(" (rlimit_data: {} bytes of data mapped, the limit is {})", data,
+                         mm_->rlimit_data);
+    if (mm_->map_count >= static_cast<int>(m_.config().max_map_count))
+      return fmt::format(" (max_map_count: {} mappings)", mm_->map_count);
+    return " (the overcommit policy: overcommit_memory and CommitLimit)";
   }
 
   mmkit::Machine& m_;
