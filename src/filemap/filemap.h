@@ -218,9 +218,9 @@ void wakeup_flusher_threads(Machine& m);
 // hang it).
 void balance_dirty_pages(Machine& m, const MemCgroup* cg = nullptr);
 // balance_dirty_pages_ratelimited() for one page written by write() or
-// dirtied through a shared mapping: the calling thread looks at the limits once per 32 pages it
-// dirtied (a task's first nr_dirtied_pause), once per 8 while the last
-// look found a domain over its threshold (dirty_exceeded).
+// dirtied through a shared mapping: the calling thread looks at the limits
+// once per 32 pages it dirtied (a task's first nr_dirtied_pause), once per
+// 8 while the last look found a domain over its threshold (dirty_exceeded).
 void balance_dirty_pages_ratelimited(Machine& m, const MemCgroup* cg);
 
 // --- what file mappings use (vm/file_map.cc) ----------------------------------------

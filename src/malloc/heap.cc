@@ -117,7 +117,7 @@ void* big_malloc(size_t size, bool zero) {
   return p ? p : fail_enomem();
 }
 
-[[gnu::noinline]] void* malloc_slow(size_t size) {
+[[gnu::noinline]] void* malloc_slow(size_t size, const void* caller) {
   if (size > kMaxRun) return big_malloc(size, false);
   ThreadCtx& t = tls_heap;
   if (!heap_enter(t)) {
@@ -128,6 +128,7 @@ void* big_malloc(size_t size, bool zero) {
   }
   if (size <= kMallocMaxSmall) {
     const unsigned c = malloc_size_class(size ? size : 1);
+    if (g_heap.debug) slab_set_track_caller(caller);  // the owner track's call site
     void* obj = slab_alloc_slowpath(t, c);
     // MMKIT_DEBUG with red zones: the bytes past the size asked for are a
     // red zone too (SLUB's kmalloc redzone), so a write one byte past the
@@ -143,7 +144,7 @@ Page* direct_map_page(const void* p) {
   return off < g_heap.direct_bytes ? g_heap.mem_map + (off >> PAGE_SHIFT) : nullptr;
 }
 
-[[gnu::noinline]] void free_slow(void* p) {
+[[gnu::noinline]] void free_slow(void* p, const void* caller) {
   if (!p) return;
   if (Page* page = direct_map_page(p)) {
     Page* head = page->head();
@@ -154,6 +155,7 @@ Page* direct_map_page(const void* p) {
       // objects): glibc's "free(): invalid pointer", before it reaches a
       // freelist and a later malloc hands out overlapping memory.
       if (!check_valid_pointer(s, head, p)) heap_fatal("free(): invalid pointer", p);
+      if (g_heap.debug) slab_set_track_caller(caller);
       {
         MallocCoreScope core;
         slab_free_fast(s, t.in_core > 1 ? nullptr : t.cpu, head, p);
@@ -180,7 +182,7 @@ Page* direct_map_page(const void* p) {
 
 }  // namespace
 
-void* heap_malloc(size_t size) {
+void* heap_malloc(size_t size, const void* caller) {
   if (size - 1 < kMallocMaxSmall) [[likely]] {
     const unsigned c = malloc_size_class(size);
     ThreadCtx& t = tls_heap;
@@ -192,10 +194,10 @@ void* heap_malloc(size_t size) {
         return obj;
     }
   }
-  return malloc_slow(size);
+  return malloc_slow(size, caller);
 }
 
-void heap_free(void* p) {
+void heap_free(void* p, const void* caller) {
   const uintptr_t off = reinterpret_cast<uintptr_t>(p) - g_heap.ram_base;
   if (off < g_heap.direct_bytes) [[likely]] {
     Page* head = (g_heap.mem_map + (off >> PAGE_SHIFT))->head();
@@ -208,11 +210,11 @@ void heap_free(void* p) {
         return;
     }
   }
-  free_slow(p);
+  free_slow(p, caller);
 }
 
-void heap_free_sized(void* p, size_t) {
-  heap_free(p);
+void heap_free_sized(void* p, size_t, const void* caller) {
+  heap_free(p, caller);
 }
 
 size_t heap_usable_size(const void* p) {
@@ -232,20 +234,20 @@ size_t heap_usable_size(const void* p) {
   return 0;
 }
 
-void* heap_calloc(size_t n, size_t size) {
+void* heap_calloc(size_t n, size_t size, const void* caller) {
   size_t bytes;
   if (__builtin_mul_overflow(n, size, &bytes)) return fail_enomem();
   // A big block clears only the cached pages it reuses.
   if (bytes > kMaxRun) return big_malloc(bytes, true);
-  void* p = heap_malloc(bytes);
+  void* p = heap_malloc(bytes, caller);
   if (p) std::memset(p, 0, bytes);
   return p;
 }
 
-void* heap_realloc(void* p, size_t size) {
-  if (!p) return heap_malloc(size);
+void* heap_realloc(void* p, size_t size, const void* caller) {
+  if (!p) return heap_malloc(size, caller);
   if (size == 0) {  // glibc: realloc(p, 0) frees p and returns null
-    heap_free(p);
+    heap_free(p, caller);
     return nullptr;
   }
   const size_t have = heap_usable_size(p);
@@ -288,23 +290,23 @@ void* heap_realloc(void* p, size_t size) {
     const size_t room = std::min(kMaxRun, size + size / 2);
     if (void* q = run_alloc(room)) {
       std::memcpy(q, p, have);
-      heap_free(p);
+      heap_free(p, caller);
       return q;
     }
   }
-  void* q = heap_malloc(size);
+  void* q = heap_malloc(size, caller);
   if (!q) return nullptr;  // p is untouched, as C requires
   std::memcpy(q, p, std::min(have, size));
-  heap_free(p);
+  heap_free(p, caller);
   return q;
 }
 
-void* heap_memalign(size_t align, size_t size) {
+void* heap_memalign(size_t align, size_t size, const void* caller) {
   if (align == 0 || (align & (align - 1))) {
     errno = EINVAL;
     return nullptr;
   }
-  if (align <= 16) return heap_malloc(size);
+  if (align <= 16) return heap_malloc(size, caller);
   ThreadCtx& t = tls_heap;
   if (!heap_enter(t)) {
     if (void* p = early_memalign(align, size)) return p;
@@ -317,7 +319,7 @@ void* heap_memalign(size_t align, size_t size) {
   // A power-of-two class's objects are aligned to their size (unless
   // slub_debug moves them with red zones).
   const size_t pow2 = std::bit_ceil(std::max(size, align));
-  if (pow2 <= kMallocMaxSmall && !g_heap.debug) return heap_malloc(pow2);
+  if (pow2 <= kMallocMaxSmall && !g_heap.debug) return heap_malloc(pow2, caller);
   if (align <= PAGE_SIZE && size <= kMaxRun) return run_alloc(size);
   if (std::max<size_t>(size, align) <= kMaxRun) return run_alloc_aligned(size, align);
   void* p = big_alloc(size, align, false);

@@ -23,24 +23,16 @@ namespace mmkit {
 
 class Machine;
 
-// MMKIT_DEBUG's owner tracking: each entry point notes the program's call
-// site (its own return address), which the slab allocator's tracks record
-// ("INFO: Allocated in ..."). One load and a branch not taken otherwise.
-extern constinit bool g_heap_track_callers;
-void heap_note_caller_slow(const void* addr);
-inline void heap_note_caller(const void* addr) {
-  if (g_heap_track_callers) [[unlikely]]
-    heap_note_caller_slow(addr);
-}
-
-void* heap_malloc(size_t size);  // null and errno ENOMEM on failure
-void heap_free(void* p);
-void heap_free_sized(void* p, size_t size);
-void* heap_calloc(size_t n, size_t size);
-void* heap_realloc(void* p, size_t size);
+// `caller`: the program's call site, which MMKIT_DEBUG's owner tracking
+// records ("INFO: Allocated in ..."); read only on the debugging slow paths.
+void* heap_malloc(size_t size, const void* caller = nullptr);  // null, errno ENOMEM: failed
+void heap_free(void* p, const void* caller = nullptr);
+void heap_free_sized(void* p, size_t size, const void* caller = nullptr);
+void* heap_calloc(size_t n, size_t size, const void* caller = nullptr);
+void* heap_realloc(void* p, size_t size, const void* caller = nullptr);
 // An `align`-aligned block (a power of two); null and errno EINVAL for a bad
 // alignment, ENOMEM when out of memory.
-void* heap_memalign(size_t align, size_t size);
+void* heap_memalign(size_t align, size_t size, const void* caller = nullptr);
 size_t heap_usable_size(const void* p);
 // Hands every free block the host still backs back to it; 1 if any was.
 int heap_trim();

@@ -18,9 +18,7 @@
 // CPUs bound by threads that do not exist in the child stay bound forever:
 // their per-CPU state may have been mid-update, so nothing touches it again
 // (their cached objects are lost to the child, nothing else is).
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <sys/resource.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
@@ -40,11 +38,6 @@
 namespace mmkit {
 
 constinit HeapGlobals g_heap;
-constinit bool g_heap_track_callers = false;
-
-void heap_note_caller_slow(const void* addr) {
-  slab_set_track_caller(addr);
-}
 constinit thread_local ThreadCtx tls_heap __attribute__((tls_model("initial-exec")));
 
 namespace {
@@ -136,15 +129,13 @@ bool boot_machine(uint64_t span) {
   const long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   // A CPU per thread that allocates (heap_bind_thread): a program with more
   // threads than CPUs runs the extra ones on the locked slow paths, several
-  // times slower, so there are plenty. An unused CPU costs its per-CPU slab
-  // state (128 bytes a class); its sheaves are never touched.
+  // times slower, so there are plenty. An unused CPU costs about 25 KiB of
+  // per-CPU state (docs/malloc.md); its sheaves are never touched.
   cfg.cpus = static_cast<unsigned>(std::clamp<long>(4 * ncpu, 32, kMaxCpus));
   // Slab sizes as for 2 * ncpu CPUs (at least 8), not for all of them:
   // more CPUs would mean larger slabs and more memory held in them.
-  cfg.slub_min_objects =
-      4 *
-      (static_cast<unsigned>(fls(static_cast<uint64_t>(std::clamp<long>(2 * ncpu, 8, kMaxCpus)))) +
-       1);
+  const auto sized_for = static_cast<uint64_t>(std::clamp<long>(2 * ncpu, 8, kMaxCpus));
+  cfg.slub_min_objects = 4 * static_cast<unsigned>(fls(sized_for) + 1);
   NodeConfig node;
   node.memory = span;
   node.online = std::min(node.memory, kBootOnline);
@@ -195,7 +186,6 @@ bool boot_machine(uint64_t span) {
     g_heap.fast[c] = !s->debug();
   }
   g_heap.m = m;
-  g_heap_track_callers = g_heap.debug;
   g_heap.ram_base = reinterpret_cast<uintptr_t>(m->phys_window(0));
   g_heap.direct_bytes = m->direct_map_pfns() << PAGE_SHIFT;
   g_heap.mem_map = m->pfn_to_page(0);

@@ -45,18 +45,23 @@ void write_all(int fd, const std::string& s) {
   }
 }
 
-void* aligned_or_null(size_t align, size_t size) {
+// The program's call site, for MMKIT_DEBUG's owner tracking: each entry
+// point passes its return address down (one load from the stack; the heap
+// reads it only on its debugging slow paths).
+#define CALLER() __builtin_return_address(0)
+
+void* aligned_or_null(size_t align, size_t size, const void* caller) {
   if (align > (SIZE_MAX >> 1) + 1) {
     errno = EINVAL;
     return nullptr;
   }
-  return heap_memalign(std::bit_ceil(std::max<size_t>(align, 1)), size);
+  return heap_memalign(std::bit_ceil(std::max<size_t>(align, 1)), size, caller);
 }
 
 // operator new: retry through the new_handler, then throw.
-void* new_or_throw(size_t size, size_t align) {
+void* new_or_throw(size_t size, size_t align, const void* caller) {
   for (;;) {
-    void* p = align <= 16 ? heap_malloc(size) : heap_memalign(align, size);
+    void* p = align <= 16 ? heap_malloc(size, caller) : heap_memalign(align, size, caller);
     if (p) return p;
     std::new_handler h = std::get_new_handler();
     if (!h) throw std::bad_alloc();
@@ -64,9 +69,9 @@ void* new_or_throw(size_t size, size_t align) {
   }
 }
 
-void* new_nothrow(size_t size, size_t align) noexcept {
+void* new_nothrow(size_t size, size_t align, const void* caller) noexcept {
   try {
-    return new_or_throw(size, align);
+    return new_or_throw(size, align, caller);
   } catch (...) {
     return nullptr;
   }
@@ -113,60 +118,50 @@ __attribute__((destructor)) void at_exit_report() {
 }  // namespace
 
 MMKIT_EXPORT void* malloc(size_t size) {
-  heap_note_caller(__builtin_return_address(0));
-  return heap_malloc(size);
+  return heap_malloc(size, CALLER());
 }
 MMKIT_EXPORT void free(void* p) {
-  heap_note_caller(__builtin_return_address(0));
-  heap_free(p);
+  heap_free(p, CALLER());
 }
 MMKIT_EXPORT void* calloc(size_t n, size_t size) {
-  heap_note_caller(__builtin_return_address(0));
-  return heap_calloc(n, size);
+  return heap_calloc(n, size, CALLER());
 }
 MMKIT_EXPORT void* realloc(void* p, size_t size) {
-  heap_note_caller(__builtin_return_address(0));
-  return heap_realloc(p, size);
+  return heap_realloc(p, size, CALLER());
 }
 MMKIT_EXPORT void* reallocarray(void* p, size_t n, size_t size) {
-  heap_note_caller(__builtin_return_address(0));
   size_t bytes;
   if (__builtin_mul_overflow(n, size, &bytes)) {
     errno = ENOMEM;
     return nullptr;
   }
-  return heap_realloc(p, bytes);
+  return heap_realloc(p, bytes, CALLER());
 }
 MMKIT_EXPORT void* memalign(size_t align, size_t size) {
-  heap_note_caller(__builtin_return_address(0));
-  return aligned_or_null(align, size);
+  return aligned_or_null(align, size, CALLER());
 }
 // C11 with glibc 2.38's reading: an alignment that is not a power of two
 // fails with EINVAL (memalign rounds it up instead, as glibc always has).
 MMKIT_EXPORT void* aligned_alloc(size_t align, size_t size) {
-  heap_note_caller(__builtin_return_address(0));
-  return heap_memalign(align, size);
+  return heap_memalign(align, size, CALLER());
 }
 MMKIT_EXPORT int posix_memalign(void** out, size_t align, size_t size) {
-  heap_note_caller(__builtin_return_address(0));
   if (align % sizeof(void*) || (align & (align - 1)) || align == 0) return EINVAL;
-  void* p = heap_memalign(align, size);
+  void* p = heap_memalign(align, size, CALLER());
   if (!p) return ENOMEM;
   *out = p;
   return 0;
 }
 MMKIT_EXPORT void* valloc(size_t size) {
-  heap_note_caller(__builtin_return_address(0));
-  return heap_memalign(kPage, size);
+  return heap_memalign(kPage, size, CALLER());
 }
 MMKIT_EXPORT void* pvalloc(size_t size) {
-  heap_note_caller(__builtin_return_address(0));
   size_t rounded;
   if (__builtin_add_overflow(size, kPage - 1, &rounded)) {
     errno = ENOMEM;
     return nullptr;
   }
-  return heap_memalign(kPage, rounded & ~(kPage - 1));
+  return heap_memalign(kPage, rounded & ~(kPage - 1), CALLER());
 }
 MMKIT_EXPORT size_t malloc_usable_size(void* p) {
   return heap_usable_size(p);
@@ -222,86 +217,66 @@ MMKIT_EXPORT int mmkit_malloc_check(char* msg, size_t len) {
 #define MMKIT_NEW __attribute__((visibility("default")))
 
 MMKIT_NEW void* operator new(size_t n) {
-  heap_note_caller(__builtin_return_address(0));
-  if (void* p = heap_malloc(n)) [[likely]]
+  if (void* p = heap_malloc(n, CALLER())) [[likely]]
     return p;
-  return new_or_throw(n, 0);
+  return new_or_throw(n, 0, CALLER());
 }
 MMKIT_NEW void* operator new[](size_t n) {
-  heap_note_caller(__builtin_return_address(0));
-  if (void* p = heap_malloc(n)) [[likely]]
+  if (void* p = heap_malloc(n, CALLER())) [[likely]]
     return p;
-  return new_or_throw(n, 0);
+  return new_or_throw(n, 0, CALLER());
 }
 MMKIT_NEW void* operator new(size_t n, const std::nothrow_t&) noexcept {
-  heap_note_caller(__builtin_return_address(0));
-  return new_nothrow(n, 0);
+  return new_nothrow(n, 0, CALLER());
 }
 MMKIT_NEW void* operator new[](size_t n, const std::nothrow_t&) noexcept {
-  heap_note_caller(__builtin_return_address(0));
-  return new_nothrow(n, 0);
+  return new_nothrow(n, 0, CALLER());
 }
 MMKIT_NEW void* operator new(size_t n, std::align_val_t a) {
-  heap_note_caller(__builtin_return_address(0));
-  return new_or_throw(n, static_cast<size_t>(a));
+  return new_or_throw(n, static_cast<size_t>(a), CALLER());
 }
 MMKIT_NEW void* operator new[](size_t n, std::align_val_t a) {
-  heap_note_caller(__builtin_return_address(0));
-  return new_or_throw(n, static_cast<size_t>(a));
+  return new_or_throw(n, static_cast<size_t>(a), CALLER());
 }
 MMKIT_NEW void* operator new(size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  heap_note_caller(__builtin_return_address(0));
-  return new_nothrow(n, static_cast<size_t>(a));
+  return new_nothrow(n, static_cast<size_t>(a), CALLER());
 }
 MMKIT_NEW void* operator new[](size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  heap_note_caller(__builtin_return_address(0));
-  return new_nothrow(n, static_cast<size_t>(a));
+  return new_nothrow(n, static_cast<size_t>(a), CALLER());
 }
 MMKIT_NEW void operator delete(void* p) noexcept {
-  heap_note_caller(__builtin_return_address(0));
-  heap_free(p);
+  heap_free(p, CALLER());
 }
 MMKIT_NEW void operator delete[](void* p) noexcept {
-  heap_note_caller(__builtin_return_address(0));
-  heap_free(p);
+  heap_free(p, CALLER());
 }
 MMKIT_NEW void operator delete(void* p, const std::nothrow_t&) noexcept {
-  heap_note_caller(__builtin_return_address(0));
-  heap_free(p);
+  heap_free(p, CALLER());
 }
 MMKIT_NEW void operator delete[](void* p, const std::nothrow_t&) noexcept {
-  heap_note_caller(__builtin_return_address(0));
-  heap_free(p);
+  heap_free(p, CALLER());
 }
 MMKIT_NEW void operator delete(void* p, size_t n) noexcept {
-  heap_note_caller(__builtin_return_address(0));
-  heap_free_sized(p, n);
+  heap_free_sized(p, n, CALLER());
 }
 MMKIT_NEW void operator delete[](void* p, size_t n) noexcept {
-  heap_note_caller(__builtin_return_address(0));
-  heap_free_sized(p, n);
+  heap_free_sized(p, n, CALLER());
 }
 MMKIT_NEW void operator delete(void* p, std::align_val_t) noexcept {
-  heap_note_caller(__builtin_return_address(0));
-  heap_free(p);
+  heap_free(p, CALLER());
 }
 MMKIT_NEW void operator delete[](void* p, std::align_val_t) noexcept {
-  heap_note_caller(__builtin_return_address(0));
-  heap_free(p);
+  heap_free(p, CALLER());
 }
 MMKIT_NEW void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept {
-  heap_note_caller(__builtin_return_address(0));
-  heap_free(p);
+  heap_free(p, CALLER());
 }
 MMKIT_NEW void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept {
-  heap_note_caller(__builtin_return_address(0));
-  heap_free(p);
+  heap_free(p, CALLER());
 }
 MMKIT_NEW void operator delete(void* p, size_t n, std::align_val_t) noexcept {
-  heap_note_caller(__builtin_return_address(0));
-  heap_free_sized(p, n);
+  heap_free_sized(p, n, CALLER());
 }
 MMKIT_NEW void operator delete[](void* p, size_t n, std::align_val_t) noexcept {
-  heap_note_caller(__builtin_return_address(0));
-  heap_free_sized(p, n);
+  heap_free_sized(p, n, CALLER());
 }

@@ -108,8 +108,9 @@ MemCgroup* page_memcg(Machine& m, const Page* page);
 Lruvec& folio_lruvec(Machine& m, const Page* page);
 // __mod_lruvec_page_state(): a node statistic of `page` and, for the items
 // memory.stat counts per group (NR_FILE_DIRTY, NR_WRITEBACK, NR_SHMEM,
-// NR_FILE_MAPPED), the page's group's. The page must stay charged to that group while it counts
-// there (page-cache pages are charged before they are dirtied and uncharged after they are clean).
+// NR_FILE_MAPPED), the page's group's. The page must stay charged to that
+// group while it counts there (page-cache pages are charged before they
+// enter the cache and uncharged after they are freed).
 void mod_lruvec_page_state(Machine& m, Page* page, NodeStat item, int64_t n);
 
 // The list a page goes on by its flags (folio_lru_list).

@@ -132,10 +132,7 @@ Verdict shrink_one(Machine& m, Page* page, ScanControl& sc) {
     if (referenced_page || refs.done > 1) return Verdict::kActivate;
     return Verdict::kKeep;
   }
-  if (refs.busy) {
-    ++sc.nr_busy;
-    return Verdict::kKeep;
-  }
+  if (refs.busy) return busy(sc);
   if (!page->test(PG_swapbacked)) {
     // A page-cache page: written back when dirty (pageout), then dropped
     // with a shadow entry left in its slot. One truncated meanwhile has no
