@@ -71,8 +71,13 @@ void thread_exit_hook(void*) {
   heap_thread_exit();
 }
 
+// Whether fork_prepare took the machine's locks: the heap may finish
+// booting on another thread between the two handlers.
+bool fork_holds_machine = false;
+
 void fork_prepare() NO_THREAD_SAFETY_ANALYSIS {
-  if (heap_ready()) {
+  fork_holds_machine = heap_ready();
+  if (fork_holds_machine) {
     Machine& m = *g_heap.m;
     m.node(0).hotplug_lock.lock();
     SlabState& st = slab_state(m);
@@ -89,7 +94,7 @@ void fork_prepare() NO_THREAD_SAFETY_ANALYSIS {
 void fork_release() NO_THREAD_SAFETY_ANALYSIS {
   big_unlock();
   early_unlock();
-  if (heap_ready()) {
+  if (fork_holds_machine) {
     Machine& m = *g_heap.m;
     m.log_mutex().unlock();
     m.for_each_zone([](Zone& z) { z.lock.unlock(); });

@@ -286,6 +286,38 @@ void* get_partial(KmemCache* s, int node, int local, gfp_t gfp, KmemCacheCpu* c,
   return nullptr;
 }
 
+// alloc_single_from_partial() (Linux 6.2) for a thread bound to no CPU: one
+// object off the first partial slab of node `nid`, under list_lock, with no
+// slab frozen and no freelist walked. Objects leave an unfrozen slab only
+// here, under the lock, so the head's free pointer is stable; frees push
+// concurrently (the CAS retries), and a free with list work takes the lock
+// first. A pop that fills the slab takes it off the list before its CAS, so
+// that no free can find it full and unfrozen while it is still listed.
+void* alloc_single_from_partial(KmemCache* s, int nid) {
+  KmemCacheNode* n = s->node[nid].get();
+  SpinGuard g(n->list_lock);
+  if (n->partial.empty()) return nullptr;
+  Page* slab = container_of(n->partial.next, &Page::lru);
+  char* base = slab_base(*s->machine, slab);
+  std::atomic<uint64_t>& word = slab_word(slab);
+  bool listed = true;
+  for (uint64_t old = word.load(std::memory_order_acquire);;) {
+    const SlabWord ow = SlabWord::unpack(old);
+    void* obj = word_head(base, ow.head);
+    SlabWord nw = ow;
+    nw.head = head_of(base, get_freepointer_checked(s, slab, obj));
+    nw.inuse++;
+    if (listed == !nw.head) {  // full after this pop: off the list first; else back on
+      if (listed)
+        remove_partial(n, slab);
+      else
+        add_partial(n, slab, false);
+      listed = !listed;
+    }
+    if (word.compare_exchange_weak(old, nw.pack(), std::memory_order_acq_rel)) return obj;
+  }
+}
+
 void flush_cpu_slab(KmemCache* s, KmemCacheCpu* c) {
   // The sheaf first: its objects may belong to the active slab.
   Machine& m = *s->machine;
@@ -329,17 +361,21 @@ void* slab_alloc_slow(KmemCache* s, CpuState* cpu, gfp_t gfp, int node) {
   Page* slab = nullptr;
 
   if (!c) {
-    // A thread bound to no CPU has no per-CPU slab: take one object from a
+    // A thread bound to no CPU has no per-CPU slab: one object from a
     // partial slab, or a new slab whose other objects go to the node list.
-    KmemCacheCpu tmp;
-    freelist = get_partial(s, node, local, gfp, nullptr, &slab);
-    if (!freelist) {
-      slab = allocate_slab(s, nullptr, gfp, node, &freelist);
-      if (!slab) {
-        if (!(gfp & __GFP_NOWARN)) slab_out_of_memory(s, gfp, node);
-        return nullptr;
-      }
+    const int first = node == NUMA_NO_NODE ? local : node;
+    if (void* obj = alloc_single_from_partial(s, first)) return obj;
+    if (node == NUMA_NO_NODE && !(gfp & __GFP_THISNODE)) {
+      for (Zone* const* zp = m.node(first).zonelist_fallback; *zp; ++zp)
+        if ((*zp)->node != first)
+          if (void* obj = alloc_single_from_partial(s, (*zp)->node)) return obj;
     }
+    slab = allocate_slab(s, nullptr, gfp, node, &freelist);
+    if (!slab) {
+      if (!(gfp & __GFP_NOWARN)) slab_out_of_memory(s, gfp, node);
+      return nullptr;
+    }
+    KmemCacheCpu tmp;
     tmp.slab = slab;
     tmp.freelist = get_freepointer_checked(s, slab, freelist);
     flush_cpu_slab(s, &tmp);
