@@ -267,6 +267,12 @@ Page* shmem_fault(Machine& m, Inode& inode, uint64_t pgoff, MemCgroup* cg, bool*
 // shmem_unuse(): every page of swap area `type` that a shmem inode holds
 // comes back into its page cache (swapoff). 0 or -ENOMEM.
 int shmem_unuse(Machine& m, unsigned type);
+// shmem_partial_swap_usage(): how many of a shmem inode's indexes in
+// [start, end) hold a swap entry (mm/shmem.c).
+uint64_t shmem_partial_swap_usage(Inode& inode, uint64_t start, uint64_t end);
+// shmem_swap_usage(): the pages in swap that a mapping of `pages` pages from
+// `pgoff` covers; the inode's count when the mapping covers all of it.
+uint64_t shmem_swap_usage(Inode& inode, uint64_t pgoff, uint64_t pages);
 // For check(): the swap entries every shmem index holds (each one swap_map
 // reference), with the file system's lock and shmem's swap changes held
 // off while the snapshot lives, so the counts it is compared with stay.

@@ -315,6 +315,24 @@ bool shmem_writepage(Machine& m, Page* page) {
   return true;
 }
 
+uint64_t shmem_partial_swap_usage(Inode& inode, uint64_t start, uint64_t end) {
+  uint64_t swapped = 0;
+  SpinGuard g(inode.i_data.i_pages_lock);
+  for (uint64_t i = start; i < end; ++i) {
+    const uintptr_t v = inode.i_data.i_pages.find(&i, end - 1);
+    if (!v) break;
+    swapped += is_shadow(v);
+  }
+  return swapped;
+}
+
+uint64_t shmem_swap_usage(Inode& inode, uint64_t pgoff, uint64_t pages) {
+  const uint64_t swapped = inode.nrswapped.load(std::memory_order_relaxed);
+  if (!swapped) return 0;
+  if (!pgoff && pages << PAGE_SHIFT >= inode.i_size.load(std::memory_order_relaxed)) return swapped;
+  return shmem_partial_swap_usage(inode, pgoff, pgoff + pages);
+}
+
 ShmemSwapSnapshot shmem_swap_snapshot(Machine& m) {
   ShmemSwapSnapshot snap;
   FsState* st = fs_state_if(m);

@@ -14,9 +14,15 @@
 // Pss_Shmem for shmem, and Pss_File for page-cache pages, whose Rss is
 // Shared_* when another mapping maps them too, else Private_*. The zero
 // page is not a normal page and counts nowhere. A swap entry counts in Swap,
-// and in SwapPss divided by the entries that share its slot (swp_swapcount);
-// shmem pages in swap are not counted (Linux adds shmem_swap_usage()).
+// and in SwapPss divided by the entries that share its slot (swp_swapcount).
+// A shmem mapping's pages in swap are entries of the shmem inode, not of
+// the page tables: smap_gather_stats() adds shmem_swap_usage() to Swap (not
+// SwapPss) for a shared or read-only mapping, and for a private writable
+// one counts only the indexes its page table leaves empty (a present or
+// swapped entry there is the process's own copy).
 #include <fmt/format.h>
+
+#include <vector>
 
 #include "filemap/filemap.h"
 #include "procfs/procfs.h"
@@ -46,10 +52,30 @@ std::string render_pid_smaps_rollup(Machine& m, int pid) {
   MemSizeStats mss;
   fmt::memory_buffer out;
   std::lock_guard g(mm->mmap_lock);
-  std::lock_guard pt(mm->page_table_lock);  // reclaim frees no page under the walk
-  const uint64_t zero_pfn = m.page_to_pfn(zero_page(m));
+  // Private writable shmem mappings with pages in swap: the indexes whose
+  // entries are empty, looked up once the page-table lock is dropped.
+  std::vector<std::pair<Inode*, uint64_t>> shmem_holes;
+  std::vector<uint64_t> shmem_swapped;  // per VMA, before the page-table lock
   for (auto& [end, vma] : mm->mm_mt) {
-    walk_range_all(mm->pgd, vma->vm_start, vma->vm_end, [&](uint64_t, pteval_t v) {
+    Inode* f = vma->vm_file;
+    shmem_swapped.push_back(
+        f && f->shmem
+            ? shmem_swap_usage(*f, vma->vm_pgoff, (vma->vm_end - vma->vm_start) >> PAGE_SHIFT)
+            : 0);
+  }
+  std::unique_lock pt(mm->page_table_lock);  // reclaim frees no page under the walk
+  const uint64_t zero_pfn = m.page_to_pfn(zero_page(m));
+  size_t nth = 0;
+  for (auto& [end, vma] : mm->mm_mt) {
+    std::vector<bool> filled;
+    if (const uint64_t swapped = shmem_swapped[nth++]) {
+      if ((vma->vm_flags & VM_WRITE) && !(vma->vm_flags & VM_SHARED))
+        filled.resize((vma->vm_end - vma->vm_start) >> PAGE_SHIFT);
+      else
+        mss.swap += swapped << PAGE_SHIFT;
+    }
+    walk_range_all(mm->pgd, vma->vm_start, vma->vm_end, [&](uint64_t addr, pteval_t v) {
+      if (!filled.empty()) filled[(addr - vma->vm_start) >> PAGE_SHIFT] = true;
       if (is_swap_pte(v)) {  // smaps_pte_entry()'s is_swap_pte() branch
         const unsigned count = swap_count(m, pte_to_swp_entry(mm->pgd.mode, v));
         mss.swap += PAGE_SIZE;
@@ -75,7 +101,12 @@ std::string render_pid_smaps_rollup(Machine& m, int pid) {
       // smaps_page_accumulate(): anonymous, shmem (swap-backed) or file.
       (anon ? mss.pss_anon : page->test(PG_swapbacked) ? mss.pss_shmem : mss.pss_file) += pss;
     });
+    for (uint64_t i = 0; i < filled.size(); ++i)
+      if (!filled[i]) shmem_holes.emplace_back(vma->vm_file, vma->vm_pgoff + i);
   }
+  pt.unlock();
+  for (auto [inode, index] : shmem_holes)  // smaps_pte_hole_lookup()
+    mss.swap += shmem_partial_swap_usage(*inode, index, index + 1) << PAGE_SHIFT;
   const uint64_t first = mm->mm_mt.empty() ? 0 : mm->mm_mt.begin()->second->vm_start;
   const uint64_t last = mm->mm_mt.empty() ? 0 : mm->mm_mt.rbegin()->second->vm_end;
   procfs_internal::vma_header(out, m, first, last, 0, 0, 0, 0, 0, "[rollup]");

@@ -233,6 +233,56 @@ TEST_P(ShmemTest, MemfdMappingAndFdSeeTheSameBytesUnderPressure) {
   EXPECT_EQ(sys_close(*m, p->files, fd), 0);
 }
 
+// smaps_rollup's Swap counts a shmem mapping's pages in swap, which are
+// entries of the shmem file's index, not of the page tables
+// (smap_gather_stats()): all of the file's for a mapping of the whole file,
+// those in range for part of it, and for a private writable mapping only the
+// indexes where it has no page of its own (its copies in swap count as
+// swap entries of the page table, as VmSwap does).
+TEST_P(ShmemTest, SmapsRollupCountsShmemPagesInSwap) {
+  constexpr uint64_t kPages = 256;
+  confine(64);
+  const int fd = sys_memfd_create(*m, p->files, "rollup", 0);
+  ASSERT_GE(fd, 0);
+  std::vector<char> buf(kPages * PAGE_SIZE, 's');
+  ASSERT_EQ(sys_write(*m, p->files, fd, buf.data(), buf.size()), static_cast<int64_t>(buf.size()));
+  auto map = [&](uint64_t pages, int flags, uint64_t pgoff) {
+    const int64_t a = do_mmap_fd(p->mm, p->files, 0, pages * PAGE_SIZE, PROT_READ | PROT_WRITE,
+                                 flags, fd, pgoff * PAGE_SIZE);
+    EXPECT_GT(a, 0);
+    return static_cast<uint64_t>(a);
+  };
+  map(kPages, MAP_SHARED, 0);
+  map(64, MAP_SHARED, 64);
+  const uint64_t priv = map(kPages, MAP_PRIVATE, 0);
+  char c = 1;
+  for (uint64_t i = 200; i < 210; ++i)  // copies of their own
+    ASSERT_TRUE(access_write(p->mm, priv + i * PAGE_SIZE, &c, 1).ok());
+  lru_add_drain_all(*m);
+
+  Inode& inode = *find_vma(p->mm, priv)->vm_file;
+  auto in_swap = [&](uint64_t start, uint64_t end) {  // value entries of the index
+    uint64_t n = 0;
+    for (uint64_t i = start; i < end; ++i) n += inode.i_data.i_pages.load(i) & 1;
+    return n;
+  };
+  ASSERT_GT(in_swap(0, kPages), 32u);
+  EXPECT_EQ(inode.nrswapped.load(), in_swap(0, kPages));
+  auto kb = [](const std::string& text, const std::string& label) -> int64_t {
+    const size_t at = text.find("\n" + label + ":");
+    return at == std::string::npos ? -1 : std::stoll(text.substr(text.find(':', at + 1) + 1));
+  };
+  const int64_t vmswap_kb = kb(render_view(*m, std::to_string(p->pid) + "/status"), "VmSwap");
+  const uint64_t pages =
+      in_swap(0, kPages) + in_swap(64, 128) + in_swap(0, 200) + in_swap(210, kPages);
+  const std::string rollup = render_view(*m, std::to_string(p->pid) + "/smaps_rollup");
+  EXPECT_EQ(kb(rollup, "Swap"), static_cast<int64_t>(pages * PAGE_SIZE / 1024) + vmswap_kb)
+      << rollup;
+  EXPECT_EQ(kb(rollup, "SwapPss"), vmswap_kb) << rollup;  // shmem adds to Swap alone
+  checks();
+  EXPECT_EQ(sys_close(*m, p->files, fd), 0);
+}
+
 TEST_P(ShmemTest, SwapoffBringsShmemBack) {
   constexpr uint64_t kPages = 256;
   confine(48);
