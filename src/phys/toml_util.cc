@@ -7,24 +7,63 @@
 
 namespace mmkit {
 
+namespace {
+
+// The length of the well-formed UTF-8 sequence at the start of `s` (RFC
+// 3629: no overlongs, no surrogates, nothing past U+10FFFF), 0 if none.
+size_t utf8_sequence(std::string_view s) {
+  const auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char c = byte(0);
+  size_t n;
+  unsigned char lo = 0x80, hi = 0xbf;  // the second byte's range
+  if (c >= 0xc2 && c <= 0xdf) {
+    n = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    n = 3;
+    if (c == 0xe0) lo = 0xa0;
+    if (c == 0xed) hi = 0x9f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4;
+    if (c == 0xf0) lo = 0x90;
+    if (c == 0xf4) hi = 0x8f;
+  } else {
+    return 0;
+  }
+  if (s.size() < n || byte(1) < lo || byte(1) > hi) return 0;
+  for (size_t i = 2; i < n; ++i)
+    if ((byte(i) & 0xc0) != 0x80) return 0;
+  return n;
+}
+
+}  // namespace
+
+// Control characters and bytes that are not well-formed UTF-8 are shown as
+// \xNN, so a message never carries raw binary to the terminal.
 std::string quoted(std::string_view s) {
   constexpr size_t kMaxShown = 48;
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out = "\"";
-  for (size_t i = 0; i < s.size() && i < kMaxShown; ++i) {
+  size_t i = 0;
+  for (size_t shown = 0; i < s.size() && shown < kMaxShown; ++shown) {
     const unsigned char ch = static_cast<unsigned char>(s[i]);
+    if (const size_t n = ch >= 0x80 ? utf8_sequence(s.substr(i)) : 0) {
+      out.append(s.substr(i, n));
+      i += n;
+      continue;
+    }
     if (ch == '"' || ch == '\\') {
       out += '\\';
       out += static_cast<char>(ch);
-    } else if (ch < 0x20 || ch == 0x7f) {
+    } else if (ch < 0x20 || ch >= 0x7f) {
       out += "\\x";
       out += kHex[ch >> 4];
       out += kHex[ch & 15];
     } else {
       out += static_cast<char>(ch);
     }
+    ++i;
   }
-  if (s.size() > kMaxShown) out += "...";
+  if (i < s.size()) out += "...";
   return out + "\"";
 }
 

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "phys/config_toml.h"
+#include "phys/toml_util.h"
 
 namespace mmkit {
 namespace {
@@ -587,6 +588,22 @@ TEST(ConfigLoad, ReadsFile) {
   EXPECT_EQ(r.error().message, std::string(path) +
                                    ":6: node[1].mem: unknown key \"mem\" in [[node]]; did you "
                                    "mean \"memory\"?");
+}
+
+// Messages quote what they found: well-formed UTF-8 as it is, control
+// characters and bytes that are not UTF-8 (a binary file given as a trace
+// or config) as \xNN; at most 48 characters, then "...".
+TEST(Quoted, EscapesWhatIsNotPrintableUtf8) {
+  EXPECT_EQ(quoted("plain \"q\" \\"), R"("plain \"q\" \\")");
+  EXPECT_EQ(quoted("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
+            "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"");
+  EXPECT_EQ(quoted("\x7f\x01\n"), R"("\x7f\x01\x0a")");
+  EXPECT_EQ(quoted("\xff\xfe"), R"("\xff\xfe")");
+  EXPECT_EQ(quoted("\xc0\xaf"), R"("\xc0\xaf")");          // overlong '/'
+  EXPECT_EQ(quoted("\xed\xa0\x80"), R"("\xed\xa0\x80")");  // a surrogate
+  EXPECT_EQ(quoted("\xe2\x82"), R"("\xe2\x82")");          // cut short
+  EXPECT_EQ(mmkit::quoted(std::string(60, 'a')), "\"" + std::string(48, 'a') + "...\"");
+  EXPECT_EQ(mmkit::quoted(std::string(48, 'a')), "\"" + std::string(48, 'a') + "\"");
 }
 
 }  // namespace
