@@ -100,6 +100,82 @@ void run_free(Page* head) {
   heap_maybe_report();
 }
 
+Page* direct_map_page(const void* p) {
+  const uintptr_t off = reinterpret_cast<uintptr_t>(p) - g_heap.ram_base;
+  return off < g_heap.direct_bytes ? g_heap.mem_map + (off >> PAGE_SHIFT) : nullptr;
+}
+
+// --- the magazine of a thread bound to no CPU ---------------------------------------------
+constexpr unsigned kMagClasses = ThreadMagazine::kClasses;
+constexpr unsigned kMagSlots = ThreadMagazine::kSlots;
+
+// The thread's magazine, made on first use; null once it is exiting (or
+// when no page could be mapped for it).
+ThreadMagazine* magazine_get(ThreadCtx& t) {
+  if (t.mag || t.exited) return t.mag;
+  auto* mag = static_cast<ThreadMagazine*>(big_alloc(sizeof(ThreadMagazine), PAGE_SIZE, true));
+  if (!mag) return nullptr;
+  t.mag = mag;
+  pthread_setspecific(g_heap.exit_key, reinterpret_cast<void*>(1));  // drained at exit
+  return mag;
+}
+
+// A block of class `c` for a thread bound to no CPU: the magazine's newest,
+// else half a magazine's worth off a partial slab in one round trip of the
+// node's lock (kept for the next allocations), else null.
+void* magazine_pop(ThreadCtx& t, unsigned c) {
+  if (c >= kMagClasses || !g_heap.fast[c]) return nullptr;
+  ThreadMagazine* mag = magazine_get(t);
+  if (!mag) return nullptr;
+  if (mag->count[c]) return mag->slot[c][--mag->count[c]];
+  unsigned got;
+  {
+    MallocCoreScope core;
+    got = kmem_cache_alloc_from_partial(g_heap.caches[c], 0, mag->slot[c], kMagSlots / 2);
+  }
+  if (!got) return nullptr;
+  mag->count[c] = static_cast<uint8_t>(got - 1);
+  return mag->slot[c][got - 1];
+}
+
+// Frees the class's `n` oldest blocks to their slabs (the CPU-less path).
+void magazine_flush(ThreadMagazine* mag, unsigned c, unsigned n) {
+  KmemCache* s = g_heap.caches[c];
+  {
+    MallocCoreScope core;
+    for (unsigned i = 0; i < n; ++i) {
+      void* obj = mag->slot[c][i];
+      slab_free_fast(s, nullptr, direct_map_page(obj)->head(), obj);
+    }
+  }
+  mag->count[c] = static_cast<uint8_t>(mag->count[c] - n);
+  std::memmove(mag->slot[c], mag->slot[c] + n, mag->count[c] * sizeof(void*));
+}
+
+// Keeps a free of class `c`'s block; false when the thread cannot (it is
+// exiting, or no magazine could be made).
+bool magazine_push(ThreadCtx& t, unsigned c, void* obj) {
+  ThreadMagazine* mag = magazine_get(t);
+  if (!mag) return false;
+  unsigned n = mag->count[c];
+  // The block freed last freed again: reported as a CPU's sheaf reports it
+  // (SLUB's report; the heap's warn sink aborts).
+  if (n && mag->slot[c][n - 1] == obj) {
+    {
+      MallocCoreScope core;
+      slab_report(g_heap.caches[c], "double free detected", obj);
+    }
+    heap_fatal("free(): double free detected", obj);
+  }
+  if (n == kMagSlots) {
+    magazine_flush(mag, c, kMagSlots / 2);
+    n = mag->count[c];
+  }
+  mag->slot[c][n] = obj;
+  mag->count[c] = static_cast<uint8_t>(n + 1);
+  return true;
+}
+
 // The slab object path when the fast one does not apply.
 void* slab_alloc_slowpath(ThreadCtx& t, unsigned c) {
   void* obj;
@@ -128,6 +204,8 @@ void* big_malloc(size_t size, bool zero) {
   }
   if (size <= kMallocMaxSmall) {
     const unsigned c = malloc_size_class(size ? size : 1);
+    if (!t.cpu)
+      if (void* obj = magazine_pop(t, c)) return obj;
     if (g_heap.debug) slab_set_track_caller(caller);  // the owner track's call site
     void* obj = slab_alloc_slowpath(t, c);
     // MMKIT_DEBUG with red zones: the bytes past the size asked for are a
@@ -137,11 +215,6 @@ void* big_malloc(size_t size, bool zero) {
     return obj;
   }
   return run_alloc(size);
-}
-
-Page* direct_map_page(const void* p) {
-  const uintptr_t off = reinterpret_cast<uintptr_t>(p) - g_heap.ram_base;
-  return off < g_heap.direct_bytes ? g_heap.mem_map + (off >> PAGE_SHIFT) : nullptr;
 }
 
 [[gnu::noinline]] void free_slow(void* p, const void* caller) {
@@ -155,6 +228,13 @@ Page* direct_map_page(const void* p) {
       // objects): glibc's "free(): invalid pointer", before it reaches a
       // freelist and a later malloc hands out overlapping memory.
       if (!check_valid_pointer(s, head, p)) heap_fatal("free(): invalid pointer", p);
+      // A thread bound to no CPU keeps what heap_free's fast path would
+      // have put on its CPU's lists.
+      if (!t.cpu && !t.in_core) {
+        const unsigned c = malloc_size_class(s->object_size);
+        if (c < kMagClasses && g_heap.caches[c] == s && g_heap.fast[c] && magazine_push(t, c, p))
+          return;
+      }
       if (g_heap.debug) slab_set_track_caller(caller);
       {
         MallocCoreScope core;
@@ -181,6 +261,16 @@ Page* direct_map_page(const void* p) {
 }
 
 }  // namespace
+
+void heap_magazine_drain(ThreadCtx& t, bool release) {
+  ThreadMagazine* mag = t.mag;
+  if (!mag) return;
+  for (unsigned c = 0; c < kMagClasses; ++c)
+    if (mag->count[c]) magazine_flush(mag, c, mag->count[c]);
+  if (!release) return;
+  t.mag = nullptr;
+  big_free(mag);
+}
 
 void* heap_malloc(size_t size, const void* caller) {
   if (size - 1 < kMallocMaxSmall) [[likely]] {

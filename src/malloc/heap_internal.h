@@ -38,6 +38,17 @@ struct HeapGlobals {
 };
 extern constinit HeapGlobals g_heap;
 
+// The blocks of each class up to 1 KiB that a thread bound to no CPU keeps,
+// as glibc's tcache keeps a thread's: its frees and its next allocations of
+// the class meet here instead of at the node's lock. Made at the thread's
+// first such free, emptied when it binds a CPU or exits (heap.cc).
+struct ThreadMagazine {
+  static constexpr unsigned kClasses = malloc_size_class(1024) + 1;
+  static constexpr unsigned kSlots = 16;
+  uint8_t count[kClasses];
+  void* slot[kClasses][kSlots];
+};
+
 struct ThreadCtx {
   // Inside the core: this thread's allocations go to the early allocator,
   // and the fast paths, whose per-CPU state the core may be changing, are off.
@@ -46,6 +57,7 @@ struct ThreadCtx {
   CpuState* cpu = nullptr;
   uint64_t bind_failed_epoch = ~uint64_t{0};
   KmemCacheCpu* slab[kMallocNrClasses] = {};  // this CPU's slab of each class
+  ThreadMagazine* mag = nullptr;              // while bound to no CPU
   alignas(CpuScope) unsigned char scope[sizeof(CpuScope)] = {};
 };
 extern constinit thread_local ThreadCtx tls_heap __attribute__((tls_model("initial-exec")));
@@ -66,6 +78,9 @@ inline bool heap_ready() {
 }
 // Binds the calling thread to a free CPU; false when none is free.
 bool heap_bind_thread(ThreadCtx& t);
+// Gives the magazine's blocks back to their slabs; with `release` the
+// magazine too (thread exit).
+void heap_magazine_drain(ThreadCtx& t, bool release);
 // Runs free-page reporting when a free asked for it.
 void heap_maybe_report();
 // A misuse of the heap (a bad or double free): report and abort.

@@ -101,6 +101,12 @@ KmemCache* kmem_cache_create(Machine& m, std::string_view name, unsigned size,
 // freelist (kmem_cache.h), as kmalloc and kfree are.
 inline void* kmem_cache_alloc(KmemCache* s, gfp_t gfp);
 void* kmem_cache_alloc_node(KmemCache* s, gfp_t gfp, int node);
+// Up to `n` objects off one partial slab of node `nid`, in one round trip
+// of its list_lock, for a caller that keeps objects of its own outside any
+// CPU (the malloc heap's magazines); no slab is frozen. 0 when the node has
+// no partial slab, and always for debug caches (their objects need
+// alloc_debug_processing one at a time).
+unsigned kmem_cache_alloc_from_partial(KmemCache* s, int nid, void** out, unsigned n);
 inline void kmem_cache_free(KmemCache* s, void* obj);
 // 0 on success; -EBUSY (with a report) while objects are live.
 int kmem_cache_destroy(KmemCache* s);

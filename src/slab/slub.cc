@@ -286,35 +286,41 @@ void* get_partial(KmemCache* s, int node, int local, gfp_t gfp, KmemCacheCpu* c,
   return nullptr;
 }
 
-// alloc_single_from_partial() (Linux 6.2) for a thread bound to no CPU: one
-// object off the first partial slab of node `nid`, under list_lock, with no
-// slab frozen and no freelist walked. Objects leave an unfrozen slab only
-// here, under the lock, so the head's free pointer is stable; frees push
-// concurrently (the CAS retries), and a free with list work takes the lock
-// first. A pop that fills the slab takes it off the list before its CAS, so
-// that no free can find it full and unfrozen while it is still listed.
-void* alloc_single_from_partial(KmemCache* s, int nid) {
-  KmemCacheNode* n = s->node[nid].get();
-  SpinGuard g(n->list_lock);
-  if (n->partial.empty()) return nullptr;
-  Page* slab = container_of(n->partial.next, &Page::lru);
+// alloc_single_from_partial() (Linux 6.2) for a caller bound to no CPU, up
+// to `n` objects: they come off the first partial slab of node `nid` under
+// list_lock, with no slab frozen and no freelist walked past them. Objects
+// leave an unfrozen slab only here, under the lock, so the chain from the
+// head is stable; frees push concurrently (the CAS retries), and a free with
+// list work takes the lock first. A take that fills the slab takes it off
+// the list before its CAS, so that no free can find it full and unfrozen
+// while it is still listed.
+unsigned alloc_from_partial(KmemCache* s, int nid, void** out, unsigned n) {
+  KmemCacheNode* kn = s->node[nid].get();
+  SpinGuard g(kn->list_lock);
+  if (kn->partial.empty()) return 0;
+  Page* slab = container_of(kn->partial.next, &Page::lru);
   char* base = slab_base(*s->machine, slab);
   std::atomic<uint64_t>& word = slab_word(slab);
   bool listed = true;
   for (uint64_t old = word.load(std::memory_order_acquire);;) {
     const SlabWord ow = SlabWord::unpack(old);
-    void* obj = word_head(base, ow.head);
+    unsigned taken = 0;
+    void* next = word_head(base, ow.head);
+    while (taken < n && next) {
+      out[taken++] = next;
+      next = get_freepointer_checked(s, slab, next);
+    }
     SlabWord nw = ow;
-    nw.head = head_of(base, get_freepointer_checked(s, slab, obj));
-    nw.inuse++;
-    if (listed == !nw.head) {  // full after this pop: off the list first; else back on
+    nw.head = head_of(base, next);
+    nw.inuse += taken;
+    if (listed == !nw.head) {  // full after this take: off the list first; else back on
       if (listed)
-        remove_partial(n, slab);
+        remove_partial(kn, slab);
       else
-        add_partial(n, slab, false);
+        add_partial(kn, slab, false);
       listed = !listed;
     }
-    if (word.compare_exchange_weak(old, nw.pack(), std::memory_order_acq_rel)) return obj;
+    if (word.compare_exchange_weak(old, nw.pack(), std::memory_order_acq_rel)) return taken;
   }
 }
 
@@ -364,11 +370,11 @@ void* slab_alloc_slow(KmemCache* s, CpuState* cpu, gfp_t gfp, int node) {
     // A thread bound to no CPU has no per-CPU slab: one object from a
     // partial slab, or a new slab whose other objects go to the node list.
     const int first = node == NUMA_NO_NODE ? local : node;
-    if (void* obj = alloc_single_from_partial(s, first)) return obj;
+    void* obj;
+    if (alloc_from_partial(s, first, &obj, 1)) return obj;
     if (node == NUMA_NO_NODE && !(gfp & __GFP_THISNODE)) {
       for (Zone* const* zp = m.node(first).zonelist_fallback; *zp; ++zp)
-        if ((*zp)->node != first)
-          if (void* obj = alloc_single_from_partial(s, (*zp)->node)) return obj;
+        if ((*zp)->node != first && alloc_from_partial(s, (*zp)->node, &obj, 1)) return obj;
     }
     slab = allocate_slab(s, nullptr, gfp, node, &freelist);
     if (!slab) {
@@ -436,6 +442,12 @@ void* slab_alloc_slow(KmemCache* s, CpuState* cpu, gfp_t gfp, int node) {
   }
   c->freelist = get_freepointer_checked(s, slab, freelist);
   return freelist;
+}
+
+unsigned kmem_cache_alloc_from_partial(KmemCache* s, int nid, void** out, unsigned n) {
+  if (s->debug() || n == 0 || nid < 0 || static_cast<unsigned>(nid) >= s->machine->nr_nodes())
+    return 0;
+  return alloc_from_partial(s, nid, out, n);
 }
 
 void slab_free_slow(KmemCache* s, CpuState* cpu, Page* slab, void* head, void* tail, unsigned cnt) {

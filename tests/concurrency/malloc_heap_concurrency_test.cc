@@ -2,7 +2,7 @@
 // allocate and pass half their blocks to a neighbour to free (SLUB's remote
 // free path), short-lived threads fill their CPUs' caches and exit (their
 // CPUs and cached objects go back), and more threads than the heap has
-// CPUs run unbound on the locked paths. Content is checked at every free;
+// CPUs run unbound, on their magazines and the locked paths. Content is checked at every free;
 // the page and slab allocators' checks hold at the end.
 #include <gtest/gtest.h>
 
