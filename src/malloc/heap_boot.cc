@@ -365,7 +365,7 @@ std::string heap_stats_report() {
   std::string s = fmt::format(
       "mmkit-malloc: statistics\n"
       "cpus {} (bound {}), memory online {} KiB of {} KiB, big blocks {} ({} KiB, {} KiB "
-      "cached), reported to the host {} KiB\n",
+      "cached), reported to the host {} KiB since start\n",
       st.cpus, st.bound_cpus, st.online_bytes >> 10, st.span_bytes >> 10, st.big_blocks,
       st.big_bytes >> 10, st.big_cached_bytes >> 10, st.reported_bytes >> 10);
   s += render_slabinfo(*m);
