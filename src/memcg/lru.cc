@@ -3,6 +3,9 @@
 #include "memcg/lru.h"
 
 #include <cerrno>
+#include <chrono>
+#include <thread>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -143,6 +146,61 @@ void lruvec_del_page(Lruvec& lv, Page* page) {
   node_lru_stat(*lv.memcg->machine, lv.nid, lru, -1);
 }
 
+namespace {
+
+// current->memcg_nr_pages_over_high: the pages this thread charged over
+// memory.high since it last returned to user space.
+thread_local uint64_t nr_pages_over_high = 0;
+
+constexpr unsigned MEMCG_CHARGE_BATCH = 64;  // include/linux/memcontrol.h
+constexpr unsigned MEMCG_DELAY_PRECISION_SHIFT = 20;
+constexpr unsigned MEMCG_DELAY_SCALING_SHIFT = 14;
+constexpr uint64_t kHz = 1000;
+constexpr uint64_t MEMCG_MAX_HIGH_DELAY_JIFFIES = 2 * kHz;
+
+}  // namespace
+
+uint64_t mem_cgroup_high_delay_ms(uint64_t usage, uint64_t high, uint64_t nr_pages) {
+  if (usage <= high) return 0;
+  high = std::max<uint64_t>(high, 1);  // calculate_overage(): a threshold of at least a page
+  const unsigned __int128 overage =
+      (static_cast<unsigned __int128>(usage - high) << MEMCG_DELAY_PRECISION_SHIFT) / high;
+  // Linux computes this in 64 bits; 128 keep a group far over its limit
+  // from wrapping around to a short sleep.
+  unsigned __int128 penalty = overage * overage * kHz;
+  penalty >>= MEMCG_DELAY_PRECISION_SHIFT + MEMCG_DELAY_SCALING_SHIFT;
+  penalty = penalty * nr_pages / MEMCG_CHARGE_BATCH;
+  return penalty > UINT64_MAX ? UINT64_MAX : static_cast<uint64_t>(penalty);
+}
+
+void mem_cgroup_handle_over_high(Machine& m, MemCgroup* cg) {
+  const uint64_t nr_pages = std::exchange(nr_pages_over_high, 0);
+  if (!nr_pages) return;
+  MemcgState& st = memcg_state(m);
+  if (!cg) cg = st.root();
+  const uint64_t high = cg->high.load(std::memory_order_relaxed);
+  if (high == kMemMax) return;
+  uint64_t want = nr_pages;  // reclaim_high(), then SWAP_CLUSTER_MAX a retry
+  for (int retries = MAX_RECLAIM_RETRIES;;) {
+    const uint64_t reclaimed = st.reclaim_ops->reclaim ? st.reclaim_ops->reclaim(m, cg, want) : 0;
+    const int64_t usage = cg->usage.load(std::memory_order_relaxed);
+    const uint64_t delay =
+        std::min(mem_cgroup_high_delay_ms(static_cast<uint64_t>(std::max<int64_t>(usage, 0)), high,
+                                          nr_pages),
+                 MEMCG_MAX_HIGH_DELAY_JIFFIES);
+    // Not worth a sleep (HZ / 100); and while reclaim makes progress it
+    // is given the chance to bring the group down instead.
+    if (delay <= kHz / 100) return;
+    if (reclaimed || retries-- > 0) {
+      want = SWAP_CLUSTER_MAX;
+      continue;
+    }
+    cg->high_throttle_ms.fetch_add(delay, std::memory_order_relaxed);
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+    return;
+  }
+}
+
 int mem_cgroup_charge(Machine& m, Page* page, MemCgroup* cg, ChargeMode mode) {
   MemcgState& st = memcg_state(m);
   const bool no_reclaim = mode == ChargeMode::kNoReclaim;
@@ -163,6 +221,7 @@ int mem_cgroup_charge(Machine& m, Page* page, MemCgroup* cg, ChargeMode mode) {
       const uint64_t high = cg->high.load(std::memory_order_relaxed);
       if (high != kMemMax && static_cast<uint64_t>(now) > high) {
         cg->ev_high.fetch_add(1, std::memory_order_relaxed);
+        ++nr_pages_over_high;  // the sleep is owed at the return to user space
         if (!no_reclaim && st.reclaim_ops->reclaim)
           st.reclaim_ops->reclaim(
               m, cg, std::max(static_cast<uint64_t>(now) - high, memcg_reclaim_batch(high)));

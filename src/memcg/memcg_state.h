@@ -63,6 +63,9 @@ struct MemCgroup {
   std::atomic<uint64_t> ev_zswpin{0}, ev_zswpout{0}, ev_zswpwb{0};  // memory.stat
   // memory.events
   std::atomic<uint64_t> ev_high{0}, ev_max{0}, ev_oom{0}, ev_oom_kill{0};
+  // What its threads slept over memory.high (mem_cgroup_handle_over_high;
+  // Linux shows it only as memory pressure, in memory.pressure).
+  std::atomic<uint64_t> high_throttle_ms{0};
   std::vector<std::unique_ptr<Lruvec>> lruvec;  // one per node
   bool is_root() const { return id == 1; }
   MemCgroup();

@@ -54,11 +54,23 @@ void mem_cgroup_set_max(MemCgroup* cg, uint64_t max_bytes);
 // memory.high (bytes; kMemMax: "max"), the throttle limit: a charge that
 // takes the group over it still succeeds, counts a high event and reclaims
 // the excess from the group's own lists at once (Linux does it on the way
-// back to user space, mem_cgroup_handle_over_high); it never calls the OOM
-// killer. Linux also makes a group that stays above it sleep; mmkit does
-// not. Setting it below memory.current reclaims down to it
-// (memory_high_write).
+// back to user space); it never calls the OOM killer. The thread then
+// owes a sleep, paid by mem_cgroup_handle_over_high(). Setting it below
+// memory.current reclaims down to it (memory_high_write).
 void mem_cgroup_set_high(MemCgroup* cg, uint64_t high_bytes);
+// mem_cgroup_handle_over_high(), called on the way back to user space (the
+// end of a fault) with no lock held: when the calling thread's charges took
+// group `cg` (null: the root) over memory.high since its last call, reclaim
+// again, and if the group stays more than about a tenth over it while
+// reclaim makes no progress (MAX_RECLAIM_RETRIES rounds), sleep the
+// penalty, at most 2 s (mm/memcontrol.c). The time slept adds up in
+// MemCgroup::high_throttle_ms.
+void mem_cgroup_handle_over_high(Machine& m, MemCgroup* cg);
+// calculate_high_delay() in milliseconds (HZ = 1000) for `nr_pages`
+// charged over `high` with the group at `usage` pages: quadratic in the
+// overage, ((usage - high) << 20) / high, and in proportion to nr_pages
+// against MEMCG_CHARGE_BATCH (64). Not clamped.
+uint64_t mem_cgroup_high_delay_ms(uint64_t usage, uint64_t high, uint64_t nr_pages);
 // memory.swap.max: the swap the group's pages may hold (bytes, rounded
 // down to slots; kMemMax: "max"). A group at it gets no slot
 // (__mem_cgroup_try_charge_swap: the swap.events max and fail counts go

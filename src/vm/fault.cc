@@ -411,6 +411,9 @@ FaultResult handle_mm_fault(MmStruct* mm, uint64_t addr, Access access) {
   // throttled as write() is, here with mmap_lock dropped (Linux holds it
   // for reading), so the process's other threads fault on meanwhile.
   if (r.dirtied) balance_dirty_pages_ratelimited(*mm->machine, mm->memcg);
+  // The way back to user space: a fault whose charges took the group over
+  // memory.high pays its sleep here, with no lock held.
+  mem_cgroup_handle_over_high(*mm->machine, mm->memcg);
   return r;
 }
 

@@ -527,6 +527,60 @@ TEST_P(ReclaimSwapPolicy, MemoryHighReclaimsTheExcessWithoutOom) {
   exit_process(p);
 }
 
+// calculate_high_delay() (mm/memcontrol.c), worked out by hand for HZ =
+// 1000. overage = ((usage - high) << 20) / high; the penalty in jiffies is
+// overage^2 * HZ >> 20 >> 14, times nr_pages / MEMCG_CHARGE_BATCH (64):
+//   usage 512, high 256: overage 1 << 20, (1 << 40) * 1000 >> 34 = 64000,
+//     / 64 = 1000 ms for one page (the clamp is 2000);
+//   usage 300, high 256: overage (44 << 20) / 256 = 180224, squared and
+//     times 1000 = 32480690176000, >> 34 = 1890; one page 1890 / 64 = 29,
+//     a batch of 64 pages 1890;
+//   usage 281, high 256: overage 102400, 10485760000000 >> 34 = 610, one
+//     page 9 ms: not above HZ / 100, no sleep (about a tenth over);
+//   at or under high 0; high 0 counts as 1 page: usage 10 gives overage
+//     9 << 20, 81 * 64000 / 64 = 81000.
+// A group a trillion times over does not wrap around to a short sleep.
+TEST(MemcgHighDelay, LinuxsFormula) {
+  EXPECT_EQ(mem_cgroup_high_delay_ms(512, 256, 1), 1000u);
+  EXPECT_EQ(mem_cgroup_high_delay_ms(300, 256, 1), 29u);
+  EXPECT_EQ(mem_cgroup_high_delay_ms(300, 256, 64), 1890u);
+  EXPECT_EQ(mem_cgroup_high_delay_ms(281, 256, 1), 9u);
+  EXPECT_EQ(mem_cgroup_high_delay_ms(256, 256, 1), 0u);
+  EXPECT_EQ(mem_cgroup_high_delay_ms(100, 256, 1), 0u);
+  EXPECT_EQ(mem_cgroup_high_delay_ms(10, 0, 1), 81000u);
+  EXPECT_GT(mem_cgroup_high_delay_ms(uint64_t{1} << 40, 1, 1), 2000u);
+}
+
+// Over memory.high with nothing to reclaim (no swap, anonymous pages): the
+// charges still succeed, and once the group is more than a tenth over,
+// each fault sleeps its penalty on the way back (mem_cgroup_handle_over_high)
+// instead of being OOM-killed; everything reads back. Under the tenth, no
+// fault sleeps.
+TEST_P(ReclaimSwapPolicy, MemoryHighThrottlesAGroupThatCannotReclaim) {
+  auto m = boot_small(64, 0);
+  ASSERT_TRUE(m);
+  auto cpu = CpuScope::bind(*m, 0);
+  MemCgroup* cg = mem_cgroup_create(*m, "throttled", kMemMax);
+  ASSERT_TRUE(cg);
+  mem_cgroup_set_high(cg, 256 * PAGE_SIZE);
+  Process* p = spawn_in_group(*m, cg, "grower");
+  ASSERT_TRUE(p);
+  const uint64_t a = map_anon(p->mm, 300 * PAGE_SIZE);
+  // Up to 280 pages: at most 9 ms a fault, no sleep.
+  ASSERT_NO_FATAL_FAILURE(write_pages(p->mm, a, 280, 3, [](uint64_t) {}));
+  EXPECT_EQ(memcg_value(cg, "memory.current"), 280 * PAGE_SIZE);
+  EXPECT_EQ(cg->high_throttle_ms.load(), 0u);
+  // 20 more: the faults that take the group to 283..300 pages sleep 11,
+  // 11, 12, 13, ... 28, 29 ms (the formula above): 343 ms in all.
+  ASSERT_NO_FATAL_FAILURE(write_pages(p->mm, a, 300, 3, [](uint64_t) {}));
+  EXPECT_EQ(memcg_value(cg, "memory.current"), 300 * PAGE_SIZE);
+  EXPECT_EQ(cg->high_throttle_ms.load(), 343u);
+  EXPECT_EQ(m->sum_event(VmEvent::OOM_KILL), 0);
+  EXPECT_EQ(verify_pages(p->mm, a, 300, 3), 0u);
+  expect_checks(*m, p->mm);
+  exit_process(p);
+}
+
 // Lowering memory.max reclaims the group down to it at once
 // (memory_max_write()), from its own pages only, and nothing is lost.
 TEST_P(ReclaimSwapPolicy, LoweringMemoryMaxReclaimsDownToIt) {
