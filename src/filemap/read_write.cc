@@ -356,29 +356,38 @@ auto with_file(Machine& m, FileTable& ft, int fd, Op&& op) -> decltype(op(nullpt
 
 constexpr uint64_t kMaxRw = 0x7ffff000;  // MAX_RW_COUNT
 
+// The way back to user space: a call whose page-cache charges took the
+// group over memory.high pays its sleep here, with no lock held.
+int64_t return_to_user(Machine& m, const FileTable& ft, int64_t r) {
+  mem_cgroup_handle_over_high(m, ft.memcg);
+  return r;
+}
+
 }  // namespace
 
 int64_t sys_read(Machine& m, FileTable& ft, int fd, void* buf, uint64_t count) {
-  return with_file(m, ft, fd, [&](File* f) -> int64_t {
+  const int64_t r = with_file(m, ft, fd, [&](File* f) -> int64_t {
     if (!readable(f)) return -EBADF;
     std::lock_guard<std::mutex> g(f->f_pos_lock);
     const int64_t n = do_read(m, ft, f, static_cast<char*>(buf), std::min(count, kMaxRw), f->pos);
     if (n > 0) f->pos += static_cast<uint64_t>(n);
     return n;
   });
+  return return_to_user(m, ft, r);
 }
 
 int64_t sys_pread(Machine& m, FileTable& ft, int fd, void* buf, uint64_t count, uint64_t pos) {
-  return with_file(m, ft, fd, [&](File* f) -> int64_t {
+  const int64_t r = with_file(m, ft, fd, [&](File* f) -> int64_t {
     if (!readable(f)) return -EBADF;
     if (pos > (uint64_t{1} << 62)) return -EINVAL;
     std::lock_guard<std::mutex> g(f->f_pos_lock);  // the readahead state
     return do_read(m, ft, f, static_cast<char*>(buf), std::min(count, kMaxRw), pos);
   });
+  return return_to_user(m, ft, r);
 }
 
 int64_t sys_write(Machine& m, FileTable& ft, int fd, const void* buf, uint64_t count) {
-  return with_file(m, ft, fd, [&](File* f) -> int64_t {
+  const int64_t r = with_file(m, ft, fd, [&](File* f) -> int64_t {
     if (!writable(f)) return -EBADF;
     std::lock_guard<std::mutex> g(f->f_pos_lock);
     std::unique_lock<std::shared_mutex> w(f->inode->i_rwsem);
@@ -388,11 +397,12 @@ int64_t sys_write(Machine& m, FileTable& ft, int fd, const void* buf, uint64_t c
     if (n > 0) f->pos += static_cast<uint64_t>(n);
     return n;
   });
+  return return_to_user(m, ft, r);
 }
 
 int64_t sys_pwrite(Machine& m, FileTable& ft, int fd, const void* buf, uint64_t count,
                    uint64_t pos) {
-  return with_file(m, ft, fd, [&](File* f) -> int64_t {
+  const int64_t r = with_file(m, ft, fd, [&](File* f) -> int64_t {
     if (!writable(f)) return -EBADF;
     if (pos > (uint64_t{1} << 62)) return -EINVAL;
     std::unique_lock<std::shared_mutex> w(f->inode->i_rwsem);
@@ -402,6 +412,7 @@ int64_t sys_pwrite(Machine& m, FileTable& ft, int fd, const void* buf, uint64_t 
         do_write(m, ft, f, static_cast<const char*>(buf), std::min(count, kMaxRw), pos);
     return n;
   });
+  return return_to_user(m, ft, r);
 }
 
 int64_t sys_lseek(Machine& m, FileTable& ft, int fd, int64_t offset, int whence) {

@@ -59,7 +59,7 @@ void mem_cgroup_set_max(MemCgroup* cg, uint64_t max_bytes);
 // memory.current reclaims down to it (memory_high_write).
 void mem_cgroup_set_high(MemCgroup* cg, uint64_t high_bytes);
 // mem_cgroup_handle_over_high(), called on the way back to user space (the
-// end of a fault) with no lock held: when the calling thread's charges took
+// end of a fault, read or write) with no lock held: when the calling thread's charges took
 // group `cg` (null: the root) over memory.high since its last call, reclaim
 // again, and if the group stays more than about a tenth over it while
 // reclaim makes no progress (MAX_RECLAIM_RETRIES rounds), sleep the

@@ -283,6 +283,34 @@ TEST_P(ShmemTest, SmapsRollupCountsShmemPagesInSwap) {
   EXPECT_EQ(sys_close(*m, p->files, fd), 0);
 }
 
+// memory.high throttles write() as it does faults: shmem pages with no swap
+// to go to cannot be reclaimed, and from 283 pages on each one-page write
+// into a group of 256 sleeps 11 to 29 ms on its way out: 343 ms in all, as
+// calculate_high_delay() gives (reclaim_swap_test.cc works them out).
+TEST(ShmemHigh, WritesPayTheMemoryHighSleep) {
+  MachineConfig c;
+  c.cpus = 1;
+  c.nodes = {NodeConfig{.memory = 64ull << 20}};
+  auto r = boot_with_reclaim(c);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  Machine& m = *r.value();
+  Process* p = nullptr;
+  ASSERT_EQ(spawn(m, "writer", &p), 0);
+  MemCgroup* cg = mem_cgroup_create(m, "throttled", kMemMax);
+  ASSERT_NE(cg, nullptr);
+  mem_cgroup_set_high(cg, 256 * PAGE_SIZE);
+  p->mm->memcg = p->files.memcg = cg;
+  const int fd = sys_memfd_create(m, p->files, "buf", 0);
+  ASSERT_GE(fd, 0);
+  std::vector<char> page(PAGE_SIZE, 'w');
+  for (int i = 0; i < 300; ++i)
+    ASSERT_EQ(sys_write(m, p->files, fd, page.data(), PAGE_SIZE), static_cast<int64_t>(PAGE_SIZE));
+  EXPECT_EQ(cg->usage.load(), 300);
+  EXPECT_EQ(cg->high_throttle_ms.load(), 343u);
+  EXPECT_EQ(sys_close(m, p->files, fd), 0);
+  exit_process(p);
+}
+
 TEST_P(ShmemTest, SwapoffBringsShmemBack) {
   constexpr uint64_t kPages = 256;
   confine(48);
