@@ -74,8 +74,9 @@ std::string render_pid_smaps_rollup(Machine& m, int pid) {
       else
         mss.swap += swapped << PAGE_SHIFT;
     }
-    walk_range_all(mm->pgd, vma->vm_start, vma->vm_end, [&](uint64_t addr, pteval_t v) {
-      if (!filled.empty()) filled[(addr - vma->vm_start) >> PAGE_SHIFT] = true;
+    const uint64_t start = vma->vm_start;  // (a structured binding is not captured)
+    walk_range_all(mm->pgd, start, vma->vm_end, [&](uint64_t addr, pteval_t v) {
+      if (!filled.empty()) filled[(addr - start) >> PAGE_SHIFT] = true;
       if (is_swap_pte(v)) {  // smaps_pte_entry()'s is_swap_pte() branch
         const unsigned count = swap_count(m, pte_to_swp_entry(mm->pgd.mode, v));
         mss.swap += PAGE_SIZE;
