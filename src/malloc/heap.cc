@@ -262,12 +262,11 @@ void* big_malloc(size_t size, bool zero) {
 
 }  // namespace
 
-void heap_magazine_drain(ThreadCtx& t, bool release) {
+void heap_magazine_release(ThreadCtx& t) {
   ThreadMagazine* mag = t.mag;
   if (!mag) return;
   for (unsigned c = 0; c < kMagClasses; ++c)
     if (mag->count[c]) magazine_flush(mag, c, mag->count[c]);
-  if (!release) return;
   t.mag = nullptr;
   big_free(mag);
 }

@@ -261,7 +261,7 @@ bool heap_bind_thread(ThreadCtx& t) {
       t.slab[c] = g_heap.fast[c] ? &g_heap.caches[c]->cpu_slab[cpu] : nullptr;
     if (g_heap.binds.fetch_add(1, std::memory_order_relaxed) == 1) raise_cpu_partial();
     pthread_setspecific(g_heap.exit_key, reinterpret_cast<void*>(1));
-    heap_magazine_drain(t, true);  // kept while it had no CPU
+    heap_magazine_release(t);  // kept while it had no CPU
     return true;
   }
   t.bind_failed_epoch = epoch;
@@ -270,7 +270,7 @@ bool heap_bind_thread(ThreadCtx& t) {
 
 void heap_thread_exit() {
   ThreadCtx& t = tls_heap;
-  heap_magazine_drain(t, true);
+  heap_magazine_release(t);
   if (!t.cpu) return;
   Machine& m = *g_heap.m;
   {

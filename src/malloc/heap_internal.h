@@ -78,9 +78,9 @@ inline bool heap_ready() {
 }
 // Binds the calling thread to a free CPU; false when none is free.
 bool heap_bind_thread(ThreadCtx& t);
-// Gives the magazine's blocks back to their slabs; with `release` the
-// magazine too (thread exit).
-void heap_magazine_drain(ThreadCtx& t, bool release);
+// Gives the magazine's blocks back to their slabs and unmaps it (the thread
+// bound a CPU, or is exiting).
+void heap_magazine_release(ThreadCtx& t);
 // Runs free-page reporting when a free asked for it.
 void heap_maybe_report();
 // A misuse of the heap (a bad or double free): report and abort.

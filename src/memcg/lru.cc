@@ -174,8 +174,8 @@ uint64_t mem_cgroup_high_delay_ms(uint64_t usage, uint64_t high, uint64_t nr_pag
 }
 
 void mem_cgroup_handle_over_high(Machine& m, MemCgroup* cg) {
+  if (!nr_pages_over_high) return;  // every fault comes here: a load, no store
   const uint64_t nr_pages = std::exchange(nr_pages_over_high, 0);
-  if (!nr_pages) return;
   MemcgState& st = memcg_state(m);
   if (!cg) cg = st.root();
   const uint64_t high = cg->high.load(std::memory_order_relaxed);

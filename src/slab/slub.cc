@@ -270,20 +270,28 @@ void* get_partial_node(KmemCache* s, int nid, KmemCacheCpu* c, Page** out) {
   return object;
 }
 
-// get_partial(): the requested node's partial slabs, else (when any node
-// will do) the others in zonelist order (get_any_partial()).
-void* get_partial(KmemCache* s, int node, int local, gfp_t gfp, KmemCacheCpu* c, Page** out) {
-  Machine& m = *s->machine;
+// The first non-null take(nid) over the requested node, else (when any
+// node will do) the others in zonelist order: get_partial()'s walk, with
+// get_any_partial() for the rest.
+template <class Take>
+void* partial_from_nodes(Machine& m, int node, int local, gfp_t gfp, Take&& take) {
   const int first = node == NUMA_NO_NODE ? local : node;
-  if (void* obj = get_partial_node(s, first, c, out)) return obj;
+  if (void* obj = take(first)) return obj;
   if (node != NUMA_NO_NODE || (gfp & __GFP_THISNODE)) return nullptr;
   int last = first;
   for (Zone* const* zp = m.node(first).zonelist_fallback; *zp; ++zp) {
     if ((*zp)->node == last || (*zp)->node == first) continue;
     last = (*zp)->node;
-    if (void* obj = get_partial_node(s, last, c, out)) return obj;
+    if (void* obj = take(last)) return obj;
   }
   return nullptr;
+}
+
+// get_partial(): a partial slab for the CPU (get_partial_node) from the
+// nodes the request may use.
+void* get_partial(KmemCache* s, int node, int local, gfp_t gfp, KmemCacheCpu* c, Page** out) {
+  return partial_from_nodes(*s->machine, node, local, gfp,
+                            [&](int nid) { return get_partial_node(s, nid, c, out); });
 }
 
 // alloc_single_from_partial() (Linux 6.2) for a caller bound to no CPU, up
@@ -369,13 +377,11 @@ void* slab_alloc_slow(KmemCache* s, CpuState* cpu, gfp_t gfp, int node) {
   if (!c) {
     // A thread bound to no CPU has no per-CPU slab: one object from a
     // partial slab, or a new slab whose other objects go to the node list.
-    const int first = node == NUMA_NO_NODE ? local : node;
-    void* obj;
-    if (alloc_from_partial(s, first, &obj, 1)) return obj;
-    if (node == NUMA_NO_NODE && !(gfp & __GFP_THISNODE)) {
-      for (Zone* const* zp = m.node(first).zonelist_fallback; *zp; ++zp)
-        if ((*zp)->node != first && alloc_from_partial(s, (*zp)->node, &obj, 1)) return obj;
-    }
+    const auto take_one = [&](int nid) -> void* {
+      void* obj;
+      return alloc_from_partial(s, nid, &obj, 1) ? obj : nullptr;
+    };
+    if (void* obj = partial_from_nodes(m, node, local, gfp, take_one)) return obj;
     slab = allocate_slab(s, nullptr, gfp, node, &freelist);
     if (!slab) {
       if (!(gfp & __GFP_NOWARN)) slab_out_of_memory(s, gfp, node);
