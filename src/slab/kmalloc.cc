@@ -44,14 +44,14 @@ void* kmalloc_large(Machine& m, size_t size, gfp_t gfp, int node) {
 
 SlabState& slab_state_init(Machine& m) {
   return *static_cast<SlabState*>(m.ensure_layer_state(Layer::kSlab, [&m] {
-    auto st = std::make_unique<SlabState>();
+    auto st = std::make_unique<SlabState>(m.nr_cpus());
     for (unsigned i = 1; i < std::size(st->kmalloc_caches); ++i) {
       auto* s = new KmemCache();
       s->machine = &m;
       s->object_size = kmalloc_size(i);
       s->name = kmalloc_name(s->object_size);
       s->align = 8;  // ARCH_KMALLOC_MINALIGN
-      kmem_cache_open(s);
+      kmem_cache_open(s, st->percpu);
       st->kmalloc_caches[i] = s;
     }
     // Creation order of create_kmalloc_caches(): by size.

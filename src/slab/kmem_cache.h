@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "base/percpu.h"
 #include "base/spinlock.h"
 #include "slab/slab.h"
 
@@ -86,6 +87,44 @@ struct alignas(64) KmemCacheCpu {
   Page* partial = nullptr;  // frozen partial slabs, chained by private_
   unsigned colour_next = 0;
 };
+
+// A cache's per-CPU structures, one area of the machine's per-CPU
+// allocator (base/percpu.h): in CPU i's unit, its KmemCacheCpu and right
+// after it the slots of its sheaf. Nothing is written at creation; a CPU's
+// copy is zero until the CPU uses the cache (cpu_sheaf_attach), so the
+// copies of CPUs that never run a cache cost no memory.
+class CpuSlabs {
+ public:
+  CpuSlabs() = default;
+  CpuSlabs(PercpuAllocator& pa, unsigned sheaf_capacity)
+      : pa_(&pa),
+        bytes_(sizeof(KmemCacheCpu) + size_t{sheaf_capacity} * sizeof(void*)),
+        first_(static_cast<KmemCacheCpu*>(pa.alloc(bytes_, alignof(KmemCacheCpu)))) {}
+  CpuSlabs(CpuSlabs&& o) noexcept : pa_(o.pa_), bytes_(o.bytes_), first_(o.first_) {
+    o.first_ = nullptr;
+  }
+  CpuSlabs& operator=(CpuSlabs&& o) noexcept {
+    std::swap(pa_, o.pa_);
+    std::swap(bytes_, o.bytes_);
+    std::swap(first_, o.first_);
+    return *this;
+  }
+  ~CpuSlabs() {
+    if (first_) pa_->free(first_, bytes_);
+  }
+  explicit operator bool() const { return first_ != nullptr; }
+  KmemCacheCpu& operator[](unsigned cpu) const { return *per_cpu_ptr(first_, cpu); }
+
+ private:
+  PercpuAllocator* pa_ = nullptr;
+  size_t bytes_ = 0;
+  KmemCacheCpu* first_ = nullptr;
+};
+
+// The slots of `c`'s sheaf, which follow it in its unit.
+inline void** cpu_sheaf_slots(KmemCacheCpu& c) {
+  return reinterpret_cast<void**>(&c + 1);
+}
 
 struct KmemCacheNode {
   SpinLock list_lock;
@@ -152,9 +191,8 @@ struct KmemCache {
   // Objects slub_debug withheld from the cache (slab_debug.cc).
   std::atomic<uint64_t> quarantined{0};
   std::vector<std::string> aliases;
-  std::unique_ptr<KmemCacheCpu[]> cpu_slab;
-  unsigned sheaf_capacity = 0;           // KmemCacheArgs::sheaf_capacity; 0 for debug caches
-  std::unique_ptr<void*[]> sheaf_slots;  // nr_cpus sheaves of sheaf_capacity slots
+  CpuSlabs cpu_slab;
+  unsigned sheaf_capacity = 0;  // KmemCacheArgs::sheaf_capacity; 0 for debug caches
   std::vector<std::unique_ptr<KmemCacheNode, KmemCacheNodeDeleter>> node;
 
   bool debug() const { return flags & SLAB_DEBUG_FLAGS; }
@@ -251,6 +289,15 @@ inline bool cpu_slab_push(const KmemCache* s, KmemCacheCpu& c, Page* head, void*
 // The sheaf halves: pop the newest object (null when the sheaf is empty
 // or the cache has none); push while there is room, false when full or for
 // the naive double free (obj tops the sheaf already).
+// A CPU's sheaf is attached the first time the CPU goes the slow way
+// through a cache with sheaves: until then its capacity reads 0, so its
+// first free misses the push, and nothing was written for it at creation.
+inline void cpu_sheaf_attach(const KmemCache* s, KmemCacheCpu& c) {
+  if (c.sheaf_capacity != s->sheaf_capacity) [[unlikely]] {
+    c.sheaf = cpu_sheaf_slots(c);
+    c.sheaf_capacity = s->sheaf_capacity;
+  }
+}
 inline void* cpu_sheaf_pop(KmemCacheCpu& c) {
   return c.sheaf_size ? c.sheaf[--c.sheaf_size] : nullptr;
 }
@@ -264,6 +311,8 @@ inline bool cpu_sheaf_push(KmemCacheCpu& c, void* obj) {
 
 // Per-machine slab state: the cache list and the kmalloc caches.
 struct SlabState final : LayerState {
+  explicit SlabState(unsigned nr_cpus) : percpu(nr_cpus) {}
+  PercpuAllocator percpu;  // the caches' per-CPU structures; outlives them
   std::mutex slab_mutex;
   std::vector<KmemCache*> caches;  // owned; creation order
   KmemCache* kmalloc_caches[14] = {};
@@ -384,8 +433,9 @@ inline void kfree(Machine& m, const void* p) {
 }
 
 // --- slub.cc -----------------------------------------------------------------------------------
-// Sets up a new cache's sizes, order and per-CPU/node structures.
-bool kmem_cache_open(KmemCache* s);
+// Sets up a new cache's sizes, order and per-CPU/node structures; the
+// per-CPU ones come from `pa`, the machine's (SlabState::percpu).
+bool kmem_cache_open(KmemCache* s, PercpuAllocator& pa);
 void* slab_alloc_slow(KmemCache* s, CpuState* cpu, gfp_t gfp, int node);
 // __slab_free(): `cnt` objects of `slab`, chained from `head` to `tail`
 // through their free pointers, go back to it.

@@ -153,8 +153,8 @@ KmemCache* find_mergeable(SlabState& st, unsigned size, unsigned align, slab_fla
   return nullptr;
 }
 
-KmemCache* create_cache(Machine& m, std::string_view name, unsigned size, const KmemCacheArgs& args,
-                        slab_flags_t flags) {
+KmemCache* create_cache(Machine& m, PercpuAllocator& pa, std::string_view name, unsigned size,
+                        const KmemCacheArgs& args, slab_flags_t flags) {
   auto s = std::make_unique<KmemCache>();
   s->machine = &m;
   s->name = std::string(name);
@@ -164,7 +164,7 @@ KmemCache* create_cache(Machine& m, std::string_view name, unsigned size, const 
   s->align = calculate_alignment(flags, args.align, size);
   if (args.use_freeptr_offset) s->freeptr_offset_arg = static_cast<int>(args.freeptr_offset);
   s->sheaf_capacity = args.sheaf_capacity;
-  if (!kmem_cache_open(s.get())) return nullptr;
+  if (!kmem_cache_open(s.get(), pa)) return nullptr;
   return s.release();
 }
 
@@ -211,7 +211,7 @@ void free_kmem_cache_node(KmemCacheNode* n) {
   node_pool_free = n;
 }
 
-bool kmem_cache_open(KmemCache* s) {
+bool kmem_cache_open(KmemCache* s, PercpuAllocator& pa) {
   Machine& m = *s->machine;
   if (!calculate_sizes(s)) return false;
   s->min_partial = std::clamp(static_cast<unsigned>(ilog2(s->size)) / 2, MIN_PARTIAL, MAX_PARTIAL);
@@ -219,16 +219,10 @@ bool kmem_cache_open(KmemCache* s) {
   std::random_device rd;
   s->random = (uint64_t{rd()} << 32) | rd();
   s->fp_hardened = (s->flags & SLAB_FREELIST_HARDENED) || m.config().slab_freelist_hardened;
-  s->cpu_slab = std::make_unique<KmemCacheCpu[]>(m.nr_cpus());
   if (s->debug()) s->sheaf_capacity = 0;  // every debug free goes the checked way
   s->flags = (s->flags & ~SLAB_HAS_SHEAVES) | (s->sheaf_capacity ? SLAB_HAS_SHEAVES : 0);
-  if (const unsigned cap = s->sheaf_capacity) {
-    s->sheaf_slots = std::make_unique_for_overwrite<void*[]>(size_t{m.nr_cpus()} * cap);
-    for (unsigned i = 0; i < m.nr_cpus(); ++i) {
-      s->cpu_slab[i].sheaf = &s->sheaf_slots[size_t{i} * cap];
-      s->cpu_slab[i].sheaf_capacity = cap;
-    }
-  }
+  s->cpu_slab = CpuSlabs(pa, s->sheaf_capacity);
+  if (!s->cpu_slab) return false;
   for (unsigned i = 0; i < m.nr_nodes(); ++i) {
     s->node.emplace_back(alloc_kmem_cache_node());
     SpinGuard g(s->node.back()->list_lock);
@@ -280,7 +274,7 @@ KmemCache* kmem_cache_create(Machine& m, std::string_view name, unsigned size,
     s->aliases.emplace_back(name);
     return s;
   }
-  KmemCache* s = create_cache(m, name, size, args, flags);
+  KmemCache* s = create_cache(m, st.percpu, name, size, args, flags);
   if (!s) return fail("no slab order can hold the object");
   st.caches.push_back(s);
   return s;
@@ -299,6 +293,7 @@ void* kmem_cache_alloc_slow(KmemCache* s, CpuState* cpu, gfp_t gfp, int node) {
   void* obj = nullptr;
   if ((s->flags & SLAB_HAS_SHEAVES) && cpu && node == NUMA_NO_NODE) {
     KmemCacheCpu& c = s->cpu_slab[cpu->id];
+    cpu_sheaf_attach(s, c);
     if (!(obj = cpu_sheaf_pop(c))) obj = cpu_slab_pop(s, c);
   }
   while (!obj) {
@@ -333,6 +328,7 @@ void kmem_cache_free_slow(KmemCache* s, CpuState* cpu, void* obj) {
   }
   if (cpu && !s->debug()) {
     KmemCacheCpu& c = s->cpu_slab[cpu->id];
+    cpu_sheaf_attach(s, c);
     if (c.sheaf_size && c.sheaf[c.sheaf_size - 1] == obj) {
       slab_report(s, "double free detected", obj);  // it tops the sheaf
       return;

@@ -62,8 +62,11 @@ std::string check_cache(KmemCache* s, const std::vector<Page*>& slabs) {
     } else if (cc.defer_head || cc.defer_count) {
       return fmt::format("{}: cpu {} has deferred frees but no slab", s->name, c);
     }
-    if (cc.sheaf_capacity != s->sheaf_capacity || cc.sheaf_size > cc.sheaf_capacity ||
-        (cc.sheaf_capacity && cc.sheaf != &s->sheaf_slots[size_t{c} * s->sheaf_capacity]))
+    // A sheaf is attached (in its unit, right after cc) or not yet (empty).
+    const bool attached = cc.sheaf_capacity == s->sheaf_capacity && cc.sheaf_capacity &&
+                          cc.sheaf == cpu_sheaf_slots(cc);
+    const bool detached = !cc.sheaf_capacity && !cc.sheaf;
+    if (!(attached || detached) || cc.sheaf_size > cc.sheaf_capacity)
       return fmt::format("{}: cpu {} sheaf holds {} of {} (cache: {})", s->name, c, cc.sheaf_size,
                          cc.sheaf_capacity, s->sheaf_capacity);
     for (unsigned i = 0; i < cc.sheaf_size; ++i) {

@@ -795,12 +795,12 @@ void set_slub_debug_on(Machine& m, SlabState& st, slab_flags_t flags,
     const slab_flags_t old = s->flags;
     s->flags |= flags;
     free_kmem_cache_nodes(s);
-    if (!kmem_cache_open(s)) {
+    if (!kmem_cache_open(s, st.percpu)) {
       m.warn(fmt::format("slub_debug: cache {} cannot hold its debug metadata; flags stay {:#x}\n",
                          s->name, old));
       s->flags = old;
       free_kmem_cache_nodes(s);
-      kmem_cache_open(s);
+      kmem_cache_open(s, st.percpu);
     }
   }
 }

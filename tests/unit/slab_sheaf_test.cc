@@ -9,6 +9,7 @@
 // one message; such caches never merge. slab_check() after every step.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -55,9 +56,13 @@ TEST_F(SlabSheaf, FreesAndAllocationsMeetTheSheafNewestFirst) {
   ASSERT_NO_FATAL_FAILURE(boot_bound("sheaf"));
   Machine& m = *mp;
   const KmemCacheCpu& c = s->cpu_slab[0];
-  ASSERT_EQ(c.sheaf_capacity, 8u);
+  // Nothing is written for a CPU until it first uses the cache.
+  ASSERT_EQ(c.sheaf_capacity, 0u);
+  ASSERT_EQ(c.sheaf, nullptr);
   std::vector<void*> objs;
   for (unsigned i = 0; i < 3 * s->objects; ++i) objs.push_back(kmem_cache_alloc(s, GFP_KERNEL));
+  ASSERT_EQ(c.sheaf_capacity, 8u);
+  ASSERT_EQ(c.sheaf, cpu_sheaf_slots(s->cpu_slab[0]));
   // One object of each of five places: the first slab (full, no CPU's),
   // the second, the active slab.
   const std::vector<void*> freed = {objs[0], objs[s->objects], objs[1], objs[2 * s->objects],
@@ -129,6 +134,11 @@ TEST_F(SlabSheaf, EveryObjectAndPageComesBackFromTheSheaves) {
   for (int cpu = 0; cpu < 2; ++cpu) {
     auto bound = CpuScope::bind(m, cpu);
     ASSERT_TRUE(bound.ok());
+    if (cpu == 0) {  // CPU 1 has not run the cache yet: its copy is all zero
+      const auto* other = reinterpret_cast<const unsigned char*>(&s->cpu_slab[1]);
+      EXPECT_TRUE(std::all_of(other, other + sizeof(KmemCacheCpu) + 16 * sizeof(void*),
+                              [](unsigned char x) { return x == 0; }));
+    }
     auto& mine = cpu ? b : a;
     for (unsigned i = 0; i < 2 * s->objects; ++i) mine.push_back(kmem_cache_alloc(s, GFP_KERNEL));
   }
