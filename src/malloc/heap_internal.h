@@ -33,8 +33,9 @@ struct HeapGlobals {
   // free tries again only after that.
   std::atomic<uint64_t> unbind_epoch{0};
   std::atomic<uint64_t> reported_pages{0};
-  std::atomic<uint64_t> binds{0};  // threads ever bound to a CPU
-  char boot_error[160] = {};       // why the last boot attempt failed
+  std::atomic<uint64_t> decay_ms{0};  // when the last decay pass ran (CLOCK_MONOTONIC_COARSE)
+  std::atomic<uint64_t> binds{0};     // threads ever bound to a CPU
+  char boot_error[160] = {};          // why the last boot attempt failed
 };
 extern constinit HeapGlobals g_heap;
 
@@ -53,7 +54,8 @@ struct ThreadCtx {
   // Inside the core: this thread's allocations go to the early allocator,
   // and the fast paths, whose per-CPU state the core may be changing, are off.
   uint32_t in_core = 0;
-  bool exited = false;  // past its exit hook: runs unbound from now on
+  uint32_t report_calls = 0;  // heap_maybe_report()s; every 64th reads the clock
+  bool exited = false;        // past its exit hook: runs unbound from now on
   CpuState* cpu = nullptr;
   uint64_t bind_failed_epoch = ~uint64_t{0};
   KmemCacheCpu* slab[kMallocNrClasses] = {};  // this CPU's slab of each class

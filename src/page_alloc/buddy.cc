@@ -130,6 +130,7 @@ void expand(Zone& z, Page* page, unsigned low, unsigned high, unsigned mt, bool 
     set_buddy_order(&page[size], high);
     add_to_free_list(&page[size], z, high, mt, false, reported);
   }
+  z.unreported_low = std::min(z.unreported_low, z.unreported_pages);
 }
 
 // buddy_merge_likely(): the block about to be listed would merge with its

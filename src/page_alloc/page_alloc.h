@@ -88,6 +88,12 @@ uint64_t online_memory_block(Machine& m, int nid, uint64_t block_bytes = kMemory
 // each zone (`everything`: until none is); returns the pages.
 void page_reporting_register(Machine& m, unsigned order, uint64_t threshold);
 uint64_t page_reporting_process(Machine& m, bool everything = false);
+// A decay pass, for an owner that calls it every so often: hands back the
+// coldest unreported blocks, as many pages as stayed unreported through
+// the whole time since the last pass (no allocation took them), so memory
+// freed and not used again goes back within two passes whatever the
+// threshold. Returns the pages.
+uint64_t page_reporting_decay(Machine& m);
 
 // Free pages of a node or the machine (buddy lists; pcp pages not included).
 uint64_t nr_free_pages(const Machine& m);

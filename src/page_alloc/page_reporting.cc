@@ -30,8 +30,13 @@ struct Isolated {
   unsigned order, mt;
 };
 
+// Reported blocks a bounded pass steps over in one list before it gives
+// the list up: a decay pass runs every few milliseconds, and a list may
+// hold thousands of reported blocks in front of the few it is after.
+constexpr unsigned kMaxSkip = 256;
+
 // One zone, down to `keep` unreported pages: returns the pages handed back.
-uint64_t report_zone(Machine& m, Zone& z, uint64_t keep) {
+uint64_t report_zone(Machine& m, Zone& z, uint64_t keep, bool bounded) {
   const unsigned min_order = m.page_reporting_order;
   const uint64_t watermark = z.low_wmark() + (uint64_t{kReportingCapacity} << min_order);
   uint64_t reported = 0;
@@ -47,10 +52,14 @@ uint64_t report_zone(Machine& m, Zone& z, uint64_t keep) {
       for (unsigned o = NR_PAGE_ORDERS; o-- > min_order && n < kReportingCapacity && want;) {
         for (unsigned mt = 0; mt < MIGRATE_PCPTYPES && n < kReportingCapacity && want; ++mt) {
           ListHead& list = z.free_area[o].free_list[mt];
+          unsigned skipped = 0;
           for (ListHead* p = list.prev; p != &list && n < kReportingCapacity && want;) {
             Page* page = container_of(p, &Page::lru);
             p = p->prev;
-            if (page->test(PG_reported)) continue;
+            if (page->test(PG_reported)) {
+              if (bounded && ++skipped > kMaxSkip) break;
+              continue;
+            }
             batch[n++] = {page, m.page_to_pfn(page), o, mt};
             want -= std::min(want, uint64_t{1} << o);
           }
@@ -64,7 +73,11 @@ uint64_t report_zone(Machine& m, Zone& z, uint64_t keep) {
     SpinGuard g(z.lock);
     for (unsigned i = 0; i < n; ++i) {
       const Isolated& b = batch[i];
-      __free_one_page(z, b.page, b.pfn, b.order, b.mt, Fpi::kReported);
+      // The pageblock's type now, as page_reporting_drain() reads it: while
+      // the zone lock was dropped, an allocation may have claimed the
+      // pageblock of a block smaller than one (move_freepages_block).
+      const unsigned mt = m.get_pageblock_migratetype(b.pfn);
+      __free_one_page(z, b.page, b.pfn, b.order, mt, Fpi::kReported);
       reported += uint64_t{1} << b.order;
     }
   }
@@ -82,9 +95,28 @@ void page_reporting_register(Machine& m, unsigned order, uint64_t threshold) {
         for (ListHead* p = list.next; p != &list; p = p->next)
           if (!container_of(p, &Page::lru)->test(PG_reported)) unreported += uint64_t{1} << o;
     z.unreported_pages = unreported;
+    z.unreported_low = unreported;
   });
   m.page_reporting_order = order;
   m.page_reporting_threshold = threshold;
+}
+
+uint64_t page_reporting_decay(Machine& m) {
+  if (!m.page_reporting_order) return 0;
+  uint64_t reported = 0;
+  m.for_each_zone([&](Zone& z) {
+    if (!z.populated()) return;
+    uint64_t keep;
+    {
+      SpinGuard g(z.lock);
+      // What no allocation took since the last pass: the coldest that much.
+      keep = z.unreported_pages - std::min(z.unreported_low, z.unreported_pages);
+    }
+    reported += report_zone(m, z, keep, true);
+    SpinGuard g(z.lock);
+    z.unreported_low = z.unreported_pages;
+  });
+  return reported;
 }
 
 uint64_t page_reporting_process(Machine& m, bool everything) {
@@ -93,7 +125,7 @@ uint64_t page_reporting_process(Machine& m, bool everything) {
   const uint64_t keep = everything ? 0 : m.page_reporting_threshold / 2;
   uint64_t reported = 0;
   m.for_each_zone([&](Zone& z) {
-    if (z.populated()) reported += report_zone(m, z, keep);
+    if (z.populated()) reported += report_zone(m, z, keep, !everything);
   });
   return reported;
 }

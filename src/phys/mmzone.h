@@ -118,6 +118,9 @@ struct Zone {
   // Free-page reporting: pages in free blocks of at least the machine's
   // page_reporting_order that the host still holds (no PG_reported).
   uint64_t unreported_pages = 0;
+  // The fewest unreported_pages an allocation left since the last decay
+  // pass (page_reporting_decay): blocks that much stayed free all along.
+  uint64_t unreported_low = 0;
   // Events of threads bound to no CPU (their PGALLOC and PGFREE), counted
   // under zone.lock, which they hold anyway, instead of with a locked add on
   // the machine's shared counters. Machine::sum_event adds them in.

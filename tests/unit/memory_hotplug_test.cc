@@ -180,6 +180,54 @@ TEST(PageReporting, WaitsForItsThresholdAndSplitsStayReported) {
   EXPECT_EQ(check(m), "");
 }
 
+TEST(PageReporting, DecayHandsBackWhatStayedFreeThroughAPass) {
+  auto r = boot(hotplug_config(64ull << 20, 64ull << 20));
+  ASSERT_TRUE(r.ok());
+  Machine& m = **r;
+  page_reporting_register(m, 2, (32ull << 20) >> PAGE_SHIFT);  // a threshold never reached
+  page_reporting_process(m, true);
+  auto unreported = [&] {
+    uint64_t n = 0;
+    m.for_each_zone([&](Zone& z) { n += z.unreported_pages; });
+    return n;
+  };
+  auto alloc_touched = [&](std::vector<Page*>& v, int n) {
+    for (int i = 0; i < n; ++i) {
+      Page* p = alloc_pages(m, GFP_KERNEL, 2);
+      ASSERT_NE(p, nullptr);
+      std::fill_n(static_cast<char*>(m.page_address(p)), PAGE_SIZE << 2, 'x');
+      v.push_back(p);
+    }
+  };
+  // 4 MiB freed in 16 KiB blocks: below the threshold, nothing is asked.
+  std::vector<Page*> a, b;
+  ASSERT_NO_FATAL_FAILURE(alloc_touched(a, 256));
+  for (Page* p : a) free_pages(m, p, 2);
+  drain_all_pages(m);
+  EXPECT_FALSE(m.page_reporting_requested.load());
+  const uint64_t freed = unreported();
+  EXPECT_GE(freed, 1024u);
+  // The first pass after the free: the low mark was taken before it, when
+  // nothing was unreported, so nothing stayed free through a whole pass.
+  EXPECT_EQ(page_reporting_decay(m), 0u);
+  // Half of it is allocated again before the next pass: what was left
+  // free all along goes back, and no more.
+  ASSERT_NO_FATAL_FAILURE(alloc_touched(b, 128));
+  const uint64_t low = unreported();
+  const uint64_t reported = page_reporting_decay(m);
+  EXPECT_GT(reported, 0u);
+  EXPECT_LE(reported, low);
+  EXPECT_EQ(unreported(), low - reported);
+  EXPECT_EQ(check(m), "");
+  // Nothing was allocated since: the rest goes at the next pass.
+  page_reporting_decay(m);
+  EXPECT_EQ(unreported(), 0u);
+  EXPECT_EQ(check(m), "");
+  for (Page* p : b) free_pages(m, p, 2);
+  drain_all_pages(m);
+  EXPECT_EQ(check(m), "");
+}
+
 TEST(AllocPagesExact, HoldsExactlyItsFrames) {
   auto r = boot(hotplug_config(64ull << 20, 64ull << 20));
   ASSERT_TRUE(r.ok());
