@@ -291,11 +291,17 @@ void heap_free(void* p, const void* caller) {
   if (off < g_heap.direct_bytes) [[likely]] {
     Page* head = (g_heap.mem_map + (off >> PAGE_SHIFT))->head();
     ThreadCtx& t = tls_heap;
-    // A slab object starts 16-byte aligned; anything else goes to the slow
-    // path, which checks the pointer in full.
-    if (head->test(PG_slab) && t.cpu && !t.in_core && !(reinterpret_cast<uintptr_t>(p) & 15))
-        [[likely]] {
-      if (slab_free_try_fast(slab_cache(head), *t.cpu, head, p)) [[likely]]
+    if (head->test(PG_slab) && t.cpu && !t.in_core) [[likely]] {
+      // Only an object's start goes the fast way: a pointer into a block
+      // (aligned or not) or past the slab's objects takes the slow path,
+      // which reports it, before a later malloc hands out overlapping
+      // blocks. A multiply and two compares (slab_offset_is_object).
+      KmemCache* s = slab_cache(head);
+      const uint64_t in_slab = off - (static_cast<uint64_t>(head - g_heap.mem_map) << PAGE_SHIFT);
+      const unsigned objects =
+          SlabWord::unpack(slab_word(head).load(std::memory_order_relaxed)).objects;
+      if (slab_offset_is_object(s, in_slab, objects) && slab_free_try_fast(s, *t.cpu, head, p))
+          [[likely]]
         return;
     }
   }

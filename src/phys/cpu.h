@@ -54,15 +54,15 @@ struct alignas(64) CpuState {
   int id = 0;
   int node = 0;
   std::atomic<uint64_t> owner{0};
-  // In a child forked while another thread had this CPU bound (a thread
-  // fork does not copy): its state may have been mid-update and nothing
-  // touches it again. check() allows what such an update leaves half done.
-  bool torn = false;
   // The vm layer's TLB of this CPU (vm/tlb.h), set when that layer starts:
   // translate()'s hit path reaches it in two loads from the thread's binding.
   Tlb* tlb = nullptr;
   PcpClass pcp_class[32];  // filled when the machine boots
   std::array<OwnedCounter, kNrVmEvents> events;
+  // In a child forked while another thread had this CPU bound (a thread
+  // fork does not copy): its state may have been mid-update and nothing
+  // touches it again. check() allows what such an update leaves half done.
+  bool torn = false;
 };
 
 struct CpuBinding {

@@ -173,6 +173,11 @@ struct KmemCache {
   unsigned orig_size_offset = 0;
   slab_flags_t flags = 0;
   void (*ctor)(void*) = nullptr;
+  // ~0 / size + 1: an offset x below 2^32 is a multiple of size iff
+  // x * size_magic <= size_magic - 1 (mod 2^64; Lemire, Kaser and Kurz's
+  // divisibility test), a multiply where x % size divides. Linux keeps
+  // reciprocal_size for obj_to_index() the same way.
+  uint64_t size_magic = 0;
   unsigned order = 0, objects = 0;          // oo: preferred slab order and its objects
   unsigned min_order = 0, min_objects = 0;  // min: fallback when that order fails
   unsigned colour_slack = 0;                // bytes of colour offset available
@@ -218,6 +223,12 @@ inline void set_slab_next(Page* slab, Page* next) {
 }
 inline char* slab_base(const Machine& m, const Page* slab) {
   return static_cast<char*>(m.page_address(slab));
+}
+
+// Whether `off` bytes past a slab's first object start one of its
+// `objects` objects: check_valid_pointer() without the division.
+inline bool slab_offset_is_object(const KmemCache* s, uint64_t off, unsigned objects) {
+  return off < uint64_t{objects} * s->size && off * s->size_magic <= s->size_magic - 1;
 }
 
 // --- free pointers ---------------------------------------------------------------------

@@ -99,6 +99,7 @@ bool calculate_sizes(KmemCache* s) {
   }
   size = static_cast<unsigned>(align_up(size, s->align));
   s->size = size;
+  s->size_magic = ~uint64_t{0} / size + 1;
   const MachineConfig& cfg = s->machine->config();
   const unsigned order =
       calculate_order(size, s->machine->nr_cpus(), cfg.slub_max_order, cfg.slub_min_objects);
