@@ -33,9 +33,14 @@ struct HeapGlobals {
   // free tries again only after that.
   std::atomic<uint64_t> unbind_epoch{0};
   std::atomic<uint64_t> reported_pages{0};
-  std::atomic<uint64_t> decay_ms{0};  // when the last decay pass ran (CLOCK_MONOTONIC_COARSE)
-  std::atomic<uint64_t> binds{0};     // threads ever bound to a CPU
-  char boot_error[160] = {};          // why the last boot attempt failed
+  std::atomic<uint64_t> decay_ms{0};   // when the last decay pass ran (CLOCK_MONOTONIC_COARSE)
+  std::atomic<uint64_t> binds{0};      // threads ever bound to a CPU
+  std::atomic<unsigned> bound_now{0};  // CPUs bound at this moment
+  // The classes' per-CPU partial budgets (heap_boot.cc): SLUB's, raised
+  // (4x, being set or set), or lowered back to SLUB's for good.
+  std::atomic<int> cpu_partial_state{0};
+  unsigned cpu_partial_default[kMallocNrClasses] = {};  // SLUB's, read at boot
+  char boot_error[160] = {};                            // why the last boot attempt failed
 };
 extern constinit HeapGlobals g_heap;
 
