@@ -38,7 +38,6 @@ class PercpuAllocator {
   void* alloc(size_t size, size_t align);
   // Gives back an area alloc() returned, of the size asked for then.
   void free(void* p, size_t size);
-  unsigned nr_cpus() const { return nr_cpus_; }
   // Every chunk's free ranges sorted, disjoint, not adjacent, inside the
   // unit; "" when they are, else what is wrong.
   const char* check() const;

@@ -57,12 +57,6 @@ struct Area {
 };
 constinit Area area;
 
-uint64_t now_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
-}
-
 size_t page_align(size_t n) {
   return (n + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
 }
@@ -225,7 +219,7 @@ uintptr_t area_alloc(size_t len, bool zero) REQUIRES(area.lock) {
 
 // Returns a block's range to the area, dirty.
 void area_free(uintptr_t start, size_t len) REQUIRES(area.lock) {
-  const uint64_t now = now_ms();
+  const uint64_t now = coarse_now_ms();
   if (!range_insert({start, len, now, true})) {
     // No room to remember it: its pages go back and its address space
     // stays out of use.
@@ -268,6 +262,12 @@ void* map_alone(size_t body, size_t align) {
 }
 
 }  // namespace
+
+uint64_t coarse_now_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+}
 
 void* big_alloc(size_t size, size_t align, bool zero) {
   if (align < PAGE_SIZE) align = PAGE_SIZE;
@@ -321,7 +321,7 @@ bool big_trim() {
 void big_decay() {
   if (!area.dirty_ranges.load(std::memory_order_relaxed)) return;
   SpinGuard g(area.lock);
-  purge_lazy(now_ms());
+  purge_lazy(coarse_now_ms());
   if (!area.dirty) area.peak.store(nr_bytes.load(std::memory_order_relaxed));
 }
 

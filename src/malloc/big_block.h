@@ -31,6 +31,9 @@ void big_free(void* p);
 bool big_trim();
 // Hands back the ranges freed too long ago; cheap when there are none.
 void big_decay();
+// CLOCK_MONOTONIC_COARSE in milliseconds (a vDSO read, 4 ms steps): the
+// clock of the lazy purge here and of the heap's decay of free memory.
+uint64_t coarse_now_ms();
 // The area's lock, for the heap's fork handlers.
 void big_lock();
 void big_unlock();

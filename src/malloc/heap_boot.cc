@@ -13,20 +13,19 @@
 // plugs memory in when asked). Free-page reporting hands free pageblocks back.
 //
 // Fork: the prepare handler takes every lock of the heap, outermost first
-// (hotplug, slab_mutex, the caches' node list_locks, the zone locks, the
-// kernel log, the early allocator), so the child starts with none held.
+// (the per-CPU partial budgets' lock, hotplug, slab_mutex, the caches'
+// node list_locks, the zone locks, the kernel log, the early allocator), so
+// the child starts with none held.
 // CPUs bound by threads that do not exist in the child stay bound forever:
 // their per-CPU state may have been mid-update, so nothing touches it again
 // (their cached objects are lost to the child, nothing else is).
 #include <fmt/format.h>
-#include <sched.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <ctime>
 #include <new>
 
 #include "base/bitops.h"
@@ -54,9 +53,8 @@ constexpr uint64_t kReportingThreshold = uint64_t{16} << 20;
 // suite; 20 ms kept 0.7-1.4 MiB more of them.
 constexpr uint64_t kReportDecayMs = 10;
 // Bound CPUs at once from which the per-CPU partial budgets are SLUB's
-// (raise_cpu_partial, lower_cpu_partial), and the states of those budgets.
+// (lower_cpu_partial).
 constexpr unsigned kManyBound = 8;
-enum : int { kPartialDefault, kPartialRaising, kPartialRaised, kPartialLowered };
 
 // The page allocator asks reclaim for memory; the heap onlines some.
 class HeapHotplug final : public ReclaimOps {
@@ -88,6 +86,7 @@ void thread_exit_hook(void*) {
 bool fork_holds_machine = false;
 
 void fork_prepare() NO_THREAD_SAFETY_ANALYSIS {
+  g_heap.cpu_partial_lock.lock();  // held while the budgets change, outside the machine's
   fork_holds_machine = heap_ready();
   if (fork_holds_machine) {
     Machine& m = *g_heap.m;
@@ -116,6 +115,7 @@ void fork_release() NO_THREAD_SAFETY_ANALYSIS {
     st.slab_mutex.unlock();
     m.node(0).hotplug_lock.unlock();
   }
+  g_heap.cpu_partial_lock.unlock();
 }
 
 // The child: CPUs that other threads had bound stay bound, and their state
@@ -125,9 +125,6 @@ void fork_child() {
   fork_release();
   if (!fork_holds_machine) return;
   Machine& m = *g_heap.m;
-  // A raise the parent was in the middle of stays half done.
-  int raising = kPartialRaising;
-  g_heap.cpu_partial_state.compare_exchange_strong(raising, kPartialRaised);
   const uint64_t me = thread_token();
   for (unsigned c = 0; c < m.nr_cpus(); ++c) {
     CpuState& cpu = m.cpu(static_cast<int>(c));
@@ -247,8 +244,9 @@ bool boot_machine(uint64_t span) {
 // SLUB's for good: the slabs stocked grow with the CPUs, and with 8 to 128
 // threads SLUB's budget kept 8-15% less peak RSS in threads_private
 // (8 threads 43.9 -> 37.9 MiB, 64 threads 267 -> 235) at the same speed.
-
-void scale_cpu_partial(unsigned mul) {
+void set_cpu_partial_mul(unsigned mul) {
+  if (g_heap.cpu_partial_mul == mul) return;
+  g_heap.cpu_partial_mul = mul;
   MallocCoreScope core;
   for (unsigned c = 0; c < kMallocNrClasses; ++c) {
     KmemCache* s = g_heap.caches[c];
@@ -257,24 +255,14 @@ void scale_cpu_partial(unsigned mul) {
 }
 
 void raise_cpu_partial() {
-  int st = kPartialDefault;
-  if (!g_heap.cpu_partial_state.compare_exchange_strong(st, kPartialRaising)) return;
-  scale_cpu_partial(4);
-  g_heap.cpu_partial_state.store(kPartialRaised, std::memory_order_release);
+  std::lock_guard<std::mutex> g(g_heap.cpu_partial_lock);
+  if (!g_heap.cpu_partial_lowered) set_cpu_partial_mul(4);
 }
 
 void lower_cpu_partial() {
-  for (int st = g_heap.cpu_partial_state.load(std::memory_order_acquire); st != kPartialLowered;
-       st = g_heap.cpu_partial_state.load(std::memory_order_acquire)) {
-    if (st == kPartialRaising) {  // another thread is raising them: after it
-      sched_yield();
-      continue;
-    }
-    if (g_heap.cpu_partial_state.compare_exchange_strong(st, kPartialLowered)) {
-      if (st == kPartialRaised) scale_cpu_partial(1);
-      return;
-    }
-  }
+  std::lock_guard<std::mutex> g(g_heap.cpu_partial_lock);
+  g_heap.cpu_partial_lowered = true;
+  set_cpu_partial_mul(1);
 }
 
 }  // namespace
@@ -357,10 +345,7 @@ void heap_maybe_report() {
   if ((++tls_heap.report_calls & 63) == 0) {
     // Memory that stayed free through a whole decay period goes back
     // whatever the threshold (page_reporting_decay).
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    const uint64_t now =
-        static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1000000;
+    const uint64_t now = coarse_now_ms();
     uint64_t last = g_heap.decay_ms.load(std::memory_order_relaxed);
     if (now - last >= kReportDecayMs &&
         g_heap.decay_ms.compare_exchange_strong(last, now, std::memory_order_relaxed)) {

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 
 #include "malloc/size_class.h"
 #include "phys/cpu.h"
@@ -36,9 +37,12 @@ struct HeapGlobals {
   std::atomic<uint64_t> decay_ms{0};   // when the last decay pass ran (CLOCK_MONOTONIC_COARSE)
   std::atomic<uint64_t> binds{0};      // threads ever bound to a CPU
   std::atomic<unsigned> bound_now{0};  // CPUs bound at this moment
-  // The classes' per-CPU partial budgets (heap_boot.cc): SLUB's, raised
-  // (4x, being set or set), or lowered back to SLUB's for good.
-  std::atomic<int> cpu_partial_state{0};
+  // The classes' per-CPU partial budgets (heap_boot.cc), under
+  // cpu_partial_lock (which the fork handlers take too): a multiple of
+  // SLUB's, 4 from a second thread on, 1 again for good once lowered.
+  std::mutex cpu_partial_lock;
+  unsigned cpu_partial_mul = 1;
+  bool cpu_partial_lowered = false;
   unsigned cpu_partial_default[kMallocNrClasses] = {};  // SLUB's, read at boot
   char boot_error[160] = {};                            // why the last boot attempt failed
 };

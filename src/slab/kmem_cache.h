@@ -226,7 +226,8 @@ inline char* slab_base(const Machine& m, const Page* slab) {
 }
 
 // Whether `off` bytes past a slab's first object start one of its
-// `objects` objects: check_valid_pointer() without the division.
+// `objects` objects (check_valid_pointer(), and the malloc front end's
+// fast free): a multiply where a division would be.
 inline bool slab_offset_is_object(const KmemCache* s, uint64_t off, unsigned objects) {
   return off < uint64_t{objects} * s->size && off * s->size_magic <= s->size_magic - 1;
 }
@@ -297,9 +298,6 @@ inline bool cpu_slab_push(const KmemCache* s, KmemCacheCpu& c, Page* head, void*
   return false;
 }
 
-// The sheaf halves: pop the newest object (null when the sheaf is empty
-// or the cache has none); push while there is room, false when full or for
-// the naive double free (obj tops the sheaf already).
 // A CPU's sheaf is attached the first time the CPU goes the slow way
 // through a cache with sheaves: until then its capacity reads 0, so its
 // first free misses the push, and nothing was written for it at creation.
@@ -309,6 +307,10 @@ inline void cpu_sheaf_attach(const KmemCache* s, KmemCacheCpu& c) {
     c.sheaf_capacity = s->sheaf_capacity;
   }
 }
+
+// The sheaf halves: pop the newest object (null when the sheaf is empty
+// or the cache has none); push while there is room, false when full or for
+// the naive double free (obj tops the sheaf already).
 inline void* cpu_sheaf_pop(KmemCacheCpu& c) {
   return c.sheaf_size ? c.sheaf[--c.sheaf_size] : nullptr;
 }

@@ -528,9 +528,8 @@ bool check_valid_pointer(const KmemCache* s, Page* slab, const void* p) {
   if (!p) return true;
   const char* c = static_cast<const char*>(p);
   const char* first = first_object(s, slab);
-  const size_t objects = load_word(slab).objects;
-  return c >= first && c < first + objects * s->size &&
-         static_cast<size_t>(c - first) % s->size == 0;
+  return c >= first &&
+         slab_offset_is_object(s, static_cast<uint64_t>(c - first), load_word(slab).objects);
 }
 
 void* get_freepointer_checked_slow(const KmemCache* cs, Page* slab, void* obj) {
