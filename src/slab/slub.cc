@@ -339,7 +339,16 @@ unsigned alloc_from_partial(KmemCache* s, int nid, void** out, unsigned n) {
   }
 }
 
+// Linux's has_cpu_slab(), which flush_all tests before it flushes a CPU:
+// here it also spares the write, so the per-CPU copies of the CPUs that
+// never ran a cache stay untouched (zero pages of the host) through a
+// flush_all (kmem_cache_set_cpu_partial flushes every CPU of every cache).
+bool has_cpu_slab(const KmemCacheCpu* c) {
+  return c->slab || c->partial || c->sheaf_size || c->defer_slab || c->bump != c->bump_end;
+}
+
 void flush_cpu_slab(KmemCache* s, KmemCacheCpu* c) {
+  if (!has_cpu_slab(c)) return;
   // The sheaf first: its objects may belong to the active slab.
   Machine& m = *s->machine;
   for (unsigned i = 0; i < c->sheaf_size; ++i) {

@@ -8,6 +8,7 @@
 // caught; debug caches have none; a capacity out of range is refused with
 // one message; such caches never merge. slab_check() after every step.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cstring>
@@ -152,6 +153,34 @@ TEST_F(SlabSheaf, EveryObjectAndPageComesBackFromTheSheaves) {
   EXPECT_EQ(kmem_cache_destroy(s), 0);
   drain_all_pages(m);
   EXPECT_EQ(nr_free_pages(m), free_before);
+}
+
+TEST_F(SlabSheaf, FlushingEveryCpuWritesNothingToTheCopiesOfIdleCpus) {
+  // kmem_cache_set_cpu_partial and kmem_cache_shrink flush every CPU
+  // (flush_all); one that never ran the cache holds nothing, and its copy
+  // must stay unwritten, or the host backs every CPU's unit with memory.
+  // CPU 3's page of the copy is made read-only: a write would fault.
+  ASSERT_NO_FATAL_FAILURE(boot(4));
+  Machine& m = *mp;
+  s = kmem_cache_create(m, "sheaf_idle", 64, kSheaf8, 0);
+  ASSERT_NE(s, nullptr);
+  {
+    auto bound = CpuScope::bind(m, 0);
+    ASSERT_TRUE(bound.ok());
+    std::vector<void*> objs;
+    for (unsigned i = 0; i < 3 * s->objects; ++i) objs.push_back(kmem_cache_alloc(s, GFP_KERNEL));
+    for (void* p : objs) kmem_cache_free(s, p);
+    ASSERT_GT(s->cpu_slab[0].sheaf_size, 0u);
+  }
+  const auto page = reinterpret_cast<uintptr_t>(&s->cpu_slab[3]) & ~uintptr_t{PAGE_SIZE - 1};
+  void* idle = reinterpret_cast<void*>(page);
+  ASSERT_EQ(mprotect(idle, PAGE_SIZE, PROT_READ), 0);
+  EXPECT_EQ(kmem_cache_set_cpu_partial(s, 2 * kmem_cache_cpu_partial(s)), 0);
+  EXPECT_EQ(kmem_cache_shrink(s), 0);
+  ASSERT_EQ(mprotect(idle, PAGE_SIZE, PROT_READ | PROT_WRITE), 0);
+  EXPECT_EQ(s->cpu_slab[0].sheaf_size, 0u);  // CPU 0's was flushed
+  ASSERT_EQ(slab_check(m), "");
+  EXPECT_EQ(kmem_cache_destroy(s), 0);
 }
 
 TEST_F(SlabSheaf, ADoubleFreeOfTheTopIsCaught) {
