@@ -30,6 +30,14 @@ struct BigHeader {
 };
 
 std::atomic<size_t> nr_blocks{0}, nr_bytes{0};
+// High-water marks of the two, for malloc_stats()'s "max mmap" lines.
+std::atomic<size_t> max_blocks{0}, max_bytes{0};
+
+void raise_to(std::atomic<size_t>& mark, size_t v) {
+  size_t now = mark.load(std::memory_order_relaxed);
+  while (v > now && !mark.compare_exchange_weak(now, v, std::memory_order_relaxed)) {
+  }
+}
 
 // A free range of the area. A dirty one may hold resident pages (it was a
 // block); a clean one holds none and reads as zero. Ranges of one kind merge
@@ -237,11 +245,10 @@ bool in_area(const void* p) NO_THREAD_SAFETY_ANALYSIS {
 void* finish(char* base, size_t len, char* user) {
   BigHeader* h = header_of(user);
   *h = {kBigMagic, base, len};
-  nr_blocks.fetch_add(1, std::memory_order_relaxed);
+  raise_to(max_blocks, nr_blocks.fetch_add(1, std::memory_order_relaxed) + 1);
   const size_t live = nr_bytes.fetch_add(len, std::memory_order_relaxed) + len;
-  size_t peak = area.peak.load(std::memory_order_relaxed);
-  while (live > peak && !area.peak.compare_exchange_weak(peak, live, std::memory_order_relaxed)) {
-  }
+  raise_to(area.peak, live);
+  raise_to(max_bytes, live);
   return user;
 }
 
@@ -430,6 +437,12 @@ size_t big_blocks() {
 }
 size_t big_bytes() {
   return nr_bytes.load(std::memory_order_relaxed);
+}
+size_t big_max_blocks() {
+  return max_blocks.load(std::memory_order_relaxed);
+}
+size_t big_max_bytes() {
+  return max_bytes.load(std::memory_order_relaxed);
 }
 size_t big_cached_bytes() {
   SpinGuard g(area.lock);

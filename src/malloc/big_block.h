@@ -50,5 +50,8 @@ std::string big_check();
 size_t big_blocks();
 size_t big_bytes();
 size_t big_cached_bytes();
+// The most blocks and bytes live at once since the process started.
+size_t big_max_blocks();
+size_t big_max_bytes();
 
 }  // namespace mmkit

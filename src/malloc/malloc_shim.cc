@@ -4,9 +4,10 @@
 // glibc's promises: 16-byte alignment, errno ENOMEM on failure (EINVAL for
 // a bad alignment), realloc(p, 0) frees, posix_memalign returns its error
 // (leaving errno alone for EINVAL), memalign rounds an alignment that is
-// not a power of two up. This file is
-// the shared and static library's only addition to the core: the core
-// itself never defines malloc (its tests link it beside the host's).
+// not a power of two up. This file and malloc_info.cc (mallinfo,
+// malloc_stats, malloc_info) are the shared and static library's only
+// additions to the core: the core itself never defines malloc (its tests
+// link it beside the host's).
 //
 // Environment, read once at exit: MMKIT_SHOW_STATS=1 prints the heap's
 // summary, slabinfo and buddyinfo to stderr; MMKIT_PROC=DIR writes the
@@ -175,28 +176,36 @@ MMKIT_EXPORT int mallopt(int param, int value) {
   if (param == M_MXFAST) return value >= 0 && value <= static_cast<int>(80 * sizeof(size_t) / 4);
   return 1;
 }
-MMKIT_EXPORT struct mallinfo2 mallinfo2() {
-  struct mallinfo2 mi = {};
-  const HeapStats st = heap_stats();
-  Machine* m = heap_machine();
-  const size_t free_bytes = m ? static_cast<size_t>(nr_free_pages(*m)) * kPage : 0;
-  mi.arena = st.online_bytes;
-  mi.fordblks = free_bytes;
-  mi.uordblks = st.online_bytes - std::min(free_bytes, st.online_bytes);
-  mi.hblks = st.big_blocks;
-  mi.hblkhd = st.big_bytes;
-  mi.keepcost = 0;
-  return mi;
+// glibc's internal names for the same calls, which libc.so.6 exports too:
+// a program or a library that calls __libc_malloc and frees with free (or
+// the other way round) meets one heap. cfree is glibc's old name of free,
+// still bound by binaries linked before glibc 2.26.
+MMKIT_EXPORT void* __libc_malloc(size_t size) {
+  return heap_malloc(size, CALLER());
 }
-MMKIT_EXPORT struct mallinfo mallinfo() {
-  const struct mallinfo2 m2 = mallinfo2();
-  struct mallinfo mi = {};
-  mi.arena = static_cast<int>(m2.arena);
-  mi.fordblks = static_cast<int>(m2.fordblks);
-  mi.uordblks = static_cast<int>(m2.uordblks);
-  mi.hblks = static_cast<int>(m2.hblks);
-  mi.hblkhd = static_cast<int>(m2.hblkhd);
-  return mi;
+MMKIT_EXPORT void __libc_free(void* p) {
+  heap_free(p, CALLER());
+}
+MMKIT_EXPORT void cfree(void* p) {
+  heap_free(p, CALLER());
+}
+MMKIT_EXPORT void* __libc_calloc(size_t n, size_t size) {
+  return heap_calloc(n, size, CALLER());
+}
+MMKIT_EXPORT void* __libc_realloc(void* p, size_t size) {
+  return heap_realloc(p, size, CALLER());
+}
+MMKIT_EXPORT void* __libc_memalign(size_t align, size_t size) {
+  return aligned_or_null(align, size, CALLER());
+}
+MMKIT_EXPORT void* __libc_valloc(size_t size) {
+  return heap_memalign(kPage, size, CALLER());
+}
+MMKIT_EXPORT void* __libc_pvalloc(size_t size) {
+  return pvalloc(size);
+}
+MMKIT_EXPORT int __libc_mallopt(int param, int value) {
+  return mallopt(param, value);
 }
 
 // Introspection for tests: the library's name, and the heap's check().

@@ -419,6 +419,123 @@ void test_misc() {
               t1);
 }
 
+// --- 6b. glibc's __libc_ names, cfree, mallinfo, malloc_stats, malloc_info -----------------------
+// libc.so.6 exports its allocator under __libc_ names too; a block must be
+// freeable whichever of the two names allocated it. The introspection calls
+// print glibc's formats: the lines malloc_stats writes to stderr, and
+// malloc_info's XML with the mmapped chunks in its "mmap" total.
+extern "C" void* __libc_malloc(size_t);
+extern "C" void __libc_free(void*);
+extern "C" void* __libc_calloc(size_t, size_t);
+extern "C" void* __libc_realloc(void*, size_t);
+extern "C" void* __libc_memalign(size_t, size_t);
+
+// What f() writes to stderr (fd 2), through a temporary file.
+template <class F>
+std::string capture_stderr(F f) {
+  std::fflush(stderr);
+  FILE* tmp = std::tmpfile();
+  if (!tmp) return "";
+  const int saved = dup(2);
+  dup2(fileno(tmp), 2);
+  f();
+  std::fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  std::string out;
+  std::rewind(tmp);
+  for (int c; (c = std::fgetc(tmp)) != EOF;) out += static_cast<char>(c);
+  std::fclose(tmp);
+  return out;
+}
+
+void test_glibc_names() {
+  void* a = seen(__libc_malloc(opaque(size_t{300})));
+  check_block(a, 300, kMallocAlign, "__libc_malloc");
+  std::free(a);
+  a = seen(std::malloc(opaque(size_t{50})));
+  CHECK(a != nullptr);
+  __libc_free(a);
+  auto* z = static_cast<unsigned char*>(seen(__libc_calloc(opaque(size_t{100}), 10)));
+  CHECK(z != nullptr);
+  if (z) {
+    CHECK(std::all_of(z, z + 1000, [](unsigned char c) { return c == 0; }));
+    fill_pattern(z, 1000, 9);
+    void* r = seen(__libc_realloc(z, opaque(size_t{5000})));
+    CHECK(r != nullptr);
+    if (r) {
+      check_kept(r, 1000, 9, "__libc_realloc", 1000, 5000);
+      z = static_cast<unsigned char*>(r);
+    }
+    std::free(z);
+  }
+  void* al = seen(__libc_memalign(opaque(size_t{4096}), 100));
+  CHECK(al != nullptr && is_aligned(al, 4096));
+  std::free(al);
+  // cfree: a compat symbol in glibc (binaries linked before 2.26 bind it),
+  // so only reachable by name.
+  using FreeFn = void (*)(void*);
+  if (auto cf = reinterpret_cast<FreeFn>(dlsym(RTLD_DEFAULT, "cfree"))) cf(std::malloc(77));
+  CHECK_GLIBC(g_alloc != Allocator::kMmkit || dlsym(RTLD_DEFAULT, "cfree") != nullptr,
+              "cfree is not exported");
+}
+
+void test_introspection() {
+  constexpr size_t kBig = 64 * kMiB;  // mmapped by glibc, a big block for mmkit
+  void* big = seen(std::malloc(opaque(kBig)));
+  CHECK(big != nullptr);
+  const struct mallinfo2 mi = mallinfo2();
+  CHECK_MSG(mi.hblks >= 1 && mi.hblkhd >= kBig,
+            "mallinfo2 with a live %zu-byte block: hblks %zu, hblkhd %zu", kBig, mi.hblks,
+            mi.hblkhd);
+  CHECK_MSG(mi.uordblks <= mi.arena && mi.fordblks <= mi.arena,
+            "mallinfo2: uordblks %zu and fordblks %zu beyond arena %zu", mi.uordblks, mi.fordblks,
+            mi.arena);
+  CHECK_GLIBC(g_alloc != Allocator::kMmkit || mi.uordblks + mi.fordblks == mi.arena,
+              "mallinfo2: uordblks + fordblks != arena");
+
+  const std::string stats = capture_stderr([] { malloc_stats(); });
+  for (const char* line : {"Arena 0:\nsystem bytes     = ", "\nin use bytes     = ",
+                           "\nTotal (incl. mmap):\nsystem bytes     = ", "\nmax mmap regions = ",
+                           "\nmax mmap bytes   = "})
+    CHECK_MSG(stats.find(line) != std::string::npos, "malloc_stats: no \"%s\" in:\n%s", line,
+              stats.c_str());
+
+  CHECK_MSG(malloc_info(1, stdout) == EINVAL, "malloc_info(1, ...) is not EINVAL");
+  char* buf = nullptr;
+  size_t len = 0;
+  FILE* f = open_memstream(&buf, &len);
+  CHECK(f != nullptr);
+  if (f) {
+    const int rc = malloc_info(0, f);
+    std::fclose(f);
+    const std::string xml(buf ? buf : "", len);
+    std::free(buf);
+    CHECK_MSG(rc == 0, "malloc_info(0, ...) = %d", rc);
+    CHECK_MSG(xml.rfind("<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n", 0) == 0,
+              "malloc_info starts with:\n%.80s", xml.c_str());
+    CHECK_MSG(xml.size() > 10 && xml.compare(xml.size() - 10, 10, "</malloc>\n") == 0,
+              "malloc_info does not end with </malloc>");
+    const size_t mm = xml.find("<total type=\"mmap\" count=\"");
+    CHECK_MSG(mm != std::string::npos && std::strtoul(xml.c_str() + mm + 26, nullptr, 10) >= 1,
+              "malloc_info: no mmapped chunk counted with one live:\n%s", xml.c_str());
+  }
+  std::free(big);
+  std::printf(
+      "glibc names: __libc_malloc/free/calloc/realloc/memalign, cfree; mallinfo2, "
+      "malloc_stats, malloc_info ok\n");
+}
+
+void test_glibc_names_and_stats() {
+  // Another allocator that leaves the __libc_ names to glibc would be handed
+  // glibc's blocks: a note, and the interchange is not tried.
+  const bool same_heap = defining_object("__libc_malloc") == defining_object("malloc");
+  CHECK_GLIBC(same_heap || g_alloc == Allocator::kGlibc,
+              "__libc_malloc is not the allocator's own: " + defining_object("__libc_malloc"));
+  if (same_heap || g_alloc != Allocator::kOther) test_glibc_names();
+  test_introspection();
+}
+
 // Runs f() (returning an exit code) in a child process; its exit status, or
 // 128 + the signal that killed it.
 template <class F>
@@ -550,7 +667,10 @@ void test_exports() {
   const char* const symbols[] = {
       "malloc", "free", "calloc", "realloc", "reallocarray", "memalign", "aligned_alloc",
       "posix_memalign", "valloc", "pvalloc", "malloc_usable_size", "malloc_trim", "mallopt",
-      "mallinfo2", "mmkit_malloc_check",
+      "mallinfo", "mallinfo2", "malloc_stats", "malloc_info", "mmkit_malloc_check",
+      // glibc's other names of the same calls
+      "__libc_malloc", "__libc_free", "__libc_calloc", "__libc_realloc", "__libc_memalign",
+      "__libc_valloc", "__libc_pvalloc", "__libc_mallopt", "__libc_mallinfo", "cfree",
       // operator new / delete: plain, array, nothrow, sized, aligned, ...
       "_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t", "_ZnwmSt11align_val_t",
       "_ZnamSt11align_val_t", "_ZnwmSt11align_val_tRKSt9nothrow_t",
@@ -1075,6 +1195,7 @@ int main(int argc, char** argv) {
   test_realloc_small_steps();
   test_calloc();
   test_misc();
+  test_glibc_names_and_stats();
   test_cxx();
   test_probes();
   HEAP_CHECK("after the API checks");
