@@ -84,9 +84,13 @@ size_t lazy_max() {
 }
 
 // Reserves the area on first use: four times the host's RAM and swap of
-// address space, writable and unaccounted (MAP_NORESERVE), so a page costs
-// nothing until it is touched. Without it (strict overcommit, an address
-// space limit) every block is a mapping of its own.
+// address space, unaccounted (MAP_NORESERVE) and inaccessible, so a page
+// costs nothing until it is touched. Clean free ranges stay PROT_NONE and a
+// block's range becomes writable when it is carved (make_accessible), so
+// only blocks and the dirty ranges they leave are writable: mlockall(),
+// which faults in and locks every accessible page, locks those and not
+// the area's terabytes. Without it (strict overcommit, an address space
+// limit) every block is a mapping of its own.
 bool area_ready() REQUIRES(area.lock) {
   if (area.tried) return area.base != 0;
   area.tried = true;
@@ -95,8 +99,7 @@ bool area_ready() REQUIRES(area.lock) {
   if (sysinfo(&si) == 0)
     bytes = std::max(bytes, 4 * (uint64_t{si.totalram} + si.totalswap) * si.mem_unit);
   bytes = std::min(bytes, uint64_t{1} << 44) & ~(uint64_t{PAGE_SIZE} - 1);
-  void* m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* m = mmap(nullptr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (m == MAP_FAILED) return false;
   area.base = reinterpret_cast<uintptr_t>(m);
   area.end = area.base + bytes;
@@ -153,12 +156,28 @@ bool range_insert(Range r) REQUIRES(area.lock) {
   return true;
 }
 
+// Makes a range about to be carved writable (a no-op on dirty parts);
+// false when the host refuses (too many mappings: vm.max_map_count).
+bool make_accessible(uintptr_t start, size_t len) {
+  return mprotect(reinterpret_cast<void*>(start), len, PROT_READ | PROT_WRITE) == 0;
+}
+
+// Maps a range afresh, inaccessible: its pages go back to the host and it
+// reads as zero once carved again. Where the host refuses the new mapping,
+// the pages still go and the range stays writable.
+void discard(uintptr_t start, size_t len) {
+  void* at = reinterpret_cast<void*>(start);
+  if (mmap(at, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) ==
+      MAP_FAILED)
+    madvise(at, len, MADV_DONTNEED);
+}
+
 // Hands a dirty range's pages back to the host; it becomes clean.
 void purge(unsigned i) REQUIRES(area.lock) {
   Range r = area.range[i];
   count_dirty(r, false);
   range_erase(i);
-  madvise(reinterpret_cast<void*>(r.start), r.len, MADV_DONTNEED);
+  discard(r.start, r.len);
   r.dirty = false;
   range_insert(r);
 }
@@ -219,6 +238,7 @@ uintptr_t area_alloc(size_t len, bool zero) REQUIRES(area.lock) {
   for (unsigned i = 0; i < area.n; ++i) {
     if (run_bytes(i, len) < len) continue;
     const uintptr_t start = area.range[i].start;
+    if (!make_accessible(start, len)) return 0;
     take_run(i, len, zero);
     return start;
   }
@@ -376,7 +396,9 @@ void* big_realloc(void* p, size_t size) {
   const uintptr_t old_end = start + old_len;
   for (unsigned i = 0; i < area.n && area.range[i].start <= old_end; ++i) {
     if (area.range[i].start != old_end) continue;
-    if (run_bytes(i, new_len - old_len) < new_len - old_len) break;
+    if (run_bytes(i, new_len - old_len) < new_len - old_len ||
+        !make_accessible(old_end, new_len - old_len))
+      break;
     take_run(i, new_len - old_len, false);
     nr_bytes.fetch_add(new_len - old_len, std::memory_order_relaxed);
     h->map_len = new_len;
@@ -392,8 +414,8 @@ void* big_realloc(void* p, size_t size) {
     area_free(to, new_len);
     return nullptr;
   }
-  if (mmap(base, old_len, PROT_READ | PROT_WRITE,
-           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) != MAP_FAILED)
+  if (mmap(base, old_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1,
+           0) != MAP_FAILED)
     range_insert({start, old_len, 0, false});
   BigHeader* nh = reinterpret_cast<BigHeader*>(to);
   nh->map_base = reinterpret_cast<char*>(to);

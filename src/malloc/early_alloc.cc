@@ -2,7 +2,9 @@
 // units, and one free list per power-of-two size for reuse. Each block has a
 // 16-byte header holding its size class, so the block size is a power of
 // two from 16 bytes to 64 MiB (header included). The region is reserved
-// once, unreserved (MAP_NORESERVE): only what is used is ever touched. It
+// once, unreserved (MAP_NORESERVE) and inaccessible; the bump pointer opens
+// it a megabyte at a time, so only what is used is ever touched, and
+// mlockall() locks that much, not the whole region. It
 // is 256 MiB, or less when the address space is limited (RLIMIT_AS): at
 // most a quarter of what the limit leaves, the first reservation that
 // succeeds of 256, 128, ... down to 1 MiB.
@@ -13,6 +15,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cstdint>
@@ -25,6 +28,7 @@ namespace {
 
 constexpr size_t kMaxRegionBytes = size_t{256} << 20, kMinRegionBytes = size_t{1} << 20;
 constexpr unsigned kMinShift = 4, kMaxShift = 26;
+constexpr size_t kOpenStep = size_t{1} << 20;  // how much of the region opens at a time
 
 // In front of every block. An aligned block carries a second header right
 // before the aligned address: shift kAligned, `block` the address
@@ -46,6 +50,7 @@ struct EarlyArena {
   std::atomic<char*> base{nullptr};
   std::atomic<size_t> bytes{0};  // the region's size, set before base
   char* next = nullptr;
+  char* open_end = nullptr;  // [base, open_end) is readable and writable
   void* free_list[kMaxShift + 1] = {};
 };
 constinit EarlyArena arena;
@@ -58,8 +63,7 @@ char* region() {
   const uint64_t as_left = address_space_left().as;
   for (size_t bytes = kMaxRegionBytes; bytes >= kMinRegionBytes; bytes /= 2) {
     if (bytes > as_left / 4 && bytes > kMinRegionBytes) continue;
-    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void* p = mmap(nullptr, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) continue;
     arena.bytes.store(bytes, std::memory_order_relaxed);
     arena.base.store(static_cast<char*>(p), std::memory_order_release);
@@ -107,10 +111,16 @@ void* early_alloc(size_t size) {
     arena.free_list[shift] = *static_cast<void**>(f);
     h = static_cast<Header*>(f);
   } else {
-    if (!arena.next) arena.next = base;
-    if (static_cast<size_t>(base + arena.bytes.load(std::memory_order_relaxed) - arena.next) <
-        (size_t{1} << shift))
-      return nullptr;
+    if (!arena.next) arena.next = arena.open_end = base;
+    char* const end = base + arena.bytes.load(std::memory_order_relaxed);
+    if (static_cast<size_t>(end - arena.next) < (size_t{1} << shift)) return nullptr;
+    if (char* const need = arena.next + (size_t{1} << shift); need > arena.open_end) {
+      const size_t open =
+          std::min(static_cast<size_t>(end - arena.open_end),
+                   (static_cast<size_t>(need - arena.open_end) + kOpenStep - 1) & ~(kOpenStep - 1));
+      if (mprotect(arena.open_end, open, PROT_READ | PROT_WRITE) != 0) return nullptr;
+      arena.open_end += open;
+    }
     h = reinterpret_cast<Header*>(arena.next);
     arena.next += size_t{1} << shift;
   }

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -183,9 +184,19 @@ Result<std::unique_ptr<Machine>> Machine::create(const MachineConfig& cfg) {
   return m;
 }
 
+bool Machine::open_mem_map(uint64_t start_pfn, uint64_t end_pfn) {
+  if (!cfg_.ram_anonymous || start_pfn >= end_pfn) return true;
+  static const uintptr_t host_page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t a = reinterpret_cast<uintptr_t>(mem_map_ + start_pfn) & ~(host_page - 1);
+  const uintptr_t b =
+      (reinterpret_cast<uintptr_t>(mem_map_ + end_pfn) + host_page - 1) & ~(host_page - 1);
+  return mprotect(reinterpret_cast<void*>(a), b - a, PROT_READ | PROT_WRITE) == 0;
+}
+
 uint64_t Machine::reserve_range(uint64_t start_pfn, uint64_t end_pfn) {
   uint64_t newly = 0;
   if (start_pfn < end_pfn) unavailable_.emplace_back(start_pfn, end_pfn);
+  if (!open_mem_map(start_pfn, end_pfn)) return 0;  // only at boot, with the host refusing
   for (uint64_t pfn = start_pfn; pfn < end_pfn; ++pfn) {
     if (mem_map_[pfn].test(PG_reserved)) continue;
     mem_map_[pfn].set(PG_reserved);
@@ -226,8 +237,11 @@ Result<bool> Machine::layout() {
   mem_map_pages_ = align_up(max_pfn_, MAX_ORDER_NR_PAGES);
   direct_map_pfns_ = cfg_.arch == Arch::i386 ? std::min(max_pfn_, kLowmemEndPfn) : max_pfn_;
 
-  if (auto r = ram_.map(max_pfn_ << PAGE_SHIFT, cfg_.ram_anonymous); !r) return r.error();
-  void* mm = mmap(nullptr, mem_map_pages_ * sizeof(Page), PROT_READ | PROT_WRITE,
+  if (auto r = ram_.map(max_pfn_ << PAGE_SHIFT, cfg_.ram_anonymous, 0); !r) return r.error();
+  // With anonymous RAM, the descriptors of offline memory are as
+  // inaccessible as its frames (open_mem_map()).
+  void* mm = mmap(nullptr, mem_map_pages_ * sizeof(Page),
+                  cfg_.ram_anonymous ? PROT_NONE : PROT_READ | PROT_WRITE,
                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (mm == MAP_FAILED) return Error{fmt::format("mem_map: mmap failed: {}", std::strerror(errno))};
   madvise(mm, mem_map_pages_ * sizeof(Page), MADV_NOHUGEPAGE);  // touch 4 KiB at a time
@@ -290,6 +304,8 @@ Result<bool> Machine::layout() {
       for (unsigned j = 0; j < nr_nodes; ++j) node.distance.push_back(j == n ? 10 : 20);
     const uint64_t ns = node_start[n], ne = node_start[n + 1];
     const uint64_t online_end = nc.online ? ns + (*nc.online >> PAGE_SHIFT) : ne;
+    if (!open_mem_map(ns, online_end))
+      return Error{fmt::format("node[{}]: mprotect mem_map: {}", n, std::strerror(errno))};
 
     uint64_t movable_start = ne;
     if (movable_per_node) {

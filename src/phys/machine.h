@@ -117,8 +117,16 @@ class Machine {
   // make offline frames accessible, and hand free frames back (their
   // contents become zero).
   bool online_ram(uint64_t pfn, uint64_t nr) {
-    return ram_.online(pfn << PAGE_SHIFT, nr << PAGE_SHIFT);
+    return open_mem_map(pfn, pfn + nr) && ram_.online(pfn << PAGE_SHIFT, nr << PAGE_SHIFT);
   }
+  // With anonymous RAM the descriptors of offline memory are inaccessible
+  // too, as Linux's sparse vmemmap populates a section's struct pages when
+  // it comes online: opens those of [start_pfn, end_pfn) (true for
+  // memfd-backed RAM, whose descriptors are all open). An offline
+  // descriptor read by mistake faults instead of reading zeros, and
+  // mlockall() in a program under libmmkit-malloc locks only the
+  // descriptors of online memory.
+  bool open_mem_map(uint64_t start_pfn, uint64_t end_pfn);
   void discard_ram(uint64_t pfn, uint64_t nr) { ram_.discard(pfn << PAGE_SHIFT, nr << PAGE_SHIFT); }
 
   // --- zones and pageblocks ------------------------------------------------------
