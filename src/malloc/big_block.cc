@@ -466,6 +466,9 @@ size_t big_max_blocks() {
 size_t big_max_bytes() {
   return max_bytes.load(std::memory_order_relaxed);
 }
+bool big_has_cached() {
+  return area.dirty_ranges.load(std::memory_order_relaxed) != 0;
+}
 size_t big_cached_bytes() {
   SpinGuard g(area.lock);
   return area.dirty;

@@ -50,6 +50,8 @@ std::string big_check();
 size_t big_blocks();
 size_t big_bytes();
 size_t big_cached_bytes();
+// Whether any freed block is kept for reuse (no lock: a hint).
+bool big_has_cached();
 // The most blocks and bytes live at once since the process started.
 size_t big_max_blocks();
 size_t big_max_bytes();

@@ -255,6 +255,7 @@ void* big_malloc(size_t size, bool zero) {
   }
   if (big_owns(p)) {
     big_free(p);
+    heap_reporter_kick();
     return;
   }
   heap_fatal("free(): invalid pointer", p);

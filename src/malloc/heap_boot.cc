@@ -122,6 +122,7 @@ void fork_release() NO_THREAD_SAFETY_ANALYSIS {
 // may be mid-update (a free between its compare-and-swap and the list it
 // puts the slab on): check() is told so.
 void fork_child() {
+  heap_reporter_fork_child();
   fork_release();
   if (!fork_holds_machine) return;
   Machine& m = *g_heap.m;
@@ -186,6 +187,8 @@ bool boot_machine(uint64_t span) {
     cfg.slub_debug = d;
     g_heap.debug = true;
   }
+  const char* background = getenv("MMKIT_BACKGROUND");  // heap_reporter.cc
+  g_heap.background = !(background && std::strcmp(background, "0") == 0);
   auto booted = boot(cfg);
   if (!booted) {
     set_boot_error(booted.error().message.c_str());
@@ -339,6 +342,7 @@ void heap_thread_exit() {
 }
 
 void heap_maybe_report() {
+  heap_reporter_kick();
   big_decay();
   Machine* m = g_heap.m;
   if (!m) return;

@@ -28,7 +28,8 @@ struct HeapGlobals {
   // Per class: false for debug caches, which take the core's slow paths
   // for every object.
   bool fast[kMallocNrClasses] = {};
-  bool debug = false;  // MMKIT_DEBUG: every misuse report aborts
+  bool debug = false;      // MMKIT_DEBUG: every misuse report aborts
+  bool background = true;  // MMKIT_BACKGROUND=0: no reporting worker
   pthread_key_t exit_key = 0;
   // Bumped whenever a thread gives its CPU back: a thread that found none
   // free tries again only after that.
@@ -94,6 +95,10 @@ bool heap_bind_thread(ThreadCtx& t);
 void heap_magazine_release(ThreadCtx& t);
 // Runs free-page reporting when a free asked for it.
 void heap_maybe_report();
+// heap_reporter.cc: starts the reporting worker when a free left memory
+// that only time can hand back and none runs; the fork child has none.
+void heap_reporter_kick();
+void heap_reporter_fork_child();
 // A misuse of the heap (a bad or double free): report and abort.
 [[noreturn]] void heap_fatal(const char* what, const void* p);
 

@@ -11,7 +11,9 @@
 //
 // Environment, read once at exit: MMKIT_SHOW_STATS=1 prints the heap's
 // summary, slabinfo and buddyinfo to stderr; MMKIT_PROC=DIR writes the
-// machine's /proc views into DIR. MMKIT_DEBUG (read at boot) is slub_debug.
+// machine's /proc views into DIR. MMKIT_DEBUG (read at boot) is slub_debug;
+// MMKIT_HARDENED=0 turns off encoded free pointers and MMKIT_BACKGROUND=0
+// the reporting worker (heap_reporter.cc).
 #include <fcntl.h>
 #include <malloc.h>
 #include <unistd.h>
