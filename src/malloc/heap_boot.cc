@@ -188,7 +188,8 @@ bool boot_machine(uint64_t span) {
     g_heap.debug = true;
   }
   const char* background = getenv("MMKIT_BACKGROUND");  // heap_reporter.cc
-  g_heap.background = !(background && std::strcmp(background, "0") == 0);
+  g_heap.background.store(!(background && std::strcmp(background, "0") == 0),
+                          std::memory_order_relaxed);
   auto booted = boot(cfg);
   if (!booted) {
     set_boot_error(booted.error().message.c_str());

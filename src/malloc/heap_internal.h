@@ -28,8 +28,8 @@ struct HeapGlobals {
   // Per class: false for debug caches, which take the core's slow paths
   // for every object.
   bool fast[kMallocNrClasses] = {};
-  bool debug = false;      // MMKIT_DEBUG: every misuse report aborts
-  bool background = true;  // MMKIT_BACKGROUND=0: no reporting worker
+  bool debug = false;                  // MMKIT_DEBUG: every misuse report aborts
+  std::atomic<bool> background{true};  // MMKIT_BACKGROUND=0: no reporting worker
   pthread_key_t exit_key = 0;
   // Bumped whenever a thread gives its CPU back: a thread that found none
   // free tries again only after that.

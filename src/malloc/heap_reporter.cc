@@ -78,7 +78,9 @@ bool idle_work_left() {
 }  // namespace
 
 void heap_reporter_kick() {
-  if (!g_heap.background || running.load(std::memory_order_acquire) || tls_heap.in_core) return;
+  if (!g_heap.background.load(std::memory_order_relaxed) ||
+      running.load(std::memory_order_acquire) || tls_heap.in_core)
+    return;
   if (!idle_work_left() || running.exchange(true, std::memory_order_acq_rel)) return;
   sigset_t all, old;
   sigfillset(&all);
@@ -91,7 +93,12 @@ void heap_reporter_kick() {
   const bool started = pthread_create(&t, &attr, reporter_main, nullptr) == 0;
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  if (!started) running.store(false, std::memory_order_release);
+  if (!started) {
+    // No thread to be had (RLIMIT_NPROC, a seccomp filter): the program's
+    // own calls hand memory back, and no later free tries again.
+    g_heap.background.store(false, std::memory_order_relaxed);
+    running.store(false, std::memory_order_release);
+  }
 }
 
 void heap_reporter_fork_child() {
