@@ -34,12 +34,16 @@ namespace {
 
 constexpr long kPeriodMs = 2000;     // PAGE_REPORTING_DELAY, and big_block.cc's decay
 constexpr unsigned kIdlePasses = 2;  // an idle pass, then one that finds the rest cold
+// A pass that hands back less than this is idle: a program that sleeps and
+// wakes (a timer, a poll loop) frees a few pages between passes, and would
+// keep the worker alive for them.
+constexpr uint64_t kIdlePages = 256;  // 1 MiB
 
 std::atomic<bool> running{false};
 
 // One pass: freed big blocks older than the decay go back, then the free
-// blocks no allocation took since the last pass. True when it gave back
-// anything or big blocks are still waiting for their decay.
+// blocks no allocation took since the last pass. True when it gave back a
+// megabyte or more, or big blocks are still waiting for their decay.
 bool reporting_pass() {
   big_decay();
   uint64_t reported = 0;
@@ -48,7 +52,7 @@ bool reporting_pass() {
     reported = page_reporting_decay(*m);
   }
   g_heap.reported_pages.fetch_add(reported, std::memory_order_relaxed);
-  return reported || big_cached_bytes();
+  return reported >= kIdlePages || big_cached_bytes();
 }
 
 void* reporter_main(void*) {
