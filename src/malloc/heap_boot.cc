@@ -86,6 +86,9 @@ void thread_exit_hook(void*) {
 bool fork_holds_machine = false;
 
 void fork_prepare() NO_THREAD_SAFETY_ANALYSIS {
+  // The reporting worker's pass takes the machine's locks inside this one:
+  // first, so that the child never inherits it held.
+  g_heap.reporter_pass.lock();
   g_heap.cpu_partial_lock.lock();  // held while the budgets change, outside the machine's
   fork_holds_machine = heap_ready();
   if (fork_holds_machine) {
@@ -116,6 +119,7 @@ void fork_release() NO_THREAD_SAFETY_ANALYSIS {
     m.node(0).hotplug_lock.unlock();
   }
   g_heap.cpu_partial_lock.unlock();
+  g_heap.reporter_pass.unlock();
 }
 
 // The child: CPUs that other threads had bound stay bound, and their state
@@ -395,6 +399,7 @@ int heap_trim() {
 // (a check_zone() vector under zone.lock): inside the core, so those
 // allocations come from the early allocator, not the locked heap.
 std::string heap_check() {
+  std::lock_guard<std::mutex> quiet(g_heap.reporter_pass);
   MallocCoreScope core;
   // Big blocks need no machine: a program may have only those.
   if (std::string e = big_check(); !e.empty()) return e;

@@ -30,6 +30,9 @@ struct HeapGlobals {
   bool fast[kMallocNrClasses] = {};
   bool debug = false;                  // MMKIT_DEBUG: every misuse report aborts
   std::atomic<bool> background{true};  // MMKIT_BACKGROUND=0: no reporting worker
+  // Held through each of the worker's passes and by heap_check(), which
+  // needs every other thread quiet: the worker is the heap's own.
+  std::mutex reporter_pass;
   pthread_key_t exit_key = 0;
   // Bumped whenever a thread gives its CPU back: a thread that found none
   // free tries again only after that.

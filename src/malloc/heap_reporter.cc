@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include <atomic>
+#include <mutex>
 
 #include "malloc/big_block.h"
 #include "malloc/heap.h"
@@ -45,6 +46,7 @@ std::atomic<bool> running{false};
 // blocks no allocation took since the last pass. True when it gave back a
 // megabyte or more, or big blocks are still waiting for their decay.
 bool reporting_pass() {
+  std::lock_guard<std::mutex> g(g_heap.reporter_pass);
   big_decay();
   uint64_t reported = 0;
   if (Machine* m = heap_machine()) {
