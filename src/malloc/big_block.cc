@@ -164,12 +164,13 @@ bool make_accessible(uintptr_t start, size_t len) {
 
 // Maps a range afresh, inaccessible: its pages go back to the host and it
 // reads as zero once carved again. Where the host refuses the new mapping,
-// the pages still go and the range stays writable.
-void discard(uintptr_t start, size_t len) {
+// the pages still go and the range stays writable. False when the range
+// is not mapped at all afterwards (a hole the host would not refill).
+bool discard(uintptr_t start, size_t len) {
   void* at = reinterpret_cast<void*>(start);
-  if (mmap(at, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) ==
-      MAP_FAILED)
-    madvise(at, len, MADV_DONTNEED);
+  return mmap(at, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) !=
+             MAP_FAILED ||
+         madvise(at, len, MADV_DONTNEED) == 0;
 }
 
 // Hands a dirty range's pages back to the host; it becomes clean.
@@ -414,9 +415,7 @@ void* big_realloc(void* p, size_t size) {
     area_free(to, new_len);
     return nullptr;
   }
-  if (mmap(base, old_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1,
-           0) != MAP_FAILED)
-    range_insert({start, old_len, 0, false});
+  if (discard(start, old_len)) range_insert({start, old_len, 0, false});
   BigHeader* nh = reinterpret_cast<BigHeader*>(to);
   nh->map_base = reinterpret_cast<char*>(to);
   nh->map_len = new_len;

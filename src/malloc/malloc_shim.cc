@@ -61,6 +61,16 @@ void* aligned_or_null(size_t align, size_t size, const void* caller) {
   return heap_memalign(std::bit_ceil(std::max<size_t>(align, 1)), size, caller);
 }
 
+// pvalloc: page-aligned, the size rounded up to whole pages.
+void* whole_pages_or_null(size_t size, const void* caller) {
+  size_t rounded;
+  if (__builtin_add_overflow(size, kPage - 1, &rounded)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return heap_memalign(kPage, rounded & ~(kPage - 1), caller);
+}
+
 // operator new: retry through the new_handler, then throw.
 void* new_or_throw(size_t size, size_t align, const void* caller) {
   for (;;) {
@@ -159,12 +169,7 @@ MMKIT_EXPORT void* valloc(size_t size) {
   return heap_memalign(kPage, size, CALLER());
 }
 MMKIT_EXPORT void* pvalloc(size_t size) {
-  size_t rounded;
-  if (__builtin_add_overflow(size, kPage - 1, &rounded)) {
-    errno = ENOMEM;
-    return nullptr;
-  }
-  return heap_memalign(kPage, rounded & ~(kPage - 1), CALLER());
+  return whole_pages_or_null(size, CALLER());
 }
 MMKIT_EXPORT size_t malloc_usable_size(void* p) {
   return heap_usable_size(p);
@@ -204,7 +209,7 @@ MMKIT_EXPORT void* __libc_valloc(size_t size) {
   return heap_memalign(kPage, size, CALLER());
 }
 MMKIT_EXPORT void* __libc_pvalloc(size_t size) {
-  return pvalloc(size);
+  return whole_pages_or_null(size, CALLER());
 }
 MMKIT_EXPORT int __libc_mallopt(int param, int value) {
   return mallopt(param, value);
